@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * cpython.h -- what the scanner needs from CPython's private layouts.
+ *
+ * Everything that depends on a CPython version's internal structures is in
+ * cpython.c behind these functions, so the rest of the scanner uses only
+ * the public C API.  None of these functions runs Python code, creates a
+ * Python object or touches a reference count.
+ */
+#ifndef ML_CPYTHON_H
+#define ML_CPYTHON_H
+
+#include "pyinc.h"
+
+/* Calls fn(op, arg) for every object in the collector's lists (all
+ * generations and the permanent one, i.e. gc.freeze()d objects) until fn
+ * returns non-zero; returns that value or 0. */
+typedef int (*ml_gc_fn)(PyObject *op, void *arg);
+int ml__gc_foreach(ml_gc_fn fn, void *arg);
+
+/* 1 if op is a GC object currently tracked by the collector.  Inline: the
+ * walk asks for every referent.  The collector's header (PyGC_Head, two
+ * words) sits just before the object, and _gc_next, its first word, is 0
+ * exactly when the object is untracked (_PyObject_GC_IS_TRACKED) on every
+ * supported version. */
+static inline int
+ml__gc_is_tracked(PyObject *op)
+{
+    PyTypeObject *tp = Py_TYPE(op);
+
+    if (!(tp->tp_flags & Py_TPFLAGS_HAVE_GC))
+        return 0;
+    if (tp->tp_is_gc != NULL && !tp->tp_is_gc(op))
+        return 0;
+    return ((const uintptr_t *)op)[-2] != 0;
+}
+
+/* Turns automatic collection off and returns the previous state (1/0). */
+int ml__gc_disable(void);
+void ml__gc_restore(int enabled);
+
+/* Attribute values stored outside any dict object (3.11+: an instance
+ * whose __dict__ was never materialised).  Returns 1 and fills iv when op
+ * has live values there, else 0. */
+struct ml_inline_values {
+    PyObject **values;      /* values[i] may be NULL (attribute deleted) */
+    Py_ssize_t n;           /* entries to look at */
+    void *keys;             /* the type's shared keys: names */
+};
+int ml__inline_values(PyObject *op, struct ml_inline_values *iv);
+PyObject *ml__inline_name(const struct ml_inline_values *iv, Py_ssize_t i);
+
+/* Bytes held by op's values array that sys.getsizeof(op) leaves out. */
+size_t ml__inline_values_size(PyObject *op);
+
+/* The exact __sizeof__ of objects whose size depends on private layouts. */
+size_t ml__dict_sizeof(PyObject *op);
+size_t ml__type_sizeof(PyObject *op);
+size_t ml__code_sizeof(PyObject *op);
+size_t ml__long_sizeof(PyObject *op);
+size_t ml__unicode_sizeof(PyObject *op);
+size_t ml__frame_sizeof(PyObject *op);
+size_t ml__gen_sizeof(PyObject *op);
+
+/* What sys.getsizeof adds to __sizeof__: the GC header and the pre-header
+ * of managed dict/weakref pointers. */
+size_t ml__preheader_size(PyObject *op);
+
+/* Referents that CPython keeps but does not expose through tp_traverse. */
+int ml__code_visit(PyObject *op, visitproc visit, void *arg);
+PyObject *ml__module_name(PyObject *op);     /* borrowed; NULL if none */
+PyObject *ml__code_name(PyObject *op);       /* borrowed */
+
+#endif /* ML_CPYTHON_H */

@@ -1,0 +1,7 @@
+"""meliae: see what holds the memory of a Python process.
+
+meliae.scanner dumps the live heap of this process (one JSON line per
+object); the dump format is defined in docs/dump-format.md.
+"""
+
+__version__ = "0.1.0"

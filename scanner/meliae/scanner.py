@@ -1,0 +1,132 @@
+"""Dump the objects of this Python process, for analysis in another one.
+
+The walk, the sizing and the writing are C (meliae._scanner): the walk runs
+no Python code of the objects it visits (no __sizeof__, __len__, __eq__,
+__hash__ or __repr__), creates no Python objects and does not recurse, so it
+is safe in a process that is already short of memory.  The line format is
+defined in docs/dump-format.md.
+
+A *target* is one of:
+
+- a path (str, bytes or os.PathLike).  A regular file is written under a
+  temporary name beside it and renamed over it when the dump is complete
+  (new files get mode 0600); a symlink at the final component is refused
+  (OSError ELOOP); a FIFO or device is written as it is.  A name ending in
+  ".gz" is written gzip-compressed.
+- a file object with a working fileno(): flushed, then written through its
+  file descriptor (a socket is written with MSG_NOSIGNAL).
+- a callable taking bytes (e.g. a file object's write): the dump goes to an
+  anonymous temporary file first and is handed over in chunks after the
+  walk, so the callable never runs while the heap is being walked.
+"""
+
+import io
+import os
+import sys
+
+from meliae import _scanner
+from meliae._scanner import ScanError
+
+__all__ = [
+    "ScanError",
+    "add_special_size",
+    "dump_all_objects",
+    "dump_all_referenced",
+    "dump_gc_objects",
+    "get_recursive_size",
+    "get_referents",
+    "size_of",
+]
+
+
+def _fileno(target):
+    fileno = getattr(target, "fileno", None)
+    if fileno is None:
+        return None
+    try:
+        return fileno()
+    except (OSError, io.UnsupportedOperation, ValueError):
+        return None
+
+
+def _dump(mode, target, root):
+    sys.audit("meliae.scanner.dump", target)
+    if isinstance(target, (str, bytes, os.PathLike)):
+        path = os.fsencode(target)
+        return _scanner.dump_path(mode, path, root, path.endswith(b".gz"))
+    fd = _fileno(target)
+    if fd is not None:
+        flush = getattr(target, "flush", None)
+        if flush is not None:
+            flush()
+        return _scanner.dump_fd(mode, fd, root)
+    write = getattr(target, "write", None)
+    if callable(write):
+        return _scanner.dump_callable(mode, write, root)
+    if callable(target):
+        return _scanner.dump_callable(mode, target, root)
+    raise TypeError(
+        "target must be a path, a file object or a callable taking bytes, "
+        "not %s" % type(target).__name__)
+
+
+def dump_all_objects(target):
+    """Write every live object, each exactly once, to target.
+
+    Every object the garbage collector tracks and everything they reach
+    that it does not track (str, int, float, bytes, untracked tuples and
+    dicts, code objects, ...).
+    """
+    _dump(_scanner.WALK_ALL, target, None)
+
+
+def dump_gc_objects(target):
+    """Write the collector's objects and their direct untracked referents.
+
+    Uses no memory beyond its output buffer (no seen-set), at the price of
+    writing an object once per container that refers to it.
+    """
+    _dump(_scanner.WALK_GC, target, None)
+
+
+def dump_all_referenced(target, obj):
+    """Write obj and everything reachable from it, each once; obj first."""
+    _dump(_scanner.WALK_CLOSURE, target, obj)
+
+
+def get_recursive_size(obj):
+    """Return (count, total_bytes) of obj and everything reachable from it."""
+    return _scanner.get_recursive_size(obj)
+
+
+def size_of(obj):
+    """Return the size the dump records for obj, in bytes.
+
+    sys.getsizeof(obj) for builtin types, computed from the object's layout
+    without calling __sizeof__; plus, for an instance whose attribute values
+    live in an inline array (CPython 3.11+), that array.
+    """
+    return _scanner.size_of(obj)
+
+
+def get_referents(obj):
+    """Return the objects the dump lists as obj's refs.
+
+    A superset of gc.get_referents(obj): dicts give [key0, value0, ...],
+    instances with inline values [name0, value0, ..., type], code objects
+    their constants, names and tables.
+    """
+    return _scanner.get_referents(obj)
+
+
+def add_special_size(type_name, size_of_32, size_of_64):
+    """Teach the scanner the size of objects whose tp_name is type_name.
+
+    size_of_32 and size_of_64 (for 32- and 64-bit builds) are each an int,
+    or a callable taking the object and returning its size: the way to count
+    buffers a C type hides from the interpreter (numpy.ndarray, say) without
+    importing it.  A callable is the only Python code a dump runs; it must
+    not change the heap (automatic collection is off while it may run).
+    None for both unregisters type_name.
+    """
+    _scanner.add_special_size(type_name, size_of_32, size_of_64)

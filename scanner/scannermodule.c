@@ -1,0 +1,482 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * scannermodule.c -- meliae._scanner: argument handling, output targets
+ * and exceptions around the walk (walk.c).  The Python-facing API and its
+ * documentation are in meliae/scanner.py.
+ */
+#include "pyinc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cpython.h"
+#include "jsonw.h"
+#include "ml-common.h"
+#include "objinfo.h"
+#include "sink.h"
+#include "walk.h"
+
+/* The writer's buffer: large writes, few syscalls. */
+#define ML_DUMP_BUF (256 * 1024)
+
+/* Chunk size handed to a callable target. */
+#define ML_CALLABLE_CHUNK (1024 * 1024)
+
+/* Module globals.  Protected by the GIL.  The module refuses to load in a
+ * second interpreter (Py_mod_multiple_interpreters below), so statics are
+ * per process and per interpreter alike. */
+static PyObject *ScanError;
+static int dump_active;                 /* re-entrancy guard */
+static struct ml_special *specials;
+static size_t nspecials;
+
+/* Raises the exception for rc (a -errno or ML_E*) and returns NULL. */
+static PyObject *
+raise_rc(int rc, const char *what)
+{
+    if (rc == ML_EPYTHON && PyErr_Occurred())
+        return NULL;
+    if (rc == -ENOMEM)
+        return PyErr_NoMemory();
+    if (rc < 0 && rc > -4096) {
+        errno = -rc;
+        return PyErr_SetFromErrnoWithFilename(PyExc_OSError, what);
+    }
+    PyErr_Format(ScanError, "%s: %s", what ? what : "dump", ml_strerror(rc));
+    return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* One dump into an fd.                                                */
+
+struct dump_args {
+    int mode;
+    PyObject *root;
+    int gzip;
+};
+
+/* Walks into fd.  Returns 0 or a negative code (ML_EPYTHON: exception
+ * set).  Toggles automatic collection off while user callables may run. */
+static int
+dump_to_fd(int fd, const struct dump_args *a, struct ml_walk_result *res)
+{
+    struct ml_sink sink;
+    struct ml_jsonw w;
+    char *buf;
+    int rc, gc_was = -1;
+
+    buf = malloc(ML_DUMP_BUF);
+    if (buf == NULL)
+        return -ENOMEM;
+    rc = ml_sink_open(&sink, fd, a->gzip);
+    if (rc < 0)
+        goto out_free_buf;
+    ml_jsonw_init(&w, buf, ML_DUMP_BUF, ml_sink_write, &sink);
+
+    /* A registered callable is Python code: it must not start a
+     * collection that reorders the lists being walked. */
+    for (size_t i = 0; i < nspecials; i++)
+        if (specials[i].callable != NULL && gc_was < 0)
+            gc_was = ml__gc_disable();
+
+    rc = ml__walk(a->mode, a->root, &w, specials, nspecials, res);
+    if (gc_was >= 0)
+        ml__gc_restore(gc_was);
+    if (rc == 0)
+        rc = ml_sink_finish(&sink);
+    ml_sink_close(&sink);
+out_free_buf:
+    free(buf);
+    return rc;
+}
+
+/* Opens path for a dump.  A regular file (existing or not) is written
+ * under a temporary name in the same directory and renamed over the target
+ * at the end, so readers never see half a dump and a failed dump leaves
+ * the old file intact; a symlink at the final component is refused (ELOOP);
+ * other existing files (FIFOs, devices) are opened as they are.  On
+ * success *tmp is the malloc'd temporary name, or NULL. */
+static int
+open_target(const char *path, char **tmp)
+{
+    struct stat st;
+    size_t n = strlen(path);
+    char *t;
+    int fd;
+
+    *tmp = NULL;
+    if (lstat(path, &st) == 0) {
+        if (S_ISLNK(st.st_mode))
+            return -ELOOP;
+        if (S_ISDIR(st.st_mode))
+            return -EISDIR;
+        if (!S_ISREG(st.st_mode)) {
+            fd = open(path, O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
+            return fd < 0 ? -errno : fd;
+        }
+    } else if (errno != ENOENT) {
+        return -errno;
+    }
+    t = malloc(n + sizeof(".meliae-XXXXXX"));
+    if (t == NULL)
+        return -ENOMEM;
+    memcpy(t, path, n);
+    memcpy(t + n, ".meliae-XXXXXX", sizeof(".meliae-XXXXXX"));
+    fd = mkostemp(t, O_CLOEXEC);       /* mode 0600 */
+    if (fd < 0) {
+        int e = errno;
+
+        free(t);
+        return -e;
+    }
+    *tmp = t;
+    return fd;
+}
+
+static PyObject *
+scanner_dump_path(PyObject *self, PyObject *args)
+{
+    struct dump_args a = { 0, NULL, 0 };
+    struct ml_walk_result res;
+    const char *path;
+    char *tmp;
+    int fd, rc;
+
+    if (!PyArg_ParseTuple(args, "iyO|p:dump_path", &a.mode, &path, &a.root,
+                          &a.gzip))
+        return NULL;
+    if (dump_active)
+        return raise_rc(ML_EBUSY, "dump");
+    fd = open_target(path, &tmp);
+    if (fd < 0)
+        return raise_rc(fd, path);
+    dump_active = 1;
+    rc = dump_to_fd(fd, &a, &res);
+    dump_active = 0;
+    if (close(fd) < 0 && rc == 0)
+        rc = -errno;
+    if (tmp != NULL) {
+        if (rc == 0 && rename(tmp, path) < 0)
+            rc = -errno;
+        if (rc != 0)
+            unlink(tmp);
+        free(tmp);
+    }
+    if (rc != 0)
+        return raise_rc(rc, path);
+    return Py_BuildValue("KK", (unsigned long long)res.nobj,
+                         (unsigned long long)res.nbytes);
+}
+
+static PyObject *
+scanner_dump_fd(PyObject *self, PyObject *args)
+{
+    struct dump_args a = { 0, NULL, 0 };
+    struct ml_walk_result res;
+    int fd, rc;
+
+    if (!PyArg_ParseTuple(args, "iiO:dump_fd", &a.mode, &fd, &a.root))
+        return NULL;
+    if (dump_active)
+        return raise_rc(ML_EBUSY, "dump");
+    dump_active = 1;
+    rc = dump_to_fd(fd, &a, &res);
+    dump_active = 0;
+    if (rc != 0)
+        return raise_rc(rc, NULL);
+    return Py_BuildValue("KK", (unsigned long long)res.nobj,
+                         (unsigned long long)res.nbytes);
+}
+
+/* An anonymous temporary file: the dump for a callable target is walked
+ * into it first, so that no Python code (the callable) runs while the heap
+ * is being walked. */
+static int
+open_anon_tmp(void)
+{
+    const char *dir = getenv("TMPDIR");
+    char tmpl[4096];
+    int fd;
+
+    if (dir == NULL || *dir == '\0')
+        dir = "/tmp";
+#ifdef O_TMPFILE
+    fd = open(dir, O_TMPFILE | O_RDWR | O_EXCL | O_CLOEXEC, 0600);
+    if (fd >= 0)
+        return fd;
+#endif
+    if (snprintf(tmpl, sizeof(tmpl), "%s/meliae-XXXXXX", dir) >= (int)sizeof(tmpl))
+        return -ENAMETOOLONG;
+    fd = mkostemp(tmpl, O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    unlink(tmpl);
+    return fd;
+}
+
+/* Feeds the file to callable in chunks.  0, or -1 with an exception. */
+static int
+replay(int fd, PyObject *callable)
+{
+    if (lseek(fd, 0, SEEK_SET) < 0) {
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    for (;;) {
+        PyObject *chunk = PyBytes_FromStringAndSize(NULL, ML_CALLABLE_CHUNK);
+        PyObject *r;
+        ssize_t n;
+
+        if (chunk == NULL)
+            return -1;
+        do {
+            Py_BEGIN_ALLOW_THREADS
+            n = read(fd, PyBytes_AS_STRING(chunk), ML_CALLABLE_CHUNK);
+            Py_END_ALLOW_THREADS
+        } while (n < 0 && errno == EINTR && PyErr_CheckSignals() == 0);
+        if (n < 0) {
+            if (!PyErr_Occurred())
+                PyErr_SetFromErrno(PyExc_OSError);
+            Py_DECREF(chunk);
+            return -1;
+        }
+        if (n == 0) {
+            Py_DECREF(chunk);
+            return 0;
+        }
+        if (_PyBytes_Resize(&chunk, n) < 0)
+            return -1;
+        r = PyObject_CallOneArg(callable, chunk);
+        Py_DECREF(chunk);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
+}
+
+static PyObject *
+scanner_dump_callable(PyObject *self, PyObject *args)
+{
+    struct dump_args a = { 0, NULL, 0 };
+    struct ml_walk_result res;
+    PyObject *callable;
+    int fd, rc;
+
+    if (!PyArg_ParseTuple(args, "iOO:dump_callable", &a.mode, &callable,
+                          &a.root))
+        return NULL;
+    if (dump_active)
+        return raise_rc(ML_EBUSY, "dump");
+    fd = open_anon_tmp();
+    if (fd < 0)
+        return raise_rc(fd, "temporary file");
+    dump_active = 1;
+    rc = dump_to_fd(fd, &a, &res);
+    if (rc == 0 && replay(fd, callable) < 0)
+        rc = ML_EPYTHON;
+    dump_active = 0;
+    close(fd);
+    if (rc != 0)
+        return raise_rc(rc, NULL);
+    return Py_BuildValue("KK", (unsigned long long)res.nobj,
+                         (unsigned long long)res.nbytes);
+}
+
+/* ------------------------------------------------------------------ */
+/* Single objects.                                                     */
+
+static PyObject *
+scanner_size_of(PyObject *self, PyObject *obj)
+{
+    Py_ssize_t n = ml__object_size(obj, specials, nspecials);
+
+    return n < 0 ? NULL : PyLong_FromSsize_t(n);
+}
+
+static int
+append_ref(PyObject *ref, void *arg)
+{
+    return PyList_Append((PyObject *)arg, ref) < 0 ? ML_EPYTHON : 0;
+}
+
+static PyObject *
+scanner_get_referents(PyObject *self, PyObject *obj)
+{
+    PyObject *list = PyList_New(0);
+    int rc;
+
+    if (list == NULL)
+        return NULL;
+    ml__kind_reset();
+    rc = ml__visit_refs(obj, ml__kind(Py_TYPE(obj)), append_ref, list, 1);
+    if (rc != 0) {
+        Py_DECREF(list);
+        return raise_rc(rc, "get_referents");
+    }
+    return list;
+}
+
+static PyObject *
+scanner_get_recursive_size(PyObject *self, PyObject *obj)
+{
+    struct ml_walk_result res;
+    int rc, gc_was = -1;
+
+    if (dump_active)
+        return raise_rc(ML_EBUSY, "get_recursive_size");
+    for (size_t i = 0; i < nspecials; i++)
+        if (specials[i].callable != NULL && gc_was < 0)
+            gc_was = ml__gc_disable();
+    dump_active = 1;
+    rc = ml__walk(ML_WALK_CLOSURE, obj, NULL, specials, nspecials, &res);
+    dump_active = 0;
+    if (gc_was >= 0)
+        ml__gc_restore(gc_was);
+    if (rc != 0)
+        return raise_rc(rc, "get_recursive_size");
+    return Py_BuildValue("KK", (unsigned long long)res.nobj,
+                         (unsigned long long)res.nbytes);
+}
+
+static void
+special_clear(struct ml_special *s)
+{
+    free(s->name);
+    Py_CLEAR(s->callable);
+}
+
+static PyObject *
+scanner_add_special_size(PyObject *self, PyObject *args)
+{
+    const char *name;
+    PyObject *s32, *s64, *v;
+    struct ml_special sp = { NULL, 0, NULL };
+    size_t i;
+
+    if (!PyArg_ParseTuple(args, "sOO:add_special_size", &name, &s32, &s64))
+        return NULL;
+    v = sizeof(void *) == 8 ? s64 : s32;
+    for (i = 0; i < nspecials; i++)
+        if (strcmp(specials[i].name, name) == 0)
+            break;
+    if (v == Py_None) {
+        if (i < nspecials) {
+            special_clear(&specials[i]);
+            specials[i] = specials[--nspecials];
+        }
+        Py_RETURN_NONE;
+    }
+    if (PyLong_Check(v)) {
+        sp.size = PyLong_AsSsize_t(v);
+        if (sp.size == -1 && PyErr_Occurred())
+            return NULL;
+        if (sp.size < 0) {
+            PyErr_SetString(PyExc_ValueError, "special size must be >= 0");
+            return NULL;
+        }
+    } else if (PyCallable_Check(v)) {
+        sp.callable = Py_NewRef(v);
+    } else {
+        PyErr_Format(PyExc_TypeError,
+                     "special size must be an int, a callable or None, not %.100s",
+                     Py_TYPE(v)->tp_name);
+        return NULL;
+    }
+    if (i == nspecials) {
+        struct ml_special *ns = realloc(specials, (nspecials + 1) * sizeof(*ns));
+
+        if (ns == NULL) {
+            Py_XDECREF(sp.callable);
+            return PyErr_NoMemory();
+        }
+        specials = ns;
+        sp.name = strdup(name);
+        if (sp.name == NULL) {
+            Py_XDECREF(sp.callable);
+            return PyErr_NoMemory();
+        }
+        nspecials++;
+    } else {
+        sp.name = specials[i].name;
+        specials[i].name = NULL;
+        special_clear(&specials[i]);
+    }
+    specials[i] = sp;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+scanner_dumping(PyObject *self, PyObject *unused)
+{
+    return PyBool_FromLong(dump_active);
+}
+
+static PyMethodDef scanner_methods[] = {
+    {"dump_path", scanner_dump_path, METH_VARARGS,
+     "dump_path(mode, path: bytes, root, gzip=False) -> (objects, bytes)"},
+    {"dump_fd", scanner_dump_fd, METH_VARARGS,
+     "dump_fd(mode, fd, root) -> (objects, bytes)"},
+    {"dump_callable", scanner_dump_callable, METH_VARARGS,
+     "dump_callable(mode, callable, root) -> (objects, bytes)"},
+    {"size_of", scanner_size_of, METH_O, "size_of(obj) -> int"},
+    {"get_referents", scanner_get_referents, METH_O,
+     "get_referents(obj) -> list"},
+    {"get_recursive_size", scanner_get_recursive_size, METH_O,
+     "get_recursive_size(obj) -> (count, total_bytes)"},
+    {"add_special_size", scanner_add_special_size, METH_VARARGS,
+     "add_special_size(type_name, size_of_32, size_of_64)"},
+    {"dumping", scanner_dumping, METH_NOARGS,
+     "True while a dump is in progress"},
+    {NULL, NULL, 0, NULL},
+};
+
+static int
+scanner_exec(PyObject *m)
+{
+    ScanError = PyErr_NewExceptionWithDoc(
+        "meliae._scanner.ScanError",
+        "A dump could not be taken (for example, one is already running).",
+        PyExc_RuntimeError, NULL);
+    if (ScanError == NULL)
+        return -1;
+    if (PyModule_AddObject(m, "ScanError", Py_NewRef(ScanError)) < 0) {
+        Py_DECREF(ScanError);
+        return -1;
+    }
+    if (PyModule_AddIntConstant(m, "WALK_ALL", ML_WALK_ALL) < 0
+            || PyModule_AddIntConstant(m, "WALK_GC", ML_WALK_GC) < 0
+            || PyModule_AddIntConstant(m, "WALK_CLOSURE", ML_WALK_CLOSURE) < 0)
+        return -1;
+    return 0;
+}
+
+static PyModuleDef_Slot scanner_slots[] = {
+    {Py_mod_exec, scanner_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    /* The walk state is static: one interpreter per process. */
+    {Py_mod_multiple_interpreters, Py_MOD_MULTIPLE_INTERPRETERS_NOT_SUPPORTED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef scanner_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "meliae._scanner",
+    .m_doc = "The C core of meliae.scanner; use that module instead.",
+    .m_size = 0,
+    .m_methods = scanner_methods,
+    .m_slots = scanner_slots,
+};
+
+PyMODINIT_FUNC PyInit__scanner(void);
+
+PyMODINIT_FUNC
+PyInit__scanner(void)
+{
+    return PyModuleDef_Init(&scanner_module);
+}

@@ -1,0 +1,118 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * sink.c -- fd and gzip output for the dump; see sink.h.
+ */
+#define _GNU_SOURCE 1   /* S_ISSOCK, MSG_NOSIGNAL under -std=c11 */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "sink.h"
+
+#define ML_SINK_ZBUF (256 * 1024)
+
+int
+ml_write_all(int fd, int is_socket, const void *buf, size_t len)
+{
+    const char *p = buf;
+
+    while (len > 0) {
+        ssize_t n = is_socket ? send(fd, p, len, MSG_NOSIGNAL)
+                              : write(fd, p, len);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -errno;
+        }
+        if (n == 0)
+            return -EIO;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int
+ml_sink_open(struct ml_sink *s, int fd, int gzip)
+{
+    struct stat st;
+
+    memset(s, 0, sizeof(*s));
+    s->fd = fd;
+    s->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+    if (!gzip)
+        return 0;
+    s->zbuf = malloc(ML_SINK_ZBUF);
+    if (s->zbuf == NULL)
+        return -ENOMEM;
+    /* 15 + 16: a gzip wrapper, readable by gzip(1) and Python's gzip. */
+    if (deflateInit2(&s->zs, 6, Z_DEFLATED, 15 + 16, 8,
+                     Z_DEFAULT_STRATEGY) != Z_OK) {
+        free(s->zbuf);
+        s->zbuf = NULL;
+        return -ENOMEM;
+    }
+    s->gzip = 1;
+    return 0;
+}
+
+static int
+deflate_out(struct ml_sink *s, int flush)
+{
+    int zrc, rc;
+
+    do {
+        s->zs.next_out = s->zbuf;
+        s->zs.avail_out = ML_SINK_ZBUF;
+        zrc = deflate(&s->zs, flush);
+        if (zrc == Z_STREAM_ERROR)
+            return -EINVAL;
+        rc = ml_write_all(s->fd, s->is_socket, s->zbuf,
+                          ML_SINK_ZBUF - s->zs.avail_out);
+        if (rc < 0)
+            return rc;
+        s->nwritten += ML_SINK_ZBUF - s->zs.avail_out;
+    } while (s->zs.avail_out == 0 || (flush == Z_FINISH && zrc != Z_STREAM_END));
+    return 0;
+}
+
+int
+ml_sink_write(void *ctx, const char *buf, size_t len)
+{
+    struct ml_sink *s = ctx;
+    int rc;
+
+    if (!s->gzip) {
+        rc = ml_write_all(s->fd, s->is_socket, buf, len);
+        if (rc == 0)
+            s->nwritten += len;
+        return rc;
+    }
+    s->zs.next_in = (unsigned char *)(uintptr_t)buf;
+    s->zs.avail_in = (uInt)len;
+    return deflate_out(s, Z_NO_FLUSH);
+}
+
+int
+ml_sink_finish(struct ml_sink *s)
+{
+    if (!s->gzip)
+        return 0;
+    s->zs.next_in = NULL;
+    s->zs.avail_in = 0;
+    return deflate_out(s, Z_FINISH);
+}
+
+void
+ml_sink_close(struct ml_sink *s)
+{
+    if (s->gzip)
+        deflateEnd(&s->zs);
+    free(s->zbuf);
+    s->zbuf = NULL;
+    s->gzip = 0;
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * sink.h -- where dump bytes go: a file descriptor, optionally through
+ * gzip.  The walk writes into the jsonw buffer; full buffers arrive here.
+ *
+ * Writes retry EINTR and short writes; a socket is written with
+ * MSG_NOSIGNAL so a closed peer is EPIPE, never SIGPIPE.  No Python code
+ * runs here and no Python object is touched: the walk calls this with the
+ * GIL held, in the middle of the heap.
+ */
+#ifndef ML_SINK_H
+#define ML_SINK_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <zlib.h>
+
+struct ml_sink {
+    int fd;
+    int is_socket;
+    int gzip;
+    z_stream zs;
+    unsigned char *zbuf;        /* deflate output, ML_SINK_ZBUF bytes */
+    uint64_t nwritten;          /* bytes that reached fd */
+};
+
+/* fd is borrowed (not closed by ml_sink_close).  gzip: compress with a
+ * gzip header.  Returns 0 or -ENOMEM. */
+int ml_sink_open(struct ml_sink *s, int fd, int gzip);
+
+/* jsonw flush callback: ctx is a struct ml_sink.  0 or -errno. */
+int ml_sink_write(void *ctx, const char *buf, size_t len);
+
+/* Ends the gzip stream, if any.  0 or -errno. */
+int ml_sink_finish(struct ml_sink *s);
+
+/* Frees what ml_sink_open allocated.  Never fails. */
+void ml_sink_close(struct ml_sink *s);
+
+/* Writes all of buf to fd, retrying EINTR and short writes.  0 or -errno. */
+int ml_write_all(int fd, int is_socket, const void *buf, size_t len);
+
+#endif /* ML_SINK_H */

@@ -1,0 +1,422 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * walk.c -- the heap walks and the writing of one dump line.
+ *
+ * The line format is defined in docs/dump-format.md; keep the two in step.
+ *
+ * How the walk finds every object exactly once (ML_WALK_ALL): the GC
+ * objects come from the collector's own lists (cpython.c), each once by
+ * construction.  Every other object -- str, int, float, bytes, untracked
+ * tuples and dicts, code objects, static types -- is reached from them; those
+ * are deduplicated in a compact address set (common/addrset.h), which is
+ * the walk's only memory that grows with the heap.
+ *
+ * Each object is handled in two passes over its referents: the first
+ * writes its line (refs last, streamed, so a dict of ten million items
+ * needs no buffer), the second finds the referents that need a line of
+ * their own.  Those are written at once, and their own referents are
+ * followed to a small fixed depth by nesting; deeper containers go to an
+ * explicit stack.  So the C stack stays bounded whatever the heap's shape,
+ * and the explicit stack only holds untracked containers nested more than
+ * ML_NEST_MAX deep.
+ *
+ * Rules for everything called from here: no Python object is created or
+ * destroyed, no reference count changes (except around a special-size
+ * callable, which is user code), no malloc per object.
+ */
+#include "pyinc.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "addrset.h"
+#include "cpython.h"
+#include "ml-common.h"
+#include "objinfo.h"
+#include "walk.h"
+
+/* Nesting depth of the second pass before the explicit stack is used.
+ * Each level costs one C frame of a few hundred bytes. */
+#define ML_NEST_MAX 32
+
+/* Characters of a str or bytes value kept in the dump (meliae's rule). */
+#define ML_VALUE_MAX_CHARS 100
+
+/* Characters of a name or type name kept in the dump. */
+#define ML_NAME_MAX_CHARS 1000
+
+struct walk {
+    enum ml_walk_mode mode;
+    struct ml_jsonw *w;             /* NULL: count only */
+    const struct ml_special *specials;
+    size_t nspecials;
+    struct ml_addrset seen;
+    PyObject **stack;               /* untracked containers to expand */
+    size_t nstack;
+    size_t capstack;
+    int depth;
+    int nref;                       /* refs written on the current line */
+    PyTypeObject *cur_type;         /* type of the object being expanded */
+    int err;                        /* first error; stops the walk */
+    struct ml_walk_result res;
+};
+
+/* ------------------------------------------------------------------ */
+/* Sizes, with the user's special cases.                               */
+
+static const struct ml_special *
+find_special(const struct ml_special *sp, size_t n, PyTypeObject *tp)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(sp[i].name, tp->tp_name) == 0)
+            return &sp[i];
+    return NULL;
+}
+
+/* -1 with an exception set if a callable failed. */
+static Py_ssize_t
+object_size(PyObject *op, enum ml_kind kind, const struct ml_special *sp,
+            size_t nsp)
+{
+    const struct ml_special *s;
+    PyObject *r;
+    Py_ssize_t n;
+
+    if (nsp == 0 || (s = find_special(sp, nsp, Py_TYPE(op))) == NULL)
+        return (Py_ssize_t)ml__size_of(op, kind);
+    if (s->callable == NULL)
+        return s->size;
+    r = PyObject_CallOneArg(s->callable, op);
+    if (r == NULL)
+        return -1;
+    n = PyLong_AsSsize_t(r);
+    Py_DECREF(r);
+    if (n < 0 && !PyErr_Occurred())
+        PyErr_Format(PyExc_ValueError,
+                     "special size for '%s' must be >= 0, got %zd",
+                     Py_TYPE(op)->tp_name, n);
+    return PyErr_Occurred() ? -1 : n;
+}
+
+Py_ssize_t
+ml__object_size(PyObject *op, const struct ml_special *specials,
+                size_t nspecials)
+{
+    ml__kind_reset();
+    return object_size(op, ml__kind(Py_TYPE(op)), specials, nspecials);
+}
+
+/* ------------------------------------------------------------------ */
+/* Writing one line.                                                   */
+
+#define PUT_LIT(w, s) ml_jsonw_put((w), (s), sizeof(s) - 1)
+
+static void
+put_pystr(struct ml_jsonw *w, PyObject *s, size_t maxchars)
+{
+    if (!PyUnicode_IS_READY(s)) {
+        /* A legacy string not yet made ready: readying it allocates. */
+        PUT_LIT(w, "\"\"");
+        return;
+    }
+    ml_jsonw_str_ucs(w, PyUnicode_KIND(s), PyUnicode_DATA(s),
+                     (size_t)PyUnicode_GET_LENGTH(s), maxchars);
+}
+
+static void
+put_name(struct ml_jsonw *w, PyObject *op, enum ml_kind kind)
+{
+    PyObject *name = NULL;
+    const char *cname = NULL;
+
+    switch (kind) {
+    case ML_K_MODULE:
+        name = ml__module_name(op);
+        break;
+    case ML_K_FUNCTION:
+        name = ((PyFunctionObject *)op)->func_name;
+        break;
+    case ML_K_CODE:
+        name = ml__code_name(op);
+        break;
+    case ML_K_TYPE:
+        cname = ((PyTypeObject *)op)->tp_name;
+        break;
+    case ML_K_CFUNCTION:
+        cname = ((PyCFunctionObject *)op)->m_ml->ml_name;
+        break;
+    default:
+        return;
+    }
+    if (name != NULL && PyUnicode_Check(name)) {
+        PUT_LIT(w, ", \"name\": ");
+        put_pystr(w, name, ML_NAME_MAX_CHARS);
+    } else if (cname != NULL) {
+        PUT_LIT(w, ", \"name\": ");
+        ml_jsonw_str_utf8(w, cname, strlen(cname), ML_NAME_MAX_CHARS);
+    }
+}
+
+static void
+put_value(struct ml_jsonw *w, PyObject *op, enum ml_kind kind)
+{
+    switch (kind) {
+    case ML_K_STR:
+        if (PyUnicode_IS_READY(op)) {
+            PUT_LIT(w, ", \"value\": ");
+            put_pystr(w, op, ML_VALUE_MAX_CHARS);
+        }
+        break;
+    case ML_K_BYTES:
+        PUT_LIT(w, ", \"value\": ");
+        ml_jsonw_str_ucs(w, 1, PyBytes_AS_STRING(op),
+                         (size_t)PyBytes_GET_SIZE(op), ML_VALUE_MAX_CHARS);
+        break;
+    case ML_K_INT: {
+        int overflow = 0;
+        /* Neither allocates nor runs code for an int (sub)class. */
+        long long v = PyLong_AsLongLongAndOverflow(op, &overflow);
+
+        if (overflow == 0 && !(v == -1 && PyErr_Occurred())) {
+            PUT_LIT(w, ", \"value\": ");
+            ml_jsonw_i64(w, v);
+        }
+        break;
+    }
+    case ML_K_BOOL:
+        if (op == Py_True)
+            PUT_LIT(w, ", \"value\": true");
+        else
+            PUT_LIT(w, ", \"value\": false");
+        break;
+    case ML_K_FLOAT:
+        PUT_LIT(w, ", \"value\": ");
+        ml_jsonw_double(w, PyFloat_AS_DOUBLE(op));
+        break;
+    case ML_K_NONE:
+        PUT_LIT(w, ", \"value\": null");
+        break;
+    default:
+        break;
+    }
+}
+
+static int
+put_ref(PyObject *ref, void *arg)
+{
+    struct walk *wk = arg;
+    char *p = ml_jsonw_reserve(wk->w, 22);
+
+    if (p == NULL)
+        return 0;       /* the error is sticky in w; the line ends anyway */
+    if (wk->nref++ > 0) {
+        *p++ = ',';
+        *p++ = ' ';
+        ml_jsonw_commit(wk->w, 2);
+    }
+    ml_jsonw_commit(wk->w, ml_fmt_u64(p, (uint64_t)(uintptr_t)ref));
+    return 0;
+}
+
+/* Writes op's line, or only counts it.  Returns 0 or a negative code. */
+static int
+emit(struct walk *wk, PyObject *op)
+{
+    enum ml_kind kind = ml__kind(Py_TYPE(op));
+    Py_ssize_t size = object_size(op, kind, wk->specials, wk->nspecials);
+    struct ml_jsonw *w = wk->w;
+    const struct ml_typeinfo *ti;
+    Py_ssize_t len;
+    int rc;
+
+    if (size < 0)
+        return ML_EPYTHON;
+    wk->res.nobj++;
+    wk->res.nbytes += (uint64_t)size;
+    if (w == NULL)
+        return 0;
+
+    PUT_LIT(w, "{\"address\": ");
+    ml_jsonw_u64(w, (uint64_t)(uintptr_t)op);
+    PUT_LIT(w, ", \"type\": ");
+    ti = ml__typeinfo(Py_TYPE(op));
+    if (ti->name_plain && ti->name_len <= ML_NAME_MAX_CHARS) {
+        PUT_LIT(w, "\"");
+        ml_jsonw_raw(w, Py_TYPE(op)->tp_name, ti->name_len);
+        PUT_LIT(w, "\"");
+    } else {
+        ml_jsonw_str_utf8(w, Py_TYPE(op)->tp_name, ti->name_len,
+                          ML_NAME_MAX_CHARS);
+    }
+    PUT_LIT(w, ", \"size\": ");
+    ml_jsonw_u64(w, (uint64_t)size);
+    put_name(w, op, kind);
+    if ((len = ml__len_of(op, kind)) >= 0) {
+        PUT_LIT(w, ", \"len\": ");
+        ml_jsonw_u64(w, (uint64_t)len);
+    }
+    put_value(w, op, kind);
+    PUT_LIT(w, ", \"refs\": [");
+    wk->nref = 0;
+    rc = ml__visit_refs(op, kind, put_ref, wk, 1);
+    if (rc < 0)
+        return rc;
+    PUT_LIT(w, "]}\n");
+    return w->err;
+}
+
+/* ------------------------------------------------------------------ */
+/* Finding the objects that need a line.                               */
+
+static int
+push(struct walk *wk, PyObject *op)
+{
+    if (wk->nstack == wk->capstack) {
+        size_t ncap = wk->capstack ? wk->capstack * 2 : 1024;
+        PyObject **ns = realloc(wk->stack, ncap * sizeof(*ns));
+
+        if (ns == NULL)
+            return -ENOMEM;
+        wk->stack = ns;
+        wk->capstack = ncap;
+    }
+    wk->stack[wk->nstack++] = op;
+    return 0;
+}
+
+/* Referents whose own referents can need lines.  Leaves (str, int,
+ * float, bytes...) have none. */
+static int
+may_have_refs(PyObject *op)
+{
+    PyTypeObject *tp = Py_TYPE(op);
+
+    return tp->tp_traverse != NULL || tp == &PyCode_Type
+        || PyType_Check(op);
+}
+
+static int expand(struct walk *wk, PyObject *op);
+
+/* visitproc of the second pass.  Non-zero stops the traverse. */
+static int
+expand_ref(PyObject *ref, void *arg)
+{
+    struct walk *wk = arg;
+    int rc;
+
+    switch (wk->mode) {
+    case ML_WALK_GC:
+        /* Direct untracked referents, duplicates allowed, no seen-set. */
+        if (ml__gc_is_tracked(ref))
+            return 0;
+        wk->err = emit(wk, ref);
+        return wk->err;
+    case ML_WALK_ALL:
+        if (ml__gc_is_tracked(ref))
+            return 0;       /* its line comes from the collector's lists */
+        break;
+    case ML_WALK_CLOSURE:
+        /* An instance's own type is listed in its refs but not followed:
+         * through the type and its module, the closure of any instance
+         * would be most of the heap, and get_recursive_size(cache) would
+         * not measure the cache. */
+        if (ref == (PyObject *)wk->cur_type)
+            return 0;
+        break;
+    }
+    rc = ml_addrset_add(&wk->seen, (uintptr_t)ref);
+    if (rc <= 0) {
+        wk->err = rc;
+        return rc;
+    }
+    if ((wk->err = emit(wk, ref)) < 0)
+        return wk->err;
+    if (!may_have_refs(ref))
+        return 0;
+    if (wk->depth < ML_NEST_MAX) {
+        wk->depth++;
+        rc = expand(wk, ref);
+        wk->depth--;
+    } else {
+        rc = push(wk, ref);
+    }
+    if (rc < 0)
+        wk->err = rc;
+    return rc;
+}
+
+static int
+expand(struct walk *wk, PyObject *op)
+{
+    PyTypeObject *outer = wk->cur_type;
+    int rc;
+
+    wk->cur_type = Py_TYPE(op);
+    rc = ml__visit_refs(op, ml__kind(Py_TYPE(op)), expand_ref, wk, 0);
+    wk->cur_type = outer;
+    return wk->err < 0 ? wk->err : rc;
+}
+
+static int
+drain(struct walk *wk)
+{
+    int rc = 0;
+
+    while (rc == 0 && wk->nstack > 0)
+        rc = expand(wk, wk->stack[--wk->nstack]);
+    return rc;
+}
+
+/* ml_gc_fn for the collector's lists. */
+static int
+visit_gc_object(PyObject *op, void *arg)
+{
+    struct walk *wk = arg;
+    int rc;
+
+    if ((rc = emit(wk, op)) < 0)
+        return rc;
+    if ((rc = expand(wk, op)) < 0)
+        return rc;
+    return drain(wk);
+}
+
+int
+ml__walk(enum ml_walk_mode mode, PyObject *root, struct ml_jsonw *w,
+         const struct ml_special *specials, size_t nspecials,
+         struct ml_walk_result *res)
+{
+    struct walk wk;
+    int rc;
+
+    memset(&wk, 0, sizeof(wk));
+    wk.mode = mode;
+    wk.w = w;
+    wk.specials = specials;
+    wk.nspecials = nspecials;
+    ml_addrset_init(&wk.seen);
+    ml__kind_reset();
+
+    if (mode == ML_WALK_CLOSURE) {
+        rc = ml_addrset_add(&wk.seen, (uintptr_t)root);
+        if (rc >= 0)
+            rc = emit(&wk, root);
+        if (rc >= 0)
+            rc = expand(&wk, root);
+        if (rc >= 0)
+            rc = drain(&wk);
+    } else {
+        rc = ml__gc_foreach(visit_gc_object, &wk);
+    }
+    if (rc > 0)
+        rc = 0;
+    if (rc == 0 && w != NULL)
+        rc = ml_jsonw_flush(w);
+
+    *res = wk.res;
+    free(wk.stack);
+    ml_addrset_free(&wk.seen);
+    ml__refs_release();
+    return rc;
+}

@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * walk.h -- the heap walks behind dump_all_objects, dump_gc_objects,
+ * dump_all_referenced and get_recursive_size.
+ *
+ * Each walk writes one line per object (docs/dump-format.md) through a
+ * jsonw writer, or only counts.  The GIL is held throughout; the walk runs
+ * no Python code (except special-size callables the user registered),
+ * creates no Python object and does not recurse without bound.
+ */
+#ifndef ML_WALK_H
+#define ML_WALK_H
+
+#include "pyinc.h"
+
+#include "jsonw.h"
+
+enum ml_walk_mode {
+    ML_WALK_ALL,        /* every GC object and what they reach, once each */
+    ML_WALK_GC,         /* GC objects + their direct untracked referents */
+    ML_WALK_CLOSURE,    /* everything reachable from one object, once */
+};
+
+/* A size registered with add_special_size for objects whose type's
+ * tp_name equals name: a fixed size, or callable(obj) -> int. */
+struct ml_special {
+    char *name;
+    Py_ssize_t size;            /* used when callable == NULL */
+    PyObject *callable;
+};
+
+struct ml_walk_result {
+    uint64_t nobj;
+    uint64_t nbytes;
+};
+
+/* Runs a walk.  w == NULL only counts (get_recursive_size).  root is the
+ * start object for ML_WALK_CLOSURE.  Returns 0, a negative errno from the
+ * writer, -ENOMEM, or ML_EPYTHON with a Python exception set (a special
+ * size callable failed). */
+int ml__walk(enum ml_walk_mode mode, PyObject *root, struct ml_jsonw *w,
+             const struct ml_special *specials, size_t nspecials,
+             struct ml_walk_result *res);
+
+/* The size the dump records for op, special sizes included.  Returns -1
+ * with a Python exception set if a special-size callable failed. */
+Py_ssize_t ml__object_size(PyObject *op, const struct ml_special *specials,
+                           size_t nspecials);
+
+#endif /* ML_WALK_H */

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs what building and testing meliae needs, from Debian 12's
+# packages, and only what is missing (no apt-get update when all is there).
+# Sourced by scripts/demo.sh and scripts/test.sh; run as root (or with sudo
+# available).
+set -euo pipefail
+
+ML_DEBS=(
+  build-essential pkg-config meson ninja-build
+  python3 python3-dev python3-pytest python3-mesonpy python3-venv python3-pip
+  zlib1g-dev libcmocka-dev
+)
+
+ml_install_deps() {
+  local missing=() p
+  for p in "${ML_DEBS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local sudo=
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  echo "meliae: installing ${missing[*]}" >&2
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# Debian's interpreter is the reference; a pyenv shim may shadow python3.
+ML_PY=/usr/bin/python3
+
+# meson setup for DIR with Python interpreter PY (extra args follow).
+ml_setup() {
+  local dir=$1 py=$2; shift 2
+  local env=()
+  # Debian 12's meson 1.0.1 imports distutils to inspect an interpreter;
+  # CPython 3.12 removed it.  The shim answers the two questions it asks.
+  if ! "$py" -c 'import distutils' 2>/dev/null; then
+    env=(env "PYTHONPATH=$ML_ROOT/.ci/distutils-shim")
+  fi
+  if [ -f "$dir/build.ninja" ]; then
+    "${env[@]}" meson setup --reconfigure "$dir" -Dpython="$py" "$@" >/dev/null
+  else
+    "${env[@]}" meson setup "$dir" -Dpython="$py" "$@" >/dev/null
+  fi
+}
+
+ML_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
