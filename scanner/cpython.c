@@ -190,7 +190,8 @@ ml__inline_values(PyObject *op, struct ml_inline_values *iv)
         return 0;
     values = _PyObject_InlineValues(op);
     if (!values->valid)
-        return 0;           /* the dict took them over */
+        return 0;           /* a dict took them over; traverse visits it */
+    iv->dict = (PyObject *)_PyObject_GetManagedDict(op);
 #  elif PY_VERSION_HEX >= 0x030C0000
     if (!(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT))
         return 0;
@@ -212,6 +213,12 @@ ml__inline_values(PyObject *op, struct ml_inline_values *iv)
     iv->values = values->values;
     iv->n = keys->dk_nentries;
     iv->keys = keys;
+#  if PY_VERSION_HEX >= 0x030D0000
+    if (iv->dict != NULL)
+        return 2;
+#  else
+    iv->dict = NULL;
+#  endif
     return 1;
 #endif
 }

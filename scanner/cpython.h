@@ -39,13 +39,16 @@ ml__gc_is_tracked(PyObject *op)
 int ml__gc_disable(void);
 void ml__gc_restore(int enabled);
 
-/* Attribute values stored outside any dict object (3.11+: an instance
- * whose __dict__ was never materialised).  Returns 1 and fills iv when op
- * has live values there, else 0. */
+/* Attribute values stored in an array of the instance (3.11+).  Returns 1
+ * and fills iv when op has live values there and no dict object: the
+ * attributes are then the pairs (name i, value i).  Returns 2 on 3.13 when
+ * a __dict__ was materialised over the embedded values: tp_traverse then
+ * visits the values but not that dict, iv->dict.  Else 0. */
 struct ml_inline_values {
     PyObject **values;      /* values[i] may be NULL (attribute deleted) */
     Py_ssize_t n;           /* entries to look at */
     void *keys;             /* the type's shared keys: names */
+    PyObject *dict;         /* with 2: the materialised dict */
 };
 int ml__inline_values(PyObject *op, struct ml_inline_values *iv);
 PyObject *ml__inline_name(const struct ml_inline_values *iv, Py_ssize_t i);

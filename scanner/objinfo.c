@@ -455,7 +455,14 @@ ml__visit_refs(PyObject *op, enum ml_kind kind, visitproc visit, void *arg,
         break;
     }
 
-    if (ml__inline_values(op, &iv)) {
+    switch (ml__inline_values(op, &iv)) {
+    case 2:
+        /* 3.13: the dict holds the attributes; list it, as other versions
+         * do, then what tp_traverse gives (which includes the values). */
+        if ((rc = visit(iv.dict, arg)) != 0)
+            return rc;
+        break;
+    case 1: {
         struct filter f = { visit, arg, &iv, 0 };
 
         for (Py_ssize_t i = 0; i < iv.n; i++) {
@@ -471,6 +478,9 @@ ml__visit_refs(PyObject *op, enum ml_kind kind, visitproc visit, void *arg,
             return tp->tp_traverse(op, dedup ? filter_visit : visit,
                                    dedup ? (void *)&f : arg);
         return 0;
+    }
+    default:
+        break;
     }
 
     if (tp->tp_traverse != NULL && (rc = tp->tp_traverse(op, visit, arg)) != 0)

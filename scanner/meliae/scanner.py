@@ -90,12 +90,20 @@ def dump_gc_objects(target):
 
 
 def dump_all_referenced(target, obj):
-    """Write obj and everything reachable from it, each once; obj first."""
+    """Write obj and everything reachable from it, each once; obj first.
+
+    An object's reference to its own class is listed in its refs but not
+    followed: through the class and its module, the closure of any instance
+    would be most of the heap.
+    """
     _dump(_scanner.WALK_CLOSURE, target, obj)
 
 
 def get_recursive_size(obj):
-    """Return (count, total_bytes) of obj and everything reachable from it."""
+    """Return (count, total_bytes) of obj and everything reachable from it.
+
+    The objects are those dump_all_referenced(target, obj) writes.
+    """
     return _scanner.get_recursive_size(obj)
 
 

@@ -9,7 +9,7 @@ import unittest
 import support
 
 PRELUDE = r'''
-import gc, os, sys, tempfile
+import array, gc, os, sys, tempfile
 import meliae.scanner as scanner
 import support
 
@@ -34,8 +34,9 @@ def dump_bytes(func, *args):
 
 def all_objects_addresses():
     addrs = support.dump_addresses(dump_bytes(scanner.dump_all_objects))
-    check(len(addrs) == len(set(addrs)), "dump_all_objects has duplicates")
-    return set(addrs)
+    unique = set(addrs)
+    check(len(addrs) == len(unique), "dump_all_objects has duplicates")
+    return unique
 '''
 
 SAMPLED = r'''
@@ -46,8 +47,10 @@ def sampled_lines(data, every=997):
 '''
 
 NESTED_LIST = PRELUDE + SAMPLED + r'''
+# ids are kept in arrays, not lists: a million int objects would double
+# the heap that dump_all_objects has to write
 head = []
-ids = [id(head)]                 # innermost first
+ids = array.array("Q", [id(head)])        # innermost first
 for _ in range(N - 1):
     head = [head]
     ids.append(id(head))
@@ -81,7 +84,7 @@ holder = [t]
 gc.collect()      # untracks them all: `chain` lists them inner first
 check(not any(map(gc.is_tracked, chain)),
       "precondition: the tuple chain is tracked")
-tuple_ids = [id(x) for x in chain]
+tuple_ids = array.array("Q", map(id, chain))
 del chain         # now only the outermost tuple is held, by `holder`
 
 addrs = all_objects_addresses()
@@ -96,19 +99,20 @@ LINKED_LIST = PRELUDE + SAMPLED + r'''
 # No methods: the class's closure stays small (no function globals).
 Node = type("Node", (), {})
 head = None
-ids = []
+ids = array.array("Q")
 for _ in range(N):
     node = Node()
     node.next = head
     head = node
     ids.append(id(node))
-node_size = scanner.size_of(node)
+node_size = sys.getsizeof(node)
 del node
 
 data = dump_bytes(scanner.dump_all_referenced, head)
 addrs = support.dump_addresses(data)
 check(addrs[0] == ids[-1], "first line is not the head")
-check(N <= len(addrs) < N + 5000,
+per_node = 1 if sys.version_info >= (3, 11) else 2     # + its __dict__
+check(N <= len(addrs) < per_node * N + 5000,
       "dump_all_referenced: %d lines for %d nodes" % (len(addrs), N))
 check(len(set(addrs)) == len(addrs), "dump_all_referenced has duplicates")
 check(set(ids) <= set(addrs), "nodes missing from dump_all_referenced")
@@ -116,7 +120,9 @@ next_of = dict(zip(ids[1:], ids))
 for d in sampled_lines(data):
     nxt = next_of.get(d["address"])
     if nxt is not None:
-        check(d["size"] == node_size, "node size %r != %d" % (d, node_size))
+        # (the values arrays of the first nodes may be larger: 3.12+
+        # sizes them from the class's shared keys at creation time)
+        check(d["size"] >= node_size, "node size %r < %d" % (d, node_size))
         if sys.version_info >= (3, 11):
             check(nxt in d.get("refs", ()), "node %r lacks next %d" % (d, nxt))
 count, total = scanner.get_recursive_size(head)

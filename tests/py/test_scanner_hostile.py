@@ -330,6 +330,27 @@ class HostileClassesTest(unittest.TestCase):
     def test_no_hostile_method_is_called_by_any_scan(self):
         self.assertEqual(self.calls, [])
 
+    def test_hostile_methods_do_fire_when_armed(self):
+        # the harness itself: an armed dunder records its call and raises
+        probes = [
+            lambda: sys.getsizeof(self.hostile["instance"]),
+            lambda: len(self.hostile["list"]),
+            lambda: hash(self.hostile["str"]),
+            lambda: repr(self.hostile["dict"]),
+            lambda: self.hostile["int"].__index__(),
+            lambda: Hostile.__name__,
+        ]
+        ARMED[0] = True
+        try:
+            for probe in probes:
+                with self.assertRaises(RuntimeError):
+                    probe()
+        finally:
+            ARMED[0] = False
+            calls = list(CALLS)
+            del CALLS[:]
+        self.assertEqual(len(calls), len(probes), calls)
+
     def test_dump_has_every_hostile_object_with_its_c_type_name(self):
         for name, o in self.hostile.items():
             with self.subTest(name):

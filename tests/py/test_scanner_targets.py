@@ -49,6 +49,7 @@ class TargetsTest(unittest.TestCase):
         lines = support.read_dump(p)
         self.assertEqual(lines[0]["address"], id(self.obj))
         self.assertEqual(len(lines), scanner.get_recursive_size(self.obj)[0])
+        self.assertEqual(os.listdir(self.tmp.name), ["out.json"])
 
     def test_dump_to_pathlib_path(self):
         p = pathlib.Path(self.tmp.name) / "out.json"
@@ -71,6 +72,7 @@ class TargetsTest(unittest.TestCase):
             data = f.read()
         self.assertNotIn(b"XXXX", data)
         self.assertEqual(data, self.reference_bytes())
+        self.assertEqual(os.listdir(self.tmp.name), ["old.json"])
 
     def test_new_dump_file_is_created_with_mode_0600(self):
         p = self.path("new.json")

@@ -83,6 +83,24 @@ class IntSub(int):
     pass
 
 
+# Names that are not ASCII (the dump writes them \u-escaped).
+NonAscii = type("\u00dcnic\u00f8de\u0394", (), {})
+
+
+def non_ascii_function():
+    pass
+
+
+non_ascii_function.__name__ = "\u0444\u0443\u043d\u043a\U0001f600"
+
+
+def long_named():
+    pass
+
+
+long_named.__name__ = "n" * 2000
+
+
 class _Yield:
     def __await__(self):
         yield "suspended"
@@ -282,6 +300,11 @@ def make_zoo(token):
     z["zip"] = zip(z["list"], z["list"])
     z["map"] = map(str, z["list"])
     z["super"] = super(ListSub, z["list_subclass"])
+    # names
+    z["type_non_ascii"] = NonAscii
+    z["instance_non_ascii"] = NonAscii()
+    z["function_non_ascii"] = non_ascii_function
+    z["function_long_name"] = long_named
     # singletons
     z["none"] = None
     z["ellipsis"] = Ellipsis
@@ -394,7 +417,8 @@ class ZooTest(unittest.TestCase):
                   "defaultdict": "collections.defaultdict",
                   "partial": "functools.partial", "array_double":
                   "array.array", "instance_inline": "Plain",
-                  "bool_true": "bool", "none": "NoneType"}
+                  "bool_true": "bool", "none": "NoneType",
+                  "instance_non_ascii": "\u00dcnic\u00f8de\u0394"}
         for name, tname in expect.items():
             with self.subTest(name):
                 self.assertEqual(self.line(name)["type"], tname)
@@ -421,6 +445,15 @@ class ZooTest(unittest.TestCase):
                 bad.append(keys)
         self.assertEqual(bad[:5], [])
 
+    def test_dump_is_ascii_only(self):
+        if not self.raw.isascii():
+            bad = [line for line in self.raw.split(b"\n")
+                   if not line.isascii()]
+            self.fail("non-ASCII lines, e.g. %r" % bad[:3])
+
+    def test_dump_lines_always_have_refs(self):
+        self.assertEqual([d for d in self.lines if "refs" not in d][:3], [])
+
     def test_dump_records_len_for_sized_builtins(self):
         sized = (list, tuple, dict, set, frozenset, bytearray,
                  collections.deque, array.array, str, bytes)
@@ -438,6 +471,14 @@ class ZooTest(unittest.TestCase):
                 with self.subTest(name):
                     self.assertEqual(self.line(name).get("value", KeyError),
                                      o[:100])
+
+    def test_dump_records_values_of_str_bytes_and_int_subclasses(self):
+        self.assertEqual(self.line("str_subclass").get("value", KeyError),
+                         str(self.zoo["str_subclass"]))
+        self.assertEqual(self.line("bytes_subclass").get("value", KeyError),
+                         bytes(self.zoo["bytes_subclass"]).decode("latin-1"))
+        self.assertEqual(self.line("int_subclass").get("value", KeyError),
+                         12345)
 
     def test_dump_escapes_non_bmp_str_as_surrogate_pairs(self):
         raw = self.raw_by_addr[id(self.zoo["str_ucs4"])]
@@ -483,8 +524,8 @@ class ZooTest(unittest.TestCase):
                 if name in specials:
                     self.assertEqual(v, specials[name])
                     continue
-                self.assertIn(type(v), (int, float), v)
-                self.assertEqual(float(v), o)
+                self.assertIs(type(v), float, v)     # "1.0", never "1"
+                self.assertEqual(v, o)
                 self.assertEqual(math.copysign(1.0, v),
                                  math.copysign(1.0, o))
 
@@ -502,6 +543,9 @@ class ZooTest(unittest.TestCase):
             "type_static_dotted": "collections.deque",
             "type_type": "type",
             "code": "module_function",
+            "type_non_ascii": "\u00dcnic\u00f8de\u0394",
+            "function_non_ascii": non_ascii_function.__name__,
+            "function_long_name": "n" * 1000,    # at most 1000 characters
         }
         for name, value in expect.items():
             with self.subTest(name):
@@ -674,8 +718,9 @@ class WholeHeapTest(unittest.TestCase):
             else:
                 continue
             d = self.by_addr.get(id(o))
+            want = want[:1000]       # names are cut at 1000 characters
             if d is not None and d.get("name") != want:
-                bad.append((t.__name__, want, d.get("name")))
+                bad.append((t.__name__, want[:80], d.get("name")))
         self.assertEqual(bad[:10], [])
 
 
