@@ -9,7 +9,13 @@
 #include "addrset.h"
 
 #define CHUNK_SHIFT 16                              /* 64 KiB chunks */
-#define GRAIN_SHIFT 4                               /* 16-byte grains */
+/* Live objects are at least 16 bytes on 64-bit builds (refcount + type),
+ * 8 on 32-bit ones: one bit per possible object start. */
+#if UINTPTR_MAX > 0xffffffffu
+#  define GRAIN_SHIFT 4                             /* 16-byte grains */
+#else
+#  define GRAIN_SHIFT 3
+#endif
 #define BLOCK_BITS (1u << (CHUNK_SHIFT - GRAIN_SHIFT))
 #define BLOCK_WORDS (BLOCK_BITS / 64)               /* 64 words = 512 B */
 #define SLAB_BLOCKS 256                             /* 128 KiB per slab */

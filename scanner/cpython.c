@@ -258,7 +258,10 @@ ml__inline_values_size(PyObject *op)
      * _PyInlineValuesSize() of the shared keys as they were then; their
      * usable size then is the capacity recorded in the values. */
     values = _PyObject_InlineValues(op);
-    cap = values->capacity;
+    /* The object was allocated before _PyObject_InitInlineValues() took
+     * one slot off the keys' usable size, which it does while more than
+     * one is left: then the allocation had one slot more than capacity. */
+    cap = values->capacity + (keys->dk_usable > 1 ? 1 : 0);
     size = _Py_SIZE_ROUND_UP(cap, sizeof(PyObject *)) + (cap + 1) * sizeof(PyObject *);
     /* A materialised dict still using the embedded values reports their
      * slots as its own (sys.getsizeof(obj.__dict__) does): count only
@@ -496,6 +499,23 @@ ml__gen_sizeof(PyObject *op)
         + (size_t)(code->co_nlocalsplus + code->co_stacksize) * sizeof(PyObject *);
 #else
     return (size_t)Py_TYPE(op)->tp_basicsize;
+#endif
+}
+
+/* The __dict__ of a static type: from 3.12 it lives in the interpreter's
+ * state, not in tp_dict.  Borrowed. */
+PyObject *
+ml__static_type_dict(PyTypeObject *tp)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    /* PyType_GetDict returns a new reference to a dict the interpreter
+     * keeps alive: give the reference back at once. */
+    PyObject *d = PyType_GetDict(tp);
+
+    Py_XDECREF(d);
+    return d;
+#else
+    return tp->tp_dict;
 #endif
 }
 

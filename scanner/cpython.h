@@ -73,5 +73,6 @@ size_t ml__preheader_size(PyObject *op);
 int ml__code_visit(PyObject *op, visitproc visit, void *arg);
 PyObject *ml__module_name(PyObject *op);     /* borrowed; NULL if none */
 PyObject *ml__code_name(PyObject *op);       /* borrowed */
+PyObject *ml__static_type_dict(PyTypeObject *tp);   /* borrowed; may be NULL */
 
 #endif /* ML_CPYTHON_H */

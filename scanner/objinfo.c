@@ -416,9 +416,7 @@ visit_static_type(PyTypeObject *tp, visitproc visit, void *arg)
 {
     /* Never tp_traverse a static type: type_traverse() aborts the process
      * for non-heap types ("type_traverse() called on non-heap type"). */
-#if PY_VERSION_HEX < 0x030C0000
-    Py_VISIT(tp->tp_dict);
-#endif
+    Py_VISIT(ml__static_type_dict(tp));
     Py_VISIT(tp->tp_bases);
     Py_VISIT(tp->tp_mro);
     return 0;

@@ -34,11 +34,20 @@ static PyObject *ScanError;
 static int dump_active;                 /* re-entrancy guard */
 static struct ml_special *specials;
 static size_t nspecials;
+/* Set when a write was abandoned for SIGINT, whose flag
+ * PyOS_InterruptOccurred() consumed: the dump then raises
+ * KeyboardInterrupt itself. */
+static int sigint_seen;
 
 /* Raises the exception for rc (a -errno or ML_E*) and returns NULL. */
 static PyObject *
 raise_rc(int rc, const char *what)
 {
+    if (rc == -EINTR && sigint_seen) {
+        sigint_seen = 0;
+        PyErr_SetNone(PyExc_KeyboardInterrupt);
+        return NULL;
+    }
     if (rc == ML_EPYTHON && PyErr_Occurred())
         return NULL;
     if (rc == -ENOMEM)
@@ -58,7 +67,18 @@ struct dump_args {
     int mode;
     PyObject *root;
     int gzip;
+    int timeout_ms;             /* for a socket with a timeout; else -1 */
 };
+
+static int
+check_interrupt(void)
+{
+    if (PyOS_InterruptOccurred()) {
+        sigint_seen = 1;
+        return 1;
+    }
+    return 0;
+}
 
 /* Walks into fd.  Returns 0 or a negative code (ML_EPYTHON: exception
  * set).  Toggles automatic collection off while user callables may run. */
@@ -68,7 +88,7 @@ dump_to_fd(int fd, const struct dump_args *a, struct ml_walk_result *res)
     struct ml_sink sink;
     struct ml_jsonw w;
     char *buf;
-    int rc, gc_was = -1;
+    int rc;
 
     buf = malloc(ML_DUMP_BUF);
     if (buf == NULL)
@@ -76,17 +96,11 @@ dump_to_fd(int fd, const struct dump_args *a, struct ml_walk_result *res)
     rc = ml_sink_open(&sink, fd, a->gzip);
     if (rc < 0)
         goto out_free_buf;
+    sink.timeout_ms = a->timeout_ms;
+    sink.interrupted = check_interrupt;
     ml_jsonw_init(&w, buf, ML_DUMP_BUF, ml_sink_write, &sink);
 
-    /* A registered callable is Python code: it must not start a
-     * collection that reorders the lists being walked. */
-    for (size_t i = 0; i < nspecials; i++)
-        if (specials[i].callable != NULL && gc_was < 0)
-            gc_was = ml__gc_disable();
-
     rc = ml__walk(a->mode, a->root, &w, specials, nspecials, res);
-    if (gc_was >= 0)
-        ml__gc_restore(gc_was);
     if (rc == 0)
         rc = ml_sink_finish(&sink);
     ml_sink_close(&sink);
@@ -116,8 +130,19 @@ open_target(const char *path, char **tmp)
         if (S_ISDIR(st.st_mode))
             return -EISDIR;
         if (!S_ISREG(st.st_mode)) {
-            fd = open(path, O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC);
-            return fd < 0 ? -errno : fd;
+            /* O_NONBLOCK: a FIFO without a reader fails (ENXIO) instead of
+             * blocking the process with the GIL held; writes then block. */
+            fd = open(path, O_WRONLY | O_NOFOLLOW | O_NOCTTY | O_CLOEXEC
+                      | O_NONBLOCK);
+            if (fd < 0)
+                return -errno;
+            if (fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK) < 0) {
+                int e = errno;
+
+                close(fd);
+                return -e;
+            }
+            return fd;
         }
     } else if (errno != ENOENT) {
         return -errno;
@@ -141,7 +166,7 @@ open_target(const char *path, char **tmp)
 static PyObject *
 scanner_dump_path(PyObject *self, PyObject *args)
 {
-    struct dump_args a = { 0, NULL, 0 };
+    struct dump_args a = { 0, NULL, 0, -1 };
     struct ml_walk_result res;
     const char *path;
     char *tmp;
@@ -176,11 +201,12 @@ scanner_dump_path(PyObject *self, PyObject *args)
 static PyObject *
 scanner_dump_fd(PyObject *self, PyObject *args)
 {
-    struct dump_args a = { 0, NULL, 0 };
+    struct dump_args a = { 0, NULL, 0, -1 };
     struct ml_walk_result res;
     int fd, rc;
 
-    if (!PyArg_ParseTuple(args, "iiO:dump_fd", &a.mode, &fd, &a.root))
+    if (!PyArg_ParseTuple(args, "iiO|i:dump_fd", &a.mode, &fd, &a.root,
+                          &a.timeout_ms))
         return NULL;
     if (dump_active)
         return raise_rc(ML_EBUSY, "dump");
@@ -262,7 +288,7 @@ replay(int fd, PyObject *callable)
 static PyObject *
 scanner_dump_callable(PyObject *self, PyObject *args)
 {
-    struct dump_args a = { 0, NULL, 0 };
+    struct dump_args a = { 0, NULL, 0, -1 };
     struct ml_walk_result res;
     PyObject *callable;
     int fd, rc;
@@ -325,18 +351,13 @@ static PyObject *
 scanner_get_recursive_size(PyObject *self, PyObject *obj)
 {
     struct ml_walk_result res;
-    int rc, gc_was = -1;
+    int rc;
 
     if (dump_active)
         return raise_rc(ML_EBUSY, "get_recursive_size");
-    for (size_t i = 0; i < nspecials; i++)
-        if (specials[i].callable != NULL && gc_was < 0)
-            gc_was = ml__gc_disable();
     dump_active = 1;
     rc = ml__walk(ML_WALK_CLOSURE, obj, NULL, specials, nspecials, &res);
     dump_active = 0;
-    if (gc_was >= 0)
-        ml__gc_restore(gc_was);
     if (rc != 0)
         return raise_rc(rc, "get_recursive_size");
     return Py_BuildValue("KK", (unsigned long long)res.nobj,
@@ -360,6 +381,10 @@ scanner_add_special_size(PyObject *self, PyObject *args)
 
     if (!PyArg_ParseTuple(args, "sOO:add_special_size", &name, &s32, &s64))
         return NULL;
+    /* A special-size callable runs between the passes of a dump, which
+     * hold pointers into this table. */
+    if (dump_active)
+        return raise_rc(ML_EBUSY, "add_special_size");
     v = sizeof(void *) == 8 ? s64 : s32;
     for (i = 0; i < nspecials; i++)
         if (strcmp(specials[i].name, name) == 0)
@@ -420,7 +445,7 @@ static PyMethodDef scanner_methods[] = {
     {"dump_path", scanner_dump_path, METH_VARARGS,
      "dump_path(mode, path: bytes, root, gzip=False) -> (objects, bytes)"},
     {"dump_fd", scanner_dump_fd, METH_VARARGS,
-     "dump_fd(mode, fd, root) -> (objects, bytes)"},
+     "dump_fd(mode, fd, root, timeout_ms=-1) -> (objects, bytes)"},
     {"dump_callable", scanner_dump_callable, METH_VARARGS,
      "dump_callable(mode, callable, root) -> (objects, bytes)"},
     {"size_of", scanner_size_of, METH_O, "size_of(obj) -> int"},

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -15,17 +16,32 @@
 #define ML_SINK_ZBUF (256 * 1024)
 
 int
-ml_write_all(int fd, int is_socket, const void *buf, size_t len)
+ml_write_all(struct ml_sink *s, const void *buf, size_t len)
 {
     const char *p = buf;
 
     while (len > 0) {
-        ssize_t n = is_socket ? send(fd, p, len, MSG_NOSIGNAL)
-                              : write(fd, p, len);
+        ssize_t n = s->is_socket ? send(s->fd, p, len, MSG_NOSIGNAL)
+                                 : write(s->fd, p, len);
 
         if (n < 0) {
-            if (errno == EINTR)
+            if (errno == EINTR) {
+                if (s->interrupted != NULL && s->interrupted())
+                    return -EINTR;
                 continue;
+            }
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                /* A socket with a timeout, or a non-blocking pipe. */
+                struct pollfd pfd = { s->fd, POLLOUT, 0 };
+                int r = poll(&pfd, 1, s->timeout_ms);
+
+                if (r == 0)
+                    return -ETIMEDOUT;
+                if (r < 0 && errno == EINTR && s->interrupted != NULL
+                        && s->interrupted())
+                    return -EINTR;
+                continue;
+            }
             return -errno;
         }
         if (n == 0)
@@ -43,6 +59,7 @@ ml_sink_open(struct ml_sink *s, int fd, int gzip)
 
     memset(s, 0, sizeof(*s));
     s->fd = fd;
+    s->timeout_ms = -1;
     s->is_socket = fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
     if (!gzip)
         return 0;
@@ -71,7 +88,7 @@ deflate_out(struct ml_sink *s, int flush)
         zrc = deflate(&s->zs, flush);
         if (zrc == Z_STREAM_ERROR)
             return -EINVAL;
-        rc = ml_write_all(s->fd, s->is_socket, s->zbuf,
+        rc = ml_write_all(s, s->zbuf,
                           ML_SINK_ZBUF - s->zs.avail_out);
         if (rc < 0)
             return rc;
@@ -87,7 +104,7 @@ ml_sink_write(void *ctx, const char *buf, size_t len)
     int rc;
 
     if (!s->gzip) {
-        rc = ml_write_all(s->fd, s->is_socket, buf, len);
+        rc = ml_write_all(s, buf, len);
         if (rc == 0)
             s->nwritten += len;
         return rc;

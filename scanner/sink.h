@@ -18,6 +18,10 @@
 struct ml_sink {
     int fd;
     int is_socket;
+    int timeout_ms;             /* per write on a non-blocking fd; -1: none */
+    /* Asked after EINTR: non-zero stops the dump (-EINTR), e.g. on Ctrl-C;
+     * zero retries the write.  NULL: always retry. */
+    int (*interrupted)(void);
     int gzip;
     z_stream zs;
     unsigned char *zbuf;        /* deflate output, ML_SINK_ZBUF bytes */
@@ -37,7 +41,9 @@ int ml_sink_finish(struct ml_sink *s);
 /* Frees what ml_sink_open allocated.  Never fails. */
 void ml_sink_close(struct ml_sink *s);
 
-/* Writes all of buf to fd, retrying EINTR and short writes.  0 or -errno. */
-int ml_write_all(int fd, int is_socket, const void *buf, size_t len);
+/* Writes all of buf to s->fd: retries short writes, EINTR (unless
+ * s->interrupted says stop) and, on a non-blocking fd, waits for room up
+ * to s->timeout_ms (-ETIMEDOUT after).  0 or -errno. */
+int ml_write_all(struct ml_sink *s, const void *buf, size_t len);
 
 #endif /* ML_SINK_H */

@@ -20,9 +20,12 @@
  * and the explicit stack only holds untracked containers nested more than
  * ML_NEST_MAX deep.
  *
- * Rules for everything called from here: no Python object is created or
- * destroyed, no reference count changes (except around a special-size
- * callable, which is user code), no malloc per object.
+ * Rules for everything called from here: no Python code runs and no
+ * Python object is created or destroyed (the one exception: the int that
+ * an extension type's C __sizeof__ returns, objinfo.c), no malloc per
+ * object.  Special-size callables, which are Python code, run between a
+ * collecting pass and the real one (ml__walk), never inside a pass.
+ * Automatic collection is off for the whole walk.
  */
 #include "pyinc.h"
 
@@ -46,6 +49,12 @@
 /* Characters of a name or type name kept in the dump. */
 #define ML_NAME_MAX_CHARS 1000
 
+/* An object whose size a special-size callable gives. */
+struct pending {
+    PyObject *op;               /* strong references, until the walk ends */
+    PyObject *callable;
+};
+
 struct walk {
     enum ml_walk_mode mode;
     struct ml_jsonw *w;             /* NULL: count only */
@@ -60,6 +69,15 @@ struct walk {
     PyTypeObject *cur_type;         /* type of the object being expanded */
     int err;                        /* first error; stops the walk */
     struct ml_walk_result res;
+    /* Special-size callables, run between a collecting pass and the
+     * walk itself. */
+    int collecting;
+    struct pending *pend;
+    size_t npend;
+    size_t cappend;
+    uint64_t *tkeys;
+    Py_ssize_t *tvals;
+    size_t tmask;
 };
 
 /* ------------------------------------------------------------------ */
@@ -74,20 +92,13 @@ find_special(const struct ml_special *sp, size_t n, PyTypeObject *tp)
     return NULL;
 }
 
-/* -1 with an exception set if a callable failed. */
+/* Calls a special-size callable; -1 with an exception set on failure. */
 static Py_ssize_t
-object_size(PyObject *op, enum ml_kind kind, const struct ml_special *sp,
-            size_t nsp)
+call_special(const struct ml_special *s, PyObject *op)
 {
-    const struct ml_special *s;
-    PyObject *r;
+    PyObject *r = PyObject_CallOneArg(s->callable, op);
     Py_ssize_t n;
 
-    if (nsp == 0 || (s = find_special(sp, nsp, Py_TYPE(op))) == NULL)
-        return (Py_ssize_t)ml__size_of(op, kind);
-    if (s->callable == NULL)
-        return s->size;
-    r = PyObject_CallOneArg(s->callable, op);
     if (r == NULL)
         return -1;
     n = PyLong_AsSsize_t(r);
@@ -103,8 +114,63 @@ Py_ssize_t
 ml__object_size(PyObject *op, const struct ml_special *specials,
                 size_t nspecials)
 {
+    const struct ml_special *s;
+
     ml__kind_reset();
-    return object_size(op, ml__kind(Py_TYPE(op)), specials, nspecials);
+    s = find_special(specials, nspecials, Py_TYPE(op));
+    if (s == NULL)
+        return (Py_ssize_t)ml__size_of(op, ml__kind(Py_TYPE(op)));
+    return s->callable == NULL ? s->size : call_special(s, op);
+}
+
+/* Sizes computed by special-size callables before the walk, by address.
+ * Open addressing; keys are addresses + 1 (0 = empty). */
+static Py_ssize_t
+precomputed(const struct walk *wk, PyObject *op)
+{
+    uint64_t key = (uint64_t)(uintptr_t)op + 1;
+
+    if (wk->tkeys == NULL)
+        return -1;
+    for (size_t i = ((uintptr_t)op >> 4) & wk->tmask; wk->tkeys[i] != 0;
+         i = (i + 1) & wk->tmask)
+        if (wk->tkeys[i] == key)
+            return wk->tvals[i];
+    return -1;
+}
+
+/* The size of op in this walk.  A callable's result comes from the table
+ * filled before the walk (no Python code runs during the walk); in the
+ * collecting pass the object is only noted.  Returns -1 on -ENOMEM. */
+static Py_ssize_t
+object_size(struct walk *wk, PyObject *op, enum ml_kind kind)
+{
+    const struct ml_special *s = NULL;
+    Py_ssize_t n;
+
+    if (wk->nspecials > 0)
+        s = find_special(wk->specials, wk->nspecials, Py_TYPE(op));
+    if (s == NULL)
+        return (Py_ssize_t)ml__size_of(op, kind);
+    if (s->callable == NULL)
+        return s->size;
+    if (wk->collecting) {
+        if (wk->npend == wk->cappend) {
+            size_t ncap = wk->cappend ? wk->cappend * 2 : 64;
+            struct pending *np = realloc(wk->pend, ncap * sizeof(*np));
+
+            if (np == NULL)
+                return -1;
+            wk->pend = np;
+            wk->cappend = ncap;
+        }
+        wk->pend[wk->npend].op = Py_NewRef(op);
+        wk->pend[wk->npend].callable = Py_NewRef(s->callable);
+        wk->npend++;
+    } else if ((n = precomputed(wk, op)) >= 0) {
+        return n;
+    }
+    return (Py_ssize_t)ml__size_of(op, kind);
 }
 
 /* ------------------------------------------------------------------ */
@@ -224,14 +290,14 @@ static int
 emit(struct walk *wk, PyObject *op)
 {
     enum ml_kind kind = ml__kind(Py_TYPE(op));
-    Py_ssize_t size = object_size(op, kind, wk->specials, wk->nspecials);
+    Py_ssize_t size = object_size(wk, op, kind);
     struct ml_jsonw *w = wk->w;
     const struct ml_typeinfo *ti;
     Py_ssize_t len;
     int rc;
 
     if (size < 0)
-        return ML_EPYTHON;
+        return -ENOMEM;
     wk->res.nobj++;
     wk->res.nbytes += (uint64_t)size;
     if (w == NULL)
@@ -382,41 +448,112 @@ visit_gc_object(PyObject *op, void *arg)
     return drain(wk);
 }
 
+/* One pass over the heap.  wk's mode, writer and tables are set. */
+static int
+run_pass(struct walk *wk, PyObject *root)
+{
+    int rc;
+
+    ml_addrset_init(&wk->seen);
+    wk->nstack = 0;
+    wk->err = 0;
+    memset(&wk->res, 0, sizeof(wk->res));
+    if (wk->mode == ML_WALK_CLOSURE) {
+        rc = ml_addrset_add(&wk->seen, (uintptr_t)root);
+        if (rc >= 0)
+            rc = emit(wk, root);
+        if (rc >= 0)
+            rc = expand(wk, root);
+        if (rc >= 0)
+            rc = drain(wk);
+    } else {
+        rc = ml__gc_foreach(visit_gc_object, wk);
+    }
+    ml_addrset_free(&wk->seen);
+    return rc > 0 ? 0 : rc;
+}
+
+/* Runs the special-size callables on the objects the collecting pass
+ * found, with no walk in progress, and fills the table.  0, -ENOMEM, or
+ * ML_EPYTHON with the callable's exception set. */
+static int
+run_callables(struct walk *wk)
+{
+    size_t cap = 16;
+
+    while (cap < wk->npend * 2)
+        cap *= 2;
+    wk->tkeys = calloc(cap, sizeof(*wk->tkeys));
+    wk->tvals = malloc(cap * sizeof(*wk->tvals));
+    if (wk->tkeys == NULL || wk->tvals == NULL)
+        return -ENOMEM;
+    wk->tmask = cap - 1;
+    for (size_t k = 0; k < wk->npend; k++) {
+        struct ml_special s = { NULL, 0, wk->pend[k].callable };
+        PyObject *op = wk->pend[k].op;
+        Py_ssize_t n = call_special(&s, op);
+        size_t i;
+
+        if (n < 0)
+            return ML_EPYTHON;
+        for (i = ((uintptr_t)op >> 4) & wk->tmask;
+             wk->tkeys[i] != 0 && wk->tkeys[i] != (uint64_t)(uintptr_t)op + 1;
+             i = (i + 1) & wk->tmask)
+            ;
+        wk->tkeys[i] = (uint64_t)(uintptr_t)op + 1;
+        wk->tvals[i] = n;
+    }
+    return 0;
+}
+
 int
 ml__walk(enum ml_walk_mode mode, PyObject *root, struct ml_jsonw *w,
          const struct ml_special *specials, size_t nspecials,
          struct ml_walk_result *res)
 {
     struct walk wk;
-    int rc;
+    int rc = 0, gc_was, has_callables = 0;
 
     memset(&wk, 0, sizeof(wk));
     wk.mode = mode;
-    wk.w = w;
     wk.specials = specials;
     wk.nspecials = nspecials;
-    ml_addrset_init(&wk.seen);
+    for (size_t i = 0; i < nspecials; i++)
+        has_callables |= specials[i].callable != NULL;
     ml__kind_reset();
 
-    if (mode == ML_WALK_CLOSURE) {
-        rc = ml_addrset_add(&wk.seen, (uintptr_t)root);
-        if (rc >= 0)
-            rc = emit(&wk, root);
-        if (rc >= 0)
-            rc = expand(&wk, root);
-        if (rc >= 0)
-            rc = drain(&wk);
-    } else {
-        rc = ml__gc_foreach(visit_gc_object, &wk);
+    /* No collection may start while the walk holds borrowed pointers into
+     * the collector's lists: C __sizeof__ functions of extension types
+     * can allocate.  The caller's setting comes back afterwards. */
+    gc_was = ml__gc_disable();
+
+    if (has_callables) {
+        /* Special-size callables are Python code: run them on the objects
+         * a first pass finds, between the passes, never inside a walk. */
+        wk.collecting = 1;
+        rc = run_pass(&wk, root);
+        wk.collecting = 0;
+        if (rc == 0)
+            rc = run_callables(&wk);
+        ml__kind_reset();
     }
-    if (rc > 0)
-        rc = 0;
+    if (rc == 0) {
+        wk.w = w;
+        rc = run_pass(&wk, root);
+    }
     if (rc == 0 && w != NULL)
         rc = ml_jsonw_flush(w);
 
+    ml__gc_restore(gc_was);
     *res = wk.res;
+    for (size_t k = 0; k < wk.npend; k++) {
+        Py_DECREF(wk.pend[k].op);
+        Py_DECREF(wk.pend[k].callable);
+    }
+    free(wk.pend);
+    free(wk.tkeys);
+    free(wk.tvals);
     free(wk.stack);
-    ml_addrset_free(&wk.seen);
     ml__refs_release();
     return rc;
 }

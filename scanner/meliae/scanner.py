@@ -13,15 +13,22 @@ A *target* is one of:
   (new files get mode 0600); a symlink at the final component is refused
   (OSError ELOOP); a FIFO or device is written as it is.  A name ending in
   ".gz" is written gzip-compressed.
-- a file object with a working fileno(): flushed, then written through its
-  file descriptor (a socket is written with MSG_NOSIGNAL).
+- a binary or text file over a file descriptor, or a socket: flushed, then
+  written through the descriptor (a socket with MSG_NOSIGNAL, within its
+  timeout if it has one).  Other file objects (gzip.GzipFile, io.BytesIO,
+  ...) get the bytes through their write().
 - a callable taking bytes (e.g. a file object's write): the dump goes to an
-  anonymous temporary file first and is handed over in chunks after the
-  walk, so the callable never runs while the heap is being walked.
+  anonymous temporary file first ($TMPDIR, often a tmpfs: count the dump's
+  size in memory there) and is handed over in chunks after the walk, so the
+  callable never runs while the heap is being walked.
+
+A regular file is replaced by rename, so the new file is the caller's, mode
+0600, whatever the old one's owner, mode or hard links were.
 """
 
 import io
 import os
+import socket
 import sys
 
 from meliae import _scanner
@@ -39,14 +46,39 @@ __all__ = [
 ]
 
 
-def _fileno(target):
-    fileno = getattr(target, "fileno", None)
-    if fileno is None:
+_PROBE = '{"address": 1, "value": "x"}\n'
+
+
+def _direct_fd(target):
+    """The file descriptor to write target's bytes to, or None.
+
+    Only where bytes written to the descriptor are what the file object
+    would have written: a socket, an io.FileIO, a buffered binary file over
+    one, or a text file over those whose encoding writes the dump's ASCII
+    as is.  A compressing file object (gzip.GzipFile, bz2, lzma) also has a
+    fileno(), of the file under the compression: it gets the bytes through
+    its write() instead.
+    """
+    if isinstance(target, socket.socket):
+        return target.fileno()
+    layers = [target]
+    raw = target
+    if isinstance(raw, io.TextIOWrapper):
+        try:
+            if _PROBE.encode(raw.encoding) != _PROBE.encode("ascii"):
+                return None
+        except (LookupError, UnicodeError):
+            return None
+        raw = raw.buffer
+        layers.append(raw)
+    if isinstance(raw, (io.BufferedWriter, io.BufferedRandom)):
+        raw = raw.raw
+        layers.append(raw)
+    if not isinstance(raw, io.FileIO):
         return None
-    try:
-        return fileno()
-    except (OSError, io.UnsupportedOperation, ValueError):
-        return None
+    for layer in layers:
+        layer.flush()
+    return raw.fileno()
 
 
 def _dump(mode, target, root):
@@ -54,14 +86,18 @@ def _dump(mode, target, root):
     if isinstance(target, (str, bytes, os.PathLike)):
         path = os.fsencode(target)
         return _scanner.dump_path(mode, path, root, path.endswith(b".gz"))
-    fd = _fileno(target)
+    fd = _direct_fd(target)
     if fd is not None:
-        flush = getattr(target, "flush", None)
-        if flush is not None:
-            flush()
-        return _scanner.dump_fd(mode, fd, root)
+        timeout = None
+        if isinstance(target, socket.socket):
+            timeout = target.gettimeout()
+        return _scanner.dump_fd(mode, fd, root,
+                                -1 if timeout is None else int(timeout * 1000))
     write = getattr(target, "write", None)
     if callable(write):
+        if isinstance(target, io.TextIOBase):
+            return _scanner.dump_callable(
+                mode, lambda chunk: write(chunk.decode("ascii")), root)
         return _scanner.dump_callable(mode, write, root)
     if callable(target):
         return _scanner.dump_callable(mode, target, root)
@@ -133,8 +169,8 @@ def add_special_size(type_name, size_of_32, size_of_64):
     size_of_32 and size_of_64 (for 32- and 64-bit builds) are each an int,
     or a callable taking the object and returning its size: the way to count
     buffers a C type hides from the interpreter (numpy.ndarray, say) without
-    importing it.  A callable is the only Python code a dump runs; it must
-    not change the heap (automatic collection is off while it may run).
-    None for both unregisters type_name.
+    importing it.  Callables are called before the heap walk, on the objects
+    a first pass found, so they may do anything.  None for both unregisters
+    type_name.  Raises ScanError while a dump is running.
     """
     _scanner.add_special_size(type_name, size_of_32, size_of_64)

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * collapse.c -- collapse_instance_dicts on the flat graph; see collapse.h.
+ *
+ * Linear: one pass to count references, one to pick the (instance, dict)
+ * pairs, one to build the new refs CSR, one to compact the arrays, one to
+ * rebuild the address map.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "collapse.h"
+
+/* Types whose objects own a dict that is not an instance __dict__ in the
+ * sense of meliae 0.5 (or is one, but shown better as it is). */
+static const char *const never_instances[] = {
+    "dict", "module", "type", "function", "builtin_function_or_method",
+    "method", "code", "frame", "cell", "list", "tuple", "set", "frozenset",
+    "classmethod", "staticmethod", "property", "functools.partial",
+    "mappingproxy", "generator", "coroutine", "async_generator",
+    "collections.OrderedDict", "collections.defaultdict", "super",
+    "getset_descriptor", "member_descriptor", "wrapper_descriptor",
+    "method_descriptor", "classmethod_descriptor", "NoneType",
+    NULL,
+};
+
+static uint32_t
+find_type(const struct ml_graph *g, const char *name)
+{
+    for (size_t t = 0; t < g->ntypes; t++)
+        if (strcmp(ml_graph_type_name(g, (uint32_t)t), name) == 0)
+            return (uint32_t)t;
+    return ML_GRAPH_NONE;
+}
+
+int64_t
+ml_graph_collapse_instance_dicts(struct ml_graph *g)
+{
+    const size_t n = g->n;
+    uint32_t dict_t, type_t;
+    uint32_t *nref = NULL, *dictof = NULL, *newidx = NULL, *stamp = NULL;
+    uint32_t *nrefs_arr = NULL;
+    uint64_t *nstart = NULL;
+    uint8_t *skip_t = NULL, *removed = NULL;
+    size_t count = 0, nnew;
+    int64_t rc = -ENOMEM;
+
+    if (!g->finished)
+        return -EINVAL;
+    dict_t = find_type(g, "dict");
+    if (dict_t == ML_GRAPH_NONE || n == 0)
+        return 0;
+    type_t = find_type(g, "type");
+
+    nref = calloc(n, sizeof(*nref));
+    dictof = malloc(n * sizeof(*dictof));
+    removed = calloc(n, 1);
+    skip_t = calloc(g->ntypes, 1);
+    if (nref == NULL || dictof == NULL || removed == NULL || skip_t == NULL)
+        goto out;
+    for (const char *const *s = never_instances; *s != NULL; s++) {
+        uint32_t t = find_type(g, *s);
+
+        if (t != ML_GRAPH_NONE)
+            skip_t[t] = 1;
+    }
+    for (uint64_t k = 0; k < g->nrefs; k++)
+        if (g->refs[k] < n && nref[g->refs[k]] < UINT32_MAX)
+            nref[g->refs[k]]++;
+
+    /* Pick the pairs. */
+    for (size_t i = 0; i < n; i++) {
+        const char *tn = ml_graph_type_name(g, g->type[i]);
+        uint32_t cand = ML_GRAPH_NONE;
+        int ncand = 0, has_type = 0;
+
+        dictof[i] = ML_GRAPH_NONE;
+        /* Named objects are modules, functions, classes (of any
+         * metaclass) and code: never instances with a __dict__ to fold. */
+        if (skip_t[g->type[i]] || g->name[i] != 0)
+            continue;
+        for (uint64_t k = g->ref_start[i]; k < g->ref_start[i + 1]; k++) {
+            uint32_t r = g->refs[k];
+
+            if (r >= n) {
+                has_type = 1;
+            } else if (g->type[r] == dict_t) {
+                if (nref[r] == 1 && r != i) {
+                    cand = r;
+                    ncand++;
+                }
+            } else if (g->type[r] == type_t && g->name[r] != 0
+                       && strcmp(ml_graph_str(g, g->name[r]), tn) == 0) {
+                has_type = 1;
+            }
+        }
+        if (ncand == 1 && has_type && !removed[cand]) {
+            dictof[i] = cand;
+            removed[cand] = 1;
+            count++;
+        }
+    }
+    if (count == 0) {
+        rc = 0;
+        goto out;
+    }
+    nnew = n - count;
+
+    newidx = malloc(n * sizeof(*newidx));
+    nstart = malloc((nnew + 1) * sizeof(*nstart));
+    nrefs_arr = malloc((g->nrefs ? g->nrefs : 1) * sizeof(*nrefs_arr));
+    stamp = calloc(n + g->ndangling, sizeof(*stamp));
+    if (newidx == NULL || nstart == NULL || nrefs_arr == NULL || stamp == NULL)
+        goto out;
+    for (size_t i = 0, j = 0; i < n; i++)
+        newidx[i] = removed[i] ? ML_GRAPH_NONE : (uint32_t)j++;
+
+    /* New refs, in new index order; dangling indices shift down by count. */
+    {
+        uint64_t w = 0;
+        size_t j = 0;
+
+#define REMAP(r) ((r) < n ? newidx[(r)] : (uint32_t)((r) - count))
+        for (size_t i = 0; i < n; i++) {
+            uint32_t d = dictof[i];
+            uint64_t a = g->ref_start[i], b = g->ref_start[i + 1];
+
+            if (removed[i])
+                continue;
+            nstart[j++] = w;
+            if (d == ML_GRAPH_NONE) {
+                for (uint64_t k = a; k < b; k++)
+                    nrefs_arr[w++] = REMAP(g->refs[k]);
+                continue;
+            }
+            for (uint64_t k = g->ref_start[d]; k < g->ref_start[d + 1]; k++) {
+                uint32_t r = g->refs[k];
+
+                /* A dict never refers to a removed dict: each of those has
+                 * its instance as only referrer. */
+                stamp[r] = (uint32_t)i + 1;
+                nrefs_arr[w++] = REMAP(r);
+            }
+            for (uint64_t k = a; k < b; k++) {
+                uint32_t r = g->refs[k];
+
+                if (r == d)
+                    continue;
+                if (stamp[r] == (uint32_t)i + 1 && k + 1 < b)
+                    continue;
+                nrefs_arr[w++] = REMAP(r);
+            }
+        }
+#undef REMAP
+        nstart[nnew] = w;
+        g->nrefs = w;
+    }
+
+    /* Sizes, then compaction of the per-object arrays (j <= i: in place). */
+    for (size_t i = 0; i < n; i++)
+        if (dictof[i] != ML_GRAPH_NONE)
+            g->size[i] += g->size[dictof[i]];
+    for (size_t i = 0; i < n; i++) {
+        uint32_t j = newidx[i];
+
+        if (j == ML_GRAPH_NONE || j == i)
+            continue;
+        g->addr[j] = g->addr[i];
+        g->type[j] = g->type[i];
+        g->size[j] = g->size[i];
+        g->len[j] = g->len[i];
+        g->name[j] = g->name[i];
+        g->value[j] = g->value[i];
+        g->vlen[j] = g->vlen[i];
+        g->vkind[j] = g->vkind[i];
+    }
+    free(g->ref_start);
+    g->ref_start = nstart;
+    nstart = NULL;
+    free(g->refs);
+    g->refs = nrefs_arr;
+    nrefs_arr = NULL;
+    g->n = nnew;
+    free(g->par_start);
+    free(g->par);
+    g->par_start = NULL;
+    g->par = NULL;
+
+    /* The address map, same capacity (n only shrank). */
+    memset(g->map, 0, (g->map_mask + 1) * sizeof(*g->map));
+    for (size_t j = 0; j < nnew; j++) {
+        size_t s;
+
+        for (s = ml_graph_hash64(g->addr[j]) & g->map_mask; g->map[s] != 0;
+             s = (s + 1) & g->map_mask)
+            ;
+        g->map[s] = (uint32_t)j + 1;
+    }
+    rc = (int64_t)count;
+out:
+    free(nref);
+    free(dictof);
+    free(removed);
+    free(skip_t);
+    free(newidx);
+    free(nstart);
+    free(nrefs_arr);
+    free(stamp);
+    return rc;
+}

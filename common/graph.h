@@ -1,0 +1,140 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * graph.h -- a loaded dump as flat arrays: the loader's core, and later
+ * the daemon's and the CLI's.
+ *
+ * No object per node.  Object i (0 <= i < n) is the i-th distinct address
+ * loaded; its fields are parallel arrays, its type an interned id, its
+ * strings offsets into one arena, its refs a CSR slice of 32-bit indices.
+ * An address -> index map (open addressing) finds objects.  Refs to
+ * addresses that no line defined are kept as "dangling" entries, indices at
+ * or above n, so nothing is lost and nothing crashes.
+ *
+ * Lifecycle: ml_graph_init, ml_graph_add per line, ml_graph_finish (turns
+ * addresses in refs into indices), then the queries.  Not thread-safe.
+ */
+#ifndef ML_GRAPH_H
+#define ML_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dumpline.h"
+
+#define ML_GRAPH_NONE UINT32_MAX        /* no such index */
+#define ML_GRAPH_NOLEN UINT64_MAX       /* object has no "len" */
+
+struct ml_graph {
+    /* Objects. */
+    size_t n;
+    size_t cap;
+    uint64_t *addr;
+    uint32_t *type;             /* index into types */
+    uint64_t *size;
+    uint64_t *len;              /* ML_GRAPH_NOLEN when absent */
+    uint32_t *name;             /* arena offset + 1, 0 when absent */
+    uint32_t *value;            /* arena offset + 1, 0 when absent */
+    uint32_t *vlen;             /* bytes of the value (it may hold NULs) */
+    uint8_t *vkind;             /* enum ml_vkind */
+
+    /* Refs, CSR: object i's refs are refs[ref_start[i] .. ref_start[i+1]).
+     * Before ml_graph_finish they are addresses (raw); after, indices, where
+     * an index >= n names dangling[index - n]. */
+    uint64_t *ref_start;        /* n + 1 entries */
+    uint64_t *raw;              /* addresses, until finish */
+    uint32_t *refs;             /* indices, after finish */
+    uint64_t nrefs;
+    uint64_t raw_cap;
+    uint64_t *dangling;         /* addresses referred to but not defined */
+    size_t ndangling;
+    int finished;
+
+    /* Referrers, CSR like refs, built by ml_graph_compute_parents. */
+    uint64_t *par_start;
+    uint32_t *par;
+
+    /* Interned type names: types[t] is an arena offset. */
+    uint32_t *types;
+    size_t ntypes;
+    size_t types_cap;
+    uint32_t *tmap;             /* open addressing: type id + 1 */
+    size_t tmap_mask;
+
+    /* address -> index + 1, open addressing. */
+    uint32_t *map;
+    size_t map_mask;
+
+    /* Strings: type names, names and values, each NUL-terminated. */
+    char *arena;
+    size_t arena_len;
+    size_t arena_cap;
+
+    /* What the input held that is not in the arrays. */
+    uint64_t nduplicates;       /* lines whose address was already loaded */
+};
+
+/* The hash of the address map; collapse.c rebuilds the map with it. */
+static inline size_t
+ml_graph_hash64(uint64_t v)
+{
+    v ^= v >> 33;
+    v *= 0xff51afd7ed558ccdull;
+    v ^= v >> 33;
+    return (size_t)v;
+}
+
+void ml_graph_init(struct ml_graph *g);
+void ml_graph_free(struct ml_graph *g);
+
+/* Adds one object line (l->kind must be ML_LINE_OBJECT).  A duplicate
+ * address keeps the first line and counts the others.  0, -ENOMEM, or
+ * ML_ETOOBIG (more than 2^32 - 2 objects or a 4 GiB string arena). */
+int ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l);
+
+/* Resolves refs to indices; after this, no more ml_graph_add.  0 or
+ * -ENOMEM (the graph is then unusable). */
+int ml_graph_finish(struct ml_graph *g);
+
+/* Index of address, or ML_GRAPH_NONE. */
+uint32_t ml_graph_find(const struct ml_graph *g, uint64_t address);
+
+static inline const char *
+ml_graph_type_name(const struct ml_graph *g, uint32_t t)
+{
+    return g->arena + g->types[t];
+}
+
+/* The string at an offset from name[] / value[] (NULL for 0). */
+static inline const char *
+ml_graph_str(const struct ml_graph *g, uint32_t off1)
+{
+    return off1 ? g->arena + off1 - 1 : NULL;
+}
+
+/* Address a refs[] entry denotes (defined or dangling). */
+static inline uint64_t
+ml_graph_ref_addr(const struct ml_graph *g, uint32_t r)
+{
+    return r < g->n ? g->addr[r] : g->dangling[r - g->n];
+}
+
+/* Builds the referrer CSR (par_start/par), replacing an older one.  Only
+ * defined objects are listed, each referrer once per reference.  0 or
+ * -ENOMEM. */
+int ml_graph_compute_parents(struct ml_graph *g);
+
+/* Per-type totals: count, bytes, the largest object and its index. */
+struct ml_type_summary {
+    uint32_t type;
+    uint64_t count;
+    uint64_t size;
+    uint64_t max_size;
+    uint32_t max_index;
+};
+
+/* Fills out[t] for every type t < g->ntypes (out has ntypes entries).
+ * With mask non-NULL, only objects i with mask[i] set count. */
+void ml_graph_summarize(const struct ml_graph *g, const uint8_t *mask,
+                        struct ml_type_summary *out);
+
+#endif /* ML_GRAPH_H */
