@@ -41,7 +41,7 @@ ml_graph_collapse_instance_dicts(struct ml_graph *g)
     uint32_t dict_t, type_t;
     uint32_t *nref = NULL, *dictof = NULL, *newidx = NULL, *stamp = NULL;
     uint32_t *nrefs_arr = NULL;
-    uint64_t *nstart = NULL;
+    uint32_t *nstart = NULL;
     uint8_t *skip_t = NULL, *removed = NULL;
     size_t count = 0, nnew;
     int64_t rc = -ENOMEM;
@@ -95,7 +95,29 @@ ml_graph_collapse_instance_dicts(struct ml_graph *g)
                 has_type = 1;
             }
         }
-        if (ncand == 1 && has_type && !removed[cand]) {
+        /* What a __dict__-holding instance refers to is its dict and its
+         * class (subtype_traverse), plus, on 3.13, the dict's own values
+         * again.  Anything else -- an inline attribute's name before a
+         * dict-valued attribute, the items of a list subclass -- means the
+         * dict is an attribute or an item, not the instance's __dict__. */
+        if (ncand == 1 && has_type && !removed[cand]
+                && ml_graph_len(g, i) == ML_GRAPH_NOLEN) {
+            for (uint64_t k = g->ref_start[i]; k < g->ref_start[i + 1]; k++) {
+                uint32_t r = g->refs[k];
+                int ok = r == cand || r >= n
+                    || (g->type[r] == type_t && g->name[r] != 0);
+
+                for (uint64_t m = g->ref_start[cand];
+                     !ok && m < g->ref_start[cand + 1]; m++)
+                    ok = g->refs[m] == r;
+                if (!ok) {
+                    ncand = 0;
+                    break;
+                }
+            }
+        }
+        if (ncand == 1 && has_type && !removed[cand]
+                && ml_graph_len(g, i) == ML_GRAPH_NOLEN) {
             dictof[i] = cand;
             removed[cand] = 1;
             count++;
@@ -128,7 +150,7 @@ ml_graph_collapse_instance_dicts(struct ml_graph *g)
 
             if (removed[i])
                 continue;
-            nstart[j++] = w;
+            nstart[j++] = (uint32_t)w;
             if (d == ML_GRAPH_NONE) {
                 for (uint64_t k = a; k < b; k++)
                     nrefs_arr[w++] = REMAP(g->refs[k]);
@@ -153,7 +175,7 @@ ml_graph_collapse_instance_dicts(struct ml_graph *g)
             }
         }
 #undef REMAP
-        nstart[nnew] = w;
+        nstart[nnew] = (uint32_t)w;
         g->nrefs = w;
     }
 
@@ -172,7 +194,6 @@ ml_graph_collapse_instance_dicts(struct ml_graph *g)
         g->len[j] = g->len[i];
         g->name[j] = g->name[i];
         g->value[j] = g->value[i];
-        g->vlen[j] = g->vlen[i];
         g->vkind[j] = g->vkind[i];
     }
     free(g->ref_start);

@@ -61,8 +61,41 @@ fail(struct cur *c, const char *fmt, ...)
 static inline void
 ws(struct cur *c)
 {
-    while (c->s < c->end && (*c->s == ' ' || *c->s == '\t'))
+    while (c->s < c->end && (*c->s == ' ' || *c->s == '\t' || *c->s == '\r'
+                             || *c->s == '\n'))
         c->s++;
+}
+
+/* Length of the well-formed UTF-8 sequence at s (lead byte >= 0x80), or 0
+ * if it is ill-formed (RFC 3629: no overlongs, <= U+10FFFF).  Encoded
+ * surrogates pass, as 'surrogatepass' reads them: they are what a lone
+ * \udc80 escape unescapes to, so the parser's own output parses again. */
+static size_t
+utf8_len(const unsigned char *s, const unsigned char *end)
+{
+    unsigned char lo = 0x80, hi = 0xbf;
+    size_t n;
+
+    if (s[0] >= 0xc2 && s[0] <= 0xdf)
+        n = 2;
+    else if (s[0] >= 0xe0 && s[0] <= 0xef)
+        n = 3;
+    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    if (s[0] == 0xe0)
+        lo = 0xa0;
+    else if (s[0] == 0xf0)
+        lo = 0x90;
+    else if (s[0] == 0xf4)
+        hi = 0x8f;
+    if ((size_t)(end - s) < n || s[1] < lo || s[1] > hi)
+        return 0;
+    for (size_t i = 2; i < n; i++)
+        if (s[i] < 0x80 || s[i] > 0xbf)
+            return 0;
+    return n;
 }
 
 static inline int
@@ -166,6 +199,29 @@ put_utf8(char *o, unsigned cp)
     return 4;
 }
 
+/* Length of the raw (unescaped) character at q: 1 for ASCII, its UTF-8
+ * sequence's for others; 0 with the error set for a control character or
+ * ill-formed UTF-8. */
+static size_t
+raw_char(struct cur *c, const char *q, const char *what)
+{
+    size_t k = 1;
+
+    if ((unsigned char)*q < 0x20) {
+        c->s = q;
+        fail(c, "control character in %s", what);
+        return 0;
+    }
+    if ((unsigned char)*q >= 0x80) {
+        k = utf8_len((const unsigned char *)q, (const unsigned char *)c->end);
+        if (k == 0) {
+            c->s = q;
+            fail(c, "invalid UTF-8 in %s", what);
+        }
+    }
+    return k;
+}
+
 /* Reads a JSON string.  *off and *len: where it is -- in the line when it
  * needed no unescaping (*in_line = 1), else in p->sbuf (offsets, since
  * sbuf may move as later strings grow it). */
@@ -179,9 +235,13 @@ read_str(struct cur *c, size_t *off, size_t *len, int *in_line,
     if (!expect(c, '"'))
         return fail(c, "%s is not a string", what);
     start = c->s;
-    for (q = start; q < c->end && *q != '"' && *q != '\\'; q++)
-        if ((unsigned char)*q < 0x20)
-            return fail(c, "control character in %s", what);
+    for (q = start; q < c->end && *q != '"' && *q != '\\'; ) {
+        size_t k = raw_char(c, q, what);
+
+        if (k == 0)
+            return ML_EPROTO;
+        q += k;
+    }
     if (q < c->end && *q == '"') {
         *in_line = 1;
         *off = (size_t)(start - line);
@@ -198,10 +258,14 @@ read_str(struct cur *c, size_t *off, size_t *len, int *in_line,
     for (q = start; q < c->end && *q != '"'; ) {
         unsigned cp, lo;
 
-        if ((unsigned char)*q < 0x20)
-            return fail(c, "control character in %s", what);
         if (*q != '\\') {
-            c->p->sbuf[o++] = *q++;
+            size_t k = raw_char(c, q, what);
+
+            if (k == 0)
+                return ML_EPROTO;
+            memcpy(c->p->sbuf + o, q, k);
+            o += k;
+            q += k;
             continue;
         }
         if (q + 1 >= c->end) {

@@ -27,7 +27,6 @@ ml_graph_free(struct ml_graph *g)
     free(g->len);
     free(g->name);
     free(g->value);
-    free(g->vlen);
     free(g->vkind);
     free(g->ref_start);
     free(g->raw);
@@ -39,6 +38,8 @@ ml_graph_free(struct ml_graph *g)
     free(g->tmap);
     free(g->map);
     free(g->arena);
+    free(g->biglen);
+    free(g->nulvals);
     ml_graph_init(g);
 }
 
@@ -69,7 +70,6 @@ grow_objects(struct ml_graph *g)
             || grow((void **)&g->len, sizeof(*g->len), ncap) < 0
             || grow((void **)&g->name, sizeof(*g->name), ncap) < 0
             || grow((void **)&g->value, sizeof(*g->value), ncap) < 0
-            || grow((void **)&g->vlen, sizeof(*g->vlen), ncap) < 0
             || grow((void **)&g->vkind, sizeof(*g->vkind), ncap) < 0
             || grow((void **)&g->ref_start, sizeof(*g->ref_start), ncap + 1) < 0)
         return -ENOMEM;
@@ -227,10 +227,22 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
         return rc;
     g->addr[idx] = l->address;
     g->size[idx] = l->size;
-    g->len[idx] = l->has_len ? l->len : ML_GRAPH_NOLEN;
+    if (!l->has_len) {
+        g->len[idx] = ML_GRAPH_LEN32_NONE;
+    } else if (l->len < ML_GRAPH_LEN32_BIG) {
+        g->len[idx] = (uint32_t)l->len;
+    } else {
+        void *nb = realloc(g->biglen, (g->nbiglen + 1) * sizeof(*g->biglen));
+
+        if (nb == NULL)
+            return -ENOMEM;
+        g->biglen = nb;
+        g->biglen[g->nbiglen].addr = l->address;
+        g->biglen[g->nbiglen++].len = l->len;
+        g->len[idx] = ML_GRAPH_LEN32_BIG;
+    }
     g->name[idx] = 0;
     g->value[idx] = 0;
-    g->vlen[idx] = 0;
     g->vkind[idx] = (uint8_t)l->vkind;
     if (l->has_name && (rc = arena_put(g, l->name, l->name_len, &g->name[idx])) < 0)
         return rc;
@@ -238,8 +250,18 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
             || l->vkind == ML_VAL_FLOAT)
             && (rc = arena_put(g, l->value, l->value_len, &g->value[idx])) < 0)
         return rc;
-    if (g->value[idx] != 0)
-        g->vlen[idx] = (uint32_t)l->value_len;
+    if (g->value[idx] != 0 && memchr(l->value, '\0', l->value_len) != NULL) {
+        void *nv = realloc(g->nulvals, (g->nnulvals + 1) * sizeof(*g->nulvals));
+
+        if (nv == NULL)
+            return -ENOMEM;
+        g->nulvals = nv;
+        g->nulvals[g->nnulvals].addr = l->address;
+        g->nulvals[g->nnulvals++].len = l->value_len;
+        g->vkind[idx] |= ML_GRAPH_VNUL;
+    }
+    if (g->nrefs + l->nrefs >= UINT32_MAX)
+        return ML_ETOOBIG;
     if (g->nrefs + l->nrefs > g->raw_cap) {
         uint64_t ncap = g->raw_cap ? g->raw_cap : 4096;
 
@@ -251,9 +273,9 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
     }
     if (l->nrefs > 0)
         memcpy(g->raw + g->nrefs, l->refs, l->nrefs * sizeof(*l->refs));
-    g->ref_start[idx] = g->nrefs;
+    g->ref_start[idx] = (uint32_t)g->nrefs;
     g->nrefs += l->nrefs;
-    g->ref_start[idx + 1] = g->nrefs;
+    g->ref_start[idx + 1] = (uint32_t)g->nrefs;
     g->map[i] = idx + 1;
     g->n++;
     return 0;
@@ -282,7 +304,6 @@ shrink(struct ml_graph *g)
     shrink_one((void **)&g->len, sizeof(*g->len), g->n);
     shrink_one((void **)&g->name, sizeof(*g->name), g->n);
     shrink_one((void **)&g->value, sizeof(*g->value), g->n);
-    shrink_one((void **)&g->vlen, sizeof(*g->vlen), g->n);
     shrink_one((void **)&g->vkind, sizeof(*g->vkind), g->n);
     shrink_one((void **)&g->ref_start, sizeof(*g->ref_start), g->n + 1);
     shrink_one((void **)&g->arena, 1, g->arena_len);
@@ -335,9 +356,9 @@ ml_graph_finish(struct ml_graph *g)
 int
 ml_graph_compute_parents(struct ml_graph *g)
 {
-    uint64_t *start;
+    uint32_t *start;
     uint32_t *par;
-    uint64_t *fill;
+    uint32_t *fill;
 
     if (!g->finished)
         return -EINVAL;

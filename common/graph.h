@@ -18,11 +18,15 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "dumpline.h"
 
 #define ML_GRAPH_NONE UINT32_MAX        /* no such index */
 #define ML_GRAPH_NOLEN UINT64_MAX       /* object has no "len" */
+#define ML_GRAPH_VNUL 0x80              /* in vkind[]: value holds a NUL */
+#define ML_GRAPH_LEN32_NONE UINT32_MAX  /* in len[]: no "len" */
+#define ML_GRAPH_LEN32_BIG (UINT32_MAX - 1) /* in len[]: see biglen */
 
 struct ml_graph {
     /* Objects. */
@@ -31,16 +35,15 @@ struct ml_graph {
     uint64_t *addr;
     uint32_t *type;             /* index into types */
     uint64_t *size;
-    uint64_t *len;              /* ML_GRAPH_NOLEN when absent */
+    uint32_t *len;              /* use ml_graph_len(); 4 bytes, not 8 */
     uint32_t *name;             /* arena offset + 1, 0 when absent */
     uint32_t *value;            /* arena offset + 1, 0 when absent */
-    uint32_t *vlen;             /* bytes of the value (it may hold NULs) */
-    uint8_t *vkind;             /* enum ml_vkind */
+    uint8_t *vkind;             /* enum ml_vkind | ML_GRAPH_VNUL */
 
     /* Refs, CSR: object i's refs are refs[ref_start[i] .. ref_start[i+1]).
      * Before ml_graph_finish they are addresses (raw); after, indices, where
      * an index >= n names dangling[index - n]. */
-    uint64_t *ref_start;        /* n + 1 entries */
+    uint32_t *ref_start;        /* n + 1 entries; refs total < 2^32 */
     uint64_t *raw;              /* addresses, until finish */
     uint32_t *refs;             /* indices, after finish */
     uint64_t nrefs;
@@ -50,7 +53,7 @@ struct ml_graph {
     int finished;
 
     /* Referrers, CSR like refs, built by ml_graph_compute_parents. */
-    uint64_t *par_start;
+    uint32_t *par_start;
     uint32_t *par;
 
     /* Interned type names: types[t] is an arena offset. */
@@ -68,6 +71,15 @@ struct ml_graph {
     char *arena;
     size_t arena_len;
     size_t arena_cap;
+
+    /* Lengths that do not fit in 32 bits, by address (a 4-billion-item
+     * container is rare enough for a linear search). */
+    struct { uint64_t addr, len; } *biglen;
+    size_t nbiglen;
+    /* Lengths of the values that hold a NUL (strlen does for the others,
+     * which saves 4 bytes an object), by address. */
+    struct { uint64_t addr, len; } *nulvals;
+    size_t nnulvals;
 
     /* What the input held that is not in the arrays. */
     uint64_t nduplicates;       /* lines whose address was already loaded */
@@ -88,7 +100,8 @@ void ml_graph_free(struct ml_graph *g);
 
 /* Adds one object line (l->kind must be ML_LINE_OBJECT).  A duplicate
  * address keeps the first line and counts the others.  0, -ENOMEM, or
- * ML_ETOOBIG (more than 2^32 - 2 objects or a 4 GiB string arena). */
+ * ML_ETOOBIG (more than 2^32 - 2 objects or refs, or a 4 GiB string
+ * arena: 32-bit indices keep the graph at about half the memory). */
 int ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l);
 
 /* Resolves refs to indices; after this, no more ml_graph_add.  0 or
@@ -102,6 +115,41 @@ static inline const char *
 ml_graph_type_name(const struct ml_graph *g, uint32_t t)
 {
     return g->arena + g->types[t];
+}
+
+/* Object i's "len", or ML_GRAPH_NOLEN. */
+static inline uint64_t
+ml_graph_len(const struct ml_graph *g, size_t i)
+{
+    uint32_t v = g->len[i];
+
+    if (v == ML_GRAPH_LEN32_NONE)
+        return ML_GRAPH_NOLEN;
+    if (v == ML_GRAPH_LEN32_BIG)
+        for (size_t k = 0; k < g->nbiglen; k++)
+            if (g->biglen[k].addr == g->addr[i])
+                return g->biglen[k].len;
+    return v;
+}
+
+/* Object i's value kind (enum ml_vkind). */
+static inline int
+ml_graph_vkind(const struct ml_graph *g, size_t i)
+{
+    return g->vkind[i] & ~ML_GRAPH_VNUL;
+}
+
+/* Bytes of object i's value text (0 when it has none). */
+static inline size_t
+ml_graph_value_len(const struct ml_graph *g, size_t i)
+{
+    if (g->value[i] == 0)
+        return 0;
+    if (g->vkind[i] & ML_GRAPH_VNUL)
+        for (size_t k = 0; k < g->nnulvals; k++)
+            if (g->nulvals[k].addr == g->addr[i])
+                return (size_t)g->nulvals[k].len;
+    return strlen(g->arena + g->value[i] - 1);
 }
 
 /* The string at an offset from name[] / value[] (NULL for 0). */

@@ -1,13 +1,13 @@
 """A small program with a leak, dumped with meliae.scanner.
 
 A request handler caches every parsed request in a module-level dict that is
-never evicted.  After serving some requests, the program dumps its own heap
-and summarises the dump: object count, and the types holding most bytes.
-(`meliae.loader` will do the summarising; until then a few lines here.)
+never evicted.  After serving some requests, the program dumps its own heap;
+then a second process (as a user would run it) loads the dump with
+meliae.loader and shows what holds the memory and who keeps it alive.
 """
 
-import collections
-import json
+import os
+import subprocess
 import sys
 import time
 
@@ -30,23 +30,31 @@ def handle(rid):
     return len(req.path)
 
 
-def summarize(path):
-    counts = collections.Counter()
-    sizes = collections.Counter()
-    n = total = 0
-    with open(path) as f:
-        for line in f:
-            o = json.loads(line)
-            counts[o["type"]] += 1
-            sizes[o["type"]] += o["size"]
-            n += 1
-            total += o["size"]
-    print("Total %d objects, %d types, Total size = %.1fMiB (%d bytes)"
-          % (n, len(counts), total / 1048576.0, total))
-    print(" Index   Count   %      Size   % Kind")
-    for i, (kind, size) in enumerate(sizes.most_common(10)):
-        print("%6d %7d %3d %9d %3d %s" % (i, counts[kind], 100 * counts[kind] // n,
-                                          size, 100 * size // total, kind))
+ANALYSE = r"""
+import sys
+from meliae import loader
+om = loader.load(sys.argv[1], show_prog=False)
+s = om.summarize()
+print(s)
+top = s.summaries[0]
+print()
+print("The top consumer is %s: %d objects, %d bytes." % (
+    top.type_str, top.count, top.total_size))
+leak = om[top.max_address]
+print("the largest:", leak)
+# Who keeps it alive: follow referrers up to a module.
+chain, o = [leak], leak
+while len(chain) < 6 and o.p:
+    mods = [p for p in o.p if p.type_str == "module"]
+    o = mods[0] if mods else o.p[0]
+    chain.append(o)
+    if o.type_str == "module":
+        break
+print("kept alive by: " + " <- ".join(
+    "%s@%d (%d bytes%s)" % (c.type_str, c.address, c.size,
+                            ", " + c.name if c.name else "")
+    for c in chain))
+"""
 
 
 def main():
@@ -56,8 +64,10 @@ def main():
     t = time.perf_counter()
     scanner.dump_all_objects(path)
     t = time.perf_counter() - t
-    print("dumped the heap of pid %d to %s in %.2f s" % (__import__("os").getpid(), path, t))
-    summarize(path)
+    print("dumped the heap of pid %d to %s in %.2f s" % (os.getpid(), path, t))
+    print()
+    sys.stdout.flush()
+    subprocess.run([sys.executable, "-c", ANALYSE, path], check=True)
 
 
 if __name__ == "__main__":

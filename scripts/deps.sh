@@ -28,15 +28,20 @@ ml_install_deps() {
 # Debian's interpreter is the reference; a pyenv shim may shadow python3.
 ML_PY=/usr/bin/python3
 
+# Prints the environment meson needs for interpreter PY: Debian 12's meson
+# 1.0.1 imports distutils to inspect an interpreter, and CPython 3.12
+# removed it.  The shim answers the two questions it asks.  (Also needed
+# when ninja re-runs meson.)
+ml_meson_env() {
+  if ! "$1" -c 'import distutils' 2>/dev/null; then
+    echo "PYTHONPATH=$ML_ROOT/.ci/distutils-shim"
+  fi
+}
+
 # meson setup for DIR with Python interpreter PY (extra args follow).
 ml_setup() {
   local dir=$1 py=$2; shift 2
-  local env=()
-  # Debian 12's meson 1.0.1 imports distutils to inspect an interpreter;
-  # CPython 3.12 removed it.  The shim answers the two questions it asks.
-  if ! "$py" -c 'import distutils' 2>/dev/null; then
-    env=(env "PYTHONPATH=$ML_ROOT/.ci/distutils-shim")
-  fi
+  local env=(env $(ml_meson_env "$py"))
   if [ -f "$dir/build.ninja" ]; then
     "${env[@]}" meson setup --reconfigure "$dir" -Dpython="$py" "$@" >/dev/null
   else

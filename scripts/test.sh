@@ -15,13 +15,15 @@ passed=0
 failed=0
 failures=()
 
-# run_suite NAME BUILDDIR [meson test args]
+# run_suite NAME PYTHON BUILDDIR [meson test args]
 run_suite() {
-  local name=$1 dir=$2; shift 2
+  local name=$1 py=$2 dir=$3; shift 3
+  local env=(env $(ml_meson_env "$py"))
   echo "== $name" >&2
   local log
   log=$(mktemp)
-  if ninja -C "$dir" >"$log" 2>&1 && meson test -C "$dir" --print-errorlogs "$@" >>"$log" 2>&1; then
+  if "${env[@]}" ninja -C "$dir" >"$log" 2>&1 \
+     && "${env[@]}" meson test -C "$dir" --print-errorlogs "$@" >>"$log" 2>&1; then
     :
   else
     failures+=("$name")
@@ -37,11 +39,11 @@ run_suite() {
 }
 
 ml_setup build "$ML_PY" -Dtests=enabled
-run_suite "debian python3 ($("$ML_PY" -V 2>&1))" build
+run_suite "debian python3 ($("$ML_PY" -V 2>&1))" "$ML_PY" build
 
 ml_setup build-asan "$ML_PY" -Dtests=enabled -Db_sanitize=address,undefined \
   -Db_lundef=false -Dbuildtype=debug
-run_suite "asan+ubsan" build-asan
+run_suite "asan+ubsan" "$ML_PY" build-asan
 
 pyenv_versions=${PYENV_ROOT:-$HOME/.pyenv}/versions
 for minor in 3.9 3.10 3.12 3.13; do
@@ -51,7 +53,7 @@ for minor in 3.9 3.10 3.12 3.13; do
     continue
   fi
   ml_setup "build-py$minor" "$py" -Dtests=enabled
-  run_suite "python $minor ($py)" "build-py$minor" --suite python
+  run_suite "python $minor ($py)" "$py" "build-py$minor" --suite python
 done
 
 echo "== pip install --no-build-isolation . (venv)" >&2

@@ -51,7 +51,7 @@ test_graph_resolves_refs_to_indices_and_keeps_fields(void **state)
     assert_string_equal(ml_graph_type_name(&g, g.type[s]), "str");
     assert_int_equal(g.size[d], 184);
     assert_int_equal(g.len[d], 1);
-    assert_true(g.len[t] == ML_GRAPH_NOLEN);
+    assert_true(ml_graph_len(&g, t) == ML_GRAPH_NOLEN);
     assert_string_equal(ml_graph_str(&g, g.value[s]), "a\xc3\xa9");
     assert_int_equal(g.vkind[s], ML_VAL_STR);
     assert_string_equal(ml_graph_str(&g, g.name[t]), "f");
@@ -206,6 +206,28 @@ test_graph_summarize_counts_sizes_and_largest(void **state)
 }
 
 static void
+test_graph_keeps_lengths_beyond_32_bits_exactly(void **state)
+{
+    struct ml_graph g;
+    struct ml_dumpparser p;
+
+    (void)state;
+    ml_graph_init(&g);
+    ml_dumpparser_init(&p);
+    add(&g, &p, "{\"address\": 1, \"type\": \"list\", \"size\": 8, \"len\": 5000000000}");
+    add(&g, &p, "{\"address\": 2, \"type\": \"list\", \"size\": 8, \"len\": 4294967294}");
+    add(&g, &p, "{\"address\": 3, \"type\": \"list\", \"size\": 8, \"len\": 4294967293}");
+    add(&g, &p, "{\"address\": 4, \"type\": \"list\", \"size\": 8}");
+    assert_int_equal(ml_graph_finish(&g), 0);
+    assert_true(ml_graph_len(&g, ml_graph_find(&g, 1)) == 5000000000ull);
+    assert_true(ml_graph_len(&g, ml_graph_find(&g, 2)) == 4294967294ull);
+    assert_true(ml_graph_len(&g, ml_graph_find(&g, 3)) == 4294967293ull);
+    assert_true(ml_graph_len(&g, ml_graph_find(&g, 4)) == ML_GRAPH_NOLEN);
+    ml_dumpparser_free(&p);
+    ml_graph_free(&g);
+}
+
+static void
 test_graph_empty_finishes_and_summarizes(void **state)
 {
     struct ml_graph g;
@@ -246,6 +268,7 @@ main(void)
         cmocka_unit_test(test_graph_keeps_dangling_refs_with_their_addresses),
         cmocka_unit_test(test_graph_parents_mirror_refs_on_a_random_graph),
         cmocka_unit_test(test_graph_summarize_counts_sizes_and_largest),
+        cmocka_unit_test(test_graph_keeps_lengths_beyond_32_bits_exactly),
         cmocka_unit_test(test_graph_empty_finishes_and_summarizes),
         cmocka_unit_test(test_graph_refuses_adds_after_finish),
     };

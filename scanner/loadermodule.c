@@ -1,0 +1,1481 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * loadermodule.c -- meliae._loader: the Python face of the C dump graph
+ * (common/graph.h) and line parser (common/dumpline.h).
+ *
+ * One type, Graph: feed it bytes (or a path), finish it, then query it by
+ * object index.  No Python object exists per dumped object; meliae.loader
+ * builds its lazy MemObject proxies on top of these index accessors.
+ * Offline analysis: everything runs with the GIL held.
+ */
+#include "pyinc.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "collapse.h"
+#include "dumpline.h"
+#include "graph.h"
+#include "ml-common.h"
+
+#define CHUNK (1 << 20)
+
+typedef struct {
+    PyObject_HEAD
+    struct ml_graph g;
+    struct ml_dumpparser p;
+    char *partial;              /* an incomplete last line, across feeds */
+    size_t plen;
+    size_t pcap;
+    unsigned long long lineno;  /* lines seen so far */
+    unsigned long long skipped; /* malformed lines, errors='skip' */
+    unsigned long long first_skipped_line;
+    char first_skipped_err[200];
+    unsigned long long nother;  /* lines without "address" */
+    unsigned long long bytes_fed;
+    int skip;
+    int finished;
+    int has_parents;
+    int expensive_removed;      /* remove_expensive_references() was run */
+} GraphObject;
+
+static PyTypeObject Graph_Type;
+
+/* ---- loading ---------------------------------------------------------- */
+
+static int
+raise_rc(int rc)
+{
+    if (rc == -ENOMEM)
+        PyErr_NoMemory();
+    else if (rc == ML_ETOOBIG)
+        PyErr_SetString(PyExc_OverflowError,
+                        "dump too big (more than 2^32 - 2 objects or a 4 GiB string arena)");
+    else
+        PyErr_Format(PyExc_RuntimeError, "meliae: %s", ml_strerror(rc));
+    return -1;
+}
+
+static int
+blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+            return 0;
+    return 1;
+}
+
+static void
+record_skip(GraphObject *self, const char *err)
+{
+    if (self->skipped++ == 0) {
+        self->first_skipped_line = self->lineno;
+        snprintf(self->first_skipped_err, sizeof(self->first_skipped_err),
+                 "%s", err);
+    }
+}
+
+/* One complete line (without or with its '\n'). */
+static int
+do_line(GraphObject *self, const char *s, size_t n)
+{
+    struct ml_dumpline l;
+    int rc;
+
+    self->lineno++;
+    if (blank(s, n))
+        return 0;
+    rc = ml_dumpline_parse(&self->p, s, n, &l);
+    if (rc == ML_EPROTO) {
+        if (self->skip) {
+            record_skip(self, self->p.err);
+            return 0;
+        }
+        PyErr_Format(PyExc_ValueError, "line %llu: %s", self->lineno,
+                     self->p.err);
+        return -1;
+    }
+    if (rc < 0)
+        return raise_rc(rc);
+    if (l.kind != ML_LINE_OBJECT) {
+        self->nother++;
+        return 0;
+    }
+    rc = ml_graph_add(&self->g, &l);
+    if (rc < 0)
+        return raise_rc(rc);
+    return 0;
+}
+
+static int
+partial_append(GraphObject *self, const char *s, size_t n)
+{
+    if (self->plen + n > self->pcap) {
+        size_t ncap = self->pcap ? self->pcap : 4096;
+        char *np;
+
+        while (ncap < self->plen + n)
+            ncap *= 2;
+        np = PyMem_Realloc(self->partial, ncap);
+        if (np == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        self->partial = np;
+        self->pcap = ncap;
+    }
+    memcpy(self->partial + self->plen, s, n);
+    self->plen += n;
+    return 0;
+}
+
+static int
+check_open(GraphObject *self)
+{
+    if (self->finished) {
+        PyErr_SetString(PyExc_ValueError, "graph already finished");
+        return -1;
+    }
+    return 0;
+}
+
+static int
+feed_buf(GraphObject *self, const char *s, size_t n)
+{
+    const char *end = s + n;
+
+    self->bytes_fed += n;
+    while (s < end) {
+        const char *nl = memchr(s, '\n', (size_t)(end - s));
+
+        if (nl == NULL)
+            return partial_append(self, s, (size_t)(end - s));
+        if (self->plen) {
+            size_t len;
+
+            if (partial_append(self, s, (size_t)(nl - s)) < 0)
+                return -1;
+            len = self->plen;
+            self->plen = 0;     /* do_line may raise; the line is consumed */
+            if (do_line(self, self->partial, len) < 0)
+                return -1;
+        } else if (do_line(self, s, (size_t)(nl - s)) < 0) {
+            return -1;
+        }
+        s = nl + 1;
+    }
+    return 0;
+}
+
+static PyObject *
+Graph_feed(GraphObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    int rc;
+
+    if (check_open(self) < 0)
+        return NULL;
+    if (PyUnicode_Check(arg)) {
+        Py_ssize_t n;
+        const char *s = PyUnicode_AsUTF8AndSize(arg, &n);
+
+        if (s == NULL)
+            return NULL;
+        if (feed_buf(self, s, (size_t)n) < 0)
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+        return NULL;
+    rc = feed_buf(self, view.buf, (size_t)view.len);
+    PyBuffer_Release(&view);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+Graph_finish(GraphObject *self, PyObject *unused)
+{
+    int rc;
+
+    if (self->finished)
+        Py_RETURN_NONE;
+    if (self->plen && !blank(self->partial, self->plen)) {
+        struct ml_dumpline l;
+        size_t n = self->plen;
+
+        self->plen = 0;
+        self->lineno++;
+        rc = ml_dumpline_parse(&self->p, self->partial, n, &l);
+        if (rc == ML_EPROTO) {
+            if (self->skip) {
+                record_skip(self, "truncated (the dump was cut short)");
+            } else {
+                PyErr_Format(PyExc_ValueError,
+                             "line %llu: truncated (the dump was cut short)",
+                             self->lineno);
+                return NULL;
+            }
+        } else if (rc < 0) {
+            return PyErr_NoMemory();
+        } else if (l.kind == ML_LINE_OBJECT) {
+            if ((rc = ml_graph_add(&self->g, &l)) < 0) {
+                raise_rc(rc);
+                return NULL;
+            }
+        } else {
+            self->nother++;
+        }
+    }
+    self->plen = 0;
+    if ((rc = ml_graph_finish(&self->g)) < 0) {
+        raise_rc(rc);
+        return NULL;
+    }
+    self->finished = 1;
+    PyMem_Free(self->partial);
+    self->partial = NULL;
+    self->pcap = 0;
+    ml_dumpparser_free(&self->p);
+    Py_RETURN_NONE;
+}
+
+/* Calls progress(bytes_read, nobjects) if given; -1 if it raised. */
+static int
+report(PyObject *progress, unsigned long long nread, size_t nobj)
+{
+    PyObject *r;
+
+    if (progress == NULL || progress == Py_None)
+        return 0;
+    r = PyObject_CallFunction(progress, "KK", nread,
+                              (unsigned long long)nobj);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+static PyObject *
+Graph_load_file(GraphObject *self, PyObject *args, PyObject *kw)
+{
+    static char k_path[] = "path", k_progress[] = "progress";
+    static char *kwlist[] = {k_path, k_progress, NULL};
+    PyObject *path = NULL, *progress = NULL;
+    FILE *f = NULL;
+    char *in = NULL, *out = NULL;
+    z_stream z;
+    int zinit = 0, gz = 0, ok = 0, in_member = 0;
+    unsigned long long nread = 0;
+    size_t n;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|O:load_file", kwlist,
+                                     PyUnicode_FSConverter, &path, &progress))
+        return NULL;
+    if (check_open(self) < 0)
+        goto out;
+    f = fopen(PyBytes_AS_STRING(path), "rb");
+    if (f == NULL) {
+        PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+        goto out;
+    }
+    in = PyMem_Malloc(CHUNK);
+    out = PyMem_Malloc(CHUNK);
+    if (in == NULL || out == NULL) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    memset(&z, 0, sizeof(z));
+    for (int first = 1;; first = 0) {
+        n = fread(in, 1, CHUNK, f);
+        if (n == 0) {
+            if (ferror(f)) {
+                PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+                goto out;
+            }
+            break;
+        }
+        nread += n;
+        if (first && n >= 2 && (unsigned char)in[0] == 0x1f
+                && (unsigned char)in[1] == 0x8b) {
+            gz = 1;
+            if (inflateInit2(&z, 15 + 32) != Z_OK) {
+                PyErr_NoMemory();
+                goto out;
+            }
+            zinit = 1;
+            in_member = 1;
+        }
+        if (!gz) {
+            if (feed_buf(self, in, n) < 0)
+                goto out;
+        } else {
+            z.next_in = (Bytef *)in;
+            z.avail_in = (uInt)n;
+            do {
+                int zr;
+
+                if (!in_member) {
+                    if (inflateReset(&z) != Z_OK) {
+                        PyErr_SetString(PyExc_ValueError, "gzip: reset failed");
+                        goto out;
+                    }
+                    in_member = 1;
+                }
+                z.next_out = (Bytef *)out;
+                z.avail_out = CHUNK;
+                zr = inflate(&z, Z_NO_FLUSH);
+                if (zr != Z_OK && zr != Z_STREAM_END && zr != Z_BUF_ERROR) {
+                    PyErr_Format(PyExc_ValueError, "gzip: %s",
+                                 z.msg ? z.msg : "corrupt data");
+                    goto out;
+                }
+                if (feed_buf(self, out, CHUNK - z.avail_out) < 0)
+                    goto out;
+                if (zr == Z_STREAM_END) {
+                    /* Concatenated members are read on, as gzip does. */
+                    in_member = 0;
+                    continue;
+                }
+                if (zr == Z_BUF_ERROR)
+                    break;
+            } while (z.avail_in > 0 || z.avail_out == 0);
+        }
+        if (report(progress, nread, self->g.n) < 0)
+            goto out;
+        if (PyErr_CheckSignals() < 0)
+            goto out;
+    }
+    if (gz && in_member) {
+        PyErr_SetString(PyExc_ValueError,
+                        "gzip: compressed data ends early (the dump was cut short)");
+        goto out;
+    }
+    ok = 1;
+out:
+    if (zinit)
+        inflateEnd(&z);
+    if (f != NULL)
+        fclose(f);
+    PyMem_Free(in);
+    PyMem_Free(out);
+    Py_XDECREF(path);
+    if (!ok)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(nread);
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+static int
+check_finished(GraphObject *self)
+{
+    if (!self->finished) {
+        PyErr_SetString(PyExc_ValueError, "graph not finished: call finish()");
+        return -1;
+    }
+    return 0;
+}
+
+/* Parses an object index argument; -1 with IndexError when out of range. */
+static int
+get_index(GraphObject *self, PyObject *arg, uint32_t *out)
+{
+    Py_ssize_t i = PyNumber_AsSsize_t(arg, PyExc_IndexError);
+
+    if (i == -1 && PyErr_Occurred())
+        return -1;
+    if (i < 0 || (size_t)i >= self->g.n) {
+        PyErr_Format(PyExc_IndexError, "object index %zd out of range", i);
+        return -1;
+    }
+    *out = (uint32_t)i;
+    return 0;
+}
+
+static Py_ssize_t
+Graph_len(GraphObject *self)
+{
+    return (Py_ssize_t)self->g.n;
+}
+
+static PyObject *
+Graph_find(GraphObject *self, PyObject *arg)
+{
+    unsigned long long a;
+    uint32_t i;
+
+    if (!PyLong_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "address must be an int");
+        return NULL;
+    }
+    a = PyLong_AsUnsignedLongLong(arg);
+    if (a == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Clear();          /* negative or too big: not an address */
+        return PyLong_FromLong(-1);
+    }
+    i = ml_graph_find(&self->g, a);
+    if (i == ML_GRAPH_NONE)
+        return PyLong_FromLong(-1);
+    return PyLong_FromUnsignedLong(i);
+}
+
+static PyObject *
+Graph_address(GraphObject *self, PyObject *arg)
+{
+    uint32_t i;
+
+    if (get_index(self, arg, &i) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(self->g.addr[i]);
+}
+
+static PyObject *
+Graph_type_str(GraphObject *self, PyObject *arg)
+{
+    uint32_t i;
+
+    if (get_index(self, arg, &i) < 0)
+        return NULL;
+    return PyUnicode_DecodeUTF8(ml_graph_type_name(&self->g, self->g.type[i]),
+                                (Py_ssize_t)strlen(ml_graph_type_name(&self->g, self->g.type[i])),
+                                "surrogatepass");
+}
+
+static PyObject *
+Graph_type_id(GraphObject *self, PyObject *arg)
+{
+    uint32_t i;
+
+    if (get_index(self, arg, &i) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLong(self->g.type[i]);
+}
+
+static PyObject *
+Graph_size(GraphObject *self, PyObject *arg)
+{
+    uint32_t i;
+
+    if (get_index(self, arg, &i) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(self->g.size[i]);
+}
+
+static PyObject *
+Graph_len_of(GraphObject *self, PyObject *arg)
+{
+    uint32_t i;
+
+    if (get_index(self, arg, &i) < 0)
+        return NULL;
+    if (ml_graph_len(&self->g, (size_t)i) == ML_GRAPH_NOLEN)
+        Py_RETURN_NONE;
+    return PyLong_FromUnsignedLongLong(ml_graph_len(&self->g, (size_t)i));
+}
+
+static PyObject *
+decode(const char *s)
+{
+    return PyUnicode_DecodeUTF8(s, (Py_ssize_t)strlen(s), "surrogatepass");
+}
+
+static PyObject *
+Graph_name(GraphObject *self, PyObject *arg)
+{
+    uint32_t i;
+
+    if (get_index(self, arg, &i) < 0)
+        return NULL;
+    if (self->g.name[i] == 0)
+        Py_RETURN_NONE;
+    return decode(ml_graph_str(&self->g, self->g.name[i]));
+}
+
+/* A value as Python: str, int, float, bool or None. */
+static PyObject *
+value_obj(int is_float, int vkind, const char *s, size_t n)
+{
+    PyObject *str, *r;
+
+    switch (vkind) {
+    case ML_VAL_STR:
+        str = PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "surrogatepass");
+        if (str == NULL || !is_float)
+            return str;
+        /* JSON has no inf/nan: the format writes them as strings. */
+        if ((n == 3 && (memcmp(s, "inf", 3) == 0 || memcmp(s, "nan", 3) == 0))
+                || (n == 4 && memcmp(s, "-inf", 4) == 0)) {
+            r = PyFloat_FromString(str);
+            Py_DECREF(str);
+            return r;
+        }
+        return str;
+    case ML_VAL_INT: {
+        /* PyLong_FromString wants a NUL-terminated string. */
+        char buf[64];
+
+        if (n >= sizeof(buf)) {
+            str = PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "strict");
+            if (str == NULL)
+                return NULL;
+            r = PyLong_FromUnicodeObject(str, 10);
+            Py_DECREF(str);
+            return r;
+        }
+        memcpy(buf, s, n);
+        buf[n] = '\0';
+        return PyLong_FromString(buf, NULL, 10);
+    }
+    case ML_VAL_FLOAT:
+        str = PyUnicode_DecodeUTF8(s, (Py_ssize_t)n, "strict");
+        if (str == NULL)
+            return NULL;
+        r = PyFloat_FromString(str);
+        Py_DECREF(str);
+        return r;
+    case ML_VAL_TRUE:
+        Py_RETURN_TRUE;
+    case ML_VAL_FALSE:
+        Py_RETURN_FALSE;
+    default:
+        Py_RETURN_NONE;
+    }
+}
+
+static PyObject *
+Graph_value(GraphObject *self, PyObject *arg)
+{
+    uint32_t i;
+    const char *s;
+
+    if (get_index(self, arg, &i) < 0)
+        return NULL;
+    s = ml_graph_str(&self->g, self->g.value[i]);
+    return value_obj(strcmp(ml_graph_type_name(&self->g, self->g.type[i]),
+                            "float") == 0,
+                     ml_graph_vkind(&self->g, i), s,
+                     ml_graph_value_len(&self->g, i));
+}
+
+static PyObject *
+Graph_has_value(GraphObject *self, PyObject *arg)
+{
+    uint32_t i;
+
+    if (get_index(self, arg, &i) < 0)
+        return NULL;
+    return PyBool_FromLong(ml_graph_vkind(&self->g, i) != ML_VAL_NONE);
+}
+
+static PyObject *
+Graph_refs(GraphObject *self, PyObject *arg)
+{
+    uint32_t i;
+    uint64_t a, b;
+    PyObject *list;
+
+    if (check_finished(self) < 0 || get_index(self, arg, &i) < 0)
+        return NULL;
+    a = self->g.ref_start[i];
+    b = self->g.ref_start[i + 1];
+    list = PyList_New((Py_ssize_t)(b - a));
+    if (list == NULL)
+        return NULL;
+    for (uint64_t k = a; k < b; k++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(
+            ml_graph_ref_addr(&self->g, self->g.refs[k]));
+
+        if (v == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)(k - a), v);
+    }
+    return list;
+}
+
+static PyObject *
+index_list(const uint32_t *v, uint64_t n)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+
+    if (list == NULL)
+        return NULL;
+    for (uint64_t k = 0; k < n; k++) {
+        PyObject *o = PyLong_FromUnsignedLong(v[k]);
+
+        if (o == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)k, o);
+    }
+    return list;
+}
+
+static PyObject *
+Graph_ref_indices(GraphObject *self, PyObject *arg)
+{
+    uint32_t i;
+
+    if (check_finished(self) < 0 || get_index(self, arg, &i) < 0)
+        return NULL;
+    return index_list(self->g.refs + self->g.ref_start[i],
+                      self->g.ref_start[i + 1] - self->g.ref_start[i]);
+}
+
+static PyObject *
+Graph_num_refs(GraphObject *self, PyObject *arg)
+{
+    uint32_t i;
+
+    if (check_finished(self) < 0 || get_index(self, arg, &i) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(self->g.ref_start[i + 1]
+                                       - self->g.ref_start[i]);
+}
+
+static PyObject *
+Graph_compute_parents(GraphObject *self, PyObject *unused)
+{
+    int rc;
+
+    if (check_finished(self) < 0)
+        return NULL;
+    if ((rc = ml_graph_compute_parents(&self->g)) < 0) {
+        raise_rc(rc);
+        return NULL;
+    }
+    self->has_parents = 1;
+    Py_RETURN_NONE;
+}
+
+static int
+check_parents(GraphObject *self)
+{
+    if (check_finished(self) < 0)
+        return -1;
+    if (!self->has_parents) {
+        PyErr_SetString(PyExc_ValueError,
+                        "parents not computed: call compute_parents()");
+        return -1;
+    }
+    return 0;
+}
+
+/* parents(i, max=None) -> addresses of the referrers, at most max. */
+static PyObject *
+parents_common(GraphObject *self, PyObject *args, int as_index)
+{
+    PyObject *iarg, *maxarg = Py_None, *list;
+    uint32_t i;
+    uint64_t a, n;
+
+    if (!PyArg_UnpackTuple(args, "parents", 1, 2, &iarg, &maxarg))
+        return NULL;
+    if (check_parents(self) < 0 || get_index(self, iarg, &i) < 0)
+        return NULL;
+    a = self->g.par_start[i];
+    n = self->g.par_start[i + 1] - a;
+    if (maxarg != Py_None) {
+        Py_ssize_t m = PyNumber_AsSsize_t(maxarg, PyExc_OverflowError);
+
+        if (m == -1 && PyErr_Occurred())
+            return NULL;
+        if (m >= 0 && (uint64_t)m < n)
+            n = (uint64_t)m;
+    }
+    if (as_index)
+        return index_list(self->g.par + a, n);
+    list = PyList_New((Py_ssize_t)n);
+    if (list == NULL)
+        return NULL;
+    for (uint64_t k = 0; k < n; k++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(self->g.addr[self->g.par[a + k]]);
+
+        if (v == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)k, v);
+    }
+    return list;
+}
+
+static PyObject *
+Graph_parents(GraphObject *self, PyObject *args)
+{
+    return parents_common(self, args, 0);
+}
+
+static PyObject *
+Graph_parent_indices(GraphObject *self, PyObject *args)
+{
+    return parents_common(self, args, 1);
+}
+
+static PyObject *
+Graph_num_parents(GraphObject *self, PyObject *arg)
+{
+    uint32_t i;
+
+    if (check_parents(self) < 0 || get_index(self, arg, &i) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(self->g.par_start[i + 1]
+                                       - self->g.par_start[i]);
+}
+
+static PyObject *
+Graph_collapse_instance_dicts(GraphObject *self, PyObject *unused)
+{
+    int64_t rc;
+
+    if (check_finished(self) < 0)
+        return NULL;
+    rc = ml_graph_collapse_instance_dicts(&self->g);
+    if (rc < 0) {
+        raise_rc((int)rc);
+        return NULL;
+    }
+    if (rc > 0)
+        self->has_parents = 0;      /* the referrer CSR was dropped */
+    return PyLong_FromLongLong(rc);
+}
+
+/* Type id of a name, or ML_GRAPH_NONE. */
+static uint32_t
+type_id_of(const struct ml_graph *g, const char *name)
+{
+    for (size_t t = 0; t < g->ntypes; t++)
+        if (strcmp(ml_graph_type_name(g, (uint32_t)t), name) == 0)
+            return (uint32_t)t;
+    return ML_GRAPH_NONE;
+}
+
+#define EX_NOREF 1u             /* a module, frame or type: never referred to */
+#define EX_LRU 2u               /* an _LRUNode */
+#define EX_MODDICT 4u           /* a dict a module refers to (its __dict__) */
+#define EX_NAMED 8u             /* modname[i] holds dict i's __name__ value */
+
+/* Index + 1 of the value under the str key "__name__" in dict d, or 0. */
+static uint32_t
+dict_name_value(const struct ml_graph *g, uint32_t d)
+{
+    uint64_t a = g->ref_start[d], b = g->ref_start[d + 1];
+
+    for (uint64_t k = a; k + 1 < b; k += 2) {
+        uint32_t key = g->refs[k];
+
+        if (key < g->n && ml_graph_vkind(g, key) == ML_VAL_STR && ml_graph_value_len(g, key) == 8
+                && memcmp(ml_graph_str(g, g->value[key]), "__name__", 8) == 0)
+            return g->refs[k + 1] + 1;
+    }
+    return 0;
+}
+
+/* remove_expensive_references() -> number of references removed.
+ * meliae 0.5's semantics (see ObjManager.remove_expensive_references):
+ * refs to modules, frames and types are removed from every object; a
+ * function loses its refs to __globals__ and __builtins__ (the module
+ * dicts right after its code) and to the module name that follows them;
+ * an _LRUNode loses its refs to other _LRUNodes.  Refs are compacted in
+ * place (nothing to allocate there, so the graph is changed completely or
+ * not at all); the referrer CSR is dropped.  A second call does nothing. */
+static PyObject *
+Graph_remove_expensive_references(GraphObject *self, PyObject *unused)
+{
+    struct ml_graph *g = &self->g;
+    const size_t n = g->n;
+    uint32_t t_module, t_frame, t_type, t_func, t_dict, t_lru;
+    uint8_t *fl;
+    uint32_t *modname;
+    uint64_t w = 0, a, before;
+
+    if (check_finished(self) < 0)
+        return NULL;
+    if (self->expensive_removed || n == 0)
+        return PyLong_FromLong(0);
+    t_module = type_id_of(g, "module");
+    t_frame = type_id_of(g, "frame");
+    t_type = type_id_of(g, "type");
+    t_func = type_id_of(g, "function");
+    t_dict = type_id_of(g, "dict");
+    t_lru = type_id_of(g, "_LRUNode");
+    fl = PyMem_Calloc(n, 1);
+    /* calloc: only the pages of the few globals dicts looked up are
+     * touched. */
+    modname = t_func != ML_GRAPH_NONE ? calloc(n, sizeof(*modname)) : NULL;
+    if (fl == NULL || (t_func != ML_GRAPH_NONE && modname == NULL)) {
+        PyMem_Free(fl);
+        free(modname);
+        return PyErr_NoMemory();
+    }
+    for (size_t i = 0; i < n; i++) {
+        uint32_t t = g->type[i];
+
+        if (t == t_module || t == t_frame || t == t_type)
+            fl[i] |= EX_NOREF;
+        else if (t == t_lru)
+            fl[i] |= EX_LRU;
+        if (t == t_module)
+            for (uint64_t k = g->ref_start[i]; k < g->ref_start[i + 1]; k++) {
+                uint32_t r = g->refs[k];
+
+                if (r < n && g->type[r] == t_dict)
+                    fl[r] |= EX_MODDICT;
+            }
+    }
+
+    before = g->nrefs;
+    a = g->ref_start[0];
+    for (size_t i = 0; i < n; i++) {
+        uint64_t b = g->ref_start[i + 1], k = a;
+        uint32_t t = g->type[i];
+
+        g->ref_start[i] = w;
+        if (t == t_func && b - a >= 2 && g->refs[a + 1] < n
+                && g->type[g->refs[a + 1]] == t_dict) {
+            /* code, globals, [builtins,] module name, ...: tp_traverse's
+             * order on every CPython (builtins since 3.10). */
+            uint32_t glob = g->refs[a + 1], name1;
+
+            if (!(fl[glob] & EX_NAMED)) {
+                modname[glob] = dict_name_value(g, glob);
+                fl[glob] |= EX_NAMED;
+            }
+            name1 = modname[glob];
+            g->refs[w++] = g->refs[a];
+            k = a + 2;
+            while (k < b && g->refs[k] < n && (fl[g->refs[k]] & EX_MODDICT))
+                k++;
+            /* __builtins__ when the builtins module has no line: a dict
+             * right before the module name. */
+            if (k == a + 2 && k + 1 < b && name1 != 0 && g->refs[k] < n
+                    && g->type[g->refs[k]] == t_dict
+                    && g->refs[k + 1] == name1 - 1)
+                k++;
+            if (k < b && name1 != 0 && g->refs[k] == name1 - 1)
+                k++;
+        }
+        for (; k < b; k++) {
+            uint32_t r = g->refs[k];
+
+            if (r < n && ((fl[r] & EX_NOREF)
+                          || (t == t_lru && (fl[r] & EX_LRU))))
+                continue;
+            g->refs[w++] = r;
+        }
+        a = b;
+    }
+    g->ref_start[n] = w;
+    g->nrefs = w;
+    PyMem_Free(fl);
+    free(modname);
+    free(g->par_start);
+    free(g->par);
+    g->par_start = NULL;
+    g->par = NULL;
+    self->has_parents = 0;
+    self->expensive_removed = 1;
+    return PyLong_FromUnsignedLongLong((unsigned long long)(before - w));
+}
+
+/* guess_intern_dict() -> index of the likeliest interned-strings dict, or
+ * -1: of the non-empty dicts nothing refers to whose every [key, value]
+ * pair is one str mapped to itself, the one with the most pairs (the first
+ * in dump order on a tie). */
+static PyObject *
+Graph_guess_intern_dict(GraphObject *self, PyObject *unused)
+{
+    struct ml_graph *g = &self->g;
+    const size_t n = g->n;
+    uint32_t t_dict, t_str, *nref;
+    long best = -1;
+    uint64_t best_pairs = 0;
+
+    if (check_finished(self) < 0)
+        return NULL;
+    t_dict = type_id_of(g, "dict");
+    t_str = type_id_of(g, "str");
+    if (t_dict == ML_GRAPH_NONE || t_str == ML_GRAPH_NONE)
+        return PyLong_FromLong(-1);
+    nref = PyMem_Calloc(n, sizeof(*nref));
+    if (nref == NULL)
+        return PyErr_NoMemory();
+    for (uint64_t k = 0; k < g->nrefs; k++)
+        if (g->refs[k] < n && g->type[g->refs[k]] == t_dict)
+            nref[g->refs[k]] = 1;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t a = g->ref_start[i], b = g->ref_start[i + 1], k;
+
+        if (g->type[i] != t_dict || nref[i] || a == b || (b - a) % 2 != 0
+                || (b - a) / 2 <= best_pairs)
+            continue;
+        for (k = a; k < b; k += 2) {
+            uint32_t r = g->refs[k];
+
+            if (r != g->refs[k + 1] || r >= n || g->type[r] != t_str)
+                break;
+        }
+        if (k == b) {
+            best = (long)i;
+            best_pairs = (b - a) / 2;
+        }
+    }
+    PyMem_Free(nref);
+    return PyLong_FromLong(best);
+}
+
+/* A mask argument: None, or a bytes-like object of len(graph) bytes. */
+static int
+get_mask(GraphObject *self, PyObject *arg, Py_buffer *view)
+{
+    if (arg == NULL || arg == Py_None) {
+        view->buf = NULL;
+        view->obj = NULL;
+        return 0;
+    }
+    if (PyObject_GetBuffer(arg, view, PyBUF_SIMPLE) < 0)
+        return -1;
+    if ((size_t)view->len != self->g.n) {
+        PyBuffer_Release(view);
+        PyErr_Format(PyExc_ValueError, "mask must have %zu bytes, not %zd",
+                     self->g.n, view->len);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *
+Graph_summarize(GraphObject *self, PyObject *args, PyObject *kw)
+{
+    static char k_mask[] = "mask";
+    static char *kwlist[] = {k_mask, NULL};
+    PyObject *maskarg = Py_None, *list = NULL;
+    Py_buffer view;
+    struct ml_type_summary *s;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|O:summarize", kwlist,
+                                     &maskarg))
+        return NULL;
+    if (get_mask(self, maskarg, &view) < 0)
+        return NULL;
+    s = PyMem_Calloc(self->g.ntypes ? self->g.ntypes : 1, sizeof(*s));
+    if (s == NULL) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    ml_graph_summarize(&self->g, view.buf, s);
+    list = PyList_New(0);
+    if (list == NULL)
+        goto out;
+    for (size_t t = 0; t < self->g.ntypes; t++) {
+        PyObject *name, *tup;
+
+        if (s[t].count == 0)
+            continue;
+        name = decode(ml_graph_type_name(&self->g, (uint32_t)t));
+        if (name == NULL)
+            goto fail;
+        tup = Py_BuildValue("(NKKKK)", name, (unsigned long long)s[t].count,
+                            (unsigned long long)s[t].size,
+                            (unsigned long long)s[t].max_size,
+                            (unsigned long long)self->g.addr[s[t].max_index]);
+        if (tup == NULL)
+            goto fail;
+        if (PyList_Append(list, tup) < 0) {
+            Py_DECREF(tup);
+            goto fail;
+        }
+        Py_DECREF(tup);
+    }
+    goto out;
+fail:
+    Py_CLEAR(list);
+out:
+    PyMem_Free(s);
+    if (view.obj != NULL)
+        PyBuffer_Release(&view);
+    return list;
+}
+
+/* Index list from an iterable of indices (ints), each checked. */
+static int
+mark_indices(GraphObject *self, PyObject *iterable, uint8_t *mask, uint8_t v)
+{
+    PyObject *it, *o;
+
+    if (iterable == NULL || iterable == Py_None)
+        return 0;
+    it = PyObject_GetIter(iterable);
+    if (it == NULL)
+        return -1;
+    while ((o = PyIter_Next(it)) != NULL) {
+        uint32_t i;
+        int rc = get_index(self, o, &i);
+
+        Py_DECREF(o);
+        if (rc < 0) {
+            Py_DECREF(it);
+            return -1;
+        }
+        mask[i] = v;
+    }
+    Py_DECREF(it);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* reachable(roots, excluding=None) -> bytearray mask of the objects
+ * reachable from the root indices through refs, not entering (nor
+ * counting) the excluded indices.  Roots are included unless excluded. */
+static PyObject *
+Graph_reachable(GraphObject *self, PyObject *args, PyObject *kw)
+{
+    static char k_roots[] = "roots", k_excluding[] = "excluding";
+    static char *kwlist[] = {k_roots, k_excluding, NULL};
+    PyObject *roots, *excluding = Py_None, *res = NULL;
+    uint8_t *mask, *excl = NULL;
+    uint32_t *stack = NULL;
+    size_t sp = 0, n = self->g.n;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "O|O:reachable", kwlist,
+                                     &roots, &excluding))
+        return NULL;
+    if (check_finished(self) < 0)
+        return NULL;
+    res = PyByteArray_FromStringAndSize(NULL, (Py_ssize_t)n);
+    if (res == NULL)
+        return NULL;
+    mask = (uint8_t *)PyByteArray_AS_STRING(res);
+    memset(mask, 0, n);
+    excl = PyMem_Calloc(n ? n : 1, 1);
+    stack = PyMem_Malloc((n ? n : 1) * sizeof(*stack));
+    if (excl == NULL || stack == NULL) {
+        PyErr_NoMemory();
+        goto fail;
+    }
+    if (mark_indices(self, excluding, excl, 1) < 0)
+        goto fail;
+    /* Roots: mark in a scratch pass through mask itself. */
+    {
+        PyObject *it = PyObject_GetIter(roots), *o;
+
+        if (it == NULL)
+            goto fail;
+        while ((o = PyIter_Next(it)) != NULL) {
+            uint32_t i;
+            int rc = get_index(self, o, &i);
+
+            Py_DECREF(o);
+            if (rc < 0) {
+                Py_DECREF(it);
+                goto fail;
+            }
+            if (!excl[i] && !mask[i]) {
+                mask[i] = 1;
+                stack[sp++] = i;
+            }
+        }
+        Py_DECREF(it);
+        if (PyErr_Occurred())
+            goto fail;
+    }
+    while (sp > 0) {
+        uint32_t i = stack[--sp];
+
+        for (uint64_t k = self->g.ref_start[i]; k < self->g.ref_start[i + 1]; k++) {
+            uint32_t r = self->g.refs[k];
+
+            if (r < n && !mask[r] && !excl[r]) {
+                mask[r] = 1;
+                stack[sp++] = r;
+            }
+        }
+    }
+    PyMem_Free(excl);
+    PyMem_Free(stack);
+    return res;
+fail:
+    PyMem_Free(excl);
+    PyMem_Free(stack);
+    Py_DECREF(res);
+    return NULL;
+}
+
+/* mask_size(mask) -> total size of the objects whose mask byte is set. */
+static PyObject *
+Graph_mask_size(GraphObject *self, PyObject *arg)
+{
+    Py_buffer view;
+    unsigned long long tot = 0;
+
+    if (get_mask(self, arg, &view) < 0)
+        return NULL;
+    if (view.buf == NULL) {
+        for (size_t i = 0; i < self->g.n; i++)
+            tot += self->g.size[i];
+    } else {
+        const uint8_t *m = view.buf;
+
+        for (size_t i = 0; i < self->g.n; i++)
+            if (m[i])
+                tot += self->g.size[i];
+        PyBuffer_Release(&view);
+    }
+    return PyLong_FromUnsignedLongLong(tot);
+}
+
+/* indices_of_type(type_str) -> indices of that type, largest size first
+ * (ties: dump order). */
+static const uint64_t *sort_sizes;
+
+static int
+cmp_size_desc(const void *pa, const void *pb)
+{
+    uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+
+    if (sort_sizes[a] != sort_sizes[b])
+        return sort_sizes[a] > sort_sizes[b] ? -1 : 1;
+    return a < b ? -1 : a > b;
+}
+
+static PyObject *
+Graph_indices_of_type(GraphObject *self, PyObject *arg)
+{
+    const char *name;
+    uint32_t t = ML_GRAPH_NONE, *v;
+    size_t cnt = 0;
+    PyObject *res;
+
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "type_str must be a str");
+        return NULL;
+    }
+    name = PyUnicode_AsUTF8(arg);
+    if (name == NULL)
+        return NULL;
+    for (size_t k = 0; k < self->g.ntypes; k++)
+        if (strcmp(ml_graph_type_name(&self->g, (uint32_t)k), name) == 0) {
+            t = (uint32_t)k;
+            break;
+        }
+    if (t == ML_GRAPH_NONE)
+        return PyList_New(0);
+    for (size_t i = 0; i < self->g.n; i++)
+        cnt += self->g.type[i] == t;
+    v = PyMem_Malloc((cnt ? cnt : 1) * sizeof(*v));
+    if (v == NULL)
+        return PyErr_NoMemory();
+    cnt = 0;
+    for (size_t i = 0; i < self->g.n; i++)
+        if (self->g.type[i] == t)
+            v[cnt++] = (uint32_t)i;
+    sort_sizes = self->g.size;      /* GIL held: no concurrent sort */
+    qsort(v, cnt, sizeof(*v), cmp_size_desc);
+    res = index_list(v, cnt);
+    PyMem_Free(v);
+    return res;
+}
+
+/* ---- the type ----------------------------------------------------------- */
+
+static PyObject *
+Graph_new(PyTypeObject *type, PyObject *args, PyObject *kw)
+{
+    static char k_errors[] = "errors";
+    static char *kwlist[] = {k_errors, NULL};
+    const char *errors = "strict";
+    GraphObject *self;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "|s:Graph", kwlist, &errors))
+        return NULL;
+    if (strcmp(errors, "strict") != 0 && strcmp(errors, "skip") != 0) {
+        PyErr_Format(PyExc_ValueError,
+                     "errors must be 'strict' or 'skip', not '%s'", errors);
+        return NULL;
+    }
+    self = (GraphObject *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    ml_graph_init(&self->g);
+    ml_dumpparser_init(&self->p);
+    self->skip = errors[0] == 's' && errors[1] == 'k';
+    return (PyObject *)self;
+}
+
+static void
+Graph_dealloc(GraphObject *self)
+{
+    ml_graph_free(&self->g);
+    ml_dumpparser_free(&self->p);
+    PyMem_Free(self->partial);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+#define GETTER(fname, expr)                                             \
+    static PyObject *                                                   \
+    fname(GraphObject *self, void *closure)                             \
+    {                                                                   \
+        return PyLong_FromUnsignedLongLong((unsigned long long)(expr)); \
+    }
+
+GETTER(Graph_get_nduplicates, self->g.nduplicates)
+GETTER(Graph_get_ndangling, self->g.ndangling)
+GETTER(Graph_get_skipped, self->skipped)
+GETTER(Graph_get_lineno, self->lineno)
+GETTER(Graph_get_nother, self->nother)
+GETTER(Graph_get_nrefs, self->g.nrefs)
+GETTER(Graph_get_ntypes, self->g.ntypes)
+GETTER(Graph_get_bytes_fed, self->bytes_fed)
+
+static PyObject *
+Graph_get_finished(GraphObject *self, void *closure)
+{
+    return PyBool_FromLong(self->finished);
+}
+
+static PyObject *
+Graph_get_has_parents(GraphObject *self, void *closure)
+{
+    return PyBool_FromLong(self->has_parents);
+}
+
+static PyObject *
+Graph_get_expensive_removed(GraphObject *self, void *closure)
+{
+    return PyBool_FromLong(self->expensive_removed);
+}
+
+static PyObject *
+Graph_get_first_skipped(GraphObject *self, void *closure)
+{
+    if (self->skipped == 0)
+        Py_RETURN_NONE;
+    return Py_BuildValue("(Ks)", self->first_skipped_line,
+                         self->first_skipped_err);
+}
+
+static PyGetSetDef Graph_getset[] = {
+    {"nduplicates", (getter)Graph_get_nduplicates, NULL,
+     "lines whose address was already loaded (the first is kept)", NULL},
+    {"ndangling", (getter)Graph_get_ndangling, NULL,
+     "references to addresses that no line defines", NULL},
+    {"skipped", (getter)Graph_get_skipped, NULL,
+     "malformed lines skipped (errors='skip')", NULL},
+    {"first_skipped", (getter)Graph_get_first_skipped, NULL,
+     "(line number, what was wrong) of the first skipped line, or None", NULL},
+    {"lineno", (getter)Graph_get_lineno, NULL, "lines read so far", NULL},
+    {"nother", (getter)Graph_get_nother, NULL,
+     "lines without an address (headers, trailers)", NULL},
+    {"nrefs", (getter)Graph_get_nrefs, NULL, "references in all", NULL},
+    {"ntypes", (getter)Graph_get_ntypes, NULL, "distinct type names", NULL},
+    {"bytes_fed", (getter)Graph_get_bytes_fed, NULL,
+     "bytes of (uncompressed) dump text fed", NULL},
+    {"finished", (getter)Graph_get_finished, NULL, "finish() was called", NULL},
+    {"has_parents", (getter)Graph_get_has_parents, NULL,
+     "compute_parents() was called", NULL},
+    {"expensive_removed", (getter)Graph_get_expensive_removed, NULL,
+     "remove_expensive_references() was called", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMethodDef Graph_methods[] = {
+    {"feed", (PyCFunction)Graph_feed, METH_O,
+     "feed(data): parse dump text (bytes or str); a partial last line is kept"},
+    {"load_file", (PyCFunction)(void (*)(void))Graph_load_file,
+     METH_VARARGS | METH_KEYWORDS,
+     "load_file(path, progress=None): feed a file, gunzipped if it starts "
+     "with the gzip magic; progress(bytes_read, nobjects) after each MiB"},
+    {"finish", (PyCFunction)Graph_finish, METH_NOARGS,
+     "finish(): parse the last line, resolve refs; no more feeding"},
+    {"find", (PyCFunction)Graph_find, METH_O,
+     "find(address) -> index, or -1"},
+    {"address", (PyCFunction)Graph_address, METH_O, NULL},
+    {"type_str", (PyCFunction)Graph_type_str, METH_O, NULL},
+    {"type_id", (PyCFunction)Graph_type_id, METH_O, NULL},
+    {"size", (PyCFunction)Graph_size, METH_O, NULL},
+    {"len", (PyCFunction)Graph_len_of, METH_O, "len(i) -> int or None"},
+    {"value", (PyCFunction)Graph_value, METH_O,
+     "value(i) -> str, int, float, bool or None"},
+    {"has_value", (PyCFunction)Graph_has_value, METH_O, NULL},
+    {"name", (PyCFunction)Graph_name, METH_O, "name(i) -> str or None"},
+    {"refs", (PyCFunction)Graph_refs, METH_O,
+     "refs(i) -> addresses (dangling ones included)"},
+    {"ref_indices", (PyCFunction)Graph_ref_indices, METH_O,
+     "ref_indices(i) -> indices; an index >= len(graph) is dangling"},
+    {"num_refs", (PyCFunction)Graph_num_refs, METH_O, NULL},
+    {"compute_parents", (PyCFunction)Graph_compute_parents, METH_NOARGS, NULL},
+    {"parents", (PyCFunction)Graph_parents, METH_VARARGS,
+     "parents(i, max=None) -> referrer addresses"},
+    {"parent_indices", (PyCFunction)Graph_parent_indices, METH_VARARGS,
+     "parent_indices(i, max=None) -> referrer indices"},
+    {"num_parents", (PyCFunction)Graph_num_parents, METH_O, NULL},
+    {"collapse_instance_dicts", (PyCFunction)Graph_collapse_instance_dicts,
+     METH_NOARGS,
+     "collapse_instance_dicts() -> how many instance dicts were folded into "
+     "their instances (see common/collapse.h); parents must be recomputed"},
+    {"remove_expensive_references",
+     (PyCFunction)Graph_remove_expensive_references, METH_NOARGS,
+     "remove_expensive_references() -> how many refs were removed (see "
+     "meliae.loader.ObjManager.remove_expensive_references); parents must "
+     "be recomputed"},
+    {"guess_intern_dict", (PyCFunction)Graph_guess_intern_dict, METH_NOARGS,
+     "guess_intern_dict() -> index of the likeliest interned-strings dict, "
+     "or -1"},
+    {"summarize", (PyCFunction)(void (*)(void))Graph_summarize,
+     METH_VARARGS | METH_KEYWORDS,
+     "summarize(mask=None) -> [(type_str, count, total_size, max_size, "
+     "max_address)]"},
+    {"reachable", (PyCFunction)(void (*)(void))Graph_reachable,
+     METH_VARARGS | METH_KEYWORDS,
+     "reachable(roots, excluding=None) -> bytearray mask"},
+    {"mask_size", (PyCFunction)Graph_mask_size, METH_O,
+     "mask_size(mask) -> total size of the masked objects"},
+    {"indices_of_type", (PyCFunction)Graph_indices_of_type, METH_O,
+     "indices_of_type(type_str) -> indices, largest first"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PySequenceMethods Graph_as_sequence = {
+    .sq_length = (lenfunc)Graph_len,
+};
+
+static PyTypeObject Graph_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "meliae._loader.Graph",
+    .tp_basicsize = sizeof(GraphObject),
+    .tp_dealloc = (destructor)Graph_dealloc,
+    .tp_as_sequence = &Graph_as_sequence,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Graph(errors='strict'): a meliae dump as flat arrays",
+    .tp_methods = Graph_methods,
+    .tp_getset = Graph_getset,
+    .tp_new = Graph_new,
+};
+
+/* parse_line(line) -> (address, type_str, size, name, len, value, refs),
+ * or None for a line without "address" (a header or trailer) or a blank
+ * one.  ValueError for a malformed line.  One parser per call: this is the
+ * streaming path (iter_objs), not the bulk one. */
+static PyObject *
+parse_line(PyObject *mod, PyObject *arg)
+{
+    struct ml_dumpparser p;
+    struct ml_dumpline l;
+    Py_buffer view;
+    const char *s;
+    Py_ssize_t n;
+    PyObject *res = NULL, *refs = NULL, *name = NULL, *len = NULL, *val = NULL,
+             *type = NULL;
+    int rc;
+
+    if (PyUnicode_Check(arg)) {
+        s = PyUnicode_AsUTF8AndSize(arg, &n);
+        if (s == NULL)
+            return NULL;
+        view.obj = NULL;
+    } else {
+        if (PyObject_GetBuffer(arg, &view, PyBUF_SIMPLE) < 0)
+            return NULL;
+        s = view.buf;
+        n = view.len;
+    }
+    ml_dumpparser_init(&p);
+    if (blank(s, (size_t)n)) {
+        res = Py_NewRef(Py_None);
+        goto out;
+    }
+    rc = ml_dumpline_parse(&p, s, (size_t)n, &l);
+    if (rc == ML_EPROTO) {
+        PyErr_SetString(PyExc_ValueError, p.err);
+        goto out;
+    }
+    if (rc < 0) {
+        raise_rc(rc);
+        goto out;
+    }
+    if (l.kind != ML_LINE_OBJECT) {
+        res = Py_NewRef(Py_None);
+        goto out;
+    }
+    type = PyUnicode_DecodeUTF8(l.type, (Py_ssize_t)l.type_len, "surrogatepass");
+    if (type == NULL)
+        goto out;
+    if (l.has_name)
+        name = PyUnicode_DecodeUTF8(l.name, (Py_ssize_t)l.name_len, "surrogatepass");
+    else
+        name = Py_NewRef(Py_None);
+    if (name == NULL)
+        goto out;
+    len = l.has_len ? PyLong_FromUnsignedLongLong(l.len) : Py_NewRef(Py_None);
+    if (len == NULL)
+        goto out;
+    /* The type's own bytes: a type name with a lone surrogate has no
+     * UTF-8 form to ask the str for. */
+    val = value_obj(l.type_len == 5 && memcmp(l.type, "float", 5) == 0,
+                    l.vkind, l.value, l.value_len);
+    if (val == NULL)
+        goto out;
+    refs = PyList_New((Py_ssize_t)l.nrefs);
+    if (refs == NULL)
+        goto out;
+    for (size_t k = 0; k < l.nrefs; k++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(l.refs[k]);
+
+        if (v == NULL)
+            goto out;
+        PyList_SET_ITEM(refs, (Py_ssize_t)k, v);
+    }
+    res = Py_BuildValue("(KOKOOOO)", (unsigned long long)l.address, type,
+                        (unsigned long long)l.size, name, len, val, refs);
+out:
+    Py_XDECREF(type);
+    Py_XDECREF(name);
+    Py_XDECREF(len);
+    Py_XDECREF(val);
+    Py_XDECREF(refs);
+    ml_dumpparser_free(&p);
+    if (view.obj != NULL)
+        PyBuffer_Release(&view);
+    return res;
+}
+
+static PyMethodDef loader_functions[] = {
+    {"parse_line", (PyCFunction)parse_line, METH_O,
+     "parse_line(line) -> (address, type_str, size, name, len, value, refs) "
+     "or None"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef loader_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "meliae._loader",
+    .m_doc = "The C core of meliae.loader: a dump as flat arrays.",
+    .m_size = -1,
+    .m_methods = loader_functions,
+};
+
+PyMODINIT_FUNC PyInit__loader(void);
+
+PyMODINIT_FUNC
+PyInit__loader(void)
+{
+    PyObject *m;
+
+    if (PyType_Ready(&Graph_Type) < 0)
+        return NULL;
+    m = PyModule_Create(&loader_module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&Graph_Type);
+    if (PyModule_AddObject(m, "Graph", (PyObject *)&Graph_Type) < 0) {
+        Py_DECREF(&Graph_Type);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

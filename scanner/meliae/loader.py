@@ -1,0 +1,909 @@
+"""Load a dump written by meliae.scanner (or by meliae 0.5) and analyse it.
+
+The dump is held by the C core (meliae._loader.Graph: flat arrays, no
+Python object per dumped object); MemObject proxies are made on demand.
+
+    >>> from meliae import loader
+    >>> om = loader.load('dump.json')          # or .gz, a file object, lines
+    >>> s = om.summarize(); s                   # the per-type table
+    >>> om[s.summaries[0].max_address]          # the largest object of the top type
+    >>> om[addr].p                              # who holds it
+
+The line format is docs/dump-format.md.
+"""
+
+import collections.abc
+import json
+import math
+import os
+import sys
+import time
+import warnings
+import zlib
+
+from meliae import _loader
+
+__all__ = [
+    "DumpWarning",
+    "MemObject",
+    "ObjManager",
+    "iter_objs",
+    "load",
+]
+
+DEFAULT_MAX_PARENTS = 100
+_CHUNK = 1 << 20
+_GZIP_MAGIC = b"\x1f\x8b"
+
+
+class DumpWarning(UserWarning):
+    """Something in the dump was skipped (errors='skip')."""
+
+
+# ---------------------------------------------------------------------------
+# Formatting shared by MemObject and the standalone objects of iter_objs
+
+
+def _format_list(addresses, total=None):
+    """'[a, b, ...]': at most 10 addresses, then ', ...'."""
+    if total is None:
+        total = len(addresses)
+    shown = ", ".join("%d" % a for a in addresses[:10])
+    if total > 10:
+        return "[%s, ...]" % shown
+    return "[%s]" % shown
+
+
+def _human(total_size):
+    size = float(total_size)
+    order = "B"
+    for unit in ("KiB", "MiB", "GiB"):
+        if size > 800.0:
+            size /= 1024
+            order = unit
+    return "%.1f%s" % (size, order)
+
+
+def _repr_obj(address, type_str, name, size, refs, nparents, parents, value,
+              total_size):
+    name_str = ", %s" % (name,) if name is not None else ""
+    if refs:
+        ref_str = " " + _format_list(refs)
+    else:
+        ref_str = ""
+    if nparents:
+        referrer_str = ", %d referrers %s" % (
+            nparents, _format_list(parents, nparents))
+    else:
+        referrer_str = ""
+    if value is None:
+        value_str = ""
+    else:
+        r = repr(value)
+        if isinstance(value, (str, bytes)) and len(r) > 21:
+            r = r[:18] + "..."
+        value_str = ", %s" % (r,)
+    total_str = ", %s" % _human(total_size) if total_size else ""
+    return "MemObject(%d, %s%s, %d bytes, %d refs%s%s%s%s)" % (
+        address, type_str, name_str, size, len(refs), ref_str, referrer_str,
+        value_str, total_str)
+
+
+def _to_json(address, type_str, size, name, length, value, refs):
+    out = ['{"address": %d, "type": %s, "size": %d'
+           % (address, json.dumps(type_str), size)]
+    if name is not None:
+        out.append(', "name": %s' % json.dumps(name))
+    if length is not None:
+        out.append(', "len": %d' % length)
+    if value is not None or type_str == "NoneType":
+        if isinstance(value, float) and not math.isfinite(value):
+            out.append(', "value": "%r"' % value)
+        else:
+            out.append(', "value": %s' % json.dumps(value))
+    out.append(', "refs": [%s]}' % ", ".join("%d" % r for r in refs))
+    return "".join(out)
+
+
+# ---------------------------------------------------------------------------
+# Objects of a loaded dump
+
+
+class MemObject(object):
+    """One object of a loaded dump, made on demand from the flat arrays.
+
+    Two MemObjects of the same ObjManager and address are equal.
+    """
+
+    __slots__ = ("_om", "_i")
+
+    def __init__(self, om, index):
+        self._om = om
+        self._i = index
+
+    # Fields of the line.
+    @property
+    def address(self):
+        return self._om._g.address(self._i)
+
+    @property
+    def type_str(self):
+        return self._om._g.type_str(self._i)
+
+    @property
+    def size(self):
+        return self._om._g.size(self._i)
+
+    @property
+    def len(self):
+        """The object's "len" (items, characters, bytes), or None."""
+        return self._om._g.len(self._i)
+
+    length = len
+
+    @property
+    def value(self):
+        return self._om._g.value(self._i)
+
+    @property
+    def name(self):
+        return self._om._g.name(self._i)
+
+    # References.
+    @property
+    def children(self):
+        """Addresses this object references (also those with no line)."""
+        return self._om._g.refs(self._i)
+
+    refs = children
+    ref_list = children
+
+    @property
+    def num_refs(self):
+        return self._om._g.num_refs(self._i)
+
+    def __len__(self):
+        return self._om._g.num_refs(self._i)
+
+    @property
+    def parents(self):
+        """Addresses of the objects referencing this one (computed on first
+        use), at most om.max_parents of them."""
+        om = self._om
+        om._ensure_parents()
+        return om._g.parents(self._i, om.max_parents)
+
+    referrers = parents
+
+    @property
+    def num_parents(self):
+        """How many references to this object there are (all of them)."""
+        self._om._ensure_parents()
+        return self._om._g.num_parents(self._i)
+
+    num_referrers = num_parents
+
+    @property
+    def c(self):
+        """Children as MemObjects (references to absent objects left out)."""
+        g = self._om._g
+        n = len(g)
+        return [MemObject(self._om, j) for j in g.ref_indices(self._i) if j < n]
+
+    @property
+    def p(self):
+        """Parents as MemObjects (at most om.max_parents)."""
+        om = self._om
+        om._ensure_parents()
+        return [MemObject(om, j)
+                for j in om._g.parent_indices(self._i, om.max_parents)]
+
+    def __getitem__(self, offset):
+        """The offset-th child, as a MemObject."""
+        idx = self._om._g.ref_indices(self._i)
+        try:
+            j = idx[offset]
+        except IndexError:
+            raise IndexError("%r has only %d refs" % (self, len(idx)))
+        if j >= len(self._om._g):
+            raise KeyError("address %d is not in the dump"
+                           % self._om._g.refs(self._i)[offset])
+        return MemObject(self._om, j)
+
+    # Sizes of what this object holds.
+    def iter_recursive_refs(self, excluding=None):
+        """This object and everything reachable from it, as MemObjects,
+        not going through (nor yielding) the objects in excluding."""
+        mask = self._om._reachable(self, excluding)
+        om = self._om
+        for j, m in enumerate(mask):
+            if m:
+                yield MemObject(om, j)
+
+    def compute_total_size(self, excluding=None):
+        """Size of this object plus everything reachable from it, not
+        going through the objects in excluding."""
+        om = self._om
+        total = om._g.mask_size(om._reachable(self, excluding))
+        if excluding is None:
+            om._total_sizes[self._i] = total
+        return total
+
+    @property
+    def total_size(self):
+        """compute_total_size() (cached)."""
+        try:
+            return self._om._total_sizes[self._i]
+        except KeyError:
+            return self.compute_total_size()
+
+    def all(self, type_str):
+        """Objects of type_str reachable from this one, largest first."""
+        objs = [o for o in self.iter_recursive_refs() if o.type_str == type_str]
+        objs.sort(key=lambda o: o.size, reverse=True)
+        return objs
+
+    def refs_as_dict(self):
+        return self._om.refs_as_dict(self)
+
+    def refs_as_list(self):
+        return self._om.refs_as_list(self)
+
+    def to_json(self):
+        """This object as a line of the dump format (without the newline)."""
+        g, i = self._om._g, self._i
+        return _to_json(g.address(i), g.type_str(i), g.size(i), g.name(i),
+                        g.len(i), g.value(i), g.refs(i))
+
+    def __eq__(self, other):
+        if not isinstance(other, MemObject):
+            return NotImplemented
+        return self._om is other._om and self._i == other._i
+
+    def __ne__(self, other):
+        r = self.__eq__(other)
+        return r if r is NotImplemented else not r
+
+    def __hash__(self):
+        return hash(self.address)
+
+    def __repr__(self):
+        om, g, i = self._om, self._om._g, self._i
+        if g.has_parents:
+            nparents = g.num_parents(i)
+            parents = g.parents(i, 10)
+        else:
+            nparents, parents = 0, []
+        return _repr_obj(g.address(i), g.type_str(i), g.name(i), g.size(i),
+                         g.refs(i), nparents, parents, g.value(i),
+                         om._total_sizes.get(i, 0))
+
+
+class _LineObject(object):
+    """An object of iter_objs: the fields of one line, with no graph."""
+
+    __slots__ = ("address", "type_str", "size", "name", "len", "value",
+                 "children")
+
+    def __init__(self, address, type_str, size, name, length, value, refs):
+        self.address = address
+        self.type_str = type_str
+        self.size = size
+        self.name = name
+        self.len = length
+        self.value = value
+        self.children = refs
+
+    @property
+    def refs(self):
+        return self.children
+
+    ref_list = refs
+
+    @property
+    def length(self):
+        return self.len
+
+    @property
+    def num_refs(self):
+        return len(self.children)
+
+    def __len__(self):
+        return len(self.children)
+
+    parents = ()
+    referrers = ()
+    num_parents = 0
+
+    def to_json(self):
+        return _to_json(self.address, self.type_str, self.size, self.name,
+                        self.len, self.value, self.children)
+
+    def __repr__(self):
+        return _repr_obj(self.address, self.type_str, self.name, self.size,
+                         self.children, 0, [], self.value, 0)
+
+
+# ---------------------------------------------------------------------------
+# Summaries
+
+
+class _TypeSummary(object):
+    """Totals of one type: count, total_size, max_size, max_address."""
+
+    __slots__ = ("type_str", "count", "total_size", "max_size", "max_address")
+
+    def __init__(self, type_str, count, total_size, max_size, max_address):
+        self.type_str = type_str
+        self.count = count
+        self.total_size = total_size
+        self.max_size = max_size
+        self.max_address = max_address
+
+    def __repr__(self):
+        return "%s Total: %d objects, %d bytes, max %d bytes at %d" % (
+            self.type_str, self.count, self.total_size, self.max_size,
+            self.max_address)
+
+
+class _ObjSummary(object):
+    """Per-type totals of a set of objects; repr() is the table."""
+
+    def __init__(self, rows):
+        self.type_summaries = {}
+        self.total_count = 0
+        self.total_size = 0
+        for type_str, count, total, max_size, max_address in rows:
+            self.type_summaries[type_str] = _TypeSummary(
+                type_str, count, total, max_size, max_address)
+            self.total_count += count
+            self.total_size += total
+        self.summaries = None
+        self.by_size()
+
+    def by_size(self):
+        """Sorts summaries by total size (then count), largest first."""
+        self.summaries = sorted(self.type_summaries.values(),
+                                key=lambda s: (s.total_size, s.count),
+                                reverse=True)
+        return self
+
+    def by_count(self):
+        """Sorts summaries by count (then total size), largest first."""
+        self.summaries = sorted(self.type_summaries.values(),
+                                key=lambda s: (s.count, s.total_size),
+                                reverse=True)
+        return self
+
+    def __repr__(self):
+        total_count = self.total_count or 1
+        total_size = self.total_size or 1
+        out = [
+            "Total %d objects, %d types, Total size = %.1fMiB (%d bytes)"
+            % (self.total_count, len(self.summaries),
+               self.total_size / 1024.0 / 1024.0, self.total_size),
+            " Index   Count   %      Size   % Cum     Max Kind",
+        ]
+        cumulative = 0
+        for i, s in enumerate(self.summaries[:20]):
+            cumulative += s.total_size
+            out.append("%6d%8d%4d%10d%4d%4d%8d %s" % (
+                i, s.count, s.count * 100 // total_count, s.total_size,
+                s.total_size * 100 // total_size,
+                cumulative * 100 // total_size, s.max_size, s.type_str))
+        if len(self.summaries) > 20:
+            out.append("...")
+        return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------
+# The manager
+
+
+class _ObjView(collections.abc.Mapping):
+    """om.objs: address -> MemObject, in dump order."""
+
+    __slots__ = ("_om",)
+
+    def __init__(self, om):
+        self._om = om
+
+    def __getitem__(self, address):
+        return self._om[address]
+
+    def __iter__(self):
+        g = self._om._g
+        for i in range(len(g)):
+            yield g.address(i)
+
+    def __len__(self):
+        return len(self._om._g)
+
+    def __contains__(self, address):
+        return address in self._om
+
+    def values(self):
+        om = self._om
+        return [MemObject(om, i) for i in range(len(om._g))]
+
+    def items(self):
+        om = self._om
+        g = om._g
+        return [(g.address(i), MemObject(om, i)) for i in range(len(g))]
+
+    itervalues = values
+    iteritems = items
+
+
+class ObjManager(object):
+    """A loaded dump: look objects up by address, summarise, walk."""
+
+    def __init__(self, graph, max_parents=None):
+        self._g = graph
+        self.max_parents = (DEFAULT_MAX_PARENTS if max_parents is None
+                            else max_parents)
+        self._total_sizes = {}
+        self.objs = _ObjView(self)
+
+    # Counters of what the input held.
+    @property
+    def nduplicates(self):
+        """Lines whose address was already loaded (the first was kept)."""
+        return self._g.nduplicates
+
+    @property
+    def ndangling(self):
+        """References to addresses with no line of their own."""
+        return self._g.ndangling
+
+    @property
+    def skipped(self):
+        """Malformed lines skipped (load(..., errors='skip'))."""
+        return self._g.skipped
+
+    def _index(self, at):
+        if isinstance(at, MemObject):
+            if at._om is not self:
+                at = at.address
+            else:
+                return at._i
+        if isinstance(at, bool) or not isinstance(at, int):
+            raise TypeError("an address is an int, not %s"
+                            % type(at).__name__)
+        i = self._g.find(at)
+        if i < 0:
+            raise KeyError("address %s not present" % (at,))
+        return i
+
+    def __getitem__(self, address):
+        return MemObject(self, self._index(address))
+
+    def get(self, address, default=None):
+        try:
+            return self[address]
+        except KeyError:
+            return default
+
+    def __contains__(self, address):
+        if isinstance(address, MemObject):
+            address = address.address
+        if isinstance(address, bool) or not isinstance(address, int):
+            return False
+        return self._g.find(address) >= 0
+
+    def __len__(self):
+        return len(self._g)
+
+    def __iter__(self):
+        return iter(self.objs)
+
+    # Referrers.
+    def compute_referrers(self):
+        """Builds every object's parents (the referrer CSR)."""
+        self._g.compute_parents()
+
+    compute_parents = compute_referrers
+
+    def _ensure_parents(self):
+        if not self._g.has_parents:
+            self._g.compute_parents()
+
+    # Reachability.
+    def _indices(self, objs):
+        """Indices of the objects/addresses in objs that are in the dump."""
+        out = []
+        if objs is None:
+            return out
+        if isinstance(objs, (int, MemObject)):
+            objs = [objs]
+        for o in objs:
+            if isinstance(o, MemObject) and o._om is self:
+                out.append(o._i)
+                continue
+            if isinstance(o, MemObject):
+                o = o.address
+            i = self._g.find(o)
+            if i >= 0:
+                out.append(i)
+        return out
+
+    def _reachable(self, obj, excluding):
+        return self._g.reachable([self._index(obj)], self._indices(excluding))
+
+    def summarize(self, obj=None, excluding=None):
+        """Per-type totals of the whole dump, or of obj and everything
+        reachable from it, not going through the objects in excluding
+        (addresses or MemObjects)."""
+        if obj is None:
+            mask = None
+            if excluding is not None:
+                mask = bytearray(b"\x01") * len(self._g)
+                for i in self._indices(excluding):
+                    mask[i] = 0
+        else:
+            mask = self._reachable(obj, excluding)
+        return _ObjSummary(self._g.summarize(mask))
+
+    def compute_total_size(self, obj, excluding=None):
+        """Bytes of obj and everything reachable from it."""
+        if not isinstance(obj, MemObject):
+            obj = self[obj]
+        return obj.compute_total_size(excluding)
+
+    def get_all(self, type_str):
+        """Every object of type_str, largest first."""
+        return [MemObject(self, i) for i in self._g.indices_of_type(type_str)]
+
+    def refs_as_list(self, obj):
+        """The children of obj, simple values (str, int, float, bool, None)
+        as their value, the others as MemObjects."""
+        if not isinstance(obj, MemObject):
+            obj = self[obj]
+        out = []
+        g = self._g
+        n = len(g)
+        for j in g.ref_indices(obj._i):
+            out.append(self._simple(j) if j < n else None)
+        return out
+
+    _SIMPLE = frozenset(["str", "int", "float", "bool", "bytes", "NoneType"])
+
+    def _simple(self, j):
+        g = self._g
+        t = g.type_str(j)
+        if t in self._SIMPLE and (g.has_value(j) or t == "NoneType"):
+            return g.value(j)
+        return MemObject(self, j)
+
+    def refs_as_dict(self, obj):
+        """The children of obj read as [key, value, ...] (a dict, or an
+        instance after collapse_instance_dicts, whose trailing type ref is
+        dropped): keys and simple values as Python values, others as
+        MemObjects."""
+        if not isinstance(obj, MemObject):
+            obj = self[obj]
+        g = self._g
+        n = len(g)
+        idx = g.ref_indices(obj._i)
+        if len(idx) % 2 == 1:
+            idx = idx[:-1]
+        out = {}
+        for k in range(0, len(idx), 2):
+            key = self._simple(idx[k]) if idx[k] < n else None
+            val = self._simple(idx[k + 1]) if idx[k + 1] < n else None
+            try:
+                out[key] = val
+            except TypeError:       # an unhashable value as key
+                out[repr(key)] = val
+        return out
+
+    def collapse_instance_dicts(self):
+        """Folds each instance's private __dict__ into the instance.
+
+        The instance takes the dict's refs ([name, value, ...]) before its
+        own remaining refs and adds the dict's size to its own; the dict
+        leaves the dump.  3.11+ instances whose values were inline are
+        already in that shape.  Returns how many dicts were folded.
+        """
+        collapse = getattr(self._g, "collapse_instance_dicts", None)
+        if collapse is None:
+            return 0
+        self._total_sizes.clear()
+        return collapse()
+
+    def remove_expensive_references(self):
+        """Removes the references that make every object reach everything.
+
+        meliae 0.5's filter, on the loaded graph: a module's __dict__ holds
+        other modules, a function holds its module's globals, a class holds
+        its bases and (through object) everything, a frame the whole state
+        of its thread; walking through them, any object's total size or
+        summary is most of the heap.  So, as meliae 0.5 does:
+
+        - every reference *to* a module, a frame or a type (objects whose
+          type_str is 'module', 'frame' or 'type') is removed, from every
+          object (those objects keep their own refs, so om[module] still
+          lists its dict);
+        - a function loses its references to __globals__ and __builtins__
+          (the module dicts that come right after its code in its refs,
+          in CPython's traverse order) and to its __module__ name (the
+          value of __name__ in those globals) that follows them;
+        - an _LRUNode (bzrlib's LRU cache) loses its references to other
+          _LRUNodes.
+
+        Unlike meliae 0.5, no '<ex-reference>' object (address 0) is added
+        and referred to in place of what was removed.  The change is
+        permanent for this ObjManager (load the dump again to get the refs
+        back) and a second call does nothing.  Referrers are recomputed if
+        they had been; cached total sizes are dropped.  Run it after
+        collapse_instance_dicts() (load() does that), which needs the
+        instances' refs to their class.  Returns how many references were
+        removed.
+        """
+        g = self._g
+        had_parents = g.has_parents
+        removed = g.remove_expensive_references()
+        self._total_sizes.clear()
+        if had_parents and not g.has_parents:
+            g.compute_parents()
+        return removed
+
+    def guess_intern_dict(self):
+        """The dict that looks like the interpreter's interned-strings dict,
+        as a MemObject, or None.
+
+        As in meliae 0.5: a non-empty dict that nothing in the dump refers
+        to and whose every key is a str mapped to itself ([s, s, t, t,
+        ...]); of several, the one with the most keys (the first in the
+        dump on a tie).  Only dumps that hold that dict can have one: on
+        Python 3.12+ interned strings are no longer kept in a dict, and the
+        dict of 3.9-3.11 is referred to by nothing that a dump walks.
+        """
+        i = self._g.guess_intern_dict()
+        if i < 0:
+            return None
+        return MemObject(self, i)
+
+    def diff(self, other):
+        """What changed from this dump to other (a later one): per-type
+        count and size deltas, and the objects only in other, grouped by
+        type and by the type of their first referrer."""
+        return _Diff(self, other)
+
+    def __repr__(self):
+        return "<ObjManager: %d objects, %d dangling refs, %d duplicates>" % (
+            len(self._g), self._g.ndangling, self._g.nduplicates)
+
+
+class _Diff(object):
+    """ObjManager.diff(): before -> after.
+
+    type_deltas: {type_str: (count_before, count_after, size_before,
+    size_after)}; new_objects: addresses only in after; new_by_type:
+    {type_str: (count, size)} of those; new_by_referrer: {(type_str,
+    first referrer's type_str or None): count} of those.
+    """
+
+    def __init__(self, before, after):
+        b = {t.type_str: t for t in before.summarize().summaries}
+        a = {t.type_str: t for t in after.summarize().summaries}
+        self.type_deltas = {}
+        for t in set(a) | set(b):
+            tb, ta = b.get(t), a.get(t)
+            self.type_deltas[t] = (tb.count if tb else 0, ta.count if ta else 0,
+                                   tb.total_size if tb else 0,
+                                   ta.total_size if ta else 0)
+        self.count_delta = sum(v[1] - v[0] for v in self.type_deltas.values())
+        self.size_delta = sum(v[3] - v[2] for v in self.type_deltas.values())
+        ga, gb = after._g, before._g
+        after._ensure_parents()
+        self.new_objects = []
+        self.new_by_type = {}
+        self.new_by_referrer = {}
+        for i in range(len(ga)):
+            addr = ga.address(i)
+            if gb.find(addr) >= 0:
+                continue
+            self.new_objects.append(addr)
+            t = ga.type_str(i)
+            c, sz = self.new_by_type.get(t, (0, 0))
+            self.new_by_type[t] = (c + 1, sz + ga.size(i))
+            par = ga.parent_indices(i, 1)
+            key = (t, ga.type_str(par[0]) if par else None)
+            self.new_by_referrer[key] = self.new_by_referrer.get(key, 0) + 1
+
+    def __repr__(self):
+        out = ["Diff: %+d objects, %+d bytes; %d new objects"
+               % (self.count_delta, self.size_delta, len(self.new_objects)),
+               "   Count Delta      Size     Delta Kind"]
+        rows = sorted(self.type_deltas.items(),
+                      key=lambda kv: (abs(kv[1][3] - kv[1][2]),
+                                      abs(kv[1][1] - kv[1][0])),
+                      reverse=True)
+        for t, (cb, ca, sb, sa) in rows[:20]:
+            if cb == ca and sb == sa:
+                break
+            out.append("%8d%+6d%10d%+10d %s" % (ca, ca - cb, sa, sa - sb, t))
+        if len(rows) > 20:
+            out.append("...")
+        return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+
+class _Progress(object):
+    """Objects, MB read, rate and ETA on stderr, when it is a terminal."""
+
+    def __init__(self, show, total_bytes=None):
+        try:
+            tty = show and sys.stderr is not None and sys.stderr.isatty()
+        except (AttributeError, ValueError):
+            tty = False
+        self.enabled = bool(tty)
+        self.total = total_bytes
+        self.start = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+
+    def __call__(self, nread, nobjs, final=False):
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if not final and now - self.last < 0.25:
+            return
+        self.last = now
+        elapsed = max(now - self.start, 1e-6)
+        rate = nread / elapsed
+        msg = "\rloaded %d objects, %.1f MB, %.1f MB/s" % (
+            nobjs, nread / 1e6, rate / 1e6)
+        if self.total and not final and rate > 0:
+            msg += ", ETA %.0fs" % (max(self.total - nread, 0) / rate)
+        if final:
+            msg += " in %.1fs\n" % elapsed
+        sys.stderr.write(msg)
+        sys.stderr.flush()
+        self.shown = True
+
+
+def _feed_fileobj(g, f, progress):
+    chunk = f.read(_CHUNK)
+    nread = len(chunk)
+    dec = None
+    if isinstance(chunk, (bytes, bytearray)) and chunk[:2] == _GZIP_MAGIC:
+        dec = zlib.decompressobj(16 + 15)
+    while chunk:
+        if dec is None:
+            g.feed(chunk)
+        else:
+            data = chunk
+            while data:
+                if dec.eof:         # concatenated gzip members
+                    dec = zlib.decompressobj(16 + 15)
+                g.feed(dec.decompress(data))
+                data = dec.unused_data if dec.eof else b""
+        progress(nread, len(g))
+        chunk = f.read(_CHUNK)
+        nread += len(chunk)
+    if dec is not None and not dec.eof:
+        raise ValueError(
+            "gzip: compressed data ends early (the dump was cut short)")
+
+
+def _feed_lines(g, lines, progress):
+    nread = 0
+    for line in lines:
+        if isinstance(line, str):
+            if not line.endswith("\n"):
+                line += "\n"
+        elif not line.endswith(b"\n"):
+            line = bytes(line) + b"\n"
+        g.feed(line)
+        nread += len(line)
+        if (g.lineno & 0xffff) == 0:
+            progress(nread, len(g))
+    return nread
+
+
+def _load_graph(source, show_prog=True, errors="strict"):
+    g = _loader.Graph(errors=errors)
+    if isinstance(source, (str, bytes, os.PathLike)):
+        path = os.fspath(source)
+        try:
+            total = os.path.getsize(path)
+        except OSError:
+            total = None
+        progress = _Progress(show_prog, total)
+        g.load_file(path, progress if progress.enabled else None)
+    elif hasattr(source, "read"):
+        progress = _Progress(show_prog)
+        _feed_fileobj(g, source, progress)
+    else:
+        progress = _Progress(show_prog)
+        _feed_lines(g, source, progress)
+    g.finish()
+    progress(g.bytes_fed, len(g), final=True)
+    if g.skipped:
+        line, err = g.first_skipped
+        warnings.warn("skipped %d malformed line%s (first: line %d: %s)"
+                      % (g.skipped, "" if g.skipped == 1 else "s", line, err),
+                      DumpWarning, stacklevel=3)
+    return g
+
+
+def load(source, show_prog=True, collapse=True, max_parents=None,
+         errors="strict"):
+    """Loads a dump into an ObjManager.
+
+    source: a path (str, bytes or os.PathLike; gzip-compressed or not, told
+    by the magic bytes), a binary file object, or an iterable of lines (str
+    or bytes).  show_prog: progress on stderr when it is a terminal.
+    collapse: run collapse_instance_dicts() then compute_referrers().
+    max_parents: how many parents a MemObject shows (default 100; all of
+    them are still walked).  errors: 'strict' raises ValueError("line N:
+    ...") at the first malformed line; 'skip' skips such lines and warns
+    once (DumpWarning) with their count.
+    """
+    g = _load_graph(source, show_prog, errors)
+    om = ObjManager(g, max_parents)
+    if collapse:
+        om.collapse_instance_dicts()
+        om.compute_referrers()
+    return om
+
+
+def iter_objs(source, errors="strict"):
+    """Yields one object per line of source (as load() takes it), with the
+    line's fields only: no graph, no parents, duplicates included."""
+    lineno = 0
+    for line in _iter_lines(source):
+        lineno += 1
+        try:
+            t = _loader.parse_line(line)
+        except ValueError as e:
+            if errors == "skip":
+                continue
+            raise ValueError("line %d: %s" % (lineno, e)) from None
+        if t is not None:
+            yield _LineObject(*t)
+
+
+def _iter_lines(source):
+    if isinstance(source, (str, bytes, os.PathLike)):
+        with open(source, "rb") as f:
+            yield from _iter_lines(f)
+        return
+    if hasattr(source, "read"):
+        head = source.read(2)
+        if isinstance(head, bytes) and head == _GZIP_MAGIC:
+            import gzip
+            import io
+            rest = gzip.GzipFile(fileobj=_Prepend(head, source), mode="rb")
+            yield from io.BufferedReader(rest, _CHUNK)
+            return
+        if head:
+            first = head + source.readline()
+            yield first
+        yield from source
+        return
+    yield from source
+
+
+class _Prepend(object):
+    """A read()-able that gives head, then the rest of f."""
+
+    def __init__(self, head, f):
+        self.head = head
+        self.f = f
+
+    def read(self, n=-1):
+        if self.head:
+            h, self.head = self.head, b""
+            if n is None or n < 0:
+                return h + self.f.read()
+            if n <= len(h):
+                self.head = h[n:]
+                return h[:n]
+            return h + self.f.read(n - len(h))
+        return self.f.read(n)
