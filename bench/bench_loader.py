@@ -45,6 +45,8 @@ import sys
 import tempfile
 import time
 
+from benchproc import count_lines, proc_status, reset_hwm
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 MIB = 1024.0  # kB -> MiB
 
@@ -62,36 +64,10 @@ BIG_BASELINE_LIMIT_S = 300.0
 # child side
 
 
-def _proc_status(*keys):
-    out = {}
-    with open("/proc/self/status", "rb") as f:
-        for line in f:
-            k, _, v = line.partition(b":")
-            k = k.decode()
-            if k in keys:
-                out[k] = int(v.split()[0])  # kB
-    return out
-
 
 def _rss():
-    return _proc_status("VmRSS")["VmRSS"]
+    return proc_status("VmRSS")["VmRSS"]
 
-
-def _reset_hwm():
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
-def _count_lines(path):
-    n = 0
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(1 << 20)
-        while True:
-            k = f.readinto(buf)
-            if not k:
-                break
-            n += buf.count(b"\n", 0, k)
-    return n
 
 
 def child_dump(n, path):
@@ -110,8 +86,8 @@ def child_dump(n, path):
         "n": n,
         "build_s": build_s,
         "dump_s": dump_s,
-        "peak_kib": _proc_status("VmHWM")["VmHWM"],
-        "lines": _count_lines(path),
+        "peak_kib": proc_status("VmHWM")["VmHWM"],
+        "lines": count_lines(path),
         "file_bytes": os.path.getsize(path),
         "root_alive": root is not None,
     }
@@ -123,12 +99,12 @@ def child_meliae(path):
 
     gc.collect()
     rss0 = _rss()
-    _reset_hwm()
+    reset_hwm()
     pc = time.perf_counter
     t0 = pc()
     om = loader.load(path, show_prog=False, collapse=False)
     t1 = pc()
-    st = _proc_status("VmRSS", "VmHWM")
+    st = proc_status("VmRSS", "VmHWM")
     nobjs = len(om)
     om.compute_referrers()
     t2 = pc()
@@ -140,7 +116,7 @@ def child_meliae(path):
     t5 = pc()
     s2 = om.summarize()
     t6 = pc()
-    end = _proc_status("VmRSS", "VmHWM")
+    end = proc_status("VmRSS", "VmHWM")
     res = {
         "mode": "meliae",
         "load_s": t1 - t0,
@@ -174,7 +150,7 @@ def child_baseline(path):
     loads = json.loads
     gc.collect()
     rss0 = _rss()
-    _reset_hwm()
+    reset_hwm()
     pc = time.perf_counter
     t0 = pc()
     objs = {}
@@ -183,7 +159,7 @@ def child_baseline(path):
             d = loads(line)
             objs[d["address"]] = d
     t1 = pc()
-    st = _proc_status("VmRSS", "VmHWM")
+    st = proc_status("VmRSS", "VmHWM")
     referrers = {}
     for addr, d in objs.items():
         for r in d.get("refs", ()):
@@ -200,7 +176,7 @@ def child_baseline(path):
         counts[t] += 1
         sizes[t] += d["size"]
     t3 = pc()
-    end = _proc_status("VmRSS", "VmHWM")
+    end = proc_status("VmRSS", "VmHWM")
     res = {
         "mode": "baseline",
         "load_s": t1 - t0,

@@ -31,6 +31,8 @@ import sys
 import tempfile
 import time
 
+from benchproc import count_lines, proc_status, reset_hwm
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 MODES = ("all", "gc", "purepy")
@@ -49,27 +51,6 @@ TARGET_RSS_MIB = {"all": 4.0, "gc": 1.0}
 # child side
 
 
-def _proc_status(*keys):
-    out = {}
-    with open("/proc/self/status", "rb") as f:
-        for line in f:
-            k, _, v = line.partition(b":")
-            k = k.decode()
-            if k in keys:
-                out[k] = int(v.split()[0])  # kB
-    return out
-
-
-def _count_lines(path):
-    n = 0
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(1 << 20)
-        while True:
-            k = f.readinto(buf)
-            if not k:
-                break
-            n += buf.count(b"\n", 0, k)
-    return n
 
 
 def child(mode, n, outdir, keep):
@@ -95,13 +76,12 @@ def child(mode, n, outdir, keep):
 
     path = os.path.join(outdir, "dump-%s.json" % mode)
     gc.disable()  # same for every mode: time the walk, not collections
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-    rss0 = _proc_status("VmRSS")["VmRSS"]
+    reset_hwm()
+    rss0 = proc_status("VmRSS")["VmRSS"]
     t0 = time.perf_counter()
     fn(path)
     t1 = time.perf_counter()
-    st = _proc_status("VmHWM", "VmRSS")
+    st = proc_status("VmHWM", "VmRSS")
     gc.enable()
 
     res = {
@@ -114,7 +94,7 @@ def child(mode, n, outdir, keep):
         "hwm_kib": st["VmHWM"],
         "rss_after_kib": st["VmRSS"],
         "extra_kib": st["VmHWM"] - rss0,
-        "objects": _count_lines(path),
+        "objects": count_lines(path),
         "file_bytes": os.path.getsize(path),
         "root_alive": root is not None,
     }
