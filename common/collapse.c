@@ -25,15 +25,6 @@ static const char *const never_instances[] = {
     NULL,
 };
 
-static uint32_t
-find_type(const struct ml_graph *g, const char *name)
-{
-    for (size_t t = 0; t < g->ntypes; t++)
-        if (strcmp(ml_graph_type_name(g, (uint32_t)t), name) == 0)
-            return (uint32_t)t;
-    return ML_GRAPH_NONE;
-}
-
 int64_t
 ml_graph_collapse_instance_dicts(struct ml_graph *g)
 {
@@ -48,10 +39,10 @@ ml_graph_collapse_instance_dicts(struct ml_graph *g)
 
     if (!g->finished)
         return -EINVAL;
-    dict_t = find_type(g, "dict");
+    dict_t = ml_graph_type_id(g, "dict");
     if (dict_t == ML_GRAPH_NONE || n == 0)
         return 0;
-    type_t = find_type(g, "type");
+    type_t = ml_graph_type_id(g, "type");
 
     nref = calloc(n, sizeof(*nref));
     dictof = malloc(n * sizeof(*dictof));
@@ -60,7 +51,7 @@ ml_graph_collapse_instance_dicts(struct ml_graph *g)
     if (nref == NULL || dictof == NULL || removed == NULL || skip_t == NULL)
         goto out;
     for (const char *const *s = never_instances; *s != NULL; s++) {
-        uint32_t t = find_type(g, *s);
+        uint32_t t = ml_graph_type_id(g, *s);
 
         if (t != ML_GRAPH_NONE)
             skip_t[t] = 1;
@@ -203,21 +194,8 @@ ml_graph_collapse_instance_dicts(struct ml_graph *g)
     g->refs = nrefs_arr;
     nrefs_arr = NULL;
     g->n = nnew;
-    free(g->par_start);
-    free(g->par);
-    g->par_start = NULL;
-    g->par = NULL;
-
-    /* The address map, same capacity (n only shrank). */
-    memset(g->map, 0, (g->map_mask + 1) * sizeof(*g->map));
-    for (size_t j = 0; j < nnew; j++) {
-        size_t s;
-
-        for (s = ml_graph_hash64(g->addr[j]) & g->map_mask; g->map[s] != 0;
-             s = (s + 1) & g->map_mask)
-            ;
-        g->map[s] = (uint32_t)j + 1;
-    }
+    ml_graph_drop_parents(g);
+    ml_graph_rehash(g);             /* same capacity: n only shrank */
     rc = (int64_t)count;
 out:
     free(nref);

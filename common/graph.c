@@ -114,6 +114,36 @@ hash_str(const char *s, size_t n)
     return (size_t)h;
 }
 
+/* The id of type name s[0..n), or ML_GRAPH_NONE; *slot is where the type
+ * map would hold it. */
+static uint32_t
+find_type(const struct ml_graph *g, const char *s, size_t n, size_t *slot)
+{
+    size_t i;
+
+    if (g->tmap == NULL)
+        return ML_GRAPH_NONE;
+    for (i = hash_str(s, n) & g->tmap_mask; g->tmap[i] != 0;
+         i = (i + 1) & g->tmap_mask) {
+        const char *tn = g->arena + g->types[g->tmap[i] - 1];
+
+        if (strncmp(tn, s, n) == 0 && tn[n] == '\0') {
+            *slot = i;
+            return g->tmap[i] - 1;
+        }
+    }
+    *slot = i;
+    return ML_GRAPH_NONE;
+}
+
+uint32_t
+ml_graph_type_id(const struct ml_graph *g, const char *name)
+{
+    size_t slot;
+
+    return find_type(g, name, strlen(name), &slot);
+}
+
 /* The id of type name s[0..n), interning it on first sight. */
 static int
 intern_type(struct ml_graph *g, const char *s, size_t n, uint32_t *id)
@@ -140,15 +170,8 @@ intern_type(struct ml_graph *g, const char *s, size_t n, uint32_t *id)
         g->tmap = nm;
         g->tmap_mask = ncap - 1;
     }
-    for (i = hash_str(s, n) & g->tmap_mask; g->tmap[i] != 0;
-         i = (i + 1) & g->tmap_mask) {
-        const char *tn = g->arena + g->types[g->tmap[i] - 1];
-
-        if (strncmp(tn, s, n) == 0 && tn[n] == '\0') {
-            *id = g->tmap[i] - 1;
-            return 0;
-        }
-    }
+    if ((*id = find_type(g, s, n, &i)) != ML_GRAPH_NONE)
+        return 0;
     if (g->ntypes == g->types_cap) {
         size_t ncap = g->types_cap ? g->types_cap * 2 : 64;
 
@@ -164,6 +187,19 @@ intern_type(struct ml_graph *g, const char *s, size_t n, uint32_t *id)
     return 0;
 }
 
+/* Fills map (capacity mask + 1, zeroed) from addr[0..n). */
+static void
+fill_map(uint32_t *map, size_t mask, const uint64_t *addr, size_t n)
+{
+    for (size_t j = 0; j < n; j++) {
+        size_t i;
+
+        for (i = ml_graph_hash64(addr[j]) & mask; map[i] != 0; i = (i + 1) & mask)
+            ;
+        map[i] = (uint32_t)j + 1;
+    }
+}
+
 static int
 grow_map(struct ml_graph *g)
 {
@@ -172,20 +208,29 @@ grow_map(struct ml_graph *g)
 
     if (nm == NULL)
         return -ENOMEM;
-    for (size_t j = 0; g->map != NULL && j <= g->map_mask; j++) {
-        size_t i;
-
-        if (g->map[j] == 0)
-            continue;
-        for (i = ml_graph_hash64(g->addr[g->map[j] - 1]) & (ncap - 1); nm[i] != 0;
-             i = (i + 1) & (ncap - 1))
-            ;
-        nm[i] = g->map[j];
-    }
+    fill_map(nm, ncap - 1, g->addr, g->n);
     free(g->map);
     g->map = nm;
     g->map_mask = ncap - 1;
     return 0;
+}
+
+void
+ml_graph_rehash(struct ml_graph *g)
+{
+    if (g->map == NULL)
+        return;
+    memset(g->map, 0, (g->map_mask + 1) * sizeof(*g->map));
+    fill_map(g->map, g->map_mask, g->addr, g->n);
+}
+
+void
+ml_graph_drop_parents(struct ml_graph *g)
+{
+    free(g->par_start);
+    free(g->par);
+    g->par_start = NULL;
+    g->par = NULL;
 }
 
 uint32_t
@@ -362,6 +407,7 @@ ml_graph_compute_parents(struct ml_graph *g)
 
     if (!g->finished)
         return -EINVAL;
+    ml_graph_drop_parents(g);
     start = calloc(g->n + 1, sizeof(*start));
     par = malloc((g->nrefs ? g->nrefs : 1) * sizeof(*par));
     fill = malloc((g->n ? g->n : 1) * sizeof(*fill));
@@ -383,8 +429,6 @@ ml_graph_compute_parents(struct ml_graph *g)
             if (g->refs[k] < g->n)
                 par[fill[g->refs[k]]++] = (uint32_t)i;
     free(fill);
-    free(g->par_start);
-    free(g->par);
     g->par_start = start;
     g->par = par;
     return 0;

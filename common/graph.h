@@ -111,6 +111,17 @@ int ml_graph_finish(struct ml_graph *g);
 /* Index of address, or ML_GRAPH_NONE. */
 uint32_t ml_graph_find(const struct ml_graph *g, uint64_t address);
 
+/* Id of the type named name, or ML_GRAPH_NONE. */
+uint32_t ml_graph_type_id(const struct ml_graph *g, const char *name);
+
+/* Rebuilds the address map from addr[0..n) after objects were removed or
+ * moved (ml_graph_collapse_instance_dicts). */
+void ml_graph_rehash(struct ml_graph *g);
+
+/* Frees the referrer CSR after refs changed; par_start is then NULL
+ * until ml_graph_compute_parents runs again. */
+void ml_graph_drop_parents(struct ml_graph *g);
+
 static inline const char *
 ml_graph_type_name(const struct ml_graph *g, uint32_t t)
 {

@@ -37,7 +37,6 @@ typedef struct {
     unsigned long long bytes_fed;
     int skip;
     int finished;
-    int has_parents;
     int expensive_removed;      /* remove_expensive_references() was run */
 } GraphObject;
 
@@ -571,31 +570,36 @@ Graph_has_value(GraphObject *self, PyObject *arg)
     return PyBool_FromLong(ml_graph_vkind(&self->g, i) != ML_VAL_NONE);
 }
 
+
+/* [address of v[0], ...]: defined objects' and dangling refs' alike. */
+static PyObject *
+addr_list(const struct ml_graph *g, const uint32_t *v, uint64_t n)
+{
+    PyObject *list = PyList_New((Py_ssize_t)n);
+
+    if (list == NULL)
+        return NULL;
+    for (uint64_t k = 0; k < n; k++) {
+        PyObject *o = PyLong_FromUnsignedLongLong(ml_graph_ref_addr(g, v[k]));
+
+        if (o == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)k, o);
+    }
+    return list;
+}
+
 static PyObject *
 Graph_refs(GraphObject *self, PyObject *arg)
 {
     uint32_t i;
-    uint64_t a, b;
-    PyObject *list;
 
     if (check_finished(self) < 0 || get_index(self, arg, &i) < 0)
         return NULL;
-    a = self->g.ref_start[i];
-    b = self->g.ref_start[i + 1];
-    list = PyList_New((Py_ssize_t)(b - a));
-    if (list == NULL)
-        return NULL;
-    for (uint64_t k = a; k < b; k++) {
-        PyObject *v = PyLong_FromUnsignedLongLong(
-            ml_graph_ref_addr(&self->g, self->g.refs[k]));
-
-        if (v == NULL) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)(k - a), v);
-    }
-    return list;
+    return addr_list(&self->g, self->g.refs + self->g.ref_start[i],
+                     self->g.ref_start[i + 1] - self->g.ref_start[i]);
 }
 
 static PyObject *
@@ -650,7 +654,6 @@ Graph_compute_parents(GraphObject *self, PyObject *unused)
         raise_rc(rc);
         return NULL;
     }
-    self->has_parents = 1;
     Py_RETURN_NONE;
 }
 
@@ -659,7 +662,7 @@ check_parents(GraphObject *self)
 {
     if (check_finished(self) < 0)
         return -1;
-    if (!self->has_parents) {
+    if (self->g.par_start == NULL) {
         PyErr_SetString(PyExc_ValueError,
                         "parents not computed: call compute_parents()");
         return -1;
@@ -671,7 +674,7 @@ check_parents(GraphObject *self)
 static PyObject *
 parents_common(GraphObject *self, PyObject *args, int as_index)
 {
-    PyObject *iarg, *maxarg = Py_None, *list;
+    PyObject *iarg, *maxarg = Py_None;
     uint32_t i;
     uint64_t a, n;
 
@@ -691,19 +694,7 @@ parents_common(GraphObject *self, PyObject *args, int as_index)
     }
     if (as_index)
         return index_list(self->g.par + a, n);
-    list = PyList_New((Py_ssize_t)n);
-    if (list == NULL)
-        return NULL;
-    for (uint64_t k = 0; k < n; k++) {
-        PyObject *v = PyLong_FromUnsignedLongLong(self->g.addr[self->g.par[a + k]]);
-
-        if (v == NULL) {
-            Py_DECREF(list);
-            return NULL;
-        }
-        PyList_SET_ITEM(list, (Py_ssize_t)k, v);
-    }
-    return list;
+    return addr_list(&self->g, self->g.par + a, n);
 }
 
 static PyObject *
@@ -741,19 +732,7 @@ Graph_collapse_instance_dicts(GraphObject *self, PyObject *unused)
         raise_rc((int)rc);
         return NULL;
     }
-    if (rc > 0)
-        self->has_parents = 0;      /* the referrer CSR was dropped */
     return PyLong_FromLongLong(rc);
-}
-
-/* Type id of a name, or ML_GRAPH_NONE. */
-static uint32_t
-type_id_of(const struct ml_graph *g, const char *name)
-{
-    for (size_t t = 0; t < g->ntypes; t++)
-        if (strcmp(ml_graph_type_name(g, (uint32_t)t), name) == 0)
-            return (uint32_t)t;
-    return ML_GRAPH_NONE;
 }
 
 #define EX_NOREF 1u             /* a module, frame or type: never referred to */
@@ -799,12 +778,12 @@ Graph_remove_expensive_references(GraphObject *self, PyObject *unused)
         return NULL;
     if (self->expensive_removed || n == 0)
         return PyLong_FromLong(0);
-    t_module = type_id_of(g, "module");
-    t_frame = type_id_of(g, "frame");
-    t_type = type_id_of(g, "type");
-    t_func = type_id_of(g, "function");
-    t_dict = type_id_of(g, "dict");
-    t_lru = type_id_of(g, "_LRUNode");
+    t_module = ml_graph_type_id(g, "module");
+    t_frame = ml_graph_type_id(g, "frame");
+    t_type = ml_graph_type_id(g, "type");
+    t_func = ml_graph_type_id(g, "function");
+    t_dict = ml_graph_type_id(g, "dict");
+    t_lru = ml_graph_type_id(g, "_LRUNode");
     fl = PyMem_Calloc(n, 1);
     /* calloc: only the pages of the few globals dicts looked up are
      * touched. */
@@ -875,11 +854,7 @@ Graph_remove_expensive_references(GraphObject *self, PyObject *unused)
     g->nrefs = w;
     PyMem_Free(fl);
     free(modname);
-    free(g->par_start);
-    free(g->par);
-    g->par_start = NULL;
-    g->par = NULL;
-    self->has_parents = 0;
+    ml_graph_drop_parents(g);
     self->expensive_removed = 1;
     return PyLong_FromUnsignedLongLong((unsigned long long)(before - w));
 }
@@ -899,8 +874,8 @@ Graph_guess_intern_dict(GraphObject *self, PyObject *unused)
 
     if (check_finished(self) < 0)
         return NULL;
-    t_dict = type_id_of(g, "dict");
-    t_str = type_id_of(g, "str");
+    t_dict = ml_graph_type_id(g, "dict");
+    t_str = ml_graph_type_id(g, "str");
     if (t_dict == ML_GRAPH_NONE || t_str == ML_GRAPH_NONE)
         return PyLong_FromLong(-1);
     nref = PyMem_Calloc(n, sizeof(*nref));
@@ -1241,7 +1216,7 @@ Graph_get_finished(GraphObject *self, void *closure)
 static PyObject *
 Graph_get_has_parents(GraphObject *self, void *closure)
 {
-    return PyBool_FromLong(self->has_parents);
+    return PyBool_FromLong(self->g.par_start != NULL);
 }
 
 static PyObject *

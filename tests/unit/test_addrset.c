@@ -17,6 +17,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_rng.h"
+
 #include "addrset.h"
 
 /* The layout addrset.h describes: 64 KiB chunks, one bit per 16 bytes,
@@ -25,19 +27,6 @@
 #define GRAIN 16u
 #define BLOCK_BYTES (CHUNK_BYTES / GRAIN / 8)           /* 512 */
 #define SLOT_BYTES (2 * sizeof(uint64_t))
-
-/* xorshift64*: deterministic, so a failure reproduces. */
-static uint64_t
-rng_next(uint64_t *st)
-{
-    uint64_t x = *st;
-
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *st = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
 
 static int
 cmp_addr(const void *a, const void *b)

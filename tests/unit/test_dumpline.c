@@ -23,31 +23,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "test_rng.h"
+
 #include "dumpline.h"
 #include "ml-common.h"
 
 /* ------------------------------------------------------------------------
  * Helpers
  * ------------------------------------------------------------------------ */
-
-/* xorshift64*: deterministic, so a failure reproduces. */
-static uint64_t
-rng_next(uint64_t *st)
-{
-    uint64_t x = *st;
-
-    x ^= x >> 12;
-    x ^= x << 25;
-    x ^= x >> 27;
-    *st = x;
-    return x * 0x2545F4914F6CDD1Dull;
-}
-
-static uint64_t
-rng_below(uint64_t *st, uint64_t n)
-{
-    return rng_next(st) % n;
-}
 
 /* A growable byte string. */
 struct sb {
