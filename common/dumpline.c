@@ -430,8 +430,15 @@ read_refs(struct cur *c, size_t *nrefs)
         return 0;
     }
     for (;;) {
+        if (p->max_refs != 0 && n == p->max_refs) {
+            fail(c, "more than %zu refs on one line", p->max_refs);
+            return ML_ETOOBIG;
+        }
         if (n == p->rcap) {
             size_t ncap = p->rcap ? p->rcap * 2 : 64;
+
+            if (p->max_refs != 0 && ncap > p->max_refs)
+                ncap = p->max_refs;
             uint64_t *nr = realloc(p->refs, ncap * sizeof(*nr));
 
             if (nr == NULL)

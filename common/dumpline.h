@@ -59,6 +59,8 @@ struct ml_dumpparser {
     size_t slen;
     uint64_t *refs;         /* refs of the current line */
     size_t rcap;
+    size_t max_refs;        /* 0: no limit; else more refs is ML_ETOOBIG
+                             * (and the scratch never grows past it) */
     char err[160];          /* what was wrong, after ML_EPROTO */
 };
 
@@ -66,7 +68,8 @@ void ml_dumpparser_init(struct ml_dumpparser *p);
 void ml_dumpparser_free(struct ml_dumpparser *p);
 
 /* Parses line s[0..n) (a trailing '\n' or "\r\n" is allowed).  Returns 0
- * and fills out; ML_EPROTO with p->err saying what is wrong; or -ENOMEM.
+ * and fills out; ML_EPROTO with p->err saying what is wrong; ML_ETOOBIG
+ * (p->err too) past p->max_refs; or -ENOMEM.
  * out's pointers stay valid until the next call. */
 int ml_dumpline_parse(struct ml_dumpparser *p, const char *s, size_t n,
                       struct ml_dumpline *out);

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -68,7 +69,18 @@ struct dump_args {
     PyObject *root;
     int gzip;
     int timeout_ms;             /* for a socket with a timeout; else -1 */
+    enum ml_values values;
 };
+
+/* File dumps: values cut to 100 characters, as meliae always did. */
+#define DUMP_ARGS_INIT { 0, NULL, 0, -1, ML_VALUES_TRUNCATED }
+
+static PyObject *
+walk_result(const struct ml_walk_result *res)
+{
+    return Py_BuildValue("KK", (unsigned long long)res->nobj,
+                         (unsigned long long)res->nbytes);
+}
 
 static int
 check_interrupt(void)
@@ -100,7 +112,8 @@ dump_to_fd(int fd, const struct dump_args *a, struct ml_walk_result *res)
     sink.interrupted = check_interrupt;
     ml_jsonw_init(&w, buf, ML_DUMP_BUF, ml_sink_write, &sink);
 
-    rc = ml__walk(a->mode, a->root, &w, specials, nspecials, res);
+    rc = ml__walk(a->mode, a->root, &w, a->values, specials, nspecials,
+                  res);
     if (rc == 0)
         rc = ml_sink_finish(&sink);
     ml_sink_close(&sink);
@@ -166,7 +179,7 @@ open_target(const char *path, char **tmp)
 static PyObject *
 scanner_dump_path(PyObject *self, PyObject *args)
 {
-    struct dump_args a = { 0, NULL, 0, -1 };
+    struct dump_args a = DUMP_ARGS_INIT;
     struct ml_walk_result res;
     const char *path;
     char *tmp;
@@ -194,14 +207,13 @@ scanner_dump_path(PyObject *self, PyObject *args)
     }
     if (rc != 0)
         return raise_rc(rc, path);
-    return Py_BuildValue("KK", (unsigned long long)res.nobj,
-                         (unsigned long long)res.nbytes);
+    return walk_result(&res);
 }
 
 static PyObject *
 scanner_dump_fd(PyObject *self, PyObject *args)
 {
-    struct dump_args a = { 0, NULL, 0, -1 };
+    struct dump_args a = DUMP_ARGS_INIT;
     struct ml_walk_result res;
     int fd, rc;
 
@@ -215,8 +227,7 @@ scanner_dump_fd(PyObject *self, PyObject *args)
     dump_active = 0;
     if (rc != 0)
         return raise_rc(rc, NULL);
-    return Py_BuildValue("KK", (unsigned long long)res.nobj,
-                         (unsigned long long)res.nbytes);
+    return walk_result(&res);
 }
 
 /* An anonymous temporary file: the dump for a callable target is walked
@@ -242,6 +253,25 @@ open_anon_tmp(void)
     if (fd < 0)
         return -errno;
     unlink(tmpl);
+    return fd;
+}
+
+/* Walks into a new anonymous temporary file (dump_callable,
+ * stream_snapshot).  Returns its fd, or a negative code (ML_EPYTHON:
+ * exception set) with nothing left open.  The caller sets dump_active. */
+static int
+walk_to_tmp(const struct dump_args *a, struct ml_walk_result *res)
+{
+    int fd = open_anon_tmp();
+    int rc;
+
+    if (fd < 0)
+        return fd;
+    rc = dump_to_fd(fd, a, res);
+    if (rc != 0) {
+        close(fd);
+        return rc;
+    }
     return fd;
 }
 
@@ -288,7 +318,7 @@ replay(int fd, PyObject *callable)
 static PyObject *
 scanner_dump_callable(PyObject *self, PyObject *args)
 {
-    struct dump_args a = { 0, NULL, 0, -1 };
+    struct dump_args a = DUMP_ARGS_INIT;
     struct ml_walk_result res;
     PyObject *callable;
     int fd, rc;
@@ -298,19 +328,88 @@ scanner_dump_callable(PyObject *self, PyObject *args)
         return NULL;
     if (dump_active)
         return raise_rc(ML_EBUSY, "dump");
-    fd = open_anon_tmp();
-    if (fd < 0)
-        return raise_rc(fd, "temporary file");
     dump_active = 1;
-    rc = dump_to_fd(fd, &a, &res);
-    if (rc == 0 && replay(fd, callable) < 0)
-        rc = ML_EPYTHON;
+    rc = fd = walk_to_tmp(&a, &res);
+    if (fd >= 0) {
+        rc = replay(fd, callable) < 0 ? ML_EPYTHON : 0;
+        close(fd);
+    }
     dump_active = 0;
-    close(fd);
     if (rc != 0)
         return raise_rc(rc, NULL);
-    return Py_BuildValue("KK", (unsigned long long)res.nobj,
-                         (unsigned long long)res.nbytes);
+    return walk_result(&res);
+}
+
+/* ------------------------------------------------------------------ */
+/* One snapshot on a meliae-monitord connection (docs/protocol.md).    */
+
+/* stream_snapshot(sockfd, header, mode, values, timeout_ms)
+ *
+ * Walks the heap into an anonymous temporary file with the GIL held (the
+ * application is paused only for the walk), then releases the GIL and
+ * sends header, the object lines and the trailer on sockfd; walk and send
+ * within timeout_ms (TimeoutError after; < 0: no deadline).  A walk that
+ * outlasts it cannot be cut short, but then nothing is sent.  A failed
+ * walk sends nothing; a failed send leaves the connection cut
+ * mid-snapshot (OSError), which the caller must then close.  Sends use
+ * MSG_NOSIGNAL. */
+static PyObject *
+scanner_stream_snapshot(PyObject *self, PyObject *args)
+{
+    struct dump_args a = DUMP_ARGS_INIT;
+    struct ml_walk_result res;
+    Py_buffer header;
+    char trailer[128];
+    int64_t deadline = 0;
+    int sock, values, timeout_ms, fd, rc, tlen;
+
+    if (!PyArg_ParseTuple(args, "iy*iii:stream_snapshot", &sock, &header,
+                          &a.mode, &values, &timeout_ms))
+        return NULL;
+    if (a.mode != ML_WALK_ALL && a.mode != ML_WALK_GC) {
+        PyErr_SetString(PyExc_ValueError, "mode must be WALK_ALL or WALK_GC");
+        goto out_release;
+    }
+    if (values < ML_VALUES_NONE || values > ML_VALUES_FULL) {
+        PyErr_SetString(PyExc_ValueError, "values must be a VALUES_* constant");
+        goto out_release;
+    }
+    if (header.len == 0 || ((char *)header.buf)[header.len - 1] != '\n'
+            || memchr(header.buf, '\n', (size_t)header.len - 1) != NULL) {
+        PyErr_SetString(PyExc_ValueError, "header must be one line ending with \\n");
+        goto out_release;
+    }
+    a.values = (enum ml_values)values;
+    if (timeout_ms >= 0)        /* the walk counts too */
+        deadline = ml_sink_now_ns() + (int64_t)timeout_ms * 1000000;
+    if (dump_active) {
+        raise_rc(ML_EBUSY, "dump");
+        goto out_release;
+    }
+    dump_active = 1;
+    fd = walk_to_tmp(&a, &res);
+    dump_active = 0;
+    if (fd < 0) {
+        raise_rc(fd, NULL);
+        goto out_release;
+    }
+    tlen = snprintf(trailer, sizeof(trailer),
+                    "{\"end\": \"complete\", \"objects\": %llu, \"bytes\": %llu}\n",
+                    (unsigned long long)res.nobj,
+                    (unsigned long long)res.nbytes);
+    Py_BEGIN_ALLOW_THREADS
+    rc = ml_sink_send_framed(sock, header.buf, (size_t)header.len, fd,
+                             trailer, (size_t)tlen, deadline);
+    close(fd);
+    Py_END_ALLOW_THREADS
+    PyBuffer_Release(&header);
+    if (rc != 0)
+        return raise_rc(rc, NULL);
+    return walk_result(&res);
+
+out_release:
+    PyBuffer_Release(&header);
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -356,12 +455,12 @@ scanner_get_recursive_size(PyObject *self, PyObject *obj)
     if (dump_active)
         return raise_rc(ML_EBUSY, "get_recursive_size");
     dump_active = 1;
-    rc = ml__walk(ML_WALK_CLOSURE, obj, NULL, specials, nspecials, &res);
+    rc = ml__walk(ML_WALK_CLOSURE, obj, NULL, ML_VALUES_NONE, specials,
+                  nspecials, &res);
     dump_active = 0;
     if (rc != 0)
         return raise_rc(rc, "get_recursive_size");
-    return Py_BuildValue("KK", (unsigned long long)res.nobj,
-                         (unsigned long long)res.nbytes);
+    return walk_result(&res);
 }
 
 static void
@@ -448,6 +547,9 @@ static PyMethodDef scanner_methods[] = {
      "dump_fd(mode, fd, root, timeout_ms=-1) -> (objects, bytes)"},
     {"dump_callable", scanner_dump_callable, METH_VARARGS,
      "dump_callable(mode, callable, root) -> (objects, bytes)"},
+    {"stream_snapshot", scanner_stream_snapshot, METH_VARARGS,
+     "stream_snapshot(sockfd, header: bytes, mode, values, timeout_ms)"
+     " -> (objects, bytes)"},
     {"size_of", scanner_size_of, METH_O, "size_of(obj) -> int"},
     {"get_referents", scanner_get_referents, METH_O,
      "get_referents(obj) -> list"},
@@ -475,7 +577,11 @@ scanner_exec(PyObject *m)
     }
     if (PyModule_AddIntConstant(m, "WALK_ALL", ML_WALK_ALL) < 0
             || PyModule_AddIntConstant(m, "WALK_GC", ML_WALK_GC) < 0
-            || PyModule_AddIntConstant(m, "WALK_CLOSURE", ML_WALK_CLOSURE) < 0)
+            || PyModule_AddIntConstant(m, "WALK_CLOSURE", ML_WALK_CLOSURE) < 0
+            || PyModule_AddIntConstant(m, "VALUES_NONE", ML_VALUES_NONE) < 0
+            || PyModule_AddIntConstant(m, "VALUES_TRUNCATED",
+                                       ML_VALUES_TRUNCATED) < 0
+            || PyModule_AddIntConstant(m, "VALUES_FULL", ML_VALUES_FULL) < 0)
         return -1;
     return 0;
 }

@@ -9,19 +9,49 @@
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "sink.h"
 
 #define ML_SINK_ZBUF (256 * 1024)
 
+/* Bytes read from the file per send in ml_sink_send_framed. */
+#define ML_SINK_SENDBUF (256 * 1024)
+
+int64_t
+ml_sink_now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The poll() timeout for the next wait: s->timeout_ms, or what is left
+ * before the deadline (rounded up), or -1 when that has passed. */
+static int
+wait_ms(const struct ml_sink *s)
+{
+    int64_t left;
+
+    if (s->deadline_ns == 0)
+        return s->timeout_ms;
+    left = s->deadline_ns - ml_sink_now_ns();
+    if (left <= 0)
+        return -1;
+    left = (left + 999999) / 1000000;
+    return left > 1000000000 ? 1000000000 : (int)left;
+}
+
 int
 ml_write_all(struct ml_sink *s, const void *buf, size_t len)
 {
     const char *p = buf;
+    int flags = MSG_NOSIGNAL | (s->deadline_ns != 0 ? MSG_DONTWAIT : 0);
 
     while (len > 0) {
-        ssize_t n = s->is_socket ? send(s->fd, p, len, MSG_NOSIGNAL)
+        ssize_t n = s->is_socket ? send(s->fd, p, len, flags)
                                  : write(s->fd, p, len);
 
         if (n < 0) {
@@ -33,7 +63,12 @@ ml_write_all(struct ml_sink *s, const void *buf, size_t len)
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
                 /* A socket with a timeout, or a non-blocking pipe. */
                 struct pollfd pfd = { s->fd, POLLOUT, 0 };
-                int r = poll(&pfd, 1, s->timeout_ms);
+                int ms = wait_ms(s);
+                int r;
+
+                if (s->deadline_ns != 0 && ms < 0)
+                    return -ETIMEDOUT;
+                r = poll(&pfd, 1, ms);
 
                 if (r == 0)
                     return -ETIMEDOUT;
@@ -50,6 +85,47 @@ ml_write_all(struct ml_sink *s, const void *buf, size_t len)
         len -= (size_t)n;
     }
     return 0;
+}
+
+int
+ml_sink_send_framed(int sock, const void *head, size_t hlen, int fd,
+                    const void *tail, size_t tlen, int64_t deadline_ns)
+{
+    struct ml_sink s;
+    char *buf;
+    off_t off = 0;
+    int rc;
+
+    rc = ml_sink_open(&s, sock, 0);
+    if (rc < 0)
+        return rc;
+    if (!s.is_socket)
+        return -ENOTSOCK;       /* the deadline needs MSG_DONTWAIT */
+    s.deadline_ns = deadline_ns;
+    if (deadline_ns != 0 && ml_sink_now_ns() >= deadline_ns)
+        return -ETIMEDOUT;
+    buf = malloc(ML_SINK_SENDBUF);
+    if (buf == NULL)
+        return -ENOMEM;
+    rc = ml_write_all(&s, head, hlen);
+    while (rc == 0) {
+        ssize_t n = pread(fd, buf, ML_SINK_SENDBUF, off);
+
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0) {
+            rc = -errno;
+            break;
+        }
+        if (n == 0)
+            break;
+        off += n;
+        rc = ml_write_all(&s, buf, (size_t)n);
+    }
+    if (rc == 0)
+        rc = ml_write_all(&s, tail, tlen);
+    free(buf);
+    return rc;
 }
 
 int

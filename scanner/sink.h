@@ -19,6 +19,10 @@ struct ml_sink {
     int fd;
     int is_socket;
     int timeout_ms;             /* per write on a non-blocking fd; -1: none */
+    /* CLOCK_MONOTONIC time (ns) by which every write must be done, or 0:
+     * none.  With a deadline a socket is written with MSG_DONTWAIT, so
+     * even a blocking one cannot stall past it. */
+    int64_t deadline_ns;
     /* Asked after EINTR: non-zero stops the dump (-EINTR), e.g. on Ctrl-C;
      * zero retries the write.  NULL: always retry. */
     int (*interrupted)(void);
@@ -43,7 +47,21 @@ void ml_sink_close(struct ml_sink *s);
 
 /* Writes all of buf to s->fd: retries short writes, EINTR (unless
  * s->interrupted says stop) and, on a non-blocking fd, waits for room up
- * to s->timeout_ms (-ETIMEDOUT after).  0 or -errno. */
+ * to s->timeout_ms, or until s->deadline_ns (-ETIMEDOUT after).  0 or
+ * -errno. */
 int ml_write_all(struct ml_sink *s, const void *buf, size_t len);
+
+/* CLOCK_MONOTONIC now, in ns: the clock of deadline_ns. */
+int64_t ml_sink_now_ns(void);
+
+/* Sends one streamed snapshot (docs/protocol.md) on socket sock: head,
+ * then the whole of the regular file fd (read from offset 0 with pread,
+ * so fd's offset is not used), then tail, everything by deadline_ns (0:
+ * none; -ETIMEDOUT after, and before sending anything if it has already
+ * passed).  Touches no Python state: callers release the GIL around it.
+ * 0 or -errno; on error an unknown part of the snapshot may have been
+ * sent, so the connection is no longer usable. */
+int ml_sink_send_framed(int sock, const void *head, size_t hlen, int fd,
+                        const void *tail, size_t tlen, int64_t deadline_ns);
 
 #endif /* ML_SINK_H */

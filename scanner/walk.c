@@ -43,7 +43,8 @@
  * Each level costs one C frame of a few hundred bytes. */
 #define ML_NEST_MAX 32
 
-/* Characters of a str or bytes value kept in the dump (meliae's rule). */
+/* Characters of a str or bytes value kept in the dump (meliae's rule),
+ * with ML_VALUES_TRUNCATED. */
 #define ML_VALUE_MAX_CHARS 100
 
 /* Characters of a name or type name kept in the dump. */
@@ -58,6 +59,8 @@ struct pending {
 struct walk {
     enum ml_walk_mode mode;
     struct ml_jsonw *w;             /* NULL: count only */
+    enum ml_values values;
+    size_t value_max;               /* characters of str and bytes values */
     const struct ml_special *specials;
     size_t nspecials;
     struct ml_addrset seen;
@@ -225,19 +228,20 @@ put_name(struct ml_jsonw *w, PyObject *op, enum ml_kind kind)
 }
 
 static void
-put_value(struct ml_jsonw *w, PyObject *op, enum ml_kind kind)
+put_value(struct ml_jsonw *w, PyObject *op, enum ml_kind kind,
+          size_t maxchars)
 {
     switch (kind) {
     case ML_K_STR:
         if (PyUnicode_IS_READY(op)) {
             PUT_LIT(w, ", \"value\": ");
-            put_pystr(w, op, ML_VALUE_MAX_CHARS);
+            put_pystr(w, op, maxchars);
         }
         break;
     case ML_K_BYTES:
         PUT_LIT(w, ", \"value\": ");
         ml_jsonw_str_ucs(w, 1, PyBytes_AS_STRING(op),
-                         (size_t)PyBytes_GET_SIZE(op), ML_VALUE_MAX_CHARS);
+                         (size_t)PyBytes_GET_SIZE(op), maxchars);
         break;
     case ML_K_INT: {
         int overflow = 0;
@@ -322,7 +326,8 @@ emit(struct walk *wk, PyObject *op)
         PUT_LIT(w, ", \"len\": ");
         ml_jsonw_u64(w, (uint64_t)len);
     }
-    put_value(w, op, kind);
+    if (wk->values != ML_VALUES_NONE)
+        put_value(w, op, kind, wk->value_max);
     PUT_LIT(w, ", \"refs\": [");
     wk->nref = 0;
     rc = ml__visit_refs(op, kind, put_ref, wk, 1);
@@ -508,14 +513,17 @@ run_callables(struct walk *wk)
 
 int
 ml__walk(enum ml_walk_mode mode, PyObject *root, struct ml_jsonw *w,
-         const struct ml_special *specials, size_t nspecials,
-         struct ml_walk_result *res)
+         enum ml_values values, const struct ml_special *specials,
+         size_t nspecials, struct ml_walk_result *res)
 {
     struct walk wk;
     int rc = 0, gc_was, has_callables = 0;
 
     memset(&wk, 0, sizeof(wk));
     wk.mode = mode;
+    wk.values = values;
+    /* "Uncut" is a cap no str can reach: jsonw counts characters. */
+    wk.value_max = values == ML_VALUES_FULL ? SIZE_MAX : ML_VALUE_MAX_CHARS;
     wk.specials = specials;
     wk.nspecials = nspecials;
     for (size_t i = 0; i < nspecials; i++)

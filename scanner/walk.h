@@ -21,6 +21,14 @@ enum ml_walk_mode {
     ML_WALK_CLOSURE,    /* everything reachable from one object, once */
 };
 
+/* What object lines say of values (docs/protocol.md, header key
+ * "values"): file dumps always use ML_VALUES_TRUNCATED. */
+enum ml_values {
+    ML_VALUES_NONE,         /* no "value" key on any line */
+    ML_VALUES_TRUNCATED,    /* str and bytes cut to 100 characters */
+    ML_VALUES_FULL,         /* str and bytes uncut */
+};
+
 /* A size registered with add_special_size for objects whose type's
  * tp_name equals name: a fixed size, or callable(obj) -> int. */
 struct ml_special {
@@ -35,12 +43,13 @@ struct ml_walk_result {
 };
 
 /* Runs a walk.  w == NULL only counts (get_recursive_size).  root is the
- * start object for ML_WALK_CLOSURE.  Returns 0, a negative errno from the
+ * start object for ML_WALK_CLOSURE; values says which "value" keys the
+ * lines get.  res->nbytes is the sum of the "size" of the lines written.  Returns 0, a negative errno from the
  * writer, -ENOMEM, or ML_EPYTHON with a Python exception set (a special
  * size callable failed). */
 int ml__walk(enum ml_walk_mode mode, PyObject *root, struct ml_jsonw *w,
-             const struct ml_special *specials, size_t nspecials,
-             struct ml_walk_result *res);
+             enum ml_values values, const struct ml_special *specials,
+             size_t nspecials, struct ml_walk_result *res);
 
 /* The size the dump records for op, special sizes included.  Returns -1
  * with a Python exception set if a special-size callable failed. */

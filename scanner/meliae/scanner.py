@@ -24,6 +24,9 @@ A *target* is one of:
 
 A regular file is replaced by rename, so the new file is the caller's, mode
 0600, whatever the old one's owner, mode or hard links were.
+
+stream_to(address) streams snapshots to meliae-monitord instead, from a
+background thread: see meliae.stream and docs/protocol.md.
 """
 
 import io
@@ -33,9 +36,12 @@ import sys
 
 from meliae import _scanner
 from meliae._scanner import ScanError
+from meliae.stream import StreamError, Streamer, stream_to
 
 __all__ = [
     "ScanError",
+    "StreamError",
+    "Streamer",
     "add_special_size",
     "dump_all_objects",
     "dump_all_referenced",
@@ -43,6 +49,7 @@ __all__ = [
     "get_recursive_size",
     "get_referents",
     "size_of",
+    "stream_to",
 ]
 
 

@@ -1890,6 +1890,27 @@ check_generated(struct fx *f, const struct want_line *w)
 }
 
 static void
+test_dumpline_max_refs_refuses_longer_lists(void **state)
+{
+    struct ml_dumpparser p;
+    struct ml_dumpline l;
+    const char *ok = "{\"address\": 1, \"type\": \"list\", \"size\": 1, "
+                     "\"refs\": [1, 2, 3]}";
+    const char *bad = "{\"address\": 1, \"type\": \"list\", \"size\": 1, "
+                      "\"refs\": [1, 2, 3, 4]}";
+
+    (void)state;
+    ml_dumpparser_init(&p);
+    p.max_refs = 3;
+    assert_int_equal(ml_dumpline_parse(&p, ok, strlen(ok), &l), 0);
+    assert_int_equal(l.nrefs, 3);
+    assert_int_equal(ml_dumpline_parse(&p, bad, strlen(bad), &l), ML_ETOOBIG);
+    assert_non_null(strstr(p.err, "more than 3 refs"));
+    assert_true(p.rcap <= 3);
+    ml_dumpparser_free(&p);
+}
+
+static void
 test_dumpline_matches_generator_on_random_lines(void **state)
 {
     struct fx *f = *state;
@@ -1944,6 +1965,7 @@ main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dumpline_max_refs_refuses_longer_lists),
         T(test_dumpline_parses_every_key_of_an_object_line),
         T(test_dumpline_parses_the_documented_example_lines),
         T(test_dumpline_parses_name),

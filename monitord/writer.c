@@ -1,0 +1,193 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * writer.c -- see writer.h.
+ */
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "log.h"
+#include "writer.h"
+
+struct md_writer {
+    uv_async_t async;           /* first: handle* <-> writer* */
+    uv_thread_t thread;
+    uv_mutex_t mu;
+    uv_cond_t cv;
+    /* Protected by mu. */
+    struct md_job *todo, **todo_tail;
+    struct md_job *done, **done_tail;
+    /* Writer thread only (set before the thread starts). */
+    struct st_store *store;
+    /* Loop thread only. */
+    md_job_done_cb done_cb;
+    void *arg;
+    unsigned pending;
+    int stopped;
+};
+
+static void
+run_job(struct md_writer *w, struct md_job *j)
+{
+    uint64_t t0 = uv_hrtime();
+
+    switch (j->kind) {
+    case MD_JOB_COMMIT:
+        j->rc = st_commit(w->store, j->ing, &j->src, &j->id);
+        if (j->rc != 0) {
+            const char *e = st_ingest_error(j->ing);
+
+            snprintf(j->errmsg, sizeof(j->errmsg), "%s",
+                     e != NULL && e[0] != '\0' ? e : st_strerror(j->rc));
+        }
+        st_ingest_free(j->ing);
+        j->ing = NULL;
+        break;
+    case MD_JOB_SWEEP:
+        j->rc = st_sweep(w->store, &j->swept);
+        j->rc_readers = st_reader_check(w->store, &j->dead);
+        break;
+    case MD_JOB_READER_CHECK:
+        j->rc = st_reader_check(w->store, &j->dead);
+        break;
+    case MD_JOB_STOP:
+        j->rc = 0;
+        break;
+    }
+    j->took_ns = uv_hrtime() - t0;
+}
+
+static void
+writer_main(void *arg)
+{
+    struct md_writer *w = arg;
+    int stop = 0;
+
+    while (!stop) {
+        struct md_job *j;
+
+        uv_mutex_lock(&w->mu);
+        while (w->todo == NULL)
+            uv_cond_wait(&w->cv, &w->mu);
+        j = w->todo;
+        w->todo = j->next;
+        if (w->todo == NULL)
+            w->todo_tail = &w->todo;
+        uv_mutex_unlock(&w->mu);
+
+        j->next = NULL;
+        run_job(w, j);
+        stop = j->kind == MD_JOB_STOP;
+
+        uv_mutex_lock(&w->mu);
+        *w->done_tail = j;
+        w->done_tail = &j->next;
+        uv_mutex_unlock(&w->mu);
+        /* Can only fail for a handle that is not an async: ignore. */
+        (void)uv_async_send(&w->async);
+    }
+}
+
+static void
+on_writer_closed(uv_handle_t *h)
+{
+    struct md_writer *w = (struct md_writer *)h;
+
+    uv_cond_destroy(&w->cv);
+    uv_mutex_destroy(&w->mu);
+    free(w);
+}
+
+static void
+on_async(uv_async_t *a)
+{
+    struct md_writer *w = (struct md_writer *)a;
+    struct md_job *list, *next;
+
+    uv_mutex_lock(&w->mu);
+    list = w->done;
+    w->done = NULL;
+    w->done_tail = &w->done;
+    uv_mutex_unlock(&w->mu);
+
+    for (; list != NULL; list = next) {
+        int stop = list->kind == MD_JOB_STOP;
+
+        next = list->next;
+        list->next = NULL;
+        w->pending--;
+        if (stop) {
+            int rc = uv_thread_join(&w->thread);
+
+            if (rc < 0)
+                md_err("writer_join", " error=%s", uv_strerror(rc));
+            w->stopped = 1;
+            uv_close((uv_handle_t *)&w->async, on_writer_closed);
+        }
+        w->done_cb(list, w->arg);
+        if (stop)
+            return;             /* nothing can follow STOP */
+    }
+}
+
+int
+md_writer_start(struct md_writer **out, uv_loop_t *loop,
+                struct st_store *store, md_job_done_cb done, void *arg)
+{
+    struct md_writer *w;
+    int rc;
+
+    *out = NULL;
+    w = calloc(1, sizeof(*w));
+    if (w == NULL)
+        return UV_ENOMEM;
+    w->todo_tail = &w->todo;
+    w->done_tail = &w->done;
+    w->store = store;
+    w->done_cb = done;
+    w->arg = arg;
+    rc = uv_mutex_init(&w->mu);
+    if (rc < 0)
+        goto out_free;
+    rc = uv_cond_init(&w->cv);
+    if (rc < 0)
+        goto out_mutex;
+    rc = uv_async_init(loop, &w->async, on_async);
+    if (rc < 0)
+        goto out_cond;
+    rc = uv_thread_create(&w->thread, writer_main, w);
+    if (rc < 0) {
+        /* The handle is live: free w in its close callback. */
+        uv_close((uv_handle_t *)&w->async, on_writer_closed);
+        return rc;
+    }
+    *out = w;
+    return 0;
+
+out_cond:
+    uv_cond_destroy(&w->cv);
+out_mutex:
+    uv_mutex_destroy(&w->mu);
+out_free:
+    free(w);
+    return rc;
+}
+
+void
+md_writer_submit(struct md_writer *w, struct md_job *job)
+{
+    job->next = NULL;
+    job->submitted_ns = uv_hrtime();
+    w->pending++;
+    uv_mutex_lock(&w->mu);
+    *w->todo_tail = job;
+    w->todo_tail = &job->next;
+    uv_cond_signal(&w->cv);
+    uv_mutex_unlock(&w->mu);
+}
+
+unsigned
+md_writer_pending(const struct md_writer *w)
+{
+    return w->pending;
+}

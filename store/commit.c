@@ -1,0 +1,925 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * commit.c -- the second half of storing a snapshot, on the writer
+ * thread: the spool (ingest.c) becomes the addrs, objs, rev and summ
+ * records of docs/store-format.md.
+ *
+ * Memory.  The O(n) work arrays (addresses sorted with their object
+ * numbers, the edges sorted by child) live in file-backed mappings of
+ * unlinked files in tmp/, like LMDB's own map: the kernel can write them
+ * back and drop them, so the daemon's anonymous memory stays the same
+ * for 10 thousand or 10 million objects.  Transactions are committed every
+ * ST_TXN_BYTES, because LMDB holds a transaction's dirty pages in malloc'd
+ * memory until it commits.
+ *
+ * Atomicity.  The first transaction records the snapshot as "ingesting";
+ * only the last one marks it "complete" and adds it to the time and
+ * process indexes, which is what readers look at.  On failure the partial
+ * records are deleted; after a crash, st_sweep deletes them.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "ingest.h"
+#include "ml-common.h"
+
+/* ---- file-backed work arrays ---- */
+
+struct scratch {
+    int fd;
+    void *p;
+    size_t len;
+};
+
+static int
+scratch_new(struct scratch *sc, const char *dir, size_t len)
+{
+    sc->fd = -1;
+    sc->p = NULL;
+    sc->len = len;
+    if (len == 0)
+        return 0;
+    sc->fd = st__tmpfile(dir);
+    if (sc->fd < 0)
+        return sc->fd;
+    /* fallocate, not ftruncate: a full disk must fail here, not as a
+     * SIGBUS when a page of the mapping is first written. */
+    int rc = posix_fallocate(sc->fd, 0, (off_t)len);
+    if (rc != 0)
+        return -rc;
+    sc->p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, sc->fd, 0);
+    if (sc->p == MAP_FAILED) {
+        sc->p = NULL;
+        return -errno;
+    }
+    return 0;
+}
+
+static void
+scratch_free(struct scratch *sc)
+{
+    if (sc->p != NULL)
+        munmap(sc->p, sc->len);
+    if (sc->fd >= 0)
+        close(sc->fd);
+    sc->p = NULL;
+    sc->fd = -1;
+}
+
+/* ---- sorting: LSD radix on 16-bit digits, skipping constant digits ---- */
+
+struct pair {
+    uint64_t addr;
+    uint64_t oid;
+};
+
+#define DIGITS 65536
+
+static void
+radix_pairs(struct pair *a, struct pair *tmp, size_t n, uint32_t *count)
+{
+    uint64_t all_or = 0, all_and = ~0ull;
+
+    for (size_t i = 0; i < n; i++) {
+        all_or |= a[i].addr;
+        all_and &= a[i].addr;
+    }
+    for (unsigned shift = 0; shift < 64; shift += 16) {
+        if ((((all_or ^ all_and) >> shift) & 0xffff) == 0)
+            continue;                   /* every key has this digit */
+        memset(count, 0, DIGITS * sizeof *count);
+        for (size_t i = 0; i < n; i++)
+            count[(a[i].addr >> shift) & 0xffff]++;
+        uint32_t sum = 0;
+        for (size_t d = 0; d < DIGITS; d++) {
+            uint32_t c = count[d];
+            count[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            tmp[count[(a[i].addr >> shift) & 0xffff]++] = a[i];
+        memcpy(a, tmp, n * sizeof *a);
+    }
+}
+
+static void
+radix_u64(uint64_t *a, uint64_t *tmp, size_t n, uint32_t *count)
+{
+    uint64_t all_or = 0, all_and = ~0ull;
+
+    for (size_t i = 0; i < n; i++) {
+        all_or |= a[i];
+        all_and &= a[i];
+    }
+    for (unsigned shift = 0; shift < 64; shift += 16) {
+        if ((((all_or ^ all_and) >> shift) & 0xffff) == 0)
+            continue;
+        memset(count, 0, DIGITS * sizeof *count);
+        for (size_t i = 0; i < n; i++)
+            count[(a[i] >> shift) & 0xffff]++;
+        uint32_t sum = 0;
+        for (size_t d = 0; d < DIGITS; d++) {
+            uint32_t c = count[d];
+            count[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < n; i++)
+            tmp[count[(a[i] >> shift) & 0xffff]++] = a[i];
+        memcpy(a, tmp, n * sizeof *a);
+    }
+}
+
+/* ---- address -> object number, over the sorted pairs ---- */
+
+struct amap {
+    const struct pair *p;
+    size_t n;
+    uint64_t min;
+    unsigned shift;
+    uint32_t *bucket;           /* DIGITS + 1 starts */
+};
+
+static void
+amap_init(struct amap *m, const struct pair *p, size_t n, uint32_t *bucket)
+{
+    m->p = p;
+    m->n = n;
+    m->bucket = bucket;
+    m->min = n ? p[0].addr : 0;
+    m->shift = 0;
+    if (n == 0)
+        return;
+    while (((p[n - 1].addr - m->min) >> m->shift) >= DIGITS)
+        m->shift++;
+    size_t i = 0;
+    for (size_t b = 0; b <= DIGITS; b++) {
+        while (i < n && ((p[i].addr - m->min) >> m->shift) < b)
+            i++;
+        bucket[b] = (uint32_t)i;
+    }
+}
+
+/* The object number at addr, or UINT64_MAX. */
+static uint64_t
+amap_find(const struct amap *m, uint64_t addr)
+{
+    if (m->n == 0 || addr < m->min)
+        return UINT64_MAX;
+    uint64_t b = (addr - m->min) >> m->shift;
+    if (b >= DIGITS)
+        return UINT64_MAX;
+    size_t lo = m->bucket[b], hi = m->bucket[b + 1];
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->p[mid].addr < addr)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < m->n && m->p[lo].addr == addr ? m->p[lo].oid : UINT64_MAX;
+}
+
+/* ---- chunked write transactions ---- */
+
+struct wtx {
+    struct st_store *s;
+    MDB_txn *txn;
+    size_t dirty;
+    uint64_t stored;            /* key + value bytes of this snapshot */
+};
+
+static int
+wtx_begin(struct wtx *w)
+{
+    w->dirty = 0;
+    return mdb_txn_begin(w->s->env, NULL, 0, &w->txn);
+}
+
+static int
+wtx_commit(struct wtx *w)
+{
+    int rc = mdb_txn_commit(w->txn);
+
+    w->txn = NULL;
+    return rc;
+}
+
+static void
+wtx_abort(struct wtx *w)
+{
+    if (w->txn != NULL)
+        mdb_txn_abort(w->txn);
+    w->txn = NULL;
+}
+
+/* Reserves room for a value and returns where to write it. */
+static int
+wtx_reserve(struct wtx *w, MDB_dbi db, const void *k, size_t klen,
+            size_t vlen, void **out)
+{
+    MDB_val key = { klen, (void *)k }, val = { vlen, NULL };
+    int rc;
+
+    if (w->dirty > ST_TXN_BYTES) {
+        rc = wtx_commit(w);
+        if (rc == 0)
+            rc = wtx_begin(w);
+        if (rc != 0)
+            return rc;
+    }
+    rc = mdb_put(w->txn, db, &key, &val, MDB_RESERVE);
+    if (rc != 0)
+        return rc;
+    w->dirty += klen + vlen + 16;
+    w->stored += klen + vlen;
+    *out = val.mv_data;
+    return 0;
+}
+
+static int
+wtx_put(struct wtx *w, MDB_dbi db, const void *k, size_t klen,
+        const void *v, size_t vlen)
+{
+    void *p;
+    int rc = wtx_reserve(w, db, k, klen, vlen, &p);
+
+    if (rc == 0 && vlen > 0)
+        memcpy(p, v, vlen);
+    return rc;
+}
+
+/* ---- block buffer ---- */
+
+struct block {
+    unsigned char *p;
+    size_t len, cap;
+    uint64_t first;             /* key of the block */
+    int open;
+};
+
+static int
+block_room(struct block *b, size_t need)
+{
+    if (b->len + need <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : ST_BLOCK_BYTES;
+    while (cap < b->len + need)
+        cap *= 2;
+    void *p = realloc(b->p, cap);
+    if (p == NULL)
+        return -ENOMEM;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+static int
+block_flush(struct wtx *w, MDB_dbi db, uint64_t id, struct block *b,
+            int key32)
+{
+    unsigned char k[16];
+    int rc;
+
+    if (!b->open)
+        return 0;
+    if (key32)
+        st_key32(k, id, (uint32_t)b->first);
+    else
+        st_key64(k, id, b->first);
+    rc = wtx_put(w, db, k, key32 ? 12 : 16, b->p, b->len);
+    b->len = 0;
+    b->open = 0;
+    if (b->cap > 4 * ST_BLOCK_BYTES) {  /* after a giant entry */
+        free(b->p);
+        b->p = NULL;
+        b->cap = 0;
+    }
+    return rc;
+}
+
+/* Makes room for an entry of at most need bytes whose key would be
+ * first, flushing the block first if the entry would overflow it. */
+static int
+block_next(struct wtx *w, MDB_dbi db, uint64_t id, struct block *b,
+           int key32, uint64_t first, size_t need)
+{
+    int rc;
+
+    if (b->open && b->len + need > ST_BLOCK_BYTES) {
+        rc = block_flush(w, db, id, b, key32);
+        if (rc != 0)
+            return rc;
+    }
+    if (!b->open) {
+        b->open = 1;
+        b->first = first;
+        b->len = 0;
+    }
+    return block_room(b, need);
+}
+
+/* ---- the commit ---- */
+
+struct job {
+    struct st_store *s;
+    struct st_ingest *in;
+    const struct st_source *src;
+    const unsigned char *spool;     /* mapped spool */
+    size_t spool_len;
+    struct scratch pairs, ptmp, edges, etmp;
+    uint32_t *count;                /* DIGITS counters, for sorting */
+    uint32_t *bucket;               /* DIGITS + 1 starts, for amap */
+    uint32_t *gtid;                 /* local type id -> store type id */
+    struct amap amap;
+    uint64_t nedges;
+    char *err;
+    size_t errlen;
+};
+
+static int
+jfail(struct job *j, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+jfail(struct job *j, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (j->err != NULL && j->errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(j->err, j->errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+/* Sorts the addresses and checks they are distinct: the part that needs
+ * no transaction, done once whatever the retries. */
+static int
+prepare(struct job *j)
+{
+    struct st_ingest *in = j->in;
+    const unsigned char *p = j->spool, *end = j->spool + j->spool_len;
+    struct pair *pairs;
+    uint64_t prev = 0;
+    int rc;
+
+    rc = scratch_new(&j->pairs, j->s->tmpdir, in->n * sizeof(struct pair));
+    if (rc == 0)
+        rc = scratch_new(&j->ptmp, j->s->tmpdir, in->n * sizeof(struct pair));
+    if (rc < 0)
+        return jfail(j, rc, "work file in %s: %s", j->s->tmpdir, strerror(-rc));
+    pairs = j->pairs.p;
+    for (uint64_t i = 0; i < in->n; i++) {
+        struct st_rec r;
+
+        if (st_rec_get(&p, end, prev, &r) != 0)
+            return jfail(j, ML_ECORRUPT, "spool record %llu unreadable",
+                         (unsigned long long)i);
+        pairs[i].addr = r.addr;
+        pairs[i].oid = i;
+        prev = r.addr;
+    }
+    radix_pairs(pairs, j->ptmp.p, in->n, j->count);
+    scratch_free(&j->ptmp);
+    for (uint64_t i = 1; i < in->n; i++)
+        if (pairs[i].addr == pairs[i - 1].addr)
+            return jfail(j, ML_EPROTO, "two objects at address 0x%llx",
+                         (unsigned long long)pairs[i].addr);
+    amap_init(&j->amap, pairs, in->n, j->bucket);
+    return 0;
+}
+
+/* meta "next_snap" / "next_tid" style counters. */
+static int
+next_counter(struct wtx *w, const char *name, uint64_t *out)
+{
+    MDB_val k = { strlen(name), (void *)name }, v;
+    unsigned char buf[8];
+    uint64_t next = 1;
+    int rc;
+
+    rc = mdb_get(w->txn, w->s->meta, &k, &v);
+    if (rc == 0 && v.mv_size == 8)
+        next = st_get_be64(v.mv_data);
+    else if (rc != MDB_NOTFOUND && rc != 0)
+        return rc;
+    *out = next;
+    st_put_be64(buf, next + 1);
+    v.mv_size = 8;
+    v.mv_data = buf;
+    return mdb_put(w->txn, w->s->meta, &k, &v, 0);
+}
+
+/* First transaction: the snapshot id, its "ingesting" record, the type
+ * ids.  Committed, so a crash after it leaves something to sweep. */
+static int
+begin_snapshot(struct job *j, struct wtx *w, uint64_t *id)
+{
+    static const char ingesting[] = "{\"status\": \"ingesting\"}";
+    struct st_ingest *in = j->in;
+    unsigned char k[8];
+    int rc;
+
+    rc = wtx_begin(w);
+    if (rc != 0)
+        return rc;
+    rc = next_counter(w, "next_snap", id);
+    if (rc != 0)
+        return rc;
+    st_put_be64(k, *id);
+    rc = wtx_put(w, w->s->snaps, k, 8, ingesting, sizeof ingesting - 1);
+    for (uint32_t t = 0; rc == 0 && t < in->ntypes; t++) {
+        MDB_val name = { in->types[t].name_len, in->names + in->types[t].name_off };
+        MDB_val v;
+        uint64_t tid;
+
+        rc = mdb_get(w->txn, w->s->tname, &name, &v);
+        if (rc == 0 && v.mv_size == 4) {
+            j->gtid[t] = st_get_be32(v.mv_data);
+            continue;
+        }
+        if (rc != MDB_NOTFOUND)
+            return rc == 0 ? ML_ECORRUPT : rc;
+        rc = next_counter(w, "next_tid", &tid);
+        if (rc != 0)
+            return rc;
+        if (tid > UINT32_MAX)
+            return ML_ETOOBIG;
+        unsigned char tk[4];
+        st_put_be32(tk, (uint32_t)tid);
+        rc = wtx_put(w, w->s->tname, name.mv_data, name.mv_size, tk, 4);
+        if (rc == 0)
+            rc = wtx_put(w, w->s->tid, tk, 4, name.mv_data, name.mv_size);
+        j->gtid[t] = (uint32_t)tid;
+    }
+    if (rc != 0)
+        return rc;
+    rc = wtx_commit(w);
+    if (rc == 0)
+        rc = wtx_begin(w);
+    return rc;
+}
+
+/* addrs: the sorted addresses with their object numbers. */
+static int
+write_addrs(struct job *j, struct wtx *w, uint64_t id)
+{
+    const struct pair *pairs = j->pairs.p;
+    struct block b = { 0 };
+    uint64_t prev = 0;
+    int rc = 0;
+
+    for (uint64_t i = 0; rc == 0 && i < j->in->n; i++) {
+        int was_open = b.open;
+
+        rc = block_next(w, w->s->addrs, id, &b, 0, pairs[i].addr,
+                        2 * ST_VARINT_MAX);
+        if (rc != 0)
+            break;
+        if (!was_open || b.len == 0)
+            prev = b.first;             /* a block starts at its key */
+        unsigned char *e = st_put_varint(b.p + b.len, pairs[i].addr - prev);
+        e = st_put_varint(e, pairs[i].oid);
+        b.len = (size_t)(e - b.p);
+        prev = pairs[i].addr;
+    }
+    if (rc == 0)
+        rc = block_flush(w, w->s->addrs, id, &b, 0);
+    free(b.p);
+    return rc;
+}
+
+/* objs: the records in walk order with store type ids; and the edges
+ * (child << 32 | parent) for the referrer index. */
+static int
+write_objs(struct job *j, struct wtx *w, uint64_t id)
+{
+    const unsigned char *p = j->spool, *end = j->spool + j->spool_len;
+    uint64_t *edges = j->edges.p;
+    struct block b = { 0 };
+    uint64_t sprev = 0, bprev = 0;
+    int rc = 0;
+
+    j->nedges = 0;
+    for (uint64_t i = 0; i < j->in->n; i++) {
+        struct st_rec r;
+        const unsigned char *rp;
+
+        if (st_rec_get(&p, end, sprev, &r) != 0 || r.tid >= j->in->ntypes) {
+            rc = ML_ECORRUPT;
+            break;
+        }
+        sprev = r.addr;
+        size_t tail = (size_t)(p - r.refs_p);
+        size_t need = st_rec_max(r.name_len, r.value_len, 0) + tail;
+        rc = block_next(w, w->s->objs, id, &b, 1, i, need);
+        if (rc != 0)
+            break;
+        if (b.len == 0)
+            bprev = 0;
+        unsigned char *e = st_rec_put_head(b.p + b.len, bprev, r.addr,
+                                           j->gtid[r.tid], r.size, r.has_len,
+                                           r.len, r.name, r.name_len,
+                                           r.has_name, r.vkind, r.value,
+                                           r.value_len, r.nrefs);
+        memcpy(e, r.refs_p, tail);
+        b.len = (size_t)(e + tail - b.p);
+        bprev = r.addr;
+
+        rp = r.refs_p;
+        for (uint64_t k = 0; k < r.nrefs; k++) {
+            uint64_t ref, child;
+
+            if (st_rec_ref(&rp, p, &r, &ref) != 0) {
+                rc = ML_ECORRUPT;
+                goto out;
+            }
+            child = amap_find(&j->amap, ref);
+            if (child != UINT64_MAX && j->nedges < j->in->nrefs)
+                edges[j->nedges++] = child << 32 | i;
+        }
+    }
+    if (rc == 0)
+        rc = block_flush(w, w->s->objs, id, &b, 1);
+out:
+    free(b.p);
+    return rc;
+}
+
+/* rev: per child object number (ascending), its parents (ascending). */
+static int
+write_rev(struct job *j, struct wtx *w, uint64_t id)
+{
+    uint64_t *edges = j->edges.p;
+    struct block b = { 0 };
+    uint64_t n = j->nedges, prev_child = 0;
+    int rc = 0;
+
+    if (n > 0) {
+        rc = scratch_new(&j->etmp, j->s->tmpdir, n * sizeof *edges);
+        if (rc < 0)
+            return rc;
+        radix_u64(edges, j->etmp.p, n, j->count);
+        scratch_free(&j->etmp);
+    }
+    for (uint64_t i = 0; rc == 0 && i < n;) {
+        uint64_t child = edges[i] >> 32, g = i;
+
+        while (g < n && edges[g] >> 32 == child)
+            g++;
+        /* a parent listed twice (a list holding x twice) counts once */
+        uint64_t np = 0, last = UINT64_MAX;
+        for (uint64_t k = i; k < g; k++)
+            if ((edges[k] & 0xffffffff) != last) {
+                np++;
+                last = edges[k] & 0xffffffff;
+            }
+        rc = block_next(w, w->s->rev, id, &b, 1, child,
+                        (2 + np) * ST_VARINT_MAX);
+        if (rc != 0)
+            break;
+        if (b.len == 0)
+            prev_child = b.first;
+        unsigned char *e = st_put_varint(b.p + b.len, child - prev_child);
+        e = st_put_varint(e, np);
+        last = 0;
+        uint64_t prev_parent = UINT64_MAX;
+        for (uint64_t k = i; k < g; k++) {
+            uint64_t parent = edges[k] & 0xffffffff;
+
+            if (parent == prev_parent)
+                continue;
+            e = st_put_varint(e, parent - last);
+            last = parent;
+            prev_parent = parent;
+        }
+        b.len = (size_t)(e - b.p);
+        prev_child = child;
+        i = g;
+    }
+    if (rc == 0)
+        rc = block_flush(w, w->s->rev, id, &b, 1);
+    free(b.p);
+    return rc;
+}
+
+static int
+write_summ(struct job *j, struct wtx *w, uint64_t id)
+{
+    int rc = 0;
+
+    for (uint32_t t = 0; rc == 0 && t < j->in->ntypes; t++) {
+        const struct st_ltype *lt = &j->in->types[t];
+        unsigned char k[12], v[32];
+
+        st_key32(k, id, j->gtid[t]);
+        st_put_be64(v, lt->count);
+        st_put_be64(v + 8, lt->bytes);
+        st_put_be64(v + 16, lt->max_size);
+        st_put_be64(v + 24, lt->max_addr);
+        rc = wtx_put(w, w->s->summ, k, 12, v, 32);
+    }
+    return rc;
+}
+
+static uint64_t
+fnv(uint64_t h, const void *p, size_t n)
+{
+    const unsigned char *s = p;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ s[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static void
+boot_id(char out[64])
+{
+    FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+    out[0] = '\0';
+    if (f != NULL) {
+        if (fgets(out, 64, f) == NULL)
+            out[0] = '\0';
+        fclose(f);
+    }
+}
+
+/* A process's key: FNV-1a of what identifies it, kernel-verified when
+ * possible (boot id, pid, start time), else as claimed (imported files:
+ * their hostname, pid 0 and label). */
+uint64_t
+st_proc_key(const struct st_source *src)
+{
+    char buf[512];
+    int n;
+
+    /* An imported file is not the importing process: files with one label
+     * form one "process" whatever imported them. */
+    int file = src->mode != NULL && strcmp(src->mode, "file") == 0;
+
+    if (src->trusted && !file) {
+        char b[64];
+
+        boot_id(b);
+        n = snprintf(buf, sizeof buf, "t\n%s\n%d\n%.2f", b, (int)src->tpid,
+                     src->tstart_time);
+    } else {
+        n = snprintf(buf, sizeof buf, "c\n%s\n%lld\n%.2f\n%s",
+                     src->hostname ? src->hostname : "",
+                     (long long)src->pid, src->start_time,
+                     src->label ? src->label : "");
+    }
+    if (n < 0)
+        n = 0;
+    if ((size_t)n >= sizeof buf)
+        n = (int)sizeof buf - 1;
+    return fnv(0xcbf29ce484222325ull, buf, (size_t)n);
+}
+
+static char *
+meta_json(const struct job *j, uint64_t id, uint64_t time_ns, uint64_t proc,
+          uint64_t stored)
+{
+    const struct st_source *src = j->src;
+    cJSON *o = cJSON_CreateObject(), *c, *t;
+    char num[32];
+    char *s = NULL;
+
+    if (o == NULL)
+        return NULL;
+    cJSON_AddNumberToObject(o, "format", ST_FORMAT_VERSION);
+    cJSON_AddStringToObject(o, "status", "complete");
+    cJSON_AddNumberToObject(o, "id", (double)id);
+    snprintf(num, sizeof num, "%llu", (unsigned long long)time_ns);
+    cJSON_AddStringToObject(o, "time_ns", num);
+    snprintf(num, sizeof num, "%016llx", (unsigned long long)proc);
+    cJSON_AddStringToObject(o, "proc", num);
+    cJSON_AddNumberToObject(o, "objects", (double)j->in->n);
+    cJSON_AddNumberToObject(o, "bytes", (double)j->in->bytes);
+    cJSON_AddNumberToObject(o, "types", j->in->ntypes);
+    cJSON_AddNumberToObject(o, "edges", (double)j->nedges);
+    cJSON_AddNumberToObject(o, "stored_bytes", (double)stored);
+    cJSON_AddBoolToObject(o, "graph", 1);
+    c = cJSON_AddObjectToObject(o, "claimed");
+    if (c != NULL) {
+        cJSON_AddNumberToObject(c, "pid", (double)src->pid);
+        cJSON_AddNumberToObject(c, "start_time", src->start_time);
+        if (src->hostname)
+            cJSON_AddStringToObject(c, "hostname", src->hostname);
+        if (src->program)
+            cJSON_AddStringToObject(c, "program", src->program);
+        if (src->python)
+            cJSON_AddStringToObject(c, "python", src->python);
+        if (src->label)
+            cJSON_AddStringToObject(c, "label", src->label);
+        else
+            cJSON_AddNullToObject(c, "label");
+        cJSON_AddStringToObject(c, "values", src->values ? src->values : "none");
+        cJSON_AddStringToObject(c, "mode", src->mode ? src->mode : "all");
+        cJSON_AddNumberToObject(c, "request", (double)src->request);
+        cJSON_AddNumberToObject(c, "time", src->time);
+    }
+    if (src->trusted) {
+        t = cJSON_AddObjectToObject(o, "trusted");
+        if (t != NULL) {
+            cJSON_AddNumberToObject(t, "uid", src->uid);
+            cJSON_AddNumberToObject(t, "gid", src->gid);
+            cJSON_AddNumberToObject(t, "pid", src->tpid);
+            cJSON_AddNumberToObject(t, "start_time", src->tstart_time);
+        }
+    } else {
+        cJSON_AddNullToObject(o, "trusted");
+    }
+    s = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    return s;
+}
+
+/* Last transaction: summaries, the complete record, the indexes. */
+static int
+finish_snapshot(struct job *j, struct wtx *w, uint64_t id, uint64_t *proc)
+{
+    unsigned char k[24], ik[8];
+    uint64_t now = st__now_ns();
+    char *meta;
+    int rc;
+
+    rc = write_summ(j, w, id);
+    if (rc != 0)
+        return rc;
+    *proc = st_proc_key(j->src);
+    meta = meta_json(j, id, now, *proc, w->stored);
+    if (meta == NULL)
+        return -ENOMEM;
+    st_put_be64(ik, id);
+    rc = wtx_put(w, w->s->snaps, ik, 8, meta, strlen(meta));
+    free(meta);
+    if (rc != 0)
+        return rc;
+    st_put_be64(k, now);
+    st_put_be64(k + 8, id);
+    rc = wtx_put(w, w->s->bytime, k, 16, "", 0);
+    if (rc != 0)
+        return rc;
+    st_put_be64(k, *proc);
+    st_put_be64(k + 8, now);
+    st_put_be64(k + 16, id);
+    rc = wtx_put(w, w->s->byproc, k, 24, "", 0);
+    if (rc != 0)
+        return rc;
+    return wtx_commit(w);
+}
+
+/* Deletes what a failed attempt committed.  A failure here leaves an
+ * "ingesting" record that st_sweep removes at the next start. */
+static void
+undo(struct st_store *s, uint64_t id)
+{
+    MDB_txn *txn;
+    unsigned char k[8];
+    MDB_val key = { 8, k };
+
+    if (id == 0 || mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
+        return;
+    st_put_be64(k, id);
+    if (st__drop_snapshot(s, txn, id, 1) != 0) {
+        mdb_txn_abort(txn);
+        return;
+    }
+    mdb_del(txn, s->snaps, &key, NULL);
+    mdb_txn_commit(txn);
+}
+
+static int
+attempt(struct job *j, uint64_t *id, uint64_t *proc)
+{
+    struct wtx w = { .s = j->s };
+    int rc;
+
+    *id = 0;
+    rc = begin_snapshot(j, &w, id);
+    if (rc == 0)
+        rc = write_addrs(j, &w, *id);
+    if (rc == 0)
+        rc = write_objs(j, &w, *id);
+    if (rc == 0)
+        rc = write_rev(j, &w, *id);
+    if (rc == 0)
+        rc = finish_snapshot(j, &w, *id, proc);
+    if (rc != 0)
+        wtx_abort(&w);
+    return rc;
+}
+
+/* After MDB_MAP_FULL: a bigger map, or else room made by dropping the
+ * oldest graphs.  0 to retry, ML_EFULL when neither is possible. */
+static int
+make_room(struct st_store *s)
+{
+    MDB_envinfo info;
+    int rc;
+
+    mdb_env_info(s->env, &info);
+    if (info.me_mapsize < s->max_store) {
+        uint64_t size = info.me_mapsize * 2;
+
+        if (size > s->max_store)
+            size = s->max_store;
+        pthread_rwlock_wrlock(&s->resize);      /* no reader in between */
+        rc = mdb_env_set_mapsize(s->env, size);
+        pthread_rwlock_unlock(&s->resize);
+        return rc == 0 ? 0 : rc;
+    }
+    rc = st__prune_oldest(s, 0);
+    return rc == ML_ENOTFOUND ? ML_EFULL : rc;
+}
+
+int
+st_commit(struct st_store *s, struct st_ingest *in,
+          const struct st_source *src, uint64_t *id)
+{
+    struct job j = { .s = s, .in = in, .src = src, .err = in->err,
+                     .errlen = sizeof in->err };
+    char *err = in->err;
+    void *map = NULL;
+    uint64_t proc = 0;
+    int rc;
+
+    if (s->flags & ST_RDONLY)
+        return -EROFS;
+    if (!in->ended || in->failed)
+        return jfail(&j, ML_EPROTO, "ingest not ended");
+    err[0] = '\0';
+    j.pairs.fd = j.ptmp.fd = j.edges.fd = j.etmp.fd = -1;
+    j.count = malloc(DIGITS * sizeof *j.count);
+    j.bucket = malloc((DIGITS + 1) * sizeof *j.bucket);
+    j.gtid = malloc((in->ntypes + 1) * sizeof *j.gtid);
+    if (j.count == NULL || j.bucket == NULL || j.gtid == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    j.spool_len = in->spool_bytes;
+    if (j.spool_len > 0) {
+        map = mmap(NULL, j.spool_len, PROT_READ, MAP_PRIVATE, in->fd, 0);
+        if (map == MAP_FAILED) {
+            map = NULL;
+            rc = jfail(&j, -errno, "mapping the spool: %s", strerror(errno));
+            goto out;
+        }
+        madvise(map, j.spool_len, MADV_SEQUENTIAL);
+    }
+    j.spool = map;
+    rc = prepare(&j);
+    if (rc != 0)
+        goto out;
+    rc = scratch_new(&j.edges, s->tmpdir, in->nrefs * sizeof(uint64_t));
+    if (rc != 0) {
+        jfail(&j, rc, "work file in %s: %s", s->tmpdir, strerror(-rc));
+        goto out;
+    }
+    for (;;) {
+        rc = attempt(&j, id, &proc);
+        if (rc == 0)
+            break;
+        if (rc == MDB_MAP_FULL) {
+            int room = make_room(s);    /* first: undoing needs pages too */
+
+            undo(s, *id);
+            if (room == 0)
+                continue;
+            rc = room;
+            if (rc == ML_EFULL)
+                jfail(&j, rc, "store full: the snapshot needs more room than "
+                      "--max-store %llu MiB leaves",
+                      (unsigned long long)(s->max_store >> 20));
+            break;
+        }
+        undo(s, *id);
+        break;
+    }
+    if (rc == 0)
+        st__retain(s, proc, st__now_ns());     /* best effort, logged by caller */
+    else if (err != NULL && err[0] == '\0')
+        jfail(&j, rc, "%s", st_strerror(rc));
+out:
+    if (map != NULL)
+        munmap(map, j.spool_len);
+    scratch_free(&j.pairs);
+    scratch_free(&j.ptmp);
+    scratch_free(&j.edges);
+    scratch_free(&j.etmp);
+    free(j.count);
+    free(j.bucket);
+    free(j.gtid);
+    return rc > 0 ? -rc : rc;           /* LMDB's errno values are positive */
+}

@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * ingest.h -- the ingest state st_commit reads: the spool and the
+ * per-snapshot type table.  Private to store/.
+ */
+#ifndef ST_INGEST_H
+#define ST_INGEST_H
+
+#include <stdarg.h>
+
+#include "store-int.h"
+
+/* A type of this snapshot and its summary row. */
+struct st_ltype {
+    size_t name_off;            /* in st_ingest.names */
+    size_t name_len;
+    uint64_t hash;
+    uint64_t count, bytes, max_size, max_addr;
+};
+
+struct st_ingest {
+    int fd;                     /* the spool: records in arrival order */
+    unsigned char *buf;         /* SPOOL_BUF bytes not yet written */
+    size_t blen;
+    uint64_t spool_bytes;
+    uint64_t prev_addr;
+    uint64_t n, bytes, nrefs;
+    int keep_values;
+    int ended;
+    int failed;                 /* first error; sticky */
+    char err[200];
+    struct st_ltype *types;
+    uint32_t ntypes, tcap;
+    char *names;
+    size_t names_len, names_cap;
+    uint32_t *thash;            /* open addressing: local id + 1, 0 empty */
+    size_t thcap;
+};
+
+/* An unlinked read-write file in dir: its fd, or -errno. */
+int st__tmpfile(const char *dir);
+
+#endif /* ST_INGEST_H */

@@ -1,0 +1,133 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * store-int.h -- what the store's files share and nobody else sees: the
+ * open store, the object record codec and the key builders.  The formats
+ * are those of docs/store-format.md.
+ */
+#ifndef ST_STORE_INT_H
+#define ST_STORE_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#include "codec.h"
+#include "store.h"
+
+/* The layout version this build reads and writes (meta "format"). */
+#define ST_FORMAT_VERSION 1
+
+/* Bytes of a block value: four LMDB pages less the overflow page header,
+ * so a block fills its overflow pages (docs/store-format.md). */
+#define ST_BLOCK_BYTES (4 * 4096 - 16)
+
+/* Dirty bytes after which a commit's transaction is committed and a new
+ * one begun: LMDB keeps a write transaction's dirty pages in malloc'd
+ * memory, so this bounds the writer's anonymous memory. */
+#define ST_TXN_BYTES (8u << 20)
+
+/* First map size; doubled on MDB_MAP_FULL up to st_options.max_store. */
+#define ST_INITIAL_MAP (256ull << 20)
+
+/* Longest type name kept (LMDB keys are at most 511 bytes); longer names
+ * are cut at a UTF-8 boundary. */
+#define ST_TYPE_NAME_MAX 480
+
+struct st_store {
+    MDB_env *env;
+    MDB_dbi meta, snaps, bytime, byproc, tname, tid, summ, objs, addrs, rev;
+    unsigned flags;
+    uint64_t max_store;
+    unsigned retain;
+    uint64_t retain_age_ns;
+    char *dir;
+    char *tmpdir;
+    int lockfd;                 /* flock'd writer.lock; -1 read-only */
+    /* Held shared by every st_read, exclusive while the map is resized:
+     * mdb_env_set_mapsize needs no transaction open in this process (the
+     * daemon answers queries on other threads while it writes). */
+    pthread_rwlock_t resize;
+};
+
+/* One object record, decoded.  The refs are read one by one with
+ * st_rec_ref from refs_p. */
+struct st_rec {
+    uint64_t addr;
+    uint64_t tid;
+    uint64_t size;
+    int has_len;
+    uint64_t len;
+    const unsigned char *name;
+    size_t name_len;
+    int has_name;
+    enum ml_vkind vkind;
+    const unsigned char *value;
+    size_t value_len;
+    uint64_t nrefs;
+    const unsigned char *refs_p;
+};
+
+/* Bytes st_rec_put may write for a record with these strings and refs. */
+size_t st_rec_max(size_t name_len, size_t value_len, size_t nrefs);
+
+/* Encodes one record after one whose address was prev (0 first); refs
+ * are addresses.  Returns the end. */
+unsigned char *st_rec_put(unsigned char *p, uint64_t prev, uint64_t addr,
+                          uint64_t tid, uint64_t size, int has_len,
+                          uint64_t len, const char *name, size_t name_len,
+                          int has_name, enum ml_vkind vkind,
+                          const char *value, size_t value_len,
+                          const uint64_t *refs, size_t nrefs);
+
+/* The same up to and including the number of refs: the refs' bytes,
+ * which do not depend on prev, are then copied as they are. */
+unsigned char *st_rec_put_head(unsigned char *p, uint64_t prev,
+                               uint64_t addr, uint64_t tid, uint64_t size,
+                               int has_len, uint64_t len, const void *name,
+                               size_t name_len, int has_name,
+                               enum ml_vkind vkind, const void *value,
+                               size_t value_len, uint64_t nrefs);
+
+/* Decodes the record at *pp (after one at prev) and moves *pp past it,
+ * refs included.  0 or ML_ECORRUPT. */
+int st_rec_get(const unsigned char **pp, const unsigned char *end,
+               uint64_t prev, struct st_rec *r);
+
+/* The i-th ref of r (call in order, i = 0, 1, ...; *pp starts at
+ * r->refs_p). */
+int st_rec_ref(const unsigned char **pp, const unsigned char *end,
+               const struct st_rec *r, uint64_t *ref);
+
+/* Keys: 8-byte snapshot id, then the rest big-endian. */
+static inline void
+st_key64(unsigned char k[16], uint64_t snap, uint64_t x)
+{
+    st_put_be64(k, snap);
+    st_put_be64(k + 8, x);
+}
+
+static inline void
+st_key32(unsigned char k[12], uint64_t snap, uint32_t x)
+{
+    st_put_be64(k, snap);
+    st_put_be32(k + 8, x);
+}
+
+/* Deletes every record of snapshot id from db (keys that start with its
+ * 8-byte id). */
+int st__del_prefix(MDB_txn *txn, MDB_dbi db, uint64_t id);
+
+/* Deletes the graph (objs, addrs, rev) or, with all, everything of
+ * snapshot id, in txn. */
+int st__drop_snapshot(struct st_store *s, MDB_txn *txn, uint64_t id,
+                      int all);
+
+/* Runs retention (per-process graphs, summaries by age) after a commit of
+ * a snapshot of process proc. */
+int st__retain(struct st_store *s, uint64_t proc, uint64_t now_ns);
+
+/* Frees the oldest graph other than keep's; ML_ENOTFOUND when none. */
+int st__prune_oldest(struct st_store *s, uint64_t keep);
+
+uint64_t st__now_ns(void);
+
+#endif /* ST_STORE_INT_H */

@@ -1,0 +1,624 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * store.c -- opening the store, its safety checks, and the maintenance
+ * the writer runs: sweeping interrupted ingests, retention, pruning.
+ */
+#define _GNU_SOURCE
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <errno.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "ml-common.h"
+#include "store-int.h"
+
+static int
+seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static int
+seterr(char *err, size_t errlen, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (err != NULL && errlen > 0) {
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+uint64_t
+st__now_ns(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+const char *
+st_strerror(int err)
+{
+    if (err >= MDB_KEYEXIST && err <= MDB_LAST_ERRCODE)
+        return mdb_strerror(err);
+    if (err > 0)
+        err = -err;                     /* LMDB's errno values */
+    return ml_strerror(err);
+}
+
+const char *
+st_tmpdir(const struct st_store *s)
+{
+    return s->tmpdir;
+}
+
+/* A directory we will write into: not a symlink, ours (or root's), not
+ * writable by others.  Created mode 0700 if missing and create is set. */
+static int
+check_dir(const char *path, int create, char *err, size_t errlen)
+{
+    struct stat st;
+
+    if (lstat(path, &st) < 0) {
+        if (errno != ENOENT || !create)
+            return seterr(err, errlen, -errno, "%s: %s", path, strerror(errno));
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+            return seterr(err, errlen, -errno, "cannot create %s: %s", path,
+                          strerror(errno));
+        if (lstat(path, &st) < 0)
+            return seterr(err, errlen, -errno, "%s: %s", path, strerror(errno));
+    }
+    if (S_ISLNK(st.st_mode))
+        return seterr(err, errlen, -ELOOP, "%s is a symlink; refusing it", path);
+    if (!S_ISDIR(st.st_mode))
+        return seterr(err, errlen, -ENOTDIR, "%s is not a directory", path);
+    if (st.st_mode & (S_IWGRP | S_IWOTH))
+        return seterr(err, errlen, -EPERM, "%s is writable by group or others "
+                      "(mode %03o); chmod 700 it", path,
+                      (unsigned)(st.st_mode & 0777));
+    if (st.st_uid != geteuid() && st.st_uid != 0)
+        return seterr(err, errlen, -EPERM, "%s belongs to uid %u, not to us",
+                      path, (unsigned)st.st_uid);
+    return 0;
+}
+
+/* Files left in tmp/ by a build without O_TMPFILE that crashed between
+ * creating and unlinking one. */
+static void
+clean_tmp(const char *tmpdir)
+{
+    DIR *d = opendir(tmpdir);
+    struct dirent *e;
+
+    if (d == NULL)
+        return;
+    while ((e = readdir(d)) != NULL)
+        if (strncmp(e->d_name, "spool.", 6) == 0)
+            unlinkat(dirfd(d), e->d_name, 0);
+    closedir(d);
+}
+
+static const struct {
+    const char *name;
+    size_t off;
+} dbs[] = {
+#define DB(n) { #n, offsetof(struct st_store, n) }
+    DB(meta), DB(snaps), DB(bytime), DB(byproc), DB(tname), DB(tid),
+    DB(summ), DB(objs), DB(addrs), DB(rev),
+#undef DB
+};
+
+static int
+open_dbs(struct st_store *s, char *err, size_t errlen)
+{
+    int ro = s->flags & ST_RDONLY;
+    MDB_txn *txn;
+    MDB_val k = { 6, (void *)(uintptr_t)"format" }, v;
+    unsigned char fmt[4];
+    int rc;
+
+    rc = mdb_txn_begin(s->env, NULL, ro ? MDB_RDONLY : 0, &txn);
+    if (rc != 0)
+        return seterr(err, errlen, rc, "%s: %s", s->dir, mdb_strerror(rc));
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
+        rc = mdb_dbi_open(txn, dbs[i].name, ro ? 0 : MDB_CREATE,
+                          (MDB_dbi *)((char *)s + dbs[i].off));
+        if (rc == MDB_NOTFOUND) {
+            seterr(err, errlen, ML_ENOTFOUND, "%s is not a meliae store "
+                   "(no \"%s\" database)", s->dir, dbs[i].name);
+            rc = ML_ENOTFOUND;
+            goto fail;
+        }
+        if (rc != 0) {
+            seterr(err, errlen, rc, "%s: %s", s->dir, mdb_strerror(rc));
+            goto fail;
+        }
+    }
+    rc = mdb_get(txn, s->meta, &k, &v);
+    if (rc == MDB_NOTFOUND && !ro) {
+        st_put_be32(fmt, ST_FORMAT_VERSION);
+        v.mv_size = 4;
+        v.mv_data = fmt;
+        rc = mdb_put(txn, s->meta, &k, &v, 0);
+        if (rc != 0) {
+            seterr(err, errlen, rc, "%s: %s", s->dir, mdb_strerror(rc));
+            goto fail;
+        }
+    } else if (rc != 0 || v.mv_size != 4) {
+        seterr(err, errlen, ML_ECORRUPT, "%s: no format version", s->dir);
+        rc = ML_ECORRUPT;
+        goto fail;
+    } else if (st_get_be32(v.mv_data) != ST_FORMAT_VERSION) {
+        seterr(err, errlen, ML_ECORRUPT, "%s has store format %u; this build "
+               "reads format %u", s->dir, st_get_be32(v.mv_data),
+               ST_FORMAT_VERSION);
+        rc = ML_ECORRUPT;
+        goto fail;
+    }
+    rc = mdb_txn_commit(txn);           /* keeps the handles open */
+    if (rc != 0)
+        return seterr(err, errlen, rc, "%s: %s", s->dir, mdb_strerror(rc));
+    return 0;
+fail:
+    mdb_txn_abort(txn);
+    return rc;
+}
+
+int
+st_open(struct st_store **out, const char *dir, const struct st_options *opt,
+        char *err, size_t errlen)
+{
+    struct st_options def = { 0 };
+    struct st_store *s;
+    char path[PATH_MAX];
+    int rc;
+
+    if (opt == NULL)
+        opt = &def;
+    s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return seterr(err, errlen, -ENOMEM, "out of memory");
+    s->flags = opt->flags;
+    s->lockfd = -1;
+    pthread_rwlock_init(&s->resize, NULL);
+    s->max_store = opt->max_store ? opt->max_store : ST_DEFAULT_MAX_STORE;
+    s->retain = opt->retain ? opt->retain : ST_DEFAULT_RETAIN;
+    s->retain_age_ns = opt->retain_age_ns ? opt->retain_age_ns
+                                          : ST_DEFAULT_RETAIN_AGE;
+    s->dir = strdup(dir);
+    if (s->dir == NULL) {
+        rc = seterr(err, errlen, -ENOMEM, "out of memory");
+        goto fail;
+    }
+    if (s->flags & ST_RDONLY) {
+        struct stat st;
+
+        if (snprintf(path, sizeof path, "%s/data.mdb", dir) >= (int)sizeof path) {
+            rc = seterr(err, errlen, -ENAMETOOLONG, "%s: name too long", dir);
+            goto fail;
+        }
+        if (stat(path, &st) < 0) {
+            rc = seterr(err, errlen, -errno, "no store at %s: %s", dir,
+                        strerror(errno));
+            goto fail;
+        }
+    } else {
+        rc = check_dir(dir, 1, err, errlen);
+        if (rc < 0)
+            goto fail;
+        if (snprintf(path, sizeof path, "%s/tmp", dir) >= (int)sizeof path) {
+            rc = seterr(err, errlen, -ENAMETOOLONG, "%s: name too long", dir);
+            goto fail;
+        }
+        rc = check_dir(path, 1, err, errlen);
+        if (rc < 0)
+            goto fail;
+        s->tmpdir = strdup(path);
+        if (s->tmpdir == NULL) {
+            rc = seterr(err, errlen, -ENOMEM, "out of memory");
+            goto fail;
+        }
+        /* One writer per store: a second daemon (or an import) would
+         * sweep the first one's snapshots in the middle of their commit. */
+        if (snprintf(path, sizeof path, "%s/writer.lock", dir) >= (int)sizeof path) {
+            rc = seterr(err, errlen, -ENAMETOOLONG, "%s: name too long", dir);
+            goto fail;
+        }
+        s->lockfd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (s->lockfd < 0) {
+            rc = seterr(err, errlen, -errno, "%s: %s", path, strerror(errno));
+            goto fail;
+        }
+        if (flock(s->lockfd, LOCK_EX | LOCK_NB) < 0) {
+            rc = errno == EWOULDBLOCK
+                 ? seterr(err, errlen, -EBUSY, "store %s is in use by another "
+                          "writer (a running meliae-monitord?)", dir)
+                 : seterr(err, errlen, -errno, "%s: %s", path, strerror(errno));
+            goto fail;
+        }
+        clean_tmp(s->tmpdir);
+    }
+    rc = mdb_env_create(&s->env);
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(s->env, 16);
+    if (rc == 0 && !(s->flags & ST_RDONLY))
+        rc = mdb_env_set_mapsize(s->env, s->max_store < ST_INITIAL_MAP
+                                         ? s->max_store : ST_INITIAL_MAP);
+    if (rc == 0)
+        rc = mdb_env_open(s->env, dir, MDB_NOTLS |
+                          (s->flags & ST_RDONLY ? MDB_RDONLY : 0), 0600);
+    if (rc != 0) {
+        seterr(err, errlen, rc > 0 ? -rc : rc, "cannot open the store in %s: %s",
+               dir, mdb_strerror(rc));
+        rc = rc > 0 ? -rc : rc;
+        goto fail;
+    }
+    rc = open_dbs(s, err, errlen);
+    if (rc != 0) {
+        rc = rc > 0 ? -rc : rc;
+        goto fail;
+    }
+    *out = s;
+    return 0;
+fail:
+    st_close(s);
+    return rc;
+}
+
+void
+st_close(struct st_store *s)
+{
+    if (s == NULL)
+        return;
+    if (s->env != NULL)
+        mdb_env_close(s->env);
+    if (s->lockfd >= 0)
+        close(s->lockfd);
+    pthread_rwlock_destroy(&s->resize);
+    free(s->dir);
+    free(s->tmpdir);
+    free(s);
+}
+
+int
+st_reader_check(struct st_store *s, int *dead)
+{
+    int n = 0, rc = mdb_reader_check(s->env, &n);
+
+    if (dead != NULL)
+        *dead = n;
+    return rc > 0 ? -rc : rc;
+}
+
+uint64_t
+st_size(struct st_store *s)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
+        return 0;
+    return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}
+
+/* ---- deleting ---- */
+
+int
+st__del_prefix(MDB_txn *txn, MDB_dbi db, uint64_t id)
+{
+    unsigned char k[8];
+    MDB_cursor *c;
+    MDB_val key = { 8, k }, val;
+    int rc;
+
+    st_put_be64(k, id);
+    rc = mdb_cursor_open(txn, db, &c);
+    if (rc != 0)
+        return rc;
+    rc = mdb_cursor_get(c, &key, &val, MDB_SET_RANGE);
+    while (rc == 0 && key.mv_size >= 8 && st_get_be64(key.mv_data) == id) {
+        rc = mdb_cursor_del(c, 0);
+        if (rc == 0)
+            rc = mdb_cursor_get(c, &key, &val, MDB_GET_CURRENT);
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND || rc == EINVAL ? 0 : rc;
+}
+
+/* The fields of a snapshot record retention needs. */
+struct meta_min {
+    int complete;
+    int graph;
+    uint64_t time_ns;
+    uint64_t proc;
+};
+
+static int
+meta_min(const MDB_val *v, struct meta_min *m)
+{
+    cJSON *o = cJSON_ParseWithLength(v->mv_data, v->mv_size), *x;
+
+    memset(m, 0, sizeof *m);
+    if (o == NULL)
+        return ML_ECORRUPT;
+    x = cJSON_GetObjectItemCaseSensitive(o, "status");
+    m->complete = cJSON_IsString(x) && strcmp(x->valuestring, "complete") == 0;
+    x = cJSON_GetObjectItemCaseSensitive(o, "graph");
+    m->graph = cJSON_IsTrue(x);
+    x = cJSON_GetObjectItemCaseSensitive(o, "time_ns");
+    if (cJSON_IsString(x))
+        m->time_ns = strtoull(x->valuestring, NULL, 10);
+    x = cJSON_GetObjectItemCaseSensitive(o, "proc");
+    if (cJSON_IsString(x))
+        m->proc = strtoull(x->valuestring, NULL, 16);
+    cJSON_Delete(o);
+    return 0;
+}
+
+/* Rewrites a complete record with "graph": false. */
+static int
+mark_no_graph(struct st_store *s, MDB_txn *txn, const MDB_val *key,
+              const MDB_val *v)
+{
+    cJSON *o = cJSON_ParseWithLength(v->mv_data, v->mv_size);
+    MDB_val nv;
+    char *text;
+    int rc;
+
+    if (o == NULL)
+        return ML_ECORRUPT;
+    cJSON_ReplaceItemInObjectCaseSensitive(o, "graph", cJSON_CreateFalse());
+    text = cJSON_PrintUnformatted(o);
+    cJSON_Delete(o);
+    if (text == NULL)
+        return -ENOMEM;
+    nv.mv_size = strlen(text);
+    nv.mv_data = text;
+    rc = mdb_put(txn, s->snaps, (MDB_val *)key, &nv, 0);
+    free(text);
+    return rc;
+}
+
+int
+st__drop_snapshot(struct st_store *s, MDB_txn *txn, uint64_t id, int all)
+{
+    unsigned char k[8];
+    MDB_val key = { 8, k }, v;
+    struct meta_min m = { 0 };
+    int rc;
+
+    st_put_be64(k, id);
+    rc = mdb_get(txn, s->snaps, &key, &v);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return rc;
+    int have = rc == 0;
+    if (have)
+        meta_min(&v, &m);
+    if ((rc = st__del_prefix(txn, s->objs, id)) != 0 ||
+        (rc = st__del_prefix(txn, s->addrs, id)) != 0 ||
+        (rc = st__del_prefix(txn, s->rev, id)) != 0)
+        return rc;
+    if (!all)
+        return have && m.complete ? mark_no_graph(s, txn, &key, &v) : 0;
+    rc = st__del_prefix(txn, s->summ, id);
+    if (rc != 0)
+        return rc;
+    if (have && m.complete) {
+        unsigned char ik[24];
+        MDB_val ikey = { 16, ik };
+
+        st_put_be64(ik, m.time_ns);
+        st_put_be64(ik + 8, id);
+        rc = mdb_del(txn, s->bytime, &ikey, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return rc;
+        st_put_be64(ik, m.proc);
+        st_put_be64(ik + 8, m.time_ns);
+        st_put_be64(ik + 16, id);
+        ikey.mv_size = 24;
+        rc = mdb_del(txn, s->byproc, &ikey, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return rc;
+    }
+    if (have) {
+        rc = mdb_del(txn, s->snaps, &key, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- maintenance ---- */
+
+int
+st_sweep(struct st_store *s, uint64_t *n)
+{
+    MDB_txn *txn;
+    MDB_cursor *c;
+    MDB_val key, v;
+    uint64_t *ids = NULL;
+    size_t nids = 0, cap = 0;
+    int rc;
+
+    if (n != NULL)
+        *n = 0;
+    if (s->flags & ST_RDONLY)
+        return -EROFS;
+    rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc != 0)
+        return -abs(rc);
+    rc = mdb_cursor_open(txn, s->snaps, &c);
+    if (rc == 0) {
+        for (rc = mdb_cursor_get(c, &key, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(c, &key, &v, MDB_NEXT)) {
+            struct meta_min m;
+
+            if (key.mv_size != 8)
+                continue;
+            if (meta_min(&v, &m) == 0 && m.complete)
+                continue;
+            if (nids == cap) {
+                size_t nc = cap ? cap * 2 : 16;
+                void *p = realloc(ids, nc * sizeof *ids);
+
+                if (p == NULL) {
+                    rc = -ENOMEM;
+                    break;
+                }
+                ids = p;
+                cap = nc;
+            }
+            ids[nids++] = st_get_be64(key.mv_data);
+        }
+        mdb_cursor_close(c);
+    }
+    mdb_txn_abort(txn);
+    if (rc != MDB_NOTFOUND && rc != 0)
+        goto out;
+    rc = 0;
+    for (size_t i = 0; i < nids && rc == 0; i++) {
+        rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+        if (rc != 0)
+            break;
+        rc = st__drop_snapshot(s, txn, ids[i], 1);
+        if (rc == 0)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+        if (rc == 0 && n != NULL)
+            (*n)++;
+    }
+out:
+    free(ids);
+    return rc > 0 ? -rc : rc;
+}
+
+int
+st__retain(struct st_store *s, uint64_t proc, uint64_t now_ns)
+{
+    MDB_txn *txn;
+    MDB_cursor *c;
+    MDB_val key, v;
+    unsigned char k[24];
+    unsigned kept = 0;
+    int rc;
+
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return rc;
+    /* Graphs: the newest `retain` of this process keep theirs.  Older ones
+     * lost theirs at earlier commits, so stop at the first without. */
+    rc = mdb_cursor_open(txn, s->byproc, &c);
+    if (rc != 0)
+        goto fail;
+    st_put_be64(k, proc + 1);
+    memset(k + 8, 0, 16);
+    key.mv_size = 24;
+    key.mv_data = k;
+    rc = proc + 1 == 0 ? MDB_NOTFOUND : mdb_cursor_get(c, &key, &v, MDB_SET_RANGE);
+    rc = mdb_cursor_get(c, &key, &v, rc == 0 ? MDB_PREV : MDB_LAST);
+    for (; rc == 0 && key.mv_size == 24 && st_get_be64(key.mv_data) == proc;
+         rc = mdb_cursor_get(c, &key, &v, MDB_PREV)) {
+        uint64_t id = st_get_be64((unsigned char *)key.mv_data + 16);
+        unsigned char ik[8];
+        MDB_val ikey = { 8, ik }, meta;
+        struct meta_min m;
+
+        if (++kept <= s->retain)
+            continue;
+        st_put_be64(ik, id);
+        if (mdb_get(txn, s->snaps, &ikey, &meta) != 0 || meta_min(&meta, &m) != 0)
+            continue;
+        if (!m.graph)
+            break;
+        rc = st__drop_snapshot(s, txn, id, 0);
+        if (rc != 0)
+            break;
+    }
+    mdb_cursor_close(c);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto fail;
+
+    /* Summaries: everything older than retain_age goes. */
+    if (now_ns > s->retain_age_ns) {
+        uint64_t limit = now_ns - s->retain_age_ns;
+
+        for (;;) {
+            rc = mdb_cursor_open(txn, s->bytime, &c);
+            if (rc != 0)
+                goto fail;
+            rc = mdb_cursor_get(c, &key, &v, MDB_FIRST);
+            uint64_t t = rc == 0 ? st_get_be64(key.mv_data) : UINT64_MAX;
+            uint64_t id = rc == 0 ? st_get_be64((unsigned char *)key.mv_data + 8) : 0;
+            mdb_cursor_close(c);
+            if (rc == MDB_NOTFOUND || t >= limit)
+                break;
+            if (rc != 0)
+                goto fail;
+            rc = st__drop_snapshot(s, txn, id, 1);
+            if (rc != 0)
+                goto fail;
+        }
+    }
+    rc = mdb_txn_commit(txn);
+    return rc > 0 ? -rc : rc;
+fail:
+    mdb_txn_abort(txn);
+    return rc > 0 ? -rc : rc;
+}
+
+int
+st__prune_oldest(struct st_store *s, uint64_t keep)
+{
+    MDB_txn *txn;
+    MDB_cursor *c;
+    MDB_val key, v;
+    int rc;
+
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (rc != 0)
+        return rc;
+    rc = mdb_cursor_open(txn, s->bytime, &c);
+    if (rc != 0)
+        goto fail;
+    for (rc = mdb_cursor_get(c, &key, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &key, &v, MDB_NEXT)) {
+        uint64_t id = st_get_be64((unsigned char *)key.mv_data + 8);
+        unsigned char ik[8];
+        MDB_val ikey = { 8, ik }, meta;
+        struct meta_min m;
+
+        if (id == keep)
+            continue;
+        st_put_be64(ik, id);
+        if (mdb_get(txn, s->snaps, &ikey, &meta) != 0 ||
+            meta_min(&meta, &m) != 0 || !m.graph)
+            continue;
+        mdb_cursor_close(c);
+        rc = st__drop_snapshot(s, txn, id, 0);
+        if (rc != 0)
+            goto fail;
+        rc = mdb_txn_commit(txn);
+        return rc > 0 ? -rc : rc;
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return rc == MDB_NOTFOUND ? ML_ENOTFOUND : rc;
+fail:
+    mdb_txn_abort(txn);
+    return rc;
+}

@@ -1,0 +1,929 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * test_store.c -- the snapshot store: what st_commit writes is what the
+ * queries read back, for random graphs checked against a model kept
+ * here; bad ingests and failing commits leave nothing visible; retention
+ * and the size limit.  mdb_txn_commit is wrapped (-Wl,--wrap) to inject
+ * MDB_MAP_FULL and EIO.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <lmdb.h>
+
+#include "ml-common.h"
+#include "store.h"
+#include "test_rng.h"
+
+/* ---- commit fault injection ---- */
+
+int __real_mdb_txn_commit(MDB_txn *txn);
+int __wrap_mdb_txn_commit(MDB_txn *txn);
+
+static int fail_commit_at = -1;     /* commit number to fail; -1: none */
+static int fail_commit_every;       /* fail every commit from then on */
+static int fail_commit_rc;
+static int ncommits;
+
+int
+__wrap_mdb_txn_commit(MDB_txn *txn)
+{
+    int n = ncommits++;
+
+    if (fail_commit_at >= 0 &&
+        (n == fail_commit_at || (fail_commit_every && n > fail_commit_at))) {
+        mdb_txn_abort(txn);     /* a failed commit frees the transaction */
+        return fail_commit_rc;
+    }
+    return __real_mdb_txn_commit(txn);
+}
+
+static void
+faults_off(void)
+{
+    fail_commit_at = -1;
+    fail_commit_every = 0;
+    ncommits = 0;
+}
+
+/* ---- a random heap, and its model ---- */
+
+static const char *const types[] = { "dict", "list", "str", "int", "tuple",
+                                     "Leak", "module", "function" };
+#define NTYPES (sizeof types / sizeof types[0])
+
+struct mobj {
+    uint64_t addr;
+    unsigned type;
+    uint64_t size;
+    int has_len;
+    uint64_t len;
+    char name[16];
+    int has_name;
+    char value[24];
+    int has_value;
+    size_t nrefs;
+    uint64_t *refs;
+};
+
+struct heap {
+    size_t n;
+    struct mobj *o;
+};
+
+static void
+heap_make(struct heap *h, size_t n, uint64_t seed, int values)
+{
+    uint64_t r = seed * 0x9e3779b97f4a7c15ull + 1;
+
+    h->n = n;
+    h->o = calloc(n, sizeof *h->o);
+    assert_non_null(h->o);
+    for (size_t i = 0; i < n; i++) {
+        struct mobj *o = &h->o[i];
+
+        /* distinct, scattered, 16-aligned */
+        o->addr = 0x7f0000000000ull + (uint64_t)i * 48 +
+                  (rng_next(&r) & 1 ? 0x100000000ull : 0);
+        o->type = (unsigned)(rng_next(&r) % NTYPES);
+        o->size = 16 + rng_next(&r) % 400;
+        o->has_len = rng_next(&r) % 2;
+        o->len = rng_next(&r) % 1000;
+        o->has_name = o->type == 6 || o->type == 7;
+        snprintf(o->name, sizeof o->name, "n%zu", i);
+        o->has_value = values && o->type == 2;
+        snprintf(o->value, sizeof o->value, "value %zu", i);
+        o->nrefs = rng_next(&r) % 5;
+        o->refs = calloc(o->nrefs + 1, sizeof *o->refs);
+    }
+    for (size_t i = 0; i < n; i++) {
+        struct mobj *o = &h->o[i];
+
+        for (size_t k = 0; k < o->nrefs; k++) {
+            if (rng_next(&r) % 10 == 0)
+                o->refs[k] = 0x1000 + rng_next(&r) % 0x1000;   /* dangling */
+            else
+                o->refs[k] = h->o[rng_next(&r) % n].addr;
+        }
+    }
+}
+
+static void
+heap_free(struct heap *h)
+{
+    for (size_t i = 0; i < h->n; i++)
+        free(h->o[i].refs);
+    free(h->o);
+}
+
+static void
+line_of(const struct mobj *o, struct ml_dumpline *l)
+{
+    memset(l, 0, sizeof *l);
+    l->kind = ML_LINE_OBJECT;
+    l->address = o->addr;
+    l->type = types[o->type];
+    l->type_len = strlen(l->type);
+    l->size = o->size;
+    l->has_len = o->has_len;
+    l->len = o->len;
+    l->has_name = o->has_name;
+    l->name = o->name;
+    l->name_len = strlen(o->name);
+    l->vkind = o->has_value ? ML_VAL_STR : ML_VAL_NONE;
+    l->value = o->value;
+    l->value_len = strlen(o->value);
+    l->refs = o->refs;
+    l->nrefs = o->nrefs;
+}
+
+static uint64_t
+heap_bytes(const struct heap *h)
+{
+    uint64_t b = 0;
+
+    for (size_t i = 0; i < h->n; i++)
+        b += h->o[i].size;
+    return b;
+}
+
+/* ---- store fixtures ---- */
+
+struct fx {
+    char dir[64];
+    struct st_store *s;
+};
+
+static void
+rm_rf(const char *dir)
+{
+    char cmd[128];
+
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static int
+setup(void **state)
+{
+    struct fx *f = calloc(1, sizeof *f);
+    char err[256];
+
+    strcpy(f->dir, "/tmp/ml_test_store.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    strcat(f->dir, "/db");
+    assert_int_equal(st_open(&f->s, f->dir, NULL, err, sizeof err), 0);
+    faults_off();
+    *state = f;
+    return 0;
+}
+
+static int
+teardown(void **state)
+{
+    struct fx *f = *state;
+    char parent[64];
+
+    st_close(f->s);
+    strcpy(parent, f->dir);
+    *strrchr(parent, '/') = '\0';
+    rm_rf(parent);
+    free(f);
+    faults_off();
+    return 0;
+}
+
+static const struct st_source src_a = {
+    .pid = 4242, .start_time = 1000.5, .hostname = "h", .program = "app.py",
+    .python = "3.11.2", .label = "web", .values = "truncated", .mode = "all",
+    .trusted = 1, .uid = 1000, .gid = 1000, .tpid = 4242, .tstart_time = 1000.5,
+};
+
+static int
+ingest_heap(struct st_store *s, const struct heap *h, int keep_values,
+            const struct st_source *src, uint64_t *id)
+{
+    struct st_ingest *in;
+    struct ml_dumpline l;
+    int rc;
+
+    assert_int_equal(st_ingest_new(&in, st_tmpdir(s), keep_values), 0);
+    for (size_t i = 0; i < h->n; i++) {
+        line_of(&h->o[i], &l);
+        rc = st_ingest_object(in, &l);
+        if (rc != 0)
+            goto out;
+    }
+    rc = st_ingest_end(in, h->n, heap_bytes(h));
+    if (rc == 0)
+        rc = st_commit(s, in, src, id);
+out:
+    st_ingest_free(in);
+    return rc;
+}
+
+static int
+count_cb(void *ctx, const struct st_snapinfo *si)
+{
+    (void)si;
+    ++*(int *)ctx;
+    return 0;
+}
+
+static int
+visible(struct st_store *s)
+{
+    struct st_read *r;
+    int n = 0;
+
+    assert_int_equal(st_read_begin(s, &r), 0);
+    assert_int_equal(st_snap_list(r, 0, 0, count_cb, &n), 0);
+    st_read_end(r);
+    return n;
+}
+
+/* ---- round trip ---- */
+
+struct sumcheck {
+    uint64_t count[NTYPES], bytes[NTYPES], max_size[NTYPES];
+    int rows;
+};
+
+static int
+sum_cb(void *ctx, const struct st_typesum *t)
+{
+    struct sumcheck *c = ctx;
+
+    for (unsigned k = 0; k < NTYPES; k++) {
+        if (strlen(types[k]) == t->name_len &&
+            memcmp(types[k], t->name, t->name_len) == 0) {
+            assert_int_equal(t->count, c->count[k]);
+            assert_int_equal(t->bytes, c->bytes[k]);
+            assert_int_equal(t->max_size, c->max_size[k]);
+            c->rows++;
+            return 0;
+        }
+    }
+    fail_msg("unknown type %.*s", (int)t->name_len, t->name);
+    return 1;
+}
+
+struct parents {
+    uint64_t want[64];
+    size_t nwant, got;
+};
+
+static int
+parent_cb(void *ctx, const struct st_object *o)
+{
+    struct parents *p = ctx;
+
+    assert_true(p->got < p->nwant);
+    assert_int_equal(o->address, p->want[p->got]);
+    p->got++;
+    return 0;
+}
+
+static void
+check_roundtrip(struct st_store *s, uint64_t id, const struct heap *h,
+                int values)
+{
+    struct st_read *r;
+    struct st_snapinfo si;
+    struct sumcheck sc = { 0 };
+
+    assert_int_equal(st_read_begin(s, &r), 0);
+    assert_int_equal(st_snap_get(r, id, &si), 0);
+    assert_int_equal(si.objects, h->n);
+    assert_int_equal(si.bytes, heap_bytes(h));
+    assert_int_equal(si.pid, 4242);
+    assert_true(si.has_graph);
+    assert_string_equal(si.label, "web");
+
+    for (size_t i = 0; i < h->n; i++) {
+        unsigned t = h->o[i].type;
+
+        sc.count[t]++;
+        sc.bytes[t] += h->o[i].size;
+        if (h->o[i].size > sc.max_size[t])
+            sc.max_size[t] = h->o[i].size;
+    }
+    assert_int_equal(st_summary(r, id, sum_cb, &sc), 0);
+    for (unsigned k = 0; k < NTYPES; k++)
+        if (sc.count[k])
+            sc.rows--;
+    assert_int_equal(sc.rows, 0);
+
+    for (size_t i = 0; i < h->n; i++) {
+        const struct mobj *m = &h->o[i];
+        struct st_object o;
+
+        assert_int_equal(st_object_find(r, id, m->addr, &o), 0);
+        assert_int_equal(o.address, m->addr);
+        assert_int_equal(o.oid, i);
+        assert_int_equal(o.type_len, strlen(types[m->type]));
+        assert_memory_equal(o.type, types[m->type], o.type_len);
+        assert_int_equal(o.size, m->size);
+        assert_int_equal(o.has_len, m->has_len);
+        if (m->has_len)
+            assert_int_equal(o.len, m->len);
+        assert_int_equal(o.name != NULL, m->has_name);
+        if (m->has_name) {
+            assert_int_equal(o.name_len, strlen(m->name));
+            assert_memory_equal(o.name, m->name, o.name_len);
+        }
+        if (values && m->has_value) {
+            assert_int_equal(o.vkind, ML_VAL_STR);
+            assert_memory_equal(o.value, m->value, strlen(m->value));
+        } else {
+            assert_int_equal(o.vkind, ML_VAL_NONE);
+        }
+        assert_int_equal(o.nrefs, m->nrefs);
+        for (size_t k = 0; k < m->nrefs; k++)
+            assert_int_equal(o.refs[k], m->refs[k]);
+    }
+
+    /* referrers of a sample, against the model */
+    for (size_t i = 0; i < h->n; i += 1 + h->n / 50) {
+        struct parents p = { .nwant = 0 };
+
+        for (size_t j = 0; j < h->n && p.nwant < 64; j++)
+            for (size_t k = 0; k < h->o[j].nrefs; k++)
+                if (h->o[j].refs[k] == h->o[i].addr) {
+                    p.want[p.nwant++] = h->o[j].addr;
+                    break;
+                }
+        if (p.nwant == 64)
+            continue;
+        assert_int_equal(st_referrers(r, id, h->o[i].addr, parent_cb, &p), 0);
+        assert_int_equal(p.got, p.nwant);
+    }
+    {
+        struct st_object o;
+
+        assert_int_equal(st_object_find(r, id, 0x10, &o), ML_ENOTFOUND);
+        assert_int_equal(st_object_find(r, id + 1000, h->o[0].addr, &o),
+                         ML_ENOTFOUND);
+    }
+    st_read_end(r);
+}
+
+static void
+test_store_roundtrip_random_graph(void **state)
+{
+    struct fx *f = *state;
+    struct heap h;
+    uint64_t id = 0;
+
+    heap_make(&h, 20000, 1, 1);
+    assert_int_equal(ingest_heap(f->s, &h, 1, &src_a, &id), 0);
+    assert_true(id > 0);
+    check_roundtrip(f->s, id, &h, 1);
+    heap_free(&h);
+}
+
+static void
+test_store_roundtrip_survives_reopen_readonly(void **state)
+{
+    struct fx *f = *state;
+    struct st_options ro = { .flags = ST_RDONLY };
+    struct st_store *s2;
+    struct heap h;
+    uint64_t id = 0;
+    char err[256];
+
+    heap_make(&h, 3000, 2, 0);
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), 0);
+    assert_int_equal(st_open(&s2, f->dir, &ro, err, sizeof err), 0);
+    check_roundtrip(s2, id, &h, 0);
+    st_close(s2);
+    heap_free(&h);
+}
+
+static void
+test_store_empty_snapshot(void **state)
+{
+    struct fx *f = *state;
+    struct heap h = { 0 };
+    uint64_t id = 0;
+
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), 0);
+    assert_int_equal(visible(f->s), 1);
+}
+
+static void
+test_store_ids_increase(void **state)
+{
+    struct fx *f = *state;
+    struct heap h;
+    uint64_t a = 0, b = 0;
+
+    heap_make(&h, 100, 3, 0);
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &a), 0);
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &b), 0);
+    assert_true(b > a);
+    heap_free(&h);
+}
+
+/* ---- bulk access ---- */
+
+struct bulk {
+    const struct heap *h;
+    uint64_t next, last_addr;
+    size_t nparents;
+};
+
+static int
+each_obj_cb(void *ctx, const struct st_object *o)
+{
+    struct bulk *b = ctx;
+
+    assert_int_equal(o->oid, b->next);
+    assert_int_equal(o->address, b->h->o[b->next].addr);
+    assert_int_equal(o->size, b->h->o[b->next].size);
+    assert_int_equal(o->nrefs, b->h->o[b->next].nrefs);
+    b->next++;
+    return 0;
+}
+
+static int
+each_addr_cb(void *ctx, uint64_t addr, uint32_t oid)
+{
+    struct bulk *b = ctx;
+
+    assert_true(addr > b->last_addr);
+    assert_int_equal(b->h->o[oid].addr, addr);
+    b->last_addr = addr;
+    b->next++;
+    return 0;
+}
+
+static int
+each_par_cb(void *ctx, uint32_t child, const uint32_t *par, size_t n)
+{
+    struct bulk *b = ctx;
+
+    assert_true(n > 0);
+    for (size_t i = 0; i < n; i++) {
+        const struct mobj *p = &b->h->o[par[i]];
+        size_t k;
+
+        if (i > 0)
+            assert_true(par[i] > par[i - 1]);
+        for (k = 0; k < p->nrefs; k++)
+            if (p->refs[k] == b->h->o[child].addr)
+                break;
+        assert_true(k < p->nrefs);
+    }
+    b->nparents += n;
+    return 0;
+}
+
+static void
+test_store_bulk_access_matches_model(void **state)
+{
+    struct fx *f = *state;
+    struct heap h;
+    uint64_t id = 0;
+    struct st_read *r;
+    struct bulk b = { .h = &h };
+    size_t want = 0;
+
+    heap_make(&h, 5000, 15, 0);
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), 0);
+    assert_int_equal(st_read_begin(f->s, &r), 0);
+    assert_int_equal(st_object_each(r, id, each_obj_cb, &b), 0);
+    assert_int_equal(b.next, h.n);
+    b.next = 0;
+    assert_int_equal(st_address_each(r, id, each_addr_cb, &b), 0);
+    assert_int_equal(b.next, h.n);
+    assert_int_equal(st_parents_each(r, id, each_par_cb, &b), 0);
+    /* every (parent, child) pair once */
+    for (size_t i = 0; i < h.n; i++)
+        for (size_t k = 0; k < h.o[i].nrefs; k++) {
+            int dup = 0, found = 0;
+
+            for (size_t m = 0; m < k; m++)
+                dup |= h.o[i].refs[m] == h.o[i].refs[k];
+            for (size_t j = 0; j < h.n && !found; j++)
+                found = h.o[j].addr == h.o[i].refs[k];
+            want += !dup && found;
+        }
+    assert_int_equal(b.nparents, want);
+    {
+        struct st_object o;
+        uint32_t oid;
+
+        assert_int_equal(st_oid_of(r, id, h.o[77].addr, &oid), 0);
+        assert_int_equal(oid, 77);
+        assert_int_equal(st_object_get(r, id, 77, &o), 0);
+        assert_int_equal(o.address, h.o[77].addr);
+        assert_int_equal(st_object_get(r, id, (uint32_t)h.n, &o), ML_ENOTFOUND);
+    }
+    st_read_end(r);
+    heap_free(&h);
+}
+
+/* ---- bad ingests ---- */
+
+static void
+test_store_duplicate_address_refused(void **state)
+{
+    struct fx *f = *state;
+    struct heap h;
+    uint64_t id = 0;
+
+    heap_make(&h, 500, 4, 0);
+    h.o[300].addr = h.o[7].addr;
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), ML_EPROTO);
+    assert_int_equal(visible(f->s), 0);
+    heap_free(&h);
+}
+
+static void
+test_store_trailer_count_mismatch_refused(void **state)
+{
+    struct fx *f = *state;
+    struct st_ingest *in;
+    struct ml_dumpline l;
+    struct heap h;
+
+    heap_make(&h, 10, 5, 0);
+    assert_int_equal(st_ingest_new(&in, st_tmpdir(f->s), 0), 0);
+    for (size_t i = 0; i < h.n; i++) {
+        line_of(&h.o[i], &l);
+        assert_int_equal(st_ingest_object(in, &l), 0);
+    }
+    assert_int_equal(st_ingest_end(in, 11, heap_bytes(&h)), ML_EPROTO);
+    assert_non_null(strstr(st_ingest_error(in), "11 objects"));
+    st_ingest_free(in);
+    assert_int_equal(st_ingest_new(&in, st_tmpdir(f->s), 0), 0);
+    for (size_t i = 0; i < h.n; i++) {
+        line_of(&h.o[i], &l);
+        assert_int_equal(st_ingest_object(in, &l), 0);
+    }
+    assert_int_equal(st_ingest_end(in, h.n, heap_bytes(&h) + 1), ML_EPROTO);
+    st_ingest_free(in);
+    heap_free(&h);
+}
+
+static void
+test_store_value_refused_when_values_none(void **state)
+{
+    struct fx *f = *state;
+    struct st_ingest *in;
+    struct ml_dumpline l;
+    struct mobj o = { .addr = 0x1000, .type = 2, .size = 50,
+                      .has_value = 1, .value = "secret" };
+
+    assert_int_equal(st_ingest_new(&in, st_tmpdir(f->s), 0), 0);
+    line_of(&o, &l);
+    assert_int_equal(st_ingest_object(in, &l), ML_EPROTO);
+    assert_non_null(strstr(st_ingest_error(in), "values"));
+    st_ingest_free(in);
+}
+
+/* ---- failing commits ---- */
+
+static void
+commit_fails_cleanly(struct fx *f, int at, int rc_inject, int expect)
+{
+    struct heap h;
+    uint64_t id = 0, swept = 99;
+    int rc;
+
+    heap_make(&h, 30000, 6, 0);
+    fail_commit_at = at;
+    fail_commit_rc = rc_inject;
+    ncommits = 0;
+    rc = ingest_heap(f->s, &h, 0, &src_a, &id);
+    faults_off();
+    assert_int_equal(rc, expect);
+    assert_int_equal(visible(f->s), 0);
+    /* nothing left behind for a sweep either */
+    assert_int_equal(st_sweep(f->s, &swept), 0);
+    assert_int_equal(swept, 0);
+    /* and the store still works */
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), 0);
+    assert_int_equal(visible(f->s), 1);
+    heap_free(&h);
+}
+
+static void
+test_store_eio_on_first_commit_leaves_nothing(void **state)
+{
+    commit_fails_cleanly(*state, 0, EIO, -EIO);
+}
+
+static void
+test_store_eio_on_last_commit_leaves_nothing(void **state)
+{
+    struct fx *f = *state;
+    struct heap h;
+    uint64_t id;
+
+    /* count the commits of one ingest, then fail the last of them */
+    heap_make(&h, 30000, 6, 0);
+    ncommits = 0;
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), 0);
+    int total = ncommits;
+    heap_free(&h);
+    struct st_read *r;
+    assert_int_equal(st_read_begin(f->s, &r), 0);
+    st_read_end(r);
+    /* a fresh store for the failing run */
+    teardown(state);
+    setup(state);
+    /* total includes the retention transaction after the last one */
+    commit_fails_cleanly(*state, total - 2, EIO, -EIO);
+}
+
+static void
+test_store_map_full_grows_and_retries(void **state)
+{
+    struct fx *f = *state;
+    struct heap h;
+    uint64_t id = 0;
+
+    heap_make(&h, 5000, 7, 0);
+    fail_commit_at = 1;
+    fail_commit_rc = MDB_MAP_FULL;
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), 0);
+    faults_off();
+    assert_int_equal(visible(f->s), 1);
+    check_roundtrip(f->s, id, &h, 0);
+    heap_free(&h);
+}
+
+static void
+test_store_map_full_at_limit_refuses(void **state)
+{
+    struct fx *f = *state;
+    struct st_options opt = { .max_store = 256ull << 20 };
+    struct st_store *s;
+    struct heap h;
+    uint64_t id = 0;
+    char err[256];
+
+    st_close(f->s);
+    assert_int_equal(st_open(&s, f->dir, &opt, err, sizeof err), 0);
+    f->s = s;
+    heap_make(&h, 5000, 8, 0);
+    fail_commit_at = 1;
+    fail_commit_every = 1;
+    fail_commit_rc = MDB_MAP_FULL;
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), ML_EFULL);
+    faults_off();
+    assert_int_equal(visible(f->s), 0);
+    heap_free(&h);
+}
+
+/* A real full map: a 2 MiB store takes snapshot after snapshot by
+ * dropping the oldest graphs; one too big for it is refused. */
+static void
+test_store_small_store_prunes_oldest_graphs(void **state)
+{
+    struct fx *f = *state;
+    struct st_options opt = { .max_store = 2u << 20, .retain = 100 };
+    struct st_store *s;
+    struct heap h, big;
+    uint64_t first = 0, id = 0;
+    char err[256];
+
+    st_close(f->s);
+    rm_rf(f->dir);
+    assert_int_equal(st_open(&s, f->dir, &opt, err, sizeof err), 0);
+    f->s = s;
+    heap_make(&h, 8000, 9, 0);
+    for (int i = 0; i < 12; i++) {
+        assert_int_equal(ingest_heap(s, &h, 0, &src_a, &id), 0);
+        if (i == 0)
+            first = id;
+    }
+    assert_int_equal(visible(s), 12);
+    {
+        struct st_read *r;
+        struct st_object o;
+        struct st_snapinfo si;
+
+        assert_int_equal(st_read_begin(s, &r), 0);
+        assert_int_equal(st_snap_get(r, first, &si), 0);
+        assert_false(si.has_graph);
+        assert_int_equal(st_object_find(r, first, h.o[0].addr, &o), -ENODATA);
+        assert_int_equal(st_object_find(r, id, h.o[0].addr, &o), 0);
+        st_read_end(r);
+    }
+    heap_make(&big, 200000, 10, 0);
+    assert_int_equal(ingest_heap(s, &big, 0, &src_a, &id), ML_EFULL);
+    assert_int_equal(visible(s), 12);
+    heap_free(&big);
+    heap_free(&h);
+}
+
+/* ---- retention ---- */
+
+static void
+test_store_retain_keeps_last_graphs_per_process(void **state)
+{
+    struct fx *f = *state;
+    struct st_options opt = { .retain = 2 };
+    struct st_source other = src_a;
+    struct st_store *s;
+    struct heap h;
+    uint64_t ids[5], oid = 0;
+    char err[256];
+
+    st_close(f->s);
+    assert_int_equal(st_open(&s, f->dir, &opt, err, sizeof err), 0);
+    f->s = s;
+    other.tpid = 5000;
+    heap_make(&h, 200, 11, 0);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(ingest_heap(s, &h, 0, &src_a, &ids[i]), 0);
+    assert_int_equal(ingest_heap(s, &h, 0, &other, &oid), 0);
+
+    struct st_read *r;
+    struct st_snapinfo si;
+    assert_int_equal(st_read_begin(s, &r), 0);
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(st_snap_get(r, ids[i], &si), 0);
+        assert_int_equal(si.has_graph, i >= 3);
+    }
+    assert_int_equal(st_snap_get(r, oid, &si), 0);
+    assert_true(si.has_graph);
+    st_read_end(r);
+    heap_free(&h);
+}
+
+static void
+test_store_retain_age_drops_old_summaries(void **state)
+{
+    struct fx *f = *state;
+    struct st_options opt = { .retain_age_ns = 1 };     /* 1 ns */
+    struct st_store *s;
+    struct heap h;
+    uint64_t a, b;
+    char err[256];
+
+    st_close(f->s);
+    assert_int_equal(st_open(&s, f->dir, &opt, err, sizeof err), 0);
+    f->s = s;
+    heap_make(&h, 100, 12, 0);
+    assert_int_equal(ingest_heap(s, &h, 0, &src_a, &a), 0);
+    usleep(1000);
+    assert_int_equal(ingest_heap(s, &h, 0, &src_a, &b), 0);
+    /* the newer one's own commit ran retention: a is gone, b is older
+     * than 1 ns by now too but is only dropped by the next commit */
+    struct st_read *r;
+    struct st_snapinfo si;
+    assert_int_equal(st_read_begin(s, &r), 0);
+    assert_int_equal(st_snap_get(r, a, &si), ML_ENOTFOUND);
+    st_read_end(r);
+    heap_free(&h);
+}
+
+/* ---- deltas ---- */
+
+struct dcheck {
+    int rows;
+    int64_t leak_delta;
+};
+
+static int
+delta_cb(void *ctx, const struct st_typesum *a, const struct st_typesum *b)
+{
+    struct dcheck *d = ctx;
+
+    assert_int_equal(a->tid, b->tid);
+    d->rows++;
+    if (b->name_len == 4 && memcmp(b->name, "Leak", 4) == 0)
+        d->leak_delta = (int64_t)b->count - (int64_t)a->count;
+    return 0;
+}
+
+static void
+test_store_type_deltas_join_by_type(void **state)
+{
+    struct fx *f = *state;
+    struct heap h1, h2;
+    uint64_t a, b;
+    struct dcheck d = { 0 };
+    int64_t want = 0;
+
+    heap_make(&h1, 1000, 13, 0);
+    heap_make(&h2, 1500, 14, 0);
+    for (size_t i = 0; i < h1.n; i++)
+        want -= h1.o[i].type == 5;
+    for (size_t i = 0; i < h2.n; i++)
+        want += h2.o[i].type == 5;
+    assert_int_equal(ingest_heap(f->s, &h1, 0, &src_a, &a), 0);
+    assert_int_equal(ingest_heap(f->s, &h2, 0, &src_a, &b), 0);
+    struct st_read *r;
+    assert_int_equal(st_read_begin(f->s, &r), 0);
+    assert_int_equal(st_type_deltas(r, a, b, delta_cb, &d), 0);
+    st_read_end(r);
+    assert_int_equal(d.rows, (int)NTYPES);
+    assert_int_equal(d.leak_delta, want);
+    heap_free(&h1);
+    heap_free(&h2);
+}
+
+/* ---- opening ---- */
+
+static void
+test_store_refuses_symlink_and_open_dirs(void **state)
+{
+    struct fx *f = *state;
+    struct st_store *s;
+    char link[80], open_dir[80], err[256];
+
+    snprintf(link, sizeof link, "%s.link", f->dir);
+    assert_int_equal(symlink(f->dir, link), 0);
+    assert_int_equal(st_open(&s, link, NULL, err, sizeof err), -ELOOP);
+    assert_non_null(strstr(err, "symlink"));
+    unlink(link);
+
+    snprintf(open_dir, sizeof open_dir, "%s.open", f->dir);
+    assert_int_equal(mkdir(open_dir, 0777), 0);
+    chmod(open_dir, 0777);
+    assert_int_equal(st_open(&s, open_dir, NULL, err, sizeof err), -EPERM);
+    assert_non_null(strstr(err, "writable"));
+    rmdir(open_dir);
+}
+
+static void
+test_store_second_writer_refused(void **state)
+{
+    struct fx *f = *state;
+    struct st_options ro = { .flags = ST_RDONLY };
+    struct st_store *s;
+    char err[256];
+
+    assert_int_equal(st_open(&s, f->dir, NULL, err, sizeof err), -EBUSY);
+    assert_non_null(strstr(err, "another writer"));
+    assert_int_equal(st_open(&s, f->dir, &ro, err, sizeof err), 0);
+    st_close(s);
+}
+
+static void
+test_store_created_mode_0700(void **state)
+{
+    struct fx *f = *state;
+    struct stat st;
+
+    assert_int_equal(stat(f->dir, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0700);
+}
+
+static void
+test_store_readonly_missing_store_is_clear(void **state)
+{
+    struct st_options ro = { .flags = ST_RDONLY };
+    struct st_store *s;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(st_open(&s, "/nonexistent/meliae", &ro, err, sizeof err),
+                     -ENOENT);
+    assert_non_null(strstr(err, "no store at"));
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+#define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
+        T(test_store_roundtrip_random_graph),
+        T(test_store_roundtrip_survives_reopen_readonly),
+        T(test_store_empty_snapshot),
+        T(test_store_bulk_access_matches_model),
+        T(test_store_ids_increase),
+        T(test_store_duplicate_address_refused),
+        T(test_store_trailer_count_mismatch_refused),
+        T(test_store_value_refused_when_values_none),
+        T(test_store_eio_on_first_commit_leaves_nothing),
+        T(test_store_eio_on_last_commit_leaves_nothing),
+        T(test_store_map_full_grows_and_retries),
+        T(test_store_map_full_at_limit_refuses),
+        T(test_store_small_store_prunes_oldest_graphs),
+        T(test_store_retain_keeps_last_graphs_per_process),
+        T(test_store_retain_age_drops_old_summaries),
+        T(test_store_type_deltas_join_by_type),
+        T(test_store_refuses_symlink_and_open_dirs),
+        T(test_store_second_writer_refused),
+        T(test_store_created_mode_0700),
+        T(test_store_readonly_missing_store_is_clear),
+#undef T
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
