@@ -68,9 +68,9 @@ struct mobj {
     uint64_t size;
     int has_len;
     uint64_t len;
-    char name[16];
+    char name[24];
     int has_name;
-    char value[24];
+    char value[32];
     int has_value;
     size_t nrefs;
     uint64_t *refs;
