@@ -186,3 +186,35 @@ md_peer_allowed(int fd, const struct md_peer *p, gid_t group)
         free(g);
     return r;
 }
+
+void
+md_peer_cmdline(pid_t pid, char *argv0, char *script, size_t n)
+{
+    char path[64], buf[4096];
+    const char *p, *end, *base;
+    ssize_t len;
+
+    argv0[0] = script[0] = '\0';
+    if (pid <= 0)
+        return;
+    snprintf(path, sizeof(path), "/proc/%d/cmdline", (int)pid);
+    len = read_small(path, buf, sizeof(buf));
+    if (len <= 0)
+        return;
+    end = buf + len;            /* the arguments are NUL-separated */
+    snprintf(argv0, n, "%s", buf);
+    base = strrchr(buf, '/');
+    base = base != NULL ? base + 1 : buf;
+    if (strncmp(base, "python", 6) != 0)
+        return;
+    for (p = buf + strlen(buf) + 1; p < end; p += strlen(p) + 1) {
+        if (strcmp(p, "-c") == 0 || strcmp(p, "-m") == 0 || p[0] == '\0')
+            return;
+        if (p[0] != '-') {
+            snprintf(script, n, "%s", p);
+            return;
+        }
+        if ((strcmp(p, "-W") == 0 || strcmp(p, "-X") == 0) && p + 3 < end)
+            p += strlen(p) + 1;         /* the option's value */
+    }
+}

@@ -30,4 +30,12 @@ int md_peer_get(int fd, struct md_peer *p);
  * status "Groups:").  0 otherwise, and whenever in doubt. */
 int md_peer_allowed(int fd, const struct md_peer *p, gid_t group);
 
+/* What /proc/PID/cmdline says of the peer, for `meliae-cli snap PROGRAM`
+ * before its first snapshot: argv[0], and for a Python interpreter
+ * (argv[0]'s last component starts with "python") the script, i.e. the
+ * first argument that is not an option, as sys.argv[0] will say (none
+ * after -c or -m).  Each is cut to n - 1 bytes; "" when unknown.  One
+ * read of a small /proc file: cheap enough for the accept path. */
+void md_peer_cmdline(pid_t pid, char *argv0, char *script, size_t n);
+
 #endif /* MD_CREDS_H */

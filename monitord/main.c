@@ -27,6 +27,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+#include <lmdb.h>
 #include <uv.h>
 
 #include "creds.h"
@@ -179,7 +181,9 @@ parse_args(int argc, char **argv, struct args *a)
             usage(stdout);
             exit(0);
         case O_VERSION:
-            printf(PROG " %s\n", MD_VERSION);
+            printf(PROG " %s (libuv %s, LMDB %d.%d.%d, cJSON %s)\n",
+                   MD_VERSION, uv_version_string(), MDB_VERSION_MAJOR,
+                   MDB_VERSION_MINOR, MDB_VERSION_PATCH, cJSON_Version());
             exit(0);
         case ':':
             usage_error("%s needs a value", argv[optind - 1]);

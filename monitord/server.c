@@ -28,12 +28,31 @@
  *   - lines to a client are small and owned; a client with more than
  *     WQ_MAX bytes queued (it does not read) is dropped.
  *
+ * A connection whose first line has "meliae_query" is a query instead
+ * (docs/protocol.md, "Queries"): CS_QUERY, one answer, then closed.
+ *   - rp_run runs on libuv's threadpool (uv_queue_work), never on the loop
+ *     nor on the writer thread; at most QUERY_MAX_RUNNING at once, and
+ *     none starts while answers of QUERY_ANSWER_BUDGET bytes are still
+ *     being written.  The others wait in srv->qwait, first come first
+ *     served, with their connections still read (and what they send
+ *     dropped) so that a client that leaves is noticed;
+ *   - the work names its connection by serial number: if the client left
+ *     meanwhile the answer is dropped (query.h);
+ *   - an answer is one buffer, written with its own uv_write (not
+ *     conn_send: WQ_MAX does not apply) and freed when written;
+ *   - `snap` is answered here: the matching scanner connection is sent a
+ *     request line, and the query connection waits (Q_SNAP) for the
+ *     commit of the snapshot whose header carries that request id; the
+ *     wait lives in the query's conn, so it goes when either side does.
+ *
  * A conn's memory is freed only in on_conn_close (libuv owns the handle
  * until then).  All of this runs on the loop thread.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <stddef.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -52,6 +71,8 @@
 #include "log.h"
 #include "ml-common.h"
 #include "proto.h"
+#include "query.h"
+#include "report.h"
 #include "server.h"
 #include "util.h"
 #include "writer.h"
@@ -71,6 +92,11 @@
 #define READER_CHECK_MS 60000
 #define ACCEPT_RETRY_MS 100
 #define LISTEN_BACKLOG 128
+#define QUERY_MAX_RUNNING 4             /* rp_runs at once (threadpool: 4) */
+#define QUERY_ANSWER_BUDGET (64u << 20) /* answer bytes being written */
+#define QUERY_GRACE_MS 60000            /* to take an answer, then cut */
+#define SNAP_TIMEOUT_DEFAULT 60.0       /* seconds */
+#define SNAP_TIMEOUT_MAX 86400.0
 
 _Static_assert(BASE_BUF >= ML_PROTO_MAX_META_LINE,
                "a header or trailer line must fit the base buffer");
@@ -79,6 +105,15 @@ enum cstate {
     CS_HEADER,                  /* between snapshots: a header comes next */
     CS_OBJECTS,                 /* object lines, then the trailer */
     CS_SKIP,                    /* dropping a refused snapshot's lines */
+    CS_QUERY,                   /* a query connection: no more lines */
+};
+
+enum qstate {
+    Q_NONE,
+    Q_WAITING,                  /* in srv->qwait, for a slot */
+    Q_RUNNING,                  /* in the threadpool */
+    Q_SNAP,                     /* `snap`: waiting for the snapshot */
+    Q_DONE,                     /* answered (or being answered) */
 };
 
 enum tier {
@@ -118,6 +153,28 @@ struct conn {
     unsigned commits;           /* jobs in the writer for this conn */
     int commit_wait;            /* reading paused: MAX_CONN_COMMITS queued */
     uint64_t acked;
+
+    /* What names the process, for `snap`: /proc/PID/cmdline at accept,
+     * the label and program of the last header. */
+    int seen_line;              /* the first line has come */
+    char argv0[MD_STR_MAX], script[MD_STR_MAX];
+    char label[MD_STR_MAX], program[MD_STR_MAX];
+    int has_label, has_program;
+
+    /* Queries (CS_QUERY). */
+    enum qstate qstate;
+    char qcmd[32];              /* the request's "cmd", for the log */
+    uint64_t q_t0;              /* uv_hrtime() at the query line */
+    cJSON *qreq;                /* Q_WAITING: the request */
+    struct conn *qnext;         /* srv->qwait, while in_qwait */
+    int in_qwait;
+    uint64_t snap_target;       /* Q_SNAP: the scanner's serial, */
+    uint64_t snap_req;          /* the request id it was sent, */
+    uint64_t snap_deadline;     /* uv_now() + timeout */
+    double snap_timeout;
+    int32_t snap_pid;
+    int snap_committing;        /* its snapshot is in the writer */
+    size_t answer_bytes;        /* of the answer being written */
 
     /* Output and lifetime. */
     size_t wq;                  /* bytes in uv_write, not yet done */
@@ -160,6 +217,12 @@ struct md_server {
     int waking, wake_again;     /* wake_waiters re-entry */
     struct ml_dumpparser parser;
 
+    /* Queries. */
+    struct conn *qwait, **qwait_tail;   /* Q_WAITING, oldest first */
+    unsigned queries_running;
+    size_t answer_bytes;        /* being written, all connections */
+    uint64_t next_request;      /* ids of snapshot requests */
+
     unsigned max_conns;         /* from RLIMIT_NOFILE, <= MAX_CONNS */
     uint64_t accept_err_at;     /* rate limit of accept error logs */
     unsigned accept_err_quiet;
@@ -177,6 +240,14 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void wake_waiters(struct md_server *srv);
 static void maybe_finish(struct md_server *srv);
+static void on_query(struct conn *c, cJSON *req, enum md_code code,
+                     const char *err);
+static void query_forget(struct conn *c);
+static void snap_fail(struct md_server *srv, uint64_t target,
+                      uint64_t request, const char *msg);
+static void snap_target_gone(struct conn *c);
+static void query_error(struct conn *c, enum md_code code, int rc,
+                        const char *msg);
 
 /* ---- socket path ---- */
 
@@ -440,7 +511,8 @@ discard_snapshot(struct conn *c)
         free(c->job);
         c->job = NULL;
     }
-    c->state = CS_HEADER;
+    if (c->state != CS_QUERY)   /* a query connection stays one */
+        c->state = CS_HEADER;
 }
 
 /* Answers an error line; closes the connection or, for codes that keep it
@@ -458,6 +530,13 @@ conn_fail(struct conn *c, enum md_code code, const char *msg, int skip_rest)
             md_logq(msg, q, sizeof(q)));
     n = md_error_line(line, sizeof(line), msg, code);
     (void)conn_send(c, line, n);    /* on failure c is closed already */
+    if (c->job != NULL && c->job->meta.request != 0) {
+        char why[400];
+
+        snprintf(why, sizeof(why), "the snapshot of process %d was refused: "
+                 "%s", (int)c->peer.pid, msg);
+        snap_fail(c->srv, c->serial, c->job->meta.request, why);
+    }
     discard_snapshot(c);
     if (md_code_closes(code))
         conn_drain_close(c, md_code_name(code));
@@ -493,15 +572,23 @@ on_header(struct conn *c, const char *line, size_t n)
     j->src.gid = c->peer.gid;
     j->src.tpid = c->peer.pid;
     j->src.tstart_time = c->peer.start_time;
+    c->has_label = j->meta.has_label;
+    c->has_program = j->meta.has_program;
+    memcpy(c->label, j->meta.label, sizeof(c->label));
+    memcpy(c->program, j->meta.program, sizeof(c->program));
     rc = st_ingest_new(&j->ing, st_tmpdir(srv->store),
                        strcmp(j->meta.values, "none") != 0);
     if (rc < 0) {
-        free(j);
         snprintf(err, sizeof(err), "cannot start the snapshot: %s",
                  st_strerror(rc));
+        if (j->meta.request != 0)
+            snap_fail(srv, c->serial, j->meta.request, err);
+        free(j);
         conn_fail(c, MD_STORE, err, 1);
         return;
     }
+    if (strcmp(j->meta.mode, "file") == 0)      /* meliae-cli import */
+        st_ingest_keep_first(j->ing);
     c->job = j;
     c->state = CS_OBJECTS;
     c->nobj = 0;
@@ -560,6 +647,14 @@ on_trailer(struct conn *c, const char *line, size_t n)
              " stream_bytes=%" PRIu64 " ms=%" PRIu64, c->serial,
              (int)c->peer.pid, c->nobj, c->stream_bytes,
              uv_now(srv->loop) - c->snap_start);
+    if (c->job->meta.request != 0) {
+        /* The snap queries waiting for it now wait for the commit, even
+         * if this connection goes meanwhile. */
+        for (struct conn *w = srv->conns; w != NULL; w = w->next)
+            if (w->qstate == Q_SNAP && w->snap_target == c->serial
+                && w->snap_req == c->job->meta.request)
+                w->snap_committing = 1;
+    }
     md_writer_submit(srv->writer, c->job);
     c->job = NULL;
     c->commits++;
@@ -646,6 +741,17 @@ on_line(struct conn *c, const char *line, size_t n)
 {
     struct md_server *srv = c->srv;
 
+    if (!c->seen_line) {
+        char err[256];
+        enum md_code code;
+        cJSON *req;
+
+        c->seen_line = 1;
+        if (md_query_parse(line, n, &req, &code, err, sizeof(err))) {
+            on_query(c, req, code, err);
+            return;
+        }
+    }
     if (c->state == CS_HEADER)
         on_header(c, line, n);
     else
@@ -663,6 +769,29 @@ line_limit(const struct conn *c)
     return c->state == CS_HEADER ? ML_PROTO_MAX_META_LINE : ML_PROTO_MAX_LINE;
 }
 
+/* A line over its limit (line[0..n) is its start): a limit error, or
+ * for what starts as a query line, a usage error in a query's terms. */
+static void
+line_too_long(struct conn *c, const char *line, size_t n, const char *err)
+{
+    static const char key[] = "\"meliae_query\"";
+    size_t head = n < 64 ? n : 64;
+
+    if (!c->seen_line && memmem(line, head, key, sizeof(key) - 1) != NULL) {
+        char msg[128];
+
+        c->seen_line = 1;
+        c->state = CS_QUERY;
+        c->q_t0 = uv_hrtime();
+        snprintf(c->qcmd, sizeof(c->qcmd), "?");
+        snprintf(msg, sizeof(msg), "query longer than %u bytes",
+                 ML_PROTO_MAX_META_LINE);
+        query_error(c, MD_USAGE, -E2BIG, msg);
+        return;
+    }
+    conn_fail(c, MD_LIMIT, err, 0);
+}
+
 /* Consumes the complete lines in c's buffer, then makes room for more:
  * compacts, grows or pauses. */
 static void
@@ -672,7 +801,7 @@ process(struct conn *c)
     int lines = 0;
     size_t limit;
 
-    while (!c->closing && !c->commit_wait) {
+    while (!c->closing && !c->commit_wait && c->state != CS_QUERY) {
         char *base = c->buf + c->start;
         char *nl = memchr(base + c->scanned, '\n', c->len - c->scanned);
         size_t n;
@@ -691,13 +820,18 @@ process(struct conn *c)
 
             snprintf(err, sizeof(err), "line of %zu bytes; the limit is %zu",
                      n, line_limit(c));
-            conn_fail(c, MD_LIMIT, err, 0);
+            line_too_long(c, base, n, err);
             break;
         }
         on_line(c, base, n);
     }
     if (c->closing)
         return;
+    if (c->state == CS_QUERY) {
+        /* One line, one answer: whatever follows is dropped. */
+        c->start = c->len = c->scanned = 0;
+        return;
+    }
     if (c->len == 0)
         c->start = c->scanned = 0;
     if (c->commit_wait)
@@ -710,7 +844,7 @@ process(struct conn *c)
         char err[96];
 
         snprintf(err, sizeof(err), "line longer than %zu bytes", limit);
-        conn_fail(c, MD_LIMIT, err, 0);
+        line_too_long(c, c->buf + c->start, c->len, err);
         return;
     }
     if (c->start + c->len < c->cap)
@@ -747,6 +881,21 @@ process(struct conn *c)
 
 /* ---- reading ---- */
 
+/* 1 if c's peer closed its end for good (not just for writing: a client
+ * may shut down its side after the query and still read the answer).
+ * For a Unix stream socket, POLLHUP means both directions are shut. */
+static int
+peer_gone(struct conn *c)
+{
+    struct pollfd pf = { .events = POLLIN };
+    uv_os_fd_t fd;
+
+    if (uv_fileno((uv_handle_t *)&c->pipe, &fd) < 0)
+        return 1;
+    pf.fd = fd;
+    return poll(&pf, 1, 0) < 0 || (pf.revents & (POLLHUP | POLLERR)) != 0;
+}
+
 static void
 on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -766,6 +915,13 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     char q[96];
 
     (void)buf;                  /* the bytes are already in c->buf */
+    if (nread < 0 && c->state == CS_QUERY) {
+        if (nread == UV_EOF && c->qstate != Q_DONE && !peer_gone(c))
+            return;             /* half-closed: it still reads the answer */
+        conn_abort(c, nread == UV_EOF ? "client closed"
+                                      : uv_strerror((int)nread));
+        return;
+    }
     if (nread < 0) {
         if (c->state != CS_HEADER) {
             md_info("snapshot_discarded", " conn=%" PRIu64 " pid=%d objects=%"
@@ -808,10 +964,18 @@ on_conn_close(uv_handle_t *h)
     if (c->next != NULL)
         c->next->prev = c->prev;
     srv->nconns--;
-    if (c->allowed)
+    if (c->state == CS_QUERY) {
+        char q[64];
+
+        md_debug("disconnect", " conn=%" PRIu64 " pid=%d query=%s reason=%s",
+                 c->serial, (int)c->peer.pid, md_logq(c->qcmd, q, sizeof(q)),
+                 c->why);
+    } else if (c->allowed) {
         md_info("disconnect", " conn=%" PRIu64 " pid=%d snapshots=%" PRIu64
                 " pending_commits=%u reason=%s", c->serial, (int)c->peer.pid,
                 c->acked, c->commits, c->why);
+    }
+    cJSON_Delete(c->qreq);
     free(c->buf);
     free(c);
     maybe_finish(srv);
@@ -832,6 +996,8 @@ conn_abort(struct conn *c, const char *why)
     unwait(c);
     release_tier(c);
     discard_snapshot(c);
+    query_forget(c);
+    snap_target_gone(c);
     uv_close((uv_handle_t *)&c->pipe, on_conn_close);
 }
 
@@ -853,7 +1019,10 @@ start_shutdown(struct conn *c)
     if (c->shut_started || c->closed)
         return;
     c->shut_started = 1;
-    c->close_deadline = uv_now(c->srv->loop) + CLOSE_GRACE_MS;
+    /* An answer of megabytes may take a slow reader a while. */
+    c->close_deadline = uv_now(c->srv->loop)
+                        + (c->answer_bytes > 0 ? QUERY_GRACE_MS
+                                               : CLOSE_GRACE_MS);
     c->shut.data = c;
     rc = uv_shutdown(&c->shut, (uv_stream_t *)&c->pipe, on_shutdown);
     if (rc < 0)
@@ -878,6 +1047,8 @@ conn_drain_close(struct conn *c, const char *why)
         unwait(c);
         release_tier(c);
         discard_snapshot(c);
+        query_forget(c);
+        snap_target_gone(c);
     }
     if (c->commits == 0)
         start_shutdown(c);
@@ -1041,6 +1212,7 @@ on_connection(uv_stream_t *server, int status)
     }
     c->cap = BASE_BUF;
     c->allowed = 1;
+    md_peer_cmdline(c->peer.pid, c->argv0, c->script, sizeof(c->argv0));
     rc = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
     if (rc < 0) {
         conn_abort(c, uv_strerror(rc));
@@ -1049,6 +1221,382 @@ on_connection(uv_stream_t *server, int status)
     md_info("connect", " conn=%" PRIu64 " pid=%d uid=%u gid=%u start=%.2f",
             c->serial, (int)c->peer.pid, (unsigned)c->peer.uid,
             (unsigned)c->peer.gid, c->peer.start_time);
+}
+
+/* ---- queries (docs/protocol.md, "Queries") ---- */
+
+static struct conn *find_conn(struct md_server *srv, uint64_t serial);
+
+static const char answer_head[] = "{\"answer\": ";
+static const char answer_tail[] = "}\n";
+#define ANSWER_FRAME (sizeof(answer_head) - 1 + sizeof(answer_tail) - 1)
+
+/* The one log line of a query: debug when answered, info for the user's
+ * errors (unknown snapshot, bad argument), warn for the others. */
+static void
+query_log(const struct conn *c, enum md_code code, int rc, size_t bytes,
+          const char *why)
+{
+    uint64_t ms = (uv_hrtime() - c->q_t0) / 1000000;
+    char q1[64], q2[300];
+
+    md_logq(c->qcmd, q1, sizeof(q1));
+    if (code == MD_OK) {
+        md_debug("query", " conn=%" PRIu64 " pid=%d cmd=%s rc=0 ms=%" PRIu64
+                 " bytes=%zu", c->serial, (int)c->peer.pid, q1, ms, bytes);
+        return;
+    }
+    md_log(code == MD_ERROR ? MD_LOG_WARN : MD_LOG_INFO, "query_failed",
+           " conn=%" PRIu64 " pid=%d cmd=%s rc=%d code=%s ms=%" PRIu64
+           " reason=%s", c->serial, (int)c->peer.pid, q1, rc,
+           md_code_name(code), ms, md_logq(why, q2, sizeof(q2)));
+}
+
+/* Takes c out of the queue of queries waiting for a slot. */
+static void
+query_forget(struct conn *c)
+{
+    struct md_server *srv = c->srv;
+    struct conn **pp;
+
+    cJSON_Delete(c->qreq);
+    c->qreq = NULL;
+    if (!c->in_qwait)
+        return;
+    for (pp = &srv->qwait; *pp != NULL; pp = &(*pp)->qnext) {
+        if (*pp == c) {
+            *pp = c->qnext;
+            break;
+        }
+    }
+    srv->qwait_tail = &srv->qwait;
+    while (*srv->qwait_tail != NULL)
+        srv->qwait_tail = &(*srv->qwait_tail)->qnext;
+    c->qnext = NULL;
+    c->in_qwait = 0;
+}
+
+/* Answers c's query with a short line (an error, or snap's answer) and
+ * closes once it is flushed. */
+static void
+query_reply(struct conn *c, const char *line, size_t n)
+{
+    query_forget(c);
+    c->qstate = Q_DONE;
+    (void)conn_send(c, line, n);    /* on failure c is closed already */
+    conn_drain_close(c, "query answered");
+}
+
+static void
+query_error(struct conn *c, enum md_code code, int rc, const char *msg)
+{
+    char line[1024];
+
+    query_log(c, code, rc, 0, msg);
+    query_reply(c, line, md_error_line(line, sizeof(line), msg, code));
+}
+
+static void query_pump(struct md_server *srv);
+
+static void
+on_answer_written(uv_write_t *req, int status)
+{
+    struct md_query *q = (struct md_query *)(void *)
+        ((char *)req - offsetof(struct md_query, write));
+    struct conn *c = (struct conn *)req->handle;
+    struct md_server *srv = c->srv;
+    size_t n = q->len + ANSWER_FRAME;
+
+    c->answer_bytes -= n;
+    srv->answer_bytes -= n;
+    md_query_free(q);
+    if (status < 0 && status != UV_ECANCELED && !c->closed) {
+        md_debug("write_failed", " conn=%" PRIu64 " error=%s", c->serial,
+                 uv_strerror(status));
+        conn_abort(c, "write failed");
+    }
+    query_pump(srv);
+}
+
+/* Writes q's answer to c (q is freed once written), then closes. */
+static void
+query_answer(struct conn *c, struct md_query *q)
+{
+    struct md_server *srv = c->srv;
+    size_t n = q->len + ANSWER_FRAME;
+    uv_buf_t b[3];
+    int rc;
+
+    b[0] = uv_buf_init((char *)answer_head, sizeof(answer_head) - 1);
+    b[1].base = q->text;        /* uv_buf_init's length is 32 bits */
+    b[1].len = q->len;
+    b[2] = uv_buf_init((char *)answer_tail, sizeof(answer_tail) - 1);
+    rc = uv_write(&q->write, (uv_stream_t *)&c->pipe, b, 3,
+                  on_answer_written);
+    if (rc < 0) {
+        md_query_free(q);
+        query_log(c, MD_ERROR, rc, 0, "cannot write the answer");
+        conn_abort(c, "write failed");
+        return;
+    }
+    c->answer_bytes += n;
+    srv->answer_bytes += n;
+    c->last_tx = uv_now(srv->loop);
+    c->qstate = Q_DONE;
+    query_log(c, MD_OK, 0, n, NULL);
+    conn_drain_close(c, "query answered");
+}
+
+static void
+on_query_work(uv_work_t *w)
+{
+    md_query_run((struct md_query *)w);
+}
+
+static void
+on_query_done(uv_work_t *w, int status)
+{
+    struct md_query *q = (struct md_query *)w;
+    struct md_server *srv = w->data;
+    struct conn *c = find_conn(srv, q->conn);
+
+    srv->queries_running--;
+    if (c != NULL && (c->closing || c->qstate != Q_RUNNING))
+        c = NULL;
+    if (status < 0 && q->code == MD_OK) {   /* UV_ECANCELED: not used */
+        q->code = MD_ERROR;
+        snprintf(q->err, sizeof(q->err), "query cancelled: %s",
+                 uv_strerror(status));
+    }
+    if (c == NULL) {
+        char q1[64];
+
+        md_debug("query", " conn=%" PRIu64 " cmd=%s rc=%d ms=%" PRIu64
+                 " client=gone", q->conn, md_logq(q->cmd, q1, sizeof(q1)),
+                 q->rc, (uv_hrtime() - q->submitted_ns) / 1000000);
+        md_query_free(q);
+    } else if (q->code != MD_OK) {
+        query_error(c, q->code, q->rc, q->err);
+        md_query_free(q);
+    } else {
+        query_answer(c, q);
+    }
+    query_pump(srv);
+}
+
+/* Starts waiting queries while there are slots and answer memory. */
+static void
+query_pump(struct md_server *srv)
+{
+    while (srv->qwait != NULL && !srv->stopping
+           && srv->queries_running < QUERY_MAX_RUNNING
+           && srv->answer_bytes < QUERY_ANSWER_BUDGET) {
+        struct conn *c = srv->qwait;
+        struct md_query *q;
+        cJSON *req = c->qreq;
+        int rc;
+
+        c->qreq = NULL;
+        query_forget(c);
+        q = md_query_new(srv->store, c->serial, req);
+        if (q == NULL) {
+            query_error(c, MD_ERROR, -ENOMEM, "daemon out of memory");
+            continue;
+        }
+        q->work.data = srv;
+        q->submitted_ns = uv_hrtime();
+        rc = uv_queue_work(srv->loop, &q->work, on_query_work,
+                           on_query_done);
+        if (rc < 0) {
+            md_query_free(q);
+            query_error(c, MD_ERROR, rc, "cannot start the query");
+            continue;
+        }
+        c->qstate = Q_RUNNING;
+        srv->queries_running++;
+    }
+}
+
+/* A program matches by its full string or its last path component. */
+static int
+prog_match(const char *prog, const char *sel)
+{
+    const char *base;
+
+    if (prog[0] == '\0')
+        return 0;
+    if (strcmp(prog, sel) == 0)
+        return 1;
+    base = strrchr(prog, '/');
+    return base != NULL && strcmp(base + 1, sel) == 0;
+}
+
+/* Does scanner connection c match sel: all digits, its kernel-verified
+ * pid; else its last header's label or program, or its command line? */
+static int
+conn_matches(const struct conn *c, const char *sel)
+{
+    size_t i;
+
+    for (i = 0; sel[i] >= '0' && sel[i] <= '9'; i++)
+        ;
+    if (i > 0 && sel[i] == '\0')
+        return i < 12 && strtoll(sel, NULL, 10) == (long long)c->peer.pid;
+    return (c->has_label && strcmp(c->label, sel) == 0)
+           || (c->has_program && prog_match(c->program, sel))
+           || prog_match(c->argv0, sel) || prog_match(c->script, sel);
+}
+
+/* {"cmd": "snap", "process": SEL, "timeout": S}: asks the most recently
+ * connected matching scanner for a snapshot, and waits for it (Q_SNAP)
+ * until snap_stored, snap_fail or snap_timed_out. */
+static void
+snap_start(struct conn *c, const cJSON *req)
+{
+    struct md_server *srv = c->srv;
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(req, "process");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(req, "timeout");
+    double timeout = SNAP_TIMEOUT_DEFAULT;
+    struct conn *target = NULL;
+    const char *sel;
+    char msg[400];
+    int rc;
+
+    if (!cJSON_IsString(p) || cJSON_GetStringValue(p)[0] == '\0') {
+        query_error(c, MD_USAGE, -EINVAL, "snap needs \"process\": a pid, "
+                    "a label or a program");
+        return;
+    }
+    sel = cJSON_GetStringValue(p);
+    if (t != NULL && !cJSON_IsNull(t)) {
+        timeout = cJSON_IsNumber(t) ? cJSON_GetNumberValue(t) : -1;
+        if (!(timeout > 0 && timeout <= SNAP_TIMEOUT_MAX)) {
+            query_error(c, MD_USAGE, -EINVAL, "snap \"timeout\" must be a "
+                        "number of seconds above 0, at most 86400");
+            return;
+        }
+    }
+    for (struct conn *x = srv->conns; x != NULL; x = x->next) {
+        if (x == c || !x->allowed || x->closing || x->state == CS_QUERY
+            || !conn_matches(x, sel))
+            continue;
+        if (target == NULL || x->serial > target->serial)
+            target = x;
+    }
+    if (target == NULL) {
+        snprintf(msg, sizeof(msg), "no connected process matches %.200s",
+                 sel);
+        query_error(c, MD_NOTFOUND, ML_ENOTFOUND, msg);
+        return;
+    }
+    c->qstate = Q_SNAP;
+    c->snap_target = target->serial;
+    c->snap_req = ++srv->next_request;
+    c->snap_pid = target->peer.pid;
+    c->snap_timeout = timeout;
+    c->snap_deadline = uv_now(srv->loop) + (uint64_t)(timeout * 1000);
+    rc = md_server_request_snapshot(srv, target->serial, c->snap_req);
+    if (rc < 0 && c->qstate == Q_SNAP) {
+        snprintf(msg, sizeof(msg), "cannot ask process %d for a snapshot: "
+                 "%s", (int)c->snap_pid, rc == -EPIPE ? "it does not read "
+                 "what the daemon sends" : "it is disconnecting");
+        query_error(c, MD_ERROR, rc, msg);
+    }
+}
+
+/* The query line of c: run it (queued) or, for snap, answer it here. */
+static void
+on_query(struct conn *c, cJSON *req, enum md_code code, const char *err)
+{
+    struct md_server *srv = c->srv;
+    const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
+
+    c->state = CS_QUERY;
+    c->q_t0 = uv_hrtime();
+    snprintf(c->qcmd, sizeof(c->qcmd), "%s",
+             cJSON_IsString(cmd) ? cJSON_GetStringValue(cmd) : "?");
+    if (code != MD_OK) {
+        query_error(c, code, -EINVAL, err);
+        return;
+    }
+    if (cJSON_IsString(cmd) && strcmp(cJSON_GetStringValue(cmd), "snap") == 0) {
+        snap_start(c, req);
+        cJSON_Delete(req);
+        return;
+    }
+    c->qreq = req;
+    c->qstate = Q_WAITING;
+    c->in_qwait = 1;
+    c->qnext = NULL;
+    *srv->qwait_tail = c;
+    srv->qwait_tail = &c->qnext;
+    query_pump(srv);
+}
+
+/* Does c wait for the snapshot (target, request)?  request 0: any of
+ * target's that is not being committed yet. */
+static int
+snap_waits_for(const struct conn *c, uint64_t target, uint64_t request)
+{
+    return c->state == CS_QUERY && c->qstate == Q_SNAP && !c->closing
+           && c->snap_target == target
+           && (request != 0 ? c->snap_req == request : !c->snap_committing);
+}
+
+/* Snapshot j, a requested one, is committed: answer who waits for it. */
+static void
+snap_stored(struct md_server *srv, const struct md_job *j)
+{
+    char line[256];
+    int n;
+
+    for (struct conn *c = srv->conns; c != NULL; c = c->next) {
+        if (!snap_waits_for(c, j->conn, j->meta.request))
+            continue;
+        n = snprintf(line, sizeof(line), "{\"answer\": {\"schema_version\": "
+                     "%d, \"command\": \"snap\", \"snapshot\": %" PRIu64
+                     ", \"pid\": %d}}\n", RP_SCHEMA_VERSION, j->id,
+                     (int)j->src.tpid);
+        query_log(c, MD_OK, 0, (size_t)n, NULL);
+        query_reply(c, line, (size_t)n);
+    }
+}
+
+/* The snapshot (target, request) will not come (request 0: none of
+ * target's not yet committed will): an error for who waits for it. */
+static void
+snap_fail(struct md_server *srv, uint64_t target, uint64_t request,
+          const char *msg)
+{
+    /* query_error only closes (frees later): the list stays walkable. */
+    for (struct conn *c = srv->conns; c != NULL; c = c->next)
+        if (snap_waits_for(c, target, request))
+            query_error(c, MD_ERROR, ML_ENOTFOUND, msg);
+}
+
+/* c is closing: snap queries waiting for a snapshot it has not sent yet
+ * get an error; those whose snapshot is in the writer still wait. */
+static void
+snap_target_gone(struct conn *c)
+{
+    char msg[160];
+
+    if (c->state == CS_QUERY || !c->allowed)
+        return;
+    snprintf(msg, sizeof(msg), "process %d disconnected before its snapshot "
+             "was stored", (int)c->peer.pid);
+    snap_fail(c->srv, c->serial, 0, msg);
+}
+
+static void
+snap_timed_out(struct conn *c)
+{
+    char msg[200];
+
+    snprintf(msg, sizeof(msg), "process %d did not send its snapshot within "
+             "%g s%s", (int)c->snap_pid, c->snap_timeout,
+             c->snap_committing ? " (it is still being stored)" : "");
+    query_error(c, MD_ERROR, -ETIMEDOUT, msg);
 }
 
 /* ---- writer results ---- */
@@ -1107,6 +1655,8 @@ on_commit_done(struct md_server *srv, struct md_job *j)
             if (conn_send(c, line, n) == 0)
                 c->acked++;
         }
+        if (j->meta.request != 0)
+            snap_stored(srv, j);
     } else if (j->rc == ML_EPROTO) {
         /* Found only at commit (two objects at one address): a protocol
          * error like the others, so the connection closes. */
@@ -1117,8 +1667,14 @@ on_commit_done(struct md_server *srv, struct md_job *j)
         if (c != NULL) {
             n = md_error_line(line, sizeof(line), j->errmsg, MD_PROTO);
             (void)conn_send(c, line, n);
-            conn_drain_close(c, "proto");
         }
+        if (j->meta.request != 0) {
+            snprintf(line, sizeof(line), "the snapshot of process %d was "
+                     "refused: %s", (int)j->src.tpid, j->errmsg);
+            snap_fail(srv, j->conn, j->meta.request, line);
+        }
+        if (c != NULL)
+            conn_drain_close(c, "proto");
     } else {
         md_err("snapshot_not_stored", " conn=%" PRIu64 " pid=%d objects=%"
                PRIu64 " error=%s%s", j->conn, (int)j->src.tpid, j->objects,
@@ -1127,6 +1683,11 @@ on_commit_done(struct md_server *srv, struct md_job *j)
         if (c != NULL) {
             n = md_error_line(line, sizeof(line), j->errmsg, MD_STORE);
             (void)conn_send(c, line, n);
+        }
+        if (j->meta.request != 0) {
+            snprintf(line, sizeof(line), "the snapshot of process %d was not "
+                     "stored: %s", (int)j->src.tpid, j->errmsg);
+            snap_fail(srv, j->conn, j->meta.request, line);
         }
         if (j->rc == MDB_PANIC) {
             /* LMDB's fatal state: let the supervisor restart us. */
@@ -1212,6 +1773,11 @@ on_tick(uv_timer_t *t)
         }
         if (c->closing || !c->allowed)
             continue;
+        if (c->state == CS_QUERY) {
+            if (c->qstate == Q_SNAP && now >= c->snap_deadline)
+                snap_timed_out(c);
+            continue;           /* no idle limit, no keepalives */
+        }
         if (c->tier == TIER_LONG && now - c->long_since >= LONG_LINE_MS) {
             conn_fail(c, MD_LIMIT, "one line took too long to arrive", 0);
             continue;
@@ -1381,12 +1947,17 @@ md_server_stop(struct md_server *srv, const char *why)
     }
     if (srv->handles_init & H_RETRY)
         (void)uv_timer_stop(&srv->accept_retry);
+    /* Queries first: a snap query gets this reason rather than "the
+     * process disconnected". */
+    for (c = srv->conns; c != NULL; c = c->next)
+        if (!c->closing && c->state == CS_QUERY && c->qstate != Q_DONE)
+            query_error(c, MD_ERROR, -ESHUTDOWN, "the daemon is stopping");
     for (c = srv->conns; c != NULL; c = next) {
         next = c->next;
         if (c->closed)
             continue;
         /* Mid-snapshot, or paused with the next one already buffered. */
-        if (!c->closing && (c->state != CS_HEADER
+        if (!c->closing && c->state != CS_QUERY && (c->state != CS_HEADER
                             || (c->commit_wait && c->len > 0))) {
             inflight++;
             conn_fail(c, MD_SHUTDOWN, shutdown_msg, 0);
@@ -1466,6 +2037,7 @@ md_server_start(struct md_server **out, uv_loop_t *loop,
     srv->ready = ready;
     srv->ready_arg = ready_arg;
     srv->waiters_tail = &srv->waiters;
+    srv->qwait_tail = &srv->qwait;
     ml_dumpparser_init(&srv->parser);
     srv->parser.max_refs = ML_PROTO_MAX_REFS;   /* bounds its scratch */
     srv->max_conns = conn_limit();
@@ -1541,7 +2113,7 @@ md_server_foreach_client(struct md_server *srv,
         struct md_client_info ci;
         int rc;
 
-        if (!c->allowed || c->closing)
+        if (!c->allowed || c->closing || c->state == CS_QUERY)
             continue;
         ci.conn = c->serial;
         ci.peer = c->peer;
@@ -1561,7 +2133,7 @@ md_server_request_snapshot(struct md_server *srv, uint64_t conn, uint64_t id)
     char line[96];
     int n;
 
-    if (c == NULL || !c->allowed || c->closing)
+    if (c == NULL || !c->allowed || c->closing || c->state == CS_QUERY)
         return ML_ENOTFOUND;
     n = snprintf(line, sizeof(line), "{\"request\": \"snapshot\", \"id\": %"
                  PRIu64 "}\n", id);

@@ -49,7 +49,8 @@ int md_server_exit_status(const struct md_server *srv);
 /* Frees what uv_run left (call after uv_run returned).  NULL: no-op. */
 void md_server_free(struct md_server *srv);
 
-/* ---- connected clients: for `meliae-cli snap` (later) ---- */
+/* ---- connected scanners (query connections are not listed): what
+ * `meliae-cli snap` is answered from (server.c) ---- */
 
 struct md_client_info {
     uint64_t conn;              /* serial, stable for the connection */

@@ -8,7 +8,7 @@ set -euo pipefail
 ML_DEBS=(
   build-essential pkg-config meson ninja-build
   python3 python3-dev python3-pytest python3-mesonpy python3-venv python3-pip
-  zlib1g-dev libcmocka-dev libuv1-dev liblmdb-dev libcjson-dev
+  zlib1g-dev libcmocka-dev libuv1-dev liblmdb-dev libcjson-dev scdoc
 )
 
 ml_install_deps() {

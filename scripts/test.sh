@@ -4,7 +4,8 @@
 #   2. the same under AddressSanitizer + UndefinedBehaviorSanitizer;
 #   3. the Python tests on every other CPython 3.9-3.13 that pyenv has;
 #   4. `pip install --no-build-isolation .` into a venv, then an import
-#      smoke test from outside the source tree.
+#      smoke test from outside the source tree and both executables from
+#      the venv's bin/.
 # Ends with one line "N passed, M failed" (meson test runs, counted).
 set -euo pipefail
 source "$(dirname "$0")/deps.sh"
@@ -66,7 +67,8 @@ p = os.path.join(tempfile.mkdtemp(), "x.json")
 s.dump_all_objects(p)
 n = sum(1 for _ in open(p))
 assert n > len(gc.get_objects()), n
-print("installed meliae dumps", n, "objects")'); then
+print("installed meliae dumps", n, "objects")') \
+   && "$venv/bin/meliae-monitord" --version && "$venv/bin/meliae-cli" --version; then
   passed=$((passed + 1))
 else
   failed=$((failed + 1))

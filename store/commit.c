@@ -259,11 +259,27 @@ wtx_put(struct wtx *w, MDB_dbi db, const void *k, size_t klen,
 /* ---- block buffer ---- */
 
 struct block {
-    unsigned char *p;
+    unsigned char *p;           /* the entries; the header is added at flush */
     size_t len, cap;
     uint64_t first;             /* key of the block */
     int open;
+    unsigned nent, nskip;
+    uint16_t skip_off[ST_MAX_SKIP];
+    uint64_t skip_prev[ST_MAX_SKIP];
 };
+
+/* Called before each entry with the value the entry is coded against:
+ * every ST_SKIP-th entry goes into the header. */
+static void
+block_mark(struct block *b, uint64_t prev)
+{
+    if (b->nent > 0 && b->nent % ST_SKIP == 0 && b->nskip < ST_MAX_SKIP &&
+        b->len <= UINT16_MAX) {
+        b->skip_off[b->nskip] = (uint16_t)b->len;
+        b->skip_prev[b->nskip++] = prev;
+    }
+    b->nent++;
+}
 
 static int
 block_room(struct block *b, size_t need)
@@ -294,9 +310,23 @@ block_flush(struct wtx *w, MDB_dbi db, uint64_t id, struct block *b,
         st_key32(k, id, (uint32_t)b->first);
     else
         st_key64(k, id, b->first);
-    rc = wtx_put(w, db, k, key32 ? 12 : 16, b->p, b->len);
+    size_t hdr = ST_BLOCK_HDR(b->nskip);
+    unsigned char *v;
+    rc = wtx_reserve(w, db, k, key32 ? 12 : 16, hdr + b->len, (void **)&v);
+    if (rc == 0) {
+        v[0] = (unsigned char)(b->nskip >> 8);
+        v[1] = (unsigned char)b->nskip;
+        for (unsigned i = 0; i < b->nskip; i++) {
+            v[2 + 10 * i] = (unsigned char)(b->skip_off[i] >> 8);
+            v[3 + 10 * i] = (unsigned char)b->skip_off[i];
+            st_put_be64(v + 4 + 10 * i, b->skip_prev[i]);
+        }
+        memcpy(v + hdr, b->p, b->len);
+    }
     b->len = 0;
     b->open = 0;
+    b->nent = 0;
+    b->nskip = 0;
     if (b->cap > 4 * ST_BLOCK_BYTES) {  /* after a giant entry */
         free(b->p);
         b->p = NULL;
@@ -313,7 +343,7 @@ block_next(struct wtx *w, MDB_dbi db, uint64_t id, struct block *b,
 {
     int rc;
 
-    if (b->open && b->len + need > ST_BLOCK_BYTES) {
+    if (b->open && ST_BLOCK_HDR(b->nskip + 1) + b->len + need > ST_BLOCK_BYTES) {
         rc = block_flush(w, db, id, b, key32);
         if (rc != 0)
             return rc;
@@ -322,6 +352,8 @@ block_next(struct wtx *w, MDB_dbi db, uint64_t id, struct block *b,
         b->open = 1;
         b->first = first;
         b->len = 0;
+        b->nent = 0;
+        b->nskip = 0;
     }
     return block_room(b, need);
 }
@@ -340,6 +372,9 @@ struct job {
     uint32_t *gtid;                 /* local type id -> store type id */
     struct amap amap;
     uint64_t nedges;
+    uint64_t nkept, bkept;          /* objects and bytes stored */
+    uint64_t *drop;                 /* keep_first: bitmap of dropped oids */
+    uint32_t *dcum;                 /* dropped before each 64-oid word */
     char *err;
     size_t errlen;
 };
@@ -359,6 +394,66 @@ jfail(struct job *j, int rc, const char *fmt, ...)
         va_end(ap);
     }
     return rc;
+}
+
+/* The number an object keeps once the repeats before it are dropped. */
+static uint64_t
+new_oid(const struct job *j, uint64_t oid)
+{
+    uint64_t w = j->drop[oid / 64] & ((1ull << (oid % 64)) - 1);
+
+    return oid - j->dcum[oid / 64] - (uint64_t)__builtin_popcountll(w);
+}
+
+static int
+dropped(const struct job *j, uint64_t oid)
+{
+    return j->drop != NULL && (j->drop[oid / 64] >> (oid % 64) & 1);
+}
+
+/* keep_first: an address seen again is dropped, its later lines with it
+ * (the sort is stable, so the first of a run has the lowest number); the
+ * others are renumbered and the summary rows lose what was dropped. */
+static int
+drop_repeats(struct job *j)
+{
+    struct st_ingest *in = j->in;
+    struct pair *pairs = j->pairs.p;
+    size_t words = (size_t)(in->n / 64 + 1);
+    const unsigned char *p = j->spool, *end = j->spool + j->spool_len;
+    uint64_t k = 0, prev = 0;
+
+    j->drop = calloc(words, sizeof *j->drop);
+    j->dcum = malloc((words + 1) * sizeof *j->dcum);
+    if (j->drop == NULL || j->dcum == NULL)
+        return jfail(j, -ENOMEM, "out of memory");
+    for (uint64_t i = 0; i < in->n; i++) {
+        if (i > 0 && pairs[i].addr == pairs[i - 1].addr)
+            j->drop[pairs[i].oid / 64] |= 1ull << (pairs[i].oid % 64);
+        else
+            pairs[k++] = pairs[i];
+    }
+    j->dcum[0] = 0;
+    for (size_t w = 0; w < words; w++)
+        j->dcum[w + 1] = j->dcum[w] + (uint32_t)__builtin_popcountll(j->drop[w]);
+    for (uint64_t i = 0; i < k; i++)
+        pairs[i].oid = new_oid(j, pairs[i].oid);
+    for (uint64_t i = 0; i < in->n; i++) {   /* take them out of the summary */
+        struct st_rec r;
+
+        if (st_rec_get(&p, end, prev, &r) != 0 || r.tid >= in->ntypes)
+            return jfail(j, ML_ECORRUPT, "spool record %llu unreadable",
+                         (unsigned long long)i);
+        prev = r.addr;
+        if (!dropped(j, i))
+            continue;
+        in->types[r.tid].count--;
+        in->types[r.tid].bytes -= r.size;
+        j->bkept -= r.size;
+    }
+    j->nkept = k;
+    amap_init(&j->amap, pairs, k, j->bucket);
+    return 0;
 }
 
 /* Sorts the addresses and checks they are distinct: the part that needs
@@ -390,10 +485,15 @@ prepare(struct job *j)
     }
     radix_pairs(pairs, j->ptmp.p, in->n, j->count);
     scratch_free(&j->ptmp);
+    j->nkept = in->n;
+    j->bkept = in->bytes;
     for (uint64_t i = 1; i < in->n; i++)
-        if (pairs[i].addr == pairs[i - 1].addr)
-            return jfail(j, ML_EPROTO, "two objects at address 0x%llx",
-                         (unsigned long long)pairs[i].addr);
+        if (pairs[i].addr == pairs[i - 1].addr) {
+            if (!in->keep_first)
+                return jfail(j, ML_EPROTO, "two objects at address 0x%llx",
+                             (unsigned long long)pairs[i].addr);
+            return drop_repeats(j);
+        }
     amap_init(&j->amap, pairs, in->n, j->bucket);
     return 0;
 }
@@ -478,7 +578,7 @@ write_addrs(struct job *j, struct wtx *w, uint64_t id)
     uint64_t prev = 0;
     int rc = 0;
 
-    for (uint64_t i = 0; rc == 0 && i < j->in->n; i++) {
+    for (uint64_t i = 0; rc == 0 && i < j->nkept; i++) {
         int was_open = b.open;
 
         rc = block_next(w, w->s->addrs, id, &b, 0, pairs[i].addr,
@@ -487,6 +587,7 @@ write_addrs(struct job *j, struct wtx *w, uint64_t id)
             break;
         if (!was_open || b.len == 0)
             prev = b.first;             /* a block starts at its key */
+        block_mark(&b, prev);
         unsigned char *e = st_put_varint(b.p + b.len, pairs[i].addr - prev);
         e = st_put_varint(e, pairs[i].oid);
         b.len = (size_t)(e - b.p);
@@ -510,7 +611,7 @@ write_objs(struct job *j, struct wtx *w, uint64_t id)
     int rc = 0;
 
     j->nedges = 0;
-    for (uint64_t i = 0; i < j->in->n; i++) {
+    for (uint64_t si = 0, i = 0; si < j->in->n; si++) {
         struct st_rec r;
         const unsigned char *rp;
 
@@ -519,6 +620,8 @@ write_objs(struct job *j, struct wtx *w, uint64_t id)
             break;
         }
         sprev = r.addr;
+        if (dropped(j, si))
+            continue;
         size_t tail = (size_t)(p - r.refs_p);
         size_t need = st_rec_max(r.name_len, r.value_len, 0) + tail;
         rc = block_next(w, w->s->objs, id, &b, 1, i, need);
@@ -526,6 +629,7 @@ write_objs(struct job *j, struct wtx *w, uint64_t id)
             break;
         if (b.len == 0)
             bprev = 0;
+        block_mark(&b, bprev);
         unsigned char *e = st_rec_put_head(b.p + b.len, bprev, r.addr,
                                            j->gtid[r.tid], r.size, r.has_len,
                                            r.len, r.name, r.name_len,
@@ -547,6 +651,7 @@ write_objs(struct job *j, struct wtx *w, uint64_t id)
             if (child != UINT64_MAX && j->nedges < j->in->nrefs)
                 edges[j->nedges++] = child << 32 | i;
         }
+        i++;
     }
     if (rc == 0)
         rc = block_flush(w, w->s->objs, id, &b, 1);
@@ -589,6 +694,7 @@ write_rev(struct job *j, struct wtx *w, uint64_t id)
             break;
         if (b.len == 0)
             prev_child = b.first;
+        block_mark(&b, prev_child);
         unsigned char *e = st_put_varint(b.p + b.len, child - prev_child);
         e = st_put_varint(e, np);
         last = 0;
@@ -704,8 +810,10 @@ meta_json(const struct job *j, uint64_t id, uint64_t time_ns, uint64_t proc,
     cJSON_AddStringToObject(o, "time_ns", num);
     snprintf(num, sizeof num, "%016llx", (unsigned long long)proc);
     cJSON_AddStringToObject(o, "proc", num);
-    cJSON_AddNumberToObject(o, "objects", (double)j->in->n);
-    cJSON_AddNumberToObject(o, "bytes", (double)j->in->bytes);
+    cJSON_AddNumberToObject(o, "objects", (double)j->nkept);
+    cJSON_AddNumberToObject(o, "bytes", (double)j->bkept);
+    if (j->nkept != j->in->n)
+        cJSON_AddNumberToObject(o, "repeats_dropped", (double)(j->in->n - j->nkept));
     cJSON_AddNumberToObject(o, "types", j->in->ntypes);
     cJSON_AddNumberToObject(o, "edges", (double)j->nedges);
     cJSON_AddNumberToObject(o, "stored_bytes", (double)stored);
@@ -921,5 +1029,7 @@ out:
     free(j.count);
     free(j.bucket);
     free(j.gtid);
+    free(j.drop);
+    free(j.dcum);
     return rc > 0 ? -rc : rc;           /* LMDB's errno values are positive */
 }

@@ -303,6 +303,12 @@ st_ingest_end(struct st_ingest *in, uint64_t objects, uint64_t bytes)
     return 0;
 }
 
+void
+st_ingest_keep_first(struct st_ingest *in)
+{
+    in->keep_first = 1;
+}
+
 uint64_t
 st_ingest_count(const struct st_ingest *in)
 {

@@ -26,6 +26,7 @@ struct st_ingest {
     uint64_t prev_addr;
     uint64_t n, bytes, nrefs;
     int keep_values;
+    int keep_first;             /* repeated addresses: drop, not refuse */
     int ended;
     int failed;                 /* first error; sticky */
     char err[200];

@@ -387,6 +387,69 @@ block_at(struct st_read *r, MDB_dbi db, uint64_t id, uint64_t x, int key32,
     return 0;
 }
 
+/* A block value: its skip header and its entries (docs/store-format.md,
+ * "Blocks"). */
+struct blk {
+    const unsigned char *ent, *end;
+    const unsigned char *skips;
+    unsigned nskip;
+};
+
+static int
+blk_open(const MDB_val *v, struct blk *b)
+{
+    const unsigned char *p = v->mv_data;
+
+    if (v->mv_size < 2)
+        return ML_ECORRUPT;
+    b->nskip = (unsigned)p[0] << 8 | p[1];
+    if (ST_BLOCK_HDR(b->nskip) > v->mv_size)
+        return ML_ECORRUPT;
+    b->skips = p + 2;
+    b->ent = p + ST_BLOCK_HDR(b->nskip);
+    b->end = p + v->mv_size;
+    return 0;
+}
+
+/* Skip j: where entry (j + 1) * ST_SKIP starts, and the value it is coded
+ * against. */
+static int
+blk_skip(const struct blk *b, unsigned j, const unsigned char **at,
+         uint64_t *prev)
+{
+    const unsigned char *s = b->skips + 10 * (size_t)j;
+    size_t off = (size_t)s[0] << 8 | s[1];
+
+    if (off >= (size_t)(b->end - b->ent))
+        return ML_ECORRUPT;
+    *at = b->ent + off;
+    *prev = st_get_be64(s + 2);
+    return 0;
+}
+
+/* Where to start decoding for a value t (addresses, child oids: the
+ * entries ascend): after the last skip coded against a value below t. */
+static int
+blk_seek_value(const struct blk *b, uint64_t t, const unsigned char **at,
+               uint64_t *prev)
+{
+    unsigned lo = 0, hi = b->nskip;
+
+    while (lo < hi) {                   /* first skip with prev >= t */
+        unsigned mid = lo + (hi - lo) / 2;
+
+        if (st_get_be64(b->skips + 10 * (size_t)mid + 2) < t)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo == 0) {
+        *at = b->ent;
+        return 0;                       /* *prev: the caller's start */
+    }
+    return blk_skip(b, lo - 1, at, prev);
+}
+
 static int
 oid_of(struct st_read *r, uint64_t id, uint64_t addr, uint64_t *oid)
 {
@@ -394,11 +457,13 @@ oid_of(struct st_read *r, uint64_t id, uint64_t addr, uint64_t *oid)
     uint64_t a;
     int rc = block_at(r, r->s->addrs, id, addr, 0, &v, &a);
     const unsigned char *p, *end;
+    struct blk b;
 
     if (rc != 0)
         return rc;
-    p = v.mv_data;
-    end = p + v.mv_size;
+    if ((rc = blk_open(&v, &b)) != 0 || (rc = blk_seek_value(&b, addr, &p, &a)) != 0)
+        return rc;
+    end = b.end;
     while (p < end) {
         uint64_t d, o;
 
@@ -465,11 +530,20 @@ object_at(struct st_read *r, uint64_t id, uint64_t oid, struct st_object *o)
     struct st_rec rec;
     const unsigned char *p, *end;
     int rc = block_at(r, r->s->objs, id, oid, 1, &v, &first);
+    struct blk b;
 
     if (rc != 0)
         return rc;
-    p = v.mv_data;
-    end = p + v.mv_size;
+    if ((rc = blk_open(&v, &b)) != 0)
+        return rc;
+    p = b.ent;
+    end = b.end;
+    uint64_t k = (oid - first) / ST_SKIP;  /* entries before oid's skip */
+    if (k > 0 && k <= b.nskip) {
+        if ((rc = blk_skip(&b, (unsigned)k - 1, &p, &prev)) != 0)
+            return rc;
+        first += k * ST_SKIP;
+    }
     for (uint64_t i = first;; i++) {
         if (p >= end)
             return ML_ENOTFOUND;        /* past the last object */
@@ -587,8 +661,10 @@ st_parents(struct st_read *r, uint64_t id, uint32_t oid,
         return 0;                       /* before the first child */
     if (rc != 0)
         return rc;
-    p = v.mv_data;
-    end = p + v.mv_size;
+    struct blk b;
+    if ((rc = blk_open(&v, &b)) != 0 || (rc = blk_seek_value(&b, oid, &p, &child)) != 0)
+        return rc;
+    end = b.end;
     while (p < end) {
         uint64_t d, np;
 
@@ -683,8 +759,12 @@ static int
 objs_block(void *arg, const MDB_val *key, const MDB_val *val)
 {
     struct each *e = arg;
-    const unsigned char *p = val->mv_data, *end = p + val->mv_size;
+    struct blk b;
     uint64_t oid = st_get_be32((unsigned char *)key->mv_data + 8), prev = 0;
+
+    if (blk_open(val, &b) != 0)
+        return ML_ECORRUPT;
+    const unsigned char *p = b.ent, *end = b.end;
 
     for (; p < end; oid++) {
         struct st_rec rec;
@@ -716,8 +796,12 @@ static int
 addrs_block(void *arg, const MDB_val *key, const MDB_val *val)
 {
     struct each *e = arg;
-    const unsigned char *p = val->mv_data, *end = p + val->mv_size;
+    struct blk b;
     uint64_t a = st_get_be64((unsigned char *)key->mv_data + 8);
+
+    if (blk_open(val, &b) != 0)
+        return ML_ECORRUPT;
+    const unsigned char *p = b.ent, *end = b.end;
 
     while (p < end) {
         uint64_t d, o;
@@ -747,8 +831,12 @@ static int
 rev_block(void *arg, const MDB_val *key, const MDB_val *val)
 {
     struct each *e = arg;
-    const unsigned char *p = val->mv_data, *end = p + val->mv_size;
+    struct blk b;
     uint64_t child = st_get_be32((unsigned char *)key->mv_data + 8);
+
+    if (blk_open(val, &b) != 0)
+        return ML_ECORRUPT;
+    const unsigned char *p = b.ent, *end = b.end;
 
     while (p < end) {
         uint64_t d, np;

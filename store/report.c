@@ -71,11 +71,15 @@ arg_u64(const cJSON *req, const char *k, uint64_t def, uint64_t *out)
         *out = (uint64_t)x->valuedouble;
         return 0;
     }
-    if (!cJSON_IsString(x) || x->valuestring[0] == '\0' ||
-        x->valuestring[0] == '-')
+    if (!cJSON_IsString(x) || x->valuestring[0] < '0' ||
+        x->valuestring[0] > '9')
         return -EINVAL;
-    errno = 0;
-    *out = strtoull(x->valuestring, &end, 0);
+    errno = 0;                          /* decimal, or hex with 0x: no octal */
+    if (x->valuestring[0] == '0' && (x->valuestring[1] == 'x' ||
+                                     x->valuestring[1] == 'X'))
+        *out = strtoull(x->valuestring + 2, &end, 16);
+    else
+        *out = strtoull(x->valuestring, &end, 10);
     return errno != 0 || *end != '\0' ? -EINVAL : 0;
 }
 
@@ -191,6 +195,25 @@ load_snaps(struct ctx *c, uint64_t since, uint64_t until, const char *sel,
     }
     all.n = k;
     *l = all;
+    if (k == 0 && (since != 0 || until != 0)) {
+        /* none in the window: fine if the process exists at all */
+        struct snaplist any;
+        int rc2 = load_snaps(c, 0, 0, sel, &any);
+
+        if (rc2 == 0)
+            snaps_free(&any);
+        if (rc2 != ML_ENOTFOUND)
+            return rc2;
+        snaps_free(l);
+        memset(l, 0, sizeof *l);
+        return rc2;
+    }
+    if (k == 0) {
+        snaps_free(l);
+        memset(l, 0, sizeof *l);
+        return fail(c, ML_ENOTFOUND, "no snapshots of process \"%s\" (a pid, "
+                    "a label or a program)", sel);
+    }
     return 0;
 }
 
@@ -208,6 +231,9 @@ resolve(struct ctx *c, const struct snaplist *l, const char *ref,
         unsigned long back = 0;
 
         if (ref[6] == '~') {
+            if (ref[7] < '0' || ref[7] > '9')
+                return fail(c, -EINVAL, "bad snapshot reference \"%s\" "
+                            "(use latest~N)", ref);
             errno = 0;
             back = strtoul(ref + 7, &end, 10);
             if (errno != 0 || end == ref + 7 || *end != '\0')
@@ -294,6 +320,21 @@ add_strn(cJSON *o, const char *k, const char *s, size_t n)
     free(t);
 }
 
+/* Bytes of the first max characters of UTF-8 text s[0..n). */
+static size_t
+utf8_prefix(const char *s, size_t n, size_t max)
+{
+    size_t i = 0, chars = 0;
+
+    while (i < n && chars < max) {
+        i++;
+        while (i < n && ((unsigned char)s[i] & 0xc0) == 0x80)
+            i++;
+        chars++;
+    }
+    return i;
+}
+
 static cJSON *
 obj_json(const struct st_object *ob)
 {
@@ -315,7 +356,7 @@ obj_json(const struct st_object *ob)
     case ML_VAL_INT:
     case ML_VAL_FLOAT:
         add_strn(o, "value", ob->value,
-                 ob->value_len > RP_VALUE_MAX ? RP_VALUE_MAX : ob->value_len);
+                 utf8_prefix(ob->value, ob->value_len, RP_VALUE_MAX));
         break;
     case ML_VAL_TRUE:
         cJSON_AddStringToObject(o, "value", "True");
@@ -819,9 +860,12 @@ b_par(void *arg, uint32_t child, const uint32_t *par, size_t n)
     return 0;
 }
 
+/* New objects of one type held by one old holder, or (byt) by new
+ * holders of one type: "1,760 new int held by 1,760 new Session". */
 struct group {
-    uint32_t tid, holder;
-    uint64_t count, bytes;
+    uint32_t tid, holder, htid;
+    int byt;
+    uint64_t count, bytes, holders;
 };
 
 static int
@@ -843,7 +887,18 @@ key_cmp(const void *x, const void *y)
 
     if (a->tid != b->tid)
         return a->tid < b->tid ? -1 : 1;
+    if (a->byt != b->byt)
+        return a->byt - b->byt;
+    if (a->byt && a->htid != b->htid)
+        return a->htid < b->htid ? -1 : 1;
     return a->holder < b->holder ? -1 : a->holder > b->holder;
+}
+
+static int
+same_group(const struct group *a, const struct group *b)
+{
+    return a->tid == b->tid && a->byt == b->byt &&
+           (a->byt ? a->htid == b->htid : a->holder == b->holder);
 }
 
 /* Among the referrers of oid (and, failing that, theirs): a module if
@@ -942,17 +997,59 @@ object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
         rc = -ENOMEM;
         goto out;
     }
+    /* First by (type, holder).  Then the groups whose holder is new and
+     * itself one of many new objects held alike (ints held by leaked
+     * Sessions) are merged by the holder's type; a new holder that stands
+     * alone (the cache's list, reallocated) keeps its own group. */
     for (size_t i = 0; i < b.nobj; i++)
         if (b.isnew[i])
-            g[ng++] = (struct group){ b.tid[i], b.holder[i], 1, b.size[i] };
+            g[ng++] = (struct group){ b.tid[i], b.holder[i], 0, 0, 1,
+                                      b.size[i], 1 };
     qsort(g, ng, sizeof *g, key_cmp);
     size_t k = 0;
     for (size_t i = 0; i < ng; i++) {
-        if (k > 0 && g[k - 1].tid == g[i].tid && g[k - 1].holder == g[i].holder) {
+        if (k > 0 && same_group(&g[k - 1], &g[i])) {
             g[k - 1].count++;
             g[k - 1].bytes += g[i].bytes;
         } else {
             g[k++] = g[i];
+        }
+    }
+    ng = k;
+    int merged = 0;
+    /* decide on the sorted array first (bsearch), then re-key */
+    uint8_t *roll = calloc(ng + 1, 1);
+    if (roll == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < ng; i++) {
+        uint32_t h = g[i].holder;
+
+        if (h == UINT32_MAX || h >= b.nobj || !b.isnew[h])
+            continue;
+        struct group key = { .tid = b.tid[h], .holder = b.holder[h] };
+        struct group *hg = bsearch(&key, g, ng, sizeof *g, key_cmp);
+        roll[i] = hg != NULL && hg->count > 1;
+    }
+    for (size_t i = 0; i < ng; i++)
+        if (roll[i]) {
+            g[i].byt = 1;
+            g[i].htid = b.tid[g[i].holder];
+            merged = 1;
+        }
+    free(roll);
+    if (merged) {
+        qsort(g, ng, sizeof *g, key_cmp);
+        k = 0;
+        for (size_t i = 0; i < ng; i++) {
+            if (k > 0 && same_group(&g[k - 1], &g[i])) {
+                g[k - 1].count += g[i].count;
+                g[k - 1].bytes += g[i].bytes;
+                g[k - 1].holders += g[i].holders;
+            } else {
+                g[k++] = g[i];
+            }
         }
     }
     ng = k;
@@ -983,6 +1080,9 @@ object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
         else
             cJSON_AddItemToObject(o, "holder", holder_json(c, sb->id, g[i].holder,
                                                            b.isnew[g[i].holder]));
+        /* > 1: held by that many new objects of the holder's type, the
+         * holder shown being one of them */
+        cJSON_AddNumberToObject(o, "holders", (double)g[i].holders);
         cJSON_AddItemToArray(arr, o);
     }
     cJSON *gone = cJSON_AddObjectToObject(out, "gone_objects");

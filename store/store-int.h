@@ -14,11 +14,20 @@
 #include "store.h"
 
 /* The layout version this build reads and writes (meta "format"). */
-#define ST_FORMAT_VERSION 1
+#define ST_FORMAT_VERSION 2
 
 /* Bytes of a block value: four LMDB pages less the overflow page header,
  * so a block fills its overflow pages (docs/store-format.md). */
 #define ST_BLOCK_BYTES (4 * 4096 - 16)
+
+/* Every ST_SKIP-th entry of a block is listed in the block's header
+ * (docs/store-format.md, "Blocks"), so a lookup decodes at most ST_SKIP
+ * entries instead of the whole block. */
+#define ST_SKIP 32
+#define ST_MAX_SKIP (ST_BLOCK_BYTES / ST_SKIP + 1)
+
+/* Bytes of a block header with n skip entries: u16 n, n x (u16, u64). */
+#define ST_BLOCK_HDR(n) (2 + 10 * (size_t)(n))
 
 /* Dirty bytes after which a commit's transaction is committed and a new
  * one begun: LMDB keeps a write transaction's dirty pages in malloc'd

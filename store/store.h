@@ -100,6 +100,11 @@ int st_ingest_object(struct st_ingest *in, const struct ml_dumpline *l);
 /* The trailer's claims.  ML_EPROTO if they differ from what arrived. */
 int st_ingest_end(struct st_ingest *in, uint64_t objects, uint64_t bytes);
 
+/* For dump files: a repeated address keeps its first line and the later
+ * ones are dropped at commit (meliae 0.5's dump_gc_objects repeats
+ * objects; meliae.loader does the same).  Streams refuse repeats. */
+void st_ingest_keep_first(struct st_ingest *in);
+
 uint64_t st_ingest_count(const struct st_ingest *in);
 const char *st_ingest_error(const struct st_ingest *in);
 void st_ingest_free(struct st_ingest *in);

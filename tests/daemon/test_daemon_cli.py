@@ -33,7 +33,7 @@ class TestArgs(DaemonTestCase):
     def test_version_prints_one_line_and_exits_0(self):
         r = run(["--version"])
         self.assertEqual(r.returncode, 0)
-        self.assertRegex(r.stdout, r"^meliae-monitord \S+\n$")
+        self.assertRegex(r.stdout, r"^meliae-monitord \S+ \(libuv [0-9.]+, LMDB [0-9.]+, cJSON [0-9.]+\)\n$")
 
     def test_bad_arguments_exit_2_with_one_line(self):
         store = os.path.join(self.tmp, "store")

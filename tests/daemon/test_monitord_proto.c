@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT
  *
  * test_monitord_proto.c -- the daemon's pure parts: option values
- * (monitord/util.c) and the header and trailer lines of docs/protocol.md
- * (monitord/proto.c).
+ * (monitord/util.c), the header and trailer lines of docs/protocol.md and
+ * the first line of a query (monitord/proto.c).
  */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "ml-common.h"
 #include "proto.h"
 #include "util.h"
 
@@ -222,6 +224,79 @@ test_proto_error_lines_are_json(void **state)
     assert_false(md_code_closes(MD_STORE));
 }
 
+static void
+test_proto_tells_queries_from_headers(void **state)
+{
+    enum md_code code;
+    char err[256];
+    cJSON *req;
+
+    (void)state;
+    /* A stream header, and lines that are no JSON object: not queries. */
+    assert_int_equal(md_query_parse(S("{\"meliae_stream\": 1, \"pid\": 1}\n"),
+                                    &req, &code, err, sizeof(err)), 0);
+    assert_null(req);
+    assert_int_equal(md_query_parse(S("not json\n"), &req, &code, err,
+                                    sizeof(err)), 0);
+    assert_int_equal(md_query_parse(S("[1]\n"), &req, &code, err,
+                                    sizeof(err)), 0);
+
+    assert_int_equal(md_query_parse(S("{\"meliae_query\": 1, \"request\": "
+                                      "{\"cmd\": \"snapshots\"}}\n"),
+                                    &req, &code, err, sizeof(err)), 1);
+    assert_int_equal(code, MD_OK);
+    assert_non_null(req);
+    assert_string_equal(cJSON_GetStringValue(
+        cJSON_GetObjectItemCaseSensitive(req, "cmd")), "snapshots");
+    cJSON_Delete(req);
+}
+
+static void
+test_proto_refuses_bad_queries_as_usage(void **state)
+{
+    enum md_code code;
+    char err[256];
+    cJSON *req;
+
+    (void)state;
+    assert_int_equal(md_query_parse(S("{\"meliae_query\": 7, \"request\": "
+                                      "{}}"), &req, &code, err, sizeof(err)), 1);
+    assert_int_equal(code, MD_USAGE);
+    assert_null(req);
+    assert_non_null(strstr(err, "version 7"));
+    assert_non_null(strstr(err, "version 1"));
+    assert_int_equal(md_query_parse(S("{\"meliae_query\": \"1\", "
+                                      "\"request\": {}}"), &req, &code, err,
+                                    sizeof(err)), 1);
+    assert_int_equal(code, MD_USAGE);
+    assert_int_equal(md_query_parse(S("{\"meliae_query\": 1, \"request\": "
+                                      "[]}"), &req, &code, err, sizeof(err)), 1);
+    assert_int_equal(code, MD_USAGE);
+    assert_non_null(strstr(err, "request"));
+    assert_int_equal(md_query_parse(S("{\"meliae_query\": 1}"), &req, &code,
+                                    err, sizeof(err)), 1);
+    assert_int_equal(code, MD_USAGE);
+}
+
+static void
+test_proto_maps_query_errors_to_codes(void **state)
+{
+    char buf[128];
+
+    (void)state;
+    assert_int_equal(md_query_code(ML_ENOTFOUND), MD_NOTFOUND);
+    assert_int_equal(md_query_code(-ENODATA), MD_NOTFOUND);
+    assert_int_equal(md_query_code(-EINVAL), MD_USAGE);
+    assert_int_equal(md_query_code(-EIO), MD_ERROR);
+    assert_int_equal(md_query_code(ML_ECORRUPT), MD_ERROR);
+    md_error_line(buf, sizeof(buf), "no such snapshot", MD_NOTFOUND);
+    assert_string_equal(buf, "{\"error\": \"no such snapshot\", "
+                        "\"code\": \"notfound\"}\n");
+    assert_true(md_code_closes(MD_NOTFOUND));
+    assert_true(md_code_closes(MD_USAGE));
+    assert_true(md_code_closes(MD_ERROR));
+}
+
 int
 main(void)
 {
@@ -235,6 +310,9 @@ main(void)
         cmocka_unit_test(test_proto_refuses_long_labels_as_limit),
         cmocka_unit_test(test_proto_parses_trailers),
         cmocka_unit_test(test_proto_error_lines_are_json),
+        cmocka_unit_test(test_proto_tells_queries_from_headers),
+        cmocka_unit_test(test_proto_refuses_bad_queries_as_usage),
+        cmocka_unit_test(test_proto_maps_query_errors_to_codes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

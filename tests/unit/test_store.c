@@ -551,6 +551,51 @@ test_store_duplicate_address_refused(void **state)
 }
 
 static void
+test_store_keep_first_drops_repeated_addresses(void **state)
+{
+    struct fx *f = *state;
+    struct st_ingest *in;
+    struct ml_dumpline l;
+    struct heap h;
+    uint64_t id = 0, bytes = 0;
+    struct st_read *r;
+    struct st_snapinfo si;
+    struct st_object o;
+
+    heap_make(&h, 3000, 16, 0);
+    /* lines 2000 and 2999 repeat objects 10 and 1999 (other sizes) */
+    h.o[2000].addr = h.o[10].addr;
+    h.o[2999].addr = h.o[1999].addr;
+    assert_int_equal(st_ingest_new(&in, st_tmpdir(f->s), 0), 0);
+    st_ingest_keep_first(in);
+    for (size_t i = 0; i < h.n; i++) {
+        line_of(&h.o[i], &l);
+        assert_int_equal(st_ingest_object(in, &l), 0);
+        if (i != 2000 && i != 2999)
+            bytes += h.o[i].size;
+    }
+    assert_int_equal(st_ingest_end(in, h.n, heap_bytes(&h)), 0);
+    assert_int_equal(st_commit(f->s, in, &src_a, &id), 0);
+    st_ingest_free(in);
+
+    assert_int_equal(st_read_begin(f->s, &r), 0);
+    assert_int_equal(st_snap_get(r, id, &si), 0);
+    assert_int_equal(si.objects, h.n - 2);
+    assert_int_equal(si.bytes, bytes);
+    /* the first line of an address wins; later objects are renumbered */
+    assert_int_equal(st_object_find(r, id, h.o[10].addr, &o), 0);
+    assert_int_equal(o.size, h.o[10].size);
+    assert_int_equal(o.oid, 10);
+    assert_int_equal(st_object_find(r, id, h.o[2001].addr, &o), 0);
+    assert_int_equal(o.oid, 2000);
+    assert_int_equal(o.size, h.o[2001].size);
+    assert_int_equal(st_object_find(r, id, h.o[2998].addr, &o), 0);
+    assert_int_equal(o.oid, 2997);
+    st_read_end(r);
+    heap_free(&h);
+}
+
+static void
 test_store_trailer_count_mismatch_refused(void **state)
 {
     struct fx *f = *state;
@@ -909,6 +954,7 @@ main(void)
         T(test_store_bulk_access_matches_model),
         T(test_store_ids_increase),
         T(test_store_duplicate_address_refused),
+        T(test_store_keep_first_drops_repeated_addresses),
         T(test_store_trailer_count_mismatch_refused),
         T(test_store_value_refused_when_values_none),
         T(test_store_eio_on_first_commit_leaves_nothing),

@@ -1,0 +1,643 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * main.c -- meliae-cli: options, the request for the command, and where
+ * it is answered.  The answers themselves are computed by store/report.c,
+ * here (--store, --dump) or in meliae-monitord (the default): one
+ * implementation, two transports.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <lmdb.h>
+#include <uv.h>
+
+#include "cli.h"
+#include "dumpline.h"
+#include "ml-common.h"
+#include "report.h"
+#include "store.h"
+
+#ifndef CLI_VERSION
+#define CLI_VERSION "0"
+#endif
+
+struct opts {
+    const char *store, *socket, *dump, *process, *by, *label;
+    const char *since, *until;
+    long top, depth, chains, limit, timeout;
+    int json, bytes;
+};
+
+struct cmd {
+    const char *name;
+    const char *args;           /* positional arguments, for usage */
+    int nargs;                  /* with a snapshot: counted without --dump */
+    int snap;                   /* first argument is a snapshot reference */
+    const char *options;        /* the options it takes, for usage */
+    const char *help;
+    const char *examples;
+};
+
+static const struct cmd cmds[] = {
+    { "snapshots", "", 0, 0, "[--since DUR] [--until DUR] [--process SEL]",
+      "List the stored snapshots: id, time, process, objects, bytes.",
+      "  meliae-cli snapshots --since 1h\n"
+      "  meliae-cli --json snapshots --process web\n" },
+    { "summary", "SNAP", 1, 1, "[--top N] [--by size|count] [--process SEL]",
+      "The types holding the most memory in one snapshot.",
+      "  meliae-cli summary latest\n"
+      "  meliae-cli summary 17 --top 5 --by count\n"
+      "  meliae-cli --dump heap.json summary\n" },
+    { "growth", "", 0, 0,
+      "[--since DUR] [--until DUR] [--process SEL] [--by size|count] [--top N]",
+      "What grew between the first and the last snapshot of each process in\n"
+      "the window; types that grew in every consecutive pair are marked\n"
+      "as leak suspects.",
+      "  meliae-cli growth --since 1h\n"
+      "  meliae-cli growth --since 2026-11-27T06:00:00Z --by count --top 20\n" },
+    { "diff", "SNAP_A SNAP_B", 2, 0, "[--top N] [--process SEL]",
+      "Per-type deltas, and the objects present in B but not in A, grouped\n"
+      "by type and by the object that holds them.",
+      "  meliae-cli diff latest~1 latest\n"
+      "  meliae-cli diff 3 17 --top 5\n" },
+    { "referrers", "SNAP ADDR", 2, 1, "[--depth N] [--chains K] [--process SEL]",
+      "The shortest chains of referrers from an object to a root (a module,\n"
+      "or an object nothing refers to).",
+      "  meliae-cli referrers latest 0x7f3a5c2b1e80\n"
+      "  meliae-cli referrers 17 139889234567808 --chains 5\n" },
+    { "show", "SNAP ADDR", 2, 1, "[--limit N] [--process SEL]",
+      "One object, with what it refers to and what refers to it.",
+      "  meliae-cli show latest 0x7f3a5c2b1e80\n" },
+    { "import", "FILE", 1, 0, "[--label L]",
+      "Store a dump file (ours or meliae 0.5's) as a snapshot.",
+      "  meliae-cli import heap.json --label before-upgrade\n"
+      "  meliae-cli --store /var/lib/meliae import heap.json\n" },
+    { "snap", "SEL", 1, 0, "[--timeout S]",
+      "Ask the daemon to have a connected process (pid, label or program)\n"
+      "take a snapshot now; prints its id once stored.",
+      "  meliae-cli snap web\n"
+      "  meliae-cli snap 4242 --timeout 120\n" },
+};
+
+static const char *prog = "meliae-cli";
+
+static void
+usage(FILE *f)
+{
+    fprintf(f,
+        "usage: meliae-cli [--store DIR | --socket PATH | --dump FILE] [--json]\n"
+        "                  [--bytes] COMMAND [ARGS] [OPTIONS]\n"
+        "\n"
+        "What is growing in a Python process, and who keeps it alive: from the\n"
+        "snapshots meliae-monitord stored, or from a dump file.\n"
+        "\n"
+        "commands:\n");
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].args);
+    fprintf(f,
+        "\n"
+        "where:\n"
+        "  --store DIR     read the store directly ($MELIAE_STORE); default: ask\n"
+        "                  the daemon on its socket\n"
+        "  --socket PATH   the daemon's socket ($MELIAE_SOCKET, /run/meliae.sock\n"
+        "                  for root, else $XDG_RUNTIME_DIR/meliae.sock)\n"
+        "  --dump FILE     analyse one dump file (summary, referrers, show)\n"
+        "  --json          one JSON document (docs/cli-json.md)\n"
+        "  --bytes         sizes in bytes instead of KiB/MiB/GiB\n"
+        "\n"
+        "SNAP is an id, latest or latest~N (with --process SEL: of that process;\n"
+        "SEL is a pid, a label or a program).  DUR is 30s, 15m, 1h, 2d or an\n"
+        "ISO 8601 time (UTC unless it says otherwise).\n"
+        "\n"
+        "`meliae-cli COMMAND --help` shows a command's options and examples.\n"
+        "Exit codes: 0 ok, 1 error, 2 usage, 3 not found, 69 daemon unavailable.\n");
+}
+
+static void
+cmd_usage(FILE *f, const struct cmd *c)
+{
+    fprintf(f, "usage: meliae-cli %s%s%s %s\n\n%s\n\nexamples:\n%s", c->name,
+            c->args[0] ? " " : "", c->args, c->options, c->help, c->examples);
+}
+
+static int
+die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int
+die(int code, const char *fmt, ...)
+{
+    va_list ap;
+
+    fprintf(stderr, "%s: ", prog);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    return code;
+}
+
+static int
+exit_code(int rc)
+{
+    if (rc == ML_ENOTFOUND || rc == -ENODATA)
+        return CLI_NOTFOUND;
+    if (rc == -EINVAL)
+        return CLI_USAGE;
+    return CLI_ERROR;
+}
+
+/* DUR: "30s", "15m", "1h", "2d" before now, or an ISO 8601 time.
+ * Returns ns since the epoch, 0 on error. */
+static uint64_t
+parse_when(const char *s)
+{
+    struct timespec now;
+    char *end;
+    double v;
+
+    clock_gettime(CLOCK_REALTIME, &now);
+    uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    errno = 0;
+    v = strtod(s, &end);
+    if (errno == 0 && end != s && v >= 0 && end[0] != '\0' && end[1] == '\0' &&
+        s[0] != '-' && strchr("0123456789.", s[0]) && !strchr(s, '-')) {
+        double mul = end[0] == 's' ? 1 : end[0] == 'm' ? 60 :
+                     end[0] == 'h' ? 3600 : end[0] == 'd' ? 86400 :
+                     end[0] == 'w' ? 604800 : 0;
+        double ns = v * mul * 1e9;
+
+        if (mul == 0 || ns >= (double)now_ns)
+            return 0;
+        return now_ns - (uint64_t)ns;
+    }
+    /* ISO 8601: 2026-11-27, 2026-11-27T06:00, ...:00Z, ...+01:00 */
+    static const char *const fmts[] = {
+        "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M", "%Y-%m-%d",
+    };
+    for (size_t i = 0; i < sizeof fmts / sizeof fmts[0]; i++) {
+        struct tm tm;
+        const char *rest;
+        long off = 0;
+
+        memset(&tm, 0, sizeof tm);
+        rest = strptime(s, fmts[i], &tm);
+        if (rest == NULL)
+            continue;
+        if (*rest == '.')                       /* fractions: ignored */
+            while (*++rest >= '0' && *rest <= '9')
+                ;
+        if (*rest == 'Z') {
+            rest++;
+        } else if (*rest == '+' || *rest == '-') {
+            int hh, mm;
+            if (sscanf(rest + 1, "%2d:%2d", &hh, &mm) != 2)
+                continue;
+            off = (hh * 3600L + mm * 60L) * (*rest == '+' ? 1 : -1);
+            rest += 6;
+        }
+        if (*rest != '\0')
+            continue;
+        time_t t = timegm(&tm) - off;
+        if (t <= 0)
+            return 0;
+        return (uint64_t)t * 1000000000u;
+    }
+    return 0;
+}
+
+static int
+positive(const char *opt, const char *v, long *out)
+{
+    char *end;
+
+    errno = 0;
+    *out = strtol(v, &end, 10);
+    if (errno != 0 || end == v || *end != '\0' || *out < 0)
+        return die(CLI_USAGE, "%s wants a number, not \"%s\"", opt, v);
+    return 0;
+}
+
+/* Imports dump file path into the store s; *id gets the snapshot. */
+static int
+import_file(struct st_store *s, const char *path, const char *label,
+            uint64_t *id, uint64_t *objects)
+{
+    struct st_source src = { .values = "truncated", .mode = "file",
+                             .label = label, .program = path };
+    struct ml_dumpparser p;
+    struct ml_dumpline l;
+    struct st_ingest *in = NULL;
+    uint64_t n = 0, bytes = 0, lineno = 0;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    FILE *f;
+    int rc;
+
+    f = fopen(path, "re");
+    if (f == NULL)
+        return die(errno == ENOENT ? CLI_NOTFOUND : CLI_ERROR, "%s: %s", path,
+                   strerror(errno));
+    ml_dumpparser_init(&p);
+    rc = st_ingest_new(&in, st_tmpdir(s), 1);
+    if (rc != 0) {
+        rc = die(CLI_ERROR, "%s", st_strerror(rc));
+        goto out;
+    }
+    st_ingest_keep_first(in);
+    while ((len = getline(&line, &cap, f)) > 0) {
+        lineno++;
+        if (len == 1 || (lineno == 1 && line[0] != '{'))
+            continue;
+        rc = ml_dumpline_parse(&p, line, (size_t)len, &l);
+        if (rc != 0) {
+            rc = die(CLI_ERROR, "%s:%" PRIu64 ": %s", path, lineno,
+                     rc == ML_EPROTO ? p.err : st_strerror(rc));
+            goto out;
+        }
+        if (l.kind != ML_LINE_OBJECT)
+            continue;
+        rc = st_ingest_object(in, &l);
+        if (rc != 0) {
+            rc = die(CLI_ERROR, "%s:%" PRIu64 ": %s", path, lineno,
+                     st_ingest_error(in));
+            goto out;
+        }
+        n++;
+        bytes += l.size;
+    }
+    if (ferror(f)) {
+        rc = die(CLI_ERROR, "%s: %s", path, strerror(errno));
+        goto out;
+    }
+    if (line != NULL && lineno > 0 && len < 0 && cap > 0 && n > 0) {
+        /* getline hit EOF: a dump cut in the middle of a line shows as a
+         * parse error above; nothing more to check */
+    }
+    rc = st_ingest_end(in, n, bytes);
+    if (rc == 0)
+        rc = st_commit(s, in, &src, id);
+    if (rc != 0) {
+        rc = die(CLI_ERROR, "%s: %s", path, st_ingest_error(in));
+        goto out;
+    }
+    *objects = n;
+    rc = CLI_OK;
+out:
+    free(line);
+    fclose(f);
+    st_ingest_free(in);
+    ml_dumpparser_free(&p);
+    return rc;
+}
+
+static int
+print_answer(const struct out *o, cJSON *doc)
+{
+    if (o->json) {
+        char *t = cJSON_PrintUnformatted(doc);
+
+        if (t == NULL)
+            return die(CLI_ERROR, "out of memory");
+        fprintf(o->f, "%s\n", t);
+        free(t);
+    } else {
+        cli_render(o, doc);
+    }
+    if (fflush(o->f) != 0 || ferror(o->f))
+        return die(CLI_ERROR, "writing the answer: %s", strerror(errno));
+    return CLI_OK;
+}
+
+/* Runs req on a store opened here. */
+static int
+run_local(const char *dir, const cJSON *req, const struct out *o)
+{
+    struct st_options ro = { .flags = ST_RDONLY };
+    struct st_store *s;
+    char err[512];
+    cJSON *doc;
+    int rc;
+
+    rc = st_open(&s, dir, &ro, err, sizeof err);
+    if (rc != 0)
+        return die(rc == -ENOENT ? CLI_NOTFOUND : CLI_ERROR, "%s", err);
+    rc = rp_run(s, req, &doc, err, sizeof err);
+    st_close(s);
+    if (rc != 0)
+        return die(exit_code(rc), "%s", err);
+    rc = print_answer(o, doc);
+    cJSON_Delete(doc);
+    return rc;
+}
+
+/* --dump: the file goes through the daemon's ingest into a temporary
+ * store, and the command runs there. */
+static int
+run_dump(const char *path, const cJSON *req, const struct out *o)
+{
+    char dir[PATH_MAX], cmd[PATH_MAX + 16], err[512];
+    const char *tmp = getenv("TMPDIR");
+    struct st_store *s;
+    uint64_t id, n;
+    cJSON *doc;
+    int rc;
+
+    snprintf(dir, sizeof dir, "%s/meliae-cli.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (mkdtemp(dir) == NULL)
+        return die(CLI_ERROR, "%s: %s", dir, strerror(errno));
+    strcat(dir, "/s");
+    rc = st_open(&s, dir, NULL, err, sizeof err);
+    if (rc != 0) {
+        rc = die(CLI_ERROR, "%s", err);
+        goto out;
+    }
+    rc = import_file(s, path, NULL, &id, &n);
+    if (rc == CLI_OK) {
+        rc = rp_run(s, req, &doc, err, sizeof err);
+        if (rc != 0) {
+            rc = die(exit_code(rc), "%s", err);
+        } else {
+            rc = print_answer(o, doc);
+            cJSON_Delete(doc);
+        }
+    }
+    st_close(s);
+out:
+    *strrchr(dir, '/') = '\0';
+    snprintf(cmd, sizeof cmd, "%s", dir);
+    /* the directory holds LMDB's two files, writer.lock and tmp/ */
+    {
+        static const char *const files[] = { "s/data.mdb", "s/lock.mdb",
+                                             "s/writer.lock" };
+        char p[PATH_MAX + 32];
+
+        for (size_t i = 0; i < 3; i++) {
+            snprintf(p, sizeof p, "%s/%s", cmd, files[i]);
+            unlink(p);
+        }
+        snprintf(p, sizeof p, "%s/s/tmp", cmd);
+        rmdir(p);
+        snprintf(p, sizeof p, "%s/s", cmd);
+        rmdir(p);
+        rmdir(cmd);
+    }
+    return rc;
+}
+
+static int
+run_daemon(const char *sock, const cJSON *req, const struct out *o,
+           unsigned timeout)
+{
+    char err[512];
+    cJSON *doc = NULL;
+    int rc = cli_ask_daemon(sock, req, timeout, &doc, err, sizeof err);
+
+    if (rc != CLI_OK)
+        return die(rc, "%s", err);
+    rc = print_answer(o, doc);
+    cJSON_Delete(doc);
+    return rc;
+}
+
+static int
+cmd_import(const struct opts *op, const char *sock, const char *file,
+           const struct out *o)
+{
+    char err[512];
+    uint64_t id = 0, n = 0;
+    int rc;
+
+    if (op->store != NULL) {
+        struct st_store *s;
+
+        rc = st_open(&s, op->store, NULL, err, sizeof err);
+        if (rc == -EBUSY)
+            return die(CLI_ERROR, "%s; drop --store to import through it", err);
+        if (rc != 0)
+            return die(CLI_ERROR, "%s", err);
+        rc = import_file(s, file, op->label, &id, &n);
+        st_close(s);
+        if (rc != CLI_OK)
+            return rc;
+    } else {
+        rc = cli_send_dump(sock, file, op->label, &id, &n, err, sizeof err);
+        if (rc != CLI_OK)
+            return die(rc, "%s", err);
+    }
+    cJSON *doc = cJSON_CreateObject();
+    cJSON_AddNumberToObject(doc, "schema_version", RP_SCHEMA_VERSION);
+    cJSON_AddStringToObject(doc, "command", "import");
+    cJSON_AddNumberToObject(doc, "snapshot", (double)id);
+    cJSON_AddNumberToObject(doc, "objects", (double)n);
+    rc = print_answer(o, doc);
+    cJSON_Delete(doc);
+    return rc;
+}
+
+enum {
+    O_STORE = 256, O_SOCKET, O_DUMP, O_JSON, O_BYTES, O_PROCESS, O_SINCE,
+    O_UNTIL, O_BY, O_TOP, O_DEPTH, O_CHAINS, O_LABEL, O_LIMIT, O_TIMEOUT,
+    O_VERSION,
+};
+
+/* One option; -1 to go on, or an exit code. */
+static int
+handle_opt(int ch, char **argv, struct opts *op, int *help)
+{
+    switch (ch) {
+    case O_STORE: op->store = optarg; break;
+    case O_SOCKET: op->socket = optarg; break;
+    case O_DUMP: op->dump = optarg; break;
+    case O_JSON: op->json = 1; break;
+    case O_BYTES: op->bytes = 1; break;
+    case O_PROCESS: op->process = optarg; break;
+    case O_SINCE: op->since = optarg; break;
+    case O_UNTIL: op->until = optarg; break;
+    case O_BY: op->by = optarg; break;
+    case O_LABEL: op->label = optarg; break;
+    case O_TOP: return positive("--top", optarg, &op->top) ? CLI_USAGE : -1;
+    case O_DEPTH: return positive("--depth", optarg, &op->depth) ? CLI_USAGE : -1;
+    case O_CHAINS: return positive("--chains", optarg, &op->chains) ? CLI_USAGE : -1;
+    case O_LIMIT: return positive("--limit", optarg, &op->limit) ? CLI_USAGE : -1;
+    case O_TIMEOUT: return positive("--timeout", optarg, &op->timeout) ? CLI_USAGE : -1;
+    case 'h': *help = 1; break;
+    case O_VERSION:
+        printf("meliae-cli %s (LMDB %d.%d.%d, libuv %s, cJSON %s)\n",
+               CLI_VERSION, MDB_VERSION_MAJOR, MDB_VERSION_MINOR,
+               MDB_VERSION_PATCH, uv_version_string(), cJSON_Version());
+        return CLI_OK;
+    case ':':
+        return die(CLI_USAGE, "%s needs a value", argv[optind - 1]);
+    default:
+        if (optopt != 0)                /* a short option, maybe in a cluster */
+            return die(CLI_USAGE, "unknown option \"-%c\" (see --help)", optopt);
+        return die(CLI_USAGE, "unknown option \"%s\" (see --help)",
+                   argv[optind - 1]);
+    }
+    return -1;
+}
+
+int
+main(int argc, char **argv)
+{
+    static const struct option lopts[] = {
+        { "store", required_argument, NULL, O_STORE },
+        { "socket", required_argument, NULL, O_SOCKET },
+        { "dump", required_argument, NULL, O_DUMP },
+        { "json", no_argument, NULL, O_JSON },
+        { "bytes", no_argument, NULL, O_BYTES },
+        { "process", required_argument, NULL, O_PROCESS },
+        { "since", required_argument, NULL, O_SINCE },
+        { "until", required_argument, NULL, O_UNTIL },
+        { "by", required_argument, NULL, O_BY },
+        { "top", required_argument, NULL, O_TOP },
+        { "depth", required_argument, NULL, O_DEPTH },
+        { "chains", required_argument, NULL, O_CHAINS },
+        { "label", required_argument, NULL, O_LABEL },
+        { "limit", required_argument, NULL, O_LIMIT },
+        { "timeout", required_argument, NULL, O_TIMEOUT },
+        { "help", no_argument, NULL, 'h' },
+        { "version", no_argument, NULL, O_VERSION },
+        { NULL, 0, NULL, 0 },
+    };
+    struct opts op = { .top = -1, .depth = -1, .chains = -1, .limit = -1,
+                       .timeout = 60 };
+    struct out o = { .f = stdout };
+    const struct cmd *c = NULL;
+    int help = 0, ch, rc;
+    char sockbuf[PATH_MAX], err[512];
+    cJSON *req;
+
+    opterr = 0;
+    /* Global options, up to the command; then the command's arguments
+     * and options in any order (GNU getopt moves the arguments last). */
+    while ((ch = getopt_long(argc, argv, "+:h", lopts, NULL)) != -1)
+        if ((rc = handle_opt(ch, argv, &op, &help)) >= 0)
+            return rc;
+    if (optind < argc) {
+        for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+            if (strcmp(argv[optind], cmds[i].name) == 0)
+                c = &cmds[i];
+        if (c == NULL)
+            return die(CLI_USAGE, "unknown command \"%s\" (see --help)",
+                       argv[optind]);
+        argc -= optind;
+        argv += optind;
+        optind = 0;                     /* glibc: start over on the new argv */
+        while ((ch = getopt_long(argc, argv, ":h", lopts, NULL)) != -1)
+            if ((rc = handle_opt(ch, argv, &op, &help)) >= 0)
+                return rc;
+    }
+    if (help) {
+        if (c != NULL)
+            cmd_usage(stdout, c);
+        else
+            usage(stdout);
+        return CLI_OK;
+    }
+    if (c == NULL) {
+        usage(stderr);
+        return CLI_USAGE;
+    }
+    /* GNU getopt moved the arguments to the end, in order */
+    char **args = argv + optind;
+    int nargs = argc - optind;
+    int want = c->nargs - (op.dump != NULL && c->snap ? 1 : 0);
+    if (nargs != want) {
+        return die(CLI_USAGE, "%s takes %d argument%s (%s%s); see meliae-cli %s "
+                   "--help", c->name, want, want == 1 ? "" : "s",
+                   op.dump && c->snap ? "no SNAP with --dump: " : "",
+                   want ? c->args : "none", c->name);
+    }
+    if (op.dump != NULL && strcmp(c->name, "summary") != 0 &&
+        strcmp(c->name, "referrers") != 0 && strcmp(c->name, "show") != 0)
+        return die(CLI_USAGE, "--dump works with summary, referrers and show");
+    if (op.store == NULL && op.dump == NULL) {
+        const char *env = getenv("MELIAE_STORE");
+        if (env != NULL && *env)
+            op.store = env;
+    }
+
+    o.json = op.json;
+    o.bytes = op.bytes;
+    o.utf8 = isatty(STDOUT_FILENO);
+    const char *nc = getenv("NO_COLOR");
+    o.color = o.utf8 && (nc == NULL || nc[0] == '\0');
+
+    const char *sock = op.socket;
+    if (sock == NULL && (op.store == NULL || strcmp(c->name, "snap") == 0 ||
+                         strcmp(c->name, "import") == 0)) {
+        sock = cli_default_socket(sockbuf, sizeof sockbuf, err, sizeof err);
+        if (sock == NULL && op.store == NULL)
+            return die(CLI_UNAVAILABLE, "%s", err);
+    }
+    if (strcmp(c->name, "import") == 0)
+        return cmd_import(&op, sock, args[0], &o);
+
+    req = cJSON_CreateObject();
+    cJSON_AddStringToObject(req, "cmd", c->name);
+    if (op.process)
+        cJSON_AddStringToObject(req, "process", op.process);
+    if (op.by)
+        cJSON_AddStringToObject(req, "by", op.by);
+    if (op.top >= 0)
+        cJSON_AddNumberToObject(req, "top", (double)op.top);
+    if (op.depth >= 0)
+        cJSON_AddNumberToObject(req, "depth", (double)op.depth);
+    if (op.chains >= 0)
+        cJSON_AddNumberToObject(req, "chains", (double)op.chains);
+    if (op.limit >= 0)
+        cJSON_AddNumberToObject(req, "limit", (double)op.limit);
+    struct { const char *opt, *v, *key; } when[] = {
+        { "--since", op.since, "since" }, { "--until", op.until, "until" },
+    };
+    for (size_t i = 0; i < 2; i++) {
+        if (when[i].v == NULL)
+            continue;
+        uint64_t ns = parse_when(when[i].v);
+        char buf[24];
+
+        if (ns == 0) {
+            cJSON_Delete(req);
+            return die(CLI_USAGE, "%s: bad duration or time \"%s\" (30s, 15m, "
+                       "1h, 2d or 2026-11-27T06:00:00Z)", when[i].opt, when[i].v);
+        }
+        snprintf(buf, sizeof buf, "%" PRIu64, ns);
+        cJSON_AddStringToObject(req, when[i].key, buf);
+    }
+    int a = 0;
+    if (c->snap)
+        cJSON_AddStringToObject(req, "snap", op.dump ? "latest" : args[a++]);
+    if (strcmp(c->name, "diff") == 0) {
+        cJSON_AddStringToObject(req, "a", args[0]);
+        cJSON_AddStringToObject(req, "b", args[1]);
+    } else if (strcmp(c->name, "referrers") == 0 || strcmp(c->name, "show") == 0) {
+        cJSON_AddStringToObject(req, "address", args[a]);
+    } else if (strcmp(c->name, "snap") == 0) {
+        cJSON_AddStringToObject(req, "process", args[0]);
+        cJSON_AddNumberToObject(req, "timeout", (double)op.timeout);
+    }
+
+    if (strcmp(c->name, "snap") == 0)
+        rc = sock ? run_daemon(sock, req, &o, (unsigned)op.timeout + 5)
+                  : die(CLI_UNAVAILABLE, "%s", err);
+    else if (op.dump != NULL)
+        rc = run_dump(op.dump, req, &o);
+    else if (op.store != NULL)
+        rc = run_local(op.store, req, &o);
+    else
+        rc = run_daemon(sock, req, &o, (unsigned)op.timeout);
+    cJSON_Delete(req);
+    return rc;
+}

@@ -1,0 +1,399 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * render.c -- meliae-cli's answers for people: the JSON document of
+ * store/report.c as tables.  Sizes in KiB/MiB/GiB (--bytes: raw), hex
+ * addresses, colour and sparklines only on a terminal (and colour only
+ * without NO_COLOR).
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#define BOLD(o) ((o)->color ? "\033[1m" : "")
+#define RED(o) ((o)->color ? "\033[1;31m" : "")
+#define DIM(o) ((o)->color ? "\033[2m" : "")
+#define OFF(o) ((o)->color ? "\033[0m" : "")
+
+static double
+num(const cJSON *o, const char *k)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+
+    return cJSON_IsNumber(x) ? x->valuedouble : 0;
+}
+
+static const char *
+str(const cJSON *o, const char *k)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+
+    return cJSON_IsString(x) ? x->valuestring : NULL;
+}
+
+const char *
+cli_size(const struct out *o, double bytes, char *buf)
+{
+    static const char *const unit[] = { "B", "KiB", "MiB", "GiB", "TiB" };
+    double v = fabs(bytes);
+    int u = 0;
+
+    if (o->bytes) {
+        snprintf(buf, 32, "%.0f", bytes);
+        return buf;
+    }
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    if (u == 0)
+        snprintf(buf, 32, "%.0f%s", bytes, unit[0]);
+    else
+        snprintf(buf, 32, "%s%.1f%s", bytes < 0 ? "-" : "", v, unit[u]);
+    return buf;
+}
+
+/* "+1.2MiB" / "-3" style deltas; buf: 40 bytes. */
+static const char *
+delta_size(const struct out *o, double d, char *buf)
+{
+    char t[32];
+
+    cli_size(o, d, t);
+    snprintf(buf, 40, "%s%s", d > 0 ? "+" : "", t);
+    return buf;
+}
+
+/* type@0xaddr, and what is known of it. */
+static void
+hop(const struct out *o, FILE *f, const cJSON *ob)
+{
+    const char *type = str(ob, "type"), *name = str(ob, "name");
+    const char *value = str(ob, "value");
+    char sz[32];
+
+    fprintf(f, "%s%s%s@0x%" PRIx64, BOLD(o), type ? type : "?", OFF(o),
+            (uint64_t)num(ob, "address"));
+    if (type == NULL) {
+        fprintf(f, " (not in the snapshot)");
+        return;
+    }
+    fprintf(f, " %s", cli_size(o, num(ob, "size"), sz));
+    if (cJSON_GetObjectItemCaseSensitive(ob, "len"))
+        fprintf(f, " len=%.0f", num(ob, "len"));
+    if (name)
+        fprintf(f, " %s", name);
+    if (value) {
+        size_t n = 0, chars = 0;        /* 60 characters, not bytes */
+
+        while (value[n] && chars < 60) {
+            n++;
+            while (((unsigned char)value[n] & 0xc0) == 0x80)
+                n++;
+            chars++;
+        }
+        fprintf(f, " %s%.*s%s", DIM(o), (int)n, value, OFF(o));
+    }
+}
+
+static void
+snap_line(const struct out *o, FILE *f, const cJSON *s)
+{
+    const char *label = str(s, "label"), *prog = str(s, "program");
+    char sz[32];
+
+    fprintf(f, "snapshot %.0f at %s, pid %.0f%s%s%s%s%s, %.0f objects, %s",
+            num(s, "id"), str(s, "time") ? str(s, "time") : "?", num(s, "pid"),
+            label ? " \"" : "", label ? label : "", label ? "\"" : "",
+            prog ? " " : "", prog ? prog : "", num(s, "objects"),
+            cli_size(o, num(s, "bytes"), sz));
+}
+
+static void
+render_snapshots(const struct out *o, FILE *f, const cJSON *doc)
+{
+    const cJSON *arr = cJSON_GetObjectItemCaseSensitive(doc, "snapshots"), *s;
+    char sz[32];
+
+    if (cJSON_GetArraySize(arr) == 0) {
+        fprintf(f, "no snapshots\n");
+        return;
+    }
+    fprintf(f, "%s%6s  %-24s %7s %6s  %-16s %10s %10s  %s%s\n", BOLD(o), "ID",
+            "TIME (UTC)", "PID", "UID", "LABEL", "OBJECTS", "SIZE", "PROGRAM",
+            OFF(o));
+    cJSON_ArrayForEach(s, arr) {
+        const cJSON *uid = cJSON_GetObjectItemCaseSensitive(s, "uid");
+        char ub[16] = "-";
+
+        if (cJSON_IsNumber(uid))
+            snprintf(ub, sizeof ub, "%.0f", uid->valuedouble);
+        fprintf(f, "%6.0f  %-24s %7.0f %6s  %-16s %10.0f %10s  %s%s\n",
+                num(s, "id"), str(s, "time") ? str(s, "time") : "?",
+                num(s, "pid"), ub, str(s, "label") ? str(s, "label") : "-",
+                num(s, "objects"), cli_size(o, num(s, "bytes"), sz),
+                str(s, "program") ? str(s, "program") : "-",
+                cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(s, "graph"))
+                    ? " (summary only)" : "");
+    }
+}
+
+/* The seed's table: Index Count % Size % Cum Max Kind. */
+static void
+render_summary(const struct out *o, FILE *f, const cJSON *doc)
+{
+    const cJSON *t, *arr = cJSON_GetObjectItemCaseSensitive(doc, "types");
+    double tc = num(doc, "total_objects"), tb = num(doc, "total_bytes");
+    double cum = 0;
+    char sz[32], mx[32];
+    int i = 0;
+
+    snap_line(o, f, cJSON_GetObjectItemCaseSensitive(doc, "snapshot"));
+    fprintf(f, "\nTotal %.0f objects, %.0f types, Total size = %s (%.0f bytes)\n",
+            tc, num(doc, "total_types"), cli_size(&(struct out){ 0 }, tb, sz), tb);
+    fprintf(f, "%s Index   Count   %%      Size   %% Cum     Max Kind%s\n",
+            BOLD(o), OFF(o));
+    cJSON_ArrayForEach(t, arr) {
+        double c = num(t, "count"), b = num(t, "bytes");
+
+        cum += b;
+        fprintf(f, "%6d %7.0f %3.0f %9s %3.0f %3.0f %7s %s\n", i++, c,
+                tc > 0 ? floor(c * 100 / tc) : 0, cli_size(o, b, sz),
+                tb > 0 ? floor(b * 100 / tb) : 0,
+                tb > 0 ? floor(cum * 100 / tb) : 0,
+                cli_size(o, num(t, "max_size"), mx),
+                str(t, "type") ? str(t, "type") : "?");
+    }
+}
+
+static void
+sparkline(const struct out *o, FILE *f, const cJSON *series)
+{
+    static const char *const bars[] = { "▁", "▂", "▃", "▄", "▅", "▆", "▇", "█" };
+    const cJSON *x;
+    double lo = INFINITY, hi = -INFINITY;
+    int n = cJSON_GetArraySize(series), step = n > 40 ? (n + 39) / 40 : 1, i = 0;
+
+    if (!o->utf8 || n < 2)
+        return;
+    cJSON_ArrayForEach(x, series) {
+        lo = fmin(lo, x->valuedouble);
+        hi = fmax(hi, x->valuedouble);
+    }
+    fputs("  ", f);
+    cJSON_ArrayForEach(x, series) {
+        if (i++ % step != 0 && i != n)
+            continue;
+        int b = hi > lo ? (int)((x->valuedouble - lo) * 7.999 / (hi - lo)) : 0;
+        fputs(bars[b], f);
+    }
+}
+
+static void
+render_growth(const struct out *o, FILE *f, const cJSON *doc)
+{
+    const cJSON *p, *t, *procs = cJSON_GetObjectItemCaseSensitive(doc, "processes");
+    int by_count = str(doc, "by") && strcmp(str(doc, "by"), "count") == 0;
+
+    if (cJSON_GetArraySize(procs) == 0) {
+        fprintf(f, "no snapshots in the window\n");
+        return;
+    }
+    cJSON_ArrayForEach(p, procs) {
+        const cJSON *first = cJSON_GetObjectItemCaseSensitive(p, "first");
+        const cJSON *last = cJSON_GetObjectItemCaseSensitive(p, "last");
+        const char *label = str(p, "label"), *prog = str(p, "program");
+        char a[32], b[32], d[40];
+
+        fprintf(f, "%sprocess %.0f%s%s%s%s%s%s: %.0f snapshots, %s .. %s (ids %.0f..%.0f)\n",
+                BOLD(o), num(p, "pid"), label ? " \"" : "", label ? label : "",
+                label ? "\"" : "", prog ? " " : "", prog ? prog : "", OFF(o),
+                num(p, "snapshots"), str(first, "time"), str(last, "time"),
+                num(first, "id"), num(last, "id"));
+        fprintf(f, "%s  %-32s %21s %9s %21s %10s%s\n", BOLD(o), "TYPE",
+                "COUNT", "+/-", "SIZE", "+/-", OFF(o));
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(p, "types")) {
+            double cb = num(t, "count_before"), ca = num(t, "count_after");
+            double bb = num(t, "bytes_before"), ba = num(t, "bytes_after");
+            int sus = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "suspect"));
+            char cnt[48], siz[80];
+
+            snprintf(cnt, sizeof cnt, "%.0f -> %.0f", cb, ca);
+            snprintf(siz, sizeof siz, "%s -> %s", cli_size(o, bb, a),
+                     cli_size(o, ba, b));
+            fprintf(f, "  %s%-32s%s %21s %+9.0f %21s %10s", sus ? RED(o) : "",
+                    str(t, "type") ? str(t, "type") : "?", sus ? OFF(o) : "", cnt, ca - cb, siz,
+                    delta_size(o, ba - bb, d));
+            sparkline(o, f, cJSON_GetObjectItemCaseSensitive(t, "series"));
+            if (sus)
+                fprintf(f, "  %sgrew in every snapshot (leak suspect)%s", RED(o),
+                        OFF(o));
+            fputc('\n', f);
+        }
+        (void)by_count;
+        fputc('\n', f);
+    }
+}
+
+/* "held by list@0x.. owned by module app" */
+static void
+holder(const struct out *o, FILE *f, const cJSON *h)
+{
+    const cJSON *owner;
+
+    if (h == NULL || cJSON_IsNull(h)) {
+        fprintf(f, "not referred to by anything in the snapshot");
+        return;
+    }
+    fprintf(f, "held by %s", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "new"))
+                                 ? "new " : "");
+    hop(o, f, h);
+    owner = cJSON_GetObjectItemCaseSensitive(h, "owner");
+    if (owner != NULL) {
+        fprintf(f, ", owned by ");
+        hop(o, f, owner);
+    }
+}
+
+static void
+render_diff(const struct out *o, FILE *f, const cJSON *doc)
+{
+    const cJSON *t, *nw = cJSON_GetObjectItemCaseSensitive(doc, "new_objects");
+    const cJSON *gone = cJSON_GetObjectItemCaseSensitive(doc, "gone_objects");
+    char a[40], b[32];
+
+    fprintf(f, "from ");
+    snap_line(o, f, cJSON_GetObjectItemCaseSensitive(doc, "a"));
+    fprintf(f, "\n  to ");
+    snap_line(o, f, cJSON_GetObjectItemCaseSensitive(doc, "b"));
+    fprintf(f, "\n\n%s  %-32s %9s %12s %12s%s\n", BOLD(o), "TYPE", "+/- COUNT",
+            "+/- SIZE", "SIZE NOW", OFF(o));
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(doc, "types")) {
+        fprintf(f, "  %-32s %+9.0f %12s %12s\n",
+                str(t, "type") ? str(t, "type") : "?",
+                num(t, "count_after") - num(t, "count_before"),
+                delta_size(o, num(t, "bytes_after") - num(t, "bytes_before"), a),
+                cli_size(o, num(t, "bytes_after"), b));
+    }
+    if (nw == NULL || cJSON_IsNull(nw)) {
+        fprintf(f, "\n%s\n", str(doc, "note") ? str(doc, "note") : "");
+        return;
+    }
+    fprintf(f, "\n%sNew objects: %.0f (%s); gone: %.0f (%s)%s\n", BOLD(o),
+            num(nw, "count"), cli_size(o, num(nw, "bytes"), a),
+            num(gone, "count"), cli_size(o, num(gone, "bytes"), b), OFF(o));
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(nw, "groups")) {
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(t, "holder");
+
+        fprintf(f, "  %.0f new %s (%s), ", num(t, "count"),
+                str(t, "type") ? str(t, "type") : "?",
+                cli_size(o, num(t, "bytes"), a));
+        if (num(t, "holders") > 1 && h != NULL && !cJSON_IsNull(h)) {
+            fprintf(f, "held by %.0f new %s objects, e.g. ", num(t, "holders"),
+                    str(h, "type") ? str(h, "type") : "?");
+            hop(o, f, h);
+        } else {
+            holder(o, f, h);
+        }
+        fputc('\n', f);
+    }
+    if (num(nw, "groups_total") > cJSON_GetArraySize(
+            cJSON_GetObjectItemCaseSensitive(nw, "groups")))
+        fprintf(f, "  %s(%.0f groups in all; --top 0 shows them all)%s\n",
+                DIM(o), num(nw, "groups_total"), OFF(o));
+}
+
+static int
+is_type(const cJSON *ob, const char *t)
+{
+    const char *s = str(ob, "type");
+
+    return s != NULL && strcmp(s, t) == 0;
+}
+
+static void
+render_referrers(const struct out *o, FILE *f, const cJSON *doc)
+{
+    const cJSON *chains = cJSON_GetObjectItemCaseSensitive(doc, "chains"), *c;
+    int n = 0;
+
+    cJSON_ArrayForEach(c, chains) {
+        int nh = cJSON_GetArraySize(c);
+
+        for (int i = 0; i < nh; i++) {
+            const cJSON *h = cJSON_GetArrayItem(c, i);
+            const cJSON *next = i + 1 < nh ? cJSON_GetArrayItem(c, i + 1) : NULL;
+
+            if (i > 0)
+                fprintf(f, " <- ");
+            hop(o, f, h);
+            if (next && is_type(h, "dict") && is_type(next, "module"))
+                fprintf(f, " (__dict__ of module %s)",
+                        str(next, "name") ? str(next, "name") : "?");
+        }
+        fputc('\n', f);
+        n++;
+    }
+    if (n == 0) {
+        fprintf(f, "no chain to a root within the search (%.0f objects visited): ",
+                num(doc, "visited"));
+        hop(o, f, cJSON_GetObjectItemCaseSensitive(doc, "object"));
+        fprintf(f, " is kept alive only by a cycle, or deeper than --depth\n");
+    } else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "truncated"))) {
+        fprintf(f, "%s(search cut at --depth or %.0f objects)%s\n", DIM(o),
+                num(doc, "visited"), OFF(o));
+    }
+}
+
+static void
+render_show(const struct out *o, FILE *f, const cJSON *doc)
+{
+    const cJSON *ob = cJSON_GetObjectItemCaseSensitive(doc, "object"), *x;
+
+    snap_line(o, f, cJSON_GetObjectItemCaseSensitive(doc, "snapshot"));
+    fputs("\n\n", f);
+    hop(o, f, ob);
+    fprintf(f, "\n\n%srefs (%.0f):%s\n", BOLD(o), num(ob, "nrefs"), OFF(o));
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(ob, "refs")) {
+        fputs("  ", f);
+        hop(o, f, x);
+        fputc('\n', f);
+    }
+    fprintf(f, "%sreferrers (%.0f):%s\n", BOLD(o), num(ob, "nreferrers"), OFF(o));
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(ob, "referrers")) {
+        fputs("  ", f);
+        hop(o, f, x);
+        fputc('\n', f);
+    }
+}
+
+void
+cli_render(const struct out *o, const cJSON *doc)
+{
+    const char *cmd = str(doc, "command");
+    FILE *f = o->f;
+
+    if (cmd == NULL)
+        return;
+    if (strcmp(cmd, "snapshots") == 0)
+        render_snapshots(o, f, doc);
+    else if (strcmp(cmd, "summary") == 0)
+        render_summary(o, f, doc);
+    else if (strcmp(cmd, "growth") == 0)
+        render_growth(o, f, doc);
+    else if (strcmp(cmd, "diff") == 0)
+        render_diff(o, f, doc);
+    else if (strcmp(cmd, "referrers") == 0)
+        render_referrers(o, f, doc);
+    else if (strcmp(cmd, "show") == 0)
+        render_show(o, f, doc);
+    else if (strcmp(cmd, "import") == 0)
+        fprintf(f, "stored as snapshot %.0f (%.0f objects)\n",
+                num(doc, "snapshot"), num(doc, "objects"));
+    else if (strcmp(cmd, "snap") == 0)
+        fprintf(f, "%.0f\n", num(doc, "snapshot"));
+}
