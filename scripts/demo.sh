@@ -1,10 +1,79 @@
 #!/usr/bin/env bash
-# The main job, for now: build the scanner, run a small program that leaks,
-# dump its heap and show what holds the memory.
+# The main job: build meliae, start meliae-monitord on a temporary store,
+# run a small HTTP service that leaks (examples/leaky_service) and stream
+# its heap every 3 s while a load client drives it, then ask meliae-cli
+# what grew, what is new and who keeps it alive, and say what the leak is.
+#
+#   bash scripts/demo.sh            # about 30 s of load
+#   MELIAE_DEMO_SECONDS=10 bash scripts/demo.sh
+#
+# Leaves no process, socket or file behind, Ctrl-C included.
 set -euo pipefail
 source "$(dirname "$0")/deps.sh"
 ml_install_deps
 cd "$ML_ROOT"
 ml_setup build "$ML_PY" >/dev/null
 ninja -C build >/dev/null
-PYTHONPATH=build/scanner "$ML_PY" examples/leaky.py "${1:-build/leaky-dump.json}"
+
+seconds=${MELIAE_DEMO_SECONDS:-30}
+work=$(mktemp -d "${TMPDIR:-/tmp}/meliae-demo.XXXXXX")
+export MELIAE_SOCKET=$work/meliae.sock
+pids=()
+cleanup() {
+  local i
+  # the service first, then the daemon it streams to
+  for ((i = ${#pids[@]} - 1; i >= 0; i--)); do
+    kill "${pids[i]}" 2>/dev/null || true
+    wait "${pids[i]}" 2>/dev/null || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cli() { build/cli/meliae-cli "$@"; }
+step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+
+step "meliae-monitord --store $work/store --socket \$MELIAE_SOCKET"
+build/monitord/meliae-monitord --store "$work/store" --socket "$MELIAE_SOCKET" \
+  --foreground --log-level warn &
+pids+=($!)
+for _ in $(seq 100); do [ -S "$MELIAE_SOCKET" ] && break; sleep 0.05; done
+
+port=$("$ML_PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+step "a leaking HTTP service on 127.0.0.1:$port, streaming a snapshot every 3 s"
+PYTHONPATH=build/scanner:examples/leaky_service "$ML_PY" \
+  examples/leaky_service/service.py "$port" "$MELIAE_SOCKET" &
+pids+=($!)
+for _ in $(seq 100); do
+  "$ML_PY" -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" \
+    2>/dev/null && break
+  sleep 0.05
+done
+
+step "load for $seconds s"
+"$ML_PY" examples/leaky_service/load.py "$port" "$seconds"
+cli snap demo-web >/dev/null          # one last snapshot, now
+
+step "meliae-cli snapshots"
+cli snapshots | tail -n 6
+step "meliae-cli growth --since 5m --top 8"
+cli growth --since 5m --top 8
+first=$(cli --json snapshots | "$ML_PY" -c 'import json, sys; print(json.load(sys.stdin)["snapshots"][0]["id"])')
+step "meliae-cli diff $first latest --top 5   (the first snapshot against the last)"
+cli diff "$first" latest --top 5
+
+cli --json growth --since 5m >"$work/growth.json"
+cli --json diff "$first" latest >"$work/diff.json"
+leak=$("$ML_PY" examples/leaky_service/verdict.py pick "$work/diff.json")
+addr=$(cli --json summary latest --top 0 | "$ML_PY" -c '
+import json, sys
+d = json.load(sys.stdin)
+print(next(t["max_address"] for t in d["types"] if t["type"] == sys.argv[1]))' "$leak")
+step "meliae-cli referrers latest $addr   (the biggest $leak)"
+cli referrers latest "$addr"
+cli --json referrers latest "$addr" >"$work/referrers.json"
+
+echo
+"$ML_PY" examples/leaky_service/verdict.py say "$work/growth.json" \
+  "$work/diff.json" "$work/referrers.json"
