@@ -66,8 +66,31 @@ st_tmpdir(const struct st_store *s)
     return s->tmpdir;
 }
 
+/* mkdir -p for path's missing parents (mode 0700), not path itself. */
+static void
+make_parents(const char *path)
+{
+    char buf[PATH_MAX];
+    size_t n = strlen(path);
+
+    if (n >= sizeof buf)
+        return;
+    memcpy(buf, path, n + 1);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0700) < 0 && errno != EEXIST) {
+            *p = '/';
+            return;
+        }
+        *p = '/';
+    }
+}
+
 /* A directory we will write into: not a symlink, ours (or root's), not
- * writable by others.  Created mode 0700 if missing and create is set. */
+ * writable by others.  Created mode 0700 if missing and create is set,
+ * with its missing parents (~/.local/state on a fresh account). */
 static int
 check_dir(const char *path, int create, char *err, size_t errlen)
 {
@@ -76,6 +99,7 @@ check_dir(const char *path, int create, char *err, size_t errlen)
     if (lstat(path, &st) < 0) {
         if (errno != ENOENT || !create)
             return seterr(err, errlen, -errno, "%s: %s", path, strerror(errno));
+        make_parents(path);
         if (mkdir(path, 0700) < 0 && errno != EEXIST)
             return seterr(err, errlen, -errno, "cannot create %s: %s", path,
                           strerror(errno));
