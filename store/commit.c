@@ -88,6 +88,8 @@ radix_pairs(struct pair *a, struct pair *tmp, size_t n, uint32_t *count)
 {
     uint64_t all_or = 0, all_and = ~0ull;
 
+    if (n < 2)
+        return;                         /* also: a and tmp NULL when empty */
     for (size_t i = 0; i < n; i++) {
         all_or |= a[i].addr;
         all_and &= a[i].addr;
@@ -115,6 +117,8 @@ radix_u64(uint64_t *a, uint64_t *tmp, size_t n, uint32_t *count)
 {
     uint64_t all_or = 0, all_and = ~0ull;
 
+    if (n < 2)
+        return;
     for (size_t i = 0; i < n; i++) {
         all_or |= a[i];
         all_and &= a[i];

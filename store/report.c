@@ -25,6 +25,22 @@
 /* Characters of a value shown with an object. */
 #define RP_VALUE_MAX 100
 
+/* qsort and memcpy with an empty array: no NULL pointer reaches libc
+ * (UBSan: "declared to never be null"). */
+static void
+sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
+{
+    if (n > 1)
+        qsort(base, n, size, cmp);
+}
+
+static void
+copy(void *dst, const void *src, size_t n)
+{
+    if (n > 0)
+        memcpy(dst, src, n);
+}
+
 struct ctx {
     struct st_read *r;
     char *err;
@@ -518,7 +534,7 @@ cmd_summary(struct ctx *c, const cJSON *req, cJSON *out)
             fail(c, rc, "snapshot %" PRIu64 ": %s", s->id, st_strerror(rc));
     }
     if (rc == 0) {
-        qsort(rows.v, rows.n, sizeof *rows.v, count ? by_count : by_bytes);
+        sort(rows.v, rows.n, sizeof *rows.v, count ? by_count : by_bytes);
         cJSON_AddItemToObject(out, "snapshot", snap_json(s));
         for (size_t i = 0; i < rows.n; i++) {
             tc += rows.v[i].count;
@@ -669,7 +685,7 @@ growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
         for (size_t k = 1; k < n && s->suspect; k++)
             s->suspect = m[k] > m[k - 1];
     }
-    qsort(g.v, g.n, sizeof *g.v, series_cmp);
+    sort(g.v, g.n, sizeof *g.v, series_cmp);
 
     const struct snap *first = sn[0], *last = sn[n - 1];
     snprintf(buf, sizeof buf, "%016" PRIx64, first->proc);
@@ -933,7 +949,7 @@ find_owner(struct ctx *c, uint64_t id, uint32_t oid)
         }
         if (named != UINT32_MAX)
             return named;
-        memcpy(level, next, nn * sizeof *next);
+        copy(level, next, nn * sizeof *next);
         nl = nn;
     }
     return named;
@@ -1005,7 +1021,7 @@ object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
         if (b.isnew[i])
             g[ng++] = (struct group){ b.tid[i], b.holder[i], 0, 0, 1,
                                       b.size[i], 1 };
-    qsort(g, ng, sizeof *g, key_cmp);
+    sort(g, ng, sizeof *g, key_cmp);
     size_t k = 0;
     for (size_t i = 0; i < ng; i++) {
         if (k > 0 && same_group(&g[k - 1], &g[i])) {
@@ -1040,7 +1056,7 @@ object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
         }
     free(roll);
     if (merged) {
-        qsort(g, ng, sizeof *g, key_cmp);
+        sort(g, ng, sizeof *g, key_cmp);
         k = 0;
         for (size_t i = 0; i < ng; i++) {
             if (k > 0 && same_group(&g[k - 1], &g[i])) {
@@ -1053,7 +1069,7 @@ object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
         }
     }
     ng = k;
-    qsort(g, ng, sizeof *g, group_cmp);
+    sort(g, ng, sizeof *g, group_cmp);
 
     uint64_t ngone = 0, bgone = 0;
     for (size_t i = 0; i < a.nobj; i++)
@@ -1179,7 +1195,7 @@ cmd_diff(struct ctx *c, const cJSON *req, cJSON *out)
         fail(c, rc, "reading summaries: %s", st_strerror(rc));
         goto out;
     }
-    qsort(d.v, d.n, sizeof *d.v, drow_cmp);
+    sort(d.v, d.n, sizeof *d.v, drow_cmp);
     cJSON_AddItemToObject(out, "a", snap_json(sa));
     cJSON_AddItemToObject(out, "b", snap_json(sb));
     cJSON *arr = cJSON_AddArrayToObject(out, "types");
@@ -1495,8 +1511,8 @@ cmd_show(struct ctx *c, const cJSON *req, cJSON *out)
         rc = fail(c, -ENOMEM, "out of memory");
         goto out;
     }
-    memcpy(refs, o.refs, nrefs * sizeof *refs);
-    memcpy(par, pp, np * sizeof *par);
+    copy(refs, o.refs, nrefs * sizeof *refs);
+    copy(par, pp, np * sizeof *par);
     cJSON_AddNumberToObject(obj, "nrefs", (double)nrefs);
     cJSON_AddNumberToObject(obj, "nreferrers", (double)np);
     cJSON *ra = cJSON_AddArrayToObject(obj, "refs");
