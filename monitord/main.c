@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -31,8 +32,11 @@
 #include <lmdb.h>
 #include <uv.h>
 
+#include "activation.h"
 #include "creds.h"
 #include "log.h"
+#include "metrics.h"
+#include "prom.h"
 #include "server.h"
 #include "store.h"
 #include "util.h"
@@ -54,7 +58,9 @@ usage(FILE *f)
           "  --store DIR        the store (created mode 0700 if absent)\n"
           "  --socket PATH      listen here (default: $MELIAE_SOCKET, else\n"
           "                     /run/meliae.sock as root, else\n"
-          "                     $XDG_RUNTIME_DIR/meliae.sock)\n"
+          "                     $XDG_RUNTIME_DIR/meliae.sock); a socket "
+          "passed by\n"
+          "                     systemd (socket activation) comes first\n"
           "  --group NAME       also serve members of this group (socket "
           "mode 0660)\n"
           "  --retain N         object graphs kept per process (default "
@@ -62,6 +68,15 @@ usage(FILE *f)
           "  --retain-age DUR   summaries kept this long: 30s, 15m, 1h, 7d "
           "(default 7d)\n"
           "  --max-store SIZE   store size cap: 512M, 64G (default 64G)\n"
+          "  --metrics-textfile PATH\n"
+          "                     Prometheus metrics, rewritten after each "
+          "snapshot\n"
+          "                     (node_exporter's textfile collector)\n"
+          "  --metrics-listen HOST:PORT\n"
+          "                     serve them at http://HOST:PORT/metrics; "
+          "HOST is an\n"
+          "                     IPv4 or [IPv6] loopback address\n"
+          "  --metrics-listen-any  allow a HOST that is not loopback\n"
           "  --foreground       do not detach; log to stderr\n"
           "  --log-level L      error, warn, info (default) or debug\n"
           "  --help             this text\n"
@@ -111,7 +126,10 @@ absolute(const char *path)
 struct args {
     char *store;
     char *socket;
+    const char *socket_opt;     /* --socket as given, or NULL */
     gid_t group;
+    struct md_metrics_config metrics;
+    int want_metrics;
     struct st_options opt;
     int foreground;
     enum md_level level;
@@ -120,7 +138,8 @@ struct args {
 static void
 parse_args(int argc, char **argv, struct args *a)
 {
-    enum { O_RETAIN_AGE = 256, O_MAX_STORE, O_LOG_LEVEL, O_VERSION };
+    enum { O_RETAIN_AGE = 256, O_MAX_STORE, O_LOG_LEVEL, O_VERSION,
+           O_MTEXT, O_MLISTEN, O_MANY };
     static const struct option longopts[] = {
         { "store", required_argument, NULL, 's' },
         { "socket", required_argument, NULL, 'S' },
@@ -130,11 +149,17 @@ parse_args(int argc, char **argv, struct args *a)
         { "max-store", required_argument, NULL, O_MAX_STORE },
         { "foreground", no_argument, NULL, 'f' },
         { "log-level", required_argument, NULL, O_LOG_LEVEL },
+        { "metrics-textfile", required_argument, NULL, O_MTEXT },
+        { "metrics-listen", required_argument, NULL, O_MLISTEN },
+        { "metrics-listen-any", no_argument, NULL, O_MANY },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, O_VERSION },
         { NULL, 0, NULL, 0 },
     };
     const char *store = NULL, *sock = NULL, *group = NULL;
+    const char *mlisten = NULL, *mtext = NULL;
+    int any = 0, loopback = 0;
+    char err[300];
     uint64_t v;
     int ch;
 
@@ -172,6 +197,21 @@ parse_args(int argc, char **argv, struct args *a)
         case 'f':
             a->foreground = 1;
             break;
+        case O_MTEXT:
+            if (optarg[0] == '\0')
+                usage_error("--metrics-textfile: empty path");
+            mtext = optarg;
+            break;
+        case O_MLISTEN:
+            if (md_prom_parse_listen(optarg, &a->metrics.listen_addr,
+                                     &loopback, err, sizeof(err)) < 0)
+                usage_error("--metrics-listen: %s", err);
+            mlisten = optarg;
+            a->metrics.listen = 1;
+            break;
+        case O_MANY:
+            any = 1;
+            break;
         case O_LOG_LEVEL:
             if (md_log_parse_level(optarg, &a->level) < 0)
                 usage_error("--log-level: expected error, warn, info or "
@@ -198,6 +238,39 @@ parse_args(int argc, char **argv, struct args *a)
     if (store == NULL || store[0] == '\0')
         usage_error("--store DIR is required");
     a->store = absolute(store);
+    a->socket_opt = sock;
+
+    if (mtext != NULL)
+        a->metrics.textfile = absolute(mtext);
+    if (any && mlisten == NULL)
+        usage_error("--metrics-listen-any goes with --metrics-listen");
+    /* The metrics name the processes, their programs and their types:
+     * beyond this host only when asked for in so many words. */
+    if (mlisten != NULL && !loopback && !any)
+        usage_error("--metrics-listen: %s is not a loopback address; add "
+                    "--metrics-listen-any to serve metrics beyond this host",
+                    mlisten);
+    a->want_metrics = mtext != NULL || mlisten != NULL;
+
+    if (sock != NULL && sock[0] == '\0')
+        usage_error("--socket: empty path");
+    if (group != NULL) {
+        struct group *gr = getgrnam(group);
+
+        if (gr != NULL)
+            a->group = gr->gr_gid;
+        else if (md_parse_uint(group, 0, UINT32_MAX - 1, &v) == 0)
+            a->group = (gid_t)v;
+        else
+            usage_error("--group: no group named '%s'", group);
+    }
+}
+
+/* The socket path when we bind our own (no socket from systemd). */
+static void
+resolve_socket(struct args *a)
+{
+    const char *sock = a->socket_opt;
 
     if (sock == NULL) {
         const char *env = getenv("MELIAE_SOCKET");
@@ -216,8 +289,6 @@ parse_args(int argc, char **argv, struct args *a)
             usage_error("no socket path: give --socket, or set "
                         "$MELIAE_SOCKET or $XDG_RUNTIME_DIR");
         }
-    } else if (sock[0] == '\0') {
-        usage_error("--socket: empty path");
     }
     if (a->socket == NULL) {
         a->socket = absolute(sock);
@@ -230,17 +301,6 @@ parse_args(int argc, char **argv, struct args *a)
     if (strlen(a->socket) > 107)
         usage_error("socket path %s is %zu bytes; the limit is 107",
                     a->socket, strlen(a->socket));
-
-    if (group != NULL) {
-        struct group *gr = getgrnam(group);
-
-        if (gr != NULL)
-            a->group = gr->gr_gid;
-        else if (md_parse_uint(group, 0, UINT32_MAX - 1, &v) == 0)
-            a->group = (gid_t)v;
-        else
-            usage_error("--group: no group named '%s'", group);
-    }
 }
 
 /* ---- detaching ---- */
@@ -383,8 +443,11 @@ on_walk(uv_handle_t *h, void *arg)
 int
 main(int argc, char **argv)
 {
+    struct md_metrics *metrics = NULL;
     struct md_server *srv = NULL;
     struct st_store *store = NULL;
+    char sd_path[sizeof(((struct sockaddr_un *)0)->sun_path) + 1];
+    int sd_fd = -1, sd_mismatch = 0;
     struct md_config cfg;
     struct sigaction sa;
     struct args a;
@@ -393,6 +456,28 @@ main(int argc, char **argv)
     int rc, status;
 
     parse_args(argc, argv, &a);
+    /* Before anything forks: LISTEN_PID names this process. */
+    rc = md_activation_socket(&sd_fd, sd_path, sizeof(sd_path), err,
+                              sizeof(err));
+    if (rc < 0) {
+        fprintf(stderr, PROG ": %s\n", err);
+        exit(1);
+    }
+    if (sd_fd >= 0) {
+        a.socket = strdup(sd_path);
+        if (a.socket == NULL) {
+            fprintf(stderr, PROG ": out of memory\n");
+            exit(1);
+        }
+        if (a.socket_opt != NULL) {
+            char *want = absolute(a.socket_opt);
+
+            sd_mismatch = strcmp(want, a.socket) != 0;
+            free(want);
+        }
+    } else {
+        resolve_socket(&a);
+    }
 
 #ifdef __GLIBC__
     /* Long-line buffers and parser scratch (up to 64 MiB and more) are
@@ -414,9 +499,13 @@ main(int argc, char **argv)
         md_warn("no_boot_time", " error=%s reason=%s", strerror(-rc),
                 "peer start times will be 0");
 
+    if (sd_mismatch)
+        md_warn("socket_option_ignored", " socket=%s systemd_socket=%s",
+                a.socket_opt, a.socket);
     /* Before the store: a second daemon must not sweep the first one's
-     * snapshots in progress. */
-    if (md_socket_probe(a.socket, err, sizeof(err)) < 0)
+     * snapshots in progress.  (With systemd's socket, systemd starts one
+     * daemon for it.) */
+    if (sd_fd < 0 && md_socket_probe(a.socket, err, sizeof(err)) < 0)
         fatal(err);
     err[0] = '\0';
     rc = st_open(&store, a.store, &a.opt, err, sizeof(err));
@@ -437,16 +526,25 @@ main(int argc, char **argv)
         st_close(store);
         fatal(err);
     }
+    if (a.want_metrics
+        && md_metrics_new(&metrics, &loop, store, &a.metrics, err,
+                          sizeof(err)) < 0) {
+        st_close(store);
+        fatal(err);
+    }
     cfg.socket_path = a.socket;
     cfg.group = a.group;
+    cfg.listen_fd = sd_fd;
+    cfg.metrics = metrics;
     rc = md_server_start(&srv, &loop, store, &cfg, on_ready, NULL);
     if (rc < 0) {
+        md_metrics_close(metrics);      /* else the loop would not end */
         snprintf(err, sizeof(err), "starting the server: %s",
                  uv_strerror(rc));
         md_err("start_failed", " error=%s", uv_strerror(rc));
         tell_parent(err);
     }
-    if (srv != NULL)
+    if (srv != NULL || metrics != NULL)
         (void)uv_run(&loop, UV_RUN_DEFAULT);
     status = srv != NULL ? md_server_exit_status(srv) : 1;
 
@@ -458,10 +556,12 @@ main(int argc, char **argv)
         status = 1;
     }
     md_server_free(srv);
+    md_metrics_free(metrics);
     st_close(store);
     if (ready_fd >= 0)
         tell_parent("the daemon stopped while starting");
     free(a.store);
     free(a.socket);
+    free((char *)a.metrics.textfile);
     return status;
 }

@@ -69,6 +69,7 @@
 
 #include "dumpline.h"
 #include "log.h"
+#include "metrics.h"
 #include "ml-common.h"
 #include "proto.h"
 #include "query.h"
@@ -157,6 +158,8 @@ struct conn {
     /* What names the process, for `snap`: /proc/PID/cmdline at accept,
      * the label and program of the last header. */
     int seen_line;              /* the first line has come */
+    uint64_t rx_first;          /* bytes read before it: counted as
+                                 * ingest unless it is a query */
     char argv0[MD_STR_MAX], script[MD_STR_MAX];
     char label[MD_STR_MAX], program[MD_STR_MAX];
     int has_label, has_program;
@@ -515,14 +518,31 @@ discard_snapshot(struct conn *c)
         c->state = CS_HEADER;
 }
 
-/* Answers an error line; closes the connection or, for codes that keep it
- * open, drops the current snapshot (its remaining lines are skipped when
- * skip_rest). */
+/* The reason="..." of meliae_ingest_errors_total for an error code;
+ * MD_ER_COUNT for none (a shutdown is no client's fault). */
+static enum md_ereason
+code_reason(enum md_code code)
+{
+    switch (code) {
+    case MD_DENIED: return MD_ER_DENIED;
+    case MD_VERSION: return MD_ER_VERSION;
+    case MD_PROTO: return MD_ER_PROTO;
+    case MD_LIMIT: return MD_ER_LIMIT;
+    case MD_ABORTED: return MD_ER_ABORTED;
+    case MD_STORE: return MD_ER_STORE;
+    default: return MD_ER_COUNT;
+    }
+}
+
+/* conn_fail, counted under reason r rather than code's. */
 static void
-conn_fail(struct conn *c, enum md_code code, const char *msg, int skip_rest)
+conn_fail_as(struct conn *c, enum md_code code, enum md_ereason r,
+             const char *msg, int skip_rest)
 {
     char line[512], q[256];
     size_t n;
+
+    md_metrics_error(c->srv->cfg.metrics, r);
 
     md_warn("snapshot_refused", " conn=%" PRIu64 " pid=%d uid=%u code=%s "
             "objects=%" PRIu64 " reason=%s", c->serial, (int)c->peer.pid,
@@ -542,6 +562,15 @@ conn_fail(struct conn *c, enum md_code code, const char *msg, int skip_rest)
         conn_drain_close(c, md_code_name(code));
     else if (skip_rest)
         c->state = CS_SKIP;
+}
+
+/* Answers an error line; closes the connection or, for codes that keep it
+ * open, drops the current snapshot (its remaining lines are skipped when
+ * skip_rest). */
+static void
+conn_fail(struct conn *c, enum md_code code, const char *msg, int skip_rest)
+{
+    conn_fail_as(c, code, code_reason(code), msg, skip_rest);
 }
 
 static void
@@ -566,6 +595,7 @@ on_header(struct conn *c, const char *line, size_t n)
     }
     j->kind = MD_JOB_COMMIT;
     j->conn = c->serial;
+    j->metrics = srv->cfg.metrics != NULL;
     md_meta_source(&j->meta, &j->src);
     j->src.trusted = 1;
     j->src.uid = c->peer.uid;
@@ -751,6 +781,7 @@ on_line(struct conn *c, const char *line, size_t n)
             on_query(c, req, code, err);
             return;
         }
+        md_metrics_bytes_received(srv->cfg.metrics, c->rx_first);
     }
     if (c->state == CS_HEADER)
         on_header(c, line, n);
@@ -783,6 +814,7 @@ line_too_long(struct conn *c, const char *line, size_t n, const char *err)
         c->seen_line = 1;
         c->state = CS_QUERY;
         c->q_t0 = uv_hrtime();
+        md_metrics_query(c->srv->cfg.metrics);
         snprintf(c->qcmd, sizeof(c->qcmd), "?");
         snprintf(msg, sizeof(msg), "query longer than %u bytes",
                  ML_PROTO_MAX_META_LINE);
@@ -924,6 +956,8 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     }
     if (nread < 0) {
         if (c->state != CS_HEADER) {
+            if (c->state != CS_SKIP && nread != UV_ENOBUFS)
+                md_metrics_error(c->srv->cfg.metrics, MD_ER_DISCONNECT);
             md_info("snapshot_discarded", " conn=%" PRIu64 " pid=%d objects=%"
                     PRIu64 " reason=%s", c->serial, (int)c->peer.pid,
                     c->nobj, md_logq(nread == UV_EOF
@@ -946,6 +980,10 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
         return;                 /* EAGAIN: not an error, not EOF */
     c->len += (size_t)nread;
     c->last_rx = uv_now(c->srv->loop);
+    if (c->seen_line)
+        md_metrics_bytes_received(c->srv->cfg.metrics, (uint64_t)nread);
+    else
+        c->rx_first += (uint64_t)nread;
     process(c);
 }
 
@@ -971,6 +1009,7 @@ on_conn_close(uv_handle_t *h)
                  c->serial, (int)c->peer.pid, md_logq(c->qcmd, q, sizeof(q)),
                  c->why);
     } else if (c->allowed) {
+        md_metrics_conn_gone(srv->cfg.metrics, c->serial);
         md_info("disconnect", " conn=%" PRIu64 " pid=%d snapshots=%" PRIu64
                 " pending_commits=%u reason=%s", c->serial, (int)c->peer.pid,
                 c->acked, c->commits, c->why);
@@ -1095,6 +1134,7 @@ refuse(struct conn *c, enum md_code code, const char *msg)
     uv_buf_t b = uv_buf_init(line, (unsigned)n);
     int rc = -1;
 
+    md_metrics_error(c->srv->cfg.metrics, code_reason(code));
     if (c->wq == 0 && !c->closed && !c->shut_started)
         rc = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
     if (rc == (int)n) {
@@ -1513,6 +1553,7 @@ on_query(struct conn *c, cJSON *req, enum md_code code, const char *err)
 
     c->state = CS_QUERY;
     c->q_t0 = uv_hrtime();
+    md_metrics_query(srv->cfg.metrics);
     snprintf(c->qcmd, sizeof(c->qcmd), "%s",
              cJSON_IsString(cmd) ? cJSON_GetStringValue(cmd) : "?");
     if (code != MD_OK) {
@@ -1648,6 +1689,9 @@ on_commit_done(struct md_server *srv, struct md_job *j)
                 j->src.pid,
                 (uv_hrtime() - j->submitted_ns - j->took_ns) / 1000000,
                 j->took_ns / 1000000, c == NULL ? " client=gone" : "");
+        md_metrics_snapshot(srv->cfg.metrics, j->conn, c != NULL,
+                            j->objects, j->mfrag);
+        j->mfrag = NULL;
         if (c != NULL) {
             n = (size_t)snprintf(line, sizeof(line), "{\"ack\": %" PRIu64
                                  ", \"objects\": %" PRIu64 "}\n", j->id,
@@ -1660,6 +1704,7 @@ on_commit_done(struct md_server *srv, struct md_job *j)
     } else if (j->rc == ML_EPROTO) {
         /* Found only at commit (two objects at one address): a protocol
          * error like the others, so the connection closes. */
+        md_metrics_error(srv->cfg.metrics, MD_ER_PROTO);
         md_warn("snapshot_refused", " conn=%" PRIu64 " pid=%d code=proto "
                 "objects=%" PRIu64 " reason=%s%s", j->conn, (int)j->src.tpid,
                 j->objects, md_logq(j->errmsg, q, sizeof(q)),
@@ -1676,6 +1721,7 @@ on_commit_done(struct md_server *srv, struct md_job *j)
         if (c != NULL)
             conn_drain_close(c, "proto");
     } else {
+        md_metrics_error(srv->cfg.metrics, MD_ER_STORE);
         md_err("snapshot_not_stored", " conn=%" PRIu64 " pid=%d objects=%"
                PRIu64 " error=%s%s", j->conn, (int)j->src.tpid, j->objects,
                md_logq(j->errmsg, q, sizeof(q)),
@@ -1750,6 +1796,7 @@ on_job_done(struct md_job *j, void *arg)
         maybe_finish(srv);
         return;
     }
+    md_mfrag_free(j->mfrag);
     free(j);
 }
 
@@ -1786,7 +1833,8 @@ on_tick(uv_timer_t *t)
             continue;           /* silent because we stopped reading */
         if (c->state != CS_HEADER
             && now - c->last_rx >= ML_PROTO_IDLE_SECONDS * 1000u) {
-            conn_fail(c, MD_LIMIT, "silent in the middle of a snapshot", 0);
+            conn_fail_as(c, MD_LIMIT, MD_ER_IDLE,
+                         "silent in the middle of a snapshot", 0);
             continue;
         }
         if (now - c->last_rx >= ML_PROTO_KEEPALIVE_SECONDS * 1000u
@@ -1798,6 +1846,7 @@ on_tick(uv_timer_t *t)
             (void)conn_send(c, line, (size_t)n);
         }
     }
+    md_metrics_tick(srv->cfg.metrics);
     if (!srv->stopping && srv->writer != NULL && !srv->reader_check_queued
         && now - srv->last_reader_check >= READER_CHECK_MS) {
         struct md_job *j = calloc(1, sizeof(*j));
@@ -1813,6 +1862,42 @@ on_tick(uv_timer_t *t)
 
 /* ---- listening, stopping ---- */
 
+/* Listens on the socket systemd passed (cfg.listen_fd): the file, its
+ * mode and its group are the .socket unit's business (SocketMode=,
+ * SocketGroup=, RemoveOnStop=), so nothing is done to it, and closing
+ * our descriptor at shutdown leaves systemd's listening. */
+static int
+server_listen_fd(struct md_server *srv, char *err, size_t errlen)
+{
+    int rc;
+
+    rc = uv_pipe_init(srv->loop, &srv->listener, 0);
+    if (rc < 0) {
+        snprintf(err, errlen, "uv_pipe_init: %s", uv_strerror(rc));
+        return -1;
+    }
+    srv->listener_init = 1;
+    srv->listener.data = srv;
+    rc = uv_pipe_open(&srv->listener, srv->cfg.listen_fd);
+    if (rc < 0) {
+        snprintf(err, errlen, "uv_pipe_open(systemd socket): %s",
+                 uv_strerror(rc));
+        return -1;
+    }
+    srv->listening = 1;         /* sock_fd stays -1: never unlinked */
+    rc = uv_listen((uv_stream_t *)&srv->listener, LISTEN_BACKLOG,
+                   on_connection);
+    if (rc < 0) {
+        snprintf(err, errlen, "listen (systemd socket): %s",
+                 uv_strerror(rc));
+        return -1;
+    }
+    md_info("listening", " socket=%s activation=systemd max_clients=%u",
+            srv->cfg.socket_path[0] != '\0' ? srv->cfg.socket_path : "?",
+            srv->max_conns);
+    return 0;
+}
+
 /* Binds and listens.  The socket is made here rather than by
  * uv_pipe_bind: libuv would unlink the path when the handle closes, even
  * if the file there is no longer ours. */
@@ -1823,6 +1908,9 @@ server_listen(struct md_server *srv, char *err, size_t errlen)
     struct sockaddr_un sa;
     mode_t old;
     int fd, rc;
+
+    if (srv->cfg.listen_fd >= 0)
+        return server_listen_fd(srv, err, errlen);
 
     memset(&sa, 0, sizeof(sa));
     sa.sun_family = AF_UNIX;
@@ -1947,6 +2035,7 @@ md_server_stop(struct md_server *srv, const char *why)
     }
     if (srv->handles_init & H_RETRY)
         (void)uv_timer_stop(&srv->accept_retry);
+    md_metrics_close(srv->cfg.metrics);
     /* Queries first: a snap query gets this reason rather than "the
      * process disconnected". */
     for (c = srv->conns; c != NULL; c = c->next)
@@ -1999,6 +2088,19 @@ maybe_finish(struct md_server *srv)
     md_info("stopped", " exit_status=%d", srv->exit_status);
 }
 
+/* meliae_connections: the clients md_server_foreach_client lists. */
+static unsigned
+count_clients(void *arg)
+{
+    struct md_server *srv = arg;
+    unsigned n = 0;
+
+    for (struct conn *c = srv->conns; c != NULL; c = c->next)
+        if (c->allowed && !c->closing && c->state != CS_QUERY)
+            n++;
+    return n;
+}
+
 /* Connections we can serve with the descriptors we have: every one may
  * need FDS_PER_CONN, and the store, the loop and syslog need some. */
 static unsigned
@@ -2042,6 +2144,7 @@ md_server_start(struct md_server **out, uv_loop_t *loop,
     srv->parser.max_refs = ML_PROTO_MAX_REFS;   /* bounds its scratch */
     srv->max_conns = conn_limit();
     srv->sock_fd = -1;
+    md_metrics_set_source(cfg->metrics, count_clients, srv);
 
     if ((rc = uv_timer_init(loop, &srv->tick)) < 0)
         goto out_free;

@@ -15,9 +15,16 @@
 #include "creds.h"
 #include "store.h"
 
+struct md_metrics;
+
 struct md_config {
-    const char *socket_path;    /* absolute, checked by md_socket_probe */
+    const char *socket_path;    /* absolute, checked by md_socket_probe;
+                                 * with listen_fd, only for the log */
     gid_t group;                /* (gid_t)-1: no --group */
+    int listen_fd;              /* -1, or a listening socket from systemd
+                                 * (activation.h): used as is, never
+                                 * chmod'ed, chown'ed nor unlinked */
+    struct md_metrics *metrics; /* NULL: no --metrics-* option */
 };
 
 /* Called once when the daemon is listening (status 0) or failed to start
@@ -34,7 +41,7 @@ struct md_server;
 int md_socket_probe(const char *path, char *err, size_t errlen);
 
 /* Starts the writer thread, sweeps the store (in the writer), then binds
- * and listens; ready runs after that.  SIGTERM/SIGINT stop the server;
+ * and listens (or listens on cfg->listen_fd); ready runs after that.  SIGTERM/SIGINT stop the server;
  * uv_run returns once everything is closed.  0 or a UV_E* code. */
 int md_server_start(struct md_server **out, uv_loop_t *loop,
                     struct st_store *store, const struct md_config *cfg,

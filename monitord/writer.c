@@ -3,6 +3,7 @@
  * writer.c -- see writer.h.
  */
 #define _GNU_SOURCE
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -42,6 +43,14 @@ run_job(struct md_writer *w, struct md_job *j)
         }
         st_ingest_free(j->ing);
         j->ing = NULL;
+        if (j->rc == 0 && j->metrics) {
+            /* Here, not on the loop: it reads the store. */
+            int rc = md_metrics_prepare(w->store, j->id, &j->src, &j->mfrag);
+
+            if (rc < 0)
+                md_warn("metrics_summary_failed", " id=%" PRIu64 " error=%s",
+                        j->id, st_strerror(rc));
+        }
         break;
     case MD_JOB_SWEEP:
         j->rc = st_sweep(w->store, &j->swept);

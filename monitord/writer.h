@@ -14,6 +14,7 @@
 
 #include <uv.h>
 
+#include "metrics.h"
 #include "proto.h"
 #include "store.h"
 
@@ -37,11 +38,13 @@ struct md_job {
     struct md_meta meta;        /* the strings src points into */
     struct st_source src;
     uint64_t objects;
+    int metrics;                /* COMMIT: make mfrag (metrics.h) too */
     uint64_t submitted_ns;      /* uv_hrtime() */
     /* out */
     int rc;
     char errmsg[256];           /* COMMIT failed: st_ingest_error's text */
     uint64_t id;                /* COMMIT */
+    struct md_mfrag *mfrag;     /* COMMIT with metrics; may stay NULL */
     uint64_t swept;             /* SWEEP */
     int dead;                   /* SWEEP, READER_CHECK: stale readers */
     int rc_readers;

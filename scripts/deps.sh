@@ -9,6 +9,7 @@ ML_DEBS=(
   build-essential pkg-config meson ninja-build
   python3 python3-dev python3-pytest python3-mesonpy python3-venv python3-pip
   zlib1g-dev libcmocka-dev libuv1-dev liblmdb-dev libcjson-dev scdoc
+  prometheus      # tests/daemon: a real Prometheus scrapes --metrics-listen
 )
 
 ml_install_deps() {

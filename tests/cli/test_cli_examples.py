@@ -40,7 +40,7 @@ from cli_support import (DOCS, FIXTURES, LABEL, MONITORD, SESSION,
 VALUED = {"--store", "--socket", "--dump", "--process", "--since", "--until",
           "--by", "--top", "--depth", "--chains", "--label", "--limit",
           "--timeout", "--group", "--retain", "--retain-age", "--max-store",
-          "--log-level"}
+          "--log-level", "--metrics-textfile", "--metrics-listen"}
 
 
 def scd_examples(name, prog):
@@ -290,12 +290,16 @@ class TestMonitordExamples(TmpTestCase):
             argv = shlex.split(line)[1:]
             store = os.path.join(self.tmp, "store%d" % k)
             sock = os.path.join(self.tmp, "s%d.sock" % k)
+            prom = os.path.join(self.tmp, "m%d.prom" % k)
             args, i = [], 0
             while i < len(argv):
                 a = argv[i]
                 if a in VALUED and i + 1 < len(argv):
                     v = {"--store": store, "--socket": sock,
-                         "--group": group}.get(a, argv[i + 1])
+                         "--group": group,
+                         "--metrics-textfile": prom,
+                         "--metrics-listen": "127.0.0.1:0",
+                         }.get(a, argv[i + 1])
                     args += [a, v]
                     i += 2
                 else:
@@ -317,6 +321,8 @@ class TestMonitordExamples(TmpTestCase):
                     # and answers a query
                     r = run_cli(["--socket", sock, "--json", "snapshots"])
                     self.assertEqual((r.returncode, r.stderr), (0, ""))
+                    if "--metrics-textfile" in args:
+                        self.assertTrue(os.path.exists(prom))
                 finally:
                     p.send_signal(signal.SIGTERM)
                     try:

@@ -51,7 +51,7 @@ class Daemon:
     """One meliae-monitord in the foreground, logging to a file."""
 
     def __init__(self, tmp, store=None, sock=None, args=(), prefix=(),
-                 env=None, log_level="debug"):
+                 env=None, log_level="debug", pass_fds=()):
         self.tmp = tmp
         self.store = store or os.path.join(tmp, "store")
         self.sock = sock or os.path.join(tmp, "d.sock")
@@ -59,6 +59,7 @@ class Daemon:
         self.prefix = list(prefix)
         self.env = env
         self.log_level = log_level
+        self.pass_fds = tuple(pass_fds)
         self.proc = None
         self.logpath = None
         self.nstarts = 0
@@ -72,7 +73,8 @@ class Daemon:
         with open(self.logpath, "wb") as log:
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=log,
-                                         env=daemon_env(self.env))
+                                         env=daemon_env(self.env),
+                                         pass_fds=self.pass_fds)
         if wait:
             self.wait_ready()
         return self

@@ -2,9 +2,13 @@
  *
  * test_monitord_proto.c -- the daemon's pure parts: option values
  * (monitord/util.c), the header and trailer lines of docs/protocol.md and
- * the first line of a query (monitord/proto.c).
+ * the first line of a query (monitord/proto.c), and the metrics' label
+ * escaping, --metrics-listen addresses and HTTP requests
+ * (monitord/prom.c).
  */
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -15,6 +19,7 @@
 #include <cmocka.h>
 
 #include "ml-common.h"
+#include "prom.h"
 #include "proto.h"
 #include "util.h"
 
@@ -297,6 +302,160 @@ test_proto_maps_query_errors_to_codes(void **state)
     assert_true(md_code_closes(MD_ERROR));
 }
 
+/* ---- prom.c ---- */
+
+static const char *
+escaped(struct md_sbuf *b, const char *s, size_t n)
+{
+    md_sbuf_free(b);
+    md_prom_label_value(b, s, n);
+    assert_false(b->oom);
+    return b->p != NULL ? b->p : "";
+}
+
+static void
+test_prom_escapes_label_values(void **state)
+{
+    struct md_sbuf b = { 0 };
+
+    (void)state;
+    assert_string_equal(escaped(&b, S("plain")), "plain");
+    assert_string_equal(escaped(&b, S("")), "");
+    assert_string_equal(escaped(&b, S("a\\b\"c\nd")), "a\\\\b\\\"c\\nd");
+    assert_string_equal(escaped(&b, S("\\\\\n\n\"")),
+                        "\\\\\\\\\\n\\n\\\"");
+    /* Tabs, braces and commas need nothing. */
+    assert_string_equal(escaped(&b, S("x\t{a=\"1\",b}")),
+                        "x\t{a=\\\"1\\\",b}");
+    /* Well-formed UTF-8 is kept. */
+    assert_string_equal(escaped(&b, S("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80")),
+                        "\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80");
+    /* Not UTF-8, or NUL: '?' per byte. */
+    assert_string_equal(escaped(&b, S("a\xff" "b")), "a?b");
+    assert_string_equal(escaped(&b, S("\xc0\x80")), "??");           /* overlong */
+    assert_string_equal(escaped(&b, S("\xed\xa0\x80")), "???");      /* surrogate */
+    assert_string_equal(escaped(&b, S("\xe2\x82")), "??");           /* cut */
+    assert_string_equal(escaped(&b, S("\xf4\x90\x80\x80")), "????");  /* > U+10FFFF */
+    assert_string_equal(escaped(&b, "a\0b", 3), "a?b");
+    md_sbuf_free(&b);
+
+    md_sbuf_printf(&b, "%s=%d", "x", 42);
+    md_sbuf_add(&b, "yz", 1);
+    assert_string_equal(b.p, "x=42y");
+    assert_int_equal(b.len, 5);
+    md_sbuf_free(&b);
+}
+
+static void
+test_prom_parses_listen_addresses(void **state)
+{
+    static const struct {
+        const char *s;
+        int family, port, loopback;
+    } ok[] = {
+        { "127.0.0.1:9464", AF_INET, 9464, 1 },
+        { "127.8.9.10:0", AF_INET, 0, 1 },
+        { "0.0.0.0:80", AF_INET, 80, 0 },
+        { "192.168.1.2:65535", AF_INET, 65535, 0 },
+        { "[::1]:9464", AF_INET6, 9464, 1 },
+        { "[::]:1", AF_INET6, 1, 0 },
+        { "[::ffff:127.0.0.1]:2", AF_INET6, 2, 1 },
+        { "[::ffff:10.0.0.1]:2", AF_INET6, 2, 0 },
+        { "[fe80::1]:3", AF_INET6, 3, 0 },
+    };
+    static const char *const bad[] = {
+        "", "127.0.0.1", "127.0.0.1:", ":9464", "localhost:9464",
+        "127.0.0.1:65536", "127.0.0.1:-1", "127.0.0.1:9x", "::1:9464",
+        "[::1]", "[::1:9464", "[::1]9464", "[127.0.0.1]:1", "[]:1",
+        "1.2.3:4", "[::1]:",
+    };
+    struct sockaddr_storage ss;
+    char err[200], buf[80];
+    int lo;
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        assert_int_equal(md_prom_parse_listen(ok[i].s, &ss, &lo, err,
+                                              sizeof(err)), 0);
+        assert_int_equal(ss.ss_family, ok[i].family);
+        assert_int_equal(lo, ok[i].loopback);
+        if (ok[i].family == AF_INET)
+            assert_int_equal(ntohs(((struct sockaddr_in *)&ss)->sin_port),
+                             ok[i].port);
+        else
+            assert_int_equal(ntohs(((struct sockaddr_in6 *)&ss)->sin6_port),
+                             ok[i].port);
+    }
+    md_prom_parse_listen("[::1]:9464", &ss, &lo, err, sizeof(err));
+    assert_string_equal(md_prom_addr_str((struct sockaddr *)&ss, buf,
+                                         sizeof(buf)), "[::1]:9464");
+    md_prom_parse_listen("127.0.0.1:80", &ss, &lo, err, sizeof(err));
+    assert_string_equal(md_prom_addr_str((struct sockaddr *)&ss, buf,
+                                         sizeof(buf)), "127.0.0.1:80");
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        err[0] = '\0';
+        if (md_prom_parse_listen(bad[i], &ss, &lo, err, sizeof(err)) != -1)
+            fail_msg("accepted '%s'", bad[i]);
+        assert_true(err[0] != '\0');
+    }
+}
+
+static int
+route(const char *s, int *head)
+{
+    return md_http_route(s, strlen(s), 8192, head);
+}
+
+static void
+test_prom_routes_http_requests(void **state)
+{
+    char big[8192];
+    int head;
+
+    (void)state;
+    assert_int_equal(route("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", &head),
+                     200);
+    assert_int_equal(head, 0);
+    assert_int_equal(route("HEAD /metrics HTTP/1.0\r\n\r\n", &head), 200);
+    assert_int_equal(head, 1);
+    assert_int_equal(route("GET /metrics?name[]=x HTTP/1.1\r\n\r\n", &head),
+                     200);
+    assert_int_equal(route("GET /metrics HTTP/1.0\n\n", &head), 200);
+    /* Not complete yet. */
+    assert_int_equal(route("", &head), 0);
+    assert_int_equal(route("GET /metrics HTTP/1.1\r\n", &head), 0);
+    assert_int_equal(route("GET /metrics HTTP/1.1\r\nHost: x\r\n\r", &head),
+                     0);
+    assert_int_equal(route("GET /met", &head), 0);
+    /* Paths, methods, versions. */
+    assert_int_equal(route("GET / HTTP/1.1\r\n\r\n", &head), 404);
+    assert_int_equal(route("GET /metricsz HTTP/1.1\r\n\r\n", &head), 404);
+    assert_int_equal(route("GET /metrics/ HTTP/1.1\r\n\r\n", &head), 404);
+    assert_int_equal(route("GET http://h/metrics HTTP/1.1\r\n\r\n", &head),
+                     404);
+    assert_int_equal(route("POST /metrics HTTP/1.1\r\n\r\n", &head), 405);
+    assert_int_equal(route("get /metrics HTTP/1.1\r\n\r\n", &head), 405);
+    assert_int_equal(route("OPTIONS * HTTP/1.1\r\n\r\n", &head), 405);
+    assert_int_equal(route("GET /metrics HTTP/2.0\r\n\r\n", &head), 505);
+    assert_int_equal(route("GET /metrics HTTP/1.2\r\n\r\n", &head), 505);
+    assert_int_equal(route("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", &head), 505);
+    /* Not a request line. */
+    assert_int_equal(route("\r\n\r\n", &head), 400);
+    assert_int_equal(route("GET\r\n\r\n", &head), 400);
+    assert_int_equal(route("GET /metrics\r\n\r\n", &head), 400);
+    assert_int_equal(route(" /metrics HTTP/1.1\r\n\r\n", &head), 400);
+    assert_int_equal(route("GET  /metrics HTTP/1.1\r\n\r\n", &head), 400);
+    assert_int_equal(route("GET /metrics HTTP/1.1 x\r\n\r\n", &head), 400);
+    assert_int_equal(route("GET /metrics FTP/1.1\r\n\r\n", &head), 400);
+    assert_int_equal(route("G\x01T /metrics HTTP/1.1\r\n\r\n", &head), 400);
+    /* No end of head within the limit. */
+    memset(big, 'A', sizeof(big));
+    assert_int_equal(md_http_route(big, sizeof(big), sizeof(big), &head),
+                     431);
+    assert_int_equal(md_http_route(big, sizeof(big) - 1, sizeof(big), &head),
+                     0);
+}
+
 int
 main(void)
 {
@@ -313,6 +472,9 @@ main(void)
         cmocka_unit_test(test_proto_tells_queries_from_headers),
         cmocka_unit_test(test_proto_refuses_bad_queries_as_usage),
         cmocka_unit_test(test_proto_maps_query_errors_to_codes),
+        cmocka_unit_test(test_prom_escapes_label_values),
+        cmocka_unit_test(test_prom_parses_listen_addresses),
+        cmocka_unit_test(test_prom_routes_http_requests),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
