@@ -22,7 +22,10 @@ def worker(k):
     done[k] = n
 
 
-threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+# daemon threads: Ctrl-C (KeyboardInterrupt in the main thread) ends the
+# client at once instead of after the load's end
+threads = [threading.Thread(target=worker, args=(k,), daemon=True)
+           for k in range(4)]
 for t in threads:
     t.start()
 for t in threads:
