@@ -28,22 +28,26 @@ try:
 except ImportError:
     HAVE_STREAM = False
 
+# Leaks until its stdin closes (at most argv[2] seconds): the test stops
+# it once Prometheus has seen enough, however slow the machine (ASan).
 LEAKY = r"""
-import sys, time
+import sys, threading, time
 from meliae import scanner
 
 class Leak:
     def __init__(self, i):
         self.i = i
 
+stop = threading.Event()
+threading.Thread(target=lambda: (sys.stdin.read(), stop.set()),
+                 daemon=True).start()
 leaked = []
 st = scanner.stream_to(sys.argv[1], interval=1, label="leaky", timeout=30)
 end = time.monotonic() + float(sys.argv[2])
 i = 0
-while time.monotonic() < end:
+while time.monotonic() < end and not stop.wait(0.25):
     leaked.extend(Leak(i + k) for k in range(2000))
     i += 2000
-    time.sleep(0.25)
 st.close()
 """
 
@@ -124,14 +128,14 @@ class TestPrometheus(DaemonTestCase):
         mport = metrics_port(d)
         pport = self.start_prometheus(mport)
         t0 = time.time()
-        app = subprocess.Popen([sys.executable, "-c", LEAKY, d.sock, "10"],
-                               stdin=subprocess.DEVNULL,
+        app = subprocess.Popen([sys.executable, "-c", LEAKY, d.sock, "150"],
+                               stdin=subprocess.PIPE,
                                stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE,
                                env=dict(os.environ))
         self.addCleanup(lambda: app.poll() is None and app.kill())
 
-        values, deadline = [], time.monotonic() + 40
+        values, deadline = [], time.monotonic() + 150
         while time.monotonic() < deadline:
             data = api(pport, "/api/v1/query_range", query=SERIES,
                        start="%.3f" % (t0 - 1), end="%.3f" % time.time(),
@@ -141,7 +145,7 @@ class TestPrometheus(DaemonTestCase):
                 if len(set(values)) >= 4:
                     break
             time.sleep(0.5)
-        out, err = app.communicate(timeout=60)
+        out, err = app.communicate(timeout=60)     # closes its stdin
         self.assertEqual(app.returncode, 0, err)
         self.assertGreaterEqual(len(set(values)), 4,
                                 "too few distinct samples of %s: %r\n%s\n%s"
