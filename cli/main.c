@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <ftw.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <inttypes.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -280,10 +282,6 @@ import_file(struct st_store *s, const char *path, const char *label,
         rc = die(CLI_ERROR, "%s: %s", path, strerror(errno));
         goto out;
     }
-    if (line != NULL && lineno > 0 && len < 0 && cap > 0 && n > 0) {
-        /* getline hit EOF: a dump cut in the middle of a line shows as a
-         * parse error above; nothing more to check */
-    }
     rc = st_ingest_end(in, n, bytes);
     if (rc == 0)
         rc = st_commit(s, in, &src, id);
@@ -341,12 +339,25 @@ run_local(const char *dir, const cJSON *req, const struct out *o)
     return rc;
 }
 
+static int
+remove_entry(const char *path, const struct stat *st, int type,
+             struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (type == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
 /* --dump: the file goes through the daemon's ingest into a temporary
- * store, and the command runs there. */
+ * store, and the command runs there; the store is removed after. */
 static int
 run_dump(const char *path, const cJSON *req, const struct out *o)
 {
-    char dir[PATH_MAX], cmd[PATH_MAX + 16], err[512];
+    char dir[PATH_MAX], store[PATH_MAX + 8], err[512];
     const char *tmp = getenv("TMPDIR");
     struct st_store *s;
     uint64_t id, n;
@@ -356,8 +367,8 @@ run_dump(const char *path, const cJSON *req, const struct out *o)
     snprintf(dir, sizeof dir, "%s/meliae-cli.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (mkdtemp(dir) == NULL)
         return die(CLI_ERROR, "%s: %s", dir, strerror(errno));
-    strcat(dir, "/s");
-    rc = st_open(&s, dir, NULL, err, sizeof err);
+    snprintf(store, sizeof store, "%s/s", dir);
+    rc = st_open(&s, store, NULL, err, sizeof err);
     if (rc != 0) {
         rc = die(CLI_ERROR, "%s", err);
         goto out;
@@ -374,24 +385,7 @@ run_dump(const char *path, const cJSON *req, const struct out *o)
     }
     st_close(s);
 out:
-    *strrchr(dir, '/') = '\0';
-    snprintf(cmd, sizeof cmd, "%s", dir);
-    /* the directory holds LMDB's two files, writer.lock and tmp/ */
-    {
-        static const char *const files[] = { "s/data.mdb", "s/lock.mdb",
-                                             "s/writer.lock" };
-        char p[PATH_MAX + 32];
-
-        for (size_t i = 0; i < 3; i++) {
-            snprintf(p, sizeof p, "%s/%s", cmd, files[i]);
-            unlink(p);
-        }
-        snprintf(p, sizeof p, "%s/s/tmp", cmd);
-        rmdir(p);
-        snprintf(p, sizeof p, "%s/s", cmd);
-        rmdir(p);
-        rmdir(cmd);
-    }
+    nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
     return rc;
 }
 

@@ -1,12 +1,11 @@
 /* SPDX-License-Identifier: MIT
  *
- * store_tool.c -- a test and benchmark helper over the store API: import a
- * dump file as a snapshot (the daemon's ingest and commit, without the
- * socket), and print what the store holds as JSON for the tests to
- * compare with meliae.loader.  Not installed; meliae-cli is the user's
- * tool.
+ * store_tool.c -- a test and benchmark helper over the store API: print
+ * what the store holds as JSON for the tests to compare with
+ * meliae.loader, and what a reader cannot see (records not "complete").
+ * Not installed; meliae-cli is the user's tool (`meliae-cli --store DIR
+ * import FILE` stores a dump file).
  *
- *   store_tool import DIR FILE [LABEL]  -> {"id", "objects", "stored_bytes", ...}
  *   store_tool list DIR                 -> one JSON object per snapshot
  *   store_tool summary DIR ID           -> {"type": [count, bytes], ...}
  *   store_tool referrers DIR ID ADDR    -> [parent address, ...]
@@ -17,22 +16,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cjson/cJSON.h>
 
-#include "dumpline.h"
 #include "ml-common.h"
 #include "store-int.h"
-
-static double
-now(void)
-{
-    struct timespec ts;
-
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int
 die(const char *what, int rc, const char *detail)
@@ -40,87 +28,6 @@ die(const char *what, int rc, const char *detail)
     fprintf(stderr, "store_tool: %s: %s\n", what,
             detail && detail[0] ? detail : st_strerror(rc));
     return 1;
-}
-
-static int
-cmd_import(const char *dir, const char *file, const char *label)
-{
-    struct st_store *s;
-    struct st_ingest *in;
-    struct ml_dumpparser p;
-    struct ml_dumpline l;
-    struct st_source src = { .values = "truncated", .mode = "file",
-                             .label = label, .program = file };
-    char err[256] = "";
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t n;
-    uint64_t id = 0, bytes = 0, objs = 0;
-    double t0, t1, t2;
-    FILE *f;
-    int rc;
-
-    rc = st_open(&s, dir, NULL, err, sizeof err);
-    if (rc != 0)
-        return die(dir, rc, err);
-    f = fopen(file, "re");
-    if (f == NULL)
-        return die(file, -errno, NULL);
-    rc = st_ingest_new(&in, st_tmpdir(s), 1);
-    if (rc != 0)
-        return die("ingest", rc, NULL);
-    ml_dumpparser_init(&p);
-    t0 = now();
-    while ((n = getline(&line, &cap, f)) > 0) {
-        rc = ml_dumpline_parse(&p, line, (size_t)n, &l);
-        if (rc != 0)
-            return die("parse", rc, p.err);
-        if (l.kind != ML_LINE_OBJECT)
-            continue;
-        rc = st_ingest_object(in, &l);
-        if (rc != 0)
-            return die("ingest", rc, st_ingest_error(in));
-        objs++;
-        bytes += l.size;
-    }
-    rc = st_ingest_end(in, objs, bytes);
-    if (rc != 0)
-        return die("ingest", rc, st_ingest_error(in));
-    t1 = now();
-    rc = st_commit(s, in, &src, &id);
-    if (rc != 0)
-        return die("commit", rc, st_ingest_error(in));
-    t2 = now();
-
-    struct st_read *r;
-    struct st_snapinfo si;
-    cJSON *meta;
-    double stored = 0;
-    rc = st_read_begin(s, &r);
-    if (rc == 0 && st_snap_get(r, id, &si) == 0) {
-        unsigned char k[8];
-        MDB_val key = { 8, k }, v;
-        st_put_be64(k, id);
-        MDB_txn *txn;
-        mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
-        if (mdb_get(txn, s->snaps, &key, &v) == 0) {
-            meta = cJSON_ParseWithLength(v.mv_data, v.mv_size);
-            stored = cJSON_GetNumberValue(cJSON_GetObjectItem(meta, "stored_bytes"));
-            cJSON_Delete(meta);
-        }
-        mdb_txn_abort(txn);
-    }
-    st_read_end(r);
-    printf("{\"id\": %llu, \"objects\": %llu, \"stored_bytes\": %.0f, "
-           "\"ingest_s\": %.3f, \"commit_s\": %.3f, \"store_size\": %llu}\n",
-           (unsigned long long)id, (unsigned long long)objs, stored, t1 - t0,
-           t2 - t1, (unsigned long long)st_size(s));
-    free(line);
-    fclose(f);
-    ml_dumpparser_free(&p);
-    st_ingest_free(in);
-    st_close(s);
-    return 0;
 }
 
 static int
@@ -216,8 +123,6 @@ main(int argc, char **argv)
     struct st_read *r;
     int rc;
 
-    if (argc >= 4 && strcmp(argv[1], "import") == 0)
-        return cmd_import(argv[2], argv[3], argc > 4 ? argv[4] : NULL);
     if (argc == 3 && strcmp(argv[1], "pending") == 0)
         return cmd_pending(argv[2]);
     if (argc == 3 && strcmp(argv[1], "list") == 0) {
@@ -258,7 +163,7 @@ main(int argc, char **argv)
         st_close(s);
         return rc == 0 ? 0 : die("referrers", rc, NULL);
     }
-    fprintf(stderr, "usage: store_tool import DIR FILE [LABEL] | list DIR | "
+    fprintf(stderr, "usage: store_tool list DIR | "
             "summary DIR ID | referrers DIR ID ADDR | pending DIR\n");
     return 2;
 }
