@@ -28,6 +28,9 @@ run_suite() {
     :
   else
     failures+=("$name")
+    # Why, in the CI log: each failing test's own output, bounded.
+    grep -E -B2 -A40 '^(FAIL|ERROR):|Traceback|^\[  FAILED|runtime error|ERROR: AddressSanitizer' \
+      "$log" | head -n 400 >&2 || true
   fi
   tail -n 12 "$log" >&2
   local ok fail

@@ -139,6 +139,25 @@ class Daemon:
         return len(os.listdir("/proc/%d/fd" % self.proc.pid))
 
 
+def traversable_tmp():
+    """A temporary directory other uids can pass through (the permission
+    tests run clients as nobody): $TMPDIR may sit under a 0700 directory,
+    as a CI checkout's may."""
+    for base in (tempfile.gettempdir(), "/tmp", "/var/tmp", "/dev/shm"):
+        path, ok = os.path.realpath(base), True
+        while ok:
+            try:
+                ok = os.stat(path).st_mode & 0o001 != 0
+            except OSError:
+                ok = False
+            if path == "/":
+                break
+            path = os.path.dirname(path)
+        if ok and os.access(base, os.W_OK):
+            return base
+    return None
+
+
 class DaemonTestCase(unittest.TestCase):
     """Gives each test a private directory; prints the daemon's log when a
     test fails, and checks that the daemon did not die under it."""
@@ -146,7 +165,7 @@ class DaemonTestCase(unittest.TestCase):
     daemon_args = ()
 
     def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="mld-")
+        self.tmp = tempfile.mkdtemp(prefix="mld-", dir=traversable_tmp())
         os.chmod(self.tmp, 0o711)       # other uids may traverse (perms)
         self.daemons = []
 
