@@ -244,6 +244,16 @@ md_header_parse(const char *line, size_t n, struct md_meta *m, char *err,
         goto out;
     }
     m->request = r > 0 ? u : 0;
+    v = cJSON_GetObjectItemCaseSensitive(j, "hello");
+    if (v != NULL && !cJSON_IsBool(v)) {
+        snprintf(err, errlen, "header \"hello\" is not true or false");
+        goto out;
+    }
+    m->hello = v != NULL && cJSON_IsTrue(v);
+    if (m->hello && m->request != 0) {
+        snprintf(err, errlen, "a hello header answers no request");
+        goto out;
+    }
     rc = MD_OK;
 out:
     cJSON_Delete(j);

@@ -54,6 +54,7 @@ struct md_meta {
     char mode[8];               /* "all" | "file"; "" if absent */
     uint64_t request;
     double time;
+    int hello;                  /* "hello": true: no snapshot follows */
 };
 
 /* Parses line[0..n) as a header.  MD_OK and fills m; else MD_VERSION,

@@ -593,6 +593,20 @@ on_header(struct conn *c, const char *line, size_t n)
         conn_fail(c, code, err, 0);
         return;
     }
+    /* Who the client is, whether or not a snapshot follows: `snap LABEL`
+     * finds a process that has not sent one yet by its hello. */
+    c->has_label = j->meta.has_label;
+    c->has_program = j->meta.has_program;
+    memcpy(c->label, j->meta.label, sizeof(c->label));
+    memcpy(c->program, j->meta.program, sizeof(c->program));
+    if (j->meta.hello) {
+        md_debug("hello", " conn=%" PRIu64 " pid=%d label=%s", c->serial,
+                 (int)c->peer.pid,
+                 md_logq(j->meta.has_label ? j->meta.label : "", q1,
+                         sizeof(q1)));
+        free(j);
+        return;
+    }
     j->kind = MD_JOB_COMMIT;
     j->conn = c->serial;
     j->metrics = srv->cfg.metrics != NULL;
@@ -602,10 +616,6 @@ on_header(struct conn *c, const char *line, size_t n)
     j->src.gid = c->peer.gid;
     j->src.tpid = c->peer.pid;
     j->src.tstart_time = c->peer.start_time;
-    c->has_label = j->meta.has_label;
-    c->has_program = j->meta.has_program;
-    memcpy(c->label, j->meta.label, sizeof(c->label));
-    memcpy(c->program, j->meta.program, sizeof(c->program));
     rc = st_ingest_new(&j->ing, st_tmpdir(srv->store),
                        strcmp(j->meta.values, "none") != 0);
     if (rc < 0) {

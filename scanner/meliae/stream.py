@@ -62,6 +62,7 @@ PROTOCOL_VERSION = 1
 _MAX_LABEL = 256            # ML_PROTO_MAX_LABEL: label, hostname, program
 _MAX_DAEMON_LINE = 64 << 10  # ML_PROTO_MAX_META_LINE
 _SUN_PATH_MAX = 107         # sizeof(sun_path) - 1 on Linux
+_MSG_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)  # a closed daemon: EPIPE
 # Error codes after which the daemon keeps the connection open.
 _CODES_KEEP_OPEN = frozenset(("aborted", "store"))
 
@@ -558,7 +559,7 @@ class Streamer:
         self._succeeded()
         req.finish(ack=ack)
 
-    def _header(self, request):
+    def _header(self, request, hello=False):
         h = {
             "meliae_stream": PROTOCOL_VERSION,
             "pid": os.getpid(),
@@ -572,6 +573,8 @@ class Streamer:
             "request": request,
             "time": time.time(),
         }
+        if hello:
+            h["hello"] = True
         return (json.dumps(h) + "\n").encode("ascii")
 
     # -- connection ---------------------------------------------------------
@@ -584,6 +587,12 @@ class Streamer:
             # Non-blocking: a full listen backlog is EAGAIN, not a hang.
             s.settimeout(min(self._timeout, 10.0))
             s.connect(self._address)
+            # Who we are, before any snapshot: `meliae-cli snap LABEL`
+            # finds this process from now on.  A few hundred bytes into
+            # an empty socket buffer: sent whole or the connection fails.
+            hello = self._header(0, hello=True)
+            if s.send(hello, _MSG_NOSIGNAL) != len(hello):
+                raise OSError(errno.EAGAIN, "the hello line was cut")
             s.setblocking(False)
         except OSError as e:
             s.close()

@@ -116,12 +116,36 @@ test_proto_accepts_a_full_header(void **state)
     assert_string_equal(m.values, "truncated");
     assert_string_equal(m.mode, "file");
     assert_false(m.has_label);
+    assert_false(m.hello);
     memset(&src, 0, sizeof(src));
     md_meta_source(&m, &src);
     assert_null(src.label);
     assert_string_equal(src.hostname, "h");
     assert_string_equal(src.python, "3.12.1");
     assert_true(src.start_time == 1764225561.25);
+}
+
+static void
+test_proto_reads_a_hello_header(void **state)
+{
+    static const char h[] =
+        "{\"meliae_stream\": 1, \"pid\": 7, \"label\": \"web\","
+        " \"program\": \"/srv/app.py\", \"values\": \"none\","
+        " \"request\": 0, \"hello\": true}\n";
+    static const char no[] =
+        "{\"meliae_stream\": 1, \"pid\": 7, \"values\": \"none\","
+        " \"hello\": false}";
+    struct md_meta m;
+    char err[256];
+
+    (void)state;
+    assert_int_equal(md_header_parse(S(h), &m, err, sizeof(err)), MD_OK);
+    assert_true(m.hello);
+    assert_true(m.has_label && m.has_program);
+    assert_string_equal(m.label, "web");
+    assert_string_equal(m.program, "/srv/app.py");
+    assert_int_equal(md_header_parse(S(no), &m, err, sizeof(err)), MD_OK);
+    assert_false(m.hello);
 }
 
 static void
@@ -145,6 +169,11 @@ test_proto_refuses_bad_headers_with_their_codes(void **state)
           "\"label\": 3}", MD_PROTO, "label" },
         { "{\"meliae_stream\": 1, \"pid\": 1, \"values\": \"none\"} {}",
           MD_PROTO, "text after" },
+        { "{\"meliae_stream\": 1, \"pid\": 1, \"values\": \"none\", "
+          "\"hello\": 1}", MD_PROTO, "\"hello\" is not true or false" },
+        { "{\"meliae_stream\": 1, \"pid\": 1, \"values\": \"none\", "
+          "\"hello\": true, \"request\": 3}", MD_PROTO, "answers no "
+          "request" },
         { "[1]", MD_PROTO, "not a JSON object" },
         { "{\"meliae_stream\": 1, ", MD_PROTO, "not valid JSON" },
     };
@@ -465,6 +494,7 @@ main(void)
         cmocka_unit_test(test_util_json_strings_are_ascii_and_escaped),
         cmocka_unit_test(test_util_checks_utf8),
         cmocka_unit_test(test_proto_accepts_a_full_header),
+        cmocka_unit_test(test_proto_reads_a_hello_header),
         cmocka_unit_test(test_proto_refuses_bad_headers_with_their_codes),
         cmocka_unit_test(test_proto_refuses_long_labels_as_limit),
         cmocka_unit_test(test_proto_parses_trailers),

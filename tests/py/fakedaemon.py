@@ -96,6 +96,7 @@ class _Conn:
         self.number = number
         self.send_lock = threading.Lock()
         self.closing = False
+        self.nlines_seen = 0            # headers (and hellos) so far
         self.closed = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True,
                                        name="fakedaemon-conn-%d" % number)
@@ -169,6 +170,19 @@ class _Conn:
                            % (self.number, line[:200]))
                 self._refuse(None, "proto", "bad header")
                 return None
+            if header.get("hello") is True:
+                # docs/protocol.md: the first line of a scanner's
+                # connection, once; no snapshot follows it.
+                for p in check_header(header):
+                    d._problem("connection %d: hello: %s" % (self.number, p))
+                if self.nlines_seen or header.get("request") != 0:
+                    d._problem("connection %d: a hello that is not the "
+                               "first line, or answers a request"
+                               % self.number)
+                self.nlines_seen += 1
+                d._hello(self.number, header)
+                return None
+            self.nlines_seen += 1
             cur = Snapshot(self.number, header)
             cur.problems.extend(check_header(header))
             d._started(cur)
@@ -277,6 +291,7 @@ class FakeDaemon:
         self.cond = threading.Condition()
         self.snapshots = []             # finished (acked or not)
         self.started = []               # every header received
+        self.hellos = []                # (connection number, hello header)
         self.problems = []              # outside any snapshot
         self.conns = []                 # live connections
         self.nconnections = 0
@@ -424,6 +439,11 @@ class FakeDaemon:
     def _problem(self, text):
         with self.cond:
             self.problems.append(text)
+
+    def _hello(self, number, header):
+        with self.cond:
+            self.hellos.append((number, header))
+            self.cond.notify_all()
 
     def _started(self, snap):
         with self.cond:

@@ -53,6 +53,22 @@ class HeaderAndCountsTest(StreamTestCase, unittest.TestCase):
         self.assertLess(h["start_time"], before)
         self.assertEqual(s.pid, os.getpid())
 
+    def test_each_connection_starts_with_a_hello_naming_the_process(self):
+        s = self.stream(label="web-2")
+        fakedaemon.wait_until(lambda: self.daemon.hellos, what="a hello")
+        self.assertEqual(self.daemon.started, [])   # no snapshot was asked
+        (conn, h), = self.daemon.hellos
+        self.assertIs(h["hello"], True)
+        self.assertEqual((h["pid"], h["label"], h["request"]),
+                         (os.getpid(), "web-2", 0))
+        self.assertEqual(h["program"], sys.argv[0] or sys.executable)
+        self.assertEqual(s.snapshot(), 1)
+        (snap,) = self.daemon.snapshots
+        self.assertEqual(snap.conn, conn)
+        self.assertNotIn("hello", snap.header)
+        self.assertEqual(len(self.daemon.hellos), 1)
+        self.assertNoProblems()
+
     def test_header_label_defaults_to_null_and_mode_is_all(self):
         s = self.stream()
         s.snapshot()
