@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "duration.h"
 #include "dumpline.h"
 #include "ml-common.h"
 #include "report.h"
@@ -157,30 +158,21 @@ exit_code(int rc)
     return CLI_ERROR;
 }
 
-/* DUR: "30s", "15m", "1h", "2d" before now, or an ISO 8601 time.
+/* DUR (common/duration.h) before now, or an ISO 8601 time.  Here a DUR
+ * needs its unit: a bare "2026" is more likely a year than 2026 s ago.
  * Returns ns since the epoch, 0 on error. */
 static uint64_t
 parse_when(const char *s)
 {
     struct timespec now;
-    char *end;
-    double v;
+    size_t n = strlen(s);
+    uint64_t dur;
 
     clock_gettime(CLOCK_REALTIME, &now);
     uint64_t now_ns = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
-    errno = 0;
-    v = strtod(s, &end);
-    if (errno == 0 && end != s && v >= 0 && end[0] != '\0' && end[1] == '\0' &&
-        s[0] != '-' && strchr("0123456789.", s[0]) && !strchr(s, '-')) {
-        double mul = end[0] == 's' ? 1 : end[0] == 'm' ? 60 :
-                     end[0] == 'h' ? 3600 : end[0] == 'd' ? 86400 :
-                     end[0] == 'w' ? 604800 : 0;
-        double ns = v * mul * 1e9;
-
-        if (mul == 0 || ns >= (double)now_ns)
-            return 0;
-        return now_ns - (uint64_t)ns;
-    }
+    if (n > 0 && strchr("smhdw", s[n - 1]) != NULL &&
+        ml_parse_duration(s, &dur) == 0)
+        return dur >= now_ns ? 0 : now_ns - dur;
     /* ISO 8601: 2026-11-27, 2026-11-27T06:00, ...:00Z, ...+01:00 */
     static const char *const fmts[] = {
         "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M:%S",

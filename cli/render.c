@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "utf8.h"
 
 #define BOLD(o) ((o)->color ? "\033[1m" : "")
 #define RED(o) ((o)->color ? "\033[1;31m" : "")
@@ -88,14 +89,9 @@ hop(const struct out *o, FILE *f, const cJSON *ob)
     if (name)
         fprintf(f, " %s", name);
     if (value) {
-        size_t n = 0, chars = 0;        /* 60 characters, not bytes */
+        /* 60 characters, not bytes */
+        size_t n = ml_utf8_prefix(value, strlen(value), 60);
 
-        while (value[n] && chars < 60) {
-            n++;
-            while (((unsigned char)value[n] & 0xc0) == 0x80)
-                n++;
-            chars++;
-        }
         fprintf(f, " %s%.*s%s", DIM(o), (int)n, value, OFF(o));
     }
 }

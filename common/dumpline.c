@@ -14,6 +14,7 @@
 
 #include "dumpline.h"
 #include "ml-common.h"
+#include "utf8.h"
 
 /* Nesting allowed inside a skipped value. */
 #define SKIP_MAX_DEPTH 32
@@ -64,38 +65,6 @@ ws(struct cur *c)
     while (c->s < c->end && (*c->s == ' ' || *c->s == '\t' || *c->s == '\r'
                              || *c->s == '\n'))
         c->s++;
-}
-
-/* Length of the well-formed UTF-8 sequence at s (lead byte >= 0x80), or 0
- * if it is ill-formed (RFC 3629: no overlongs, <= U+10FFFF).  Encoded
- * surrogates pass, as 'surrogatepass' reads them: they are what a lone
- * \udc80 escape unescapes to, so the parser's own output parses again. */
-static size_t
-utf8_len(const unsigned char *s, const unsigned char *end)
-{
-    unsigned char lo = 0x80, hi = 0xbf;
-    size_t n;
-
-    if (s[0] >= 0xc2 && s[0] <= 0xdf)
-        n = 2;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef)
-        n = 3;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4)
-        n = 4;
-    else
-        return 0;
-    if (s[0] == 0xe0)
-        lo = 0xa0;
-    else if (s[0] == 0xf0)
-        lo = 0x90;
-    else if (s[0] == 0xf4)
-        hi = 0x8f;
-    if ((size_t)(end - s) < n || s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return n;
 }
 
 static inline int
@@ -213,7 +182,10 @@ raw_char(struct cur *c, const char *q, const char *what)
         return 0;
     }
     if ((unsigned char)*q >= 0x80) {
-        k = utf8_len((const unsigned char *)q, (const unsigned char *)c->end);
+        /* Encoded surrogates pass (utf8.h): they are what a lone \udc80
+         * escape unescapes to, so the parser's own output parses again. */
+        k = ml_utf8_seq_len((const unsigned char *)q,
+                            (const unsigned char *)c->end);
         if (k == 0) {
             c->s = q;
             fail(c, "invalid UTF-8 in %s", what);

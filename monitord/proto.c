@@ -14,6 +14,7 @@
 #include "ml-common.h"
 #include "proto.h"
 #include "util.h"
+#include "utf8.h"
 
 static const char *const code_names[] = {
     [MD_OK] = "ok",
@@ -121,7 +122,7 @@ get_str(const cJSON *j, const char *key, int null_ok, char *buf)
     len = strlen(s);
     if (len > ML_PROTO_MAX_LABEL)
         return -2;
-    if (!md_utf8_ok(s, len))
+    if (!ml_utf8_valid(s, len))
         return -1;
     memcpy(buf, s, len + 1);
     return 1;

@@ -44,33 +44,6 @@ leading_number(const char *s, uint64_t *v, const char **rest)
 }
 
 int
-md_parse_duration(const char *s, uint64_t *ns)
-{
-    uint64_t v, mul;
-    const char *u;
-
-    if (leading_number(s, &v, &u) < 0 || v == 0)
-        return -1;
-    if (*u == '\0' || strcmp(u, "s") == 0)
-        mul = 1;
-    else if (strcmp(u, "m") == 0)
-        mul = 60;
-    else if (strcmp(u, "h") == 0)
-        mul = 3600;
-    else if (strcmp(u, "d") == 0)
-        mul = 86400;
-    else if (strcmp(u, "w") == 0)
-        mul = 7 * 86400;
-    else
-        return -1;
-    mul *= 1000000000ull;
-    if (v > UINT64_MAX / mul)
-        return -1;
-    *ns = v * mul;
-    return 0;
-}
-
-int
 md_parse_size(const char *s, uint64_t *bytes)
 {
     static const char units[] = "KMGTPE";
@@ -94,48 +67,6 @@ md_parse_size(const char *s, uint64_t *bytes)
         return -1;
     *bytes = v * mul;
     return 0;
-}
-
-int
-md_utf8_ok(const char *str, size_t n)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    const unsigned char *end = s + n;
-
-    while (s < end) {
-        unsigned char c = *s;
-        unsigned char lo = 0x80, hi = 0xbf;
-        size_t len;
-
-        if (c == 0)
-            return 0;
-        if (c < 0x80) {
-            s++;
-            continue;
-        }
-        if (c >= 0xc2 && c <= 0xdf) {
-            len = 2;
-        } else if (c >= 0xe0 && c <= 0xef) {
-            len = 3;
-            if (c == 0xe0)
-                lo = 0xa0;
-        } else if (c >= 0xf0 && c <= 0xf4) {
-            len = 4;
-            if (c == 0xf0)
-                lo = 0x90;
-            else if (c == 0xf4)
-                hi = 0x8f;
-        } else {
-            return 0;
-        }
-        if ((size_t)(end - s) < len || s[1] < lo || s[1] > hi)
-            return 0;
-        for (size_t i = 2; i < len; i++)
-            if (s[i] < 0x80 || s[i] > 0xbf)
-                return 0;
-        s += len;
-    }
-    return 1;
 }
 
 void

@@ -1,18 +1,14 @@
 /* SPDX-License-Identifier: MIT
  *
- * util.h -- small pure helpers of meliae-monitord: option values (DUR,
- * SIZE), UTF-8 checks and JSON string escaping for the lines the daemon
- * writes.  No libuv, no store: unit-testable alone.
+ * util.h -- small pure helpers of meliae-monitord: option values (SIZE;
+ * DUR is common/duration.h) and JSON string escaping for the lines the
+ * daemon writes.  No libuv, no store: unit-testable alone.
  */
 #ifndef MD_UTIL_H
 #define MD_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* "30s", "15m", "1h", "7d", "2w" (a bare number is seconds) -> ns.
- * 0, or -1 when malformed, zero, or beyond 2^64 ns. */
-int md_parse_duration(const char *s, uint64_t *ns);
 
 /* "4096", "512K", "512M", "64G", "1T" (binary multiples; an optional
  * trailing "B" or "iB") -> bytes.  0, or -1 when malformed, zero or
@@ -21,9 +17,6 @@ int md_parse_size(const char *s, uint64_t *bytes);
 
 /* A decimal integer in [min, max] with nothing after it.  0 or -1. */
 int md_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out);
-
-/* 1 if s[0..n) is well-formed UTF-8 (RFC 3629) without NUL bytes. */
-int md_utf8_ok(const char *s, size_t n);
 
 /* Appends s as a JSON string (quotes included) to buf[*off..n), escaping
  * '"', '\', control bytes and every byte >= 0x80 (as \u00XX, so the

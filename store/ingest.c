@@ -17,6 +17,7 @@
 #include "ingest.h"
 #include "ml-common.h"
 #include "protocol.h"
+#include "utf8.h"
 
 #define SPOOL_BUF (256u << 10)
 
@@ -127,18 +128,6 @@ hash_name(const char *s, size_t n)
     return h;
 }
 
-/* Cuts n to at most max bytes without splitting a UTF-8 sequence. */
-static size_t
-utf8_cut(const char *s, size_t n, size_t max)
-{
-    if (n <= max)
-        return n;
-    n = max;
-    while (n > 0 && ((unsigned char)s[n] & 0xc0) == 0x80)
-        n--;
-    return n;
-}
-
 static int
 grow_hash(struct st_ingest *in)
 {
@@ -168,7 +157,7 @@ intern(struct st_ingest *in, const char *s, size_t n)
     size_t j;
     struct st_ltype *t;
 
-    n = utf8_cut(s, n, ST_TYPE_NAME_MAX);
+    n = ml_utf8_cut(s, n, ST_TYPE_NAME_MAX);
     h = hash_name(s, n);
     for (j = h & (in->thcap - 1); in->thash[j] != 0; j = (j + 1) & (in->thcap - 1)) {
         t = &in->types[in->thash[j] - 1];

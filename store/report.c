@@ -14,6 +14,7 @@
 
 #include "ml-common.h"
 #include "report.h"
+#include "utf8.h"
 
 /* Objects a referrer walk visits before it gives up: bounds the time of
  * a walk through a heap where everything refers to everything. */
@@ -336,21 +337,6 @@ add_strn(cJSON *o, const char *k, const char *s, size_t n)
     free(t);
 }
 
-/* Bytes of the first max characters of UTF-8 text s[0..n). */
-static size_t
-utf8_prefix(const char *s, size_t n, size_t max)
-{
-    size_t i = 0, chars = 0;
-
-    while (i < n && chars < max) {
-        i++;
-        while (i < n && ((unsigned char)s[i] & 0xc0) == 0x80)
-            i++;
-        chars++;
-    }
-    return i;
-}
-
 static cJSON *
 obj_json(const struct st_object *ob)
 {
@@ -372,7 +358,7 @@ obj_json(const struct st_object *ob)
     case ML_VAL_INT:
     case ML_VAL_FLOAT:
         add_strn(o, "value", ob->value,
-                 utf8_prefix(ob->value, ob->value_len, RP_VALUE_MAX));
+                 ml_utf8_prefix(ob->value, ob->value_len, RP_VALUE_MAX));
         break;
     case ML_VAL_TRUE:
         cJSON_AddStringToObject(o, "value", "True");

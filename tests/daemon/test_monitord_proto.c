@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT
  *
  * test_monitord_proto.c -- the daemon's pure parts: option values
- * (monitord/util.c), the header and trailer lines of docs/protocol.md and
- * the first line of a query (monitord/proto.c), and the metrics' label
+ * (monitord/util.c; durations and UTF-8 checks are common/ and tested in
+ * tests/unit/test_duration.c and test_utf8.c), the header and trailer
+ * lines of docs/protocol.md and the first line of a query
+ * (monitord/proto.c), and the metrics' label
  * escaping, --metrics-listen addresses and HTTP requests
  * (monitord/prom.c).
  */
@@ -24,28 +26,6 @@
 #include "util.h"
 
 #define S(lit) lit, sizeof(lit) - 1
-
-static void
-test_util_parses_durations(void **state)
-{
-    uint64_t ns;
-
-    (void)state;
-    assert_int_equal(md_parse_duration("30s", &ns), 0);
-    assert_true(ns == 30000000000ull);
-    assert_int_equal(md_parse_duration("15m", &ns), 0);
-    assert_true(ns == 900000000000ull);
-    assert_int_equal(md_parse_duration("7d", &ns), 0);
-    assert_true(ns == 7ull * 86400 * 1000000000ull);
-    assert_int_equal(md_parse_duration("90", &ns), 0);
-    assert_true(ns == 90000000000ull);
-    assert_int_equal(md_parse_duration("0s", &ns), -1);
-    assert_int_equal(md_parse_duration("1y", &ns), -1);
-    assert_int_equal(md_parse_duration("-1s", &ns), -1);
-    assert_int_equal(md_parse_duration("1h2m", &ns), -1);
-    assert_int_equal(md_parse_duration("", &ns), -1);
-    assert_int_equal(md_parse_duration("300000d", &ns), -1);  /* > 2^64 ns */
-}
 
 static void
 test_util_parses_sizes(void **state)
@@ -83,18 +63,6 @@ test_util_json_strings_are_ascii_and_escaped(void **state)
     off = 0;                    /* cut short, still closed and terminated */
     md_json_str(buf, 8, &off, "abcdefghijkl");
     assert_string_equal(buf, "\"abcde\"");
-}
-
-static void
-test_util_checks_utf8(void **state)
-{
-    (void)state;
-    assert_true(md_utf8_ok(S("plain")));
-    assert_true(md_utf8_ok(S("\xc3\xa9t\xc3\xa9")));
-    assert_false(md_utf8_ok(S("\xff")));
-    assert_false(md_utf8_ok(S("\xc0\xaf")));            /* overlong */
-    assert_false(md_utf8_ok(S("\xe2\x82")));            /* cut */
-    assert_false(md_utf8_ok("a\0b", 3));
 }
 
 static void
@@ -489,10 +457,8 @@ int
 main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_util_parses_durations),
         cmocka_unit_test(test_util_parses_sizes),
         cmocka_unit_test(test_util_json_strings_are_ascii_and_escaped),
-        cmocka_unit_test(test_util_checks_utf8),
         cmocka_unit_test(test_proto_accepts_a_full_header),
         cmocka_unit_test(test_proto_reads_a_hello_header),
         cmocka_unit_test(test_proto_refuses_bad_headers_with_their_codes),
