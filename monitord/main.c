@@ -34,6 +34,7 @@
 
 #include "activation.h"
 #include "creds.h"
+#include "duration.h"
 #include "log.h"
 #include "metrics.h"
 #include "prom.h"
@@ -77,6 +78,9 @@ usage(FILE *f)
           "HOST is an\n"
           "                     IPv4 or [IPv6] loopback address\n"
           "  --metrics-listen-any  allow a HOST that is not loopback\n"
+          "  --metrics-keep DUR the series of a process that disconnected "
+          "stay this\n"
+          "                     long (default 5m)\n"
           "  --foreground       do not detach; log to stderr\n"
           "  --log-level L      error, warn, info (default) or debug\n"
           "  --help             this text\n"
@@ -139,7 +143,7 @@ static void
 parse_args(int argc, char **argv, struct args *a)
 {
     enum { O_RETAIN_AGE = 256, O_MAX_STORE, O_LOG_LEVEL, O_VERSION,
-           O_MTEXT, O_MLISTEN, O_MANY };
+           O_MTEXT, O_MLISTEN, O_MANY, O_MKEEP };
     static const struct option longopts[] = {
         { "store", required_argument, NULL, 's' },
         { "socket", required_argument, NULL, 'S' },
@@ -152,13 +156,14 @@ parse_args(int argc, char **argv, struct args *a)
         { "metrics-textfile", required_argument, NULL, O_MTEXT },
         { "metrics-listen", required_argument, NULL, O_MLISTEN },
         { "metrics-listen-any", no_argument, NULL, O_MANY },
+        { "metrics-keep", required_argument, NULL, O_MKEEP },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, O_VERSION },
         { NULL, 0, NULL, 0 },
     };
     const char *store = NULL, *sock = NULL, *group = NULL;
     const char *mlisten = NULL, *mtext = NULL;
-    int any = 0, loopback = 0;
+    int any = 0, loopback = 0, keep = 0;
     char err[300];
     uint64_t v;
     int ch;
@@ -185,7 +190,9 @@ parse_args(int argc, char **argv, struct args *a)
             a->opt.retain = (unsigned)v;
             break;
         case O_RETAIN_AGE:
-            if (md_parse_duration(optarg, &a->opt.retain_age_ns) < 0)
+            /* 0 would quietly mean the default (st_options): refused. */
+            if (ml_parse_duration(optarg, &a->opt.retain_age_ns) < 0 ||
+                a->opt.retain_age_ns == 0)
                 usage_error("--retain-age: expected a duration like 30s, "
                             "15m, 1h or 7d, got '%s'", optarg);
             break;
@@ -211,6 +218,15 @@ parse_args(int argc, char **argv, struct args *a)
             break;
         case O_MANY:
             any = 1;
+            break;
+        case O_MKEEP:
+            /* Whole seconds: the daemon looks once a second. */
+            if (ml_parse_duration(optarg, &v) < 0 || v < 1000000000u
+                || v / 1000000u > UINT32_MAX)
+                usage_error("--metrics-keep: expected a duration of at least "
+                            "1s like 30s, 5m or 1h, got '%s'", optarg);
+            a->metrics.keep_ms = v / 1000000u;
+            keep = 1;
             break;
         case O_LOG_LEVEL:
             if (md_log_parse_level(optarg, &a->level) < 0)
@@ -251,6 +267,9 @@ parse_args(int argc, char **argv, struct args *a)
                     "--metrics-listen-any to serve metrics beyond this host",
                     mlisten);
     a->want_metrics = mtext != NULL || mlisten != NULL;
+    if (keep && !a->want_metrics)
+        usage_error("--metrics-keep goes with --metrics-textfile or "
+                    "--metrics-listen");
 
     if (sock != NULL && sock[0] == '\0')
         usage_error("--socket: empty path");

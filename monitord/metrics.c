@@ -58,8 +58,8 @@ static const struct family {
     { "meliae_process_snapshot_id",
       "Store id of the process's latest snapshot (meliae-cli show ID)." },
     { "meliae_process_connected",
-      "1 while the process is connected; 0 for up to 5 minutes after it "
-      "disconnected, then its series go." },
+      "1 while the process is connected; 0 once it disconnected, until "
+      "its series go (--metrics-keep, 5 minutes by default)." },
     { "meliae_process_type_objects",
       "Objects of one type in the process's latest snapshot: the 50 types "
       "with the most bytes, and type=\"other\" for the rest." },
@@ -126,6 +126,7 @@ struct md_metrics {
     struct st_store *store;
     unsigned (*count)(void *);
     void *count_arg;
+    uint64_t keep_ms;           /* a gone process's series stay this long */
 
     /* Counters, since the start. */
     uint64_t snapshots, objects, bytes, queries;
@@ -961,6 +962,7 @@ md_metrics_new(struct md_metrics **out, uv_loop_t *loop,
     }
     m->loop = loop;
     m->store = store;
+    m->keep_ms = cfg->keep_ms != 0 ? cfg->keep_ms : MD_METRICS_GONE_KEEP_MS;
     if (cfg->textfile != NULL) {
         const char *slash = strrchr(cfg->textfile, '/');
         struct md_sbuf daemon = { 0 };
@@ -1204,7 +1206,7 @@ md_metrics_tick(struct md_metrics *m)
     now = uv_now(m->loop);
     for (p = m->head; p != NULL; p = next) {
         next = p->next;
-        if (p->gone_at == 0 || now - p->gone_at < MD_METRICS_GONE_KEEP_MS)
+        if (p->gone_at == 0 || now - p->gone_at < m->keep_ms)
             continue;
         proc_unlink(m, p);
         md_mfrag_free(p->f);

@@ -42,7 +42,10 @@
 #define MD_METRICS_TOP_TYPES 50         /* then type="other" */
 #define MD_METRICS_MAX_PROCS 1000
 #define MD_METRICS_MAX_HTTP 16          /* more: 503 */
-#define MD_METRICS_GONE_KEEP_MS (300u * 1000u)  /* after the disconnect */
+/* How long a disconnected process's series stay (--metrics-keep): long
+ * enough for a restart to reconnect without a gap in the graphs, short
+ * enough that a fleet of short-lived workers does not pile up series. */
+#define MD_METRICS_GONE_KEEP_MS (300u * 1000u)
 
 /* reason="..." of meliae_ingest_errors_total. */
 enum md_ereason {
@@ -61,6 +64,7 @@ struct md_metrics_config {
     const char *textfile;       /* absolute path, or NULL */
     int listen;                 /* listen_addr is set */
     struct sockaddr_storage listen_addr;
+    uint64_t keep_ms;           /* 0: MD_METRICS_GONE_KEEP_MS */
 };
 
 struct md_metrics;

@@ -26,7 +26,8 @@ class TestArgs(DaemonTestCase):
         self.assertEqual(r.returncode, 0)
         self.assertIn("Usage: meliae-monitord --store DIR", r.stdout)
         for opt in ("--socket", "--group", "--retain", "--retain-age",
-                    "--max-store", "--foreground", "--log-level"):
+                    "--max-store", "--metrics-textfile", "--metrics-listen",
+                    "--metrics-keep", "--foreground", "--log-level"):
             self.assertIn(opt, r.stdout)
         self.assertEqual(r.stderr, "")
 
@@ -50,6 +51,12 @@ class TestArgs(DaemonTestCase):
             (["--store", store, "--retain-age", "0s"] + sock, "--retain-age"),
             (["--store", store, "--retain-age", "99999999999999d"] + sock,
              "--retain-age"),
+            (["--store", store, "--metrics-keep", "5m"] + sock,
+             "--metrics-keep goes with"),
+            (["--store", store, "--metrics-textfile", "m.prom",
+              "--metrics-keep", "0.5s"] + sock, "at least 1s"),
+            (["--store", store, "--metrics-textfile", "m.prom",
+              "--metrics-keep", "5x"] + sock, "--metrics-keep"),
             (["--store", store, "--max-store", "12Q"] + sock, "--max-store"),
             (["--store", store, "--max-store", "-1"] + sock, "--max-store"),
             (["--store", store, "--log-level", "loud"] + sock, "--log-level"),

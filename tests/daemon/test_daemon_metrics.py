@@ -103,6 +103,33 @@ class TestTextfile(MetricsCase):
                                  label="web"), 1920)
         self.stop_clean(d)
 
+    def test_a_gone_process_series_go_after_metrics_keep(self):
+        d = self.textfile_daemon(extra=["--metrics-keep", "3s"])
+        stay, gone = Client(d.sock), Client(d.sock)
+        for c, label in ((stay, "stays"), (gone, "goes")):
+            c.send(typed_snapshot([("Leak", 4, 64)], hdr=header(label=label)))
+            self.assertIn("ack", c.reply())
+        wait_textfile(self.prom, snapshots_are(2))
+        gone.close()
+        t0 = time.monotonic()
+        e = wait_textfile(self.prom, lambda e: e.value(
+            "meliae_process_connected", label="goes") == 0)
+        e = wait_textfile(self.prom, lambda e: not e.samples(
+            "meliae_process_objects", label="goes"), timeout=30)
+        waited = time.monotonic() - t0
+        # Kept for --metrics-keep (the daemon looks once a second), then
+        # every series of that process goes, and only those.
+        self.assertGreaterEqual(waited, 2.0)
+        for fam in ("meliae_process_type_bytes", "meliae_process_connected",
+                    "meliae_process_snapshot_id"):
+            self.assertEqual(e.samples(fam, label="goes"), [], fam)
+        self.assertEqual(e.value("meliae_process_connected", label="stays"),
+                         1)
+        self.assertEqual(e.value("meliae_process_type_bytes", type="Leak",
+                                 label="stays"), 256)
+        stay.close()
+        self.stop_clean(d)
+
     def test_top_50_types_and_other(self):
         d = self.textfile_daemon()
         # 60 types of distinct sizes: type T59 has the most bytes.  One is
