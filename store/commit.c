@@ -83,63 +83,52 @@ struct pair {
 
 #define DIGITS 65536
 
-static void
-radix_pairs(struct pair *a, struct pair *tmp, size_t n, uint32_t *count)
-{
-    uint64_t all_or = 0, all_and = ~0ull;
-
-    if (n < 2)
-        return;                         /* also: a and tmp NULL when empty */
-    for (size_t i = 0; i < n; i++) {
-        all_or |= a[i].addr;
-        all_and &= a[i].addr;
-    }
-    for (unsigned shift = 0; shift < 64; shift += 16) {
-        if ((((all_or ^ all_and) >> shift) & 0xffff) == 0)
-            continue;                   /* every key has this digit */
-        memset(count, 0, DIGITS * sizeof *count);
-        for (size_t i = 0; i < n; i++)
-            count[(a[i].addr >> shift) & 0xffff]++;
-        uint32_t sum = 0;
-        for (size_t d = 0; d < DIGITS; d++) {
-            uint32_t c = count[d];
-            count[d] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            tmp[count[(a[i].addr >> shift) & 0xffff]++] = a[i];
-        memcpy(a, tmp, n * sizeof *a);
-    }
+/* Defines static void NAME(T *a, T *tmp, size_t n, uint32_t *count): sorts
+ * a[0..n) by the uint64_t KEY(elem), stable, with tmp[n] and count[DIGITS]
+ * as scratch.  A macro (as BSD's <sys/tree.h> does) rather than a
+ * function over void * and a stride: the inner loops must copy fixed-size
+ * elements for the sort to stay at memory speed.  Passes alternate between
+ * a and tmp; one copy at the end if the result is in tmp. */
+#define ST_DEFINE_RADIX_SORT(NAME, T, KEY)                                   \
+static void                                                                 \
+NAME(T *a, T *tmp, size_t n, uint32_t *count)                               \
+{                                                                           \
+    uint64_t all_or = 0, all_and = ~0ull;                                   \
+    T *src = a, *dst = tmp, *t;                                             \
+                                                                            \
+    if (n < 2)                                                              \
+        return;                 /* also: a and tmp NULL when empty */       \
+    for (size_t i = 0; i < n; i++) {                                        \
+        all_or |= KEY(a[i]);                                                \
+        all_and &= KEY(a[i]);                                               \
+    }                                                                       \
+    for (unsigned shift = 0; shift < 64; shift += 16) {                     \
+        uint32_t sum = 0;                                                   \
+                                                                            \
+        if ((((all_or ^ all_and) >> shift) & 0xffff) == 0)                  \
+            continue;           /* every key has this digit */              \
+        memset(count, 0, DIGITS * sizeof *count);                           \
+        for (size_t i = 0; i < n; i++)                                      \
+            count[(KEY(src[i]) >> shift) & 0xffff]++;                       \
+        for (size_t d = 0; d < DIGITS; d++) {                               \
+            uint32_t c = count[d];                                          \
+            count[d] = sum;                                                 \
+            sum += c;                                                       \
+        }                                                                   \
+        for (size_t i = 0; i < n; i++)                                      \
+            dst[count[(KEY(src[i]) >> shift) & 0xffff]++] = src[i];         \
+        t = src;                                                            \
+        src = dst;                                                          \
+        dst = t;                                                            \
+    }                                                                       \
+    if (src != a)                                                           \
+        memcpy(a, src, n * sizeof *a);                                      \
 }
 
-static void
-radix_u64(uint64_t *a, uint64_t *tmp, size_t n, uint32_t *count)
-{
-    uint64_t all_or = 0, all_and = ~0ull;
-
-    if (n < 2)
-        return;
-    for (size_t i = 0; i < n; i++) {
-        all_or |= a[i];
-        all_and &= a[i];
-    }
-    for (unsigned shift = 0; shift < 64; shift += 16) {
-        if ((((all_or ^ all_and) >> shift) & 0xffff) == 0)
-            continue;
-        memset(count, 0, DIGITS * sizeof *count);
-        for (size_t i = 0; i < n; i++)
-            count[(a[i] >> shift) & 0xffff]++;
-        uint32_t sum = 0;
-        for (size_t d = 0; d < DIGITS; d++) {
-            uint32_t c = count[d];
-            count[d] = sum;
-            sum += c;
-        }
-        for (size_t i = 0; i < n; i++)
-            tmp[count[(a[i] >> shift) & 0xffff]++] = a[i];
-        memcpy(a, tmp, n * sizeof *a);
-    }
-}
+#define PAIR_KEY(p) ((p).addr)
+#define U64_KEY(x) (x)
+ST_DEFINE_RADIX_SORT(radix_pairs, struct pair, PAIR_KEY)
+ST_DEFINE_RADIX_SORT(radix_u64, uint64_t, U64_KEY)
 
 /* ---- address -> object number, over the sorted pairs ---- */
 
