@@ -49,7 +49,7 @@ class TestHostile(DaemonTestCase):
         self.assertTrue(d.alive())
         self.stop_clean(d)
 
-    def test_line_longer_than_the_limit(self):
+    def test_a_2_gib_line_is_cut_at_the_limit(self):
         d = self.daemon()
         honest_ack(d.sock, 10)
         rss0 = d.rss_anon_kib()
@@ -59,15 +59,18 @@ class TestHostile(DaemonTestCase):
             c = Client(d.sock, timeout=120)
             prefix = line(header()) + b'{"address": 1, "type": "x", "name": "'
             chunk = b"a" * (1 << 20)
+            sent = 0
             try:
                 c.send(prefix)
-                left = MAX_LINE + 1 - len(prefix) + len(line(header()))
-                while left > 0:
-                    c.send(chunk[:left])
-                    left -= len(chunk)
+                # A 2 GiB line: the daemon must cut it at its limit, not
+                # read (or hold) the rest.
+                while sent < 2 << 30:
+                    c.send(chunk)
+                    sent += len(chunk)
                 c.send(b'"}\n')
             except (BrokenPipeError, ConnectionResetError):
                 pass
+            result["sent"] = sent
             result["reply"] = c.reply()
             result["closed"] = c.closed_by_peer()
             c.close()
@@ -81,6 +84,9 @@ class TestHostile(DaemonTestCase):
         self.assertFalse(t.is_alive())
         self.assertEqual(result["reply"]["code"], "limit", result)
         self.assertTrue(result["closed"])
+        # Cut at the limit (give or take the sockets' buffers).
+        self.assertLess(result["sent"], MAX_LINE + (16 << 20), result)
+        self.assertGreaterEqual(result["sent"], MAX_LINE - (16 << 20), result)
         # The 64 MiB buffer went back to the system.
         self.assertGreater(honest_ack(d.sock, 10), 0)
         if not UNDER_ASAN:
