@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT
  *
- * server.c -- accept scanner connections, assemble their lines, check them
- * against docs/protocol.md and feed the store's ingest; commits go to the
- * writer thread (writer.c) and their acks come back here.
+ * server.c -- accept scanner connections, assemble their lines and hand
+ * them on: to serve_stream.c, which checks them against docs/protocol.md
+ * and feeds the store's ingest (commits go to the writer thread, writer.c,
+ * and their acks come back there), or to serve_query.c for queries.
  *
  * Per connection:
  *
@@ -29,21 +30,13 @@
  *     WQ_MAX bytes queued (it does not read) is dropped.
  *
  * A connection whose first line has "meliae_query" is a query instead
- * (docs/protocol.md, "Queries"): CS_QUERY, one answer, then closed.
- *   - rp_run runs on libuv's threadpool (uv_queue_work), never on the loop
- *     nor on the writer thread; at most QUERY_MAX_RUNNING at once, and
- *     none starts while answers of QUERY_ANSWER_BUDGET bytes are still
- *     being written.  The others wait in srv->qwait, first come first
- *     served, with their connections still read (and what they send
- *     dropped) so that a client that leaves is noticed;
- *   - the work names its connection by serial number: if the client left
- *     meanwhile the answer is dropped (query.h);
- *   - an answer is one buffer, written with its own uv_write (not
- *     conn_send: WQ_MAX does not apply) and freed when written;
- *   - `snap` is answered here: the matching scanner connection is sent a
- *     request line, and the query connection waits (Q_SNAP) for the
- *     commit of the snapshot whose header carries that request id; the
- *     wait lives in the query's conn, so it goes when either side does.
+ * (docs/protocol.md, "Queries"): CS_QUERY, one answer, then closed; how
+ * queries and `snap` are run is the top comment of serve_query.c.
+ *
+ * Here is the server's life: listening, accepting, the connection table,
+ * reading and splitting lines, the tick, shutdown.  What the three files
+ * share (struct conn, struct md_server, the limits above) is in
+ * server-int.h, private to them.
  *
  * A conn's memory is freed only in on_conn_close (libuv owns the handle
  * until then).  All of this runs on the loop thread.
@@ -65,192 +58,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <lmdb.h>
-
-#include "dumpline.h"
 #include "log.h"
 #include "metrics.h"
 #include "ml-common.h"
 #include "proto.h"
-#include "query.h"
-#include "report.h"
+#include "server-int.h"
 #include "server.h"
 #include "util.h"
 #include "writer.h"
 
-#define BASE_BUF (64u << 10)            /* per client, always */
-#define MID_MAX (1u << 20)              /* grown without the token */
-#define MID_BUDGET (16u << 20)          /* sum of grown, token-less buffers */
-#define LONG_LINE_MS (ML_PROTO_IDLE_SECONDS * 1000u)
-#define PARSER_KEEP (1u << 20)          /* parser scratch kept between lines */
-#define WQ_MAX (64u << 10)              /* bytes queued to one client */
-#define MAX_CONNS 1024                  /* beyond: refused, code "limit" */
-#define FD_RESERVE 32                   /* fds kept for the store, loop, logs */
-#define FDS_PER_CONN 3                  /* socket + streaming + queued spools */
-#define MAX_CONN_COMMITS 2              /* queued per client; then paused */
-#define CLOSE_GRACE_MS 5000             /* to flush a last line, then cut */
-#define TICK_MS 1000
-#define READER_CHECK_MS 60000
-#define ACCEPT_RETRY_MS 100
-#define LISTEN_BACKLOG 128
-#define QUERY_MAX_RUNNING 4             /* rp_runs at once (threadpool: 4) */
-#define QUERY_ANSWER_BUDGET (64u << 20) /* answer bytes being written */
-#define QUERY_GRACE_MS 60000            /* to take an answer, then cut */
-#define SNAP_TIMEOUT_DEFAULT 60.0       /* seconds */
-#define SNAP_TIMEOUT_MAX 86400.0
-
-_Static_assert(BASE_BUF >= ML_PROTO_MAX_META_LINE,
-               "a header or trailer line must fit the base buffer");
-
-enum cstate {
-    CS_HEADER,                  /* between snapshots: a header comes next */
-    CS_OBJECTS,                 /* object lines, then the trailer */
-    CS_SKIP,                    /* dropping a refused snapshot's lines */
-    CS_QUERY,                   /* a query connection: no more lines */
-};
-
-enum qstate {
-    Q_NONE,
-    Q_WAITING,                  /* in srv->qwait, for a slot */
-    Q_RUNNING,                  /* in the threadpool */
-    Q_SNAP,                     /* `snap`: waiting for the snapshot */
-    Q_DONE,                     /* answered (or being answered) */
-};
-
-enum tier {
-    TIER_BASE,
-    TIER_MID,                   /* counted in srv->mid_bytes */
-    TIER_LONG,                  /* srv->long_owner == this conn */
-};
-
-enum {
-    H_TICK = 1, H_RETRY = 2, H_SIGTERM = 4, H_SIGINT = 8,
-};
-
-struct conn {
-    uv_pipe_t pipe;             /* first: handle* <-> conn* */
-    struct md_server *srv;
-    struct conn *prev, *next;   /* srv->conns */
-    struct conn *wnext;         /* srv->waiters, while waiting */
-    uint64_t serial;
-    struct md_peer peer;
-    int allowed;
-
-    /* Line assembly: pending bytes are buf[start .. start+len); the first
-     * `scanned` of them hold no '\n'. */
-    char *buf;
-    size_t cap, start, len, scanned;
-    enum tier tier;
-    size_t want;                /* capacity asked for while waiting */
-    int waiting;
-    uint64_t long_since;        /* when the long-line token was taken */
-
-    /* Protocol. */
-    enum cstate state;
-    struct md_job *job;         /* CS_OBJECTS: meta + ingest, to commit */
-    uint64_t nobj;
-    uint64_t stream_bytes;
-    uint64_t snap_start;        /* uv_now at the header */
-    unsigned commits;           /* jobs in the writer for this conn */
-    int commit_wait;            /* reading paused: MAX_CONN_COMMITS queued */
-    uint64_t acked;
-
-    /* What names the process, for `snap`: /proc/PID/cmdline at accept,
-     * the label and program of the last header. */
-    int seen_line;              /* the first line has come */
-    uint64_t rx_first;          /* bytes read before it: counted as
-                                 * ingest unless it is a query */
-    char argv0[MD_STR_MAX], script[MD_STR_MAX];
-    char label[MD_STR_MAX], program[MD_STR_MAX];
-    int has_label, has_program;
-
-    /* Queries (CS_QUERY). */
-    enum qstate qstate;
-    char qcmd[32];              /* the request's "cmd", for the log */
-    uint64_t q_t0;              /* uv_hrtime() at the query line */
-    cJSON *qreq;                /* Q_WAITING: the request */
-    struct conn *qnext;         /* srv->qwait, while in_qwait */
-    int in_qwait;
-    uint64_t snap_target;       /* Q_SNAP: the scanner's serial, */
-    uint64_t snap_req;          /* the request id it was sent, */
-    uint64_t snap_deadline;     /* uv_now() + timeout */
-    double snap_timeout;
-    int32_t snap_pid;
-    int snap_committing;        /* its snapshot is in the writer */
-    size_t answer_bytes;        /* of the answer being written */
-
-    /* Output and lifetime. */
-    size_t wq;                  /* bytes in uv_write, not yet done */
-    uint64_t last_rx, last_tx;
-    int closing;                /* no more reading; close when flushed */
-    int closed;                 /* uv_close called */
-    int shut_started;
-    uint64_t close_deadline;
-    uv_shutdown_t shut;
-    char why[96];               /* reason of the close, for the log */
-};
-
-struct md_server {
-    uv_loop_t *loop;
-    struct st_store *store;
-    struct md_config cfg;
-    md_ready_cb ready;
-    void *ready_arg;
-
-    uv_pipe_t listener;
-    int listener_init, listening;
-    int sock_fd;                /* O_PATH of the socket file we bound: it
-                                 * pins the inode, so at shutdown we unlink
-                                 * the path only if it is still ours */
-    uv_timer_t tick;
-    uv_timer_t accept_retry;
-    uv_signal_t sigterm, sigint;
-    unsigned handles_init;      /* H_* of the handles above to close */
-
-    struct md_writer *writer;   /* NULL once stopped */
-    int reader_check_queued;
-    uint64_t last_reader_check;
-
-    struct conn *conns;
-    unsigned nconns;
-    uint64_t next_serial;
-    struct conn *waiters, **waiters_tail;
-    size_t mid_bytes;
-    struct conn *long_owner;
-    int waking, wake_again;     /* wake_waiters re-entry */
-    struct ml_dumpparser parser;
-
-    /* Queries. */
-    struct conn *qwait, **qwait_tail;   /* Q_WAITING, oldest first */
-    unsigned queries_running;
-    size_t answer_bytes;        /* being written, all connections */
-    uint64_t next_request;      /* ids of snapshot requests */
-
-    unsigned max_conns;         /* from RLIMIT_NOFILE, <= MAX_CONNS */
-    uint64_t accept_err_at;     /* rate limit of accept error logs */
-    unsigned accept_err_quiet;
-
-    int stopping;
-    int finished;
-    int exit_status;
-};
-
-static void conn_abort(struct conn *c, const char *why);
-static void conn_drain_close(struct conn *c, const char *why);
-static void conn_fail(struct conn *c, enum md_code code, const char *msg,
-                      int skip_rest);
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf);
 static void wake_waiters(struct md_server *srv);
 static void maybe_finish(struct md_server *srv);
-static void on_query(struct conn *c, cJSON *req, enum md_code code,
-                     const char *err);
-static void query_forget(struct conn *c);
-static void snap_fail(struct md_server *srv, uint64_t target,
-                      uint64_t request, const char *msg);
-static void snap_target_gone(struct conn *c);
-static void query_error(struct conn *c, enum md_code code, int rc,
-                        const char *msg);
 
 /* ---- socket path ---- */
 
@@ -326,14 +146,14 @@ on_write(uv_write_t *req, int status)
     if (status < 0 && status != UV_ECANCELED && !c->closed) {
         md_debug("write_failed", " conn=%" PRIu64 " error=%s", c->serial,
                  uv_strerror(status));
-        conn_abort(c, "write failed");
+        md__conn_abort(c, "write failed");
     }
 }
 
 /* Queues line[0..n) to c.  0, or -EPIPE when c is closing or was just
  * dropped for not reading what we send. */
-static int
-conn_send(struct conn *c, const char *line, size_t n)
+int
+md__conn_send(struct conn *c, const char *line, size_t n)
 {
     struct wreq *w;
     uv_buf_t b;
@@ -344,12 +164,12 @@ conn_send(struct conn *c, const char *line, size_t n)
     if (c->wq + n > WQ_MAX) {
         md_warn("client_not_reading", " conn=%" PRIu64 " pid=%d queued=%zu",
                 c->serial, (int)c->peer.pid, c->wq);
-        conn_abort(c, "client does not read its lines");
+        md__conn_abort(c, "client does not read its lines");
         return -EPIPE;
     }
     w = malloc(sizeof(*w) + n);
     if (w == NULL) {
-        conn_abort(c, "out of memory");
+        md__conn_abort(c, "out of memory");
         return -EPIPE;
     }
     memcpy(w->data, line, n);
@@ -360,7 +180,7 @@ conn_send(struct conn *c, const char *line, size_t n)
         free(w);
         md_debug("write_failed", " conn=%" PRIu64 " error=%s", c->serial,
                  uv_strerror(rc));
-        conn_abort(c, "write failed");
+        md__conn_abort(c, "write failed");
         return -EPIPE;
     }
     c->wq += n;
@@ -464,7 +284,7 @@ shrink(struct conn *c)
 }
 
 /* Grows whoever waits, first come first served, as far as the budget
- * allows, and lets them read again.  Re-entered through conn_abort ->
+ * allows, and lets them read again.  Re-entered through md__conn_abort ->
  * release_tier: the inner call only asks the outer one to go again. */
 static void
 wake_waiters(struct md_server *srv)
@@ -485,8 +305,8 @@ wake_waiters(struct md_server *srv)
                 continue;
             unwait(c);          /* c->wnext is gone: start over */
             if (rc < 0) {
-                conn_fail(c, MD_LIMIT, "daemon out of memory for a long line",
-                          0);
+                md__conn_fail(c, MD_LIMIT,
+                              "daemon out of memory for a long line", 0);
             } else {
                 c->last_rx = uv_now(srv->loop);
                 md_debug("resumed", " conn=%" PRIu64 " cap=%zu", c->serial,
@@ -494,286 +314,13 @@ wake_waiters(struct md_server *srv)
                 rc = uv_read_start((uv_stream_t *)&c->pipe, on_alloc,
                                    on_read);
                 if (rc < 0)
-                    conn_abort(c, uv_strerror(rc));
+                    md__conn_abort(c, uv_strerror(rc));
             }
             srv->wake_again = 1;
             break;
         }
     } while (srv->wake_again);
     srv->waking = 0;
-}
-
-/* ---- snapshot state ---- */
-
-/* Drops the snapshot in progress, if any. */
-static void
-discard_snapshot(struct conn *c)
-{
-    if (c->job != NULL) {
-        st_ingest_free(c->job->ing);
-        free(c->job);
-        c->job = NULL;
-    }
-    if (c->state != CS_QUERY)   /* a query connection stays one */
-        c->state = CS_HEADER;
-}
-
-/* The reason="..." of meliae_ingest_errors_total for an error code;
- * MD_ER_COUNT for none (a shutdown is no client's fault). */
-static enum md_ereason
-code_reason(enum md_code code)
-{
-    switch (code) {
-    case MD_DENIED: return MD_ER_DENIED;
-    case MD_VERSION: return MD_ER_VERSION;
-    case MD_PROTO: return MD_ER_PROTO;
-    case MD_LIMIT: return MD_ER_LIMIT;
-    case MD_ABORTED: return MD_ER_ABORTED;
-    case MD_STORE: return MD_ER_STORE;
-    default: return MD_ER_COUNT;
-    }
-}
-
-/* conn_fail, counted under reason r rather than code's. */
-static void
-conn_fail_as(struct conn *c, enum md_code code, enum md_ereason r,
-             const char *msg, int skip_rest)
-{
-    char line[512], q[256];
-    size_t n;
-
-    md_metrics_error(c->srv->cfg.metrics, r);
-
-    md_warn("snapshot_refused", " conn=%" PRIu64 " pid=%d uid=%u code=%s "
-            "objects=%" PRIu64 " reason=%s", c->serial, (int)c->peer.pid,
-            (unsigned)c->peer.uid, md_code_name(code), c->nobj,
-            md_logq(msg, q, sizeof(q)));
-    n = md_error_line(line, sizeof(line), msg, code);
-    (void)conn_send(c, line, n);    /* on failure c is closed already */
-    if (c->job != NULL && c->job->meta.request != 0) {
-        char why[400];
-
-        snprintf(why, sizeof(why), "the snapshot of process %d was refused: "
-                 "%s", (int)c->peer.pid, msg);
-        snap_fail(c->srv, c->serial, c->job->meta.request, why);
-    }
-    discard_snapshot(c);
-    if (md_code_closes(code))
-        conn_drain_close(c, md_code_name(code));
-    else if (skip_rest)
-        c->state = CS_SKIP;
-}
-
-/* Answers an error line; closes the connection or, for codes that keep it
- * open, drops the current snapshot (its remaining lines are skipped when
- * skip_rest). */
-static void
-conn_fail(struct conn *c, enum md_code code, const char *msg, int skip_rest)
-{
-    conn_fail_as(c, code, code_reason(code), msg, skip_rest);
-}
-
-static void
-on_header(struct conn *c, const char *line, size_t n)
-{
-    struct md_server *srv = c->srv;
-    char err[256], q1[300], q2[300];
-    struct md_job *j;
-    enum md_code code;
-    int rc;
-
-    j = calloc(1, sizeof(*j));
-    if (j == NULL) {
-        conn_fail(c, MD_STORE, "daemon out of memory", 1);
-        return;
-    }
-    code = md_header_parse(line, n, &j->meta, err, sizeof(err));
-    if (code != MD_OK) {
-        free(j);
-        conn_fail(c, code, err, 0);
-        return;
-    }
-    /* Who the client is, whether or not a snapshot follows: `snap LABEL`
-     * finds a process that has not sent one yet by its hello. */
-    c->has_label = j->meta.has_label;
-    c->has_program = j->meta.has_program;
-    memcpy(c->label, j->meta.label, sizeof(c->label));
-    memcpy(c->program, j->meta.program, sizeof(c->program));
-    if (j->meta.hello) {
-        md_debug("hello", " conn=%" PRIu64 " pid=%d label=%s", c->serial,
-                 (int)c->peer.pid,
-                 md_logq(j->meta.has_label ? j->meta.label : "", q1,
-                         sizeof(q1)));
-        free(j);
-        return;
-    }
-    j->kind = MD_JOB_COMMIT;
-    j->conn = c->serial;
-    j->metrics = srv->cfg.metrics != NULL;
-    md_meta_source(&j->meta, &j->src);
-    j->src.trusted = 1;
-    j->src.uid = c->peer.uid;
-    j->src.gid = c->peer.gid;
-    j->src.tpid = c->peer.pid;
-    j->src.tstart_time = c->peer.start_time;
-    rc = st_ingest_new(&j->ing, st_tmpdir(srv->store),
-                       strcmp(j->meta.values, "none") != 0);
-    if (rc < 0) {
-        snprintf(err, sizeof(err), "cannot start the snapshot: %s",
-                 st_strerror(rc));
-        if (j->meta.request != 0)
-            snap_fail(srv, c->serial, j->meta.request, err);
-        free(j);
-        conn_fail(c, MD_STORE, err, 1);
-        return;
-    }
-    if (strcmp(j->meta.mode, "file") == 0)      /* meliae-cli import */
-        st_ingest_keep_first(j->ing);
-    c->job = j;
-    c->state = CS_OBJECTS;
-    c->nobj = 0;
-    c->stream_bytes = 0;
-    c->snap_start = uv_now(srv->loop);
-    md_debug("snapshot_begin", " conn=%" PRIu64 " pid=%d claimed_pid=%" PRId64
-             " values=%s label=%s program=%s", c->serial, (int)c->peer.pid,
-             j->meta.pid, j->meta.values,
-             md_logq(j->meta.has_label ? j->meta.label : "", q1, sizeof(q1)),
-             md_logq(j->meta.has_program ? j->meta.program : "", q2,
-                     sizeof(q2)));
-}
-
-static void
-on_trailer(struct conn *c, const char *line, size_t n)
-{
-    struct md_server *srv = c->srv;
-    struct md_trailer t;
-    char err[512], q[300];
-    enum md_code code;
-    int rc;
-
-    code = md_trailer_parse(line, n, &t, err, sizeof(err));
-    if (code != MD_OK) {
-        conn_fail(c, code, err, 0);
-        return;
-    }
-    if (c->state == CS_SKIP) {
-        c->state = CS_HEADER;   /* its error was sent when it began */
-        return;
-    }
-    if (t.aborted) {
-        md_info("snapshot_aborted", " conn=%" PRIu64 " pid=%d objects=%"
-                PRIu64 " reason=%s", c->serial, (int)c->peer.pid, c->nobj,
-                md_logq(t.reason, q, sizeof(q)));
-        snprintf(err, sizeof(err), "snapshot aborted by the client: %s",
-                 t.reason[0] != '\0' ? t.reason : "no reason given");
-        conn_fail(c, MD_ABORTED, err, 0);
-        return;
-    }
-    rc = st_ingest_end(c->job->ing, t.objects, t.bytes);
-    if (rc == ML_EPROTO) {
-        snprintf(err, sizeof(err), "trailer does not match the stream: %s",
-                 st_ingest_error(c->job->ing));
-        conn_fail(c, MD_PROTO, err, 0);
-        return;
-    }
-    if (rc < 0) {
-        snprintf(err, sizeof(err), "cannot end the snapshot: %s",
-                 st_strerror(rc));
-        conn_fail(c, MD_STORE, err, 0);
-        return;
-    }
-    c->job->objects = c->nobj;
-    md_debug("snapshot_received", " conn=%" PRIu64 " pid=%d objects=%" PRIu64
-             " stream_bytes=%" PRIu64 " ms=%" PRIu64, c->serial,
-             (int)c->peer.pid, c->nobj, c->stream_bytes,
-             uv_now(srv->loop) - c->snap_start);
-    if (c->job->meta.request != 0) {
-        /* The snap queries waiting for it now wait for the commit, even
-         * if this connection goes meanwhile. */
-        for (struct conn *w = srv->conns; w != NULL; w = w->next)
-            if (w->qstate == Q_SNAP && w->snap_target == c->serial
-                && w->snap_req == c->job->meta.request)
-                w->snap_committing = 1;
-    }
-    md_writer_submit(srv->writer, c->job);
-    c->job = NULL;
-    c->commits++;
-    c->state = CS_HEADER;
-    if (c->commits >= MAX_CONN_COMMITS) {
-        /* Each queued commit holds a spool (a file, an fd): a client that
-         * pipelines snapshots faster than the disk takes them waits. */
-        rc = uv_read_stop((uv_stream_t *)&c->pipe);
-        if (rc < 0) {
-            conn_abort(c, "uv_read_stop failed");
-            return;
-        }
-        c->commit_wait = 1;
-        md_debug("paused", " conn=%" PRIu64 " commits=%u", c->serial,
-                 c->commits);
-    }
-}
-
-static void
-on_object_line(struct conn *c, const char *line, size_t n)
-{
-    struct md_server *srv = c->srv;
-    struct ml_dumpline dl;
-    char err[300];
-    int rc;
-
-    c->stream_bytes += n;
-    if (c->stream_bytes > ML_PROTO_MAX_STREAM_BYTES) {
-        conn_fail(c, MD_LIMIT, "snapshot stream longer than "
-                  "ML_PROTO_MAX_STREAM_BYTES", 0);
-        return;
-    }
-    rc = ml_dumpline_parse(&srv->parser, line, n, &dl);
-    if (rc == ML_EPROTO) {
-        conn_fail(c, MD_PROTO, srv->parser.err, 0);
-        return;
-    }
-    if (rc == ML_ETOOBIG) {             /* parser.max_refs */
-        snprintf(err, sizeof(err), "%s; the limit is %u", srv->parser.err,
-                 ML_PROTO_MAX_REFS);
-        conn_fail(c, MD_LIMIT, err, 0);
-        return;
-    }
-    if (rc < 0) {
-        conn_fail(c, MD_LIMIT, "daemon out of memory parsing a line", 0);
-        return;
-    }
-    if (dl.kind == ML_LINE_OTHER) {
-        on_trailer(c, line, n);
-        return;
-    }
-    if (dl.nrefs > ML_PROTO_MAX_REFS) {
-        snprintf(err, sizeof(err), "object with %zu refs; the limit is %u",
-                 dl.nrefs, ML_PROTO_MAX_REFS);
-        conn_fail(c, MD_LIMIT, err, 0);
-        return;
-    }
-    if (c->state == CS_SKIP)
-        return;
-    if (c->nobj >= ML_PROTO_MAX_OBJECTS) {
-        snprintf(err, sizeof(err), "more than %u objects in one snapshot",
-                 ML_PROTO_MAX_OBJECTS);
-        conn_fail(c, MD_LIMIT, err, 0);
-        return;
-    }
-    rc = st_ingest_object(c->job->ing, &dl);
-    if (rc == ML_EPROTO) {
-        snprintf(err, sizeof(err), "object line %" PRIu64 ": %s",
-                 c->nobj + 1, st_ingest_error(c->job->ing));
-        conn_fail(c, MD_PROTO, err, 0);
-        return;
-    }
-    if (rc < 0) {
-        snprintf(err, sizeof(err), "cannot spool the snapshot: %s",
-                 st_strerror(rc));
-        conn_fail(c, MD_STORE, err, 1);
-        return;
-    }
-    c->nobj++;
 }
 
 static void
@@ -788,19 +335,12 @@ on_line(struct conn *c, const char *line, size_t n)
 
         c->seen_line = 1;
         if (md_query_parse(line, n, &req, &code, err, sizeof(err))) {
-            on_query(c, req, code, err);
+            md__query_start(c, req, code, err);
             return;
         }
         md_metrics_bytes_received(srv->cfg.metrics, c->rx_first);
     }
-    if (c->state == CS_HEADER)
-        on_header(c, line, n);
-    else
-        on_object_line(c, line, n);
-    /* A big line left big scratch behind: give it back. */
-    if (srv->parser.scap > PARSER_KEEP
-        || srv->parser.rcap * sizeof(uint64_t) > PARSER_KEEP)
-        ml_dumpparser_free(&srv->parser);
+    md__stream_line(c, line, n);
 }
 
 /* The longest line allowed in c's state, '\n' included. */
@@ -819,19 +359,11 @@ line_too_long(struct conn *c, const char *line, size_t n, const char *err)
     size_t head = n < 64 ? n : 64;
 
     if (!c->seen_line && memmem(line, head, key, sizeof(key) - 1) != NULL) {
-        char msg[128];
-
         c->seen_line = 1;
-        c->state = CS_QUERY;
-        c->q_t0 = uv_hrtime();
-        md_metrics_query(c->srv->cfg.metrics);
-        snprintf(c->qcmd, sizeof(c->qcmd), "?");
-        snprintf(msg, sizeof(msg), "query longer than %u bytes",
-                 ML_PROTO_MAX_META_LINE);
-        query_error(c, MD_USAGE, -E2BIG, msg);
+        md__query_too_long(c);
         return;
     }
-    conn_fail(c, MD_LIMIT, err, 0);
+    md__conn_fail(c, MD_LIMIT, err, 0);
 }
 
 /* Consumes the complete lines in c's buffer, then makes room for more:
@@ -877,7 +409,7 @@ process(struct conn *c)
     if (c->len == 0)
         c->start = c->scanned = 0;
     if (c->commit_wait)
-        return;                 /* the rest waits for resume_commits */
+        return;                 /* the rest waits for md__conn_resume */
     if (lines > 0)
         shrink(c);
 
@@ -905,7 +437,7 @@ process(struct conn *c)
         int rc = uv_read_stop((uv_stream_t *)&c->pipe);
 
         if (rc < 0) {
-            conn_abort(c, "uv_read_stop failed");
+            md__conn_abort(c, "uv_read_stop failed");
             return;
         }
         c->waiting = 1;
@@ -916,7 +448,7 @@ process(struct conn *c)
         return;
     }
     default:
-        conn_fail(c, MD_LIMIT, "daemon out of memory for a long line", 0);
+        md__conn_fail(c, MD_LIMIT, "daemon out of memory for a long line", 0);
         return;
     }
 }
@@ -960,8 +492,8 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (nread < 0 && c->state == CS_QUERY) {
         if (nread == UV_EOF && c->qstate != Q_DONE && !peer_gone(c))
             return;             /* half-closed: it still reads the answer */
-        conn_abort(c, nread == UV_EOF ? "client closed"
-                                      : uv_strerror((int)nread));
+        md__conn_abort(c, nread == UV_EOF ? "client closed"
+                                          : uv_strerror((int)nread));
         return;
     }
     if (nread < 0) {
@@ -974,15 +506,15 @@ on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
                                      ? "client disconnected mid-snapshot"
                                      : uv_strerror((int)nread), q,
                                      sizeof(q)));
-            discard_snapshot(c);
+            md__discard_snapshot(c);
         }
         if (nread == UV_EOF) {
             /* It may still read the acks of what it sent. */
-            conn_drain_close(c, "client closed");
+            md__conn_drain_close(c, "client closed");
         } else if (nread == UV_ENOBUFS) {
-            conn_fail(c, MD_LIMIT, "no buffer for this line", 0);
+            md__conn_fail(c, MD_LIMIT, "no buffer for this line", 0);
         } else {
-            conn_abort(c, uv_strerror((int)nread));
+            md__conn_abort(c, uv_strerror((int)nread));
         }
         return;
     }
@@ -1031,8 +563,8 @@ on_conn_close(uv_handle_t *h)
 }
 
 /* Closes c now: pending writes are cancelled. */
-static void
-conn_abort(struct conn *c, const char *why)
+void
+md__conn_abort(struct conn *c, const char *why)
 {
     char q[96];
 
@@ -1044,9 +576,9 @@ conn_abort(struct conn *c, const char *why)
     c->closing = 1;
     unwait(c);
     release_tier(c);
-    discard_snapshot(c);
-    query_forget(c);
-    snap_target_gone(c);
+    md__discard_snapshot(c);
+    md__query_forget(c);
+    md__snap_target_gone(c);
     uv_close((uv_handle_t *)&c->pipe, on_conn_close);
 }
 
@@ -1056,12 +588,12 @@ on_shutdown(uv_shutdown_t *req, int status)
     struct conn *c = req->data;
 
     (void)status;
-    conn_abort(c, "closed");
+    md__conn_abort(c, "closed");
 }
 
 /* Sends what is queued, then closes; stops reading now. */
-static void
-start_shutdown(struct conn *c)
+void
+md__conn_shutdown(struct conn *c)
 {
     int rc;
 
@@ -1075,13 +607,13 @@ start_shutdown(struct conn *c)
     c->shut.data = c;
     rc = uv_shutdown(&c->shut, (uv_stream_t *)&c->pipe, on_shutdown);
     if (rc < 0)
-        conn_abort(c, "closed");
+        md__conn_abort(c, "closed");
 }
 
 /* No more reading; once the commits already queued for c are answered
  * and its lines flushed, c is closed. */
-static void
-conn_drain_close(struct conn *c, const char *why)
+void
+md__conn_drain_close(struct conn *c, const char *why)
 {
     char q[96];
 
@@ -1095,12 +627,12 @@ conn_drain_close(struct conn *c, const char *why)
         (void)uv_read_stop((uv_stream_t *)&c->pipe);
         unwait(c);
         release_tier(c);
-        discard_snapshot(c);
-        query_forget(c);
-        snap_target_gone(c);
+        md__discard_snapshot(c);
+        md__query_forget(c);
+        md__snap_target_gone(c);
     }
     if (c->commits == 0)
-        start_shutdown(c);
+        md__conn_shutdown(c);
 }
 
 /* ---- accepting ---- */
@@ -1144,17 +676,17 @@ refuse(struct conn *c, enum md_code code, const char *msg)
     uv_buf_t b = uv_buf_init(line, (unsigned)n);
     int rc = -1;
 
-    md_metrics_error(c->srv->cfg.metrics, code_reason(code));
+    md_metrics_error(c->srv->cfg.metrics, md__code_reason(code));
     if (c->wq == 0 && !c->closed && !c->shut_started)
         rc = uv_try_write((uv_stream_t *)&c->pipe, &b, 1);
     if (rc == (int)n) {
-        conn_abort(c, md_code_name(code));
+        md__conn_abort(c, md_code_name(code));
         return;
     }
     if (rc > 0)                 /* a part went: cannot send the rest */
-        conn_abort(c, "short write");
-    else if (conn_send(c, line, n) == 0)
-        conn_drain_close(c, md_code_name(code));
+        md__conn_abort(c, "short write");
+    else if (md__conn_send(c, line, n) == 0)
+        md__conn_drain_close(c, md_code_name(code));
 }
 
 /* Under the connection limit, or made so by closing the client that has
@@ -1229,7 +761,7 @@ on_connection(uv_stream_t *server, int status)
     rc = uv_accept(server, (uv_stream_t *)&c->pipe);
     if (rc < 0) {
         accept_error(srv, "uv_accept", rc);
-        conn_abort(c, "accept failed");
+        md__conn_abort(c, "accept failed");
         return;
     }
     rc = uv_fileno((uv_handle_t *)&c->pipe, &fd);
@@ -1265,7 +797,7 @@ on_connection(uv_stream_t *server, int status)
     md_peer_cmdline(c->peer.pid, c->argv0, c->script, sizeof(c->argv0));
     rc = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
     if (rc < 0) {
-        conn_abort(c, uv_strerror(rc));
+        md__conn_abort(c, uv_strerror(rc));
         return;
     }
     md_info("connect", " conn=%" PRIu64 " pid=%d uid=%u gid=%u start=%.2f",
@@ -1273,389 +805,12 @@ on_connection(uv_stream_t *server, int status)
             (unsigned)c->peer.gid, c->peer.start_time);
 }
 
-/* ---- queries (docs/protocol.md, "Queries") ---- */
-
-static struct conn *find_conn(struct md_server *srv, uint64_t serial);
-
-static const char answer_head[] = "{\"answer\": ";
-static const char answer_tail[] = "}\n";
-#define ANSWER_FRAME (sizeof(answer_head) - 1 + sizeof(answer_tail) - 1)
-
-/* The one log line of a query: debug when answered, info for the user's
- * errors (unknown snapshot, bad argument), warn for the others. */
-static void
-query_log(const struct conn *c, enum md_code code, int rc, size_t bytes,
-          const char *why)
-{
-    uint64_t ms = (uv_hrtime() - c->q_t0) / 1000000;
-    char q1[64], q2[300];
-
-    md_logq(c->qcmd, q1, sizeof(q1));
-    if (code == MD_OK) {
-        md_debug("query", " conn=%" PRIu64 " pid=%d cmd=%s rc=0 ms=%" PRIu64
-                 " bytes=%zu", c->serial, (int)c->peer.pid, q1, ms, bytes);
-        return;
-    }
-    md_log(code == MD_ERROR ? MD_LOG_WARN : MD_LOG_INFO, "query_failed",
-           " conn=%" PRIu64 " pid=%d cmd=%s rc=%d code=%s ms=%" PRIu64
-           " reason=%s", c->serial, (int)c->peer.pid, q1, rc,
-           md_code_name(code), ms, md_logq(why, q2, sizeof(q2)));
-}
-
-/* Takes c out of the queue of queries waiting for a slot. */
-static void
-query_forget(struct conn *c)
-{
-    struct md_server *srv = c->srv;
-    struct conn **pp;
-
-    cJSON_Delete(c->qreq);
-    c->qreq = NULL;
-    if (!c->in_qwait)
-        return;
-    for (pp = &srv->qwait; *pp != NULL; pp = &(*pp)->qnext) {
-        if (*pp == c) {
-            *pp = c->qnext;
-            break;
-        }
-    }
-    srv->qwait_tail = &srv->qwait;
-    while (*srv->qwait_tail != NULL)
-        srv->qwait_tail = &(*srv->qwait_tail)->qnext;
-    c->qnext = NULL;
-    c->in_qwait = 0;
-}
-
-/* Answers c's query with a short line (an error, or snap's answer) and
- * closes once it is flushed. */
-static void
-query_reply(struct conn *c, const char *line, size_t n)
-{
-    query_forget(c);
-    c->qstate = Q_DONE;
-    (void)conn_send(c, line, n);    /* on failure c is closed already */
-    conn_drain_close(c, "query answered");
-}
-
-static void
-query_error(struct conn *c, enum md_code code, int rc, const char *msg)
-{
-    char line[1024];
-
-    query_log(c, code, rc, 0, msg);
-    query_reply(c, line, md_error_line(line, sizeof(line), msg, code));
-}
-
-static void query_pump(struct md_server *srv);
-
-static void
-on_answer_written(uv_write_t *req, int status)
-{
-    struct md_query *q = (struct md_query *)(void *)
-        ((char *)req - offsetof(struct md_query, write));
-    struct conn *c = (struct conn *)req->handle;
-    struct md_server *srv = c->srv;
-    size_t n = q->len + ANSWER_FRAME;
-
-    c->answer_bytes -= n;
-    srv->answer_bytes -= n;
-    md_query_free(q);
-    if (status < 0 && status != UV_ECANCELED && !c->closed) {
-        md_debug("write_failed", " conn=%" PRIu64 " error=%s", c->serial,
-                 uv_strerror(status));
-        conn_abort(c, "write failed");
-    }
-    query_pump(srv);
-}
-
-/* Writes q's answer to c (q is freed once written), then closes. */
-static void
-query_answer(struct conn *c, struct md_query *q)
-{
-    struct md_server *srv = c->srv;
-    size_t n = q->len + ANSWER_FRAME;
-    uv_buf_t b[3];
-    int rc;
-
-    b[0] = uv_buf_init((char *)answer_head, sizeof(answer_head) - 1);
-    b[1].base = q->text;        /* uv_buf_init's length is 32 bits */
-    b[1].len = q->len;
-    b[2] = uv_buf_init((char *)answer_tail, sizeof(answer_tail) - 1);
-    rc = uv_write(&q->write, (uv_stream_t *)&c->pipe, b, 3,
-                  on_answer_written);
-    if (rc < 0) {
-        md_query_free(q);
-        query_log(c, MD_ERROR, rc, 0, "cannot write the answer");
-        conn_abort(c, "write failed");
-        return;
-    }
-    c->answer_bytes += n;
-    srv->answer_bytes += n;
-    c->last_tx = uv_now(srv->loop);
-    c->qstate = Q_DONE;
-    query_log(c, MD_OK, 0, n, NULL);
-    conn_drain_close(c, "query answered");
-}
-
-static void
-on_query_work(uv_work_t *w)
-{
-    md_query_run((struct md_query *)w);
-}
-
-static void
-on_query_done(uv_work_t *w, int status)
-{
-    struct md_query *q = (struct md_query *)w;
-    struct md_server *srv = w->data;
-    struct conn *c = find_conn(srv, q->conn);
-
-    srv->queries_running--;
-    if (c != NULL && (c->closing || c->qstate != Q_RUNNING))
-        c = NULL;
-    if (status < 0 && q->code == MD_OK) {   /* UV_ECANCELED: not used */
-        q->code = MD_ERROR;
-        snprintf(q->err, sizeof(q->err), "query cancelled: %s",
-                 uv_strerror(status));
-    }
-    if (c == NULL) {
-        char q1[64];
-
-        md_debug("query", " conn=%" PRIu64 " cmd=%s rc=%d ms=%" PRIu64
-                 " client=gone", q->conn, md_logq(q->cmd, q1, sizeof(q1)),
-                 q->rc, (uv_hrtime() - q->submitted_ns) / 1000000);
-        md_query_free(q);
-    } else if (q->code != MD_OK) {
-        query_error(c, q->code, q->rc, q->err);
-        md_query_free(q);
-    } else {
-        query_answer(c, q);
-    }
-    query_pump(srv);
-}
-
-/* Starts waiting queries while there are slots and answer memory. */
-static void
-query_pump(struct md_server *srv)
-{
-    while (srv->qwait != NULL && !srv->stopping
-           && srv->queries_running < QUERY_MAX_RUNNING
-           && srv->answer_bytes < QUERY_ANSWER_BUDGET) {
-        struct conn *c = srv->qwait;
-        struct md_query *q;
-        cJSON *req = c->qreq;
-        int rc;
-
-        c->qreq = NULL;
-        query_forget(c);
-        q = md_query_new(srv->store, c->serial, req);
-        if (q == NULL) {
-            query_error(c, MD_ERROR, -ENOMEM, "daemon out of memory");
-            continue;
-        }
-        q->work.data = srv;
-        q->submitted_ns = uv_hrtime();
-        rc = uv_queue_work(srv->loop, &q->work, on_query_work,
-                           on_query_done);
-        if (rc < 0) {
-            md_query_free(q);
-            query_error(c, MD_ERROR, rc, "cannot start the query");
-            continue;
-        }
-        c->qstate = Q_RUNNING;
-        srv->queries_running++;
-    }
-}
-
-/* A program matches by its full string or its last path component. */
-static int
-prog_match(const char *prog, const char *sel)
-{
-    const char *base;
-
-    if (prog[0] == '\0')
-        return 0;
-    if (strcmp(prog, sel) == 0)
-        return 1;
-    base = strrchr(prog, '/');
-    return base != NULL && strcmp(base + 1, sel) == 0;
-}
-
-/* Does scanner connection c match sel: all digits, its kernel-verified
- * pid; else its last header's label or program, or its command line? */
-static int
-conn_matches(const struct conn *c, const char *sel)
-{
-    size_t i;
-
-    for (i = 0; sel[i] >= '0' && sel[i] <= '9'; i++)
-        ;
-    if (i > 0 && sel[i] == '\0')
-        return i < 12 && strtoll(sel, NULL, 10) == (long long)c->peer.pid;
-    return (c->has_label && strcmp(c->label, sel) == 0)
-           || (c->has_program && prog_match(c->program, sel))
-           || prog_match(c->argv0, sel) || prog_match(c->script, sel);
-}
-
-/* {"cmd": "snap", "process": SEL, "timeout": S}: asks the most recently
- * connected matching scanner for a snapshot, and waits for it (Q_SNAP)
- * until snap_stored, snap_fail or snap_timed_out. */
-static void
-snap_start(struct conn *c, const cJSON *req)
-{
-    struct md_server *srv = c->srv;
-    const cJSON *p = cJSON_GetObjectItemCaseSensitive(req, "process");
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(req, "timeout");
-    double timeout = SNAP_TIMEOUT_DEFAULT;
-    struct conn *target = NULL;
-    const char *sel;
-    char msg[400];
-    int rc;
-
-    if (!cJSON_IsString(p) || cJSON_GetStringValue(p)[0] == '\0') {
-        query_error(c, MD_USAGE, -EINVAL, "snap needs \"process\": a pid, "
-                    "a label or a program");
-        return;
-    }
-    sel = cJSON_GetStringValue(p);
-    if (t != NULL && !cJSON_IsNull(t)) {
-        timeout = cJSON_IsNumber(t) ? cJSON_GetNumberValue(t) : -1;
-        if (!(timeout > 0 && timeout <= SNAP_TIMEOUT_MAX)) {
-            query_error(c, MD_USAGE, -EINVAL, "snap \"timeout\" must be a "
-                        "number of seconds above 0, at most 86400");
-            return;
-        }
-    }
-    for (struct conn *x = srv->conns; x != NULL; x = x->next) {
-        if (x == c || !x->allowed || x->closing || x->state == CS_QUERY
-            || !conn_matches(x, sel))
-            continue;
-        if (target == NULL || x->serial > target->serial)
-            target = x;
-    }
-    if (target == NULL) {
-        snprintf(msg, sizeof(msg), "no connected process matches %.200s",
-                 sel);
-        query_error(c, MD_NOTFOUND, ML_ENOTFOUND, msg);
-        return;
-    }
-    c->qstate = Q_SNAP;
-    c->snap_target = target->serial;
-    c->snap_req = ++srv->next_request;
-    c->snap_pid = target->peer.pid;
-    c->snap_timeout = timeout;
-    c->snap_deadline = uv_now(srv->loop) + (uint64_t)(timeout * 1000);
-    rc = md_server_request_snapshot(srv, target->serial, c->snap_req);
-    if (rc < 0 && c->qstate == Q_SNAP) {
-        snprintf(msg, sizeof(msg), "cannot ask process %d for a snapshot: "
-                 "%s", (int)c->snap_pid, rc == -EPIPE ? "it does not read "
-                 "what the daemon sends" : "it is disconnecting");
-        query_error(c, MD_ERROR, rc, msg);
-    }
-}
-
-/* The query line of c: run it (queued) or, for snap, answer it here. */
-static void
-on_query(struct conn *c, cJSON *req, enum md_code code, const char *err)
-{
-    struct md_server *srv = c->srv;
-    const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
-
-    c->state = CS_QUERY;
-    c->q_t0 = uv_hrtime();
-    md_metrics_query(srv->cfg.metrics);
-    snprintf(c->qcmd, sizeof(c->qcmd), "%s",
-             cJSON_IsString(cmd) ? cJSON_GetStringValue(cmd) : "?");
-    if (code != MD_OK) {
-        query_error(c, code, -EINVAL, err);
-        return;
-    }
-    if (cJSON_IsString(cmd) && strcmp(cJSON_GetStringValue(cmd), "snap") == 0) {
-        snap_start(c, req);
-        cJSON_Delete(req);
-        return;
-    }
-    c->qreq = req;
-    c->qstate = Q_WAITING;
-    c->in_qwait = 1;
-    c->qnext = NULL;
-    *srv->qwait_tail = c;
-    srv->qwait_tail = &c->qnext;
-    query_pump(srv);
-}
-
-/* Does c wait for the snapshot (target, request)?  request 0: any of
- * target's that is not being committed yet. */
-static int
-snap_waits_for(const struct conn *c, uint64_t target, uint64_t request)
-{
-    return c->state == CS_QUERY && c->qstate == Q_SNAP && !c->closing
-           && c->snap_target == target
-           && (request != 0 ? c->snap_req == request : !c->snap_committing);
-}
-
-/* Snapshot j, a requested one, is committed: answer who waits for it. */
-static void
-snap_stored(struct md_server *srv, const struct md_job *j)
-{
-    char line[256];
-    int n;
-
-    for (struct conn *c = srv->conns; c != NULL; c = c->next) {
-        if (!snap_waits_for(c, j->conn, j->meta.request))
-            continue;
-        n = snprintf(line, sizeof(line), "{\"answer\": {\"schema_version\": "
-                     "%d, \"command\": \"snap\", \"snapshot\": %" PRIu64
-                     ", \"pid\": %d}}\n", RP_SCHEMA_VERSION, j->id,
-                     (int)j->src.tpid);
-        query_log(c, MD_OK, 0, (size_t)n, NULL);
-        query_reply(c, line, (size_t)n);
-    }
-}
-
-/* The snapshot (target, request) will not come (request 0: none of
- * target's not yet committed will): an error for who waits for it. */
-static void
-snap_fail(struct md_server *srv, uint64_t target, uint64_t request,
-          const char *msg)
-{
-    /* query_error only closes (frees later): the list stays walkable. */
-    for (struct conn *c = srv->conns; c != NULL; c = c->next)
-        if (snap_waits_for(c, target, request))
-            query_error(c, MD_ERROR, ML_ENOTFOUND, msg);
-}
-
-/* c is closing: snap queries waiting for a snapshot it has not sent yet
- * get an error; those whose snapshot is in the writer still wait. */
-static void
-snap_target_gone(struct conn *c)
-{
-    char msg[160];
-
-    if (c->state == CS_QUERY || !c->allowed)
-        return;
-    snprintf(msg, sizeof(msg), "process %d disconnected before its snapshot "
-             "was stored", (int)c->peer.pid);
-    snap_fail(c->srv, c->serial, 0, msg);
-}
-
-static void
-snap_timed_out(struct conn *c)
-{
-    char msg[200];
-
-    snprintf(msg, sizeof(msg), "process %d did not send its snapshot within "
-             "%g s%s", (int)c->snap_pid, c->snap_timeout,
-             c->snap_committing ? " (it is still being stored)" : "");
-    query_error(c, MD_ERROR, -ETIMEDOUT, msg);
-}
-
 /* ---- writer results ---- */
 
 /* Reads again after a commit of c's was answered, starting with the
  * lines already buffered. */
-static void
-resume_commits(struct conn *c)
+void
+md__conn_resume(struct conn *c)
 {
     int rc;
 
@@ -1663,14 +818,16 @@ resume_commits(struct conn *c)
     c->last_rx = uv_now(c->srv->loop);
     rc = uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
     if (rc < 0) {
-        conn_abort(c, uv_strerror(rc));
+        md__conn_abort(c, uv_strerror(rc));
         return;
     }
     process(c);
 }
 
-static struct conn *
-find_conn(struct md_server *srv, uint64_t serial)
+/* The connection of that serial number; NULL once it is freed (until
+ * then a closing or closed one is found too). */
+struct conn *
+md__conn_find(struct md_server *srv, uint64_t serial)
 {
     for (struct conn *c = srv->conns; c != NULL; c = c->next)
         if (c->serial == serial)
@@ -1680,83 +837,6 @@ find_conn(struct md_server *srv, uint64_t serial)
 
 static int server_listen(struct md_server *srv, char *err, size_t errlen);
 
-static void
-on_commit_done(struct md_server *srv, struct md_job *j)
-{
-    struct conn *c = find_conn(srv, j->conn);
-    char line[512], q[256];
-    size_t n;
-
-    if (c != NULL && c->closed)
-        c = NULL;
-    if (c != NULL)
-        c->commits--;
-    if (j->rc == 0) {
-        md_info("snapshot_stored", " id=%" PRIu64 " objects=%" PRIu64
-                " conn=%" PRIu64 " pid=%d uid=%u claimed_pid=%" PRId64
-                " queued_ms=%" PRIu64 " commit_ms=%" PRIu64 "%s", j->id,
-                j->objects, j->conn, (int)j->src.tpid, (unsigned)j->src.uid,
-                j->src.pid,
-                (uv_hrtime() - j->submitted_ns - j->took_ns) / 1000000,
-                j->took_ns / 1000000, c == NULL ? " client=gone" : "");
-        md_metrics_snapshot(srv->cfg.metrics, j->conn, c != NULL,
-                            j->objects, j->mfrag);
-        j->mfrag = NULL;
-        if (c != NULL) {
-            n = (size_t)snprintf(line, sizeof(line), "{\"ack\": %" PRIu64
-                                 ", \"objects\": %" PRIu64 "}\n", j->id,
-                                 j->objects);
-            if (conn_send(c, line, n) == 0)
-                c->acked++;
-        }
-        if (j->meta.request != 0)
-            snap_stored(srv, j);
-    } else if (j->rc == ML_EPROTO) {
-        /* Found only at commit (two objects at one address): a protocol
-         * error like the others, so the connection closes. */
-        md_metrics_error(srv->cfg.metrics, MD_ER_PROTO);
-        md_warn("snapshot_refused", " conn=%" PRIu64 " pid=%d code=proto "
-                "objects=%" PRIu64 " reason=%s%s", j->conn, (int)j->src.tpid,
-                j->objects, md_logq(j->errmsg, q, sizeof(q)),
-                c == NULL ? " client=gone" : "");
-        if (c != NULL) {
-            n = md_error_line(line, sizeof(line), j->errmsg, MD_PROTO);
-            (void)conn_send(c, line, n);
-        }
-        if (j->meta.request != 0) {
-            snprintf(line, sizeof(line), "the snapshot of process %d was "
-                     "refused: %s", (int)j->src.tpid, j->errmsg);
-            snap_fail(srv, j->conn, j->meta.request, line);
-        }
-        if (c != NULL)
-            conn_drain_close(c, "proto");
-    } else {
-        md_metrics_error(srv->cfg.metrics, MD_ER_STORE);
-        md_err("snapshot_not_stored", " conn=%" PRIu64 " pid=%d objects=%"
-               PRIu64 " error=%s%s", j->conn, (int)j->src.tpid, j->objects,
-               md_logq(j->errmsg, q, sizeof(q)),
-               c == NULL ? " client=gone" : "");
-        if (c != NULL) {
-            n = md_error_line(line, sizeof(line), j->errmsg, MD_STORE);
-            (void)conn_send(c, line, n);
-        }
-        if (j->meta.request != 0) {
-            snprintf(line, sizeof(line), "the snapshot of process %d was not "
-                     "stored: %s", (int)j->src.tpid, j->errmsg);
-            snap_fail(srv, j->conn, j->meta.request, line);
-        }
-        if (j->rc == MDB_PANIC) {
-            /* LMDB's fatal state: let the supervisor restart us. */
-            srv->exit_status = 1;
-            md_server_stop(srv, "store panic");
-        }
-    }
-    if (c != NULL && c->closing && c->commits == 0)
-        start_shutdown(c);
-    else if (c != NULL && c->commit_wait && !c->closing
-             && c->commits < MAX_CONN_COMMITS)
-        resume_commits(c);
-}
 
 static void
 on_job_done(struct md_job *j, void *arg)
@@ -1766,7 +846,7 @@ on_job_done(struct md_job *j, void *arg)
 
     switch (j->kind) {
     case MD_JOB_COMMIT:
-        on_commit_done(srv, j);
+        md__commit_done(srv, j);
         break;
     case MD_JOB_SWEEP:
         if (j->rc < 0) {
@@ -1825,26 +905,26 @@ on_tick(uv_timer_t *t)
             continue;
         if (c->shut_started) {
             if (now >= c->close_deadline)
-                conn_abort(c, "close timed out");
+                md__conn_abort(c, "close timed out");
             continue;
         }
         if (c->closing || !c->allowed)
             continue;
         if (c->state == CS_QUERY) {
             if (c->qstate == Q_SNAP && now >= c->snap_deadline)
-                snap_timed_out(c);
+                md__snap_timed_out(c);
             continue;           /* no idle limit, no keepalives */
         }
         if (c->tier == TIER_LONG && now - c->long_since >= LONG_LINE_MS) {
-            conn_fail(c, MD_LIMIT, "one line took too long to arrive", 0);
+            md__conn_fail(c, MD_LIMIT, "one line took too long to arrive", 0);
             continue;
         }
         if (c->waiting || c->commit_wait)
             continue;           /* silent because we stopped reading */
         if (c->state != CS_HEADER
             && now - c->last_rx >= ML_PROTO_IDLE_SECONDS * 1000u) {
-            conn_fail_as(c, MD_LIMIT, MD_ER_IDLE,
-                         "silent in the middle of a snapshot", 0);
+            md__conn_fail_as(c, MD_LIMIT, MD_ER_IDLE,
+                             "silent in the middle of a snapshot", 0);
             continue;
         }
         if (now - c->last_rx >= ML_PROTO_KEEPALIVE_SECONDS * 1000u
@@ -1853,7 +933,7 @@ on_tick(uv_timer_t *t)
             int n = snprintf(line, sizeof(line), "{\"keepalive\": %lld}\n",
                              (long long)time(NULL));
 
-            (void)conn_send(c, line, (size_t)n);
+            (void)md__conn_send(c, line, (size_t)n);
         }
     }
     md_metrics_tick(srv->cfg.metrics);
@@ -2050,7 +1130,7 @@ md_server_stop(struct md_server *srv, const char *why)
      * process disconnected". */
     for (c = srv->conns; c != NULL; c = c->next)
         if (!c->closing && c->state == CS_QUERY && c->qstate != Q_DONE)
-            query_error(c, MD_ERROR, -ESHUTDOWN, "the daemon is stopping");
+            md__query_error(c, MD_ERROR, -ESHUTDOWN, "the daemon is stopping");
     for (c = srv->conns; c != NULL; c = next) {
         next = c->next;
         if (c->closed)
@@ -2059,9 +1139,9 @@ md_server_stop(struct md_server *srv, const char *why)
         if (!c->closing && c->state != CS_QUERY && (c->state != CS_HEADER
                             || (c->commit_wait && c->len > 0))) {
             inflight++;
-            conn_fail(c, MD_SHUTDOWN, shutdown_msg, 0);
+            md__conn_fail(c, MD_SHUTDOWN, shutdown_msg, 0);
         }
-        conn_drain_close(c, "daemon stopping");
+        md__conn_drain_close(c, "daemon stopping");
     }
     if (inflight > 0)
         md_info("snapshots_dropped", " count=%u reason=shutdown", inflight);
@@ -2242,7 +1322,7 @@ md_server_foreach_client(struct md_server *srv,
 int
 md_server_request_snapshot(struct md_server *srv, uint64_t conn, uint64_t id)
 {
-    struct conn *c = find_conn(srv, conn);
+    struct conn *c = md__conn_find(srv, conn);
     char line[96];
     int n;
 
@@ -2252,5 +1332,5 @@ md_server_request_snapshot(struct md_server *srv, uint64_t conn, uint64_t id)
                  PRIu64 "}\n", id);
     md_info("snapshot_requested", " conn=%" PRIu64 " pid=%d request=%" PRIu64,
             c->serial, (int)c->peer.pid, id);
-    return conn_send(c, line, (size_t)n);
+    return md__conn_send(c, line, (size_t)n);
 }

@@ -1,0 +1,454 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * serve_query.c -- query connections (docs/protocol.md, "Queries"): the
+ * `meliae-cli` requests that read the store, and `snap`.
+ *
+ * A connection whose first line has "meliae_query" (server.c reads it and
+ * hands it here) is a query: CS_QUERY, one answer, then closed.
+ *   - rp_run runs on libuv's threadpool (uv_queue_work), never on the loop
+ *     nor on the writer thread; at most QUERY_MAX_RUNNING at once, and
+ *     none starts while answers of QUERY_ANSWER_BUDGET bytes are still
+ *     being written.  The others wait in srv->qwait, first come first
+ *     served, with their connections still read (and what they send
+ *     dropped) so that a client that leaves is noticed;
+ *   - the work names its connection by serial number: if the client left
+ *     meanwhile the answer is dropped (query.h);
+ *   - an answer is one buffer, written with its own uv_write (not
+ *     md__conn_send: WQ_MAX does not apply) and freed when written;
+ *   - `snap` is answered here: the matching scanner connection is sent a
+ *     request line, and the query connection waits (Q_SNAP) for the
+ *     commit of the snapshot whose header carries that request id; the
+ *     wait lives in the query's conn, so it goes when either side does.
+ *
+ * All of this runs on the loop thread, except md_query_run (query.c).
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "ml-common.h"
+#include "proto.h"
+#include "query.h"
+#include "report.h"
+#include "server-int.h"
+
+/* ---- running and answering ---- */
+
+static const char answer_head[] = "{\"answer\": ";
+static const char answer_tail[] = "}\n";
+#define ANSWER_FRAME (sizeof(answer_head) - 1 + sizeof(answer_tail) - 1)
+
+/* The one log line of a query: debug when answered, info for the user's
+ * errors (unknown snapshot, bad argument), warn for the others. */
+static void
+query_log(const struct conn *c, enum md_code code, int rc, size_t bytes,
+          const char *why)
+{
+    uint64_t ms = (uv_hrtime() - c->q_t0) / 1000000;
+    char q1[64], q2[300];
+
+    md_logq(c->qcmd, q1, sizeof(q1));
+    if (code == MD_OK) {
+        md_debug("query", " conn=%" PRIu64 " pid=%d cmd=%s rc=0 ms=%" PRIu64
+                 " bytes=%zu", c->serial, (int)c->peer.pid, q1, ms, bytes);
+        return;
+    }
+    md_log(code == MD_ERROR ? MD_LOG_WARN : MD_LOG_INFO, "query_failed",
+           " conn=%" PRIu64 " pid=%d cmd=%s rc=%d code=%s ms=%" PRIu64
+           " reason=%s", c->serial, (int)c->peer.pid, q1, rc,
+           md_code_name(code), ms, md_logq(why, q2, sizeof(q2)));
+}
+
+/* Takes c out of the queue of queries waiting for a slot. */
+void
+md__query_forget(struct conn *c)
+{
+    struct md_server *srv = c->srv;
+    struct conn **pp;
+
+    cJSON_Delete(c->qreq);
+    c->qreq = NULL;
+    if (!c->in_qwait)
+        return;
+    for (pp = &srv->qwait; *pp != NULL; pp = &(*pp)->qnext) {
+        if (*pp == c) {
+            *pp = c->qnext;
+            break;
+        }
+    }
+    srv->qwait_tail = &srv->qwait;
+    while (*srv->qwait_tail != NULL)
+        srv->qwait_tail = &(*srv->qwait_tail)->qnext;
+    c->qnext = NULL;
+    c->in_qwait = 0;
+}
+
+/* Answers c's query with a short line (an error, or snap's answer) and
+ * closes once it is flushed. */
+static void
+query_reply(struct conn *c, const char *line, size_t n)
+{
+    md__query_forget(c);
+    c->qstate = Q_DONE;
+    (void)md__conn_send(c, line, n);    /* on failure c is closed already */
+    md__conn_drain_close(c, "query answered");
+}
+
+/* Logs and answers c's query with an error line, then closes. */
+void
+md__query_error(struct conn *c, enum md_code code, int rc,
+                const char *msg)
+{
+    char line[1024];
+
+    query_log(c, code, rc, 0, msg);
+    query_reply(c, line, md_error_line(line, sizeof(line), msg, code));
+}
+
+static void query_pump(struct md_server *srv);
+
+static void
+on_answer_written(uv_write_t *req, int status)
+{
+    struct md_query *q = (struct md_query *)(void *)
+        ((char *)req - offsetof(struct md_query, write));
+    struct conn *c = (struct conn *)req->handle;
+    struct md_server *srv = c->srv;
+    size_t n = q->len + ANSWER_FRAME;
+
+    c->answer_bytes -= n;
+    srv->answer_bytes -= n;
+    md_query_free(q);
+    if (status < 0 && status != UV_ECANCELED && !c->closed) {
+        md_debug("write_failed", " conn=%" PRIu64 " error=%s", c->serial,
+                 uv_strerror(status));
+        md__conn_abort(c, "write failed");
+    }
+    query_pump(srv);
+}
+
+/* Writes q's answer to c (q is freed once written), then closes. */
+static void
+query_answer(struct conn *c, struct md_query *q)
+{
+    struct md_server *srv = c->srv;
+    size_t n = q->len + ANSWER_FRAME;
+    uv_buf_t b[3];
+    int rc;
+
+    b[0] = uv_buf_init((char *)answer_head, sizeof(answer_head) - 1);
+    b[1].base = q->text;        /* uv_buf_init's length is 32 bits */
+    b[1].len = q->len;
+    b[2] = uv_buf_init((char *)answer_tail, sizeof(answer_tail) - 1);
+    rc = uv_write(&q->write, (uv_stream_t *)&c->pipe, b, 3,
+                  on_answer_written);
+    if (rc < 0) {
+        md_query_free(q);
+        query_log(c, MD_ERROR, rc, 0, "cannot write the answer");
+        md__conn_abort(c, "write failed");
+        return;
+    }
+    c->answer_bytes += n;
+    srv->answer_bytes += n;
+    c->last_tx = uv_now(srv->loop);
+    c->qstate = Q_DONE;
+    query_log(c, MD_OK, 0, n, NULL);
+    md__conn_drain_close(c, "query answered");
+}
+
+static void
+on_query_work(uv_work_t *w)
+{
+    md_query_run((struct md_query *)w);
+}
+
+static void
+on_query_done(uv_work_t *w, int status)
+{
+    struct md_query *q = (struct md_query *)w;
+    struct md_server *srv = w->data;
+    struct conn *c = md__conn_find(srv, q->conn);
+
+    srv->queries_running--;
+    if (c != NULL && (c->closing || c->qstate != Q_RUNNING))
+        c = NULL;
+    if (status < 0 && q->code == MD_OK) {   /* UV_ECANCELED: not used */
+        q->code = MD_ERROR;
+        snprintf(q->err, sizeof(q->err), "query cancelled: %s",
+                 uv_strerror(status));
+    }
+    if (c == NULL) {
+        char q1[64];
+
+        md_debug("query", " conn=%" PRIu64 " cmd=%s rc=%d ms=%" PRIu64
+                 " client=gone", q->conn, md_logq(q->cmd, q1, sizeof(q1)),
+                 q->rc, (uv_hrtime() - q->submitted_ns) / 1000000);
+        md_query_free(q);
+    } else if (q->code != MD_OK) {
+        md__query_error(c, q->code, q->rc, q->err);
+        md_query_free(q);
+    } else {
+        query_answer(c, q);
+    }
+    query_pump(srv);
+}
+
+/* Starts waiting queries while there are slots and answer memory. */
+static void
+query_pump(struct md_server *srv)
+{
+    while (srv->qwait != NULL && !srv->stopping
+           && srv->queries_running < QUERY_MAX_RUNNING
+           && srv->answer_bytes < QUERY_ANSWER_BUDGET) {
+        struct conn *c = srv->qwait;
+        struct md_query *q;
+        cJSON *req = c->qreq;
+        int rc;
+
+        c->qreq = NULL;
+        md__query_forget(c);
+        q = md_query_new(srv->store, c->serial, req);
+        if (q == NULL) {
+            md__query_error(c, MD_ERROR, -ENOMEM, "daemon out of memory");
+            continue;
+        }
+        q->work.data = srv;
+        q->submitted_ns = uv_hrtime();
+        rc = uv_queue_work(srv->loop, &q->work, on_query_work,
+                           on_query_done);
+        if (rc < 0) {
+            md_query_free(q);
+            md__query_error(c, MD_ERROR, rc, "cannot start the query");
+            continue;
+        }
+        c->qstate = Q_RUNNING;
+        srv->queries_running++;
+    }
+}
+
+/* ---- snap ---- */
+
+/* A program matches by its full string or its last path component. */
+static int
+prog_match(const char *prog, const char *sel)
+{
+    const char *base;
+
+    if (prog[0] == '\0')
+        return 0;
+    if (strcmp(prog, sel) == 0)
+        return 1;
+    base = strrchr(prog, '/');
+    return base != NULL && strcmp(base + 1, sel) == 0;
+}
+
+/* Does scanner connection c match sel: all digits, its kernel-verified
+ * pid; else its last header's label or program, or its command line? */
+static int
+conn_matches(const struct conn *c, const char *sel)
+{
+    size_t i;
+
+    for (i = 0; sel[i] >= '0' && sel[i] <= '9'; i++)
+        ;
+    if (i > 0 && sel[i] == '\0')
+        return i < 12 && strtoll(sel, NULL, 10) == (long long)c->peer.pid;
+    return (c->has_label && strcmp(c->label, sel) == 0)
+           || (c->has_program && prog_match(c->program, sel))
+           || prog_match(c->argv0, sel) || prog_match(c->script, sel);
+}
+
+/* {"cmd": "snap", "process": SEL, "timeout": S}: asks the most recently
+ * connected matching scanner for a snapshot, and waits for it (Q_SNAP)
+ * until md__snap_stored, md__snap_fail or md__snap_timed_out. */
+static void
+snap_start(struct conn *c, const cJSON *req)
+{
+    struct md_server *srv = c->srv;
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(req, "process");
+    const cJSON *t = cJSON_GetObjectItemCaseSensitive(req, "timeout");
+    double timeout = SNAP_TIMEOUT_DEFAULT;
+    struct conn *target = NULL;
+    const char *sel;
+    char msg[400];
+    int rc;
+
+    if (!cJSON_IsString(p) || cJSON_GetStringValue(p)[0] == '\0') {
+        md__query_error(c, MD_USAGE, -EINVAL, "snap needs \"process\": "
+                        "a pid, a label or a program");
+        return;
+    }
+    sel = cJSON_GetStringValue(p);
+    if (t != NULL && !cJSON_IsNull(t)) {
+        timeout = cJSON_IsNumber(t) ? cJSON_GetNumberValue(t) : -1;
+        if (!(timeout > 0 && timeout <= SNAP_TIMEOUT_MAX)) {
+            md__query_error(c, MD_USAGE, -EINVAL, "snap \"timeout\" must "
+                            "be a number of seconds above 0, at most 86400");
+            return;
+        }
+    }
+    for (struct conn *x = srv->conns; x != NULL; x = x->next) {
+        if (x == c || !x->allowed || x->closing || x->state == CS_QUERY
+            || !conn_matches(x, sel))
+            continue;
+        if (target == NULL || x->serial > target->serial)
+            target = x;
+    }
+    if (target == NULL) {
+        snprintf(msg, sizeof(msg), "no connected process matches %.200s",
+                 sel);
+        md__query_error(c, MD_NOTFOUND, ML_ENOTFOUND, msg);
+        return;
+    }
+    c->qstate = Q_SNAP;
+    c->snap_target = target->serial;
+    c->snap_req = ++srv->next_request;
+    c->snap_pid = target->peer.pid;
+    c->snap_timeout = timeout;
+    c->snap_deadline = uv_now(srv->loop) + (uint64_t)(timeout * 1000);
+    rc = md_server_request_snapshot(srv, target->serial, c->snap_req);
+    if (rc < 0 && c->qstate == Q_SNAP) {
+        snprintf(msg, sizeof(msg), "cannot ask process %d for a snapshot: "
+                 "%s", (int)c->snap_pid, rc == -EPIPE ? "it does not read "
+                 "what the daemon sends" : "it is disconnecting");
+        md__query_error(c, MD_ERROR, rc, msg);
+    }
+}
+
+/* Does c wait for the snapshot (target, request)?  request 0: any of
+ * target's that is not being committed yet. */
+static int
+snap_waits_for(const struct conn *c, uint64_t target, uint64_t request)
+{
+    return c->state == CS_QUERY && c->qstate == Q_SNAP && !c->closing
+           && c->snap_target == target
+           && (request != 0 ? c->snap_req == request : !c->snap_committing);
+}
+
+/* The snapshot (target, request) went to the writer: the snap queries
+ * waiting for it wait for its commit now, whatever becomes of target. */
+void
+md__snap_committing(struct md_server *srv, uint64_t target,
+                    uint64_t request)
+{
+    for (struct conn *w = srv->conns; w != NULL; w = w->next)
+        if (w->qstate == Q_SNAP && w->snap_target == target
+            && w->snap_req == request)
+            w->snap_committing = 1;
+}
+
+/* Snapshot j, a requested one, is committed: answer who waits for it. */
+void
+md__snap_stored(struct md_server *srv, const struct md_job *j)
+{
+    char line[256];
+    int n;
+
+    for (struct conn *c = srv->conns; c != NULL; c = c->next) {
+        if (!snap_waits_for(c, j->conn, j->meta.request))
+            continue;
+        n = snprintf(line, sizeof(line), "{\"answer\": {\"schema_version\": "
+                     "%d, \"command\": \"snap\", \"snapshot\": %" PRIu64
+                     ", \"pid\": %d}}\n", RP_SCHEMA_VERSION, j->id,
+                     (int)j->src.tpid);
+        query_log(c, MD_OK, 0, (size_t)n, NULL);
+        query_reply(c, line, (size_t)n);
+    }
+}
+
+/* The snapshot (target, request) will not come (request 0: none of
+ * target's not yet committed will): an error for who waits for it. */
+void
+md__snap_fail(struct md_server *srv, uint64_t target, uint64_t request,
+              const char *msg)
+{
+    /* md__query_error only closes (frees later): the list stays walkable. */
+    for (struct conn *c = srv->conns; c != NULL; c = c->next)
+        if (snap_waits_for(c, target, request))
+            md__query_error(c, MD_ERROR, ML_ENOTFOUND, msg);
+}
+
+/* c is closing: snap queries waiting for a snapshot it has not sent yet
+ * get an error; those whose snapshot is in the writer still wait. */
+void
+md__snap_target_gone(struct conn *c)
+{
+    char msg[160];
+
+    if (c->state == CS_QUERY || !c->allowed)
+        return;
+    snprintf(msg, sizeof(msg), "process %d disconnected before its snapshot "
+             "was stored", (int)c->peer.pid);
+    md__snap_fail(c->srv, c->serial, 0, msg);
+}
+
+/* c's snap query waited until its deadline (on_tick): an error. */
+void
+md__snap_timed_out(struct conn *c)
+{
+    char msg[200];
+
+    snprintf(msg, sizeof(msg), "process %d did not send its snapshot within "
+             "%g s%s", (int)c->snap_pid, c->snap_timeout,
+             c->snap_committing ? " (it is still being stored)" : "");
+    md__query_error(c, MD_ERROR, -ETIMEDOUT, msg);
+}
+
+/* ---- the query line ---- */
+
+/* From its first line on, c is a query connection (CS_QUERY) asking cmd
+ * (for the log). */
+static void
+query_begin(struct conn *c, const char *cmd)
+{
+    c->state = CS_QUERY;
+    c->q_t0 = uv_hrtime();
+    md_metrics_query(c->srv->cfg.metrics);
+    snprintf(c->qcmd, sizeof(c->qcmd), "%s", cmd);
+}
+
+/* The query line of c: run it (queued) or, for snap, answer it here. */
+void
+md__query_start(struct conn *c, cJSON *req, enum md_code code,
+                const char *err)
+{
+    struct md_server *srv = c->srv;
+    const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
+
+    query_begin(c, cJSON_IsString(cmd) ? cJSON_GetStringValue(cmd) : "?");
+    if (code != MD_OK) {
+        md__query_error(c, code, -EINVAL, err);
+        return;
+    }
+    if (cJSON_IsString(cmd) && strcmp(cJSON_GetStringValue(cmd), "snap") == 0) {
+        snap_start(c, req);
+        cJSON_Delete(req);
+        return;
+    }
+    c->qreq = req;
+    c->qstate = Q_WAITING;
+    c->in_qwait = 1;
+    c->qnext = NULL;
+    *srv->qwait_tail = c;
+    srv->qwait_tail = &c->qnext;
+    query_pump(srv);
+}
+
+/* c's first line starts as a query but is longer than a query may be
+ * (server.c drops it): a usage error in a query's terms. */
+void
+md__query_too_long(struct conn *c)
+{
+    char msg[128];
+
+    query_begin(c, "?");
+    snprintf(msg, sizeof(msg), "query longer than %u bytes",
+             ML_PROTO_MAX_META_LINE);
+    md__query_error(c, MD_USAGE, -E2BIG, msg);
+}
