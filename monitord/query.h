@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
  * query.h -- one query of meliae-cli (docs/protocol.md, "Queries"), run
- * by rp_run (store/report.h) off the event loop: server.c hands it to
+ * by rp_run (store/report.h) off the event loop: serve_query.c hands it to
  * libuv's threadpool (uv_queue_work), never to the writer thread, and
  * writes the answer back once it is done.
  *
