@@ -1013,6 +1013,7 @@ st_commit(struct st_store *s, struct st_ingest *in,
     else if (err != NULL && err[0] == '\0')
         jfail(&j, rc, "%s", st_strerror(rc));
 out:
+    st__size_refresh(s);                /* grown, pruned, or both */
     if (map != NULL)
         munmap(map, j.spool_len);
     scratch_free(&j.pairs);

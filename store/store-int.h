@@ -55,7 +55,14 @@ struct st_store {
      * mdb_env_set_mapsize needs no transaction open in this process (the
      * daemon answers queries on other threads while it writes). */
     pthread_rwlock_t resize;
+    /* st_size's answer, refreshed by the thread that writes (st_open,
+     * st_commit, st_sweep): the daemon's loop reads it for its metrics
+     * and must not call into LMDB while the writer may be remapping. */
+    _Atomic uint64_t used_bytes;
 };
+
+/* Refreshes s->used_bytes.  On the writing thread only. */
+void st__size_refresh(struct st_store *s);
 
 /* One object record, decoded.  The refs are read one by one with
  * st_rec_ref from refs_p. */

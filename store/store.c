@@ -296,6 +296,7 @@ st_open(struct st_store **out, const char *dir, const struct st_options *opt,
         rc = rc > 0 ? -rc : rc;
         goto fail;
     }
+    st__size_refresh(s);
     *out = s;
     return 0;
 fail:
@@ -328,15 +329,22 @@ st_reader_check(struct st_store *s, int *dead)
     return rc > 0 ? -rc : rc;
 }
 
-uint64_t
-st_size(struct st_store *s)
+void
+st__size_refresh(struct st_store *s)
 {
     MDB_envinfo info;
     MDB_stat st;
 
-    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
-        return 0;
-    return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+    if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &st) == 0)
+        s->used_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}
+
+/* Any thread: mdb_env_info here would read the map while the writer may
+ * be resizing it (mdb_env_set_mapsize unmaps it), hence the copy. */
+uint64_t
+st_size(struct st_store *s)
+{
+    return s->used_bytes;
 }
 
 /* ---- deleting ---- */
@@ -528,6 +536,7 @@ st_sweep(struct st_store *s, uint64_t *n)
     }
 out:
     free(ids);
+    st__size_refresh(s);
     return rc > 0 ? -rc : rc;
 }
 

@@ -8,8 +8,10 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -710,6 +712,53 @@ test_store_map_full_grows_and_retries(void **state)
     heap_free(&h);
 }
 
+static atomic_int sizer_stop;
+static atomic_ulong sizer_reads, sizer_zeros;
+
+static void *
+sizer(void *arg)
+{
+    struct st_store *s = arg;
+
+    while (!sizer_stop) {           /* no cmocka asserts off its thread */
+        if (st_size(s) == 0)
+            sizer_zeros++;
+        sizer_reads++;
+    }
+    return NULL;
+}
+
+/* The daemon's loop reads st_size for its metrics while the writer
+ * thread may be remapping a growing map: st_size must not touch the map
+ * (it crashed inside mdb_env_info when it did). */
+static void
+test_store_size_is_safe_to_read_while_the_map_grows(void **state)
+{
+    struct fx *f = *state;
+    struct heap h;
+    pthread_t t;
+    uint64_t id = 0, before = st_size(f->s);
+
+    heap_make(&h, 2000, 9, 0);
+    sizer_stop = 0;
+    sizer_reads = sizer_zeros = 0;
+    assert_int_equal(pthread_create(&t, NULL, sizer, f->s), 0);
+    for (int i = 0; i < 8; i++) {       /* 256 MiB doubled to 64 GiB */
+        ncommits = 0;
+        fail_commit_at = 0;
+        fail_commit_rc = MDB_MAP_FULL;
+        assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), 0);
+        faults_off();
+    }
+    sizer_stop = 1;
+    assert_int_equal(pthread_join(t, NULL), 0);
+    assert_true(sizer_reads > 0);
+    assert_int_equal(sizer_zeros, 0);
+    assert_true(st_size(f->s) > before);
+    assert_int_equal(visible(f->s), 8);
+    heap_free(&h);
+}
+
 static void
 test_store_map_full_at_limit_refuses(void **state)
 {
@@ -960,6 +1009,7 @@ main(void)
         T(test_store_eio_on_first_commit_leaves_nothing),
         T(test_store_eio_on_last_commit_leaves_nothing),
         T(test_store_map_full_grows_and_retries),
+        T(test_store_size_is_safe_to_read_while_the_map_grows),
         T(test_store_map_full_at_limit_refuses),
         T(test_store_small_store_prunes_oldest_graphs),
         T(test_store_retain_keeps_last_graphs_per_process),
