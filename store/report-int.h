@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * report-int.h -- private to store/report.c and the report_*.c files: the
+ * request context, the snapshot list and the helpers every command uses,
+ * and the commands that live in a file of their own.  Nobody else includes
+ * it; the public API is report.h.  Definitions are in report.c unless a
+ * comment says otherwise.
+ */
+#ifndef RP_REPORT_INT_H
+#define RP_REPORT_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "store.h"
+
+void rp__sort(void *base, size_t n, size_t size,
+              int (*cmp)(const void *, const void *));
+void rp__copy(void *dst, const void *src, size_t n);
+
+/* One request: its read transaction, and where rp__fail writes the
+ * reason.  Lives on rp_run's stack, for one command. */
+struct ctx {
+    struct st_read *r;
+    char *err;
+    size_t errlen;
+};
+
+/* Writes the reason into c->err; returns rc, so "return rp__fail(...)". */
+int rp__fail(struct ctx *c, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- request arguments ---- */
+
+const char *rp__arg_str(const cJSON *req, const char *k);
+int rp__arg_u64(const cJSON *req, const char *k, uint64_t def, uint64_t *out);
+int rp__arg_by(struct ctx *c, const cJSON *req, int *count);
+
+/* ---- snapshots ---- */
+
+struct snap {
+    uint64_t id, time_ns, proc, objects, bytes;
+    int32_t pid;
+    uint32_t uid;
+    int trusted, graph;
+    char *label, *program;
+};
+
+struct snaplist {
+    struct snap *v;
+    size_t n, cap;
+};
+
+void rp__snaps_free(struct snaplist *l);
+int rp__load_snaps(struct ctx *c, uint64_t since, uint64_t until,
+                   const char *sel, struct snaplist *l);
+int rp__resolve(struct ctx *c, const struct snaplist *l, const char *ref,
+                const char *sel, const struct snap **out);
+
+/* ---- JSON ---- */
+
+cJSON *rp__snap_json(const struct snap *s);
+void rp__add_strn(cJSON *o, const char *k, const char *s, size_t n);
+cJSON *rp__obj_json(const struct st_object *ob);
+int rp__is_root_type(const struct st_object *o);
+
+/* ---- the commands with a file of their own ---- */
+
+/* Each fills out (rp_run's answer) and returns 0, or rp__fail's code. */
+
+/* report_growth.c */
+int rp__cmd_growth(struct ctx *c, const cJSON *req, cJSON *out);
+
+/* report_diff.c */
+int rp__cmd_diff(struct ctx *c, const cJSON *req, cJSON *out);
+
+/* report_refs.c */
+int rp__cmd_referrers(struct ctx *c, const cJSON *req, cJSON *out);
+int rp__cmd_show(struct ctx *c, const cJSON *req, cJSON *out);
+
+#endif /* RP_REPORT_INT_H */
