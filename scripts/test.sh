@@ -33,11 +33,12 @@ run_suite() {
       "$log" | head -n 400 >&2 || true
   fi
   tail -n 12 "$log" >&2
-  local ok fail
+  local ok fail timeout
   ok=$(sed -n 's/^Ok: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
   fail=$(sed -n 's/^Fail: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
+  timeout=$(sed -n 's/^Timeout: *\([0-9]*\).*/\1/p' "$log" | tail -n 1)
   passed=$((passed + ${ok:-0}))
-  failed=$((failed + ${fail:-0}))
+  failed=$((failed + ${fail:-0} + ${timeout:-0}))
   if [ -z "$ok" ]; then failed=$((failed + 1)); fi   # did not even run
   rm -f "$log"
 }
