@@ -1026,6 +1026,15 @@ server_listen(struct md_server *srv, char *err, size_t errlen)
         close(fd);
         return -1;
     }
+    /* Listening at once: whoever sees the file may connect (the backlog
+     * holds them until the loop runs); uv_listen below listens again,
+     * which only sets the backlog. */
+    if (listen(fd, LISTEN_BACKLOG) < 0) {
+        snprintf(err, errlen, "listen %s: %s", path, strerror(errno));
+        unlink(path);
+        close(fd);
+        return -1;
+    }
     srv->sock_fd = open(path, O_PATH | O_NOFOLLOW | O_CLOEXEC);
     if (srv->sock_fd < 0) {
         snprintf(err, errlen, "open %s: %s", path, strerror(errno));

@@ -64,7 +64,7 @@ step "meliae-cli diff $first latest --top 5   (the first snapshot against the la
 cli diff "$first" latest --top 5
 
 cli --json growth --since 5m >"$work/growth.json"
-cli --json diff "$first" latest >"$work/diff.json"
+cli --json diff "$first" latest --top 0 >"$work/diff.json"
 leak=$("$ML_PY" examples/leaky_service/verdict.py pick "$work/diff.json")
 addr=$(cli --json summary latest --top 0 | "$ML_PY" -c '
 import json, sys

@@ -6,7 +6,10 @@
 The leaking type is the biggest group of new objects (diff) held by a
 container that belongs to a module: what a cache looks like.  Objects that
 hang off those (a Session's buffers) are new too, but their holder is the
-leaking object, not a module's container.
+leaking object, not a module's container.  A group of one is not a leak:
+when the cache dict itself is resized between the snapshots it is a new
+object (a new address), held by its module, and may outweigh the
+Sessions of a short, slow run.
 """
 
 import json
@@ -30,7 +33,8 @@ def pick(diff):
     for g in groups:
         h = g.get("holder") or {}
         owner = h.get("owner") or {}
-        if h.get("type") in ("dict", "list", "set") and owner.get("type") == "module":
+        if (g["count"] > 1 and h.get("type") in ("dict", "list", "set")
+                and owner.get("type") == "module"):
             return g
     return groups[0]
 

@@ -53,8 +53,8 @@ st.close()
 
 CONFIG = """\
 global:
-  scrape_interval: 1s
-  scrape_timeout: 1s
+  scrape_interval: 2s
+  scrape_timeout: 2s
   evaluation_interval: 1s
 scrape_configs:
   - job_name: meliae

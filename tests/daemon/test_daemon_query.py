@@ -18,6 +18,7 @@ import unittest
 
 from daemon_support import (UNDER_ASAN, Client, DaemonTestCase, header,
                             honest_ack, line, plain_env, snapshot)
+from metrics_support import metrics_port, scrape
 
 CLI = os.environ.get("MELIAE_CLI", "")
 SETPRIV = shutil.which("setpriv")
@@ -568,18 +569,26 @@ class TestUnderLoad(QueryCase):
         self.stop_clean(d)
 
     def test_stopping_while_queries_run_and_wait(self):
-        d = self.daemon()
+        d = self.daemon(args=["--metrics-listen", "127.0.0.1:0"])
+        port = metrics_port(d)
         self.big_store(d)
+        q0 = scrape(port).value("meliae_queries_total")
         clients = []
         for _ in range(8):              # 4 run, 4 wait for a slot
             c = Client(d.sock, timeout=120)
             c.send(line({"meliae_query": 1, "request": {
                 "cmd": "diff", "a": "1", "b": "2", "top": 0}}))
             clients.append(c)
-        time.sleep(0.05)
+        # Stop once the daemon has read every query line (not before: a
+        # connection it has not read from yet is just closed).
+        deadline = time.monotonic() + 60
+        while scrape(port).value("meliae_queries_total") < q0 + 8:
+            self.assertLess(time.monotonic(), deadline)
+            time.sleep(0.01)
         self.assertEqual(d.stop(), 0, d.log())
         for c in clients:
             r = c.reply()
+            self.assertIsNotNone(r, "no reply at all")
             # Answered before the signal, or told why not.
             self.assertTrue("answer" in r or r.get("error") ==
                             "the daemon is stopping", r)
