@@ -43,7 +43,10 @@ st_read_begin(struct st_store *s, struct st_read **out)
     r->s = s;
     pthread_rwlock_rdlock(&s->resize);
     rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
-    if (rc == MDB_MAP_RESIZED) {        /* another process grew the map */
+    /* Another process grew the map: only read-only openers (the CLI,
+     * one thread) get here, as the store's one writer holds writer.lock
+     * and grows the map itself, never while a reader of its own runs. */
+    if (rc == MDB_MAP_RESIZED) {
         pthread_rwlock_unlock(&s->resize);
         pthread_rwlock_wrlock(&s->resize);
         rc = mdb_env_set_mapsize(s->env, 0);
