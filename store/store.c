@@ -202,6 +202,24 @@ fail:
     return rc;
 }
 
+/* The map's resize lock prefers its writer: with glibc's default
+ * (readers first) queries that keep overlapping could hold a growing map
+ * off, and the commit waiting for it, indefinitely.  Safe because no
+ * thread ever holds two reads (one st_read at a time per thread). */
+static void
+init_resize_lock(pthread_rwlock_t *l)
+{
+    pthread_rwlockattr_t a;
+
+    pthread_rwlockattr_init(&a);
+#ifdef __GLIBC__                 /* an enum there, not a macro */
+    pthread_rwlockattr_setkind_np(&a,
+                                  PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+    pthread_rwlock_init(l, &a);
+    pthread_rwlockattr_destroy(&a);
+}
+
 int
 st_open(struct st_store **out, const char *dir, const struct st_options *opt,
         char *err, size_t errlen)
@@ -218,7 +236,7 @@ st_open(struct st_store **out, const char *dir, const struct st_options *opt,
         return seterr(err, errlen, -ENOMEM, "out of memory");
     s->flags = opt->flags;
     s->lockfd = -1;
-    pthread_rwlock_init(&s->resize, NULL);
+    init_resize_lock(&s->resize);
     s->max_store = opt->max_store ? opt->max_store : ST_DEFAULT_MAX_STORE;
     s->retain = opt->retain ? opt->retain : ST_DEFAULT_RETAIN;
     s->retain_age_ns = opt->retain_age_ns ? opt->retain_age_ns

@@ -16,7 +16,10 @@
  *      st_sweep deletes at the next start.
  *
  * Readers: st_read_begin opens a read transaction; every pointer a query
- * returns stays valid until st_read_end (they point into the map).
+ * returns stays valid until st_read_end (they point into the map).  A
+ * thread holds at most one st_read at a time (its lock prefers the
+ * writer: a second one could wait behind a map resize forever), and may
+ * not call st_commit while it holds one.
  *
  * Errors are negative: -errno, ML_E* (ml-common.h), or an LMDB code
  * (MDB_MAP_FULL...).  st_strerror names them all.

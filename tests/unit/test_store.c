@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -759,6 +760,79 @@ test_store_size_is_safe_to_read_while_the_map_grows(void **state)
     heap_free(&h);
 }
 
+struct overlap {
+    struct st_store *s;
+    double until;                   /* monotonic seconds: give up then */
+    atomic_int gave_up;
+};
+
+static double
+mono(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Back-to-back reads of 2 ms, as a busy daemon's queries overlap. */
+static void *
+overlapping_reader(void *arg)
+{
+    struct overlap *o = arg;
+    struct st_read *r;
+
+    while (!sizer_stop) {
+        if (mono() > o->until) {
+            o->gave_up = 1;
+            break;
+        }
+        if (st_read_begin(o->s, &r) == 0) {
+            usleep(2000);
+            st_read_end(r);
+        }
+        sizer_reads++;
+    }
+    return NULL;
+}
+
+/* A map growth waits for the reads in progress, not for a moment with no
+ * reader at all, which overlapping queries may never leave. */
+static void
+test_store_map_growth_is_not_starved_by_overlapping_reads(void **state)
+{
+    struct fx *f = *state;
+    struct overlap o = { .s = f->s, .until = mono() + 20 };
+    struct heap h;
+    pthread_t t[3];
+    uint64_t id = 0;
+    double t0;
+
+    heap_make(&h, 2000, 10, 0);
+    sizer_stop = 0;
+    sizer_reads = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(pthread_create(&t[i], NULL, overlapping_reader, &o),
+                         0);
+        usleep(700);                /* staggered: always one reading */
+    }
+    t0 = mono();
+    ncommits = 0;
+    fail_commit_at = 0;
+    fail_commit_rc = MDB_MAP_FULL;
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), 0);
+    faults_off();
+    double took = mono() - t0;
+    sizer_stop = 1;
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(pthread_join(t[i], NULL), 0);
+    assert_false(o.gave_up);
+    assert_true(took < 10.0);
+    assert_true(sizer_reads > 3);
+    assert_int_equal(visible(f->s), 1);
+    heap_free(&h);
+}
+
 static void
 test_store_map_full_at_limit_refuses(void **state)
 {
@@ -1010,6 +1084,7 @@ main(void)
         T(test_store_eio_on_last_commit_leaves_nothing),
         T(test_store_map_full_grows_and_retries),
         T(test_store_size_is_safe_to_read_while_the_map_grows),
+        T(test_store_map_growth_is_not_starved_by_overlapping_reads),
         T(test_store_map_full_at_limit_refuses),
         T(test_store_small_store_prunes_oldest_graphs),
         T(test_store_retain_keeps_last_graphs_per_process),
