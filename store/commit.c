@@ -938,8 +938,10 @@ make_room(struct st_store *s)
             size = s->max_store;
         pthread_rwlock_wrlock(&s->resize);      /* no reader in between */
         rc = mdb_env_set_mapsize(s->env, size);
+        if (rc != 0)
+            s->broken = 1;      /* unmapped, and not mapped again */
         pthread_rwlock_unlock(&s->resize);
-        return rc == 0 ? 0 : rc;
+        return rc == 0 ? 0 : MDB_PANIC;
     }
     rc = st__prune_oldest(s, 0);
     return rc == ML_ENOTFOUND ? ML_EFULL : rc;
@@ -958,6 +960,8 @@ st_commit(struct st_store *s, struct st_ingest *in,
 
     if (s->flags & ST_RDONLY)
         return -EROFS;
+    if (s->broken)
+        return MDB_PANIC;
     if (!in->ended || in->failed)
         return jfail(&j, ML_EPROTO, "ingest not ended");
     err[0] = '\0';
@@ -995,6 +999,12 @@ st_commit(struct st_store *s, struct st_ingest *in,
         if (rc == MDB_MAP_FULL) {
             int room = make_room(s);    /* first: undoing needs pages too */
 
+            if (s->broken) {
+                rc = room;
+                jfail(&j, rc, "cannot grow the store's map: the store "
+                      "cannot be used until the daemon restarts");
+                break;
+            }
             undo(s, *id);
             if (room == 0)
                 continue;
@@ -1013,7 +1023,8 @@ st_commit(struct st_store *s, struct st_ingest *in,
     else if (err != NULL && err[0] == '\0')
         jfail(&j, rc, "%s", st_strerror(rc));
 out:
-    st__size_refresh(s);                /* grown, pruned, or both */
+    if (!s->broken)
+        st__size_refresh(s);            /* grown, pruned, or both */
     if (map != NULL)
         munmap(map, j.spool_len);
     scratch_free(&j.pairs);

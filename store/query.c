@@ -42,7 +42,8 @@ st_read_begin(struct st_store *s, struct st_read **out)
         return -ENOMEM;
     r->s = s;
     pthread_rwlock_rdlock(&s->resize);
-    rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
+    rc = s->broken ? MDB_PANIC
+                   : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
     /* Another process grew the map: only read-only openers (the CLI,
      * one thread) get here, as the store's one writer holds writer.lock
      * and grows the map itself, never while a reader of its own runs. */
@@ -50,6 +51,8 @@ st_read_begin(struct st_store *s, struct st_read **out)
         pthread_rwlock_unlock(&s->resize);
         pthread_rwlock_wrlock(&s->resize);
         rc = mdb_env_set_mapsize(s->env, 0);
+        if (rc != 0)
+            s->broken = 1;
         pthread_rwlock_unlock(&s->resize);
         pthread_rwlock_rdlock(&s->resize);
         if (rc == 0)

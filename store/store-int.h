@@ -59,6 +59,10 @@ struct st_store {
      * st_commit, st_sweep): the daemon's loop reads it for its metrics
      * and must not call into LMDB while the writer may be remapping. */
     _Atomic uint64_t used_bytes;
+    /* A failed mdb_env_set_mapsize leaves LMDB without a map: everything
+     * after that fails with MDB_PANIC instead of touching it (the daemon
+     * then stops, for its supervisor to restart it). */
+    _Atomic int broken;
 };
 
 /* Refreshes s->used_bytes.  On the writing thread only. */

@@ -353,6 +353,8 @@ st__size_refresh(struct st_store *s)
     MDB_envinfo info;
     MDB_stat st;
 
+    if (s->broken)
+        return;
     if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &st) == 0)
         s->used_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
 }
@@ -508,6 +510,8 @@ st_sweep(struct st_store *s, uint64_t *n)
         *n = 0;
     if (s->flags & ST_RDONLY)
         return -EROFS;
+    if (s->broken)
+        return MDB_PANIC;
     rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
     if (rc != 0)
         return -abs(rc);

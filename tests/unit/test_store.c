@@ -51,6 +51,20 @@ __wrap_mdb_txn_commit(MDB_txn *txn)
     return __real_mdb_txn_commit(txn);
 }
 
+int __real_mdb_env_set_mapsize(MDB_env *env, size_t size);
+int __wrap_mdb_env_set_mapsize(MDB_env *env, size_t size);
+
+static int fail_mapsize;            /* errno for the next growth; 0: none */
+
+int
+__wrap_mdb_env_set_mapsize(MDB_env *env, size_t size)
+{
+    int rc = fail_mapsize;
+
+    fail_mapsize = 0;
+    return rc != 0 ? rc : __real_mdb_env_set_mapsize(env, size);
+}
+
 static void
 faults_off(void)
 {
@@ -833,6 +847,33 @@ test_store_map_growth_is_not_starved_by_overlapping_reads(void **state)
     heap_free(&h);
 }
 
+/* A growth that fails leaves LMDB without a map (it unmapped the old
+ * one): from then on everything answers MDB_PANIC, for the daemon to stop
+ * and be restarted, and nothing touches the map, not even st_size. */
+static void
+test_store_failed_map_growth_panics_instead_of_crashing(void **state)
+{
+    struct fx *f = *state;
+    struct st_read *r;
+    struct heap h;
+    uint64_t id = 0, n, size = st_size(f->s);
+
+    heap_make(&h, 2000, 11, 0);
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), 0);
+    size = st_size(f->s);
+    ncommits = 0;
+    fail_commit_at = 0;
+    fail_commit_rc = MDB_MAP_FULL;
+    fail_mapsize = ENOMEM;
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), MDB_PANIC);
+    faults_off();
+    assert_int_equal(st_read_begin(f->s, &r), MDB_PANIC);
+    assert_int_equal(st_sweep(f->s, &n), MDB_PANIC);
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), MDB_PANIC);
+    assert_true(st_size(f->s) == size);     /* the last size known */
+    heap_free(&h);
+}
+
 static void
 test_store_map_full_at_limit_refuses(void **state)
 {
@@ -1085,6 +1126,7 @@ main(void)
         T(test_store_map_full_grows_and_retries),
         T(test_store_size_is_safe_to_read_while_the_map_grows),
         T(test_store_map_growth_is_not_starved_by_overlapping_reads),
+        T(test_store_failed_map_growth_panics_instead_of_crashing),
         T(test_store_map_full_at_limit_refuses),
         T(test_store_small_store_prunes_oldest_graphs),
         T(test_store_retain_keeps_last_graphs_per_process),
