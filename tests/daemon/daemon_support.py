@@ -115,6 +115,7 @@ class Daemon:
         if self.proc is None:
             return None
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)   # if a test stopped it
             self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
