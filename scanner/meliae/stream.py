@@ -63,6 +63,8 @@ _MAX_LABEL = 256            # ML_PROTO_MAX_LABEL: label, hostname, program
 _MAX_DAEMON_LINE = 64 << 10  # ML_PROTO_MAX_META_LINE
 _SUN_PATH_MAX = 107         # sizeof(sun_path) - 1 on Linux
 _MSG_NOSIGNAL = getattr(socket, "MSG_NOSIGNAL", 0)  # a closed daemon: EPIPE
+# A send that fails with these: the daemon closed, maybe saying why first.
+_PEER_GONE = (errno.EPIPE, errno.ECONNRESET)
 # Error codes after which the daemon keeps the connection open.
 _CODES_KEEP_OPEN = frozenset(("aborted", "store"))
 
@@ -537,9 +539,13 @@ class Streamer:
                                      _VALUES[self._values], ms)
         except OSError as e:
             # The send failed part way (or the temporary file): the
-            # connection is cut mid-snapshot.
+            # connection is cut mid-snapshot; the daemon may have said why.
+            code, why = (None, None)
+            if self._sock is not None and e.errno in _PEER_GONE:
+                code, why = self._refusal(self._sock, self._lines)
             err = _stream_error("streaming a snapshot to %s: %s"
-                                % (self._address, e), err=e.errno, cause=e)
+                                % (self._address, why or e), code=code,
+                                err=e.errno, cause=e)
             self._drop(err)
             req.finish(error=self._failed(err))
             return
@@ -595,9 +601,12 @@ class Streamer:
                 raise OSError(errno.EAGAIN, "the hello line was cut")
             s.setblocking(False)
         except OSError as e:
+            code, why = self._refusal(s) if e.errno in _PEER_GONE \
+                else (None, None)
             s.close()
             err = _stream_error("cannot connect to %s: %s"
-                                % (self._address, e), err=e.errno, cause=e)
+                                % (self._address, why or e), code=code,
+                                err=e.errno, cause=e)
             self._schedule_reconnect()
             return self._failed(err)
         with self._lock:
@@ -611,6 +620,30 @@ class Streamer:
         self._daemon_requests.clear()
         log.debug("meliae: connected to %s", self._address)
         return None
+
+    @staticmethod
+    def _refusal(sock, pending=()):
+        """(code, "why (code)") from the error line a daemon sent before
+        closing on us, after a send failed -- it checks peer credentials
+        at accept and may be gone before our hello or snapshot is sent --
+        or (None, None).  pending: lines already read.  Does not wait: a
+        closed peer's last words are already queued."""
+        data = b""
+        try:
+            sock.setblocking(False)
+            data = sock.recv(_MAX_DAEMON_LINE)
+        except OSError:
+            pass
+        for raw in list(pending) + data.splitlines():
+            try:
+                line = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(line, dict) and "error" in line:
+                code = line.get("code")
+                code = code if isinstance(code, str) else None
+                return code, "%s (%s)" % (line.get("error"), code)
+        return None, None
 
     def _schedule_reconnect(self):
         self._next_connect = time.monotonic() + self._backoff

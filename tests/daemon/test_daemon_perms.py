@@ -56,6 +56,24 @@ print(json.dumps({"lines": [json.loads(l) for l in buf.splitlines()],
 """
 
 
+STREAMER = r"""
+import json, sys
+try:
+    from meliae import scanner
+except Exception as e:      # the build tree may be closed to this uid
+    print(json.dumps({"skip": repr(e)}))
+    sys.exit(0)
+st = scanner.stream_to(sys.argv[1], timeout=10)
+try:
+    st.snapshot(timeout=10)
+    print(json.dumps({"ok": True}))
+except scanner.StreamError as e:
+    print(json.dumps({"code": e.code, "message": str(e)}))
+finally:
+    st.close()
+"""
+
+
 def group_named(*names):
     for n in names:
         try:
@@ -147,6 +165,27 @@ class TestPeerCredentials(DaemonTestCase):
         self.assertIn("uid=%d" % NOBODY, d.log())
         self.assertNotIn("snapshot_begin", d.log())
         self.assertGreater(honest_ack(d.sock, 3), 0)   # root still served
+        self.stop_clean(d)
+
+    def test_a_denied_streamer_is_told_why(self):
+        # The daemon answers and closes at accept, often before the
+        # scanner's hello is sent: the scanner must still report the
+        # daemon's reason, not just a broken pipe.
+        d = self.daemon()
+        os.chmod(d.sock, 0o666)
+        out = subprocess.run([SETPRIV, "--reuid=%d" % NOBODY,
+                              "--regid=%d" % NOBODY, "--clear-groups",
+                              PYTHON, "-c", STREAMER, d.sock],
+                             capture_output=True, text=True, timeout=120,
+                             env=dict(os.environ), cwd="/")
+        self.assertEqual(out.returncode, 0, out.stderr)
+        r = json.loads(out.stdout.splitlines()[-1])
+        if "skip" in r:
+            self.skipTest("nobody cannot import the built scanner: %s"
+                          % r["skip"])
+        self.assertEqual(r.get("code"), "denied", r)
+        self.assertIn("may not connect", r["message"])
+        self.assertEqual(store_list(d.store), [])
         self.stop_clean(d)
 
     def test_group_member_by_primary_gid_is_allowed(self):
