@@ -19,6 +19,10 @@
 void rp__sort(void *base, size_t n, size_t size,
               int (*cmp)(const void *, const void *));
 void rp__copy(void *dst, const void *src, size_t n);
+/* v (an array of *cap elements of size bytes) with room for element n:
+ * v itself, or v reallocated to twice *cap (first elements at first) and
+ * *cap updated; NULL when out of memory, v still valid. */
+void *rp__grow(void *v, size_t *cap, size_t n, size_t size, size_t first);
 
 /* One request: its read transaction, and where rp__fail writes the
  * reason.  Lives on rp_run's stack, for one command. */

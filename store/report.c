@@ -41,6 +41,20 @@ rp__copy(void *dst, const void *src, size_t n)
         memcpy(dst, src, n);
 }
 
+void *
+rp__grow(void *v, size_t *cap, size_t n, size_t size, size_t first)
+{
+    size_t ncap;
+    void *p;
+
+    if (n < *cap)
+        return v;
+    ncap = *cap ? *cap * 2 : first;
+    if ((p = realloc(v, ncap * size)) != NULL)
+        *cap = ncap;
+    return p;
+}
+
 int
 rp__fail(struct ctx *c, int rc, const char *fmt, ...)
 {
@@ -122,16 +136,11 @@ snaps_add(void *arg, const struct st_snapinfo *si)
 {
     struct snaplist *l = arg;
     struct snap *s;
+    void *p = rp__grow(l->v, &l->cap, l->n, sizeof *l->v, 64);
 
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 64;
-        void *p = realloc(l->v, cap * sizeof *l->v);
-
-        if (p == NULL)
-            return -ENOMEM;
-        l->v = p;
-        l->cap = cap;
-    }
+    if (p == NULL)
+        return -ENOMEM;
+    l->v = p;
     s = &l->v[l->n];
     s->id = si->id;
     s->time_ns = si->time_ns;
@@ -437,16 +446,11 @@ static int
 rows_add(void *arg, const struct st_typesum *t)
 {
     struct rows *r = arg;
+    void *p = rp__grow(r->v, &r->cap, r->n, sizeof *r->v, 128);
 
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 128;
-        void *p = realloc(r->v, cap * sizeof *r->v);
-
-        if (p == NULL)
-            return -ENOMEM;
-        r->v = p;
-        r->cap = cap;
-    }
+    if (p == NULL)
+        return -ENOMEM;
+    r->v = p;
     struct row *w = &r->v[r->n];
     w->tid = t->tid;
     w->name = strndup(t->name, t->name_len);

@@ -373,15 +373,11 @@ drow_add(void *arg, const struct st_typesum *ta, const struct st_typesum *tb)
 
     if (ta->count == tb->count && ta->bytes == tb->bytes)
         return 0;
-    if (d->n == d->cap) {
-        size_t cap = d->cap ? d->cap * 2 : 64;
-        void *p = realloc(d->v, cap * sizeof *d->v);
+    void *p = rp__grow(d->v, &d->cap, d->n, sizeof *d->v, 64);
 
-        if (p == NULL)
-            return -ENOMEM;
-        d->v = p;
-        d->cap = cap;
-    }
+    if (p == NULL)
+        return -ENOMEM;
+    d->v = p;
     struct drow *w = &d->v[d->n];
     w->name = strndup(tb->name, tb->name_len);
     if (w->name == NULL)

@@ -64,15 +64,11 @@ grow_get(struct grow *g, uint32_t tid)
          j = (j + 1) & (g->mapcap - 1))
         if (g->v[g->map[j] - 1].tid == tid)
             return &g->v[g->map[j] - 1];
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 128;
-        void *p = realloc(g->v, cap * sizeof *g->v);
+    void *p = rp__grow(g->v, &g->cap, g->n, sizeof *g->v, 128);
 
-        if (p == NULL)
-            return NULL;
-        g->v = p;
-        g->cap = cap;
-    }
+    if (p == NULL)
+        return NULL;
+    g->v = p;
     struct series *s = &g->v[g->n];
     memset(s, 0, sizeof *s);
     s->tid = tid;
