@@ -314,6 +314,26 @@ md__stream_line(struct conn *c, const char *line, size_t n)
 
 /* ---- commits ---- */
 
+/* A commit that failed: its client (c, NULL if gone) gets the error
+ * line, and a `snap` query waiting for it is told why. */
+static void
+commit_failed(struct md_server *srv, struct conn *c, const struct md_job *j,
+              enum md_code code, const char *what)
+{
+    char line[512];
+    size_t n;
+
+    if (c != NULL) {
+        n = md_error_line(line, sizeof(line), j->errmsg, code);
+        (void)md__conn_send(c, line, n);
+    }
+    if (j->meta.request != 0) {
+        snprintf(line, sizeof(line), "the snapshot of process %d was %s: %s",
+                 (int)j->src.tpid, what, j->errmsg);
+        md__snap_fail(srv, j->conn, j->meta.request, line);
+    }
+}
+
 /* The writer is done with j, a commit of connection j->conn (the caller
  * frees j): an ack or an error line, the snap queries waiting for it
  * answered, and the connection resumed or closed. */
@@ -356,15 +376,7 @@ md__commit_done(struct md_server *srv, struct md_job *j)
                 "objects=%" PRIu64 " reason=%s%s", j->conn, (int)j->src.tpid,
                 j->objects, md_logq(j->errmsg, q, sizeof(q)),
                 c == NULL ? " client=gone" : "");
-        if (c != NULL) {
-            n = md_error_line(line, sizeof(line), j->errmsg, MD_PROTO);
-            (void)md__conn_send(c, line, n);
-        }
-        if (j->meta.request != 0) {
-            snprintf(line, sizeof(line), "the snapshot of process %d was "
-                     "refused: %s", (int)j->src.tpid, j->errmsg);
-            md__snap_fail(srv, j->conn, j->meta.request, line);
-        }
+        commit_failed(srv, c, j, MD_PROTO, "refused");
         if (c != NULL)
             md__conn_drain_close(c, "proto");
     } else {
@@ -373,15 +385,7 @@ md__commit_done(struct md_server *srv, struct md_job *j)
                PRIu64 " error=%s%s", j->conn, (int)j->src.tpid, j->objects,
                md_logq(j->errmsg, q, sizeof(q)),
                c == NULL ? " client=gone" : "");
-        if (c != NULL) {
-            n = md_error_line(line, sizeof(line), j->errmsg, MD_STORE);
-            (void)md__conn_send(c, line, n);
-        }
-        if (j->meta.request != 0) {
-            snprintf(line, sizeof(line), "the snapshot of process %d was not "
-                     "stored: %s", (int)j->src.tpid, j->errmsg);
-            md__snap_fail(srv, j->conn, j->meta.request, line);
-        }
+        commit_failed(srv, c, j, MD_STORE, "not stored");
         if (j->rc == MDB_PANIC) {
             /* LMDB's fatal state: let the supervisor restart us. */
             srv->exit_status = 1;
