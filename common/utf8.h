@@ -49,6 +49,16 @@ ml_utf8_seq_len(const unsigned char *s, const unsigned char *end)
     return n;
 }
 
+/* ml_utf8_seq_len without the surrogate exception: strict RFC 3629, for
+ * consumers that refuse surrogates (Prometheus label values). */
+static inline size_t
+ml_utf8_seq_len_strict(const unsigned char *s, const unsigned char *end)
+{
+    size_t n = ml_utf8_seq_len(s, end);
+
+    return n == 3 && s[0] == 0xed && s[1] >= 0xa0 ? 0 : n;
+}
+
 /* 1 if s[0..n) is well-formed UTF-8 (as above) without a NUL byte, else
  * 0: a string that can go on as a C string. */
 int ml_utf8_valid(const char *s, size_t n);

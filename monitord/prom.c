@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "prom.h"
+#include "utf8.h"
 #include "util.h"
 
 /* ---- text buffer ---- */
@@ -89,41 +90,6 @@ md_sbuf_free(struct md_sbuf *b)
 
 /* ---- label values ---- */
 
-/* Length of the well-formed UTF-8 sequence (RFC 3629) at s[0..n), or 0. */
-static size_t
-utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned char c = s[0];
-    size_t len, i;
-    uint32_t cp;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf) {
-        len = 2;
-        cp = c & 0x1f;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        len = 3;
-        cp = c & 0x0f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        len = 4;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    if (n < len)
-        return 0;
-    for (i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80)
-            return 0;
-        cp = (cp << 6) | (s[i] & 0x3f);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff)))
-        || (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
-}
-
 void
 md_prom_label_value(struct md_sbuf *b, const char *s, size_t n)
 {
@@ -141,7 +107,8 @@ md_prom_label_value(struct md_sbuf *b, const char *s, size_t n)
             esc = "\\\"";
         else if (p[i] == '\n')
             esc = "\\n";
-        else if (p[i] == '\0' || (k = utf8_len(p + i, n - i)) == 0)
+        else if (p[i] == '\0'
+                 || (k = ml_utf8_seq_len_strict(p + i, p + n)) == 0)
             esc = "?";
         if (esc == NULL) {
             i += k;

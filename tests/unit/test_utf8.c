@@ -131,6 +131,30 @@ test_utf8_encoded_surrogates_are_accepted(void **state)
 }
 
 static void
+test_utf8_strict_refuses_surrogates_and_agrees_otherwise(void **state)
+{
+    unsigned char b[3];
+
+    (void)state;
+    for (unsigned x = 0; x < 1u << 24; x += 7) {    /* a sample of 3 bytes */
+        b[0] = (unsigned char)(x >> 16);
+        b[1] = (unsigned char)(x >> 8);
+        b[2] = (unsigned char)x;
+        size_t lax = ml_utf8_seq_len(b, b + 3);
+        size_t strict = ml_utf8_seq_len_strict(b, b + 3);
+        int surrogate = b[0] == 0xed && b[1] >= 0xa0 && lax == 3;
+
+        if (strict != (surrogate ? 0 : lax))
+            fail_msg("%02x %02x %02x: strict %zu, lax %zu", b[0], b[1], b[2],
+                     strict, lax);
+    }
+    memcpy(b, "\xed\x9f\xbf", 3);            /* U+D7FF, below them */
+    assert_int_equal(ml_utf8_seq_len_strict(b, b + 3), 3);
+    memcpy(b, "\xed\xa0\x80", 3);            /* U+D800 */
+    assert_int_equal(ml_utf8_seq_len_strict(b, b + 3), 0);
+}
+
+static void
 test_utf8_valid_accepts_well_formed_text(void **state)
 {
     (void)state;
@@ -258,6 +282,7 @@ main(void)
         cmocka_unit_test(test_utf8_seq_len_rejects_lone_continuations_and_bad_continuations),
         cmocka_unit_test(test_utf8_seq_len_rejects_sequences_cut_by_the_end),
         cmocka_unit_test(test_utf8_encoded_surrogates_are_accepted),
+        cmocka_unit_test(test_utf8_strict_refuses_surrogates_and_agrees_otherwise),
         cmocka_unit_test(test_utf8_valid_accepts_well_formed_text),
         cmocka_unit_test(test_utf8_valid_rejects_ill_formed_text_anywhere),
         cmocka_unit_test(test_utf8_valid_rejects_nul),
