@@ -173,11 +173,22 @@ class TestPeerCredentials(DaemonTestCase):
         # daemon's reason, not just a broken pipe.
         d = self.daemon()
         os.chmod(d.sock, 0o666)
+        # The built package, copied where nobody can read it (the build
+        # tree may sit under a directory closed to other uids).
+        import meliae
+        pkg = os.path.join(self.tmp, "pkg")
+        shutil.copytree(os.path.dirname(meliae.__file__),
+                        os.path.join(pkg, "meliae"))
+        for root, dirs, files in os.walk(pkg):
+            os.chmod(root, 0o755)
+            for f in files:
+                os.chmod(os.path.join(root, f), 0o755)
+        env = dict(os.environ, PYTHONPATH=pkg)
         out = subprocess.run([SETPRIV, "--reuid=%d" % NOBODY,
                               "--regid=%d" % NOBODY, "--clear-groups",
                               PYTHON, "-c", STREAMER, d.sock],
                              capture_output=True, text=True, timeout=120,
-                             env=dict(os.environ), cwd="/")
+                             env=env, cwd="/")
         self.assertEqual(out.returncode, 0, out.stderr)
         r = json.loads(out.stdout.splitlines()[-1])
         if "skip" in r:
