@@ -70,22 +70,12 @@ void
 md__query_forget(struct conn *c)
 {
     struct md_server *srv = c->srv;
-    struct conn **pp;
 
     cJSON_Delete(c->qreq);
     c->qreq = NULL;
     if (!c->in_qwait)
         return;
-    for (pp = &srv->qwait; *pp != NULL; pp = &(*pp)->qnext) {
-        if (*pp == c) {
-            *pp = c->qnext;
-            break;
-        }
-    }
-    srv->qwait_tail = &srv->qwait;
-    while (*srv->qwait_tail != NULL)
-        srv->qwait_tail = &(*srv->qwait_tail)->qnext;
-    c->qnext = NULL;
+    MD_FIFO_REMOVE(&srv->qwait, &srv->qwait_tail, c, qnext);
     c->in_qwait = 0;
 }
 

@@ -42,6 +42,24 @@
 #define SNAP_TIMEOUT_DEFAULT 60.0       /* seconds */
 #define SNAP_TIMEOUT_MAX 86400.0
 
+/* Unlinks conn c from the FIFO at *headp whose links are the field NEXT
+ * and whose *tailp points at the last link (headp when empty).  A macro:
+ * the two FIFOs (buffer waiters, query waiters) link through different
+ * fields of struct conn. */
+#define MD_FIFO_REMOVE(headp, tailp, c, NEXT)                                \
+    do {                                                                    \
+        struct conn **pp_ = (headp);                                        \
+                                                                            \
+        while (*pp_ != NULL && *pp_ != (c))                                 \
+            pp_ = &(*pp_)->NEXT;                                            \
+        if (*pp_ == (c)) {                                                  \
+            *pp_ = (c)->NEXT;                                               \
+            if (*(tailp) == &(c)->NEXT)                                     \
+                *(tailp) = pp_;                                             \
+        }                                                                   \
+        (c)->NEXT = NULL;                                                   \
+    } while (0)
+
 _Static_assert(BASE_BUF >= ML_PROTO_MAX_META_LINE,
                "a header or trailer line must fit the base buffer");
 

@@ -195,20 +195,10 @@ static void
 unwait(struct conn *c)
 {
     struct md_server *srv = c->srv;
-    struct conn **pp;
 
     if (!c->waiting)
         return;
-    for (pp = &srv->waiters; *pp != NULL; pp = &(*pp)->wnext) {
-        if (*pp == c) {
-            *pp = c->wnext;
-            break;
-        }
-    }
-    srv->waiters_tail = &srv->waiters;
-    while (*srv->waiters_tail != NULL)
-        srv->waiters_tail = &(*srv->waiters_tail)->wnext;
-    c->wnext = NULL;
+    MD_FIFO_REMOVE(&srv->waiters, &srv->waiters_tail, c, wnext);
     c->waiting = 0;
 }
 
