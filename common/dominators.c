@@ -27,8 +27,12 @@
 #include "dominators.h"
 #include "ml-common.h"
 
-#define UNSEEN UINT32_MAX               /* pre[]: not reached yet */
-#define PREPASS (UINT32_MAX - 1)        /* pre[]: seen by the leftover pass */
+/* Marks in pre[] above any preorder number: not numbered yet. */
+#define UNSEEN UINT32_MAX               /* not reached yet */
+#define PREPASS (UINT32_MAX - 1)        /* seen by the leftover DFS */
+#define CURCOMP (UINT32_MAX - 2)        /* in the component being built */
+#define DONECOMP (UINT32_MAX - 3)       /* in a component already built */
+#define MARKS DONECOMP                  /* pre[v] >= MARKS: not numbered */
 
 struct work {
     const struct ml_dom_input *in;
@@ -64,7 +68,7 @@ dfs(struct work *w, uint32_t v)
 
         for (; k < end; k++) {
             y = in->succ[k];
-            if (y < in->n && w->pre[y] >= PREPASS)
+            if (y < in->n && w->pre[y] >= MARKS)
                 break;
         }
         if (k == end) {
@@ -145,6 +149,56 @@ eval(struct work *w, uint32_t v, uint32_t last)
     return label[v];
 }
 
+/* Kosaraju's second pass: the strongly connected component of v (the
+ * first one, in decreasing finishing order, not in a component yet),
+ * found by a DFS on the referrers among PREPASS nodes.  Returns its
+ * lowest node id if it is a source component of the leftovers (no
+ * referrer in an earlier component), else UNSEEN.  Leaves it DONECOMP.
+ * The members are listed in vertex[] past the numbered nodes (there is
+ * room: none of them is numbered). */
+static uint32_t
+component(struct work *w, uint32_t v)
+{
+    const struct ml_dom_input *in = w->in;
+    uint32_t *stk = w->semi, *pos = w->label, low = v;
+    uint32_t *members = w->vertex + w->num;
+    size_t sp = 1, all = 1;
+    int source = 1;
+
+    w->pre[v] = CURCOMP;
+    members[0] = v;
+    stk[0] = v;
+    pos[0] = in->pred_start[v];
+    while (sp > 0) {
+        uint32_t x = stk[sp - 1], k = pos[sp - 1];
+        uint32_t end = in->pred_start[x + 1], y = 0;
+
+        for (; k < end; k++) {
+            y = in->pred[k];
+            if (y >= in->n)
+                continue;
+            if (w->pre[y] == DONECOMP)
+                source = 0;
+            else if (w->pre[y] == PREPASS)
+                break;
+        }
+        if (k == end) {
+            sp--;
+            continue;
+        }
+        pos[sp - 1] = k + 1;
+        w->pre[y] = CURCOMP;
+        members[all++] = y;
+        if (y < low)
+            low = y;
+        stk[sp] = y;
+        pos[sp++] = in->pred_start[y];
+    }
+    for (size_t i = 0; i < all; i++)
+        w->pre[members[i]] = DONECOMP;
+    return source ? low : UNSEEN;
+}
+
 static int
 unreferred(const struct ml_dom_input *in, uint32_t v)
 {
@@ -222,7 +276,7 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
     int rc = -ENOMEM;
 
     memset(out, 0, sizeof(*out));
-    if (n >= UINT32_MAX - 2)
+    if (n >= MARKS - 1)
         return ML_ETOOBIG;
     out->n = n;
     w.pre = malloc((n ? n : 1) * sizeof(*w.pre));
@@ -265,13 +319,23 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
         for (uint32_t v = 0; v < n; v++)
             if (w.pre[v] == UNSEEN)
                 nfin = finish_order(&w, v, w.idom, nfin);
-        while (nfin-- > 0) {
-            uint32_t v = w.idom[nfin];
+        /* Kosaraju: components in decreasing finishing order; the
+         * lowest id of each source one (so the pick depends on the graph,
+         * not on the order of the refs) is stored over the consumed end
+         * of the finishing list, then numbered from the root. */
+        size_t npick = 0;
 
-            if (w.pre[v] == PREPASS) {
-                out->nleftover++;
-                dfs(&w, v);
-            }
+        for (size_t j = nfin; j-- > 0;) {
+            uint32_t v = w.idom[j], low;
+
+            if (w.pre[v] != PREPASS)
+                continue;
+            if ((low = component(&w, v)) != UNSEEN)
+                w.idom[nfin - 1 - npick++] = low;
+        }
+        for (size_t k = 0; k < npick; k++) {
+            out->nleftover++;
+            dfs(&w, w.idom[nfin - 1 - k]);
         }
     }
 
