@@ -564,8 +564,8 @@ main(int argc, char **argv)
     if (op.dump != NULL && strcmp(c->name, "summary") != 0 &&
         strcmp(c->name, "referrers") != 0 && strcmp(c->name, "show") != 0 &&
         strcmp(c->name, "top") != 0 && strcmp(c->name, "dominators") != 0)
-        return die(CLI_USAGE, "--dump works with summary, referrers, show, "
-                   "top and dominators");
+        return die(CLI_USAGE, "--dump works with summary, referrers and show "
+                   "(and top, dominators)");
     if (op.retained && strcmp(c->name, "top") != 0)
         return die(CLI_USAGE, "--retained works with top");
     if (op.store == NULL && op.dump == NULL) {
