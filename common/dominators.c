@@ -298,23 +298,21 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
     w.label = sl + N;
 
     /* 1. Depth-first numbering from the root: first its children proper,
-     * in id order; then the unreached leftovers, each time from the one
-     * that finished last in a DFS of the leftovers (Kosaraju: it lies in a
-     * source component of what is still unreached). */
+     * in id order; then one node of each source component of the
+     * unreached leftover. */
     memset(w.pre, 0xff, n * sizeof(*w.pre));
     w.vertex[0] = (uint32_t)n;
     w.anc[0] = 0;
     w.num = 1;
     for (uint32_t v = 0; v < n; v++) {
-        if (w.pre[v] != UNSEEN)
-            continue;
         if (unreferred(in, v) || (in->is_root && in->is_root(in->arg, v))) {
             out->nroots++;
-            dfs(&w, v);
+            /* An is_root node reached before its turn is a root all the
+             * same: the semidominator step gives it the root's edge. */
+            if (w.pre[v] == UNSEEN)
+                dfs(&w, v);
         }
     }
-    /* is_root nodes reached before their turn are still roots: counted
-     * in the semi step below, not here. */
     if (w.num < N) {
         for (uint32_t v = 0; v < n; v++)
             if (w.pre[v] == UNSEEN)

@@ -9,9 +9,9 @@
  * skipped.  A virtual root (docs/retained.md) has as children:
  *   - every node nothing refers to (held by C code or the interpreter),
  *   - every node for which is_root() says so (modules),
- *   - then, so that every node gets a dominator, one node of each source
- *     strongly connected component of what is still unreached (cycles held
- *     only from C), picked in Kosaraju order.
+ *   - then, so that every node gets a dominator, the lowest id of each
+ *     source strongly connected component of what is still unreached
+ *     (cycles held only from C), found with Kosaraju's two passes.
  * x dominates y when every path from the root to y goes through x; the
  * retained size of x is the sum of the sizes of the nodes it dominates, x
  * included.  The retained sizes of the root's children add up to the
@@ -57,7 +57,7 @@ struct ml_dom {
     uint64_t *type_top;         /* ntypes */
     size_t ntypes;
     /* What the root's children were. */
-    uint64_t nroots;            /* unreferred nodes and is_root() ones */
+    uint64_t nroots;            /* unreferred or is_root() nodes */
     uint64_t nleftover;         /* picked among unreached cycles */
     uint64_t total;             /* sum of sizes */
 };

@@ -394,6 +394,7 @@ test_module_is_a_root_even_when_referred_to(void **state)
     build(&g, &in);
     assert_int_equal(ml_dom_compute(&d, &in), 0);
     assert_int_equal(d.idom[1], ML_DOM_ROOT);
+    assert_int_equal(d.nroots, 2);      /* counted though reached first */
     assert_int_equal(d.retained[0], 100);
     assert_int_equal(d.retained[1], 1010);
     ml_dom_free(&d);
