@@ -65,14 +65,17 @@ def child_loader(path):
     rss0 = proc_status("VmRSS")["VmRSS"]
     reset_hwm()
     t3 = pc()
+    c3 = time.process_time()
     om.compute_retained()
     t4 = pc()
+    c4 = time.process_time()
     st = proc_status("VmRSS", "VmHWM")
     heap, roots, leftover = om._g.retained_roots
     top = om.top_retained(1)[0]
     print(json.dumps({
         "objects": len(om), "refs": om._g.nrefs,
         "load_s": t1 - t0, "referrers_s": t2 - t1, "retained_s": t4 - t3,
+        "retained_cpu_s": c4 - c3,
         "peak_kib": st["VmHWM"] - rss0, "kept_kib": st["VmRSS"] - rss0,
         "heap": heap, "roots": roots, "leftover": leftover,
         "top": [top.type_str, top.retained_size],
@@ -89,7 +92,8 @@ def run_child(args):
 
 
 def timed_cli(cmd):
-    """Wall seconds and peak RSS (KiB) of one process; its stdout."""
+    """Wall seconds, peak RSS (KiB), its stdout and CPU seconds (user +
+    system) of one process."""
     t = time.perf_counter()
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out = p.stdout.read()
@@ -100,12 +104,13 @@ def timed_cli(cmd):
     if p.returncode != 0:
         raise SystemExit("%s: exit %d: %s" % (" ".join(cmd), p.returncode,
                                               err.decode(errors="replace")))
-    return wall, ru.ru_maxrss, out
+    return wall, ru.ru_maxrss, out, ru.ru_utime + ru.ru_stime
 
 
 def best(cmd, runs):
     res = [timed_cli(cmd) for _ in range(runs)]
-    return min(r[0] for r in res), max(r[1] for r in res), res[0][2]
+    return (min(r[0] for r in res), max(r[1] for r in res), res[0][2],
+            min(r[3] for r in res))
 
 
 def bench(n, cli, tmp, runs, log):
@@ -135,8 +140,8 @@ def bench(n, cli, tmp, runs, log):
     shutil.rmtree(store)
     return {"n": n, "objects": lo["objects"], "refs": lo["refs"],
             "loader": lo, "import_s": imp,
-            "store_retained": sr[:2], "store_top": st[:2],
-            "store_summary": ss[:2], "store_top1": doc["objects"][0]["retained"]}
+            "store_retained": sr[:2] + sr[3:], "store_top": st[:2] + st[3:],
+            "store_summary": ss[:2] + ss[3:], "store_top1": doc["objects"][0]["retained"]}
 
 
 def verdict(ok):
@@ -150,8 +155,9 @@ def report(results, cmdline):
            "",
            "Loader, best of the runs (peak: the largest):", "",
            "| N | objects | refs | load() s (baseline) | compute_referrers s "
-           "| compute_retained s | retained / load | retained / referrers "
-           "| peak extra B/obj | kept B/obj | target s | verdict |",
+           "| compute_retained s (CPU s) | retained / load "
+           "| retained / referrers | peak extra B/obj | kept B/obj | target s "
+           "| verdict |",
            "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         lo = r["loader"]
@@ -159,10 +165,11 @@ def report(results, cmdline):
         peak = lo["peak_kib"] * 1024.0 / n
         kept = lo["kept_kib"] * 1024.0 / n
         tgt = TARGET_S.get(r["n"])
-        out.append("| %d | %d | %d | %.2f | %.2f | %.2f | %.2f | %.2f | %.1f "
-                   "| %.1f | %s | %s |" % (
+        out.append("| %d | %d | %d | %.2f | %.2f | %.2f (%.2f) | %.2f | %.2f "
+                   "| %.1f | %.1f | %s | %s |" % (
                        r["n"], n, r["refs"], lo["load_s"], lo["referrers_s"],
-                       lo["retained_s"], lo["retained_s"] / lo["load_s"],
+                       lo["retained_s"], lo["retained_cpu_s"],
+                       lo["retained_s"] / lo["load_s"],
                        lo["retained_s"] / lo["referrers_s"], peak, kept,
                        tgt if tgt else "-",
                        "%s time, %s memory" % (
@@ -170,16 +177,16 @@ def report(results, cmdline):
                            verdict(peak <= TARGET_BPO))))
     out += ["", "Store (`meliae-cli --store DIR --json ...`, best wall time, "
             "peak RSS of the process, which includes the LMDB pages read):", "",
-            "| N | import s | summary s | top (by size) s | top --retained s "
-            "| top --retained / top | peak RSS top / top --retained MiB "
-            "| extra B/obj |",
+            "| N | import s | summary s | top (by size) s (CPU s) "
+            "| top --retained s (CPU s) | top --retained / top "
+            "| peak RSS top / top --retained MiB | extra B/obj |",
             "|---|---|---|---|---|---|---|---|"]
     for r in results:
         n = r["objects"]
         sr, st, ss = r["store_retained"], r["store_top"], r["store_summary"]
-        out.append("| %d | %.1f | %.3f | %.2f | %.2f | %.1fx | %.0f / %.0f "
-                   "| %.1f |" % (
-                       r["n"], r["import_s"], ss[0], st[0], sr[0],
+        out.append("| %d | %.1f | %.3f | %.2f (%.2f) | %.2f (%.2f) | %.1fx "
+                   "| %.0f / %.0f | %.1f |" % (
+                       r["n"], r["import_s"], ss[0], st[0], st[2], sr[0], sr[2],
                        sr[0] / st[0], st[1] / 1024.0, sr[1] / 1024.0,
                        (sr[1] - st[1]) * 1024.0 / n))
     return "\n".join(out) + "\n"
