@@ -8,6 +8,9 @@ Python object per dumped object); MemObject proxies are made on demand.
     >>> s = om.summarize(); s                   # the per-type table
     >>> om[s.summaries[0].max_address]          # the largest object of the top type
     >>> om[addr].p                              # who holds it
+    >>> om[addr].retained_size                  # what it keeps alive
+    >>> om.dominators(addr)                     # what alone keeps it alive
+    >>> om.summarize(by="retained")             # docs/retained.md
 
 The line format is docs/dump-format.md.
 """
