@@ -290,6 +290,145 @@ test_order_of_refs_changes_nothing(void **state)
     }
 }
 
+/* Cooper, Harvey and Kennedy's iterative algorithm, a second oracle for
+ * graphs too big for the brute force: deep trees and long chains, where
+ * the path compression has long paths to work on.  Node 0 is the only
+ * node nothing refers to, and everything is reachable from it. */
+#define BIGN 3000
+#define BIGE (4 * BIGN)
+
+static uint32_t b_ss[BIGN + 1], b_s[BIGE], b_ps[BIGN + 1], b_p[BIGE];
+static uint32_t b_src[BIGE], b_dst[BIGE], b_po[BIGN], b_order[BIGN];
+static uint32_t b_idom[BIGN], b_stk[BIGN], b_pos[BIGN];
+static uint64_t b_size[BIGN];
+
+static uint32_t
+chk_intersect(uint32_t a, uint32_t b)
+{
+    while (a != b) {
+        while (b_po[a] < b_po[b])
+            a = b_idom[a];
+        while (b_po[b] < b_po[a])
+            b = b_idom[b];
+    }
+    return a;
+}
+
+static void
+chk(size_t n)
+{
+    size_t sp = 1, np = 0;
+    int changed = 1;
+
+    /* postorder from node 0 */
+    memset(b_po, 0xff, sizeof(b_po));
+    b_stk[0] = 0;
+    b_pos[0] = b_ss[0];
+    b_po[0] = UINT32_MAX - 1;
+    while (sp > 0) {
+        uint32_t x = b_stk[sp - 1];
+
+        if (b_pos[sp - 1] < b_ss[x + 1]) {
+            uint32_t y = b_s[b_pos[sp - 1]++];
+
+            if (b_po[y] == UINT32_MAX) {
+                b_po[y] = UINT32_MAX - 1;
+                b_stk[sp] = y;
+                b_pos[sp++] = b_ss[y];
+            }
+            continue;
+        }
+        b_po[x] = (uint32_t)np;
+        b_order[np++] = x;
+        sp--;
+    }
+    assert_int_equal(np, n);
+    for (size_t v = 0; v < n; v++)
+        b_idom[v] = UINT32_MAX;
+    b_idom[0] = 0;
+    while (changed) {
+        changed = 0;
+        for (size_t k = n - 1; k-- > 0;) {      /* reverse postorder, not 0 */
+            uint32_t b = b_order[k], nd = UINT32_MAX;
+
+            for (uint32_t e = b_ps[b]; e < b_ps[b + 1]; e++) {
+                uint32_t p = b_p[e];
+
+                if (b_idom[p] == UINT32_MAX)
+                    continue;
+                nd = nd == UINT32_MAX ? p : chk_intersect(p, nd);
+            }
+            if (b_idom[b] != nd) {
+                b_idom[b] = nd;
+                changed = 1;
+            }
+        }
+    }
+}
+
+static void
+test_big_graphs_match_cooper_harvey_kennedy(void **state)
+{
+    uint64_t seed = 7;
+
+    (void)state;
+    for (int iter = 0; iter < 40; iter++) {
+        size_t n = BIGN, ne = 0, extra = (size_t)(iter % 4) * BIGN / 2;
+        struct ml_dom_input in;
+        struct ml_dom d;
+
+        /* a spanning tree from 0: chains (parent = v - 1) or random */
+        for (uint32_t v = 1; v < n; v++) {
+            uint32_t par = iter % 2 ? v - 1 : (uint32_t)rng_below(&seed, v);
+
+            b_src[ne] = par;
+            b_dst[ne++] = v;
+        }
+        for (size_t e = 0; e < extra; e++) {     /* any edge, not into 0 */
+            b_src[ne] = (uint32_t)rng_below(&seed, n);
+            b_dst[ne++] = 1 + (uint32_t)rng_below(&seed, n - 1);
+        }
+        memset(b_ss, 0, sizeof(b_ss));
+        memset(b_ps, 0, sizeof(b_ps));
+        for (size_t e = 0; e < ne; e++) {
+            b_ss[b_src[e] + 1]++;
+            b_ps[b_dst[e] + 1]++;
+        }
+        for (size_t v = 0; v < n; v++) {
+            b_ss[v + 1] += b_ss[v];
+            b_ps[v + 1] += b_ps[v];
+        }
+        for (size_t e = 0; e < ne; e++) {       /* fill, then restore */
+            b_s[b_ss[b_src[e]]++] = b_dst[e];
+            b_p[b_ps[b_dst[e]]++] = b_src[e];
+        }
+        for (size_t v = n; v > 0; v--) {
+            b_ss[v] = b_ss[v - 1];
+            b_ps[v] = b_ps[v - 1];
+        }
+        b_ss[0] = b_ps[0] = 0;
+        for (size_t v = 0; v < n; v++)
+            b_size[v] = 1 + v % 7;
+        chk(n);
+
+        memset(&in, 0, sizeof(in));
+        in.n = n;
+        in.succ_start = b_ss;
+        in.succ = b_s;
+        in.pred_start = b_ps;
+        in.pred = b_p;
+        in.size = b_size;
+        assert_int_equal(ml_dom_compute(&d, &in), 0);
+        assert_int_equal(d.nroots, 1);
+        assert_int_equal(d.nleftover, 0);
+        assert_int_equal(d.idom[0], ML_DOM_ROOT);
+        for (size_t v = 1; v < n; v++)
+            assert_int_equal(d.idom[v], b_idom[v]);
+        assert_int_equal(d.retained[0], d.total);
+        ml_dom_free(&d);
+    }
+}
+
 static void
 test_diamond_is_dominated_by_its_top(void **state)
 {
@@ -454,6 +593,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_graphs_match_the_oracle),
         cmocka_unit_test(test_order_of_refs_changes_nothing),
+        cmocka_unit_test(test_big_graphs_match_cooper_harvey_kennedy),
         cmocka_unit_test(test_diamond_is_dominated_by_its_top),
         cmocka_unit_test(test_chain_retains_its_tail),
         cmocka_unit_test(test_cycle_held_from_c_gets_one_root),
