@@ -325,7 +325,7 @@ rp__cmd_top(struct ctx *c, const cJSON *req, cJSON *out)
     struct sgraph g;
     struct ml_dom d;
     uint32_t *top = NULL;
-    uint64_t k;
+    uint64_t k, tk;
     size_t m;
     int rc, retained = cJSON_IsTrue(rx);
 
@@ -333,6 +333,8 @@ rp__cmd_top(struct ctx *c, const cJSON *req, cJSON *out)
         return rp__fail(c, -EINVAL, "\"retained\" must be true or false");
     if (rp__arg_u64(req, "top", 20, &k) < 0)
         return rp__fail(c, -EINVAL, "--top must be a number");
+    if (rp__arg_u64(req, "types", k, &tk) < 0)
+        return rp__fail(c, -EINVAL, "\"types\" must be a number");
     if ((rc = arg_snap(c, req, &l, &s)) != 0) {
         rp__snaps_free(&l);
         return rc;
@@ -382,9 +384,6 @@ rp__cmd_top(struct ctx *c, const cJSON *req, cJSON *out)
             cJSON_AddItemToArray(arr, j);
     }
     if (retained) {
-        uint64_t tk;
-
-        rp__arg_u64(req, "top", 20, &tk);
         cJSON *types = type_rows(c, s, &g, &d, tk);
         if (types == NULL) {
             rc = rp__fail(c, -ENOMEM, "out of memory");

@@ -10,6 +10,7 @@ reference for every object's retained size and dominator."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import unittest
@@ -37,6 +38,28 @@ print(json.dumps({
     "left": id(left), "left_size": sys.getsizeof(left),
 }))
 """
+
+
+def query(sock, request):
+    """One request to meliae-monitord's query protocol; the answer."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(60)
+    try:
+        s.connect(sock)
+        s.sendall(json.dumps({"meliae_query": 1, "request": request}).encode()
+                  + b"\n")
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+    finally:
+        s.close()
+    reply = json.loads(data)
+    if "answer" not in reply:
+        raise AssertionError(reply)
+    return reply["answer"]
 
 
 @needs_cli
@@ -200,6 +223,12 @@ class TestRetainedAgreesWithTheLoader(TmpTestCase):
             self.assertEqual(r.returncode, 0, r.stderr)
             self.assertEqual(json.loads(r.stdout)["chain"][1]["address"],
                              self.ids["owned"])
+            # every type's row with only a few objects (docs/protocol.md)
+            doc = query(d.sock, {"cmd": "top", "snap": "latest",
+                                 "retained": True, "top": 2, "types": 0})
+            self.assertEqual(len(doc["objects"]), 2)
+            self.assertEqual(len(doc["types"]),
+                             len(self.om.summarize(by="retained").type_summaries))
         finally:
             self.assertEqual(d.stop(), 0)
 
