@@ -38,6 +38,7 @@ struct opts {
     const char *since, *until;
     long top, depth, chains, limit, timeout;
     int json, bytes;
+    int retained;
 };
 
 struct cmd {
@@ -80,6 +81,17 @@ static const struct cmd cmds[] = {
     { "show", "SNAP ADDR", 2, 1, "[--limit N] [--process SEL]",
       "One object, with what it refers to and what refers to it.",
       "  meliae-cli show latest 0x7f3a5c2b1e80\n" },
+    { "top", "SNAP", 1, 1, "[--retained] [--top N] [--process SEL]",
+      "The largest objects of one snapshot; with --retained, by the memory\n"
+      "each keeps alive (its retained size: what freeing it would free),\n"
+      "and the types that keep the most (docs/retained.md).",
+      "  meliae-cli top --retained latest\n"
+      "  meliae-cli top 17 --top 5\n"
+      "  meliae-cli --dump heap.json top --retained --top 10\n" },
+    { "dominators", "SNAP ADDR", 2, 1, "[--process SEL]",
+      "An object's dominators up to a root: each object on the way keeps it\n"
+      "alive alone, with the memory it retains.",
+      "  meliae-cli dominators latest 0x7f3a5c2b1e80\n" },
     { "import", "FILE", 1, 0, "[--label L]",
       "Store a dump file (ours or meliae 0.5's) as a snapshot.",
       "  meliae-cli import heap.json --label before-upgrade\n"
@@ -113,7 +125,8 @@ usage(FILE *f)
         "                  the daemon on its socket\n"
         "  --socket PATH   the daemon's socket ($MELIAE_SOCKET, /run/meliae.sock\n"
         "                  for root, else $XDG_RUNTIME_DIR/meliae.sock)\n"
-        "  --dump FILE     analyse one dump file (summary, referrers, show)\n"
+        "  --dump FILE     analyse one dump file (summary, referrers, show, top,\n"
+        "                  dominators)\n"
         "  --json          one JSON document (docs/cli-json.md)\n"
         "  --bytes         sizes in bytes instead of KiB/MiB/GiB\n"
         "\n"
@@ -434,7 +447,7 @@ cmd_import(const struct opts *op, const char *sock, const char *file,
 enum {
     O_STORE = 256, O_SOCKET, O_DUMP, O_JSON, O_BYTES, O_PROCESS, O_SINCE,
     O_UNTIL, O_BY, O_TOP, O_DEPTH, O_CHAINS, O_LABEL, O_LIMIT, O_TIMEOUT,
-    O_VERSION,
+    O_VERSION, O_RETAINED,
 };
 
 /* One option; -1 to go on, or an exit code. */
@@ -452,6 +465,7 @@ handle_opt(int ch, char **argv, struct opts *op, int *help)
     case O_UNTIL: op->until = optarg; break;
     case O_BY: op->by = optarg; break;
     case O_LABEL: op->label = optarg; break;
+    case O_RETAINED: op->retained = 1; break;
     case O_TOP: return positive("--top", optarg, &op->top) ? CLI_USAGE : -1;
     case O_DEPTH: return positive("--depth", optarg, &op->depth) ? CLI_USAGE : -1;
     case O_CHAINS: return positive("--chains", optarg, &op->chains) ? CLI_USAGE : -1;
@@ -495,6 +509,7 @@ main(int argc, char **argv)
         { "timeout", required_argument, NULL, O_TIMEOUT },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, O_VERSION },
+        { "retained", no_argument, NULL, O_RETAINED },
         { NULL, 0, NULL, 0 },
     };
     struct opts op = { .top = -1, .depth = -1, .chains = -1, .limit = -1,
@@ -547,8 +562,12 @@ main(int argc, char **argv)
                    want ? c->args : "none", c->name);
     }
     if (op.dump != NULL && strcmp(c->name, "summary") != 0 &&
-        strcmp(c->name, "referrers") != 0 && strcmp(c->name, "show") != 0)
-        return die(CLI_USAGE, "--dump works with summary, referrers and show");
+        strcmp(c->name, "referrers") != 0 && strcmp(c->name, "show") != 0 &&
+        strcmp(c->name, "top") != 0 && strcmp(c->name, "dominators") != 0)
+        return die(CLI_USAGE, "--dump works with summary, referrers and show "
+                   "(and top, dominators)");
+    if (op.retained && strcmp(c->name, "top") != 0)
+        return die(CLI_USAGE, "--retained works with top");
     if (op.store == NULL && op.dump == NULL) {
         const char *env = getenv("MELIAE_STORE");
         if (env != NULL && *env)
@@ -585,6 +604,8 @@ main(int argc, char **argv)
         cJSON_AddNumberToObject(req, "chains", (double)op.chains);
     if (op.limit >= 0)
         cJSON_AddNumberToObject(req, "limit", (double)op.limit);
+    if (op.retained)
+        cJSON_AddBoolToObject(req, "retained", 1);
     struct { const char *opt, *v, *key; } when[] = {
         { "--since", op.since, "since" }, { "--until", op.until, "until" },
     };
@@ -608,7 +629,8 @@ main(int argc, char **argv)
     if (strcmp(c->name, "diff") == 0) {
         cJSON_AddStringToObject(req, "a", args[0]);
         cJSON_AddStringToObject(req, "b", args[1]);
-    } else if (strcmp(c->name, "referrers") == 0 || strcmp(c->name, "show") == 0) {
+    } else if (strcmp(c->name, "referrers") == 0 || strcmp(c->name, "show") == 0 ||
+               strcmp(c->name, "dominators") == 0) {
         cJSON_AddStringToObject(req, "address", args[a]);
     } else if (strcmp(c->name, "snap") == 0) {
         cJSON_AddStringToObject(req, "process", args[0]);

@@ -367,6 +367,85 @@ render_show(const struct out *o, FILE *f, const cJSON *doc)
     }
 }
 
+/* Percent of the heap, "-" when there is none. */
+static void
+share(FILE *f, double part, double total)
+{
+    if (total > 0)
+        fprintf(f, " %5.1f%%", part * 100 / total);
+    else
+        fprintf(f, " %6s", "-");
+}
+
+static void
+render_top(const struct out *o, FILE *f, const cJSON *doc)
+{
+    const cJSON *x, *objs = cJSON_GetObjectItemCaseSensitive(doc, "objects");
+    int retained = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "retained"));
+    double tb = num(doc, "total_bytes");
+    char a[32], b[32];
+
+    snap_line(o, f, cJSON_GetObjectItemCaseSensitive(doc, "snapshot"));
+    fputc('\n', f);
+    if (retained)
+        fprintf(f, "%.0f roots (unreferred objects and modules), %.0f more for "
+                "cycles held only from C; docs/retained.md\n",
+                num(doc, "roots"), num(doc, "leftover_roots"));
+    if (retained)
+        fprintf(f, "\n%s%10s %7s %9s  %s%s\n", BOLD(o), "RETAINED", "%",
+                "SIZE", "OBJECT", OFF(o));
+    else
+        fprintf(f, "\n%s%10s %7s  %s%s\n", BOLD(o), "SIZE", "%", "OBJECT",
+                OFF(o));
+    cJSON_ArrayForEach(x, objs) {
+        double v = num(x, retained ? "retained" : "size");
+
+        fprintf(f, "%10s", cli_size(o, v, a));
+        share(f, v, tb);
+        if (retained)
+            fprintf(f, " %9s", cli_size(o, num(x, "size"), b));
+        fputs("  ", f);
+        hop(o, f, x);
+        fputc('\n', f);
+    }
+    if (!retained)
+        return;
+    fprintf(f, "\n%sper type: what its objects keep alive, each counted once "
+            "(objects that another object of the same type dominates are in "
+            "that one)%s\n", DIM(o), OFF(o));
+    fprintf(f, "%s%10s %7s %9s %9s %12s  %s%s\n", BOLD(o), "RETAINED", "%",
+            "COUNT", "TOP", "MAX", "TYPE", OFF(o));
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(doc, "types")) {
+        fprintf(f, "%10s", cli_size(o, num(x, "retained"), a));
+        share(f, num(x, "retained"), tb);
+        fprintf(f, " %9.0f %9.0f %12s  %s\n", num(x, "count"),
+                num(x, "top_count"), cli_size(o, num(x, "max_retained"), b),
+                str(x, "type") ? str(x, "type") : "?");
+    }
+}
+
+static void
+render_dominators(const struct out *o, FILE *f, const cJSON *doc)
+{
+    const cJSON *x, *chain = cJSON_GetObjectItemCaseSensitive(doc, "chain");
+    double tb = num(doc, "total_bytes");
+    char a[32];
+    int i = 0;
+
+    snap_line(o, f, cJSON_GetObjectItemCaseSensitive(doc, "snapshot"));
+    fprintf(f, "\n\n%s%10s %7s  %s%s\n", BOLD(o), "RETAINED", "%",
+            "OBJECT, THEN WHAT KEEPS IT ALIVE ALONE", OFF(o));
+    cJSON_ArrayForEach(x, chain) {
+        fprintf(f, "%10s", cli_size(o, num(x, "retained"), a));
+        share(f, num(x, "retained"), tb);
+        fprintf(f, "  %s", i++ ? "<- " : "");
+        hop(o, f, x);
+        fputc('\n', f);
+    }
+    fprintf(f, "%10s %7s  %s<- (root)%s\n", cli_size(o, tb, a), "100.0%",
+            DIM(o), OFF(o));
+}
+
 void
 cli_render(const struct out *o, const cJSON *doc)
 {
@@ -387,6 +466,10 @@ cli_render(const struct out *o, const cJSON *doc)
         render_referrers(o, f, doc);
     else if (strcmp(cmd, "show") == 0)
         render_show(o, f, doc);
+    else if (strcmp(cmd, "top") == 0)
+        render_top(o, f, doc);
+    else if (strcmp(cmd, "dominators") == 0)
+        render_dominators(o, f, doc);
     else if (strcmp(cmd, "import") == 0)
         fprintf(f, "stored as snapshot %.0f (%.0f objects)\n",
                 num(doc, "snapshot"), num(doc, "objects"));

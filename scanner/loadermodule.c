@@ -16,6 +16,7 @@
 #include <zlib.h>
 
 #include "collapse.h"
+#include "dominators.h"
 #include "dumpline.h"
 #include "graph.h"
 #include "ml-common.h"
@@ -38,6 +39,7 @@ typedef struct {
     int skip;
     int finished;
     int expensive_removed;      /* remove_expensive_references() was run */
+    struct ml_dom dom;          /* compute_retained(); idom NULL until then */
 } GraphObject;
 
 static PyTypeObject Graph_Type;
@@ -727,6 +729,7 @@ Graph_collapse_instance_dicts(GraphObject *self, PyObject *unused)
 
     if (check_finished(self) < 0)
         return NULL;
+    ml_dom_free(&self->dom);            /* refs change: recompute */
     rc = ml_graph_collapse_instance_dicts(&self->g);
     if (rc < 0) {
         raise_rc((int)rc);
@@ -855,6 +858,7 @@ Graph_remove_expensive_references(GraphObject *self, PyObject *unused)
     PyMem_Free(fl);
     free(modname);
     ml_graph_drop_parents(g);
+    ml_dom_free(&self->dom);
     self->expensive_removed = 1;
     return PyLong_FromUnsignedLongLong((unsigned long long)(before - w));
 }
@@ -1081,6 +1085,203 @@ fail:
     return NULL;
 }
 
+/* ---- dominators and retained sizes (docs/retained.md) ---------------- */
+
+struct modroot {
+    const struct ml_graph *g;
+    uint32_t t_module;
+};
+
+/* Modules are roots even when something (sys.modules) refers to them. */
+static int
+is_module(void *arg, uint32_t v)
+{
+    const struct modroot *m = arg;
+
+    return m->g->type[v] == m->t_module;
+}
+
+/* compute_retained() -> None: the dominator tree and retained sizes of
+ * the graph as it is now (after collapse_instance_dicts, if run), once;
+ * builds the referrers if they are not there. */
+static PyObject *
+Graph_compute_retained(GraphObject *self, PyObject *unused)
+{
+    struct ml_graph *g = &self->g;
+    struct ml_dom_input in;
+    struct modroot m;
+    int rc;
+
+    if (check_finished(self) < 0)
+        return NULL;
+    if (self->dom.idom != NULL || g->n == 0)
+        Py_RETURN_NONE;
+    if (g->par_start == NULL && (rc = ml_graph_compute_parents(g)) < 0) {
+        raise_rc(rc);
+        return NULL;
+    }
+    m.g = g;
+    m.t_module = ml_graph_type_id(g, "module");
+    memset(&in, 0, sizeof(in));
+    in.n = g->n;
+    in.succ_start = g->ref_start;
+    in.succ = g->refs;
+    in.pred_start = g->par_start;
+    in.pred = g->par;
+    in.size = g->size;
+    in.is_root = m.t_module != ML_GRAPH_NONE ? is_module : NULL;
+    in.arg = &m;
+    in.type = g->type;
+    in.ntypes = g->ntypes;
+    if ((rc = ml_dom_compute(&self->dom, &in)) < 0) {
+        raise_rc(rc);
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static int
+check_retained(GraphObject *self)
+{
+    if (check_finished(self) < 0)
+        return -1;
+    if (self->dom.idom == NULL && self->g.n > 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "retained sizes not computed: call compute_retained()");
+        return -1;
+    }
+    return 0;
+}
+
+/* retained(i) -> the retained size of object i. */
+static PyObject *
+Graph_retained(GraphObject *self, PyObject *arg)
+{
+    uint32_t i;
+
+    if (check_retained(self) < 0 || get_index(self, arg, &i) < 0)
+        return NULL;
+    return PyLong_FromUnsignedLongLong(self->dom.retained[i]);
+}
+
+/* idom(i) -> index of object i's immediate dominator, -1 for the root. */
+static PyObject *
+Graph_idom(GraphObject *self, PyObject *arg)
+{
+    uint32_t i;
+
+    if (check_retained(self) < 0 || get_index(self, arg, &i) < 0)
+        return NULL;
+    if (self->dom.idom[i] == ML_DOM_ROOT)
+        return PyLong_FromLong(-1);
+    return PyLong_FromUnsignedLong(self->dom.idom[i]);
+}
+
+/* dominator_chain(i) -> [i, idom(i), ..., a child of the root]. */
+static PyObject *
+Graph_dominator_chain(GraphObject *self, PyObject *arg)
+{
+    uint32_t i;
+    PyObject *list;
+
+    if (check_retained(self) < 0 || get_index(self, arg, &i) < 0)
+        return NULL;
+    if ((list = PyList_New(0)) == NULL)
+        return NULL;
+    for (uint32_t x = i; x != ML_DOM_ROOT; x = self->dom.idom[x]) {
+        PyObject *o = PyLong_FromUnsignedLong(x);
+
+        if (o == NULL || PyList_Append(list, o) < 0) {
+            Py_XDECREF(o);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(o);
+    }
+    return list;
+}
+
+/* largest_retained(k) -> the indices of the k objects of largest
+ * retained size, largest first. */
+static PyObject *
+Graph_largest_retained(GraphObject *self, PyObject *arg)
+{
+    Py_ssize_t k = PyNumber_AsSsize_t(arg, PyExc_OverflowError);
+    uint32_t *top;
+    size_t m;
+    PyObject *res;
+
+    if (k == -1 && PyErr_Occurred())
+        return NULL;
+    if (check_retained(self) < 0)
+        return NULL;
+    if (k < 0 || (size_t)k > self->g.n)
+        k = (Py_ssize_t)self->g.n;
+    top = PyMem_Malloc((k ? (size_t)k : 1) * sizeof(*top));
+    if (top == NULL)
+        return PyErr_NoMemory();
+    m = self->g.n ? ml_dom_top(&self->dom, top, (size_t)k) : 0;
+    res = index_list(top, m);
+    PyMem_Free(top);
+    return res;
+}
+
+/* retained_summary() -> [(type_str, count, retained, max_retained,
+ * max_address, top_count)]: per type, the retained sizes of its objects
+ * that no object of the same type dominates (top_count of them). */
+static PyObject *
+Graph_retained_summary(GraphObject *self, PyObject *unused)
+{
+    struct ml_graph *g = &self->g;
+    uint64_t *cnt;
+    uint32_t *maxi;
+    PyObject *list = NULL;
+
+    if (check_retained(self) < 0)
+        return NULL;
+    cnt = PyMem_Calloc(g->ntypes ? g->ntypes : 1, sizeof(*cnt));
+    maxi = PyMem_Malloc((g->ntypes ? g->ntypes : 1) * sizeof(*maxi));
+    if (cnt == NULL || maxi == NULL) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        uint32_t t = g->type[i];
+
+        if (cnt[t]++ == 0 || self->dom.retained[i] > self->dom.retained[maxi[t]])
+            maxi[t] = (uint32_t)i;
+    }
+    if ((list = PyList_New(0)) == NULL)
+        goto out;
+    for (size_t t = 0; t < g->ntypes; t++) {
+        PyObject *name, *tup;
+
+        if (cnt[t] == 0)
+            continue;
+        if ((name = decode(ml_graph_type_name(g, (uint32_t)t))) == NULL)
+            goto fail;
+        tup = Py_BuildValue("(NKKKKK)", name, (unsigned long long)cnt[t],
+                            (unsigned long long)self->dom.type_retained[t],
+                            (unsigned long long)self->dom.retained[maxi[t]],
+                            (unsigned long long)g->addr[maxi[t]],
+                            (unsigned long long)self->dom.type_top[t]);
+        if (tup == NULL)
+            goto fail;
+        if (PyList_Append(list, tup) < 0) {
+            Py_DECREF(tup);
+            goto fail;
+        }
+        Py_DECREF(tup);
+    }
+    goto out;
+fail:
+    Py_CLEAR(list);
+out:
+    PyMem_Free(cnt);
+    PyMem_Free(maxi);
+    return list;
+}
+
 /* mask_size(mask) -> total size of the objects whose mask byte is set. */
 static PyObject *
 Graph_mask_size(GraphObject *self, PyObject *arg)
@@ -1186,6 +1387,7 @@ static void
 Graph_dealloc(GraphObject *self)
 {
     ml_graph_free(&self->g);
+    ml_dom_free(&self->dom);
     ml_dumpparser_free(&self->p);
     PyMem_Free(self->partial);
     Py_TYPE(self)->tp_free((PyObject *)self);
@@ -1217,6 +1419,21 @@ static PyObject *
 Graph_get_has_parents(GraphObject *self, void *closure)
 {
     return PyBool_FromLong(self->g.par_start != NULL);
+}
+
+static PyObject *
+Graph_get_has_retained(GraphObject *self, void *closure)
+{
+    return PyBool_FromLong(self->dom.idom != NULL);
+}
+
+/* (total size, roots, leftover roots) of the last compute_retained(). */
+static PyObject *
+Graph_get_retained_roots(GraphObject *self, void *closure)
+{
+    return Py_BuildValue("(KKK)", (unsigned long long)self->dom.total,
+                         (unsigned long long)self->dom.nroots,
+                         (unsigned long long)self->dom.nleftover);
 }
 
 static PyObject *
@@ -1253,6 +1470,10 @@ static PyGetSetDef Graph_getset[] = {
     {"finished", (getter)Graph_get_finished, NULL, "finish() was called", NULL},
     {"has_parents", (getter)Graph_get_has_parents, NULL,
      "compute_parents() was called", NULL},
+    {"has_retained", (getter)Graph_get_has_retained, NULL,
+     "compute_retained() was run on the graph as it is", NULL},
+    {"retained_roots", (getter)Graph_get_retained_roots, NULL,
+     "(total size, roots, leftover roots) of compute_retained()", NULL},
     {"expensive_removed", (getter)Graph_get_expensive_removed, NULL,
      "remove_expensive_references() was called", NULL},
     {NULL, NULL, NULL, NULL, NULL},
@@ -1308,6 +1529,17 @@ static PyMethodDef Graph_methods[] = {
     {"reachable", (PyCFunction)(void (*)(void))Graph_reachable,
      METH_VARARGS | METH_KEYWORDS,
      "reachable(roots, excluding=None) -> bytearray mask"},
+    {"compute_retained", (PyCFunction)Graph_compute_retained, METH_NOARGS,
+     "dominator tree and retained sizes (docs/retained.md), once"},
+    {"retained", (PyCFunction)Graph_retained, METH_O, "retained(i) -> int"},
+    {"idom", (PyCFunction)Graph_idom, METH_O,
+     "idom(i) -> immediate dominator's index, -1 for the root"},
+    {"dominator_chain", (PyCFunction)Graph_dominator_chain, METH_O,
+     "dominator_chain(i) -> [i, idom(i), ...]"},
+    {"largest_retained", (PyCFunction)Graph_largest_retained, METH_O,
+     "largest_retained(k) -> indices, largest retained size first"},
+    {"retained_summary", (PyCFunction)Graph_retained_summary, METH_NOARGS,
+     "[(type_str, count, retained, max_retained, max_address, top_count)]"},
     {"mask_size", (PyCFunction)Graph_mask_size, METH_O,
      "mask_size(mask) -> total size of the masked objects"},
     {"indices_of_type", (PyCFunction)Graph_indices_of_type, METH_O,

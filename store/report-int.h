@@ -84,4 +84,8 @@ int rp__cmd_diff(struct ctx *c, const cJSON *req, cJSON *out);
 int rp__cmd_referrers(struct ctx *c, const cJSON *req, cJSON *out);
 int rp__cmd_show(struct ctx *c, const cJSON *req, cJSON *out);
 
+/* report_dominators.c */
+int rp__cmd_top(struct ctx *c, const cJSON *req, cJSON *out);
+int rp__cmd_dominators(struct ctx *c, const cJSON *req, cJSON *out);
+
 #endif /* RP_REPORT_INT_H */

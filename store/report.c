@@ -552,6 +552,8 @@ static const struct {
     { "diff", rp__cmd_diff },
     { "referrers", rp__cmd_referrers },
     { "show", rp__cmd_show },
+    { "top", rp__cmd_top },
+    { "dominators", rp__cmd_dominators },
 };
 
 int

@@ -15,6 +15,8 @@
  *   diff       a, b, process, top
  *   referrers  snap, process, address, depth, chains
  *   show       snap, process, address, limit
+ *   top        snap, process, top, types, retained (true: by retained size)
+ *   dominators snap, process, address
  *
  * snap, a, b: a snapshot reference: "17", "latest", "latest~3"; process
  * (optional) scopes "latest" and growth: a pid, a label or a program.
