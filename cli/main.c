@@ -35,6 +35,7 @@
 
 struct opts {
     const char *store, *socket, *dump, *process, *by, *label;
+    const char *sort;
     const char *since, *until;
     long top, depth, chains, limit, timeout;
     int json, bytes;
@@ -61,12 +62,17 @@ static const struct cmd cmds[] = {
       "  meliae-cli summary 17 --top 5 --by count\n"
       "  meliae-cli --dump heap.json summary\n" },
     { "growth", "", 0, 0,
-      "[--since DUR] [--until DUR] [--process SEL] [--by size|count] [--top N]",
-      "What grew between the first and the last snapshot of each process in\n"
-      "the window; types that grew in every consecutive pair are marked\n"
-      "as leak suspects.",
+      "[--since DUR] [--until DUR] [--process SEL] [--by size|count] [--top N]\n"
+      "       [--sort score|bytes|count|slope]",
+      "What grew over the snapshots of each process in the window.  A type\n"
+      "is a leak suspect when its count or size has a significant upward\n"
+      "trend (Mann-Kendall, one-sided p < 0.01, 5 snapshots or more) that\n"
+      "matters (its Theil-Sen slope and net growth reach 1% of the\n"
+      "process).  Ranked by --sort: score (default: suspects first, then\n"
+      "the trend's Z), bytes or count (net growth), slope.",
       "  meliae-cli growth --since 1h\n"
-      "  meliae-cli growth --since 2026-11-27T06:00:00Z --by count --top 20\n" },
+      "  meliae-cli growth --since 2026-11-27T06:00:00Z --by count --top 20\n"
+      "  meliae-cli growth --since 1h --sort bytes\n" },
     { "diff", "SNAP_A SNAP_B", 2, 0, "[--top N] [--process SEL]",
       "Per-type deltas, and the objects present in B but not in A, grouped\n"
       "by type and by the object that holds them.",
@@ -434,7 +440,7 @@ cmd_import(const struct opts *op, const char *sock, const char *file,
 enum {
     O_STORE = 256, O_SOCKET, O_DUMP, O_JSON, O_BYTES, O_PROCESS, O_SINCE,
     O_UNTIL, O_BY, O_TOP, O_DEPTH, O_CHAINS, O_LABEL, O_LIMIT, O_TIMEOUT,
-    O_VERSION,
+    O_VERSION, O_SORT,
 };
 
 /* One option; -1 to go on, or an exit code. */
@@ -452,6 +458,7 @@ handle_opt(int ch, char **argv, struct opts *op, int *help)
     case O_UNTIL: op->until = optarg; break;
     case O_BY: op->by = optarg; break;
     case O_LABEL: op->label = optarg; break;
+    case O_SORT: op->sort = optarg; break;
     case O_TOP: return positive("--top", optarg, &op->top) ? CLI_USAGE : -1;
     case O_DEPTH: return positive("--depth", optarg, &op->depth) ? CLI_USAGE : -1;
     case O_CHAINS: return positive("--chains", optarg, &op->chains) ? CLI_USAGE : -1;
@@ -495,6 +502,7 @@ main(int argc, char **argv)
         { "timeout", required_argument, NULL, O_TIMEOUT },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, O_VERSION },
+        { "sort", required_argument, NULL, O_SORT },
         { NULL, 0, NULL, 0 },
     };
     struct opts op = { .top = -1, .depth = -1, .chains = -1, .limit = -1,
@@ -577,6 +585,8 @@ main(int argc, char **argv)
         cJSON_AddStringToObject(req, "process", op.process);
     if (op.by)
         cJSON_AddStringToObject(req, "by", op.by);
+    if (op.sort)
+        cJSON_AddStringToObject(req, "sort", op.sort);
     if (op.top >= 0)
         cJSON_AddNumberToObject(req, "top", (double)op.top);
     if (op.depth >= 0)

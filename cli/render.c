@@ -189,6 +189,37 @@ sparkline(const struct out *o, FILE *f, const cJSON *series)
     }
 }
 
+/* The trend's slope of the by series per hour ("+1.2MiB/h", "+40/h"),
+ * per snapshot when the snapshots have no distinct times; buf: 48. */
+static const char *
+slope_text(const struct out *o, const cJSON *tr, int by_count, char *buf)
+{
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(tr, "slope_per_hour");
+    double v = cJSON_IsNumber(h) ? h->valuedouble : num(tr, "slope");
+    const char *unit = cJSON_IsNumber(h) ? "/h" : "/snap";
+    char t[40];
+
+    if (by_count)
+        snprintf(t, sizeof t, "%+.0f", v);
+    else
+        delta_size(o, v, t);
+    snprintf(buf, 48, "%s%s", t, unit);
+    return buf;
+}
+
+static const char *
+sort_text(const char *sort, int by_count)
+{
+    if (sort == NULL || strcmp(sort, "score") == 0)
+        return by_count ? "score (suspects first, then the trend's Z of the count)"
+                        : "score (suspects first, then the trend's Z of the size)";
+    if (strcmp(sort, "bytes") == 0)
+        return "net growth of the size";
+    if (strcmp(sort, "count") == 0)
+        return "net growth of the count";
+    return by_count ? "slope of the count" : "slope of the size";
+}
+
 static void
 render_growth(const struct out *o, FILE *f, const cJSON *doc)
 {
@@ -203,34 +234,46 @@ render_growth(const struct out *o, FILE *f, const cJSON *doc)
         const cJSON *first = cJSON_GetObjectItemCaseSensitive(p, "first");
         const cJSON *last = cJSON_GetObjectItemCaseSensitive(p, "last");
         const char *label = str(p, "label"), *prog = str(p, "program");
-        char a[32], b[32], d[40];
+        char a[32], b[32], d[40], sl[48];
 
         fprintf(f, "%sprocess %.0f%s%s%s%s%s%s: %.0f snapshots, %s .. %s (ids %.0f..%.0f)\n",
                 BOLD(o), num(p, "pid"), label ? " \"" : "", label ? label : "",
                 label ? "\"" : "", prog ? " " : "", prog ? prog : "", OFF(o),
                 num(p, "snapshots"), str(first, "time"), str(last, "time"),
                 num(first, "id"), num(last, "id"));
-        fprintf(f, "%s  %-32s %21s %9s %21s %10s%s\n", BOLD(o), "TYPE",
-                "COUNT", "+/-", "SIZE", "+/-", OFF(o));
+        fprintf(f, "ranked by %s\n", sort_text(str(doc, "sort"), by_count));
+        if (num(p, "snapshots") < num(doc, "min_snapshots"))
+            fprintf(f, "%s(fewer than %.0f snapshots: no trend can be "
+                    "significant yet, so no leak suspect)%s\n", DIM(o),
+                    num(doc, "min_snapshots"), OFF(o));
+        fprintf(f, "%s  %-32s %21s %9s %21s %10s %7s %13s%s\n", BOLD(o), "TYPE",
+                "COUNT", "+/-", "SIZE", "+/-", "TREND Z", "SLOPE", OFF(o));
         cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(p, "types")) {
             double cb = num(t, "count_before"), ca = num(t, "count_after");
             double bb = num(t, "bytes_before"), ba = num(t, "bytes_after");
             int sus = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "suspect"));
+            const char *verdict = str(t, "verdict");
+            const cJSON *tr = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(t, "trend"),
+                by_count ? "count" : "bytes");
             char cnt[48], siz[80];
 
             snprintf(cnt, sizeof cnt, "%.0f -> %.0f", cb, ca);
             snprintf(siz, sizeof siz, "%s -> %s", cli_size(o, bb, a),
                      cli_size(o, ba, b));
-            fprintf(f, "  %s%-32s%s %21s %+9.0f %21s %10s", sus ? RED(o) : "",
+            fprintf(f, "  %s%-32s%s %21s %+9.0f %21s %10s %+7.2f %13s", sus ? RED(o) : "",
                     str(t, "type") ? str(t, "type") : "?", sus ? OFF(o) : "", cnt, ca - cb, siz,
-                    delta_size(o, ba - bb, d));
+                    delta_size(o, ba - bb, d), num(t, "score"),
+                    slope_text(o, tr, by_count, sl));
             sparkline(o, f, cJSON_GetObjectItemCaseSensitive(t, "series"));
             if (sus)
-                fprintf(f, "  %sgrew in every snapshot (leak suspect)%s", RED(o),
+                fprintf(f, "  %sleak suspect: rising trend, p=%.2g%s", RED(o),
+                        num(tr, "p"), OFF(o));
+            else if (verdict && strcmp(verdict, "below_floor") == 0)
+                fprintf(f, "  %srising, but by less than the floor%s", DIM(o),
                         OFF(o));
             fputc('\n', f);
         }
-        (void)by_count;
         fputc('\n', f);
     }
 }

@@ -76,6 +76,13 @@ int rp__is_root_type(const struct st_object *o);
 
 /* report_growth.c */
 int rp__cmd_growth(struct ctx *c, const cJSON *req, cJSON *out);
+enum { RP_SORT_SCORE, RP_SORT_BYTES, RP_SORT_COUNT, RP_SORT_SLOPE };
+/* The request's "sort" (default score) */
+int rp__arg_sort(struct ctx *c, const cJSON *req, int *sort);
+/* One process's section of a growth answer (its snapshots sn[0..n), in
+ * time order) into sec: what growth answers, and the report's suspects. */
+int rp__growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
+                       int count, int sort, uint64_t top, cJSON *sec);
 
 /* report_diff.c */
 int rp__cmd_diff(struct ctx *c, const cJSON *req, cJSON *out);
