@@ -35,7 +35,8 @@
 
 struct opts {
     const char *store, *socket, *dump, *process, *by, *label;
-    const char *sort;
+    const char *sort, *html;
+    long alive;
     const char *since, *until;
     long top, depth, chains, limit, timeout;
     int json, bytes;
@@ -86,6 +87,17 @@ static const struct cmd cmds[] = {
     { "show", "SNAP ADDR", 2, 1, "[--limit N] [--process SEL]",
       "One object, with what it refers to and what refers to it.",
       "  meliae-cli show latest 0x7f3a5c2b1e80\n" },
+    { "report", "", 0, 0,
+      "[--html FILE] [--process SEL] [--since DUR] [--until DUR] [--top N]\n"
+      "       [--alive K]",
+      "The leak report: per process, its leak suspects (growth's trend\n"
+      "test, at most --top, default 5), each with its count and size over\n"
+      "the snapshots, its new objects (born after the first snapshot with\n"
+      "a graph and alive in the last K, default 2) by holder, the shortest\n"
+      "chain of referrers from one of them to a root, and its retained\n"
+      "size.  As text, or with --html FILE as one self-contained page.",
+      "  meliae-cli report --since 1h\n"
+      "  meliae-cli report --process web --html leak.html\n" },
     { "import", "FILE", 1, 0, "[--label L]",
       "Store a dump file (ours or meliae 0.5's) as a snapshot.",
       "  meliae-cli import heap.json --label before-upgrade\n"
@@ -300,6 +312,12 @@ out:
 static int
 print_answer(const struct out *o, cJSON *doc)
 {
+    if (o->html != NULL) {
+        int rc = cli_html(o, doc, o->html);
+
+        if (rc != 0)
+            return die(CLI_ERROR, "%s: %s", o->html, strerror(rc));
+    }
     if (o->json) {
         char *t = cJSON_PrintUnformatted(doc);
 
@@ -440,7 +458,7 @@ cmd_import(const struct opts *op, const char *sock, const char *file,
 enum {
     O_STORE = 256, O_SOCKET, O_DUMP, O_JSON, O_BYTES, O_PROCESS, O_SINCE,
     O_UNTIL, O_BY, O_TOP, O_DEPTH, O_CHAINS, O_LABEL, O_LIMIT, O_TIMEOUT,
-    O_VERSION, O_SORT,
+    O_VERSION, O_SORT, O_HTML, O_ALIVE,
 };
 
 /* One option; -1 to go on, or an exit code. */
@@ -459,6 +477,8 @@ handle_opt(int ch, char **argv, struct opts *op, int *help)
     case O_BY: op->by = optarg; break;
     case O_LABEL: op->label = optarg; break;
     case O_SORT: op->sort = optarg; break;
+    case O_HTML: op->html = optarg; break;
+    case O_ALIVE: return positive("--alive", optarg, &op->alive) ? CLI_USAGE : -1;
     case O_TOP: return positive("--top", optarg, &op->top) ? CLI_USAGE : -1;
     case O_DEPTH: return positive("--depth", optarg, &op->depth) ? CLI_USAGE : -1;
     case O_CHAINS: return positive("--chains", optarg, &op->chains) ? CLI_USAGE : -1;
@@ -503,10 +523,12 @@ main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, O_VERSION },
         { "sort", required_argument, NULL, O_SORT },
+        { "html", required_argument, NULL, O_HTML },
+        { "alive", required_argument, NULL, O_ALIVE },
         { NULL, 0, NULL, 0 },
     };
     struct opts op = { .top = -1, .depth = -1, .chains = -1, .limit = -1,
-                       .timeout = 60 };
+                       .timeout = 60, .alive = -1 };
     struct out o = { .f = stdout };
     const struct cmd *c = NULL;
     int help = 0, ch, rc;
@@ -565,6 +587,7 @@ main(int argc, char **argv)
 
     o.json = op.json;
     o.bytes = op.bytes;
+    o.html = op.html;
     o.utf8 = isatty(STDOUT_FILENO);
     const char *nc = getenv("NO_COLOR");
     o.color = o.utf8 && (nc == NULL || nc[0] == '\0');
@@ -587,6 +610,12 @@ main(int argc, char **argv)
         cJSON_AddStringToObject(req, "by", op.by);
     if (op.sort)
         cJSON_AddStringToObject(req, "sort", op.sort);
+    if (op.alive >= 0)
+        cJSON_AddNumberToObject(req, "alive", (double)op.alive);
+    if (op.html != NULL && strcmp(c->name, "report") != 0) {
+        cJSON_Delete(req);
+        return die(CLI_USAGE, "--html works with report only");
+    }
     if (op.top >= 0)
         cJSON_AddNumberToObject(req, "top", (double)op.top);
     if (op.depth >= 0)

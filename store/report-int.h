@@ -86,9 +86,20 @@ int rp__growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
 
 /* report_diff.c */
 int rp__cmd_diff(struct ctx *c, const cJSON *req, cJSON *out);
+/* The object-level part of a diff of sa and sb (both with a graph) into
+ * out: "new_objects" (grouped by type and holder, each group with an
+ * "example" address) and "gone_objects".  With keep[0..nkeep): only the
+ * new objects also alive in each of those snapshots count as new (the
+ * others: "transient"). */
+int rp__object_diff(struct ctx *c, const struct snap *sa,
+                    const struct snap *sb, const struct snap *const *keep,
+                    size_t nkeep, uint64_t top, cJSON *out);
 
 /* report_refs.c */
 int rp__cmd_referrers(struct ctx *c, const cJSON *req, cJSON *out);
 int rp__cmd_show(struct ctx *c, const cJSON *req, cJSON *out);
+
+/* report_leak.c */
+int rp__cmd_report(struct ctx *c, const cJSON *req, cJSON *out);
 
 #endif /* RP_REPORT_INT_H */

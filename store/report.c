@@ -552,6 +552,7 @@ static const struct {
     { "diff", rp__cmd_diff },
     { "referrers", rp__cmd_referrers },
     { "show", rp__cmd_show },
+    { "report", rp__cmd_report },
 };
 
 int
