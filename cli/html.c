@@ -385,6 +385,10 @@ process(FILE *f, const struct out *o, const cJSON *doc, const cJSON *p,
         fputs("</section>\n", f);
         return;
     }
+    if (num(p, "suspects_total") > cJSON_GetArraySize(sus))
+        fprintf(f, "<p class=\"note\">%.0f leak suspects; the report shows "
+                "the first %d (<code>--top 0</code> shows them all).</p>\n",
+                num(p, "suspects_total"), cJSON_GetArraySize(sus));
     fputs("<table class=\"summary\"><tr><th>#</th><th>type</th><th>count"
           "</th><th>size</th><th>trend p</th><th>retained</th><th>kept alive "
           "by</th><th></th></tr>\n", f);

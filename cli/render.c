@@ -495,7 +495,7 @@ render_report(const struct out *o, FILE *f, const cJSON *doc)
 
     if (o->html != NULL) {              /* the page has it all */
         cJSON_ArrayForEach(p, procs)
-            nsus += cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(p, "suspects"));
+            nsus += (int)num(p, "suspects_total");
         fprintf(f, "wrote %s: %d leak suspect%s in %d process%s\n", o->html,
                 nsus, nsus == 1 ? "" : "s", cJSON_GetArraySize(procs),
                 cJSON_GetArraySize(procs) == 1 ? "" : "es");
@@ -526,9 +526,15 @@ render_report(const struct out *o, FILE *f, const cJSON *doc)
             continue;
         }
         char fl[32];
-        fprintf(f, "%d leak suspect%s (rising trend, p < %.2g, by at least %s)\n",
-                cJSON_GetArraySize(sus), cJSON_GetArraySize(sus) == 1 ? "" : "s",
-                num(doc, "alpha"), cli_size(o, num(p, "floor_bytes"), fl));
+        double total = num(p, "suspects_total");
+        int shown = cJSON_GetArraySize(sus);
+
+        fprintf(f, "%.0f leak suspect%s (rising trend, p < %.2g, by at least %s)",
+                total, total == 1 ? "" : "s", num(doc, "alpha"),
+                cli_size(o, num(p, "floor_bytes"), fl));
+        if (total > shown)
+            fprintf(f, "; the first %d (--top 0 shows them all)", shown);
+        fputc('\n', f);
         cJSON_ArrayForEach(s, sus)
             report_suspect(o, f, p, s, ++i);
         fputc('\n', f);

@@ -85,6 +85,9 @@ step "meliae-cli referrers latest $addr   (the biggest $leak)"
 cli referrers latest "$addr"
 cli --json referrers latest "$addr" >"$work/referrers.json"
 
+step "meliae-cli report --top 2   (the leak report; --html FILE writes it as a page)"
+cli report --top 2
+
 echo
 "$ML_PY" examples/leaky_service/verdict.py say "$work/growth.json" \
   "$work/diff.json" "$work/referrers.json"

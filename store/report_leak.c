@@ -22,6 +22,10 @@
 /* New-object groups shown per suspect. */
 #define RP_REPORT_GROUPS 5
 
+/* Suspects looked at (chain, diff) before --top keeps the first ones of
+ * the report's order: bounds the referrer walks. */
+#define RP_REPORT_SUSPECTS_MAX 50
+
 static cJSON *
 detach(cJSON *o, const char *k)
 {
@@ -284,7 +288,7 @@ report_process(struct ctx *c, const struct snap *const *sn, size_t n,
     cJSON_ArrayForEach(t, types) {
         if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "suspect")))
             continue;
-        if (top != 0 && ns >= top)
+        if (ns >= RP_REPORT_SUSPECTS_MAX)
             break;
         ns++;
         if ((rc = report_suspect(c, t, ctypes, diff, b, arr)) != 0) {
@@ -293,6 +297,9 @@ report_process(struct ctx *c, const struct snap *const *sn, size_t n,
         }
     }
     annotate_along(arr);
+    while (top != 0 && (uint64_t)cJSON_GetArraySize(arr) > top)
+        cJSON_DeleteItemFromArray(arr, cJSON_GetArraySize(arr) - 1);
+    cJSON_AddNumberToObject(sec, "suspects_total", (double)ns);
     rc = 0;
 out:
     free(keep);

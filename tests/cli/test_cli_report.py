@@ -125,6 +125,14 @@ class TestReport(TmpTestCase):
             else:
                 self.assertGreater(s["retained"]["bytes"], 0)
 
+    def test_top_keeps_the_leak_not_what_grows_with_it(self):
+        [p] = self.cli("report", "--process", "burst", "--top", "1")["processes"]
+        self.assertEqual([s["type"] for s in p["suspects"]], ["Leaked"])
+        self.assertGreaterEqual(p["suspects_total"], 3)
+        out = self.cli("report", "--process", "burst", "--top", "1",
+                       json_=False)
+        self.assertIn("; the first 1 (--top 0 shows them all)", out)
+
     def test_steady_service_has_no_suspect(self):
         [p] = self.cli("report", "--process", "steady")["processes"]
         self.assertEqual(p["suspects"], [])
