@@ -54,13 +54,15 @@ class TestReport(TmpTestCase):
         cls.daemon = Daemon(cls.tmp)
         cls.store = cls.daemon.store
         try:
-            for mode in ("burst", "steady"):
-                r = subprocess.run(
-                    [sys.executable, os.path.join(HERE, "trend_programs.py"),
-                     mode, cls.daemon.sock], capture_output=True, text=True,
-                    env=cli_env(), timeout=150, stdin=subprocess.DEVNULL)
-                if r.returncode != 0 or r.stdout.strip() != "done":
-                    raise AssertionError("%s: %s%s" % (mode, r.stdout, r.stderr))
+            procs = [(mode, subprocess.Popen(
+                [sys.executable, os.path.join(HERE, "trend_programs.py"),
+                 mode, cls.daemon.sock], stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, text=True, env=cli_env(),
+                stdin=subprocess.DEVNULL)) for mode in ("burst", "steady")]
+            for mode, p in procs:
+                out, err = p.communicate(timeout=400)
+                if p.returncode != 0 or out.strip() != "done":
+                    raise AssertionError("%s: %s%s" % (mode, out, err))
             for k in range(6):
                 path = os.path.join(cls.tmp, "evil%d.json" % k)
                 with open(path, "w") as f:
@@ -184,13 +186,17 @@ class TestReport(TmpTestCase):
 
     def chromium(self, path, *args):
         prof = tempfile.mkdtemp(prefix="ml-chromium.", dir=self.tmp)
+        # not the sanitizer runtime the ASan build preloads into Python
+        env = {k: v for k, v in cli_env().items()
+               if k not in ("LD_PRELOAD", "ASAN_OPTIONS", "UBSAN_OPTIONS",
+                            "LSAN_OPTIONS", "LD_LIBRARY_PATH")}
         r = subprocess.run(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
              "--disable-background-networking", "--disable-component-update",
              "--disable-sync", "--no-first-run", "--user-data-dir=" + prof,
              "--enable-logging=stderr", "--v=0"] + list(args)
             + ["file://" + path], capture_output=True, text=True,
-            timeout=120, stdin=subprocess.DEVNULL)
+            timeout=120, stdin=subprocess.DEVNULL, env=env)
         self.assertEqual(r.returncode, 0, r.stderr[-3000:])
         for bad in ("Uncaught", "ERROR:CONSOLE", "Refused to"):
             self.assertNotIn(bad, r.stderr)

@@ -35,7 +35,7 @@ class TestTrendOnRealPrograms(TmpTestCase):
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                 env=cli_env()) for m in MODES]
             for m, p in zip(MODES, procs):
-                out, err = p.communicate(timeout=150)
+                out, err = p.communicate(timeout=400)
                 if p.returncode != 0 or out.strip() != "done":
                     raise AssertionError("%s: exit %d\n%s%s\n%s" % (
                         m, p.returncode, out, err, cls.daemon.log()))
