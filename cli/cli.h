@@ -26,10 +26,15 @@ struct out {
     int bytes;                  /* --bytes: raw byte counts */
     int color;                  /* a terminal without NO_COLOR */
     int utf8;                   /* a terminal: sparklines */
+    const char *html;           /* report --html FILE */
 };
 
 /* Prints answer doc (rp_run's document) for people. */
 void cli_render(const struct out *o, const cJSON *doc);
+
+/* Writes the report answer doc as one self-contained HTML page to path
+ * (html.c).  Returns 0 or an errno. */
+int cli_html(const struct out *o, const cJSON *doc, const char *path);
 
 /* "1.5 MiB", or the raw number with --bytes.  buf: 32 bytes. */
 const char *cli_size(const struct out *o, double bytes, char *buf);

@@ -35,6 +35,8 @@
 
 struct opts {
     const char *store, *socket, *dump, *process, *by, *label;
+    const char *sort, *html;
+    long alive;
     const char *since, *until;
     long top, depth, chains, limit, timeout;
     int json, bytes;
@@ -62,12 +64,17 @@ static const struct cmd cmds[] = {
       "  meliae-cli summary 17 --top 5 --by count\n"
       "  meliae-cli --dump heap.json summary\n" },
     { "growth", "", 0, 0,
-      "[--since DUR] [--until DUR] [--process SEL] [--by size|count] [--top N]",
-      "What grew between the first and the last snapshot of each process in\n"
-      "the window; types that grew in every consecutive pair are marked\n"
-      "as leak suspects.",
+      "[--since DUR] [--until DUR] [--process SEL] [--by size|count] [--top N]\n"
+      "       [--sort score|bytes|count|slope]",
+      "What grew over the snapshots of each process in the window.  A type\n"
+      "is a leak suspect when its count or size has a significant upward\n"
+      "trend (Mann-Kendall, one-sided p < 0.01, 5 snapshots or more) that\n"
+      "matters (its Theil-Sen slope and net growth reach 1% of the\n"
+      "process).  Ranked by --sort: score (default: suspects first, then\n"
+      "the trend's Z), bytes or count (net growth), slope.",
       "  meliae-cli growth --since 1h\n"
-      "  meliae-cli growth --since 2026-11-27T06:00:00Z --by count --top 20\n" },
+      "  meliae-cli growth --since 2026-11-27T06:00:00Z --by count --top 20\n"
+      "  meliae-cli growth --since 1h --sort bytes\n" },
     { "diff", "SNAP_A SNAP_B", 2, 0, "[--top N] [--process SEL]",
       "Per-type deltas, and the objects present in B but not in A, grouped\n"
       "by type and by the object that holds them.",
@@ -76,11 +83,6 @@ static const struct cmd cmds[] = {
     { "referrers", "SNAP ADDR", 2, 1, "[--depth N] [--chains K] [--process SEL]",
       "The shortest chains of referrers from an object to a root (a module,\n"
       "or an object nothing refers to).",
-      "  meliae-cli referrers latest 0x7f3a5c2b1e80\n"
-      "  meliae-cli referrers 17 139889234567808 --chains 5\n" },
-    { "show", "SNAP ADDR", 2, 1, "[--limit N] [--process SEL]",
-      "One object, with what it refers to and what refers to it.",
-      "  meliae-cli show latest 0x7f3a5c2b1e80\n" },
     { "top", "SNAP", 1, 1, "[--retained] [--top N] [--process SEL]",
       "The largest objects of one snapshot; with --retained, by the memory\n"
       "each keeps alive (its retained size: what freeing it would free),\n"
@@ -92,6 +94,22 @@ static const struct cmd cmds[] = {
       "An object's dominators up to a root: each object on the way keeps it\n"
       "alive alone, with the memory it retains.",
       "  meliae-cli dominators latest 0x7f3a5c2b1e80\n" },
+      "  meliae-cli referrers latest 0x7f3a5c2b1e80\n"
+      "  meliae-cli referrers 17 139889234567808 --chains 5\n" },
+    { "show", "SNAP ADDR", 2, 1, "[--limit N] [--process SEL]",
+      "One object, with what it refers to and what refers to it.",
+      "  meliae-cli show latest 0x7f3a5c2b1e80\n" },
+    { "report", "", 0, 0,
+      "[--html FILE] [--process SEL] [--since DUR] [--until DUR] [--top N]\n"
+      "       [--alive K]",
+      "The leak report: per process, its leak suspects (growth's trend\n"
+      "test, at most --top, default 5), each with its count and size over\n"
+      "the snapshots, its new objects (born after the first snapshot with\n"
+      "a graph and alive in the last K, default 2) by holder, the shortest\n"
+      "chain of referrers from one of them to a root, and its retained\n"
+      "size.  As text, or with --html FILE as one self-contained page.",
+      "  meliae-cli report --since 1h\n"
+      "  meliae-cli report --process web --html leak.html\n" },
     { "import", "FILE", 1, 0, "[--label L]",
       "Store a dump file (ours or meliae 0.5's) as a snapshot.",
       "  meliae-cli import heap.json --label before-upgrade\n"
@@ -307,6 +325,12 @@ out:
 static int
 print_answer(const struct out *o, cJSON *doc)
 {
+    if (o->html != NULL) {
+        int rc = cli_html(o, doc, o->html);
+
+        if (rc != 0)
+            return die(CLI_ERROR, "%s: %s", o->html, strerror(rc));
+    }
     if (o->json) {
         char *t = cJSON_PrintUnformatted(doc);
 
@@ -447,7 +471,7 @@ cmd_import(const struct opts *op, const char *sock, const char *file,
 enum {
     O_STORE = 256, O_SOCKET, O_DUMP, O_JSON, O_BYTES, O_PROCESS, O_SINCE,
     O_UNTIL, O_BY, O_TOP, O_DEPTH, O_CHAINS, O_LABEL, O_LIMIT, O_TIMEOUT,
-    O_VERSION, O_RETAINED,
+    O_VERSION, O_SORT, O_HTML, O_ALIVE, O_RETAINED,
 };
 
 /* One option; -1 to go on, or an exit code. */
@@ -459,13 +483,16 @@ handle_opt(int ch, char **argv, struct opts *op, int *help)
     case O_SOCKET: op->socket = optarg; break;
     case O_DUMP: op->dump = optarg; break;
     case O_JSON: op->json = 1; break;
+    case O_RETAINED: op->retained = 1; break;
     case O_BYTES: op->bytes = 1; break;
     case O_PROCESS: op->process = optarg; break;
     case O_SINCE: op->since = optarg; break;
     case O_UNTIL: op->until = optarg; break;
     case O_BY: op->by = optarg; break;
     case O_LABEL: op->label = optarg; break;
-    case O_RETAINED: op->retained = 1; break;
+    case O_SORT: op->sort = optarg; break;
+    case O_HTML: op->html = optarg; break;
+    case O_ALIVE: return positive("--alive", optarg, &op->alive) ? CLI_USAGE : -1;
     case O_TOP: return positive("--top", optarg, &op->top) ? CLI_USAGE : -1;
     case O_DEPTH: return positive("--depth", optarg, &op->depth) ? CLI_USAGE : -1;
     case O_CHAINS: return positive("--chains", optarg, &op->chains) ? CLI_USAGE : -1;
@@ -500,6 +527,7 @@ main(int argc, char **argv)
         { "process", required_argument, NULL, O_PROCESS },
         { "since", required_argument, NULL, O_SINCE },
         { "until", required_argument, NULL, O_UNTIL },
+        { "retained", no_argument, NULL, O_RETAINED },
         { "by", required_argument, NULL, O_BY },
         { "top", required_argument, NULL, O_TOP },
         { "depth", required_argument, NULL, O_DEPTH },
@@ -509,11 +537,13 @@ main(int argc, char **argv)
         { "timeout", required_argument, NULL, O_TIMEOUT },
         { "help", no_argument, NULL, 'h' },
         { "version", no_argument, NULL, O_VERSION },
-        { "retained", no_argument, NULL, O_RETAINED },
+        { "sort", required_argument, NULL, O_SORT },
+        { "html", required_argument, NULL, O_HTML },
+        { "alive", required_argument, NULL, O_ALIVE },
         { NULL, 0, NULL, 0 },
     };
     struct opts op = { .top = -1, .depth = -1, .chains = -1, .limit = -1,
-                       .timeout = 60 };
+                       .timeout = 60, .alive = -1 };
     struct out o = { .f = stdout };
     const struct cmd *c = NULL;
     int help = 0, ch, rc;
@@ -576,6 +606,7 @@ main(int argc, char **argv)
 
     o.json = op.json;
     o.bytes = op.bytes;
+    o.html = op.html;
     o.utf8 = isatty(STDOUT_FILENO);
     const char *nc = getenv("NO_COLOR");
     o.color = o.utf8 && (nc == NULL || nc[0] == '\0');
@@ -596,6 +627,14 @@ main(int argc, char **argv)
         cJSON_AddStringToObject(req, "process", op.process);
     if (op.by)
         cJSON_AddStringToObject(req, "by", op.by);
+    if (op.sort)
+        cJSON_AddStringToObject(req, "sort", op.sort);
+    if (op.alive >= 0)
+        cJSON_AddNumberToObject(req, "alive", (double)op.alive);
+    if (op.html != NULL && strcmp(c->name, "report") != 0) {
+        cJSON_Delete(req);
+        return die(CLI_USAGE, "--html works with report only");
+    }
     if (op.top >= 0)
         cJSON_AddNumberToObject(req, "top", (double)op.top);
     if (op.depth >= 0)

@@ -189,6 +189,37 @@ sparkline(const struct out *o, FILE *f, const cJSON *series)
     }
 }
 
+/* The trend's slope of the by series per hour ("+1.2MiB/h", "+40/h"),
+ * per snapshot when the snapshots have no distinct times; buf: 48. */
+static const char *
+slope_text(const struct out *o, const cJSON *tr, int by_count, char *buf)
+{
+    const cJSON *h = cJSON_GetObjectItemCaseSensitive(tr, "slope_per_hour");
+    double v = cJSON_IsNumber(h) ? h->valuedouble : num(tr, "slope");
+    const char *unit = cJSON_IsNumber(h) ? "/h" : "/snap";
+    char t[40];
+
+    if (by_count)
+        snprintf(t, sizeof t, "%+.0f", v);
+    else
+        delta_size(o, v, t);
+    snprintf(buf, 48, "%s%s", t, unit);
+    return buf;
+}
+
+static const char *
+sort_text(const char *sort, int by_count)
+{
+    if (sort == NULL || strcmp(sort, "score") == 0)
+        return by_count ? "score (suspects first, then the trend's Z of the count)"
+                        : "score (suspects first, then the trend's Z of the size)";
+    if (strcmp(sort, "bytes") == 0)
+        return "net growth of the size";
+    if (strcmp(sort, "count") == 0)
+        return "net growth of the count";
+    return by_count ? "slope of the count" : "slope of the size";
+}
+
 static void
 render_growth(const struct out *o, FILE *f, const cJSON *doc)
 {
@@ -203,34 +234,46 @@ render_growth(const struct out *o, FILE *f, const cJSON *doc)
         const cJSON *first = cJSON_GetObjectItemCaseSensitive(p, "first");
         const cJSON *last = cJSON_GetObjectItemCaseSensitive(p, "last");
         const char *label = str(p, "label"), *prog = str(p, "program");
-        char a[32], b[32], d[40];
+        char a[32], b[32], d[40], sl[48];
 
         fprintf(f, "%sprocess %.0f%s%s%s%s%s%s: %.0f snapshots, %s .. %s (ids %.0f..%.0f)\n",
                 BOLD(o), num(p, "pid"), label ? " \"" : "", label ? label : "",
                 label ? "\"" : "", prog ? " " : "", prog ? prog : "", OFF(o),
                 num(p, "snapshots"), str(first, "time"), str(last, "time"),
                 num(first, "id"), num(last, "id"));
-        fprintf(f, "%s  %-32s %21s %9s %21s %10s%s\n", BOLD(o), "TYPE",
-                "COUNT", "+/-", "SIZE", "+/-", OFF(o));
+        fprintf(f, "ranked by %s\n", sort_text(str(doc, "sort"), by_count));
+        if (num(p, "snapshots") < num(doc, "min_snapshots"))
+            fprintf(f, "%s(fewer than %.0f snapshots: no trend can be "
+                    "significant yet, so no leak suspect)%s\n", DIM(o),
+                    num(doc, "min_snapshots"), OFF(o));
+        fprintf(f, "%s  %-32s %21s %9s %21s %10s %7s %13s%s\n", BOLD(o), "TYPE",
+                "COUNT", "+/-", "SIZE", "+/-", "TREND Z", "SLOPE", OFF(o));
         cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(p, "types")) {
             double cb = num(t, "count_before"), ca = num(t, "count_after");
             double bb = num(t, "bytes_before"), ba = num(t, "bytes_after");
             int sus = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "suspect"));
+            const char *verdict = str(t, "verdict");
+            const cJSON *tr = cJSON_GetObjectItemCaseSensitive(
+                cJSON_GetObjectItemCaseSensitive(t, "trend"),
+                by_count ? "count" : "bytes");
             char cnt[48], siz[80];
 
             snprintf(cnt, sizeof cnt, "%.0f -> %.0f", cb, ca);
             snprintf(siz, sizeof siz, "%s -> %s", cli_size(o, bb, a),
                      cli_size(o, ba, b));
-            fprintf(f, "  %s%-32s%s %21s %+9.0f %21s %10s", sus ? RED(o) : "",
+            fprintf(f, "  %s%-32s%s %21s %+9.0f %21s %10s %+7.2f %13s", sus ? RED(o) : "",
                     str(t, "type") ? str(t, "type") : "?", sus ? OFF(o) : "", cnt, ca - cb, siz,
-                    delta_size(o, ba - bb, d));
+                    delta_size(o, ba - bb, d), num(t, "score"),
+                    slope_text(o, tr, by_count, sl));
             sparkline(o, f, cJSON_GetObjectItemCaseSensitive(t, "series"));
             if (sus)
-                fprintf(f, "  %sgrew in every snapshot (leak suspect)%s", RED(o),
+                fprintf(f, "  %sleak suspect: rising trend, p=%.2g%s", RED(o),
+                        num(tr, "p"), OFF(o));
+            else if (verdict && strcmp(verdict, "below_floor") == 0)
+                fprintf(f, "  %srising, but by less than the floor%s", DIM(o),
                         OFF(o));
             fputc('\n', f);
         }
-        (void)by_count;
         fputc('\n', f);
     }
 }
@@ -367,6 +410,137 @@ render_show(const struct out *o, FILE *f, const cJSON *doc)
     }
 }
 
+/* ---- report ---- */
+
+static void
+report_suspect(const struct out *o, FILE *f, const cJSON *p, const cJSON *s,
+               int i)
+{
+    const cJSON *tb = cJSON_GetObjectItemCaseSensitive(
+        cJSON_GetObjectItemCaseSensitive(s, "trend"), "bytes");
+    const cJSON *chain = cJSON_GetObjectItemCaseSensitive(s, "chain");
+    const cJSON *nw = cJSON_GetObjectItemCaseSensitive(s, "new_objects");
+    const cJSON *diff = cJSON_GetObjectItemCaseSensitive(p, "diff"), *x;
+    const cJSON *ret = cJSON_GetObjectItemCaseSensitive(s, "retained");
+    char a[40], b[32], c[32], sl[48];
+
+    fprintf(f, "\n%s%d. %s%s%s  %+.0f objects, %s (%s -> %s), p=%.2g, %s",
+            BOLD(o), i, RED(o), str(s, "type") ? str(s, "type") : "?", OFF(o),
+            num(s, "count_after") - num(s, "count_before"),
+            delta_size(o, num(s, "bytes_after") - num(s, "bytes_before"), a),
+            cli_size(o, num(s, "bytes_before"), b),
+            cli_size(o, num(s, "bytes_after"), c), num(tb, "p"),
+            slope_text(o, tb, 0, sl));
+    sparkline(o, f, cJSON_GetObjectItemCaseSensitive(s, "series_bytes"));
+    fputc('\n', f);
+    if (str(s, "grows_with"))
+        fprintf(f, "   grows with %s: its new objects are held by new %s objects\n",
+                str(s, "grows_with"), str(s, "grows_with"));
+    fprintf(f, "   retained size: ");
+    if (cJSON_IsObject(ret))
+        fprintf(f, "%s\n", cli_size(o, num(ret, "bytes"), b));
+    else
+        fprintf(f, "%s\n", str(s, "retained_note") ? str(s, "retained_note")
+                                                   : "not computed");
+    fprintf(f, "   kept alive by: ");
+    if (cJSON_IsArray(chain) && cJSON_GetArraySize(chain) > 0) {
+        int nh = cJSON_GetArraySize(chain);
+
+        for (int h = 0; h < nh; h++) {
+            const cJSON *ob = cJSON_GetArrayItem(chain, h);
+            const cJSON *next = h + 1 < nh ? cJSON_GetArrayItem(chain, h + 1) : NULL;
+
+            if (h > 0)
+                fprintf(f, " <- ");
+            hop(o, f, ob);
+            if (next && is_type(ob, "dict") && is_type(next, "module"))
+                fprintf(f, " (__dict__ of module %s)",
+                        str(next, "name") ? str(next, "name") : "?");
+        }
+        fputc('\n', f);
+    } else {
+        fprintf(f, "%s\n", str(s, "chain_note") ? str(s, "chain_note")
+                                                : "no chain to a root found");
+    }
+    if (!cJSON_IsObject(nw)) {
+        fprintf(f, "   new objects: %s\n", str(diff, "note") ? str(diff, "note")
+                                                            : "no diff");
+        return;
+    }
+    fprintf(f, "   new since snapshot %.0f, alive in the last %d: %.0f (%s)\n",
+            num(diff, "a"), cJSON_GetArraySize(
+                cJSON_GetObjectItemCaseSensitive(diff, "alive_in")),
+            num(nw, "count"), cli_size(o, num(nw, "bytes"), b));
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(nw, "groups")) {
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(x, "holder");
+
+        fprintf(f, "     %.0f (%s), ", num(x, "count"),
+                cli_size(o, num(x, "bytes"), b));
+        if (num(x, "holders") > 1 && h != NULL && !cJSON_IsNull(h)) {
+            fprintf(f, "held by %.0f new %s objects, e.g. ", num(x, "holders"),
+                    str(h, "type") ? str(h, "type") : "?");
+            hop(o, f, h);
+        } else {
+            holder(o, f, h);
+        }
+        fputc('\n', f);
+    }
+}
+
+static void
+render_report(const struct out *o, FILE *f, const cJSON *doc)
+{
+    const cJSON *p, *s, *procs = cJSON_GetObjectItemCaseSensitive(doc, "processes");
+    int nsus = 0;
+
+    if (o->html != NULL) {              /* the page has it all */
+        cJSON_ArrayForEach(p, procs)
+            nsus += (int)num(p, "suspects_total");
+        fprintf(f, "wrote %s: %d leak suspect%s in %d process%s\n", o->html,
+                nsus, nsus == 1 ? "" : "s", cJSON_GetArraySize(procs),
+                cJSON_GetArraySize(procs) == 1 ? "" : "es");
+        return;
+    }
+    if (cJSON_GetArraySize(procs) == 0) {
+        fprintf(f, "no snapshots in the window\n");
+        return;
+    }
+    cJSON_ArrayForEach(p, procs) {
+        const cJSON *first = cJSON_GetObjectItemCaseSensitive(p, "first");
+        const cJSON *last = cJSON_GetObjectItemCaseSensitive(p, "last");
+        const cJSON *sus = cJSON_GetObjectItemCaseSensitive(p, "suspects");
+        const char *label = str(p, "label"), *prog = str(p, "program");
+        int i = 0;
+
+        fprintf(f, "%sleak report: process %.0f%s%s%s%s%s%s: %.0f snapshots, %s .. %s\n",
+                BOLD(o), num(p, "pid"), label ? " \"" : "", label ? label : "",
+                label ? "\"" : "", prog ? " " : "", prog ? prog : "", OFF(o),
+                num(p, "snapshots"), str(first, "time"), str(last, "time"));
+        if (cJSON_GetArraySize(sus) == 0) {
+            if (num(p, "snapshots") < num(doc, "min_snapshots"))
+                fprintf(f, "no verdict yet: the trend test needs %.0f "
+                        "snapshots or more\n\n", num(doc, "min_snapshots"));
+            else
+                fprintf(f, "no leak suspect: no type's memory has a "
+                        "significant upward trend that matters\n\n");
+            continue;
+        }
+        char fl[32];
+        double total = num(p, "suspects_total");
+        int shown = cJSON_GetArraySize(sus);
+
+        fprintf(f, "%.0f leak suspect%s (rising trend, p < %.2g, by at least %s)",
+                total, total == 1 ? "" : "s", num(doc, "alpha"),
+                cli_size(o, num(p, "floor_bytes"), fl));
+        if (total > shown)
+            fprintf(f, "; the first %d (--top 0 shows them all)", shown);
+        fputc('\n', f);
+        cJSON_ArrayForEach(s, sus)
+            report_suspect(o, f, p, s, ++i);
+        fputc('\n', f);
+    }
+}
+
 /* Percent of the heap, "-" when there is none. */
 static void
 share(FILE *f, double part, double total)
@@ -470,6 +644,8 @@ cli_render(const struct out *o, const cJSON *doc)
         render_top(o, f, doc);
     else if (strcmp(cmd, "dominators") == 0)
         render_dominators(o, f, doc);
+    else if (strcmp(cmd, "report") == 0)
+        render_report(o, f, doc);
     else if (strcmp(cmd, "import") == 0)
         fprintf(f, "stored as snapshot %.0f (%.0f objects)\n",
                 num(doc, "snapshot"), num(doc, "objects"));

@@ -16,6 +16,10 @@ ml_setup build "$ML_PY" >/dev/null
 ninja -C build >/dev/null
 
 seconds=${MELIAE_DEMO_SECONDS:-30}
+# growth's trend test needs 5 snapshots or more: a short run takes one a
+# half second instead of every 3 s
+interval=3
+[ "${seconds%%.*}" -ge 20 ] 2>/dev/null || interval=0.5
 work=$(mktemp -d "${TMPDIR:-/tmp}/meliae-demo.XXXXXX")
 export MELIAE_SOCKET=$work/meliae.sock
 pids=()
@@ -41,9 +45,9 @@ pids+=($!)
 for _ in $(seq 100); do [ -S "$MELIAE_SOCKET" ] && break; sleep 0.05; done
 
 port=$("$ML_PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-step "a leaking HTTP service on 127.0.0.1:$port, streaming a snapshot every 3 s"
+step "a leaking HTTP service on 127.0.0.1:$port, streaming a snapshot every $interval s"
 PYTHONPATH=build/scanner:examples/leaky_service "$ML_PY" \
-  examples/leaky_service/service.py "$port" "$MELIAE_SOCKET" &
+  examples/leaky_service/service.py "$port" "$MELIAE_SOCKET" "$interval" &
 pids+=($!)
 for _ in $(seq 100); do
   "$ML_PY" -c "import socket; socket.create_connection(('127.0.0.1', $port), 0.2)" \
@@ -65,7 +69,14 @@ cli diff "$first" latest --top 5
 
 cli --json growth --since 5m >"$work/growth.json"
 cli --json diff "$first" latest --top 0 >"$work/diff.json"
-leak=$("$ML_PY" examples/leaky_service/verdict.py pick "$work/diff.json")
+leak=$("$ML_PY" examples/leaky_service/verdict.py pick "$work/diff.json" \
+  "$work/growth.json")
+if [ -z "$leak" ]; then      # no suspect: say so, and stop there
+  echo
+  "$ML_PY" examples/leaky_service/verdict.py say "$work/growth.json" \
+    "$work/diff.json" /dev/null
+  exit 0
+fi
 addr=$(cli --json summary latest --top 0 | "$ML_PY" -c '
 import json, sys
 d = json.load(sys.stdin)
@@ -73,6 +84,9 @@ print(next(t["max_address"] for t in d["types"] if t["type"] == sys.argv[1]))' "
 step "meliae-cli referrers latest $addr   (the biggest $leak)"
 cli referrers latest "$addr"
 cli --json referrers latest "$addr" >"$work/referrers.json"
+
+step "meliae-cli report --top 2   (the leak report; --html FILE writes it as a page)"
+cli report --top 2
 
 echo
 "$ML_PY" examples/leaky_service/verdict.py say "$work/growth.json" \

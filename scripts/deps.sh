@@ -10,6 +10,7 @@ ML_DEBS=(
   python3 python3-dev python3-pytest python3-mesonpy python3-venv python3-pip
   zlib1g-dev libcmocka-dev libuv1-dev liblmdb-dev libcjson-dev scdoc
   prometheus      # tests/daemon: a real Prometheus scrapes --metrics-listen
+  chromium        # tests/cli: meliae-cli report --html in a headless browser
 )
 
 ml_install_deps() {

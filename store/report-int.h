@@ -76,16 +76,48 @@ int rp__is_root_type(const struct st_object *o);
 
 /* report_growth.c */
 int rp__cmd_growth(struct ctx *c, const cJSON *req, cJSON *out);
+enum { RP_SORT_SCORE, RP_SORT_BYTES, RP_SORT_COUNT, RP_SORT_SLOPE };
+/* The request's "sort" (default score) */
+int rp__arg_sort(struct ctx *c, const cJSON *req, int *sort);
+/* One process's section of a growth answer (its snapshots sn[0..n), in
+ * time order) into sec: what growth answers, and the report's suspects. */
+int rp__growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
+                       int count, int sort, uint64_t top, cJSON *sec);
 
 /* report_diff.c */
 int rp__cmd_diff(struct ctx *c, const cJSON *req, cJSON *out);
+/* The object-level part of a diff of sa and sb (both with a graph) into
+ * out: "new_objects" (grouped by type and holder, each group with an
+ * "example" address) and "gone_objects".  With keep[0..nkeep): only the
+ * new objects also alive in each of those snapshots count as new (the
+ * others: "transient"). */
+int rp__object_diff(struct ctx *c, const struct snap *sa,
+                    const struct snap *sb, const struct snap *const *keep,
+                    size_t nkeep, uint64_t top, cJSON *out);
 
 /* report_refs.c */
 int rp__cmd_referrers(struct ctx *c, const cJSON *req, cJSON *out);
 int rp__cmd_show(struct ctx *c, const cJSON *req, cJSON *out);
 
+/* report_leak.c */
+int rp__cmd_report(struct ctx *c, const cJSON *req, cJSON *out);
+
 /* report_dominators.c */
 int rp__cmd_top(struct ctx *c, const cJSON *req, cJSON *out);
 int rp__cmd_dominators(struct ctx *c, const cJSON *req, cJSON *out);
+
+/* Retained sizes of one snapshot, computed once for several questions
+ * (the leak report asks per suspect).  rp__retained_new fails as "top
+ * --retained" does (rp__fail); the lookups return ML_ENOTFOUND for a type
+ * with no object or an unknown address. */
+struct rp_retained;
+int rp__retained_new(struct ctx *c, const struct snap *s,
+                     struct rp_retained **out);
+/* What the objects of type name keep alive, each counted once. */
+int rp__retained_type(struct ctx *c, const struct rp_retained *r,
+                      const char *name, uint64_t *bytes);
+int rp__retained_addr(struct ctx *c, const struct rp_retained *r,
+                      uint64_t addr, uint64_t *bytes);
+void rp__retained_free(struct rp_retained *r);
 
 #endif /* RP_REPORT_INT_H */

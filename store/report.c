@@ -554,6 +554,7 @@ static const struct {
     { "show", rp__cmd_show },
     { "top", rp__cmd_top },
     { "dominators", rp__cmd_dominators },
+    { "report", rp__cmd_report },
 };
 
 int

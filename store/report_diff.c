@@ -33,6 +33,8 @@ struct bside {
     uint32_t *holder;           /* by oid: first old parent, else first */
     size_t nobj;
     uint64_t nnew, bnew;
+    uint64_t sid;               /* b's snapshot */
+    uint64_t transient;         /* new in b, but not in a keep snapshot */
 };
 
 static int
@@ -115,6 +117,7 @@ struct group {
     uint32_t tid, holder, htid;
     int byt;
     uint64_t count, bytes, holders;
+    uint32_t example;           /* one of the new objects (oid in b) */
 };
 
 static int
@@ -209,12 +212,63 @@ holder_json(struct ctx *c, uint64_t id, uint32_t oid, int isnew)
     return j;
 }
 
+/* Keeps as new only the new objects of b also in snapshot k (the same
+ * address, type and size): "alive in the last k snapshots". */
 static int
-object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
-            uint64_t top, cJSON *out)
+keep_alive(struct ctx *c, const struct snap *sk, struct bside *b)
+{
+    struct aside k = { 0 };
+    int rc = -ENOMEM;
+
+    k.nobj = k.cap = (size_t)sk->objects;
+    k.addr = malloc((k.cap + 1) * sizeof *k.addr);
+    k.oid = malloc((k.cap + 1) * sizeof *k.oid);
+    k.tid = malloc((k.nobj + 1) * sizeof *k.tid);
+    k.size = malloc((k.nobj + 1) * sizeof *k.size);
+    if (!k.addr || !k.oid || !k.tid || !k.size)
+        goto out;
+    if ((rc = st_address_each(c->r, sk->id, a_addr, &k)) != 0 ||
+        (rc = st_object_each(c->r, sk->id, a_obj, &k)) != 0)
+        goto out;
+    for (size_t i = 0; i < b->nobj; i++) {
+        if (!b->isnew[i])
+            continue;
+        struct st_object o;
+        if ((rc = st_object_get(c->r, b->sid, (uint32_t)i, &o)) != 0)
+            goto out;
+        size_t lo = 0, hi = k.n;
+        while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+
+            if (k.addr[mid] < o.address)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < k.n && k.addr[lo] == o.address &&
+            k.tid[k.oid[lo]] == b->tid[i] && k.size[k.oid[lo]] == b->size[i])
+            continue;
+        b->isnew[i] = 0;
+        b->nnew--;
+        b->bnew -= b->size[i];
+        b->transient++;
+    }
+    rc = 0;
+out:
+    free(k.addr);
+    free(k.oid);
+    free(k.tid);
+    free(k.size);
+    return rc;
+}
+
+int
+rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
+                const struct snap *const *keep, size_t nkeep, uint64_t top,
+                cJSON *out)
 {
     struct aside a = { 0 };
-    struct bside b = { .a = &a };
+    struct bside b = { .a = &a, .sid = sb->id };
     struct group *g = NULL;
     size_t ng = 0;
     int rc = -ENOMEM;
@@ -235,8 +289,16 @@ object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
         goto out;
     if ((rc = st_address_each(c->r, sa->id, a_addr, &a)) != 0 ||
         (rc = st_object_each(c->r, sa->id, a_obj, &a)) != 0 ||
-        (rc = st_object_each(c->r, sb->id, b_obj, &b)) != 0 ||
-        (rc = st_parents_each(c->r, sb->id, b_par, &b)) != 0) {
+        (rc = st_object_each(c->r, sb->id, b_obj, &b)) != 0) {
+        rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
+        goto out;
+    }
+    for (size_t i = 0; i < nkeep; i++)
+        if ((rc = keep_alive(c, keep[i], &b)) != 0) {
+            rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
+            goto out;
+        }
+    if ((rc = st_parents_each(c->r, sb->id, b_par, &b)) != 0) {
         rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
         goto out;
     }
@@ -253,7 +315,7 @@ object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
     for (size_t i = 0; i < b.nobj; i++)
         if (b.isnew[i])
             g[ng++] = (struct group){ b.tid[i], b.holder[i], 0, 0, 1,
-                                      b.size[i], 1 };
+                                      b.size[i], 1, (uint32_t)i };
     rp__sort(g, ng, sizeof *g, key_cmp);
     size_t k = 0;
     for (size_t i = 0; i < ng; i++) {
@@ -314,6 +376,8 @@ object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
     cJSON_AddNumberToObject(nw, "count", (double)b.nnew);
     cJSON_AddNumberToObject(nw, "bytes", (double)b.bnew);
     cJSON_AddNumberToObject(nw, "groups_total", (double)ng);
+    if (nkeep > 0)
+        cJSON_AddNumberToObject(nw, "transient", (double)b.transient);
     cJSON *arr = cJSON_AddArrayToObject(nw, "groups");
     for (size_t i = 0; i < ng && (top == 0 || i < top); i++) {
         cJSON *o = cJSON_CreateObject();
@@ -332,6 +396,12 @@ object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
         /* > 1: held by that many new objects of the holder's type, the
          * holder shown being one of them */
         cJSON_AddNumberToObject(o, "holders", (double)g[i].holders);
+        {
+            struct st_object ex;
+
+            if (st_object_get(c->r, sb->id, g[i].example, &ex) == 0)
+                cJSON_AddNumberToObject(o, "example", (double)ex.address);
+        }
         cJSON_AddItemToArray(arr, o);
     }
     cJSON *gone = cJSON_AddObjectToObject(out, "gone_objects");
@@ -441,7 +511,7 @@ rp__cmd_diff(struct ctx *c, const cJSON *req, cJSON *out)
         cJSON_AddItemToArray(arr, o);
     }
     if (sa->graph && sb->graph) {
-        rc = object_diff(c, sa, sb, top, out);
+        rc = rp__object_diff(c, sa, sb, NULL, 0, top, out);
     } else {
         cJSON_AddNullToObject(out, "new_objects");
         cJSON_AddStringToObject(out, "note", "object-level diff needs both "

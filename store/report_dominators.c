@@ -399,6 +399,77 @@ out:
     return rc;
 }
 
+/* ---- for other reports (report-int.h) ---- */
+
+struct rp_retained {
+    struct sgraph g;
+    struct ml_dom d;
+    uint64_t snap;
+};
+
+int
+rp__retained_new(struct ctx *c, const struct snap *s, struct rp_retained **out)
+{
+    struct rp_retained *r = calloc(1, sizeof(*r));
+    int rc;
+
+    *out = NULL;
+    if (r == NULL)
+        return rp__fail(c, -ENOMEM, "out of memory");
+    rc = dominate(c, s, &r->g, &r->d);
+    if (rc != 0) {
+        rp__retained_free(r);
+        return rc;
+    }
+    r->snap = s->id;
+    *out = r;
+    return 0;
+}
+
+int
+rp__retained_type(struct ctx *c, const struct rp_retained *r,
+                  const char *name, uint64_t *bytes)
+{
+    size_t n = strlen(name);
+
+    for (uint32_t t = 0; t < r->d.ntypes; t++) {
+        const char *tn;
+        size_t tl;
+
+        if (r->d.type_top[t] == 0 || st_type_name(c->r, t, &tn, &tl) != 0)
+            continue;
+        if (tl == n && memcmp(tn, name, n) == 0) {
+            *bytes = r->d.type_retained[t];
+            return 0;
+        }
+    }
+    return ML_ENOTFOUND;
+}
+
+int
+rp__retained_addr(struct ctx *c, const struct rp_retained *r, uint64_t addr,
+                  uint64_t *bytes)
+{
+    uint32_t oid;
+    int rc = st_oid_of(c->r, r->snap, addr, &oid);
+
+    if (rc == 0 && oid >= r->d.n)
+        rc = ML_ECORRUPT;
+    if (rc == 0)
+        *bytes = r->d.retained[oid];
+    return rc;
+}
+
+void
+rp__retained_free(struct rp_retained *r)
+{
+    if (r == NULL)
+        return;
+    ml_dom_free(&r->d);
+    sgraph_free(&r->g);
+    free(r);
+}
+
 /* ---- dominators ---- */
 
 int

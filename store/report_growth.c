@@ -2,22 +2,27 @@
  *
  * report_growth.c -- the "growth" answer (report.h, docs/cli-json.md):
  * for each process, every type's count or bytes over the process's
- * snapshots in the window, largest growth first.
+ * snapshots in the window, with the trend test of trend.h on both (the
+ * leak suspects), ranked by --sort (default: suspects first, then the
+ * Mann-Kendall Z of the --by series).
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "report-int.h"
+#include "trend.h"
 
 /* One type's series over a process's snapshots in the window. */
 struct series {
     uint32_t tid;
     uint64_t *count, *bytes;    /* [nsnaps] */
-    int64_t delta;
-    int suspect;
+    struct ml_trend tc, tb;     /* trends of count and bytes */
+    enum ml_verdict verdict;
+    double key[3];              /* the sort: descending, then tid */
 };
 
 struct grow {
@@ -101,15 +106,117 @@ series_cmp(const void *a, const void *b)
 {
     const struct series *x = a, *y = b;
 
-    if (x->delta != y->delta)
-        return x->delta < y->delta ? 1 : -1;
+    for (int k = 0; k < 3; k++)
+        if (x->key[k] != y->key[k])
+            return x->key[k] < y->key[k] ? 1 : -1;
     return x->tid < y->tid ? -1 : x->tid > y->tid;
 }
 
-/* One process's section of a growth answer. */
+/* x to 6 significant digits: stable documents (golden files), and no
+ * more precision than the statistic has. */
+static double
+sig6(double x)
+{
+    char buf[32];
+
+    snprintf(buf, sizeof buf, "%.6g", x);
+    return strtod(buf, NULL);
+}
+
+static cJSON *
+trend_json(const struct ml_trend *t)
+{
+    cJSON *o = cJSON_CreateObject();
+
+    cJSON_AddNumberToObject(o, "s", t->s);
+    cJSON_AddNumberToObject(o, "var", sig6(t->var));
+    cJSON_AddNumberToObject(o, "z", sig6(t->z));
+    cJSON_AddNumberToObject(o, "tau", sig6(t->tau));
+    cJSON_AddNumberToObject(o, "p", sig6(t->p));
+    cJSON_AddBoolToObject(o, "exact", t->exact);
+    cJSON_AddNumberToObject(o, "slope", sig6(t->slope));
+    if (isnan(t->slope_hour))
+        cJSON_AddNullToObject(o, "slope_per_hour");
+    else
+        cJSON_AddNumberToObject(o, "slope_per_hour", sig6(t->slope_hour));
+    return o;
+}
+
+static const char *const sort_names[] = { "score", "bytes", "count", "slope" };
+
+int
+rp__arg_sort(struct ctx *c, const cJSON *req, int *sort)
+{
+    const char *v = rp__arg_str(req, "sort");
+
+    *sort = RP_SORT_SCORE;
+    if (v == NULL)
+        return 0;
+    for (int i = 0; i < 4; i++)
+        if (strcmp(v, sort_names[i]) == 0) {
+            *sort = i;
+            return 0;
+        }
+    return rp__fail(c, -EINVAL, "--sort must be score, bytes, count or "
+                    "slope, not \"%s\"", v);
+}
+
+/* The trend and verdict of each series, and its sort keys. */
 static int
-growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
-               int count, uint64_t top, cJSON *sec)
+growth_trends(struct grow *g, const struct snap *const *sn, size_t n,
+              int count, int sort)
+{
+    double *y = malloc((n + ml_trend_scratch(n)) * sizeof *y);
+    uint64_t *t = malloc(n * sizeof *t);
+    double floor = ml_trend_floor((double)sn[n - 1]->bytes);
+
+    if (y == NULL || t == NULL) {
+        free(y);
+        free(t);
+        return -ENOMEM;
+    }
+    for (size_t k = 0; k < n; k++)
+        t[k] = sn[k]->time_ns;
+    for (size_t i = 0; i < g->n; i++) {
+        struct series *s = &g->v[i];
+
+        for (size_t k = 0; k < n; k++)
+            y[k] = (double)s->count[k];
+        ml_trend(y, t, n, y + n, &s->tc);
+        for (size_t k = 0; k < n; k++)
+            y[k] = (double)s->bytes[k];
+        ml_trend(y, t, n, y + n, &s->tb);
+        s->verdict = ml_trend_verdict(&s->tc, &s->tb, (double)s->bytes[n - 1] -
+                                      (double)s->bytes[0], floor);
+
+        const struct ml_trend *by = count ? &s->tc : &s->tb;
+        switch (sort) {
+        case RP_SORT_SCORE:
+            s->key[0] = s->verdict == ML_VERDICT_SUSPECT;
+            s->key[1] = by->z;
+            s->key[2] = by->slope;
+            break;
+        case RP_SORT_BYTES:
+        case RP_SORT_COUNT: {
+            const uint64_t *m = sort == RP_SORT_COUNT ? s->count : s->bytes;
+            s->key[0] = (double)m[n - 1] - (double)m[0];
+            s->key[1] = s->key[2] = 0;
+            break;
+        }
+        default:
+            s->key[0] = by->slope;
+            s->key[1] = by->z;
+            s->key[2] = 0;
+        }
+    }
+    free(y);
+    free(t);
+    return 0;
+}
+
+int
+rp__growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
+                   int count, int sort, uint64_t top, cJSON *sec)
 {
     struct grow g = { .nsnaps = n };
     char buf[24];
@@ -121,14 +228,9 @@ growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
         grow_free(&g);
         return rp__fail(c, rc, "reading summaries: %s", st_strerror(rc));
     }
-    for (size_t i = 0; i < g.n; i++) {
-        struct series *s = &g.v[i];
-        const uint64_t *m = count ? s->count : s->bytes;
-
-        s->delta = (int64_t)(m[n - 1] - m[0]);
-        s->suspect = n >= 3;
-        for (size_t k = 1; k < n && s->suspect; k++)
-            s->suspect = m[k] > m[k - 1];
+    if (growth_trends(&g, sn, n, count, sort) != 0) {
+        grow_free(&g);
+        return rp__fail(c, -ENOMEM, "out of memory");
     }
     rp__sort(g.v, g.n, sizeof *g.v, series_cmp);
 
@@ -145,6 +247,8 @@ growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
     else
         cJSON_AddNullToObject(sec, "program");
     cJSON_AddNumberToObject(sec, "snapshots", (double)n);
+    cJSON_AddNumberToObject(sec, "floor_bytes",
+                            sig6(ml_trend_floor((double)last->bytes)));
     cJSON_AddItemToObject(sec, "first", rp__snap_json(first));
     cJSON_AddItemToObject(sec, "last", rp__snap_json(last));
     cJSON *arr = cJSON_AddArrayToObject(sec, "types");
@@ -162,7 +266,12 @@ growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
         cJSON_AddNumberToObject(o, "count_after", (double)s->count[n - 1]);
         cJSON_AddNumberToObject(o, "bytes_before", (double)s->bytes[0]);
         cJSON_AddNumberToObject(o, "bytes_after", (double)s->bytes[n - 1]);
-        cJSON_AddBoolToObject(o, "suspect", s->suspect);
+        cJSON_AddBoolToObject(o, "suspect", s->verdict == ML_VERDICT_SUSPECT);
+        cJSON_AddStringToObject(o, "verdict", ml_verdict_name(s->verdict));
+        cJSON_AddNumberToObject(o, "score", sig6(count ? s->tc.z : s->tb.z));
+        cJSON *tr = cJSON_AddObjectToObject(o, "trend");
+        cJSON_AddItemToObject(tr, "count", trend_json(&s->tc));
+        cJSON_AddItemToObject(tr, "bytes", trend_json(&s->tb));
         ser = cJSON_AddArrayToObject(o, "series");
         for (size_t k = 0; ser != NULL && k < n; k++)
             cJSON_AddItemToArray(ser, cJSON_CreateNumber(
@@ -179,9 +288,10 @@ rp__cmd_growth(struct ctx *c, const cJSON *req, cJSON *out)
     struct snaplist l;
     uint64_t since, until, top;
     const struct snap **sn = NULL;
-    int count, rc;
+    int count, sort, rc;
 
-    if ((rc = rp__arg_by(c, req, &count)) != 0)
+    if ((rc = rp__arg_by(c, req, &count)) != 0 ||
+        (rc = rp__arg_sort(c, req, &sort)) != 0)
         return rc;
     if (rp__arg_u64(req, "since", 0, &since) < 0 ||
         rp__arg_u64(req, "until", 0, &until) < 0)
@@ -192,6 +302,9 @@ rp__cmd_growth(struct ctx *c, const cJSON *req, cJSON *out)
     if (rc != 0)
         return rc;
     cJSON_AddStringToObject(out, "by", count ? "count" : "size");
+    cJSON_AddStringToObject(out, "sort", sort_names[sort]);
+    cJSON_AddNumberToObject(out, "alpha", ML_TREND_ALPHA);
+    cJSON_AddNumberToObject(out, "min_snapshots", ML_TREND_MIN_N);
     cJSON *procs = cJSON_AddArrayToObject(out, "processes");
     sn = malloc((l.n + 1) * sizeof *sn);
     char *done = calloc(l.n + 1, 1);
@@ -212,7 +325,7 @@ rp__cmd_growth(struct ctx *c, const cJSON *req, cJSON *out)
             }
         cJSON *sec = cJSON_CreateObject();
         cJSON_AddItemToArray(procs, sec);
-        rc = growth_process(c, sn, n, count, top, sec);
+        rc = rp__growth_process(c, sn, n, count, sort, top, sec);
     }
 out:
     free(done);

@@ -1,10 +1,10 @@
 """A small HTTP service with a leak, for the meliae demo.
 
-    python3 service.py PORT SOCKET
+    python3 service.py PORT SOCKET [INTERVAL]
 
 Serves GET /hello?user=NAME on 127.0.0.1:PORT (standard library only) and
-streams a heap snapshot to meliae-monitord on SOCKET every 3 seconds,
-without values (meliae.scanner.stream_to's default).
+streams a heap snapshot to meliae-monitord on SOCKET every INTERVAL
+seconds (default 3), without values (meliae.scanner.stream_to's default).
 """
 
 import json
@@ -37,8 +37,9 @@ class Handler(BaseHTTPRequestHandler):
 
 def main():
     port, sock = int(sys.argv[1]), sys.argv[2]
+    interval = float(sys.argv[3]) if len(sys.argv) > 3 else 3
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    streamer = scanner.stream_to(sock, interval=3, label="demo-web")
+    streamer = scanner.stream_to(sock, interval=interval, label="demo-web")
     signal.signal(signal.SIGTERM, lambda *a: threading.Thread(
         target=server.shutdown).start())
     print("service: listening on 127.0.0.1:%d" % server.server_address[1],

@@ -41,7 +41,8 @@ from cli_support import (DOCS, FIXTURES, LABEL, MONITORD, SESSION,
 VALUED = {"--store", "--socket", "--dump", "--process", "--since", "--until",
           "--by", "--top", "--depth", "--chains", "--label", "--limit",
           "--timeout", "--group", "--retain", "--retain-age", "--max-store",
-          "--log-level", "--metrics-textfile", "--metrics-listen"}
+          "--log-level", "--metrics-textfile", "--metrics-listen", "--sort",
+          "--html", "--alive"}
 
 
 def scd_examples(name, prog):
@@ -96,6 +97,8 @@ class Mapper:
             return self.dump
         if opt == "--process":
             return LABEL
+        if opt == "--html":                 # next to the store, not here
+            return os.path.join(os.path.dirname(self.store), "report.html")
         return v
 
     def positional(self, cmd, k, v):

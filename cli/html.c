@@ -1,0 +1,476 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * html.c -- `meliae-cli report --html FILE`: the report answer
+ * (docs/cli-json.md, "report") as one self-contained HTML page that a
+ * person reads at a glance: per process, a table of its leak suspects,
+ * then per suspect its size and count over the snapshots as inline SVG
+ * charts (one point per snapshot), the trend's numbers, the chain of
+ * referrers that keeps one of its new objects alive, and its new objects
+ * by holder.  No script, no style sheet or font from elsewhere, nothing
+ * fetched: everything is in the file, and every string from the store
+ * (type names, labels, programs, values) is escaped.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "utf8.h"
+
+#define CHART_W 440
+#define CHART_H 170
+#define PAD_L 64
+#define PAD_R 12
+#define PAD_T 14
+#define PAD_B 30
+
+static const char css[] =
+    "body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;"
+    "margin:0 auto;max-width:1000px;padding:1.2em 1.5em;color:#1d2330;"
+    "background:#fff}\n"
+    "h1{font-size:1.5em;margin:.2em 0}h2{font-size:1.2em;margin:1.6em 0 .3em;"
+    "border-bottom:2px solid #dde3ee;padding-bottom:.2em}"
+    "h3{font-size:1.1em;margin:0 0 .4em}h4{font-size:.95em;margin:.9em 0 .3em;"
+    "color:#3b4660}\n"
+    ".sub,.note{color:#5b6478;font-size:.9em}\n"
+    "table{border-collapse:collapse;font-size:.9em;margin:.3em 0}"
+    "th,td{padding:.25em .6em;text-align:left;border-bottom:1px solid #e6e9f0}"
+    "th{background:#f3f5f9}td.n{text-align:right;font-variant-numeric:"
+    "tabular-nums}\n"
+    ".suspect{border:1px solid #e3c4c4;border-left:6px solid #c0392b;"
+    "border-radius:6px;padding:.8em 1em;margin:1em 0;background:#fffafa}\n"
+    ".badge{background:#c0392b;color:#fff;border-radius:3px;padding:0 .4em;"
+    "font-size:.75em;vertical-align:middle;margin-left:.4em}"
+    ".badge.along{background:#b9770e}"
+    ".suspect.along{border-color:#ecd9b5;border-left-color:#b9770e;"
+    "background:#fffdf7}\n"
+    ".charts{display:flex;flex-wrap:wrap;gap:1em}"
+    ".chart{background:#fff;border:1px solid #e6e9f0;border-radius:4px}\n"
+    ".chart .line{fill:none;stroke:#c0392b;stroke-width:2}"
+    ".chart .pt{fill:#c0392b}.chart .cnt{stroke:#2e6bc6}.chart .cpt{fill:#2e6bc6}"
+    ".chart .axis{stroke:#9aa3b5;stroke-width:1}"
+    ".chart text{font-size:11px;fill:#5b6478}.chart .ttl{font-size:12px;"
+    "fill:#1d2330;font-weight:600}\n"
+    ".facts{display:grid;grid-template-columns:max-content auto;gap:.1em 1em;"
+    "margin:.6em 0;font-size:.92em}.facts dt{color:#5b6478}.facts dd{margin:0}\n"
+    "ol.chain{margin:.2em 0;padding-left:1.6em;font-family:ui-monospace,"
+    "monospace;font-size:.85em}ol.chain li{margin:.1em 0}\n"
+    "code{font-family:ui-monospace,monospace;font-size:.9em}\n"
+    ".ok{color:#1e7b3a;font-weight:600}\n";
+
+static double
+num(const cJSON *o, const char *k)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+
+    return cJSON_IsNumber(x) ? x->valuedouble : 0;
+}
+
+static const char *
+str(const cJSON *o, const char *k)
+{
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
+
+    return cJSON_IsString(x) ? x->valuestring : NULL;
+}
+
+static const cJSON *
+get(const cJSON *o, const char *k)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+/* s as HTML text or attribute value. */
+static void
+esc(FILE *f, const char *s)
+{
+    for (; s != NULL && *s; s++) {
+        switch (*s) {
+        case '&': fputs("&amp;", f); break;
+        case '<': fputs("&lt;", f); break;
+        case '>': fputs("&gt;", f); break;
+        case '"': fputs("&quot;", f); break;
+        case '\'': fputs("&#39;", f); break;
+        default: fputc(*s, f);
+        }
+    }
+}
+
+static void
+size(FILE *f, const struct out *o, double v)
+{
+    char buf[32];
+
+    esc(f, cli_size(o, v, buf));
+}
+
+static void
+dsize(FILE *f, const struct out *o, double v)
+{
+    fputs(v > 0 ? "+" : "", f);
+    size(f, o, v);
+}
+
+/* type@0xaddr size len=N name (value) */
+static void
+obj(FILE *f, const struct out *o, const cJSON *ob)
+{
+    const char *type = str(ob, "type"), *name = str(ob, "name");
+    const char *value = str(ob, "value");
+
+    fputs("<b>", f);
+    esc(f, type ? type : "?");
+    fprintf(f, "</b>@0x%" PRIx64 " ", (uint64_t)num(ob, "address"));
+    size(f, o, num(ob, "size"));
+    if (get(ob, "len") && cJSON_IsNumber(get(ob, "len")))
+        fprintf(f, " len=%.0f", num(ob, "len"));
+    if (name) {
+        fputc(' ', f);
+        esc(f, name);
+    }
+    if (value) {
+        /* 60 characters, never a cut inside one */
+        size_t n = ml_utf8_prefix(value, strlen(value), 60);
+        char cut[256];
+
+        snprintf(cut, sizeof cut, "%.*s", (int)(n < 255 ? n : 0), value);
+        fputs(" <span class=\"note\">", f);
+        esc(f, cut);
+        fputs("</span>", f);
+    }
+}
+
+/* One chart: the series over the snapshots, one point each. */
+static void
+chart(FILE *f, const struct out *o, const char *title, const cJSON *series,
+      const cJSON *points, int is_bytes)
+{
+    int n = cJSON_GetArraySize(series), i = 0;
+    double lo = INFINITY, hi = -INFINITY;
+    const cJSON *x;
+    char a[32], b[32];
+
+    if (n == 0)
+        return;
+    cJSON_ArrayForEach(x, series) {
+        lo = fmin(lo, x->valuedouble);
+        hi = fmax(hi, x->valuedouble);
+    }
+    if (hi <= lo)
+        hi = lo + 1;
+    double pw = CHART_W - PAD_L - PAD_R, ph = CHART_H - PAD_T - PAD_B;
+#define XS(k) (PAD_L + (n > 1 ? pw * (k) / (n - 1) : pw / 2))
+#define YS(v) (PAD_T + ph - ph * ((v) - lo) / (hi - lo))
+    fprintf(f, "<svg class=\"chart\" data-points=\"%d\" width=\"%d\" "
+            "height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
+            "xmlns=\"http://www.w3.org/2000/svg\">", n, CHART_W, CHART_H,
+            CHART_W, CHART_H);
+    fputs("<title>", f);
+    esc(f, title);
+    fputs("</title>", f);
+    fprintf(f, "<text class=\"ttl\" x=\"%d\" y=\"11\">", PAD_L);
+    esc(f, title);
+    fputs("</text>", f);
+    fprintf(f, "<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>"
+            "<line class=\"axis\" x1=\"%d\" y1=\"%d\" x2=\"%d\" y2=\"%d\"/>",
+            PAD_L, PAD_T, PAD_L, CHART_H - PAD_B, PAD_L, CHART_H - PAD_B,
+            CHART_W - PAD_R, CHART_H - PAD_B);
+    if (is_bytes) {
+        cli_size(o, hi, a);
+        cli_size(o, lo, b);
+    } else {
+        snprintf(a, sizeof a, "%.0f", hi);
+        snprintf(b, sizeof b, "%.0f", lo);
+    }
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">", PAD_L - 4,
+            PAD_T + 4);
+    esc(f, a);
+    fprintf(f, "</text><text x=\"%d\" y=\"%d\" text-anchor=\"end\">",
+            PAD_L - 4, CHART_H - PAD_B);
+    esc(f, b);
+    fputs("</text>", f);
+    const cJSON *p0 = cJSON_GetArrayItem(points, 0);
+    const cJSON *pn = cJSON_GetArrayItem(points, n - 1);
+    fprintf(f, "<text x=\"%d\" y=\"%d\">snapshot %.0f</text>"
+            "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">snapshot %.0f</text>",
+            PAD_L, CHART_H - 10, num(p0, "id"), CHART_W - PAD_R, CHART_H - 10,
+            num(pn, "id"));
+    fprintf(f, "<polyline class=\"line%s\" points=\"", is_bytes ? "" : " cnt");
+    cJSON_ArrayForEach(x, series) {
+        fprintf(f, "%s%.1f,%.1f", i ? " " : "", XS(i), YS(x->valuedouble));
+        i++;
+    }
+    fputs("\"/>", f);
+    i = 0;
+    cJSON_ArrayForEach(x, series) {
+        const cJSON *p = cJSON_GetArrayItem(points, i);
+
+        fprintf(f, "<circle class=\"%s\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\">"
+                "<title>snapshot %.0f", is_bytes ? "pt" : "cpt", XS(i),
+                YS(x->valuedouble), num(p, "id"));
+        if (str(p, "time")) {
+            fputs(" at ", f);
+            esc(f, str(p, "time"));
+        }
+        fputs(": ", f);
+        if (is_bytes)
+            size(f, o, x->valuedouble);
+        else
+            fprintf(f, "%.0f objects", x->valuedouble);
+        fputs("</title></circle>", f);
+        i++;
+    }
+#undef XS
+#undef YS
+    fputs("</svg>\n", f);
+}
+
+static void
+suspect(FILE *f, const struct out *o, const cJSON *proc, const cJSON *s,
+        int idx, int pidx)
+{
+    const cJSON *points = get(proc, "points"), *x;
+    const cJSON *tb = get(get(s, "trend"), "bytes");
+    const cJSON *tc = get(get(s, "trend"), "count");
+    const cJSON *nw = get(s, "new_objects"), *chain = get(s, "chain");
+    const cJSON *diff = get(proc, "diff");
+    const char *type = str(s, "type");
+
+    fprintf(f, "<article class=\"suspect%s\" id=\"p%d-s%d\">\n<h3>%d. ",
+            str(s, "grows_with") ? " along" : "", pidx, idx, idx);
+    esc(f, type);
+    if (str(s, "grows_with")) {
+        fputs("<span class=\"badge along\">grows with ", f);
+        esc(f, str(s, "grows_with"));
+        fputs("</span></h3>\n", f);
+    } else {
+        fputs("<span class=\"badge\">leak suspect</span></h3>\n", f);
+    }
+    fputs("<div class=\"charts\">", f);
+    chart(f, o, "size", get(s, "series_bytes"), points, 1);
+    if (cJSON_IsArray(get(s, "series_count")))
+        chart(f, o, "count", get(s, "series_count"), points, 0);
+    fputs("</div>\n<dl class=\"facts\">", f);
+    fprintf(f, "<dt>grew</dt><dd>%+.0f objects (%.0f &rarr; %.0f), ",
+            num(s, "count_after") - num(s, "count_before"),
+            num(s, "count_before"), num(s, "count_after"));
+    dsize(f, o, num(s, "bytes_after") - num(s, "bytes_before"));
+    fputs(" (", f);
+    size(f, o, num(s, "bytes_before"));
+    fputs(" &rarr; ", f);
+    size(f, o, num(s, "bytes_after"));
+    fprintf(f, ") over %.0f snapshots</dd>", num(proc, "snapshots"));
+    fprintf(f, "<dt>trend</dt><dd>Mann-Kendall Z %.2f, p %.2g (size), "
+            "p %.2g (count), tau %.2f</dd>", num(tb, "z"), num(tb, "p"),
+            num(tc, "p"), num(tb, "tau"));
+    fputs("<dt>slope</dt><dd>", f);
+    if (cJSON_IsNumber(get(tb, "slope_per_hour"))) {
+        dsize(f, o, num(tb, "slope_per_hour"));
+        fprintf(f, " an hour, %+.0f objects an hour", num(tc, "slope_per_hour"));
+    } else {
+        dsize(f, o, num(tb, "slope"));
+        fprintf(f, " a snapshot, %+.0f objects a snapshot", num(tc, "slope"));
+    }
+    fputs(" (Theil-Sen)</dd><dt>retained size</dt><dd>", f);
+    if (cJSON_IsObject(get(s, "retained"))) {
+        size(f, o, num(get(s, "retained"), "bytes"));
+    } else {
+        esc(f, str(s, "retained_note") ? str(s, "retained_note") : "not computed");
+    }
+    fputs("</dd></dl>\n<h4>Kept alive by</h4>\n", f);
+    if (cJSON_IsArray(chain) && cJSON_GetArraySize(chain) > 0) {
+        fputs("<ol class=\"chain\">", f);
+        cJSON_ArrayForEach(x, chain) {
+            fputs("<li>", f);
+            obj(f, o, x);
+            fputs("</li>", f);
+        }
+        fputs("</ol>\n", f);
+        if (cJSON_IsTrue(get(s, "chain_truncated")))
+            fputs("<p class=\"note\">(search cut short)</p>\n", f);
+    } else {
+        fputs("<p class=\"note\">", f);
+        esc(f, str(s, "chain_note") ? str(s, "chain_note")
+                                    : "no chain to a root found");
+        fputs("</p>\n", f);
+    }
+    fputs("<h4>New objects</h4>\n", f);
+    if (!cJSON_IsObject(nw)) {
+        fputs("<p class=\"note\">", f);
+        esc(f, str(diff, "note") ? str(diff, "note") : "no object-level diff");
+        fputs("</p>\n", f);
+    } else {
+        fprintf(f, "<p class=\"note\">%.0f new ", num(nw, "count"));
+        esc(f, type);
+        fputs(" objects (", f);
+        size(f, o, num(nw, "bytes"));
+        fprintf(f, ") born after snapshot %.0f and alive in snapshot%s ",
+                num(diff, "a"), cJSON_GetArraySize(get(diff, "alive_in")) > 1
+                ? "s" : "");
+        int k = 0;
+        cJSON_ArrayForEach(x, get(diff, "alive_in"))
+            fprintf(f, "%s%.0f", k++ ? ", " : "", x->valuedouble);
+        fputs("</p>\n<table><tr><th>count</th><th>size</th><th>held by</th>"
+              "</tr>", f);
+        cJSON_ArrayForEach(x, get(nw, "groups")) {
+            const cJSON *h = get(x, "holder"), *owner = get(h, "owner");
+
+            fprintf(f, "<tr><td class=\"n\">%.0f</td><td class=\"n\">",
+                    num(x, "count"));
+            size(f, o, num(x, "bytes"));
+            fputs("</td><td>", f);
+            if (!cJSON_IsObject(h)) {
+                fputs("nothing in the snapshot", f);
+            } else {
+                if (num(x, "holders") > 1)
+                    fprintf(f, "%.0f new ", num(x, "holders"));
+                else if (cJSON_IsTrue(get(h, "new")))
+                    fputs("new ", f);
+                obj(f, o, h);
+                if (num(x, "holders") > 1)
+                    fputs(" and the like", f);
+                if (cJSON_IsObject(owner)) {
+                    fputs(", owned by ", f);
+                    obj(f, o, owner);
+                }
+            }
+            fputs("</td></tr>", f);
+        }
+        fputs("</table>\n", f);
+    }
+    fputs("</article>\n", f);
+}
+
+static void
+process(FILE *f, const struct out *o, const cJSON *doc, const cJSON *p,
+        int pidx)
+{
+    const char *label = str(p, "label"), *prog = str(p, "program");
+    const cJSON *first = get(p, "first"), *last = get(p, "last");
+    const cJSON *sus = get(p, "suspects"), *s;
+    int i = 0;
+
+    fprintf(f, "<section class=\"proc\">\n<h2>process %.0f", num(p, "pid"));
+    if (label) {
+        fputs(" &ldquo;", f);
+        esc(f, label);
+        fputs("&rdquo;", f);
+    }
+    if (prog) {
+        fputs(" <code>", f);
+        esc(f, prog);
+        fputs("</code>", f);
+    }
+    fprintf(f, "</h2>\n<p class=\"sub\">%.0f snapshots, ", num(p, "snapshots"));
+    esc(f, str(first, "time"));
+    fputs(" &rarr; ", f);
+    esc(f, str(last, "time"));
+    fputs(" (", f);
+    size(f, o, num(first, "bytes"));
+    fputs(" &rarr; ", f);
+    size(f, o, num(last, "bytes"));
+    fputs(" in objects); a suspect's size must rise by ", f);
+    size(f, o, num(p, "floor_bytes"));
+    fputs(" or more</p>\n", f);
+    if (cJSON_GetArraySize(sus) == 0) {
+        if (num(p, "snapshots") < num(doc, "min_snapshots"))
+            fprintf(f, "<p class=\"ok\">No verdict yet: the trend test needs "
+                    "%.0f snapshots or more.</p>\n", num(doc, "min_snapshots"));
+        else
+            fputs("<p class=\"ok\">No leak suspect: no type's memory has a "
+                  "significant upward trend that matters.</p>\n", f);
+        fputs("</section>\n", f);
+        return;
+    }
+    if (num(p, "suspects_total") > cJSON_GetArraySize(sus))
+        fprintf(f, "<p class=\"note\">%.0f leak suspects; the report shows "
+                "the first %d (<code>--top 0</code> shows them all).</p>\n",
+                num(p, "suspects_total"), cJSON_GetArraySize(sus));
+    fputs("<table class=\"summary\"><tr><th>#</th><th>type</th><th>count"
+          "</th><th>size</th><th>trend p</th><th>retained</th><th>kept alive "
+          "by</th><th></th></tr>\n", f);
+    cJSON_ArrayForEach(s, sus) {
+        const cJSON *chain = get(s, "chain");
+        const cJSON *root = cJSON_GetArraySize(chain) > 1
+            ? cJSON_GetArrayItem(chain, 1) : NULL;
+        const cJSON *end = cJSON_GetArraySize(chain) > 0
+            ? cJSON_GetArrayItem(chain, cJSON_GetArraySize(chain) - 1) : NULL;
+
+        i++;
+        fprintf(f, "<tr><td class=\"n\">%d</td><td><a href=\"#p%d-s%d\">", i,
+                pidx, i);
+        esc(f, str(s, "type"));
+        fprintf(f, "</a></td><td class=\"n\">%+.0f</td><td class=\"n\">",
+                num(s, "count_after") - num(s, "count_before"));
+        dsize(f, o, num(s, "bytes_after") - num(s, "bytes_before"));
+        fprintf(f, "</td><td class=\"n\">%.2g</td><td>",
+                num(get(get(s, "trend"), "bytes"), "p"));
+        if (cJSON_IsObject(get(s, "retained")))
+            size(f, o, num(get(s, "retained"), "bytes"));
+        else
+            esc(f, str(s, "retained_note") ? str(s, "retained_note") : "-");
+        fputs("</td><td>", f);
+        if (root != NULL) {
+            esc(f, str(root, "type"));
+            if (end != NULL && end != root) {
+                fputs(" &larr; &hellip; ", f);
+                esc(f, str(end, "type"));
+                if (str(end, "name")) {
+                    fputc(' ', f);
+                    esc(f, str(end, "name"));
+                }
+            }
+        } else {
+            fputs("-", f);
+        }
+        fputs("</td><td>", f);
+        if (str(s, "grows_with")) {
+            fputs("grows with ", f);
+            esc(f, str(s, "grows_with"));
+        } else {
+            fputs("<b>leaks</b>", f);
+        }
+        fputs("</td></tr>\n", f);
+    }
+    fputs("</table>\n", f);
+    i = 0;
+    cJSON_ArrayForEach(s, sus)
+        suspect(f, o, p, s, ++i, pidx);
+    fputs("</section>\n", f);
+}
+
+int
+cli_html(const struct out *o, const cJSON *doc, const char *path)
+{
+    const cJSON *p;
+    FILE *f = fopen(path, "we");
+    int i = 0, err;
+
+    if (f == NULL)
+        return errno;
+    fprintf(f, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta name=\"viewport\" content=\"width=device-width, "
+            "initial-scale=1\">\n<meta http-equiv=\"Content-Security-Policy\" "
+            "content=\"default-src 'none'; style-src 'unsafe-inline'; "
+            "img-src data:\">\n<title>meliae leak report</title>\n"
+            "<style>%s</style></head><body>\n<h1>meliae leak report</h1>\n"
+            "<p class=\"sub\">A leak suspect is a type whose count or size has "
+            "a significant upward trend (Mann-Kendall, one-sided p &lt; %.2g, "
+            "%.0f snapshots or more) that matters (its net growth and "
+            "Theil-Sen slope reach 1%% of the process). A type that its "
+            "objects hold grows with it: the chain and the holders tell "
+            "which one leaks.</p>\n", css, num(doc, "alpha"),
+            num(doc, "min_snapshots"));
+    cJSON_ArrayForEach(p, get(doc, "processes"))
+        process(f, o, doc, p, ++i);
+    if (i == 0)
+        fputs("<p class=\"ok\">No snapshots in the window.</p>\n", f);
+    fputs("</body></html>\n", f);
+    err = ferror(f) ? EIO : 0;
+    if (fclose(f) != 0 && err == 0)
+        err = errno;
+    return err;
+}
