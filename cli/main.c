@@ -83,6 +83,11 @@ static const struct cmd cmds[] = {
     { "referrers", "SNAP ADDR", 2, 1, "[--depth N] [--chains K] [--process SEL]",
       "The shortest chains of referrers from an object to a root (a module,\n"
       "or an object nothing refers to).",
+      "  meliae-cli referrers latest 0x7f3a5c2b1e80\n"
+      "  meliae-cli referrers 17 139889234567808 --chains 5\n" },
+    { "show", "SNAP ADDR", 2, 1, "[--limit N] [--process SEL]",
+      "One object, with what it refers to and what refers to it.",
+      "  meliae-cli show latest 0x7f3a5c2b1e80\n" },
     { "top", "SNAP", 1, 1, "[--retained] [--top N] [--process SEL]",
       "The largest objects of one snapshot; with --retained, by the memory\n"
       "each keeps alive (its retained size: what freeing it would free),\n"
@@ -94,11 +99,6 @@ static const struct cmd cmds[] = {
       "An object's dominators up to a root: each object on the way keeps it\n"
       "alive alone, with the memory it retains.",
       "  meliae-cli dominators latest 0x7f3a5c2b1e80\n" },
-      "  meliae-cli referrers latest 0x7f3a5c2b1e80\n"
-      "  meliae-cli referrers 17 139889234567808 --chains 5\n" },
-    { "show", "SNAP ADDR", 2, 1, "[--limit N] [--process SEL]",
-      "One object, with what it refers to and what refers to it.",
-      "  meliae-cli show latest 0x7f3a5c2b1e80\n" },
     { "report", "", 0, 0,
       "[--html FILE] [--process SEL] [--since DUR] [--until DUR] [--top N]\n"
       "       [--alive K]",

@@ -215,8 +215,13 @@ class TestReport(TmpTestCase):
         self.cli("report", "--process", "burst", "--html", path, json_=False)
         dom = self.chromium(path, "--dump-dom").stdout
         for name in ("Leaked", "str", "int", "meliae leak report",
-                     "not computed", "__main__"):
+                     "__main__"):
             self.assertIn(name, dom)
+        # every suspect shows its retained size, computed
+        self.assertEqual(
+            len(re.findall(r"<dt>retained size</dt><dd>[0-9.]+(?:B|KiB|MiB)<",
+                           dom)),
+            len(re.findall(r"<article class=\"suspect", dom)))
         svgs = re.findall(r"<svg class=\"chart\"[^>]*>.*?</svg>", dom, re.S)
         self.assertGreaterEqual(len(svgs), 2 * 3)    # size and count each
         for svg in svgs:
