@@ -52,6 +52,7 @@ fail(struct cur *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->p->err, sizeof(c->p->err), fmt, ap);
     va_end(ap);
+    c->p->err_at = (size_t)(c->s - c->line);
     off = strlen(c->p->err);
     if (off + 24 < sizeof(c->p->err))
         snprintf(c->p->err + off, sizeof(c->p->err) - off, " (at byte %zu)",
@@ -444,9 +445,17 @@ key_is(const char *k, size_t n, const char *lit)
     return n == m && memcmp(k, lit, m) == 0;
 }
 
-int
-ml_dumpline_parse(struct ml_dumpparser *p, const char *s, size_t n,
-                  struct ml_dumpline *out)
+/* Within this many bytes of the end of a head, a syntax error may only
+ * mean that the bytes after it have not arrived: the longest token that
+ * fails only at its end (a number, a literal, an escape, a UTF-8
+ * sequence) is shorter. */
+#define HEAD_SLACK 64
+
+/* The whole-line parse, or with refs_at != NULL the head of a long line
+ * (ml_dumpline_parse_head). */
+static int
+parse_line(struct ml_dumpparser *p, const char *s, size_t n,
+           struct ml_dumpline *out, size_t *refs_at)
 {
     struct cur c = { s, s + n, p, s };
     size_t type_off = 0, name_off = 0, value_off = 0;
@@ -457,8 +466,9 @@ ml_dumpline_parse(struct ml_dumpparser *p, const char *s, size_t n,
     memset(out, 0, sizeof(*out));
     p->slen = 0;
     p->err[0] = '\0';
-    while (c.end > s && (c.end[-1] == '\n' || c.end[-1] == '\r'))
-        c.end--;
+    if (refs_at == NULL)
+        while (c.end > s && (c.end[-1] == '\n' || c.end[-1] == '\r'))
+            c.end--;
 
     if (!expect(&c, '{'))
         return fail(&c, "line is not a JSON object");
@@ -542,6 +552,12 @@ ml_dumpline_parse(struct ml_dumpparser *p, const char *s, size_t n,
                 }
                 break;
             case K_REFS:
+                if (refs_at != NULL) {
+                    if (!expect(&c, '['))
+                        return fail(&c, "refs is not a list");
+                    *refs_at = (size_t)(c.s - s);
+                    goto head_done;
+                }
                 rc = read_refs(&c, &out->nrefs);
                 break;
             default:
@@ -559,20 +575,217 @@ ml_dumpline_parse(struct ml_dumpparser *p, const char *s, size_t n,
     ws(&c);
     if (c.s != c.end)
         return fail(&c, "text after the end of the object");
+    if (refs_at != NULL) {
+        /* The object ended before any refs: a line without refs, all
+         * head, unless its '\n' is here (then it is no long line). */
+        c.s = c.end;
+        return fail(&c, "a long line has no \"refs\"");
+    }
 
+head_done:
     if (seen & K_TYPE)
         out->type = type_in ? s + type_off : p->sbuf + type_off;
     if (out->has_name)
         out->name = name_in ? s + name_off : p->sbuf + name_off;
     if (out->vkind == ML_VAL_STR)
         out->value = value_in ? s + value_off : p->sbuf + value_off;
-    out->refs = p->refs;
+    out->refs = refs_at != NULL ? NULL : p->refs;
     if (!(seen & K_ADDRESS)) {
+        if (refs_at != NULL)
+            return fail(&c, "a line with refs has no \"address\" before them");
         out->kind = ML_LINE_OTHER;
         return 0;
     }
     if ((seen & (K_TYPE | K_SIZE)) != (K_TYPE | K_SIZE))
-        return fail(&c, "object has no \"%s\"", seen & K_TYPE ? "size" : "type");
+        return fail(&c, "object has no \"%s\"%s", seen & K_TYPE ? "size" : "type",
+                    refs_at != NULL ? " before its refs" : "");
     out->kind = ML_LINE_OBJECT;
     return 0;
+}
+
+int
+ml_dumpline_parse(struct ml_dumpparser *p, const char *s, size_t n,
+                  struct ml_dumpline *out)
+{
+    return parse_line(p, s, n, out, NULL);
+}
+
+int
+ml_dumpline_parse_head(struct ml_dumpparser *p, const char *s, size_t n,
+                       struct ml_dumpline *out, size_t *refs_at)
+{
+    const char *nl = memchr(s, '\n', n);
+    size_t at = 0;
+    int rc;
+
+    /* Only the line: a '\n' ends it, and whatever follows is not ours. */
+    if (nl != NULL)
+        n = (size_t)(nl - s);
+    rc = parse_line(p, s, n, out, &at);
+    if (rc == ML_EPROTO && nl == NULL && p->err_at + HEAD_SLACK >= n)
+        return ML_DUMPLINE_MORE;
+    if (rc == 0)
+        *refs_at = at;
+    return rc;
+}
+
+/* ---- the refs of a long line ---- */
+
+enum {
+    RS_FIRST,               /* after '[': a ref or ']' */
+    RS_VALUE,               /* after ',': a ref */
+    RS_NUM,                 /* in a ref's digits */
+    RS_AFTER,               /* after a ref: ',' or ']' */
+    RS_CLOSE,               /* after ']': '}' */
+    RS_TAIL,                /* after '}': the line's end */
+    RS_DONE,
+};
+
+void
+ml_refscan_init(struct ml_refscan *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->st = RS_FIRST;
+}
+
+static int rs_fail(struct ml_refscan *r, uint64_t at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+rs_fail(struct ml_refscan *r, uint64_t at, const char *fmt, ...)
+{
+    va_list ap;
+    size_t off;
+
+    va_start(ap, fmt);
+    vsnprintf(r->err, sizeof(r->err), fmt, ap);
+    va_end(ap);
+    off = strlen(r->err);
+    if (off + 40 < sizeof(r->err))
+        snprintf(r->err + off, sizeof(r->err) - off,
+                 " (at byte %llu after the refs' '[')", (unsigned long long)at);
+    return ML_EPROTO;
+}
+
+static inline int
+rs_ws(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r';
+}
+
+int
+ml_refscan_feed(struct ml_refscan *r, const char *s, size_t n,
+                uint64_t *out, size_t cap, size_t *nout, size_t *used)
+{
+    const char *q = s, *end = s + n;
+    size_t k = 0;
+    int st = r->st, rc = 0;
+    uint64_t v = r->v;
+    unsigned nd = r->nd;
+
+#define AT ((uint64_t)(r->pos + (uint64_t)(q - s)))
+    while (q < end) {
+        char ch = *q;
+
+        switch (st) {
+        case RS_NUM:
+            while (q < end && (unsigned)(*q - '0') < 10) {
+                unsigned d = (unsigned)(*q - '0');
+
+                if (nd == 1 && v == 0) {
+                    rc = rs_fail(r, AT, "a ref has a leading zero");
+                    goto out;
+                }
+                if (v > (UINT64_MAX - d) / 10) {
+                    rc = rs_fail(r, AT, "a ref does not fit in 64 bits");
+                    goto out;
+                }
+                v = v * 10 + d;
+                nd++;
+                q++;
+            }
+            if (q == end)
+                goto out;
+            out[k++] = v;           /* room was checked at its first digit */
+            r->count++;
+            st = RS_AFTER;
+            continue;
+        case RS_FIRST:
+        case RS_VALUE:
+            if (rs_ws(ch)) {
+                q++;
+                continue;
+            }
+            if ((unsigned)(ch - '0') < 10) {
+                if (k == cap)
+                    goto out;
+                v = 0;
+                nd = 0;
+                st = RS_NUM;
+                continue;
+            }
+            if (ch == ']' && st == RS_FIRST) {
+                st = RS_CLOSE;
+                q++;
+                continue;
+            }
+            rc = rs_fail(r, AT, ch == '\n' ? "line ends inside refs"
+                                           : "a ref is not a non-negative integer");
+            goto out;
+        case RS_AFTER:
+            if (rs_ws(ch)) {
+                q++;
+            } else if (ch == ',') {
+                st = RS_VALUE;
+                q++;
+            } else if (ch == ']') {
+                st = RS_CLOSE;
+                q++;
+            } else {
+                rc = rs_fail(r, AT, ch == '\n' ? "line ends inside refs"
+                                               : "expected ',' or ']' in refs");
+                goto out;
+            }
+            continue;
+        case RS_CLOSE:
+            if (rs_ws(ch)) {
+                q++;
+            } else if (ch == '}') {
+                st = RS_TAIL;
+                q++;
+            } else {
+                rc = rs_fail(r, AT, ch == ','
+                             ? "a key after \"refs\": in a long line refs must "
+                               "be the last key"
+                             : "expected '}' after refs");
+                goto out;
+            }
+            continue;
+        case RS_TAIL:
+            if (rs_ws(ch)) {
+                q++;
+                continue;
+            }
+            if (ch == '\n') {
+                q++;
+                st = RS_DONE;
+                rc = ML_REFSCAN_END;
+                goto out;
+            }
+            rc = rs_fail(r, AT, "text after the end of the object");
+            goto out;
+        default:
+            rc = rs_fail(r, AT, "line already ended");
+            goto out;
+        }
+    }
+out:
+#undef AT
+    r->st = st;
+    r->v = v;
+    r->nd = nd;
+    r->pos += (uint64_t)(q - s);
+    *nout = k;
+    *used = (size_t)(q - s);
+    return rc;
 }

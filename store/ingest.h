@@ -29,6 +29,10 @@ struct st_ingest {
     int keep_first;             /* repeated addresses: drop, not refuse */
     int ended;
     int failed;                 /* first error; sticky */
+    int open;                   /* st_ingest_begin'd, not finished */
+    uint64_t open_addr;         /* its address, */
+    uint64_t open_nrefs;        /* its refs so far, */
+    uint64_t count_at;          /* and where its padded count is */
     char err[200];
     struct st_ltype *types;
     uint32_t ntypes, tcap;

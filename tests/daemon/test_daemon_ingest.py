@@ -214,12 +214,22 @@ class TestRefused(DaemonTestCase):
         self.assertEqual(len(store_list(d.store)), 1)
         self.stop_clean(d)
 
-    def test_too_many_refs_is_a_limit_error(self):
-        d = self.daemon()
-        n = (4 << 20) + 1
-        big = (b'{"address": 1, "type": "list", "size": 8, "refs": ['
-               + b"1," * (n - 1) + b"1]}\n")
-        self.expect(d, line(header()) + big, "limit", msg_has=["refs"])
+    def test_more_refs_than_max_refs_is_a_limit_error(self):
+        d = self.daemon(args=["--max-refs", "1000000"])
+        n = 1000000
+
+        def big(k):
+            return (b'{"address": 1, "type": "list", "size": 8, "refs": ['
+                    + b"1," * (k - 1) + b"1]}\n")
+
+        # At the limit: stored (one object line, 2 MB, streamed).
+        c = Client(d.sock)
+        c.send(line(header()) + big(n)
+               + line({"end": "complete", "objects": 1, "bytes": 8}))
+        self.assertEqual(c.reply().get("objects"), 1)
+        c.close()
+        self.expect(d, line(header()) + big(n + 1), "limit",
+                    msg_has=["refs"])
         self.assertGreater(honest_ack(d.sock, 3), 0)
         self.stop_clean(d)
 
