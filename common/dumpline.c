@@ -622,7 +622,8 @@ ml_dumpline_parse_head(struct ml_dumpparser *p, const char *s, size_t n,
     if (nl != NULL)
         n = (size_t)(nl - s);
     rc = parse_line(p, s, n, out, &at);
-    if (rc == ML_EPROTO && nl == NULL && p->err_at + HEAD_SLACK >= n)
+    /* An error past the refs' '[' (at != 0: a key missing) is final. */
+    if (rc == ML_EPROTO && nl == NULL && at == 0 && p->err_at + HEAD_SLACK >= n)
         return ML_DUMPLINE_MORE;
     if (rc == 0)
         *refs_at = at;
