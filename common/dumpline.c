@@ -63,9 +63,62 @@ fail(struct cur *c, const char *fmt, ...)
 static inline void
 ws(struct cur *c)
 {
+    /* Most calls find no space at all: one test for them. */
+    if (c->s < c->end && (unsigned char)*c->s > ' ')
+        return;
     while (c->s < c->end && (*c->s == ' ' || *c->s == '\t' || *c->s == '\r'
                              || *c->s == '\n'))
         c->s++;
+}
+
+static inline int
+is_digit(char ch)
+{
+    return (unsigned)(ch - '0') < 10;
+}
+
+/* Eight ASCII digits at p, as a number, in a few multiplications (the
+ * bytes little-endian: the first digit is the lowest byte); -1 if they
+ * are not all digits.  Addresses and refs have 14-15 digits: two of
+ * these and a few single digits instead of 15 loop turns. */
+static inline int64_t
+digits8(const char *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, 8);
+    if (((v & 0xf0f0f0f0f0f0f0f0ull) | (((v + 0x0606060606060606ull)
+                                         & 0xf0f0f0f0f0f0f0f0ull) >> 4))
+        != 0x3333333333333333ull)
+        return -1;
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    v -= 0x3030303030303030ull;
+    v = v * 10 + (v >> 8);
+    v = (((v & 0x000000ff000000ffull) * (100 + (1000000ull << 32)))
+         + (((v >> 16) & 0x000000ff000000ffull) * (1 + (10000ull << 32))))
+        >> 32;
+    return (int64_t)v;
+}
+
+/* Reads the digits at [q, end) as far as 19 (no 19-digit number
+ * overflows 64 bits) into *v; returns where they stop. */
+static inline const char *
+digits19(const char *q, const char *end, uint64_t *v)
+{
+    const char *lim = end - q > 19 ? q + 19 : end;
+    uint64_t r = *v;
+    int64_t d8;
+
+    while (lim - q >= 8 && (d8 = digits8(q)) >= 0) {
+        r = r * 100000000u + (uint64_t)d8;
+        q += 8;
+    }
+    while (q < lim && is_digit(*q))
+        r = r * 10 + (unsigned)(*q++ - '0');
+    *v = r;
+    return q;
 }
 
 static inline int
@@ -87,6 +140,8 @@ read_u64(struct cur *c, uint64_t *out, const char *what)
 
     ws(c);
     start = c->s;
+    /* 19 digits cannot overflow: no check for them. */
+    c->s = digits19(c->s, c->end, &v);
     while (c->s < c->end && *c->s >= '0' && *c->s <= '9') {
         unsigned d = (unsigned)(*c->s - '0');
 
@@ -208,7 +263,15 @@ read_str(struct cur *c, size_t *off, size_t *len, int *in_line,
     if (!expect(c, '"'))
         return fail(c, "%s is not a string", what);
     start = c->s;
-    for (q = start; q < c->end && *q != '"' && *q != '\\'; ) {
+    /* Plain ASCII first, the common case, a byte at a time without the
+     * checks raw_char makes for the rest. */
+    for (q = start; q < c->end; q++) {
+        unsigned char ch = (unsigned char)*q;
+
+        if (ch < 0x20 || ch >= 0x80 || ch == '"' || ch == '\\')
+            break;
+    }
+    for (; q < c->end && *q != '"' && *q != '\\'; ) {
         size_t k = raw_char(c, q, what);
 
         if (k == 0)
@@ -437,6 +500,53 @@ enum {
     K_VALUE = 32, K_REFS = 64,
 };
 
+static const char *
+key_name(unsigned bit)
+{
+    switch (bit) {
+    case K_ADDRESS: return "address";
+    case K_TYPE: return "type";
+    case K_SIZE: return "size";
+    case K_NAME: return "name";
+    case K_LEN: return "len";
+    case K_VALUE: return "value";
+    default: return "refs";
+    }
+}
+
+/* The known keys as every meliae writer spells them (no escapes): the
+ * key's bit with c moved past its closing '"', else 0 and c unmoved (the
+ * general path reads it).  Most of a line's parse is its keys. */
+static inline unsigned
+fast_key(struct cur *c)
+{
+    const char *k;
+    size_t avail;
+
+    ws(c);
+    if (c->s >= c->end || *c->s != '"')
+        return 0;
+    k = c->s + 1;
+    avail = (size_t)(c->end - k);
+#define FK(lit, bit)                                                        \
+    if (avail >= sizeof(lit) - 1 && memcmp(k, lit, sizeof(lit) - 1) == 0) {\
+        c->s = k + sizeof(lit) - 1;                                         \
+        return bit;                                                         \
+    }                                                                       \
+    return 0
+    switch (*k) {
+    case 'a': FK("address\"", K_ADDRESS);
+    case 't': FK("type\"", K_TYPE);
+    case 's': FK("size\"", K_SIZE);
+    case 'n': FK("name\"", K_NAME);
+    case 'l': FK("len\"", K_LEN);
+    case 'v': FK("value\"", K_VALUE);
+    case 'r': FK("refs\"", K_REFS);
+    default: return 0;
+    }
+#undef FK
+}
+
 static int
 key_is(const char *k, size_t n, const char *lit)
 {
@@ -463,7 +573,15 @@ parse_line(struct ml_dumpparser *p, const char *s, size_t n,
     unsigned seen = 0;
     int rc;
 
-    memset(out, 0, sizeof(*out));
+    /* Field by field: a memset of the struct is a slow `rep stos`. */
+    out->kind = 0;
+    out->address = out->size = out->len = 0;
+    out->type = out->name = out->value = NULL;
+    out->type_len = out->name_len = out->value_len = 0;
+    out->has_name = out->has_len = 0;
+    out->vkind = ML_VAL_NONE;
+    out->refs = NULL;
+    out->nrefs = 0;
     p->slen = 0;
     p->err[0] = '\0';
     if (refs_at == NULL)
@@ -479,6 +597,14 @@ parse_line(struct ml_dumpparser *p, const char *s, size_t n,
             const char *k;
             unsigned bit = 0;
 
+            bit = fast_key(&c);
+            if (bit != 0) {
+                klen = 0;
+                k = "";
+                if (!expect(&c, ':'))
+                    return fail(&c, "expected ':' after a key");
+                goto have_key;
+            }
             if ((rc = read_str(&c, &koff, &klen, &kin, s, "a key")) != 0)
                 return rc;
             k = kin ? s + koff : p->sbuf + koff;
@@ -500,8 +626,11 @@ parse_line(struct ml_dumpparser *p, const char *s, size_t n,
                 bit = K_REFS;
             if (!kin)
                 p->slen = koff;         /* the key's scratch is free again */
+have_key:
             if (seen & bit)
-                return fail(&c, "key \"%.*s\" appears twice", (int)klen, k);
+                return fail(&c, "key \"%.*s\" appears twice",
+                            (int)(klen ? klen : strlen(key_name(bit))),
+                            klen ? k : key_name(bit));
             seen |= bit;
 
             switch (bit) {

@@ -182,8 +182,10 @@ class TestHostile(DaemonTestCase):
             try:
                 objs = objects(30, base=(1 << 44) + i * 100)
                 for k in (2, 9, 17):            # 2-4 MiB heads
+                    refs = objs[k].pop("refs")  # refs stay the last key
                     objs[k]["value"] = "v" * ((1 << 20) * (k // 8 + 2))
                     objs[k]["type"] = "str"
+                    objs[k]["refs"] = refs
                 for k in (4, 5):                # 150,000 refs
                     objs[k]["refs"] = list(range(1 << 40, (1 << 40)
                                                  + 150000))
