@@ -732,10 +732,182 @@ head_done:
     return 0;
 }
 
+/* ---- the fast path: a line exactly as meliae writes it ----
+ *
+ *   {"address": N, "type": "T", "size": N[, "name": "S"][, "len": N]
+ *    [, "value": "S"|N|true|false|null], "refs": [N, N, ...]}
+ *
+ * with ", " and ": " separators, plain ASCII strings, integers of at most
+ * 19 digits without leading zeros.  Anything else (escapes, UTF-8, other
+ * spacing or order, floats, unknown keys, any error) returns 0 and the
+ * general parser reads the line from the start, so the fast path only
+ * ever gives what the general one would. */
+
+#define LIT(q, end, lit) ((size_t)((end) - (q)) >= sizeof(lit) - 1 \
+                          && memcmp((q), (lit), sizeof(lit) - 1) == 0)
+
+/* A plain number at q: its end, or NULL. */
+static inline const char *
+fast_u64(const char *q, const char *end, uint64_t *v)
+{
+    const char *e;
+
+    *v = 0;
+    e = digits19(q, end, v);
+    if (e == q || (e - q > 1 && *q == '0') || (e < end && is_digit(*e)))
+        return NULL;
+    return e;
+}
+
+/* A plain ASCII string after its '"': the end quote, or NULL. */
+static inline const char *
+fast_str(const char *q, const char *end)
+{
+    for (; q < end; q++) {
+        unsigned char ch = (unsigned char)*q;
+
+        if (ch == '"')
+            return q;
+        if (ch < 0x20 || ch >= 0x80 || ch == '\\')
+            return NULL;
+    }
+    return NULL;
+}
+
+static int
+fast_line(struct ml_dumpparser *p, const char *s, size_t n,
+          struct ml_dumpline *out)
+{
+    const char *q = s, *end = s + n, *e;
+    size_t nr = 0;
+
+    while (end > s && (end[-1] == '\n' || end[-1] == '\r'))
+        end--;
+#define EAT(lit) (LIT(q, end, lit) ? (q += sizeof(lit) - 1, 1) : 0)
+    if (!EAT("{\"address\": ") ||
+        (q = fast_u64(q, end, &out->address)) == NULL ||
+        !EAT(", \"type\": \"") || (e = fast_str(q, end)) == NULL)
+        return 0;
+    out->type = q;
+    out->type_len = (size_t)(e - q);
+    q = e + 1;
+    if (!EAT(", \"size\": ") || (q = fast_u64(q, end, &out->size)) == NULL)
+        return 0;
+    if (EAT(", \"name\": \"")) {
+        if ((e = fast_str(q, end)) == NULL)
+            return 0;
+        out->has_name = 1;
+        out->name = q;
+        out->name_len = (size_t)(e - q);
+        q = e + 1;
+    }
+    if (EAT(", \"len\": ")) {
+        if ((q = fast_u64(q, end, &out->len)) == NULL)
+            return 0;
+        out->has_len = 1;
+    }
+    if (EAT(", \"value\": ")) {
+        if (q < end && *q == '"') {
+            if ((e = fast_str(q + 1, end)) == NULL)
+                return 0;
+            out->vkind = ML_VAL_STR;
+            out->value = q + 1;
+            out->value_len = (size_t)(e - out->value);
+            q = e + 1;
+        } else if (q < end && (is_digit(*q) || *q == '-')) {
+            uint64_t v;
+
+            out->value = q;
+            if (*q == '-')
+                q++;
+            if ((q = fast_u64(q, end, &v)) == NULL)
+                return 0;               /* a long int */
+            out->vkind = ML_VAL_INT;
+            if (q < end && *q == '.') {
+                out->vkind = ML_VAL_FLOAT;
+                if (++q == end || !is_digit(*q))
+                    return 0;
+                while (q < end && is_digit(*q))
+                    q++;
+            }
+            if (q < end && (*q == 'e' || *q == 'E')) {
+                out->vkind = ML_VAL_FLOAT;
+                if (++q < end && (*q == '+' || *q == '-'))
+                    q++;
+                if (q == end || !is_digit(*q))
+                    return 0;
+                while (q < end && is_digit(*q))
+                    q++;
+            }
+            out->value_len = (size_t)(q - out->value);
+        } else if (EAT("null")) {
+            out->vkind = ML_VAL_NULL;
+        } else if (EAT("true")) {
+            out->vkind = ML_VAL_TRUE;
+        } else if (EAT("false")) {
+            out->vkind = ML_VAL_FALSE;
+        } else {
+            return 0;
+        }
+    }
+    if (!EAT(", \"refs\": ["))
+        return 0;
+    if (q < end && *q == ']') {
+        q++;
+    } else {
+        for (;;) {
+            if (nr == p->rcap) {
+                if (p->max_refs != 0 && nr == p->max_refs)
+                    return 0;           /* the general path says so */
+                size_t ncap = p->rcap ? p->rcap * 2 : 64;
+
+                if (p->max_refs != 0 && ncap > p->max_refs)
+                    ncap = p->max_refs;
+                uint64_t *nb = realloc(p->refs, ncap * sizeof(*nb));
+
+                if (nb == NULL)
+                    return 0;
+                p->refs = nb;
+                p->rcap = ncap;
+            }
+            if ((q = fast_u64(q, end, &p->refs[nr])) == NULL)
+                return 0;
+            nr++;
+            if (EAT(", "))
+                continue;
+            if (q < end && *q == ']') {
+                q++;
+                break;
+            }
+            return 0;
+        }
+    }
+    if (q + 1 != end || *q != '}')
+        return 0;
+    out->refs = p->refs;
+    out->nrefs = nr;
+    out->kind = ML_LINE_OBJECT;
+    return 1;
+#undef EAT
+}
+
 int
 ml_dumpline_parse(struct ml_dumpparser *p, const char *s, size_t n,
                   struct ml_dumpline *out)
 {
+    /* As parse_line starts: nothing of an earlier line shows. */
+    out->kind = 0;
+    out->address = out->size = out->len = 0;
+    out->type = out->name = out->value = NULL;
+    out->type_len = out->name_len = out->value_len = 0;
+    out->has_name = out->has_len = 0;
+    out->vkind = ML_VAL_NONE;
+    out->refs = NULL;
+    out->nrefs = 0;
+    p->slen = 0;
+    p->err[0] = '\0';
+    if (fast_line(p, s, n, out))
+        return 0;
     return parse_line(p, s, n, out, NULL);
 }
 

@@ -2309,6 +2309,148 @@ test_dumpline_refscan_stops_when_out_is_full(void **state)
     assert_int_equal(used, 3);
 }
 
+/* ------------------------------------------------------------------------
+ * Lines exactly as meliae writes them (the parser's fast path) parse as
+ * any other spelling of them does
+ * ------------------------------------------------------------------------ */
+
+/* d written back the way the scanner writes lines: ", " and ": ", keys
+ * in its order, strings escaped only where JSON needs it. */
+static void
+write_meliae(struct sb *o, const struct ml_dumpline *d)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    o->n = 0;
+#define STR(p, n) do {                                                  \
+        sb_putc(o, '"');                                                \
+        for (size_t i_ = 0; i_ < (n); i_++) {                           \
+            unsigned char ch_ = (unsigned char)(p)[i_];                 \
+            if (ch_ == '"' || ch_ == '\\') {                            \
+                sb_putc(o, '\\');                                       \
+                sb_putc(o, (char)ch_);                                  \
+            } else if (ch_ < 0x20) {                                    \
+                sb_puts(o, "\\u00");                                    \
+                sb_putc(o, hex[ch_ >> 4]);                              \
+                sb_putc(o, hex[ch_ & 15]);                              \
+            } else {                                                    \
+                sb_putc(o, (char)ch_);                                  \
+            }                                                           \
+        }                                                               \
+        sb_putc(o, '"');                                                \
+    } while (0)
+    sb_puts(o, "{\"address\": ");
+    sb_putu64(o, d->address);
+    sb_puts(o, ", \"type\": ");
+    STR(d->type, d->type_len);
+    sb_puts(o, ", \"size\": ");
+    sb_putu64(o, d->size);
+    if (d->has_name) {
+        sb_puts(o, ", \"name\": ");
+        STR(d->name, d->name_len);
+    }
+    if (d->has_len) {
+        sb_puts(o, ", \"len\": ");
+        sb_putu64(o, d->len);
+    }
+    switch (d->vkind) {
+    case ML_VAL_STR: sb_puts(o, ", \"value\": "); STR(d->value, d->value_len); break;
+    case ML_VAL_INT:
+    case ML_VAL_FLOAT:
+        sb_puts(o, ", \"value\": ");
+        sb_put(o, d->value, d->value_len);
+        break;
+    case ML_VAL_TRUE: sb_puts(o, ", \"value\": true"); break;
+    case ML_VAL_FALSE: sb_puts(o, ", \"value\": false"); break;
+    case ML_VAL_NULL: sb_puts(o, ", \"value\": null"); break;
+    default: break;
+    }
+    sb_puts(o, ", \"refs\": [");
+    for (size_t i = 0; i < d->nrefs; i++) {
+        if (i)
+            sb_puts(o, ", ");
+        sb_putu64(o, d->refs[i]);
+    }
+    sb_puts(o, "]}\n");
+#undef STR
+}
+
+static void
+test_dumpline_meliae_spelling_parses_as_any_other(void **state)
+{
+    struct fx *f = *state;
+    struct ml_dumpparser p2;
+    uint64_t rng = 0xfa57fa57ull;
+    struct sb line = { 0 }, canon = { 0 };
+    struct want_line w;
+    size_t n = 0;
+
+    ml_dumpparser_init(&p2);
+    for (int i = 0; i < 5000; i++) {
+        struct got a, b;
+
+        gen_line(&rng, &line, &w);
+        whole(&f->p, line.d, line.n, &a);
+        if (a.rc == 0 && a.d.kind == ML_LINE_OBJECT) {
+            a.d.type = a.type.d;
+            a.d.name = a.name.d;
+            a.d.value = a.value.d;
+            a.d.refs = a.refs;
+            write_meliae(&canon, &a.d);
+            whole(&p2, canon.d, canon.n, &b);
+            assert_same(&a, &b);
+            got_free(&b);
+            n++;
+        }
+        got_free(&a);
+        want_free(&w);
+    }
+    assert_true(n > 4000);
+    ml_dumpparser_free(&p2);
+    sb_free(&line);
+    sb_free(&canon);
+}
+
+static void
+test_dumpline_meliae_spelling_refuses_what_others_do(void **state)
+{
+    struct fx *f = *state;
+
+    expect_eproto(f, "{\"address\": 01, \"type\": \"x\", \"size\": 8, "
+                     "\"refs\": []}", "leading zero");
+    expect_eproto(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                     "\"refs\": [1, 02]}", "leading zero");
+    expect_eproto(f, "{\"address\": 18446744073709551616, \"type\": \"x\", "
+                     "\"size\": 8, \"refs\": []}", "64 bits");
+    expect_eproto(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                     "\"value\": 1., \"refs\": []}", "digits after '.'");
+    expect_eproto(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                     "\"value\": 1e, \"refs\": []}", "exponent");
+    expect_eproto(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                     "\"value\": -, \"refs\": []}", "not a JSON value");
+    expect_eproto(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                     "\"refs\": [1, 2, ]}", "a ref");
+    expect_eproto(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                     "\"refs\": [1, 2]}}", "after the end");
+    expect_eproto(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                     "\"refs\": [1, 2]} x", "after the end");
+    expect_eproto(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                     "\"len\": 1, \"len\": 2, \"refs\": []}", "twice");
+    /* Big values and long ints: right, by whichever path. */
+    parse_ok(f, "{\"address\": 1, \"type\": \"int\", \"size\": 8, "
+                "\"value\": -123456789012345678901234567890, \"refs\": []}");
+    assert_int_equal(f->d.vkind, ML_VAL_INT);
+    assert_int_equal(f->d.value_len, 31);
+    parse_ok(f, "{\"address\": 1, \"type\": \"float\", \"size\": 8, "
+                "\"value\": -0.5e-3, \"refs\": [18446744073709551615]}");
+    assert_int_equal(f->d.vkind, ML_VAL_FLOAT);
+    assert_int_equal(f->d.value_len, 7);
+    assert_true(f->d.nrefs == 1 && f->d.refs[0] == UINT64_MAX);
+    parse_ok(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                "\"value\": \"a\\\"b\", \"refs\": []}");
+    assert_int_equal(f->d.value_len, 3);
+}
+
 int
 main(void)
 {
@@ -2371,6 +2513,8 @@ main(void)
         T(test_dumpline_long_line_refuses_bad_refs),
         T(test_dumpline_long_line_head_waits_or_refuses),
         T(test_dumpline_refscan_stops_when_out_is_full),
+        T(test_dumpline_meliae_spelling_parses_as_any_other),
+        T(test_dumpline_meliae_spelling_refuses_what_others_do),
     };
 #undef T
 
