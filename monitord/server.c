@@ -16,16 +16,22 @@
  * Memory stays bounded whatever clients do:
  *   - each allowed client has a fixed BASE_BUF line buffer; a header or a
  *     trailer must fit it (ML_PROTO_MAX_META_LINE);
- *   - a longer object line grows the buffer, up to MID_MAX while the sum
- *     of such buffers stays under MID_BUDGET, and beyond that only for
- *     the one client holding the long-line token (srv->long_owner), up to
- *     ML_PROTO_MAX_LINE.  A client that cannot grow is paused
+ *   - an object line that does not fit is a long line (docs/protocol.md):
+ *     once its head (up to the '[' of refs) is in the buffer, its refs are
+ *     streamed from it to the ingest as they come (serve_stream.c,
+ *     md__long_start/md__long_feed), so no line is ever held whole;
+ *   - only a head longer than the buffer grows it, up to MID_MAX while
+ *     the sum of such buffers stays under MID_BUDGET, and beyond that only
+ *     for the one client holding the long-line token (srv->long_owner), up
+ *     to ML_PROTO_MAX_HEAD.  A client that cannot grow is paused
  *     (uv_read_stop: the kernel's socket buffer then pushes back on it)
  *     until memory is released, first come first served.  The token
- *     holder must finish its line within LONG_LINE_MS;
+ *     holder must finish its head within LONG_LINE_MS;
  *   - buffers shrink back to BASE_BUF once the pending bytes fit it;
  *   - object lines are parsed by one parser shared by all clients (the
  *     loop parses one line at a time), its scratch freed after big lines;
+ *     a line with more than WHOLE_REFS refs is streamed even when it is
+ *     all in the buffer, so the refs scratch stays small;
  *   - lines to a client are small and owned; a client with more than
  *     WQ_MAX bytes queued (it does not read) is dropped.
  *
