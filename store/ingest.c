@@ -158,12 +158,19 @@ intern(struct st_ingest *in, const char *s, size_t n)
     struct st_ltype *t;
 
     n = ml_utf8_cut(s, n, ST_TYPE_NAME_MAX);
+    /* Runs of one type are common (a list's items follow it): the last
+     * one first, without hashing. */
+    if (in->ntypes > 0) {
+        t = &in->types[in->last_tid];
+        if (t->name_len == n && memcmp(in->names + t->name_off, s, n) == 0)
+            return in->last_tid;
+    }
     h = hash_name(s, n);
     for (j = h & (in->thcap - 1); in->thash[j] != 0; j = (j + 1) & (in->thcap - 1)) {
         t = &in->types[in->thash[j] - 1];
         if (t->hash == h && t->name_len == n &&
             memcmp(in->names + t->name_off, s, n) == 0)
-            return in->thash[j] - 1;
+            return in->last_tid = in->thash[j] - 1;
     }
     if (in->ntypes == in->tcap) {
         size_t cap = in->tcap ? in->tcap * 2 : 64;
@@ -194,6 +201,7 @@ intern(struct st_ingest *in, const char *s, size_t n)
     t->hash = h;
     in->names_len += n;
     in->thash[j] = ++in->ntypes;
+    in->last_tid = in->ntypes - 1;
     if (in->ntypes * 2 > in->thcap && grow_hash(in) < 0)
         return -ENOMEM;
     return in->ntypes - 1;

@@ -36,6 +36,7 @@ struct st_ingest {
     char err[200];
     struct st_ltype *types;
     uint32_t ntypes, tcap;
+    uint32_t last_tid;          /* intern's last answer */
     char *names;
     size_t names_len, names_cap;
     uint32_t *thash;            /* open addressing: local id + 1, 0 empty */
