@@ -528,6 +528,8 @@ fast_key(struct cur *c)
         return 0;
     k = c->s + 1;
     avail = (size_t)(c->end - k);
+    if (avail == 0)
+        return 0;
 #define FK(lit, bit)                                                        \
     if (avail >= sizeof(lit) - 1 && memcmp(k, lit, sizeof(lit) - 1) == 0) {\
         c->s = k + sizeof(lit) - 1;                                         \
