@@ -258,6 +258,8 @@ on_object_line(struct conn *c, const char *line, size_t n)
         size_t used, rest;
 
         c->stream_bytes -= n;           /* counted again as it is read */
+        md_debug("long_line", " conn=%" PRIu64 " object=%" PRIu64
+                 " in_buffer=1 bytes=%zu", c->serial, c->nobj + 1, n);
         if (md__long_start(c, line, n, &used) != 1)
             return;                     /* failed (a '\n' is no MORE) */
         rc = md__long_feed(c, line + used, n - used, &rest);

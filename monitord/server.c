@@ -451,6 +451,8 @@ again:
 
         switch (md__long_start(c, c->buf, c->len, &used)) {
         case 1:
+            md_debug("long_line", " conn=%" PRIu64 " object=%" PRIu64
+                     " in_buffer=0 head=%zu", c->serial, c->nobj + 1, used);
             c->start += used;
             c->len -= used;
             c->scanned = 0;
