@@ -5,6 +5,9 @@
  * object per line: integers are read as exact 64-bit values (a double would
  * round addresses above 2^53), strings are unescaped only when they hold an
  * escape, and unknown values are skipped with a bounded nesting depth.
+ * Lines exactly as meliae writes them take a fast path (fast_line) that
+ * falls back to the general parser on any difference; long lines are read
+ * in pieces (ml_dumpline_parse_head, ml_refscan_feed).
  */
 #include <errno.h>
 #include <stdarg.h>
