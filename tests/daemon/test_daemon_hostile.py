@@ -198,13 +198,23 @@ class TestHostile(DaemonTestCase):
             except Exception as e:             # noqa: BLE001 (reported)
                 errors.append(e)
 
+        rss0 = d.rss_anon_kib()
+        peak = rss0
         threads = [threading.Thread(target=big, args=(i,)) for i in range(8)]
         for t in threads:
             t.start()
+        while any(t.is_alive() for t in threads):
+            peak = max(peak, d.rss_anon_kib())
+            time.sleep(0.01)
         for t in threads:
             t.join(180)
         self.assertEqual(errors, [])
         self.assertIn("paused", d.log())       # the token was contended
+        if not UNDER_ASAN:
+            # 8 base buffers and spools, 16 MiB of 1 MiB buffers, the 8 MiB
+            # one, a head's unescaped value, the commits of small snapshots.
+            self.assertLess(peak, 64 << 10, "RssAnon peaked at %d KiB "
+                            "(from %d)" % (peak, rss0))
         self.assertEqual(len(store_list(d.store)), 8)
         self.stop_clean(d)
 
