@@ -5,6 +5,9 @@
  * object per line: integers are read as exact 64-bit values (a double would
  * round addresses above 2^53), strings are unescaped only when they hold an
  * escape, and unknown values are skipped with a bounded nesting depth.
+ * Lines exactly as meliae writes them take a fast path (fast_line) that
+ * falls back to the general parser on any difference; long lines are read
+ * in pieces (ml_dumpline_parse_head, ml_refscan_feed).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -52,6 +55,7 @@ fail(struct cur *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(c->p->err, sizeof(c->p->err), fmt, ap);
     va_end(ap);
+    c->p->err_at = (size_t)(c->s - c->line);
     off = strlen(c->p->err);
     if (off + 24 < sizeof(c->p->err))
         snprintf(c->p->err + off, sizeof(c->p->err) - off, " (at byte %zu)",
@@ -62,9 +66,62 @@ fail(struct cur *c, const char *fmt, ...)
 static inline void
 ws(struct cur *c)
 {
+    /* Most calls find no space at all: one test for them. */
+    if (c->s < c->end && (unsigned char)*c->s > ' ')
+        return;
     while (c->s < c->end && (*c->s == ' ' || *c->s == '\t' || *c->s == '\r'
                              || *c->s == '\n'))
         c->s++;
+}
+
+static inline int
+is_digit(char ch)
+{
+    return (unsigned)(ch - '0') < 10;
+}
+
+/* Eight ASCII digits at p, as a number, in a few multiplications (the
+ * bytes little-endian: the first digit is the lowest byte); -1 if they
+ * are not all digits.  Addresses and refs have 14-15 digits: two of
+ * these and a few single digits instead of 15 loop turns. */
+static inline int64_t
+digits8(const char *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, 8);
+    if (((v & 0xf0f0f0f0f0f0f0f0ull) | (((v + 0x0606060606060606ull)
+                                         & 0xf0f0f0f0f0f0f0f0ull) >> 4))
+        != 0x3333333333333333ull)
+        return -1;
+#if __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    v -= 0x3030303030303030ull;
+    v = v * 10 + (v >> 8);
+    v = (((v & 0x000000ff000000ffull) * (100 + (1000000ull << 32)))
+         + (((v >> 16) & 0x000000ff000000ffull) * (1 + (10000ull << 32))))
+        >> 32;
+    return (int64_t)v;
+}
+
+/* Reads the digits at [q, end) as far as 19 (no 19-digit number
+ * overflows 64 bits) into *v; returns where they stop. */
+static inline const char *
+digits19(const char *q, const char *end, uint64_t *v)
+{
+    const char *lim = end - q > 19 ? q + 19 : end;
+    uint64_t r = *v;
+    int64_t d8;
+
+    while (lim - q >= 8 && (d8 = digits8(q)) >= 0) {
+        r = r * 100000000u + (uint64_t)d8;
+        q += 8;
+    }
+    while (q < lim && is_digit(*q))
+        r = r * 10 + (unsigned)(*q++ - '0');
+    *v = r;
+    return q;
 }
 
 static inline int
@@ -86,6 +143,8 @@ read_u64(struct cur *c, uint64_t *out, const char *what)
 
     ws(c);
     start = c->s;
+    /* 19 digits cannot overflow: no check for them. */
+    c->s = digits19(c->s, c->end, &v);
     while (c->s < c->end && *c->s >= '0' && *c->s <= '9') {
         unsigned d = (unsigned)(*c->s - '0');
 
@@ -207,7 +266,15 @@ read_str(struct cur *c, size_t *off, size_t *len, int *in_line,
     if (!expect(c, '"'))
         return fail(c, "%s is not a string", what);
     start = c->s;
-    for (q = start; q < c->end && *q != '"' && *q != '\\'; ) {
+    /* Plain ASCII first, the common case, a byte at a time without the
+     * checks raw_char makes for the rest. */
+    for (q = start; q < c->end; q++) {
+        unsigned char ch = (unsigned char)*q;
+
+        if (ch < 0x20 || ch >= 0x80 || ch == '"' || ch == '\\')
+            break;
+    }
+    for (; q < c->end && *q != '"' && *q != '\\'; ) {
         size_t k = raw_char(c, q, what);
 
         if (k == 0)
@@ -436,6 +503,55 @@ enum {
     K_VALUE = 32, K_REFS = 64,
 };
 
+static const char *
+key_name(unsigned bit)
+{
+    switch (bit) {
+    case K_ADDRESS: return "address";
+    case K_TYPE: return "type";
+    case K_SIZE: return "size";
+    case K_NAME: return "name";
+    case K_LEN: return "len";
+    case K_VALUE: return "value";
+    default: return "refs";
+    }
+}
+
+/* The known keys as every meliae writer spells them (no escapes): the
+ * key's bit with c moved past its closing '"', else 0 and c unmoved (the
+ * general path reads it).  Most of a line's parse is its keys. */
+static inline unsigned
+fast_key(struct cur *c)
+{
+    const char *k;
+    size_t avail;
+
+    ws(c);
+    if (c->s >= c->end || *c->s != '"')
+        return 0;
+    k = c->s + 1;
+    avail = (size_t)(c->end - k);
+    if (avail == 0)
+        return 0;
+#define FK(lit, bit)                                                        \
+    if (avail >= sizeof(lit) - 1 && memcmp(k, lit, sizeof(lit) - 1) == 0) {\
+        c->s = k + sizeof(lit) - 1;                                         \
+        return bit;                                                         \
+    }                                                                       \
+    return 0
+    switch (*k) {
+    case 'a': FK("address\"", K_ADDRESS);
+    case 't': FK("type\"", K_TYPE);
+    case 's': FK("size\"", K_SIZE);
+    case 'n': FK("name\"", K_NAME);
+    case 'l': FK("len\"", K_LEN);
+    case 'v': FK("value\"", K_VALUE);
+    case 'r': FK("refs\"", K_REFS);
+    default: return 0;
+    }
+#undef FK
+}
+
 static int
 key_is(const char *k, size_t n, const char *lit)
 {
@@ -444,9 +560,17 @@ key_is(const char *k, size_t n, const char *lit)
     return n == m && memcmp(k, lit, m) == 0;
 }
 
-int
-ml_dumpline_parse(struct ml_dumpparser *p, const char *s, size_t n,
-                  struct ml_dumpline *out)
+/* Within this many bytes of the end of a head, a syntax error may only
+ * mean that the bytes after it have not arrived: the longest token that
+ * fails only at its end (a number, a literal, an escape, a UTF-8
+ * sequence) is shorter. */
+#define HEAD_SLACK 64
+
+/* The whole-line parse, or with refs_at != NULL the head of a long line
+ * (ml_dumpline_parse_head). */
+static int
+parse_line(struct ml_dumpparser *p, const char *s, size_t n,
+           struct ml_dumpline *out, size_t *refs_at)
 {
     struct cur c = { s, s + n, p, s };
     size_t type_off = 0, name_off = 0, value_off = 0;
@@ -454,11 +578,20 @@ ml_dumpline_parse(struct ml_dumpparser *p, const char *s, size_t n,
     unsigned seen = 0;
     int rc;
 
-    memset(out, 0, sizeof(*out));
+    /* Field by field: a memset of the struct is a slow `rep stos`. */
+    out->kind = 0;
+    out->address = out->size = out->len = 0;
+    out->type = out->name = out->value = NULL;
+    out->type_len = out->name_len = out->value_len = 0;
+    out->has_name = out->has_len = 0;
+    out->vkind = ML_VAL_NONE;
+    out->refs = NULL;
+    out->nrefs = 0;
     p->slen = 0;
     p->err[0] = '\0';
-    while (c.end > s && (c.end[-1] == '\n' || c.end[-1] == '\r'))
-        c.end--;
+    if (refs_at == NULL)
+        while (c.end > s && (c.end[-1] == '\n' || c.end[-1] == '\r'))
+            c.end--;
 
     if (!expect(&c, '{'))
         return fail(&c, "line is not a JSON object");
@@ -469,6 +602,14 @@ ml_dumpline_parse(struct ml_dumpparser *p, const char *s, size_t n,
             const char *k;
             unsigned bit = 0;
 
+            bit = fast_key(&c);
+            if (bit != 0) {
+                klen = 0;
+                k = "";
+                if (!expect(&c, ':'))
+                    return fail(&c, "expected ':' after a key");
+                goto have_key;
+            }
             if ((rc = read_str(&c, &koff, &klen, &kin, s, "a key")) != 0)
                 return rc;
             k = kin ? s + koff : p->sbuf + koff;
@@ -490,8 +631,11 @@ ml_dumpline_parse(struct ml_dumpparser *p, const char *s, size_t n,
                 bit = K_REFS;
             if (!kin)
                 p->slen = koff;         /* the key's scratch is free again */
+have_key:
             if (seen & bit)
-                return fail(&c, "key \"%.*s\" appears twice", (int)klen, k);
+                return fail(&c, "key \"%.*s\" appears twice",
+                            (int)(klen ? klen : strlen(key_name(bit))),
+                            klen ? k : key_name(bit));
             seen |= bit;
 
             switch (bit) {
@@ -542,6 +686,12 @@ ml_dumpline_parse(struct ml_dumpparser *p, const char *s, size_t n,
                 }
                 break;
             case K_REFS:
+                if (refs_at != NULL) {
+                    if (!expect(&c, '['))
+                        return fail(&c, "refs is not a list");
+                    *refs_at = (size_t)(c.s - s);
+                    goto head_done;
+                }
                 rc = read_refs(&c, &out->nrefs);
                 break;
             default:
@@ -559,20 +709,390 @@ ml_dumpline_parse(struct ml_dumpparser *p, const char *s, size_t n,
     ws(&c);
     if (c.s != c.end)
         return fail(&c, "text after the end of the object");
+    if (refs_at != NULL) {
+        /* The object ended before any refs: a line without refs, all
+         * head, unless its '\n' is here (then it is no long line). */
+        c.s = c.end;
+        return fail(&c, "a long line has no \"refs\"");
+    }
 
+head_done:
     if (seen & K_TYPE)
         out->type = type_in ? s + type_off : p->sbuf + type_off;
     if (out->has_name)
         out->name = name_in ? s + name_off : p->sbuf + name_off;
     if (out->vkind == ML_VAL_STR)
         out->value = value_in ? s + value_off : p->sbuf + value_off;
-    out->refs = p->refs;
+    out->refs = refs_at != NULL ? NULL : p->refs;
     if (!(seen & K_ADDRESS)) {
+        if (refs_at != NULL)
+            return fail(&c, "a line with refs has no \"address\" before them");
         out->kind = ML_LINE_OTHER;
         return 0;
     }
     if ((seen & (K_TYPE | K_SIZE)) != (K_TYPE | K_SIZE))
-        return fail(&c, "object has no \"%s\"", seen & K_TYPE ? "size" : "type");
+        return fail(&c, "object has no \"%s\"%s", seen & K_TYPE ? "size" : "type",
+                    refs_at != NULL ? " before its refs" : "");
     out->kind = ML_LINE_OBJECT;
     return 0;
+}
+
+/* ---- the fast path: a line exactly as meliae writes it ----
+ *
+ *   {"address": N, "type": "T", "size": N[, "name": "S"][, "len": N]
+ *    [, "value": "S"|N|true|false|null], "refs": [N, N, ...]}
+ *
+ * with ", " and ": " separators, plain ASCII strings, integers of at most
+ * 19 digits without leading zeros.  Anything else (escapes, UTF-8, other
+ * spacing or order, floats, unknown keys, any error) returns 0 and the
+ * general parser reads the line from the start, so the fast path only
+ * ever gives what the general one would. */
+
+#define LIT(q, end, lit) ((size_t)((end) - (q)) >= sizeof(lit) - 1 \
+                          && memcmp((q), (lit), sizeof(lit) - 1) == 0)
+
+/* A plain number at q: its end, or NULL. */
+static inline const char *
+fast_u64(const char *q, const char *end, uint64_t *v)
+{
+    const char *e;
+
+    *v = 0;
+    e = digits19(q, end, v);
+    if (e == q || (e - q > 1 && *q == '0') || (e < end && is_digit(*e)))
+        return NULL;
+    return e;
+}
+
+/* A plain ASCII string after its '"': the end quote, or NULL. */
+static inline const char *
+fast_str(const char *q, const char *end)
+{
+    for (; q < end; q++) {
+        unsigned char ch = (unsigned char)*q;
+
+        if (ch == '"')
+            return q;
+        if (ch < 0x20 || ch >= 0x80 || ch == '\\')
+            return NULL;
+    }
+    return NULL;
+}
+
+static int
+fast_line(struct ml_dumpparser *p, const char *s, size_t n,
+          struct ml_dumpline *out)
+{
+    const char *q = s, *end = s + n, *e;
+    size_t nr = 0;
+
+    while (end > s && (end[-1] == '\n' || end[-1] == '\r'))
+        end--;
+#define EAT(lit) (LIT(q, end, lit) ? (q += sizeof(lit) - 1, 1) : 0)
+    if (!EAT("{\"address\": ") ||
+        (q = fast_u64(q, end, &out->address)) == NULL ||
+        !EAT(", \"type\": \"") || (e = fast_str(q, end)) == NULL)
+        return 0;
+    out->type = q;
+    out->type_len = (size_t)(e - q);
+    q = e + 1;
+    if (!EAT(", \"size\": ") || (q = fast_u64(q, end, &out->size)) == NULL)
+        return 0;
+    if (EAT(", \"name\": \"")) {
+        if ((e = fast_str(q, end)) == NULL)
+            return 0;
+        out->has_name = 1;
+        out->name = q;
+        out->name_len = (size_t)(e - q);
+        q = e + 1;
+    }
+    if (EAT(", \"len\": ")) {
+        if ((q = fast_u64(q, end, &out->len)) == NULL)
+            return 0;
+        out->has_len = 1;
+    }
+    if (EAT(", \"value\": ")) {
+        if (q < end && *q == '"') {
+            if ((e = fast_str(q + 1, end)) == NULL)
+                return 0;
+            out->vkind = ML_VAL_STR;
+            out->value = q + 1;
+            out->value_len = (size_t)(e - out->value);
+            q = e + 1;
+        } else if (q < end && (is_digit(*q) || *q == '-')) {
+            uint64_t v;
+
+            out->value = q;
+            if (*q == '-')
+                q++;
+            if ((q = fast_u64(q, end, &v)) == NULL)
+                return 0;               /* a long int */
+            out->vkind = ML_VAL_INT;
+            if (q < end && *q == '.') {
+                out->vkind = ML_VAL_FLOAT;
+                if (++q == end || !is_digit(*q))
+                    return 0;
+                while (q < end && is_digit(*q))
+                    q++;
+            }
+            if (q < end && (*q == 'e' || *q == 'E')) {
+                out->vkind = ML_VAL_FLOAT;
+                if (++q < end && (*q == '+' || *q == '-'))
+                    q++;
+                if (q == end || !is_digit(*q))
+                    return 0;
+                while (q < end && is_digit(*q))
+                    q++;
+            }
+            out->value_len = (size_t)(q - out->value);
+        } else if (EAT("null")) {
+            out->vkind = ML_VAL_NULL;
+        } else if (EAT("true")) {
+            out->vkind = ML_VAL_TRUE;
+        } else if (EAT("false")) {
+            out->vkind = ML_VAL_FALSE;
+        } else {
+            return 0;
+        }
+    }
+    if (!EAT(", \"refs\": ["))
+        return 0;
+    if (q < end && *q == ']') {
+        q++;
+    } else {
+        for (;;) {
+            if (nr == p->rcap) {
+                if (p->max_refs != 0 && nr == p->max_refs)
+                    return 0;           /* the general path says so */
+                size_t ncap = p->rcap ? p->rcap * 2 : 64;
+
+                if (p->max_refs != 0 && ncap > p->max_refs)
+                    ncap = p->max_refs;
+                uint64_t *nb = realloc(p->refs, ncap * sizeof(*nb));
+
+                if (nb == NULL)
+                    return 0;
+                p->refs = nb;
+                p->rcap = ncap;
+            }
+            if ((q = fast_u64(q, end, &p->refs[nr])) == NULL)
+                return 0;
+            nr++;
+            if (EAT(", "))
+                continue;
+            if (q < end && *q == ']') {
+                q++;
+                break;
+            }
+            return 0;
+        }
+    }
+    if (q + 1 != end || *q != '}')
+        return 0;
+    out->refs = p->refs;
+    out->nrefs = nr;
+    out->kind = ML_LINE_OBJECT;
+    return 1;
+#undef EAT
+}
+
+int
+ml_dumpline_parse(struct ml_dumpparser *p, const char *s, size_t n,
+                  struct ml_dumpline *out)
+{
+    /* As parse_line starts: nothing of an earlier line shows. */
+    out->kind = 0;
+    out->address = out->size = out->len = 0;
+    out->type = out->name = out->value = NULL;
+    out->type_len = out->name_len = out->value_len = 0;
+    out->has_name = out->has_len = 0;
+    out->vkind = ML_VAL_NONE;
+    out->refs = NULL;
+    out->nrefs = 0;
+    p->slen = 0;
+    p->err[0] = '\0';
+    if (fast_line(p, s, n, out))
+        return 0;
+    return parse_line(p, s, n, out, NULL);
+}
+
+int
+ml_dumpline_parse_head(struct ml_dumpparser *p, const char *s, size_t n,
+                       struct ml_dumpline *out, size_t *refs_at)
+{
+    const char *nl = memchr(s, '\n', n);
+    size_t at = 0;
+    int rc;
+
+    /* Only the line: a '\n' ends it, and whatever follows is not ours. */
+    if (nl != NULL)
+        n = (size_t)(nl - s);
+    rc = parse_line(p, s, n, out, &at);
+    /* An error past the refs' '[' (at != 0: a key missing) is final. */
+    if (rc == ML_EPROTO && nl == NULL && at == 0 && p->err_at + HEAD_SLACK >= n)
+        return ML_DUMPLINE_MORE;
+    if (rc == 0)
+        *refs_at = at;
+    return rc;
+}
+
+/* ---- the refs of a long line ---- */
+
+enum {
+    RS_FIRST,               /* after '[': a ref or ']' */
+    RS_VALUE,               /* after ',': a ref */
+    RS_NUM,                 /* in a ref's digits */
+    RS_AFTER,               /* after a ref: ',' or ']' */
+    RS_CLOSE,               /* after ']': '}' */
+    RS_TAIL,                /* after '}': the line's end */
+    RS_DONE,
+};
+
+void
+ml_refscan_init(struct ml_refscan *r)
+{
+    memset(r, 0, sizeof(*r));
+    r->st = RS_FIRST;
+}
+
+static int rs_fail(struct ml_refscan *r, uint64_t at, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+rs_fail(struct ml_refscan *r, uint64_t at, const char *fmt, ...)
+{
+    va_list ap;
+    size_t off;
+
+    va_start(ap, fmt);
+    vsnprintf(r->err, sizeof(r->err), fmt, ap);
+    va_end(ap);
+    off = strlen(r->err);
+    if (off + 40 < sizeof(r->err))
+        snprintf(r->err + off, sizeof(r->err) - off,
+                 " (at byte %llu after the refs' '[')", (unsigned long long)at);
+    return ML_EPROTO;
+}
+
+static inline int
+rs_ws(char ch)
+{
+    return ch == ' ' || ch == '\t' || ch == '\r';
+}
+
+int
+ml_refscan_feed(struct ml_refscan *r, const char *s, size_t n,
+                uint64_t *out, size_t cap, size_t *nout, size_t *used)
+{
+    const char *q = s, *end = s + n;
+    size_t k = 0;
+    int st = r->st, rc = 0;
+    uint64_t v = r->v;
+    unsigned nd = r->nd;
+
+#define AT ((uint64_t)(r->pos + (uint64_t)(q - s)))
+    while (q < end) {
+        char ch = *q;
+
+        switch (st) {
+        case RS_NUM:
+            while (q < end && (unsigned)(*q - '0') < 10) {
+                unsigned d = (unsigned)(*q - '0');
+
+                if (nd == 1 && v == 0) {
+                    rc = rs_fail(r, AT, "a ref has a leading zero");
+                    goto out;
+                }
+                if (v > (UINT64_MAX - d) / 10) {
+                    rc = rs_fail(r, AT, "a ref does not fit in 64 bits");
+                    goto out;
+                }
+                v = v * 10 + d;
+                nd++;
+                q++;
+            }
+            if (q == end)
+                goto out;
+            out[k++] = v;           /* room was checked at its first digit */
+            r->count++;
+            st = RS_AFTER;
+            continue;
+        case RS_FIRST:
+        case RS_VALUE:
+            if (rs_ws(ch)) {
+                q++;
+                continue;
+            }
+            if ((unsigned)(ch - '0') < 10) {
+                if (k == cap)
+                    goto out;
+                v = 0;
+                nd = 0;
+                st = RS_NUM;
+                continue;
+            }
+            if (ch == ']' && st == RS_FIRST) {
+                st = RS_CLOSE;
+                q++;
+                continue;
+            }
+            rc = rs_fail(r, AT, ch == '\n' ? "line ends inside refs"
+                                           : "a ref is not a non-negative integer");
+            goto out;
+        case RS_AFTER:
+            if (rs_ws(ch)) {
+                q++;
+            } else if (ch == ',') {
+                st = RS_VALUE;
+                q++;
+            } else if (ch == ']') {
+                st = RS_CLOSE;
+                q++;
+            } else {
+                rc = rs_fail(r, AT, ch == '\n' ? "line ends inside refs"
+                                               : "expected ',' or ']' in refs");
+                goto out;
+            }
+            continue;
+        case RS_CLOSE:
+            if (rs_ws(ch)) {
+                q++;
+            } else if (ch == '}') {
+                st = RS_TAIL;
+                q++;
+            } else {
+                rc = rs_fail(r, AT, ch == ','
+                             ? "a key after \"refs\": in a long line refs must "
+                               "be the last key"
+                             : "expected '}' after refs");
+                goto out;
+            }
+            continue;
+        case RS_TAIL:
+            if (rs_ws(ch)) {
+                q++;
+                continue;
+            }
+            if (ch == '\n') {
+                q++;
+                st = RS_DONE;
+                rc = ML_REFSCAN_END;
+                goto out;
+            }
+            rc = rs_fail(r, AT, "text after the end of the object");
+            goto out;
+        default:
+            rc = rs_fail(r, AT, "line already ended");
+            goto out;
+        }
+    }
+out:
+#undef AT
+    r->st = st;
+    r->v = v;
+    r->nd = nd;
+    r->pos += (uint64_t)(q - s);
+    *nout = k;
+    *used = (size_t)(q - s);
+    return rc;
 }

@@ -62,6 +62,7 @@ struct ml_dumpparser {
     size_t max_refs;        /* 0: no limit; else more refs is ML_ETOOBIG
                              * (and the scratch never grows past it) */
     char err[160];          /* what was wrong, after ML_EPROTO */
+    size_t err_at;          /* and at which byte of the line */
 };
 
 void ml_dumpparser_init(struct ml_dumpparser *p);
@@ -73,5 +74,49 @@ void ml_dumpparser_free(struct ml_dumpparser *p);
  * out's pointers stay valid until the next call. */
 int ml_dumpline_parse(struct ml_dumpparser *p, const char *s, size_t n,
                       struct ml_dumpline *out);
+
+/* ---- long lines, parsed in pieces (docs/protocol.md, "Long lines") ----
+ *
+ * A line too long to hold whole is read as a head (every key up to and
+ * including the '[' that opens "refs", which must be the line's last key)
+ * and then its refs, from any number of pieces, with the resumable scanner
+ * below.  Parsing a line this way gives the fields and refs the whole-line
+ * parse gives (tests/unit/test_dumpline.c checks it at every split). */
+
+#define ML_DUMPLINE_MORE 1      /* the head is not complete in s[0..n) */
+
+/* Parses the head of the object line starting at s: s[0..n) is the line
+ * so far (no '\n' needed).  0 with out filled (nrefs 0, refs NULL; its
+ * pointers valid until the next call) and *refs_at the offset just after
+ * the '[' of "refs"; ML_DUMPLINE_MORE when s[0..n) ends before that '['
+ * (or in a way that more bytes could still make valid); ML_EPROTO (p->err)
+ * for a head that no more bytes can make valid, a line without "address",
+ * "type" or "size" before its refs, or one that ends without refs;
+ * -ENOMEM. */
+int ml_dumpline_parse_head(struct ml_dumpparser *p, const char *s, size_t n,
+                           struct ml_dumpline *out, size_t *refs_at);
+
+/* The rest of a long line after its head: the refs, ']', '}', and the
+ * line's end ('\n', "\r\n" allowed).  Plain data: init, then feed. */
+struct ml_refscan {
+    int st;                 /* where in the grammar (dumpline.c RS_*) */
+    unsigned nd;            /* digits of the ref being read */
+    uint64_t v;             /* its value so far */
+    uint64_t count;         /* refs read */
+    uint64_t pos;           /* bytes consumed, for error messages */
+    char err[160];          /* what was wrong, after ML_EPROTO */
+};
+
+#define ML_REFSCAN_END 1        /* the line's '\n' was consumed */
+
+void ml_refscan_init(struct ml_refscan *r);
+
+/* Scans s[0..n): refs go to out[0..cap), *nout of them.  Stops when the
+ * input is consumed or out is full (returns 0), or after the line's '\n'
+ * (ML_REFSCAN_END; bytes after it are not touched); *used says how much
+ * of s it took.  ML_EPROTO with r->err: a malformed ref, a key after
+ * "refs", text after the object, or the line ending inside the refs. */
+int ml_refscan_feed(struct ml_refscan *r, const char *s, size_t n,
+                    uint64_t *out, size_t cap, size_t *nout, size_t *used);
 
 #endif /* ML_DUMPLINE_H */

@@ -11,14 +11,25 @@
  * refused with an error line naming both. */
 #define ML_PROTO_VERSION 1
 
-/* Longest line (bytes, '\n' included).  The longest object lines are big
- * containers: a dict of 2M entries has 4M refs of ~16 characters each.
- * Longer lines are refused rather than buffered without bound. */
-#define ML_PROTO_MAX_LINE (64u << 20)
+/* An object line longer than this is a long line (docs/protocol.md,
+ * "Long lines"): the daemon reads it in pieces, so "refs" must be its
+ * last key (every meliae writer puts it last). */
+#define ML_PROTO_LONG_LINE (64u << 10)
 
-/* Refs of one object line: the dict above.  The daemon parses a line
- * whole, so this bounds the parser's scratch (8 bytes per ref). */
-#define ML_PROTO_MAX_REFS (4u << 20)
+/* The head of an object line: every byte before its refs (all of a line
+ * without refs).  The daemon holds a head whole; the refs, any number of
+ * them, are never held.  Room for a value of ML_PROTO_MAX_VALUE
+ * characters escaped at 12 bytes each (\ud83d\ude00), and a name. */
+#define ML_PROTO_MAX_HEAD (8u << 20)
+
+/* Characters of a str or bytes value with values "full": the scanner
+ * cuts longer ones, as it cuts them to 100 with "truncated". */
+#define ML_PROTO_MAX_VALUE (512u << 10)
+
+/* Refs of one object line.  The daemon's default --max-refs; the count
+ * is stored in 32 bits downstream.  Far beyond a real container: a list
+ * of 2^32 - 1 items is a 32 GiB pointer array. */
+#define ML_PROTO_MAX_REFS 4294967295ull
 
 /* Header and trailer lines: a few hundred bytes in practice (the scanner
  * cuts hostname and program, and refuses long labels). */

@@ -38,6 +38,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "prom.h"
+#include "protocol.h"
 #include "server.h"
 #include "store.h"
 #include "util.h"
@@ -69,6 +70,9 @@ usage(FILE *f)
           "  --retain-age DUR   summaries kept this long: 30s, 15m, 1h, 7d "
           "(default 7d)\n"
           "  --max-store SIZE   store size cap: 512M, 64G (default 64G)\n"
+          "  --max-refs N       refs of one object, beyond: refused "
+          "(default\n"
+          "                     4294967295, docs/protocol.md)\n"
           "  --metrics-textfile PATH\n"
           "                     Prometheus metrics, rewritten after each "
           "snapshot\n"
@@ -137,13 +141,14 @@ struct args {
     struct st_options opt;
     int foreground;
     enum md_level level;
+    uint64_t max_refs;          /* 0: ML_PROTO_MAX_REFS */
 };
 
 static void
 parse_args(int argc, char **argv, struct args *a)
 {
     enum { O_RETAIN_AGE = 256, O_MAX_STORE, O_LOG_LEVEL, O_VERSION,
-           O_MTEXT, O_MLISTEN, O_MANY, O_MKEEP };
+           O_MTEXT, O_MLISTEN, O_MANY, O_MKEEP, O_MAX_REFS };
     static const struct option longopts[] = {
         { "store", required_argument, NULL, 's' },
         { "socket", required_argument, NULL, 'S' },
@@ -151,6 +156,7 @@ parse_args(int argc, char **argv, struct args *a)
         { "retain", required_argument, NULL, 'r' },
         { "retain-age", required_argument, NULL, O_RETAIN_AGE },
         { "max-store", required_argument, NULL, O_MAX_STORE },
+        { "max-refs", required_argument, NULL, O_MAX_REFS },
         { "foreground", no_argument, NULL, 'f' },
         { "log-level", required_argument, NULL, O_LOG_LEVEL },
         { "metrics-textfile", required_argument, NULL, O_MTEXT },
@@ -200,6 +206,12 @@ parse_args(int argc, char **argv, struct args *a)
             if (md_parse_size(optarg, &a->opt.max_store) < 0)
                 usage_error("--max-store: expected a size like 512M or 64G, "
                             "got '%s'", optarg);
+            break;
+        case O_MAX_REFS:
+            if (md_parse_uint(optarg, 1, ML_PROTO_MAX_REFS, &a->max_refs) < 0)
+                usage_error("--max-refs: expected a count from 1 to %llu, "
+                            "got '%s'", (unsigned long long)ML_PROTO_MAX_REFS,
+                            optarg);
             break;
         case 'f':
             a->foreground = 1;
@@ -555,6 +567,7 @@ main(int argc, char **argv)
     cfg.group = a.group;
     cfg.listen_fd = sd_fd;
     cfg.metrics = metrics;
+    cfg.max_refs = a.max_refs != 0 ? a.max_refs : ML_PROTO_MAX_REFS;
     rc = md_server_start(&srv, &loop, store, &cfg, on_ready, NULL);
     if (rc < 0) {
         md_metrics_close(metrics);      /* else the loop would not end */

@@ -251,10 +251,20 @@ on_object_line(struct conn *c, const char *line, size_t n)
         md__conn_fail(c, MD_PROTO, srv->parser.err, 0);
         return;
     }
-    if (rc == ML_ETOOBIG) {             /* parser.max_refs */
-        snprintf(err, sizeof(err), "%s; the limit is %u", srv->parser.err,
-                 ML_PROTO_MAX_REFS);
-        md__conn_fail(c, MD_LIMIT, err, 0);
+    if (rc == ML_ETOOBIG) {
+        /* More than WHOLE_REFS refs (parser.max_refs): a long line that
+         * happens to be all in the buffer.  Its refs are streamed as if
+         * it were not, so the parser's scratch stays small. */
+        size_t used, rest;
+
+        c->stream_bytes -= n;           /* counted again as it is read */
+        md_debug("long_line", " conn=%" PRIu64 " object=%" PRIu64
+                 " in_buffer=1 bytes=%zu", c->serial, c->nobj + 1, n);
+        if (md__long_start(c, line, n, &used) != 1)
+            return;                     /* failed (a '\n' is no MORE) */
+        rc = md__long_feed(c, line + used, n - used, &rest);
+        if (rc == 0 && !c->closing)     /* its '\n' is there: cannot be */
+            md__conn_fail(c, MD_PROTO, "line ends inside its refs", 0);
         return;
     }
     if (rc < 0) {
@@ -265,9 +275,9 @@ on_object_line(struct conn *c, const char *line, size_t n)
         on_trailer(c, line, n);
         return;
     }
-    if (dl.nrefs > ML_PROTO_MAX_REFS) {
-        snprintf(err, sizeof(err), "object with %zu refs; the limit is %u",
-                 dl.nrefs, ML_PROTO_MAX_REFS);
+    if (dl.nrefs > srv->cfg.max_refs) {
+        snprintf(err, sizeof(err), "object with %zu refs; the limit is %"
+                 PRIu64, dl.nrefs, srv->cfg.max_refs);
         md__conn_fail(c, MD_LIMIT, err, 0);
         return;
     }
@@ -295,6 +305,157 @@ on_object_line(struct conn *c, const char *line, size_t n)
     c->nobj++;
 }
 
+/* ---- long lines (docs/protocol.md, "Long lines") ---- */
+
+/* A big line left big scratch behind: give it back. */
+static void
+parser_trim(struct md_server *srv)
+{
+    if (srv->parser.scap > PARSER_KEEP
+        || srv->parser.rcap * sizeof(uint64_t) > PARSER_KEEP)
+        ml_dumpparser_free(&srv->parser);
+    srv->parser.max_refs = WHOLE_REFS;
+}
+
+/* The count and size checks of one more object, as on_object_line makes
+ * them: 0, or -1 with c failed. */
+static int
+object_checks(struct conn *c)
+{
+    char err[96];
+
+    if (c->stream_bytes > ML_PROTO_MAX_STREAM_BYTES) {
+        md__conn_fail(c, MD_LIMIT, "snapshot stream longer than "
+                      "ML_PROTO_MAX_STREAM_BYTES", 0);
+        return -1;
+    }
+    if (c->state == CS_OBJECTS && c->nobj >= ML_PROTO_MAX_OBJECTS) {
+        snprintf(err, sizeof(err), "more than %u objects in one snapshot",
+                 ML_PROTO_MAX_OBJECTS);
+        md__conn_fail(c, MD_LIMIT, err, 0);
+        return -1;
+    }
+    return 0;
+}
+
+/* An ingest call's error: 0, or -1 with c failed (a store error skips the
+ * rest of the snapshot, the long line included). */
+static int
+ingest_rc(struct conn *c, int rc)
+{
+    char err[300];
+
+    if (rc == 0)
+        return 0;
+    if (rc == ML_EPROTO || rc == ML_ETOOBIG) {
+        snprintf(err, sizeof(err), "object line %" PRIu64 ": %s",
+                 c->nobj + 1, st_ingest_error(c->job->ing));
+        md__conn_fail(c, rc == ML_EPROTO ? MD_PROTO : MD_LIMIT, err, 0);
+        return -1;
+    }
+    snprintf(err, sizeof(err), "cannot spool the snapshot: %s",
+             st_strerror(rc));
+    md__conn_fail(c, MD_STORE, err, 1);
+    return c->closing ? -1 : 0;
+}
+
+/* s[0..n) is the start of an object line (CS_OBJECTS or CS_SKIP) that
+ * fills c's buffer, or all of one with too many refs to parse whole.  If
+ * its head is all there, it is checked and begun in the ingest, and c
+ * streams its refs from now on (c->lline): 1, *used its bytes.  0: the
+ * head goes on past s[n).  -1: c failed. */
+int
+md__long_start(struct conn *c, const char *s, size_t n, size_t *used)
+{
+    struct md_server *srv = c->srv;
+    struct ml_dumpline dl;
+    size_t at = 0;
+    int rc;
+
+    rc = ml_dumpline_parse_head(&srv->parser, s, n, &dl, &at);
+    if (rc == ML_DUMPLINE_MORE) {
+        parser_trim(srv);
+        return 0;
+    }
+    if (rc == ML_EPROTO) {
+        md__conn_fail(c, MD_PROTO, srv->parser.err, 0);
+        return -1;
+    }
+    if (rc < 0) {
+        md__conn_fail(c, MD_LIMIT, "daemon out of memory parsing a line", 0);
+        return -1;
+    }
+    c->stream_bytes += at;
+    if (object_checks(c) < 0)
+        return -1;
+    if (c->state == CS_OBJECTS
+        && ingest_rc(c, st_ingest_begin(c->job->ing, &dl)) < 0)
+        return -1;
+    c->lline = 1;
+    ml_refscan_init(&c->rs);
+    *used = at;
+    parser_trim(srv);
+    return 1;
+}
+
+/* Feeds s[0..n), the next bytes of the long line c is streaming: its refs
+ * go to the ingest (dropped in CS_SKIP).  1 when the line ended (*used up
+ * to its '\n'), 0 when all of s was taken, -1: c failed. */
+int
+md__long_feed(struct conn *c, const char *s, size_t n, size_t *used)
+{
+    struct md_server *srv = c->srv;
+    uint64_t refs[LONG_REFS_CHUNK];
+    size_t off = 0;
+    char err[300];
+
+    while (off < n) {
+        size_t k, u;
+        int rc = ml_refscan_feed(&c->rs, s + off, n - off, refs,
+                                 LONG_REFS_CHUNK, &k, &u);
+
+        off += u;
+        c->stream_bytes += u;
+        if (rc == ML_EPROTO) {
+            c->lline = 0;
+            md__conn_fail(c, MD_PROTO, c->rs.err, 0);
+            return -1;
+        }
+        if (c->rs.count > srv->cfg.max_refs) {
+            c->lline = 0;
+            snprintf(err, sizeof(err), "object line %" PRIu64 " has more "
+                     "than %" PRIu64 " refs (the limit)", c->nobj + 1,
+                     srv->cfg.max_refs);
+            md__conn_fail(c, MD_LIMIT, err, 0);
+            return -1;
+        }
+        if (c->stream_bytes > ML_PROTO_MAX_STREAM_BYTES) {
+            c->lline = 0;
+            md__conn_fail(c, MD_LIMIT, "snapshot stream longer than "
+                          "ML_PROTO_MAX_STREAM_BYTES", 0);
+            return -1;
+        }
+        if (k > 0 && c->state == CS_OBJECTS
+            && ingest_rc(c, st_ingest_refs(c->job->ing, refs, k)) < 0) {
+            c->lline = 0;
+            return -1;
+        }
+        if (rc == ML_REFSCAN_END) {
+            c->lline = 0;
+            *used = off;
+            if (c->state != CS_OBJECTS)
+                return 1;
+            if (ingest_rc(c, st_ingest_finish(c->job->ing)) < 0)
+                return -1;
+            if (c->state == CS_OBJECTS)
+                c->nobj++;
+            return 1;
+        }
+    }
+    *used = off;
+    return 0;
+}
+
 /* One complete line of scanner connection c, '\n' included: a header,
  * or an object line or the trailer of the snapshot in progress. */
 void
@@ -306,10 +467,7 @@ md__stream_line(struct conn *c, const char *line, size_t n)
         on_header(c, line, n);
     else
         on_object_line(c, line, n);
-    /* A big line left big scratch behind: give it back. */
-    if (srv->parser.scap > PARSER_KEEP
-        || srv->parser.rcap * sizeof(uint64_t) > PARSER_KEEP)
-        ml_dumpparser_free(&srv->parser);
+    parser_trim(srv);
 }
 
 /* ---- commits ---- */

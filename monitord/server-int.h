@@ -22,6 +22,9 @@
 #include "writer.h"
 
 #define BASE_BUF (64u << 10)            /* per client, always */
+#define WHOLE_REFS (64u << 10)          /* refs of a line parsed whole;
+                                         * more: its refs are streamed */
+#define LONG_REFS_CHUNK 4096            /* refs handed to the ingest at once */
 #define MID_MAX (1u << 20)              /* grown without the token */
 #define MID_BUDGET (16u << 20)          /* sum of grown, token-less buffers */
 #define LONG_LINE_MS (ML_PROTO_IDLE_SECONDS * 1000u)
@@ -62,6 +65,10 @@
 
 _Static_assert(BASE_BUF >= ML_PROTO_MAX_META_LINE,
                "a header or trailer line must fit the base buffer");
+_Static_assert(BASE_BUF >= ML_PROTO_LONG_LINE,
+               "a line that is not long must fit the base buffer");
+_Static_assert(WHOLE_REFS * 2 > ML_PROTO_LONG_LINE,
+               "a line parsed whole with more refs is long");
 
 enum cstate {
     CS_HEADER,                  /* between snapshots: a header comes next */
@@ -105,6 +112,8 @@ struct conn {
     size_t want;                /* capacity asked for while waiting */
     int waiting;
     uint64_t long_since;        /* when the long-line token was taken */
+    int lline;                  /* streaming the refs of a long line */
+    struct ml_refscan rs;       /* where in them */
 
     /* Protocol. */
     enum cstate state;
@@ -209,6 +218,8 @@ struct conn *md__conn_find(struct md_server *srv, uint64_t serial);
 
 /* serve_stream.c: snapshots streamed in, and their commits. */
 void md__stream_line(struct conn *c, const char *line, size_t n);
+int md__long_start(struct conn *c, const char *s, size_t n, size_t *used);
+int md__long_feed(struct conn *c, const char *s, size_t n, size_t *used);
 void md__discard_snapshot(struct conn *c);
 enum md_ereason md__code_reason(enum md_code code);
 void md__conn_fail(struct conn *c, enum md_code code, const char *msg,

@@ -16,16 +16,22 @@
  * Memory stays bounded whatever clients do:
  *   - each allowed client has a fixed BASE_BUF line buffer; a header or a
  *     trailer must fit it (ML_PROTO_MAX_META_LINE);
- *   - a longer object line grows the buffer, up to MID_MAX while the sum
- *     of such buffers stays under MID_BUDGET, and beyond that only for
- *     the one client holding the long-line token (srv->long_owner), up to
- *     ML_PROTO_MAX_LINE.  A client that cannot grow is paused
+ *   - an object line that does not fit is a long line (docs/protocol.md):
+ *     once its head (up to the '[' of refs) is in the buffer, its refs are
+ *     streamed from it to the ingest as they come (serve_stream.c,
+ *     md__long_start/md__long_feed), so no line is ever held whole;
+ *   - only a head longer than the buffer grows it, up to MID_MAX while
+ *     the sum of such buffers stays under MID_BUDGET, and beyond that only
+ *     for the one client holding the long-line token (srv->long_owner), up
+ *     to ML_PROTO_MAX_HEAD.  A client that cannot grow is paused
  *     (uv_read_stop: the kernel's socket buffer then pushes back on it)
  *     until memory is released, first come first served.  The token
- *     holder must finish its line within LONG_LINE_MS;
+ *     holder must finish its head within LONG_LINE_MS;
  *   - buffers shrink back to BASE_BUF once the pending bytes fit it;
  *   - object lines are parsed by one parser shared by all clients (the
  *     loop parses one line at a time), its scratch freed after big lines;
+ *     a line with more than WHOLE_REFS refs is streamed even when it is
+ *     all in the buffer, so the refs scratch stays small;
  *   - lines to a client are small and owned; a client with more than
  *     WQ_MAX bytes queued (it does not read) is dropped.
  *
@@ -337,7 +343,7 @@ on_line(struct conn *c, const char *line, size_t n)
 static size_t
 line_limit(const struct conn *c)
 {
-    return c->state == CS_HEADER ? ML_PROTO_MAX_META_LINE : ML_PROTO_MAX_LINE;
+    return c->state == CS_HEADER ? ML_PROTO_MAX_META_LINE : ML_PROTO_MAX_HEAD;
 }
 
 /* A line over its limit (line[0..n) is its start): a limit error, or
@@ -356,20 +362,40 @@ line_too_long(struct conn *c, const char *line, size_t n, const char *err)
     md__conn_fail(c, MD_LIMIT, err, 0);
 }
 
-/* Consumes the complete lines in c's buffer, then makes room for more:
- * compacts, grows or pauses. */
+/* Consumes the complete lines in c's buffer, and the refs of a long line
+ * as they come, then makes room for more: compacts, starts streaming a
+ * long line whose head is all there, grows or pauses. */
 static void
 process(struct conn *c)
 {
     struct md_server *srv = c->srv;
-    int lines = 0;
+    int took = 0;
     size_t limit;
 
+again:
     while (!c->closing && !c->commit_wait && c->state != CS_QUERY) {
         char *base = c->buf + c->start;
-        char *nl = memchr(base + c->scanned, '\n', c->len - c->scanned);
+        char *nl;
         size_t n;
 
+        if (c->lline) {
+            size_t used = 0;
+            int rc;
+
+            if (c->len == 0)
+                break;
+            rc = md__long_feed(c, base, c->len, &used);
+            if (rc < 0)
+                break;
+            c->start += used;
+            c->len -= used;
+            c->scanned = 0;
+            took = 1;
+            if (rc == 0)
+                break;
+            continue;
+        }
+        nl = memchr(base + c->scanned, '\n', c->len - c->scanned);
         if (nl == NULL) {
             c->scanned = c->len;
             break;
@@ -378,7 +404,7 @@ process(struct conn *c)
         c->start += n;
         c->len -= n;
         c->scanned = 0;
-        lines++;
+        took = 1;
         if (n > line_limit(c)) {
             char err[96];
 
@@ -400,11 +426,11 @@ process(struct conn *c)
         c->start = c->scanned = 0;
     if (c->commit_wait)
         return;                 /* the rest waits for md__conn_resume */
-    if (lines > 0)
+    if (took)
         shrink(c);
 
     limit = line_limit(c);
-    if (c->len >= limit) {
+    if (c->len >= limit && c->state == CS_HEADER) {
         char err[96];
 
         snprintf(err, sizeof(err), "line longer than %zu bytes", limit);
@@ -418,7 +444,35 @@ process(struct conn *c)
         c->start = 0;
         return;
     }
-    /* One partial line fills the buffer. */
+    /* One partial line fills the buffer: a long line whose refs can be
+     * streamed from here on? */
+    if (c->state == CS_OBJECTS || c->state == CS_SKIP) {
+        size_t used = 0;
+
+        switch (md__long_start(c, c->buf, c->len, &used)) {
+        case 1:
+            md_debug("long_line", " conn=%" PRIu64 " object=%" PRIu64
+                     " in_buffer=0 head=%zu", c->serial, c->nobj + 1, used);
+            c->start += used;
+            c->len -= used;
+            c->scanned = 0;
+            took = 1;
+            goto again;
+        case 0:
+            break;              /* its head goes on: grow */
+        default:
+            return;
+        }
+    }
+    if (c->len >= limit) {
+        char err[96];
+
+        snprintf(err, sizeof(err), "%s longer than %zu bytes",
+                 c->state == CS_HEADER ? "line" : "head of an object line",
+                 limit);
+        line_too_long(c, c->buf + c->start, c->len, err);
+        return;
+    }
     c->want = c->cap * 2 < limit ? c->cap * 2 : limit;
     switch (try_grow(c, c->want)) {
     case 1:
@@ -1230,7 +1284,9 @@ md_server_start(struct md_server **out, uv_loop_t *loop,
     srv->waiters_tail = &srv->waiters;
     srv->qwait_tail = &srv->qwait;
     ml_dumpparser_init(&srv->parser);
-    srv->parser.max_refs = ML_PROTO_MAX_REFS;   /* bounds its scratch */
+    srv->parser.max_refs = WHOLE_REFS;  /* more: streamed (long lines) */
+    if (srv->cfg.max_refs == 0)
+        srv->cfg.max_refs = ML_PROTO_MAX_REFS;
     srv->max_conns = conn_limit();
     srv->sock_fd = -1;
     md_metrics_set_source(cfg->metrics, count_clients, srv);

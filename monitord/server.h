@@ -25,6 +25,8 @@ struct md_config {
                                  * (activation.h): used as is, never
                                  * chmod'ed, chown'ed nor unlinked */
     struct md_metrics *metrics; /* NULL: no --metrics-* option */
+    uint64_t max_refs;          /* refs of one object line (--max-refs);
+                                 * 0: ML_PROTO_MAX_REFS */
 };
 
 /* Called once when the daemon is listening (status 0) or failed to start

@@ -523,7 +523,7 @@ ml__walk(enum ml_walk_mode mode, PyObject *root, struct ml_jsonw *w,
     wk.mode = mode;
     wk.values = values;
     /* "Uncut" is a cap no str can reach: jsonw counts characters. */
-    wk.value_max = values == ML_VALUES_FULL ? SIZE_MAX : ML_VALUE_MAX_CHARS;
+    wk.value_max = values == ML_VALUES_FULL ? 524288 /* ML_PROTO_MAX_VALUE */ : ML_VALUE_MAX_CHARS;
     wk.specials = specials;
     wk.nspecials = nspecials;
     for (size_t i = 0; i < nspecials; i++)

@@ -158,12 +158,19 @@ intern(struct st_ingest *in, const char *s, size_t n)
     struct st_ltype *t;
 
     n = ml_utf8_cut(s, n, ST_TYPE_NAME_MAX);
+    /* Runs of one type are common (a list's items follow it): the last
+     * one first, without hashing. */
+    if (in->ntypes > 0) {
+        t = &in->types[in->last_tid];
+        if (t->name_len == n && memcmp(in->names + t->name_off, s, n) == 0)
+            return in->last_tid;
+    }
     h = hash_name(s, n);
     for (j = h & (in->thcap - 1); in->thash[j] != 0; j = (j + 1) & (in->thcap - 1)) {
         t = &in->types[in->thash[j] - 1];
         if (t->hash == h && t->name_len == n &&
             memcmp(in->names + t->name_off, s, n) == 0)
-            return in->thash[j] - 1;
+            return in->last_tid = in->thash[j] - 1;
     }
     if (in->ntypes == in->tcap) {
         size_t cap = in->tcap ? in->tcap * 2 : 64;
@@ -194,28 +201,31 @@ intern(struct st_ingest *in, const char *s, size_t n)
     t->hash = h;
     in->names_len += n;
     in->thash[j] = ++in->ntypes;
+    in->last_tid = in->ntypes - 1;
     if (in->ntypes * 2 > in->thcap && grow_hash(in) < 0)
         return -ENOMEM;
     return in->ntypes - 1;
 }
 
-int
-st_ingest_object(struct st_ingest *in, const struct ml_dumpline *l)
+/* The checks and the type statistics of object l; its local type id in
+ * *ltid.  0 or the error (in->failed set). */
+static int
+account(struct st_ingest *in, const struct ml_dumpline *l, int64_t *ltid_out)
 {
     struct st_ltype *t;
     int64_t ltid;
-    size_t need;
-    int rc;
 
     if (in->failed)
         return in->failed;
     if (in->ended)
         return fail(in, ML_EPROTO, "object line after the trailer");
+    if (in->open)
+        return fail(in, ML_EPROTO, "object line inside another one");
     if (in->n >= ML_PROTO_MAX_OBJECTS)
         return fail(in, ML_ETOOBIG, "more than %u objects in one snapshot",
                     ML_PROTO_MAX_OBJECTS);
     if (l->nrefs > ML_PROTO_MAX_REFS)
-        return fail(in, ML_ETOOBIG, "object 0x%llx has %zu refs (limit %u)",
+        return fail(in, ML_ETOOBIG, "object 0x%llx has %zu refs (limit %llu)",
                     (unsigned long long)l->address, l->nrefs,
                     ML_PROTO_MAX_REFS);
     if (l->vkind != ML_VAL_NONE && !in->keep_values)
@@ -231,7 +241,19 @@ st_ingest_object(struct st_ingest *in, const struct ml_dumpline *l)
         t->max_size = l->size;
         t->max_addr = l->address;
     }
+    *ltid_out = ltid;
+    return 0;
+}
 
+int
+st_ingest_object(struct st_ingest *in, const struct ml_dumpline *l)
+{
+    int64_t ltid;
+    size_t need;
+    int rc;
+
+    if ((rc = account(in, l, &ltid)) != 0)
+        return rc;
     need = st_rec_max(l->name_len, l->value_len, l->nrefs);
     if (in->blen + need > SPOOL_BUF) {
         rc = flush(in);
@@ -271,6 +293,161 @@ st_ingest_object(struct st_ingest *in, const struct ml_dumpline *l)
     return 0;
 }
 
+/* ---- one object in pieces: head, refs, count ----
+ *
+ * The record is the codec's (docs/store-format.md, "Object record"), its
+ * ref count written as a REFCOUNT_WIDTH-byte varint padded with 0x80
+ * continuation bytes (st_get_varint reads it like any other) and patched
+ * once the count is known: in the buffer, or with pwrite when that part
+ * of the spool was already written.  The commit re-encodes it minimally. */
+
+#define REFCOUNT_WIDTH 5        /* 35 bits: ML_PROTO_MAX_REFS fits */
+
+_Static_assert(ML_PROTO_MAX_REFS < (1ull << (7 * REFCOUNT_WIDTH)),
+               "the padded ref count must hold ML_PROTO_MAX_REFS");
+
+static void
+put_padded(unsigned char *p, uint64_t v)
+{
+    for (int i = 0; i < REFCOUNT_WIDTH; i++, v >>= 7)
+        p[i] = (unsigned char)((v & 0x7f) | (i < REFCOUNT_WIDTH - 1 ? 0x80 : 0));
+}
+
+/* Writes p[0..n) to the spool, past the buffer (flushed first). */
+static int
+write_direct(struct st_ingest *in, const unsigned char *p, size_t n)
+{
+    unsigned char *save = in->buf;
+    size_t save_len;
+    int rc;
+
+    if ((rc = flush(in)) < 0)
+        return rc;
+    save_len = in->blen;
+    in->buf = (unsigned char *)p;
+    in->blen = n;
+    rc = flush(in);
+    in->buf = save;
+    in->blen = save_len;
+    return rc;
+}
+
+int
+st_ingest_begin(struct st_ingest *in, const struct ml_dumpline *l)
+{
+    unsigned char *p, *e, *big = NULL;
+    int64_t ltid;
+    size_t need;
+    int rc;
+
+    if ((rc = account(in, l, &ltid)) != 0)
+        return rc;
+    need = st_rec_max(l->name_len, l->value_len, 0) + REFCOUNT_WIDTH;
+    if (in->blen + need > SPOOL_BUF) {
+        rc = flush(in);
+        if (rc < 0)
+            return fail(in, rc, "writing the spool: %s", strerror(-rc));
+    }
+    if (need > SPOOL_BUF) {             /* a long value: its own buffer */
+        big = malloc(need);
+        if (big == NULL)
+            return fail(in, -ENOMEM, "out of memory");
+        p = big;
+    } else {
+        p = in->buf + in->blen;
+    }
+    /* A count of 0 is the varint's last byte: replaced by the padded one. */
+    e = st_rec_put_head(p, in->prev_addr, l->address, (uint64_t)ltid,
+                        l->size, l->has_len, l->len, l->name, l->name_len,
+                        l->has_name, l->vkind, l->value, l->value_len, 0) - 1;
+    put_padded(e, 0);
+    e += REFCOUNT_WIDTH;
+    in->count_at = in->spool_bytes + in->blen + (uint64_t)(e - p)
+                   - REFCOUNT_WIDTH;
+    if (big != NULL) {
+        rc = write_direct(in, big, (size_t)(e - big));
+        free(big);
+        if (rc < 0)
+            return fail(in, rc, "writing the spool: %s", strerror(-rc));
+    } else {
+        in->blen += (size_t)(e - p);
+    }
+    in->open = 1;
+    in->open_addr = l->address;
+    in->open_nrefs = 0;
+    in->prev_addr = l->address;
+    in->n++;
+    in->bytes += l->size;
+    return 0;
+}
+
+int
+st_ingest_refs(struct st_ingest *in, const uint64_t *refs, size_t n)
+{
+    int rc;
+
+    if (in->failed)
+        return in->failed;
+    if (!in->open)
+        return fail(in, ML_EPROTO, "refs outside an object");
+    if (n > ML_PROTO_MAX_REFS - in->open_nrefs)
+        return fail(in, ML_ETOOBIG, "object 0x%llx has more than %llu refs",
+                    (unsigned long long)in->open_addr,
+                    (unsigned long long)ML_PROTO_MAX_REFS);
+    while (n > 0) {
+        size_t room = (SPOOL_BUF - in->blen) / ST_VARINT_MAX, k;
+        unsigned char *p = in->buf + in->blen;
+
+        if (room == 0) {
+            if ((rc = flush(in)) < 0)
+                return fail(in, rc, "writing the spool: %s", strerror(-rc));
+            continue;
+        }
+        k = n < room ? n : room;
+        for (size_t i = 0; i < k; i++)
+            p = st_put_varint(p, st_zigzag(in->open_addr, refs[i]));
+        in->blen = (size_t)(p - in->buf);
+        in->open_nrefs += k;
+        in->nrefs += k;
+        refs += k;
+        n -= k;
+    }
+    return 0;
+}
+
+int
+st_ingest_finish(struct st_ingest *in)
+{
+    unsigned char cnt[REFCOUNT_WIDTH];
+
+    if (in->failed)
+        return in->failed;
+    if (!in->open)
+        return fail(in, ML_EPROTO, "no object to finish");
+    put_padded(cnt, in->open_nrefs);
+    if (in->count_at >= in->spool_bytes) {
+        memcpy(in->buf + (in->count_at - in->spool_bytes), cnt, sizeof cnt);
+    } else {
+        size_t off = 0;
+
+        while (off < sizeof cnt) {
+            ssize_t w = pwrite(in->fd, cnt + off, sizeof cnt - off,
+                               (off_t)(in->count_at + off));
+
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w <= 0) {
+                int rc = w < 0 ? -errno : -EIO;
+
+                return fail(in, rc, "writing the spool: %s", strerror(-rc));
+            }
+            off += (size_t)w;
+        }
+    }
+    in->open = 0;
+    return 0;
+}
+
 int
 st_ingest_end(struct st_ingest *in, uint64_t objects, uint64_t bytes)
 {
@@ -278,6 +455,8 @@ st_ingest_end(struct st_ingest *in, uint64_t objects, uint64_t bytes)
 
     if (in->failed)
         return in->failed;
+    if (in->open)
+        return fail(in, ML_EPROTO, "the trailer came inside an object");
     if (objects != in->n)
         return fail(in, ML_EPROTO, "trailer claims %llu objects, %llu arrived",
                     (unsigned long long)objects, (unsigned long long)in->n);

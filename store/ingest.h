@@ -29,9 +29,14 @@ struct st_ingest {
     int keep_first;             /* repeated addresses: drop, not refuse */
     int ended;
     int failed;                 /* first error; sticky */
+    int open;                   /* st_ingest_begin'd, not finished */
+    uint64_t open_addr;         /* its address, */
+    uint64_t open_nrefs;        /* its refs so far, */
+    uint64_t count_at;          /* and where its padded count is */
     char err[200];
     struct st_ltype *types;
     uint32_t ntypes, tcap;
+    uint32_t last_tid;          /* intern's last answer */
     char *names;
     size_t names_len, names_cap;
     uint32_t *thash;            /* open addressing: local id + 1, 0 empty */

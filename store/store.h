@@ -100,6 +100,15 @@ int st_ingest_new(struct st_ingest **out, const char *tmpdir, int keep_values);
  * (-ENOSPC...) from writing the spool. */
 int st_ingest_object(struct st_ingest *in, const struct ml_dumpline *l);
 
+/* One object whose refs come in pieces (a long line, docs/protocol.md):
+ * begin with the head (l's refs are ignored), then any number of
+ * st_ingest_refs, then st_ingest_finish.  Nothing else may come between.
+ * Errors as st_ingest_object; more than ML_PROTO_MAX_REFS refs is
+ * ML_ETOOBIG.  Memory stays the write buffer whatever the count. */
+int st_ingest_begin(struct st_ingest *in, const struct ml_dumpline *l);
+int st_ingest_refs(struct st_ingest *in, const uint64_t *refs, size_t n);
+int st_ingest_finish(struct st_ingest *in);
+
 /* The trailer's claims.  ML_EPROTO if they differ from what arrived. */
 int st_ingest_end(struct st_ingest *in, uint64_t objects, uint64_t bytes);
 

@@ -22,7 +22,8 @@ MONITORD = os.environ.get("MELIAE_MONITORD", "")
 STORE_TOOL = os.environ.get("MELIAE_STORE_TOOL", "")
 
 VERSION = 1
-MAX_LINE = 64 << 20
+# ML_PROTO_MAX_HEAD: the bytes of an object line before its refs.
+MAX_HEAD = 8 << 20
 # An ASan build (tests/meson.build preloads the runtime): freed memory sits
 # in ASan's quarantine, so RSS figures mean nothing there.
 UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")

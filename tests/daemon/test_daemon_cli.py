@@ -26,7 +26,8 @@ class TestArgs(DaemonTestCase):
         self.assertEqual(r.returncode, 0)
         self.assertIn("Usage: meliae-monitord --store DIR", r.stdout)
         for opt in ("--socket", "--group", "--retain", "--retain-age",
-                    "--max-store", "--metrics-textfile", "--metrics-listen",
+                    "--max-store", "--max-refs", "--metrics-textfile",
+                    "--metrics-listen",
                     "--metrics-keep", "--foreground", "--log-level"):
             self.assertIn(opt, r.stdout)
         self.assertEqual(r.stderr, "")
@@ -59,6 +60,9 @@ class TestArgs(DaemonTestCase):
               "--metrics-keep", "5x"] + sock, "--metrics-keep"),
             (["--store", store, "--max-store", "12Q"] + sock, "--max-store"),
             (["--store", store, "--max-store", "-1"] + sock, "--max-store"),
+            (["--store", store, "--max-refs", "0"] + sock, "--max-refs"),
+            (["--store", store, "--max-refs", "4294967296"] + sock,
+             "--max-refs"),
             (["--store", store, "--log-level", "loud"] + sock, "--log-level"),
             (["--store", store, "--group", "no-such-group-here"] + sock,
              "--group"),

@@ -49,5 +49,32 @@ class TestEndToEnd(DaemonTestCase):
             self.assertGreater(s["objects"], 20000)
 
 
+# A str whose escaped text (6 bytes a character) would make a head of
+# 12 MB, past ML_PROTO_MAX_HEAD: the scanner cuts "full" values to
+# ML_PROTO_MAX_VALUE characters, so it streams.
+FULL_CLIENT = r"""
+import json, sys
+from meliae import scanner
+big = "\x01" * 2000000
+with scanner.stream_to(sys.argv[1], values="full", timeout=120) as s:
+    print(json.dumps({"id": s.snapshot(), "addr": id(big)}))
+"""
+
+
+@unittest.skipUnless(HAVE_STREAM, "meliae.scanner.stream_to not built")
+class TestFullValues(DaemonTestCase):
+
+    def test_a_huge_full_value_is_cut_and_streams(self):
+        d = self.daemon()
+        out = subprocess.run([sys.executable, "-c", FULL_CLIENT, d.sock],
+                             capture_output=True, text=True, timeout=300,
+                             env=dict(os.environ))
+        self.assertEqual(out.returncode, 0, out.stderr)
+        r = json.loads(out.stdout)
+        self.assertGreater(r["id"], 0)
+        self.assertNotIn("snapshot_refused", d.log())
+        self.stop_clean(d)
+
+
 if __name__ == "__main__":
     unittest.main()

@@ -9,7 +9,7 @@ import threading
 import time
 import unittest
 
-from daemon_support import (UNDER_ASAN, Client, DaemonTestCase, MAX_LINE,
+from daemon_support import (UNDER_ASAN, Client, DaemonTestCase, MAX_HEAD,
                             header, honest_ack, line, objects, send_snapshot,
                             snapshot, store_list, store_pending)
 
@@ -84,10 +84,10 @@ class TestHostile(DaemonTestCase):
         self.assertFalse(t.is_alive())
         self.assertEqual(result["reply"]["code"], "limit", result)
         self.assertTrue(result["closed"])
-        # Cut at the limit (give or take the sockets' buffers).
-        self.assertLess(result["sent"], MAX_LINE + (16 << 20), result)
-        self.assertGreaterEqual(result["sent"], MAX_LINE - (16 << 20), result)
-        # The 64 MiB buffer went back to the system.
+        # Cut at the head limit (give or take the sockets' buffers).
+        self.assertLess(result["sent"], MAX_HEAD + (16 << 20), result)
+        self.assertGreaterEqual(result["sent"], MAX_HEAD - (4 << 20), result)
+        # The 8 MiB buffer went back to the system.
         self.assertGreater(honest_ack(d.sock, 10), 0)
         if not UNDER_ASAN:
             self.assertLess(d.rss_anon_kib() - rss0, 16 << 10,
@@ -171,20 +171,26 @@ class TestHostile(DaemonTestCase):
         self.assertGreater(honest_ack(d.sock, 5), 0)
         self.stop_clean(d)
 
-    def test_concurrent_long_lines_take_turns(self):
+    def test_concurrent_long_heads_take_turns(self):
+        # Lines whose head (the part before "refs") outgrows the 1 MiB
+        # buffers: one client at a time holds the long-line buffer, the
+        # others wait their turn.  Their refs, a long list too, stream.
         d = self.daemon()
         errors = []
 
         def big(i):
             try:
                 objs = objects(30, base=(1 << 44) + i * 100)
-                for k in (2, 9, 17):            # 2-8 MiB lines
+                for k in (2, 9, 17):            # 2-4 MiB heads
+                    refs = objs[k].pop("refs")  # refs stay the last key
+                    objs[k]["value"] = "v" * ((1 << 20) * (k // 8 + 2))
+                    objs[k]["type"] = "str"
+                    objs[k]["refs"] = refs
+                for k in (4, 5):                # 150,000 refs
                     objs[k]["refs"] = list(range(1 << 40, (1 << 40)
-                                                 + 150000 * (k // 4 + 1)))
-                for k in (4, 5):                # medium lines, ~200 KiB
-                    objs[k]["refs"] = list(range(1 << 40, (1 << 40) + 12000))
+                                                 + 150000))
                 c = Client(d.sock, timeout=120)
-                c.send(snapshot(objs=objs))
+                c.send(snapshot(objs=objs, hdr=header(values="full")))
                 r = c.reply()
                 c.close()
                 if r is None or r.get("objects") != 30:
@@ -192,14 +198,117 @@ class TestHostile(DaemonTestCase):
             except Exception as e:             # noqa: BLE001 (reported)
                 errors.append(e)
 
+        rss0 = d.rss_anon_kib()
+        peak = rss0
         threads = [threading.Thread(target=big, args=(i,)) for i in range(8)]
         for t in threads:
             t.start()
+        while any(t.is_alive() for t in threads):
+            peak = max(peak, d.rss_anon_kib())
+            time.sleep(0.01)
         for t in threads:
             t.join(180)
         self.assertEqual(errors, [])
         self.assertIn("paused", d.log())       # the token was contended
+        if not UNDER_ASAN:
+            # 8 base buffers and spools, 16 MiB of 1 MiB buffers, the 8 MiB
+            # one, a head's unescaped value, the commits of small snapshots.
+            self.assertLess(peak, 64 << 10, "RssAnon peaked at %d KiB "
+                            "(from %d)" % (peak, rss0))
         self.assertEqual(len(store_list(d.store)), 8)
+        self.stop_clean(d)
+
+    def test_garbage_inside_a_long_line_is_proto(self):
+        # A long line whose refs turn to garbage, a ref too big, a key
+        # after refs, a line that ends inside them: proto, connection
+        # closed, the daemon unharmed.
+        d = self.daemon()
+        refs = b",".join(b"%d" % (1 << 40) for _ in range(100000))
+        head = b'{"address": 1, "type": "list", "size": 8, "refs": ['
+        for tail in (b', x' + os.urandom(300000) + b"]}\n",
+                     b', 99999999999999999999999]}\n',
+                     b'], "len": 3}\n',
+                     b', 1\n{"end": "complete"}\n'):
+            c = Client(d.sock)
+            try:
+                c.send(line(header()) + head + refs + tail)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            r = c.reply()
+            self.assertEqual(r["code"], "proto", (tail[:20], r))
+            self.assertTrue(c.closed_by_peer())
+            c.close()
+        self.assertEqual(store_list(d.store), [])
+        self.assertEqual(store_pending(d.store), 0)
+        self.assertGreater(honest_ack(d.sock, 20), 0)
+        self.stop_clean(d)
+
+    def test_2_gib_of_garbage_on_one_line_is_refused_at_once(self):
+        d = self.daemon()
+        honest_ack(d.sock, 10)
+        sent = [0]
+
+        def evil():
+            c = Client(d.sock, timeout=120)
+            chunk = os.urandom(1 << 20).replace(b"\n", b"x")
+            try:
+                c.send(line(header()))
+                while sent[0] < 2 << 30:
+                    c.send(chunk)
+                    sent[0] += len(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            r = c.reply()
+            c.close()
+            return r
+
+        r = evil()
+        self.assertEqual(r["code"], "proto", r)
+        self.assertLess(sent[0], 64 << 20)
+        self.assertGreater(honest_ack(d.sock, 10), 0)
+        self.stop_clean(d)
+
+    def test_endless_refs_array_is_cut_at_max_refs(self):
+        # A refs array that never ends: cut at --max-refs (limit), while an
+        # honest client's snapshot completes and memory stays put.
+        d = self.daemon(args=["--max-refs", "20000000"])
+        honest_ack(d.sock, 10)
+        rss0 = d.rss_anon_kib()
+        result = {}
+
+        def evil():
+            c = Client(d.sock, timeout=120)
+            chunk = b"1099511627776," * 80000      # ~1 MiB of refs
+            sent = 0
+            try:
+                c.send(line(header())
+                       + b'{"address": 1, "type": "list", "size": 8, '
+                         b'"refs": [')
+                while sent < 30000000 * 14:
+                    c.send(chunk)
+                    sent += len(chunk)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            result["sent"] = sent
+            result["reply"] = c.reply()
+            result["closed"] = c.closed_by_peer()
+            c.close()
+
+        t = threading.Thread(target=evil)
+        t.start()
+        peak = 0
+        while t.is_alive():
+            self.assertGreater(honest_ack(d.sock, 200), 0)
+            peak = max(peak, d.rss_anon_kib())
+            t.join(0.2)
+        self.assertEqual(result["reply"]["code"], "limit", result)
+        self.assertIn("refs", result["reply"]["error"])
+        self.assertTrue(result["closed"])
+        self.assertLess(result["sent"], 21000000 * 14 + (16 << 20))
+        if not UNDER_ASAN:
+            self.assertLess(peak - rss0, 16 << 10,
+                            "RssAnon grew from %d KiB to %d" % (rss0, peak))
+        self.assertEqual(store_pending(d.store), 0)
         self.stop_clean(d)
 
     def hog_storm(self, d, nofile, seconds=None, honest=True):

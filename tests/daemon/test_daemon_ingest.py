@@ -3,13 +3,17 @@
 stored as sent; each refusal of docs/protocol.md's table gets its code and
 closes (or keeps) the connection as the table says."""
 
+import json
 import os
+import subprocess
 import time
 import unittest
 
 from daemon_support import (DROP, Client, DaemonTestCase, header, honest_ack,
-                            line, objects, send_snapshot, snapshot,
-                            store_list, store_pending)
+                            line, objects, plain_env, send_snapshot,
+                            snapshot, store_list, store_pending)
+
+CLI = os.environ.get("MELIAE_CLI", "")
 
 
 class TestValid(DaemonTestCase):
@@ -75,16 +79,61 @@ class TestValid(DaemonTestCase):
         self.assertIn("ack", r)
         self.stop_clean(d)
 
-    def test_long_lines_are_assembled(self):
+    def test_long_lines_are_streamed_whole(self):
         d = self.daemon()
         objs = objects(20)
-        # 1.5 MiB and 9 MiB lines: the medium and the long-line buffer.
+        # 1.5 MiB and 9 MiB lines: their refs stream through the buffer.
         objs[3]["refs"] = list(range(1 << 40, (1 << 40) + 100000))
         objs[7]["refs"] = list(range(1 << 40, (1 << 40) + 600000))
-        r = send_snapshot(d.sock, objs=objs)
+        # Long heads (values "full"): 300 KB and 2 MB values grow the
+        # buffer, and the refs after them (70,000, more than a line parsed
+        # whole may have) may arrive with the head in it, or after it.
+        for k, vlen in ((11, 300000), (15, 2000000)):
+            refs = list(range(1, 70001))
+            del objs[k]["refs"]
+            objs[k]["type"] = "str"
+            objs[k]["value"] = "v" * vlen
+            objs[k]["refs"] = refs
+        r = send_snapshot(d.sock, objs=objs, hdr=header(values="full"))
         self.assertEqual(r, {"ack": r["ack"], "objects": 20})
+        # Every ref of the long lines arrived.
+        for k, n in ((3, 100000), (7, 600000), (11, 70000), (15, 70000)):
+            out = subprocess.run(
+                [CLI, "--store", d.store, "--json", "show", str(r["ack"]),
+                 hex(objs[k]["address"]), "--limit", "1"],
+                capture_output=True, text=True, env=plain_env(), timeout=60)
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertEqual(json.loads(out.stdout)["object"]["nrefs"], n)
         # Buffers went back: a later small snapshot works as before.
         self.assertGreater(honest_ack(d.sock, 5), r["ack"])
+        self.stop_clean(d)
+
+    def test_a_long_line_all_in_the_buffer_is_streamed_too(self):
+        # A 300 KB head grows the buffer to 512 KiB; the refs then arrive
+        # with the line's end, all in it: parsed whole, the line has more
+        # refs than a whole parse takes, and they are streamed from there.
+        d = self.daemon()
+        objs = objects(3)
+        head = (b'{"address": 7, "type": "str", "size": 8, "value": "'
+                + b"v" * 300000)
+        rest = b'", "refs": [' + b", ".join([b"1"] * 70000) + b"]}\n"
+        self.assertLess(len(head) + len(rest), 512 << 10)
+        c = Client(d.sock)
+        c.send(line(header(values="full")) + b"".join(line(o) for o in objs)
+               + head)
+        time.sleep(1)
+        c.send(rest + line({"end": "complete", "objects": 4,
+                            "bytes": 8 + 3 * 56}))
+        r = c.reply()
+        c.close()
+        self.assertEqual(r.get("objects"), 4, r)
+        self.assertIn("in_buffer=1", d.log())
+        out = subprocess.run(
+            [CLI, "--store", d.store, "--json", "show", str(r["ack"]), "0x7",
+             "--limit", "1"], capture_output=True, text=True,
+            env=plain_env(), timeout=60)
+        self.assertEqual(out.returncode, 0, out.stderr)
+        self.assertEqual(json.loads(out.stdout)["object"]["nrefs"], 70000)
         self.stop_clean(d)
 
     def test_unknown_header_keys_are_ignored(self):
@@ -214,12 +263,22 @@ class TestRefused(DaemonTestCase):
         self.assertEqual(len(store_list(d.store)), 1)
         self.stop_clean(d)
 
-    def test_too_many_refs_is_a_limit_error(self):
-        d = self.daemon()
-        n = (4 << 20) + 1
-        big = (b'{"address": 1, "type": "list", "size": 8, "refs": ['
-               + b"1," * (n - 1) + b"1]}\n")
-        self.expect(d, line(header()) + big, "limit", msg_has=["refs"])
+    def test_more_refs_than_max_refs_is_a_limit_error(self):
+        d = self.daemon(args=["--max-refs", "1000000"])
+        n = 1000000
+
+        def big(k):
+            return (b'{"address": 1, "type": "list", "size": 8, "refs": ['
+                    + b"1," * (k - 1) + b"1]}\n")
+
+        # At the limit: stored (one object line, 2 MB, streamed).
+        c = Client(d.sock)
+        c.send(line(header()) + big(n)
+               + line({"end": "complete", "objects": 1, "bytes": 8}))
+        self.assertEqual(c.reply().get("objects"), 1)
+        c.close()
+        self.expect(d, line(header()) + big(n + 1), "limit",
+                    msg_has=["refs"])
         self.assertGreater(honest_ack(d.sock, 3), 0)
         self.stop_clean(d)
 

@@ -16,7 +16,10 @@
  *     same result as a fresh one;
  *   - an object line written back in canonical form parses to the same
  *     fields (the parser passes raw bytes through, so this holds for any
- *     decoded bytes).
+ *     decoded bytes);
+ *   - the long-line path (ml_dumpline_parse_head, ml_refscan_feed in
+ *     pieces) returns only its documented codes, and agrees with the
+ *     whole-line parse on a line both accept.
  *
  * Build with libFuzzer:
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -Icommon \
@@ -277,6 +280,56 @@ write_canonical(struct out *o, const struct ml_dumpline *d)
     out_puts(o, "]}\n");
 }
 
+/* The long-line path (parse_head, then the refs in pieces of `step`
+ * bytes): its codes are the documented ones, and where both it and the
+ * whole-line parse accept a line with its only '\n' at the end, they
+ * agree on every field and ref. */
+static void
+check_long(const char *s, size_t size, const struct ml_dumpline *whole,
+           int whole_rc, size_t step)
+{
+    struct ml_dumpparser p;
+    struct ml_dumpline d;
+    struct ml_refscan rs;
+    uint64_t out[3];
+    size_t at = 0, off, nrefs = 0, k, used;
+    const char *nl = memchr(s, '\n', size);
+    int rc, same;
+
+    ml_dumpparser_init(&p);
+    rc = ml_dumpline_parse_head(&p, s, size, &d, &at);
+    CHECK(rc == 0 || rc == ML_DUMPLINE_MORE || rc == ML_EPROTO
+          || rc == -ENOMEM);
+    if (rc != 0) {
+        ml_dumpparser_free(&p);
+        return;
+    }
+    CHECK(at <= size && d.kind == ML_LINE_OBJECT && d.nrefs == 0);
+    same = whole_rc == 0 && whole->kind == ML_LINE_OBJECT && nl != NULL
+           && (size_t)(nl - s) + 1 == size;
+    if (same)
+        CHECK(d.address == whole->address && d.size == whole->size
+              && d.vkind == whole->vkind && d.has_name == whole->has_name
+              && same_bytes(d.type, d.type_len, whole->type, whole->type_len));
+    ml_refscan_init(&rs);
+    rc = 0;
+    for (off = at; off < size && rc == 0; off += used) {
+        size_t len = size - off < step ? size - off : step;
+
+        rc = ml_refscan_feed(&rs, s + off, len, out, 3, &k, &used);
+        CHECK(rc == 0 || rc == ML_REFSCAN_END || rc == ML_EPROTO);
+        CHECK(k <= 3 && used <= len);
+        if (rc == ML_EPROTO)
+            CHECK(rs.err[0] != '\0' && memchr(rs.err, '\0', sizeof(rs.err)));
+        for (size_t i = 0; i < k; i++, nrefs++)
+            if (same && nrefs < whole->nrefs)
+                CHECK(out[i] == whole->refs[nrefs]);
+    }
+    if (rc == ML_REFSCAN_END && same)
+        CHECK(nrefs == whole->nrefs);
+    ml_dumpparser_free(&p);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -304,6 +357,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(strcmp(fresh.err, persistent.err) == 0);
     if (rc1 == 0)
         CHECK(same_result(&d1, &d2));
+
+    check_long(s, size, &d1, rc1, 1 + size % 7);
+    check_long(s, size, &d1, rc1, size + 1);
 
     if (rc1 == 0 && d1.kind == ML_LINE_OBJECT) {
         write_canonical(&canon, &d1);

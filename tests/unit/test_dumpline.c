@@ -1960,6 +1960,497 @@ test_dumpline_rejects_random_truncations_of_generated_lines(void **state)
     sb_free(&line);
 }
 
+/* ------------------------------------------------------------------------
+ * Long lines: the head, then the refs in pieces (the daemon's path)
+ * ------------------------------------------------------------------------ */
+
+/* What a parse gave, copied (its pointers die at the next parse). */
+struct got {
+    int rc;
+    struct ml_dumpline d;
+    struct sb type, name, value;
+    uint64_t *refs;
+    size_t nrefs;
+};
+
+static void
+got_free(struct got *g)
+{
+    sb_free(&g->type);
+    sb_free(&g->name);
+    sb_free(&g->value);
+    free(g->refs);
+    memset(g, 0, sizeof(*g));
+}
+
+static void
+got_head(struct got *g, const struct ml_dumpline *d)
+{
+    g->d = *d;
+    sb_put(&g->type, d->type, d->type_len);
+    if (d->has_name)
+        sb_put(&g->name, d->name, d->name_len);
+    if (d->vkind == ML_VAL_STR || d->vkind == ML_VAL_INT
+        || d->vkind == ML_VAL_FLOAT)
+        sb_put(&g->value, d->value, d->value_len);
+}
+
+static void
+got_refs(struct got *g, const uint64_t *r, size_t n)
+{
+    g->refs = realloc(g->refs, (g->nrefs + n + 1) * sizeof(*g->refs));
+    assert_non_null(g->refs);
+    memcpy(g->refs + g->nrefs, r, n * sizeof(*r));
+    g->nrefs += n;
+}
+
+/* The whole-line parse of s[0..n). */
+static void
+whole(struct ml_dumpparser *p, const char *s, size_t n, struct got *g)
+{
+    memset(g, 0, sizeof(*g));
+    g->rc = ml_dumpline_parse(p, s, n, &g->d);
+    if (g->rc == 0) {
+        got_head(g, &g->d);
+        got_refs(g, g->d.refs, g->d.nrefs);
+    }
+}
+
+/* As the daemon reads a long line: s[0..n) (ending in '\n') arrives
+ * `step` bytes at a time; the head is tried on what has arrived until it
+ * is complete, then the refs are fed as they come, at most cap at once.
+ * g->rc: 0, or the first error. */
+static void
+pieces(struct ml_dumpparser *p, const char *s, size_t n, size_t step,
+       size_t cap, struct got *g)
+{
+    struct ml_dumpline d;
+    struct ml_refscan rs;
+    uint64_t out[8];
+    size_t have = 0, at = 0, off;
+    char *copy;
+    int rc;
+
+    memset(g, 0, sizeof(*g));
+    for (;;) {
+        have = have + step < n ? have + step : n;
+        /* Only what has arrived is readable (ASan checks it). */
+        copy = malloc(have ? have : 1);
+        assert_non_null(copy);
+        memcpy(copy, s, have);
+        rc = ml_dumpline_parse_head(p, copy, have, &d, &at);
+        if (rc == 0)
+            got_head(g, &d);
+        free(copy);
+        if (rc != ML_DUMPLINE_MORE)
+            break;
+        if (have == n) {
+            g->rc = ML_DUMPLINE_MORE;
+            return;
+        }
+    }
+    if (rc != 0) {
+        g->rc = rc;
+        return;
+    }
+    assert_true(at <= have);
+    ml_refscan_init(&rs);
+    for (off = at; off < n; ) {
+        size_t len = off + step < n ? step : n - off, k, used;
+
+        copy = malloc(len);
+        assert_non_null(copy);
+        memcpy(copy, s + off, len);
+        rc = ml_refscan_feed(&rs, copy, len, out, cap, &k, &used);
+        free(copy);
+        assert_true(k <= cap && used <= len);
+        got_refs(g, out, k);
+        off += used;
+        if (rc == ML_EPROTO) {
+            assert_true(rs.err[0] != '\0');
+            g->rc = rc;
+            return;
+        }
+        if (rc == ML_REFSCAN_END) {
+            assert_int_equal(off, n);       /* the '\n' was the last byte */
+            g->d.nrefs = g->nrefs;
+            return;
+        }
+        assert_true(used == len || k == cap);
+    }
+    g->rc = ML_DUMPLINE_MORE;                   /* no '\n' */
+}
+
+static void
+assert_same(const struct got *a, const struct got *b)
+{
+    assert_int_equal(a->rc, b->rc);
+    if (a->rc != 0)
+        return;
+    assert_int_equal(a->d.kind, b->d.kind);
+    assert_true(a->d.address == b->d.address && a->d.size == b->d.size);
+    assert_int_equal(a->d.has_name, b->d.has_name);
+    assert_int_equal(a->d.has_len, b->d.has_len);
+    assert_true(a->d.len == b->d.len);
+    assert_int_equal(a->d.vkind, b->d.vkind);
+    assert_true(a->type.n == b->type.n
+                && memcmp(a->type.d, b->type.d, a->type.n) == 0);
+    assert_true(a->name.n == b->name.n
+                && (a->name.n == 0 || memcmp(a->name.d, b->name.d, a->name.n) == 0));
+    assert_true(a->value.n == b->value.n
+                && (a->value.n == 0
+                    || memcmp(a->value.d, b->value.d, a->value.n) == 0));
+    assert_int_equal(a->nrefs, b->nrefs);
+    for (size_t i = 0; i < a->nrefs; i++)
+        assert_true(a->refs[i] == b->refs[i]);
+}
+
+static void
+test_dumpline_long_line_in_pieces_parses_as_whole_at_every_split(void **state)
+{
+    struct fx *f = *state;
+    static const char *lines[] = {
+        "{\"address\": 140000000000, \"type\": \"dict\", \"size\": 232, "
+        "\"name\": \"m\\u00e9\\ud83d\\ude00\", \"len\": 3, \"value\": "
+        "\"a\\\"b\\\\c\", \"x\": [1, {\"y\": null}], \"refs\": "
+        "[ 0 ,18446744073709551615,\t7, 140000000000 ,12345678901234]}\n",
+        "{\"address\":1,\"type\":\"list\",\"size\":8,\"refs\":[]}\r\n",
+        "{\"address\":1,\"type\":\"int\",\"size\":28,\"value\":-1.5e3,"
+        "\"refs\":[5]} \n",
+    };
+
+    for (size_t i = 0; i < sizeof(lines) / sizeof(*lines); i++) {
+        const char *s = lines[i];
+        size_t n = strlen(s);
+        struct got want, g;
+
+        whole(&f->p, s, n, &want);
+        assert_int_equal(want.rc, 0);
+        for (size_t step = 1; step <= n; step++) {
+            for (size_t cap = 1; cap <= 8; cap += 7) {
+                pieces(&f->p, s, n, step, cap, &g);
+                assert_same(&want, &g);
+                got_free(&g);
+            }
+        }
+        got_free(&want);
+    }
+}
+
+static void
+test_dumpline_long_line_matches_whole_parse_on_random_lines(void **state)
+{
+    struct fx *f = *state;
+    uint64_t rng = 0x5eed5eed5eedull;
+    struct sb line = { 0 };
+    struct want_line w;
+    size_t same = 0, refused = 0;
+
+    for (int i = 0; i < 3000; i++) {
+        struct got want, g;
+        size_t step;
+        const char *refs;
+
+        gen_line(&rng, &line, &w);
+        if (line.d[line.n - 1] != '\n')
+            sb_putc(&line, '\n');
+        step = 1 + (size_t)rng_below(&rng, line.n);
+        whole(&f->p, line.d, line.n, &want);
+        pieces(&f->p, line.d, line.n, step, 1 + (size_t)rng_below(&rng, 8),
+               &g);
+        refs = strstr(line.d, "\"refs\"");
+        if (want.rc == 0 && w.object && w.refs != NULL && g.rc == 0) {
+            assert_same(&want, &g);
+            same++;
+        } else if (want.rc == 0 && w.object && w.refs != NULL) {
+            /* Refused only for a key after refs. */
+            assert_int_equal(g.rc, ML_EPROTO);
+            assert_non_null(refs);
+            refused++;
+        } else if (want.rc == 0 && w.object) {
+            /* No refs: all head, a line the daemon parses whole once its
+             * '\n' is there; not a long line. */
+            assert_int_equal(g.rc, ML_EPROTO);
+        }
+        got_free(&want);
+        got_free(&g);
+        want_free(&w);
+    }
+    /* Keys come in random order: refs is last in about one in eight. */
+    assert_true(same > 200 && refused > 1000);
+    sb_free(&line);
+}
+
+/* The error of a long line fed in one piece after a good head. */
+static void
+expect_refs_error(struct fx *f, const char *tail, const char *needle)
+{
+    struct sb s = { 0 };
+    struct got g;
+    struct ml_refscan rs;
+    uint64_t out[4];
+    size_t k, used;
+    int rc;
+
+    sb_puts(&s, "{\"address\": 1, \"type\": \"list\", \"size\": 8, \"refs\": [");
+    sb_puts(&s, tail);
+    pieces(&f->p, s.d, s.n, 3, 2, &g);
+    assert_int_equal(g.rc, ML_EPROTO);
+    got_free(&g);
+    /* The message, in one piece. */
+    ml_refscan_init(&rs);
+    rc = ml_refscan_feed(&rs, tail, strlen(tail), out, 4, &k, &used);
+    while (rc == 0 && used < strlen(tail)) {
+        tail += used;
+        rc = ml_refscan_feed(&rs, tail, strlen(tail), out, 4, &k, &used);
+    }
+    assert_int_equal(rc, ML_EPROTO);
+    if (strstr(rs.err, needle) == NULL) {
+        print_error("error \"%s\" does not say \"%s\"\n", rs.err, needle);
+        fail();
+    }
+    sb_free(&s);
+}
+
+static void
+test_dumpline_long_line_refuses_bad_refs(void **state)
+{
+    struct fx *f = *state;
+
+    expect_refs_error(f, "1, 2, x]}\n", "not a non-negative integer");
+    expect_refs_error(f, "1, -2]}\n", "not a non-negative integer");
+    expect_refs_error(f, "1, 2.5]}\n", "expected ',' or ']'");
+    expect_refs_error(f, "1, 02]}\n", "leading zero");
+    expect_refs_error(f, "18446744073709551616]}\n", "64 bits");
+    expect_refs_error(f, "1, 2}\n", "expected ',' or ']'");      /* no ']' */
+    expect_refs_error(f, "1, 2\n", "line ends inside refs");
+    expect_refs_error(f, "1,\n", "line ends inside refs");
+    expect_refs_error(f, "1, 2], \"len\": 2}\n", "last key");
+    expect_refs_error(f, "1, 2]]\n", "expected '}'");
+    expect_refs_error(f, "1, 2]} x\n", "text after the end");
+    expect_refs_error(f, "1,,2]}\n", "not a non-negative integer");
+    expect_refs_error(f, ",1]}\n", "not a non-negative integer");
+}
+
+static void
+test_dumpline_long_line_head_waits_or_refuses(void **state)
+{
+    struct fx *f = *state;
+    const char *s = "{\"address\": 1, \"type\": \"dict\", \"name\": \"x\\u00e9\","
+                    " \"size\": 8, \"refs\": [1]}\n";
+    struct ml_dumpline d;
+    struct sb junk = { 0 };
+    size_t at = 0, head = strstr(s, "[1") - s + 1;
+
+    /* Every prefix of the head: more is needed. */
+    for (size_t k = 0; k < head; k++)
+        assert_int_equal(ml_dumpline_parse_head(&f->p, s, k, &d, &at),
+                         ML_DUMPLINE_MORE);
+    assert_int_equal(ml_dumpline_parse_head(&f->p, s, head, &d, &at), 0);
+    assert_int_equal(at, head);
+    assert_true(d.address == 1 && d.size == 8 && d.nrefs == 0);
+    assert_true(d.type_len == 4 && memcmp(d.type, "dict", 4) == 0);
+    assert_true(d.has_name && d.name_len == 3);
+    /* Garbage is refused once it is past any doubt. */
+    for (int i = 0; i < 200; i++)
+        sb_putc(&junk, 'x');
+    assert_int_equal(ml_dumpline_parse_head(&f->p, junk.d, junk.n, &d, &at),
+                     ML_EPROTO);
+    junk.n = 0;
+    sb_puts(&junk, "{\"address\": 1, \"type\": 7, \"size\": 8");
+    for (int i = 0; i < 200; i++)
+        sb_putc(&junk, ' ');
+    assert_int_equal(ml_dumpline_parse_head(&f->p, junk.d, junk.n, &d, &at),
+                     ML_EPROTO);
+    /* Refs before "type": refused, the head must be whole. */
+    junk.n = 0;
+    sb_puts(&junk, "{\"address\": 1, \"refs\": [1, 2");
+    assert_int_equal(ml_dumpline_parse_head(&f->p, junk.d, junk.n, &d, &at),
+                     ML_EPROTO);
+    assert_non_null(strstr(f->p.err, "before its refs"));
+    /* A line without "address" (a trailer) cannot be long. */
+    junk.n = 0;
+    sb_puts(&junk, "{\"end\": \"complete\", \"refs\": [");
+    assert_int_equal(ml_dumpline_parse_head(&f->p, junk.d, junk.n, &d, &at),
+                     ML_EPROTO);
+    /* A complete line without refs: not a long line. */
+    junk.n = 0;
+    sb_puts(&junk, "{\"address\": 1, \"type\": \"x\", \"size\": 8}\n");
+    assert_int_equal(ml_dumpline_parse_head(&f->p, junk.d, junk.n, &d, &at),
+                     ML_EPROTO);
+    sb_free(&junk);
+}
+
+static void
+test_dumpline_refscan_stops_when_out_is_full(void **state)
+{
+    const char *s = "10, 20, 30]}\n";
+    struct ml_refscan rs;
+    uint64_t out[1];
+    size_t k, used, off = 0, total = 0;
+    int rc = 0;
+
+    (void)state;
+    ml_refscan_init(&rs);
+    while (rc == 0) {
+        rc = ml_refscan_feed(&rs, s + off, strlen(s) - off, out, 1, &k, &used);
+        off += used;
+        if (k == 1)
+            assert_true(out[0] == 10 * ++total);
+    }
+    assert_int_equal(rc, ML_REFSCAN_END);
+    assert_int_equal(total, 3);
+    assert_int_equal(rs.count, 3);
+    assert_int_equal(off, strlen(s));
+    /* Nothing after the '\n' is taken. */
+    ml_refscan_init(&rs);
+    rc = ml_refscan_feed(&rs, "]}\nxyz", 6, out, 1, &k, &used);
+    assert_int_equal(rc, ML_REFSCAN_END);
+    assert_int_equal(used, 3);
+}
+
+/* ------------------------------------------------------------------------
+ * Lines exactly as meliae writes them (the parser's fast path) parse as
+ * any other spelling of them does
+ * ------------------------------------------------------------------------ */
+
+/* d written back the way the scanner writes lines: ", " and ": ", keys
+ * in its order, strings escaped only where JSON needs it. */
+static void
+write_meliae(struct sb *o, const struct ml_dumpline *d)
+{
+    static const char hex[] = "0123456789abcdef";
+
+    o->n = 0;
+#define STR(p, n) do {                                                  \
+        sb_putc(o, '"');                                                \
+        for (size_t i_ = 0; i_ < (n); i_++) {                           \
+            unsigned char ch_ = (unsigned char)(p)[i_];                 \
+            if (ch_ == '"' || ch_ == '\\') {                            \
+                sb_putc(o, '\\');                                       \
+                sb_putc(o, (char)ch_);                                  \
+            } else if (ch_ < 0x20) {                                    \
+                sb_puts(o, "\\u00");                                    \
+                sb_putc(o, hex[ch_ >> 4]);                              \
+                sb_putc(o, hex[ch_ & 15]);                              \
+            } else {                                                    \
+                sb_putc(o, (char)ch_);                                  \
+            }                                                           \
+        }                                                               \
+        sb_putc(o, '"');                                                \
+    } while (0)
+    sb_puts(o, "{\"address\": ");
+    sb_putu64(o, d->address);
+    sb_puts(o, ", \"type\": ");
+    STR(d->type, d->type_len);
+    sb_puts(o, ", \"size\": ");
+    sb_putu64(o, d->size);
+    if (d->has_name) {
+        sb_puts(o, ", \"name\": ");
+        STR(d->name, d->name_len);
+    }
+    if (d->has_len) {
+        sb_puts(o, ", \"len\": ");
+        sb_putu64(o, d->len);
+    }
+    switch (d->vkind) {
+    case ML_VAL_STR: sb_puts(o, ", \"value\": "); STR(d->value, d->value_len); break;
+    case ML_VAL_INT:
+    case ML_VAL_FLOAT:
+        sb_puts(o, ", \"value\": ");
+        sb_put(o, d->value, d->value_len);
+        break;
+    case ML_VAL_TRUE: sb_puts(o, ", \"value\": true"); break;
+    case ML_VAL_FALSE: sb_puts(o, ", \"value\": false"); break;
+    case ML_VAL_NULL: sb_puts(o, ", \"value\": null"); break;
+    default: break;
+    }
+    sb_puts(o, ", \"refs\": [");
+    for (size_t i = 0; i < d->nrefs; i++) {
+        if (i)
+            sb_puts(o, ", ");
+        sb_putu64(o, d->refs[i]);
+    }
+    sb_puts(o, "]}\n");
+#undef STR
+}
+
+static void
+test_dumpline_meliae_spelling_parses_as_any_other(void **state)
+{
+    struct fx *f = *state;
+    struct ml_dumpparser p2;
+    uint64_t rng = 0xfa57fa57ull;
+    struct sb line = { 0 }, canon = { 0 };
+    struct want_line w;
+    size_t n = 0;
+
+    ml_dumpparser_init(&p2);
+    for (int i = 0; i < 5000; i++) {
+        struct got a, b;
+
+        gen_line(&rng, &line, &w);
+        whole(&f->p, line.d, line.n, &a);
+        if (a.rc == 0 && a.d.kind == ML_LINE_OBJECT) {
+            a.d.type = a.type.d;
+            a.d.name = a.name.d;
+            a.d.value = a.value.d;
+            a.d.refs = a.refs;
+            write_meliae(&canon, &a.d);
+            whole(&p2, canon.d, canon.n, &b);
+            assert_same(&a, &b);
+            got_free(&b);
+            n++;
+        }
+        got_free(&a);
+        want_free(&w);
+    }
+    assert_true(n > 4000);
+    ml_dumpparser_free(&p2);
+    sb_free(&line);
+    sb_free(&canon);
+}
+
+static void
+test_dumpline_meliae_spelling_refuses_what_others_do(void **state)
+{
+    struct fx *f = *state;
+
+    expect_eproto(f, "{\"address\": 01, \"type\": \"x\", \"size\": 8, "
+                     "\"refs\": []}", "leading zero");
+    expect_eproto(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                     "\"refs\": [1, 02]}", "leading zero");
+    expect_eproto(f, "{\"address\": 18446744073709551616, \"type\": \"x\", "
+                     "\"size\": 8, \"refs\": []}", "64 bits");
+    expect_eproto(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                     "\"value\": 1., \"refs\": []}", "digits after '.'");
+    expect_eproto(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                     "\"value\": 1e, \"refs\": []}", "exponent");
+    expect_eproto(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                     "\"value\": -, \"refs\": []}", "not a JSON value");
+    expect_eproto(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                     "\"refs\": [1, 2, ]}", "a ref");
+    expect_eproto(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                     "\"refs\": [1, 2]}}", "after the end");
+    expect_eproto(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                     "\"refs\": [1, 2]} x", "after the end");
+    expect_eproto(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                     "\"len\": 1, \"len\": 2, \"refs\": []}", "twice");
+    /* Big values and long ints: right, by whichever path. */
+    parse_ok(f, "{\"address\": 1, \"type\": \"int\", \"size\": 8, "
+                "\"value\": -123456789012345678901234567890, \"refs\": []}");
+    assert_int_equal(f->d.vkind, ML_VAL_INT);
+    assert_int_equal(f->d.value_len, 31);
+    parse_ok(f, "{\"address\": 1, \"type\": \"float\", \"size\": 8, "
+                "\"value\": -0.5e-3, \"refs\": [18446744073709551615]}");
+    assert_int_equal(f->d.vkind, ML_VAL_FLOAT);
+    assert_int_equal(f->d.value_len, 7);
+    assert_true(f->d.nrefs == 1 && f->d.refs[0] == UINT64_MAX);
+    parse_ok(f, "{\"address\": 1, \"type\": \"x\", \"size\": 8, "
+                "\"value\": \"a\\\"b\", \"refs\": []}");
+    assert_int_equal(f->d.value_len, 3);
+}
+
 int
 main(void)
 {
@@ -2017,6 +2508,13 @@ main(void)
         T(test_dumpline_parser_can_be_freed_and_reused),
         T(test_dumpline_matches_generator_on_random_lines),
         T(test_dumpline_rejects_random_truncations_of_generated_lines),
+        T(test_dumpline_long_line_in_pieces_parses_as_whole_at_every_split),
+        T(test_dumpline_long_line_matches_whole_parse_on_random_lines),
+        T(test_dumpline_long_line_refuses_bad_refs),
+        T(test_dumpline_long_line_head_waits_or_refuses),
+        T(test_dumpline_refscan_stops_when_out_is_full),
+        T(test_dumpline_meliae_spelling_parses_as_any_other),
+        T(test_dumpline_meliae_spelling_refuses_what_others_do),
     };
 #undef T
 
