@@ -32,6 +32,23 @@ has_text(enum ml_vkind k)
     return k == ML_VAL_STR || k == ML_VAL_INT || k == ML_VAL_FLOAT;
 }
 
+size_t
+st_rec_head_len(uint64_t prev, uint64_t addr, uint64_t tid, uint64_t size,
+                int has_len, uint64_t len, size_t name_len, int has_name,
+                enum ml_vkind vkind, size_t value_len, uint64_t nrefs)
+{
+    size_t n = st_varint_len(st_zigzag(prev, addr)) + st_varint_len(tid) +
+               st_varint_len(size) + st_varint_len(has_len ? len + 1 : 0) +
+               st_varint_len((uint64_t)(has_name ? 1 : 0) | (uint64_t)vkind << 1) +
+               st_varint_len(nrefs);
+
+    if (has_name)
+        n += st_varint_len(name_len) + name_len;
+    if (has_text(vkind))
+        n += st_varint_len(value_len) + value_len;
+    return n;
+}
+
 unsigned char *
 st_rec_put_head(unsigned char *p, uint64_t prev, uint64_t addr,
                 uint64_t tid, uint64_t size, int has_len, uint64_t len,

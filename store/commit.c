@@ -186,6 +186,7 @@ struct wtx {
     struct st_store *s;
     MDB_txn *txn;
     size_t dirty;
+    uint64_t used;              /* the data file's pages when it began */
     uint64_t stored;            /* key + value bytes of this snapshot */
 };
 
@@ -193,6 +194,7 @@ static int
 wtx_begin(struct wtx *w)
 {
     w->dirty = 0;
+    w->used = st__used_end(w->s);
     return mdb_txn_begin(w->s->env, NULL, 0, &w->txn);
 }
 
@@ -228,6 +230,9 @@ wtx_reserve(struct wtx *w, MDB_dbi db, const void *k, size_t klen,
         if (rc != 0)
             return rc;
     }
+    rc = st__disk_ahead(w->s, w->used, w->dirty + klen + vlen + 16);
+    if (rc != 0)
+        return rc;
     rc = mdb_put(w->txn, db, &key, &val, MDB_RESERVE);
     if (rc != 0)
         return rc;
@@ -592,6 +597,33 @@ write_addrs(struct job *j, struct wtx *w, uint64_t id)
     return rc;
 }
 
+/* A record too big to share a block (a dict of millions of entries) is
+ * a block of its own, without skips, written straight into the space
+ * LMDB reserves for it: no buffer of its size (docs/store-format.md). */
+static int
+put_giant_rec(struct wtx *w, uint64_t id, uint64_t oid,
+              const struct st_rec *r, uint32_t tid, size_t tail)
+{
+    unsigned char k[12], *v, *e;
+    size_t head = st_rec_head_len(0, r->addr, tid, r->size, r->has_len,
+                                  r->len, r->name_len, r->has_name, r->vkind,
+                                  r->value_len, r->nrefs);
+    int rc;
+
+    st_key32(k, id, (uint32_t)oid);
+    rc = wtx_reserve(w, w->s->objs, k, 12, ST_BLOCK_HDR(0) + head + tail,
+                     (void **)&v);
+    if (rc != 0)
+        return rc;
+    v[0] = v[1] = 0;                    /* no skips */
+    e = st_rec_put_head(v + ST_BLOCK_HDR(0), 0, r->addr, tid, r->size,
+                        r->has_len, r->len, r->name, r->name_len,
+                        r->has_name, r->vkind, r->value, r->value_len,
+                        r->nrefs);
+    memcpy(e, r->refs_p, tail);
+    return 0;
+}
+
 /* objs: the records in walk order with store type ids; and the edges
  * (child << 32 | parent) for the referrer index. */
 static int
@@ -617,20 +649,29 @@ write_objs(struct job *j, struct wtx *w, uint64_t id)
             continue;
         size_t tail = (size_t)(p - r.refs_p);
         size_t need = st_rec_max(r.name_len, r.value_len, 0) + tail;
-        rc = block_next(w, w->s->objs, id, &b, 1, i, need);
-        if (rc != 0)
-            break;
-        if (b.len == 0)
-            bprev = 0;
-        block_mark(&b, bprev);
-        unsigned char *e = st_rec_put_head(b.p + b.len, bprev, r.addr,
-                                           j->gtid[r.tid], r.size, r.has_len,
-                                           r.len, r.name, r.name_len,
-                                           r.has_name, r.vkind, r.value,
-                                           r.value_len, r.nrefs);
-        memcpy(e, r.refs_p, tail);
-        b.len = (size_t)(e + tail - b.p);
-        bprev = r.addr;
+        if (need > ST_GIANT) {
+            rc = block_flush(w, w->s->objs, id, &b, 1);
+            if (rc == 0)
+                rc = put_giant_rec(w, id, i, &r, j->gtid[r.tid], tail);
+            if (rc != 0)
+                break;
+        } else {
+            rc = block_next(w, w->s->objs, id, &b, 1, i, need);
+            if (rc != 0)
+                break;
+            if (b.len == 0)
+                bprev = 0;
+            block_mark(&b, bprev);
+            unsigned char *e = st_rec_put_head(b.p + b.len, bprev, r.addr,
+                                               j->gtid[r.tid], r.size,
+                                               r.has_len, r.len, r.name,
+                                               r.name_len, r.has_name,
+                                               r.vkind, r.value, r.value_len,
+                                               r.nrefs);
+            memcpy(e, r.refs_p, tail);
+            b.len = (size_t)(e + tail - b.p);
+            bprev = r.addr;
+        }
 
         rp = r.refs_p;
         for (uint64_t k = 0; k < r.nrefs; k++) {
@@ -681,14 +722,42 @@ write_rev(struct job *j, struct wtx *w, uint64_t id)
                 np++;
                 last = edges[k] & 0xffffffff;
             }
-        rc = block_next(w, w->s->rev, id, &b, 1, child,
-                        (2 + np) * ST_VARINT_MAX);
-        if (rc != 0)
-            break;
-        if (b.len == 0)
-            prev_child = b.first;
-        block_mark(&b, prev_child);
-        unsigned char *e = st_put_varint(b.p + b.len, child - prev_child);
+        unsigned char *e;
+        if ((2 + np) * ST_VARINT_MAX > ST_GIANT) {
+            /* None, or a class with millions of instances: a block of
+             * its own, its exact size counted first, written in place */
+            unsigned char k[12], *v;
+            size_t len = st_varint_len(0) + st_varint_len(np);
+
+            last = UINT64_MAX;
+            for (uint64_t k2 = i, prev = 0; k2 < g; k2++) {
+                uint64_t parent = edges[k2] & 0xffffffff;
+
+                if (parent == last)
+                    continue;
+                len += st_varint_len(parent - prev);
+                prev = last = parent;
+            }
+            rc = block_flush(w, w->s->rev, id, &b, 1);
+            if (rc != 0)
+                break;
+            st_key32(k, id, (uint32_t)child);
+            rc = wtx_reserve(w, w->s->rev, k, 12, ST_BLOCK_HDR(0) + len,
+                             (void **)&v);
+            if (rc != 0)
+                break;
+            v[0] = v[1] = 0;            /* no skips */
+            e = st_put_varint(v + ST_BLOCK_HDR(0), 0);
+        } else {
+            rc = block_next(w, w->s->rev, id, &b, 1, child,
+                            (2 + np) * ST_VARINT_MAX);
+            if (rc != 0)
+                break;
+            if (b.len == 0)
+                prev_child = b.first;
+            block_mark(&b, prev_child);
+            e = st_put_varint(b.p + b.len, child - prev_child);
+        }
         e = st_put_varint(e, np);
         last = 0;
         uint64_t prev_parent = UINT64_MAX;
@@ -701,7 +770,8 @@ write_rev(struct job *j, struct wtx *w, uint64_t id)
             last = parent;
             prev_parent = parent;
         }
-        b.len = (size_t)(e - b.p);
+        if (b.open)
+            b.len = (size_t)(e - b.p);
         prev_child = child;
         i = g;
     }

@@ -30,9 +30,19 @@
 #define ST_BLOCK_HDR(n) (2 + 10 * (size_t)(n))
 
 /* Dirty bytes after which a commit's transaction is committed and a new
- * one begun: LMDB keeps a write transaction's dirty pages in malloc'd
- * memory, so this bounds the writer's anonymous memory. */
+ * one begun.  The writer maps the store with MDB_WRITEMAP, so dirty pages
+ * are the file's own (not malloc'd as without it); the bound is on what
+ * a failure or a crash throws away and on the disk allocated ahead. */
 #define ST_TXN_BYTES (8u << 20)
+
+/* An entry whose worst-case size exceeds this cannot share a block: it is
+ * written as a block of its own, straight into LMDB's reserved space
+ * (docs/store-format.md, "Blocks"). */
+#define ST_GIANT (ST_BLOCK_BYTES - ST_BLOCK_HDR(1))
+
+/* Bytes of the data file allocated (fallocate) beyond what the next
+ * writes need: st__disk_ahead. */
+#define ST_DISK_SLACK (32ull << 20)
 
 /* First map size; doubled on MDB_MAP_FULL up to st_options.max_store. */
 #define ST_INITIAL_MAP (256ull << 20)
@@ -59,6 +69,10 @@ struct st_store {
      * st_commit, st_sweep): the daemon's loop reads it for its metrics
      * and must not call into LMDB while the writer may be remapping. */
     _Atomic uint64_t used_bytes;
+    /* Writer: the data file's fd and how far its blocks are allocated
+     * (st__disk_ahead). */
+    int datafd;
+    uint64_t alloc_end;
     /* A failed mdb_env_set_mapsize leaves LMDB without a map: everything
      * after that fails with MDB_PANIC instead of touching it (the daemon
      * then stops, for its supervisor to restart it). */
@@ -67,6 +81,16 @@ struct st_store {
 
 /* Refreshes s->used_bytes.  On the writing thread only. */
 void st__size_refresh(struct st_store *s);
+
+/* With MDB_WRITEMAP, LMDB writes new pages through the map: a page the
+ * disk cannot back (ENOSPC) would be a SIGBUS when first touched, not an
+ * error.  So before a transaction may add `more` bytes of pages past
+ * `used` (the committed end), the data file's blocks are allocated that
+ * far and ST_DISK_SLACK beyond.  0 or -errno (-ENOSPC).  Writer only. */
+int st__disk_ahead(struct st_store *s, uint64_t used, uint64_t more);
+
+/* The committed end of the data file's pages, for st__disk_ahead. */
+uint64_t st__used_end(struct st_store *s);
 
 /* One object record, decoded.  The refs are read one by one with
  * st_rec_ref from refs_p. */
@@ -106,6 +130,12 @@ unsigned char *st_rec_put_head(unsigned char *p, uint64_t prev,
                                size_t name_len, int has_name,
                                enum ml_vkind vkind, const void *value,
                                size_t value_len, uint64_t nrefs);
+
+/* Exact bytes st_rec_put_head writes for these arguments. */
+size_t st_rec_head_len(uint64_t prev, uint64_t addr, uint64_t tid,
+                       uint64_t size, int has_len, uint64_t len,
+                       size_t name_len, int has_name, enum ml_vkind vkind,
+                       size_t value_len, uint64_t nrefs);
 
 /* Decodes the record at *pp (after one at prev) and moves *pp past it,
  * refs included.  0 or ML_ECORRUPT. */
