@@ -126,58 +126,144 @@ NAME(T *a, T *tmp, size_t n, uint32_t *count)                               \
 }
 
 #define PAIR_KEY(p) ((p).addr)
-#define U64_KEY(x) (x)
+#define CHILD_KEY(x) ((x) >> 32)
 ST_DEFINE_RADIX_SORT(radix_pairs, struct pair, PAIR_KEY)
-ST_DEFINE_RADIX_SORT(radix_u64, uint64_t, U64_KEY)
+/* Edges (child << 32 | parent) by child alone: they are made in parent
+ * order and the sort is stable, so each child's parents stay ascending,
+ * in half the passes of a sort on the whole word. */
+ST_DEFINE_RADIX_SORT(radix_child, uint64_t, CHILD_KEY)
 
 /* ---- address -> object number, over the sorted pairs ---- */
 
-struct amap {
-    const struct pair *p;
-    size_t n;
-    uint64_t min;
-    unsigned shift;
-    uint32_t *bucket;           /* DIGITS + 1 starts */
+/* A hash table of the 4 KiB pages that hold objects, each with its run
+ * of the sorted pairs: a lookup is one probe and a binary search within
+ * a page (at most 256 objects), whatever the spread of the addresses (a
+ * heap's live in a few clusters terabytes apart, where buckets over the
+ * whole range would each hold millions).  File-backed, like the pairs. */
+
+#define AMAP_PAGE 12
+
+struct apage {
+    uint64_t page1;             /* page number + 1; 0: empty slot */
+    uint32_t lo, hi;            /* its pairs: [lo, hi) */
 };
 
-static void
-amap_init(struct amap *m, const struct pair *p, size_t n, uint32_t *bucket)
+struct amap {
+    const struct pair *p;
+    struct scratch tab;
+    uint64_t mask;              /* slots - 1 */
+};
+
+static uint64_t
+amap_slot(uint64_t page1, uint64_t mask)
 {
-    m->p = p;
-    m->n = n;
-    m->bucket = bucket;
-    m->min = n ? p[0].addr : 0;
-    m->shift = 0;
-    if (n == 0)
-        return;
-    while (((p[n - 1].addr - m->min) >> m->shift) >= DIGITS)
-        m->shift++;
-    size_t i = 0;
-    for (size_t b = 0; b <= DIGITS; b++) {
-        while (i < n && ((p[i].addr - m->min) >> m->shift) < b)
-            i++;
-        bucket[b] = (uint32_t)i;
-    }
+    return (page1 * 0x9e3779b97f4a7c15ull >> 20) & mask;
 }
 
-/* The object number at addr, or UINT64_MAX. */
-static uint64_t
-amap_find(const struct amap *m, uint64_t addr)
+static int
+amap_init(struct amap *m, const struct pair *p, size_t n, const char *tmpdir)
 {
-    if (m->n == 0 || addr < m->min)
-        return UINT64_MAX;
-    uint64_t b = (addr - m->min) >> m->shift;
-    if (b >= DIGITS)
-        return UINT64_MAX;
-    size_t lo = m->bucket[b], hi = m->bucket[b + 1];
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (m->p[mid].addr < addr)
-            lo = mid + 1;
-        else
-            hi = mid;
+    size_t pages = 0, slots = 2;
+    struct apage *t;
+    int rc;
+
+    m->p = p;
+    m->mask = 0;
+    for (size_t i = 0; i < n; i++)
+        if (i == 0 || p[i].addr >> AMAP_PAGE != p[i - 1].addr >> AMAP_PAGE)
+            pages++;
+    while (slots < 2 * pages)
+        slots *= 2;
+    rc = scratch_new(&m->tab, tmpdir, slots * sizeof *t);
+    if (rc != 0)
+        return rc;
+    t = m->tab.p;
+    m->mask = slots - 1;
+    for (size_t i = 0; i < n;) {
+        uint64_t page = p[i].addr >> AMAP_PAGE;
+        size_t e = i + 1;
+
+        while (e < n && p[e].addr >> AMAP_PAGE == page)
+            e++;
+        uint64_t k = amap_slot(page + 1, m->mask);
+        while (t[k].page1 != 0)
+            k = (k + 1) & m->mask;
+        t[k].page1 = page + 1;
+        t[k].lo = (uint32_t)i;
+        t[k].hi = (uint32_t)e;
+        i = e;
     }
-    return lo < m->n && m->p[lo].addr == addr ? m->p[lo].oid : UINT64_MAX;
+    return 0;
+}
+
+/* Lookups go in batches: a lookup is two cache misses (its slot, then
+ * its pairs) on tables far larger than the caches, so each stage is
+ * prefetched for the whole batch before the next one reads it, and the
+ * misses overlap instead of queueing. */
+#define AMAP_BATCH 64
+
+struct abatch {
+    unsigned n;
+    uint32_t parent[AMAP_BATCH];
+    uint64_t addr[AMAP_BATCH];
+    uint64_t at[AMAP_BATCH];        /* slot, then first pair to look at */
+};
+
+/* Appends (child << 32 | parent) to edges for each address of b found,
+ * in b's order, and empties b. */
+static void
+amap_resolve(const struct amap *m, struct abatch *b, uint64_t *edges,
+             uint64_t *nedges, uint64_t cap)
+{
+    const struct apage *t = m->tab.p;
+    const struct pair *p = m->p;
+    const uint64_t mask = (1u << AMAP_PAGE) - 1;
+    unsigned n = b->n;
+
+    b->n = 0;
+    if (t == NULL)
+        return;
+    for (unsigned i = 0; i < n; i++) {
+        b->at[i] = amap_slot((b->addr[i] >> AMAP_PAGE) + 1, m->mask);
+        __builtin_prefetch(&t[b->at[i]]);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t page1 = (b->addr[i] >> AMAP_PAGE) + 1, k = b->at[i];
+
+        while (t[k].page1 != page1 && t[k].page1 != 0)
+            k = (k + 1) & m->mask;
+        if (t[k].page1 == 0) {
+            b->at[i] = UINT64_MAX;
+            continue;
+        }
+        /* Objects of a page are mostly of one size (an allocator's
+         * pool): where the address falls in the page is where it falls
+         * in the run, to an entry or two. */
+        b->at[i] = t[k].lo + (((b->addr[i] & mask) * (t[k].hi - t[k].lo))
+                              >> AMAP_PAGE);
+        __builtin_prefetch(&p[b->at[i]]);
+        b->at[i] |= (uint64_t)k << 32;  /* slot, to find the run again */
+    }
+    for (unsigned i = 0; i < n; i++) {
+        uint64_t addr = b->addr[i], g, lo, hi;
+
+        if (b->at[i] == UINT64_MAX)
+            continue;
+        g = b->at[i] & 0xffffffff;
+        lo = t[b->at[i] >> 32].lo;
+        hi = t[b->at[i] >> 32].hi;
+        if (p[g].addr < addr) {
+            while (++g < hi && p[g].addr < addr)
+                ;
+            if (g == hi)
+                continue;
+        } else {
+            while (g > lo && p[g - 1].addr >= addr)
+                g--;
+        }
+        if (p[g].addr == addr && *nedges < cap)
+            edges[(*nedges)++] = p[g].oid << 32 | b->parent[i];
+    }
 }
 
 /* ---- chunked write transactions ---- */
@@ -198,11 +284,24 @@ wtx_begin(struct wtx *w)
     return mdb_txn_begin(w->s->env, NULL, 0, &w->txn);
 }
 
+/* Commits; an intermediate transaction of a snapshot (last == 0) skips
+ * the sync of LMDB's meta page.  Its data pages are still synced first,
+ * so the store stays consistent whatever the crash (lmdb.h,
+ * MDB_NOMETASYNC: "maintains database integrity", unlike MDB_NOSYNC with
+ * MDB_WRITEMAP); a crash may just lose it, and what it wrote is an
+ * "ingesting" snapshot for st_sweep anyway.  The last transaction syncs
+ * everything before its own meta page, so a visible snapshot is
+ * durable. */
 static int
-wtx_commit(struct wtx *w)
+wtx_commit(struct wtx *w, int last)
 {
-    int rc = mdb_txn_commit(w->txn);
+    int rc;
 
+    if (!last)
+        mdb_env_set_flags(w->s->env, MDB_NOMETASYNC, 1);
+    rc = mdb_txn_commit(w->txn);
+    if (!last)
+        mdb_env_set_flags(w->s->env, MDB_NOMETASYNC, 0);
     w->txn = NULL;
     return rc;
 }
@@ -223,8 +322,8 @@ wtx_reserve(struct wtx *w, MDB_dbi db, const void *k, size_t klen,
     MDB_val key = { klen, (void *)k }, val = { vlen, NULL };
     int rc;
 
-    if (w->dirty > ST_TXN_BYTES) {
-        rc = wtx_commit(w);
+    if (w->dirty > w->s->txn_bytes) {
+        rc = wtx_commit(w, 0);
         if (rc == 0)
             rc = wtx_begin(w);
         if (rc != 0)
@@ -366,7 +465,6 @@ struct job {
     size_t spool_len;
     struct scratch pairs, ptmp, edges, etmp;
     uint32_t *count;                /* DIGITS counters, for sorting */
-    uint32_t *bucket;               /* DIGITS + 1 starts, for amap */
     uint32_t *gtid;                 /* local type id -> store type id */
     struct amap amap;
     uint64_t nedges;
@@ -420,6 +518,7 @@ drop_repeats(struct job *j)
     size_t words = (size_t)(in->n / 64 + 1);
     const unsigned char *p = j->spool, *end = j->spool + j->spool_len;
     uint64_t k = 0, prev = 0;
+    int rc;
 
     j->drop = calloc(words, sizeof *j->drop);
     j->dcum = malloc((words + 1) * sizeof *j->dcum);
@@ -450,7 +549,9 @@ drop_repeats(struct job *j)
         j->bkept -= r.size;
     }
     j->nkept = k;
-    amap_init(&j->amap, pairs, k, j->bucket);
+    rc = amap_init(&j->amap, pairs, k, j->s->tmpdir);
+    if (rc != 0)
+        return jfail(j, rc, "work file in %s: %s", j->s->tmpdir, strerror(-rc));
     return 0;
 }
 
@@ -492,7 +593,9 @@ prepare(struct job *j)
                              (unsigned long long)pairs[i].addr);
             return drop_repeats(j);
         }
-    amap_init(&j->amap, pairs, in->n, j->bucket);
+    rc = amap_init(&j->amap, pairs, in->n, j->s->tmpdir);
+    if (rc != 0)
+        return jfail(j, rc, "work file in %s: %s", j->s->tmpdir, strerror(-rc));
     return 0;
 }
 
@@ -561,7 +664,7 @@ begin_snapshot(struct job *j, struct wtx *w, uint64_t *id)
     }
     if (rc != 0)
         return rc;
-    rc = wtx_commit(w);
+    rc = wtx_commit(w, 0);
     if (rc == 0)
         rc = wtx_begin(w);
     return rc;
@@ -632,10 +735,12 @@ write_objs(struct job *j, struct wtx *w, uint64_t id)
     const unsigned char *p = j->spool, *end = j->spool + j->spool_len;
     uint64_t *edges = j->edges.p;
     struct block b = { 0 };
+    struct abatch ab;
     uint64_t sprev = 0, bprev = 0;
     int rc = 0;
 
     j->nedges = 0;
+    ab.n = 0;
     for (uint64_t si = 0, i = 0; si < j->in->n; si++) {
         struct st_rec r;
         const unsigned char *rp;
@@ -675,18 +780,17 @@ write_objs(struct job *j, struct wtx *w, uint64_t id)
 
         rp = r.refs_p;
         for (uint64_t k = 0; k < r.nrefs; k++) {
-            uint64_t ref, child;
-
-            if (st_rec_ref(&rp, p, &r, &ref) != 0) {
+            if (st_rec_ref(&rp, p, &r, &ab.addr[ab.n]) != 0) {
                 rc = ML_ECORRUPT;
                 goto out;
             }
-            child = amap_find(&j->amap, ref);
-            if (child != UINT64_MAX && j->nedges < j->in->nrefs)
-                edges[j->nedges++] = child << 32 | i;
+            ab.parent[ab.n++] = (uint32_t)i;
+            if (ab.n == AMAP_BATCH)
+                amap_resolve(&j->amap, &ab, edges, &j->nedges, j->in->nrefs);
         }
         i++;
     }
+    amap_resolve(&j->amap, &ab, edges, &j->nedges, j->in->nrefs);
     if (rc == 0)
         rc = block_flush(w, w->s->objs, id, &b, 1);
 out:
@@ -707,7 +811,7 @@ write_rev(struct job *j, struct wtx *w, uint64_t id)
         rc = scratch_new(&j->etmp, j->s->tmpdir, n * sizeof *edges);
         if (rc < 0)
             return rc;
-        radix_u64(edges, j->etmp.p, n, j->count);
+        radix_child(edges, j->etmp.p, n, j->count);
         scratch_free(&j->etmp);
     }
     for (uint64_t i = 0; rc == 0 && i < n;) {
@@ -948,7 +1052,7 @@ finish_snapshot(struct job *j, struct wtx *w, uint64_t id, uint64_t *proc)
     rc = wtx_put(w, w->s->byproc, k, 24, "", 0);
     if (rc != 0)
         return rc;
-    return wtx_commit(w);
+    return wtx_commit(w, 1);
 }
 
 /* Deletes what a failed attempt committed.  A failure here leaves an
@@ -1035,11 +1139,10 @@ st_commit(struct st_store *s, struct st_ingest *in,
     if (!in->ended || in->failed)
         return jfail(&j, ML_EPROTO, "ingest not ended");
     err[0] = '\0';
-    j.pairs.fd = j.ptmp.fd = j.edges.fd = j.etmp.fd = -1;
+    j.pairs.fd = j.ptmp.fd = j.edges.fd = j.etmp.fd = j.amap.tab.fd = -1;
     j.count = malloc(DIGITS * sizeof *j.count);
-    j.bucket = malloc((DIGITS + 1) * sizeof *j.bucket);
     j.gtid = malloc((in->ntypes + 1) * sizeof *j.gtid);
-    if (j.count == NULL || j.bucket == NULL || j.gtid == NULL) {
+    if (j.count == NULL || j.gtid == NULL) {
         rc = -ENOMEM;
         goto out;
     }
@@ -1102,7 +1205,7 @@ out:
     scratch_free(&j.edges);
     scratch_free(&j.etmp);
     free(j.count);
-    free(j.bucket);
+    scratch_free(&j.amap.tab);
     free(j.gtid);
     free(j.drop);
     free(j.dcum);

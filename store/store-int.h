@@ -30,10 +30,11 @@
 #define ST_BLOCK_HDR(n) (2 + 10 * (size_t)(n))
 
 /* Dirty bytes after which a commit's transaction is committed and a new
- * one begun.  The writer maps the store with MDB_WRITEMAP, so dirty pages
- * are the file's own (not malloc'd as without it); the bound is on what
- * a failure or a crash throws away and on the disk allocated ahead. */
-#define ST_TXN_BYTES (8u << 20)
+ * one begun (st_store.txn_bytes; tests lower it).  The writer maps the
+ * store with MDB_WRITEMAP, so dirty pages are the file's own, not
+ * malloc'd as without it: the bound is on the disk allocated ahead and on
+ * LMDB's dirty page list, and each commit costs a sync, hence 64 MiB. */
+#define ST_TXN_BYTES (64u << 20)
 
 /* An entry whose worst-case size exceeds this cannot share a block: it is
  * written as a block of its own, straight into LMDB's reserved space
@@ -73,6 +74,7 @@ struct st_store {
      * (st__disk_ahead). */
     int datafd;
     uint64_t alloc_end;
+    size_t txn_bytes;           /* ST_TXN_BYTES */
     /* A failed mdb_env_set_mapsize leaves LMDB without a map: everything
      * after that fails with MDB_PANIC instead of touching it (the daemon
      * then stops, for its supervisor to restart it). */

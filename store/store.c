@@ -237,6 +237,7 @@ st_open(struct st_store **out, const char *dir, const struct st_options *opt,
     s->flags = opt->flags;
     s->lockfd = -1;
     s->datafd = -1;
+    s->txn_bytes = ST_TXN_BYTES;
     init_resize_lock(&s->resize);
     s->max_store = opt->max_store ? opt->max_store : ST_DEFAULT_MAX_STORE;
     s->retain = opt->retain ? opt->retain : ST_DEFAULT_RETAIN;
