@@ -186,7 +186,14 @@ struct st_object {
     size_t value_len;
     size_t nrefs;
     const uint64_t *refs;       /* addresses */
+    size_t refs_len;            /* in refs: nrefs, or fewer (st_read_refs_max) */
 };
+
+/* Objects read by r from now on have at most max of their refs decoded
+ * into refs (refs_len); nrefs stays their number.  SIZE_MAX (the
+ * default): all.  A dict of 10 million entries has 20 million refs: a
+ * reader that shows a few need not decode (and allocate) them all. */
+void st_read_refs_max(struct st_read *r, size_t max);
 
 /* The object at address.  ML_ENOTFOUND if none; -ENODATA if the
  * snapshot's graph was dropped by retention. */

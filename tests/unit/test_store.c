@@ -1245,6 +1245,15 @@ giant_check(struct st_store *s, uint64_t id, size_t nitems)
     for (size_t i = 0; i < nitems; i++)
         if (o.refs[i] != giant_item(i))
             fail_msg("ref %zu is 0x%llx", i, (unsigned long long)o.refs[i]);
+    assert_int_equal(o.refs_len, nitems);
+    /* a reader showing a few refs decodes only those */
+    st_read_refs_max(r, 5);
+    assert_int_equal(st_object_find(r, id, GIANT_DICT, &o), 0);
+    assert_int_equal(o.nrefs, nitems);
+    assert_int_equal(o.refs_len, 5);
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(o.refs[i], giant_item(i));
+    st_read_refs_max(r, SIZE_MAX);
     /* the objects after the giant one are where they belong */
     assert_int_equal(st_object_find(r, id, GIANT_CLASS, &o), 0);
     assert_int_equal(o.oid, 2);
@@ -1270,8 +1279,20 @@ giant_check(struct st_store *s, uint64_t id, size_t nitems)
 }
 
 /* The commit's own memory does not grow with the largest object: the
- * giant entries go straight from the spool into the map. */
+ * giant entries go straight from the spool into the map.  Not checked
+ * under ASan, whose shadow of the mappings the commit copies between is
+ * anonymous memory of its own. */
 #define GIANT_RSS_KIB (16 * 1024)
+#if defined(__SANITIZE_ADDRESS__)
+#define GIANT_RSS_CHECKED 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GIANT_RSS_CHECKED 0
+#endif
+#endif
+#ifndef GIANT_RSS_CHECKED
+#define GIANT_RSS_CHECKED 1
+#endif
 
 static void
 giant_roundtrip(void **state, size_t nitems)
@@ -1286,14 +1307,15 @@ giant_roundtrip(void **state, size_t nitems)
     assert_int_equal(rc, 0);
     print_message("# %zu refs: RssAnon +%ld KiB during the commit\n",
                   nitems, grew);
-    assert_true(grew < GIANT_RSS_KIB);
+    if (GIANT_RSS_CHECKED)
+        assert_true(grew < GIANT_RSS_KIB);
     giant_check(f->s, id, nitems);
 }
 
 static void
 test_store_giant_container_and_shared_child_roundtrip(void **state)
 {
-    giant_roundtrip(state, 4000000);
+    giant_roundtrip(state, 2000000);    /* a dict of a million entries */
 }
 
 /* suite 'big': 20 million refs (a dict of 10 million entries) */
@@ -1314,14 +1336,14 @@ test_store_giant_commit_failures_leave_nothing(void **state)
 
     fail_commit_at = 1;
     fail_commit_rc = MDB_MAP_FULL;
-    assert_int_equal(giant_commit(f->s, 1000000, &id, &grew), 0);
+    assert_int_equal(giant_commit(f->s, 300000, &id, &grew), 0);
     faults_off();
     assert_int_equal(visible(f->s), 1);
-    giant_check(f->s, id, 1000000);
+    giant_check(f->s, id, 300000);
     f->s->txn_bytes = 1u << 20;     /* the giant entry amid many commits */
     fail_commit_at = 3;
     fail_commit_rc = EIO;
-    assert_int_equal(giant_commit(f->s, 1000000, &id, &grew), -EIO);
+    assert_int_equal(giant_commit(f->s, 300000, &id, &grew), -EIO);
     faults_off();
     assert_int_equal(visible(f->s), 1);
 }
