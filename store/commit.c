@@ -8,9 +8,12 @@
  * numbers, the edges sorted by child) live in file-backed mappings of
  * unlinked files in tmp/, like LMDB's own map: the kernel can write them
  * back and drop them, so the daemon's anonymous memory stays the same
- * for 10 thousand or 10 million objects.  Transactions are committed every
- * ST_TXN_BYTES, because LMDB holds a transaction's dirty pages in malloc'd
- * memory until it commits.
+ * for 10 thousand or 10 million objects.  LMDB's dirty pages are the
+ * store file's own (MDB_WRITEMAP, docs/store-format.md), and an entry too
+ * big for a block (a dict of millions of entries, None's referrers) is
+ * written straight into its reserved space: nothing here is the size of
+ * the largest object either.  Transactions are committed every
+ * st_store.txn_bytes.
  *
  * Atomicity.  The first transaction records the snapshot as "ingesting";
  * only the last one marks it "complete" and adds it to the time and
