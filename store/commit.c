@@ -58,7 +58,9 @@ scratch_new(struct scratch *sc, const char *dir, size_t len)
     int rc = posix_fallocate(sc->fd, 0, (off_t)len);
     if (rc != 0)
         return -rc;
-    sc->p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, sc->fd, 0);
+    /* populated at once: one call instead of a page fault per page */
+    sc->p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                 sc->fd, 0);
     if (sc->p == MAP_FAILED) {
         sc->p = NULL;
         return -errno;
@@ -586,7 +588,8 @@ prepare(struct job *j)
         prev = r.addr;
     }
     radix_pairs(pairs, j->ptmp.p, in->n, j->count);
-    scratch_free(&j->ptmp);
+    /* ptmp is kept for the rev sort: pages already there cost no new
+     * zeroing by the kernel */
     j->nkept = in->n;
     j->bkept = in->bytes;
     for (uint64_t i = 1; i < in->n; i++)
@@ -811,10 +814,15 @@ write_rev(struct job *j, struct wtx *w, uint64_t id)
     int rc = 0;
 
     if (n > 0) {
-        rc = scratch_new(&j->etmp, j->s->tmpdir, n * sizeof *edges);
-        if (rc < 0)
-            return rc;
-        radix_child(edges, j->etmp.p, n, j->count);
+        void *tmp = j->ptmp.p;
+
+        if (j->ptmp.len < n * sizeof *edges) {
+            rc = scratch_new(&j->etmp, j->s->tmpdir, n * sizeof *edges);
+            if (rc < 0)
+                return rc;
+            tmp = j->etmp.p;
+        }
+        radix_child(edges, tmp, n, j->count);
         scratch_free(&j->etmp);
     }
     for (uint64_t i = 0; rc == 0 && i < n;) {
