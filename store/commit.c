@@ -79,14 +79,19 @@ scratch_free(struct scratch *sc)
     sc->fd = -1;
 }
 
-/* ---- sorting: LSD radix on 16-bit digits, skipping constant digits ---- */
+/* ---- sorting: LSD radix on 12-bit digits, skipping constant digits ---- */
 
 struct pair {
     uint64_t addr;
     uint64_t oid;
 };
 
-#define DIGITS 65536
+/* 12-bit digits: a 4096-way scatter keeps its write positions in the
+ * caches and the TLB, where a 65536-way one missed on nearly every
+ * element (on 10M pairs and 15M edges: 20-30% faster, though a pass more
+ * for addresses). */
+#define DIGIT_BITS 12
+#define DIGITS (1u << DIGIT_BITS)
 
 /* Defines static void NAME(T *a, T *tmp, size_t n, uint32_t *count): sorts
  * a[0..n) by the uint64_t KEY(elem), stable, with tmp[n] and count[DIGITS]
@@ -107,21 +112,21 @@ NAME(T *a, T *tmp, size_t n, uint32_t *count)                               \
         all_or |= KEY(a[i]);                                                \
         all_and &= KEY(a[i]);                                               \
     }                                                                       \
-    for (unsigned shift = 0; shift < 64; shift += 16) {                     \
+    for (unsigned shift = 0; shift < 64; shift += DIGIT_BITS) {             \
         uint32_t sum = 0;                                                   \
                                                                             \
-        if ((((all_or ^ all_and) >> shift) & 0xffff) == 0)                  \
+        if ((((all_or ^ all_and) >> shift) & (DIGITS - 1)) == 0)            \
             continue;           /* every key has this digit */              \
         memset(count, 0, DIGITS * sizeof *count);                           \
         for (size_t i = 0; i < n; i++)                                      \
-            count[(KEY(src[i]) >> shift) & 0xffff]++;                       \
+            count[(KEY(src[i]) >> shift) & (DIGITS - 1)]++;                 \
         for (size_t d = 0; d < DIGITS; d++) {                               \
             uint32_t c = count[d];                                          \
             count[d] = sum;                                                 \
             sum += c;                                                       \
         }                                                                   \
         for (size_t i = 0; i < n; i++)                                      \
-            dst[count[(KEY(src[i]) >> shift) & 0xffff]++] = src[i];         \
+            dst[count[(KEY(src[i]) >> shift) & (DIGITS - 1)]++] = src[i];   \
         t = src;                                                            \
         src = dst;                                                          \
         dst = t;                                                            \
