@@ -10,6 +10,9 @@
  *   store_tool summary DIR ID           -> {"type": [count, bytes], ...}
  *   store_tool referrers DIR ID ADDR    -> [parent address, ...]
  *   store_tool pending DIR              -> number of records not "complete"
+ *   store_tool size DIR                 -> bytes of the data file in use
+ *                                          (st_size: data.mdb's own size is
+ *                                          the map's, sparse)
  *   store_tool import DIR FILE          -> stores a dump file; prints the
  *                                          commit's time and memory (JSON)
  *   store_tool synth DIR KIND N         -> the same for a synthetic heap:
@@ -395,6 +398,14 @@ main(int argc, char **argv)
 
     if (argc == 3 && strcmp(argv[1], "pending") == 0)
         return cmd_pending(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "size") == 0) {
+        if (open_ro(argv[2], &s, &r) != 0)
+            return 1;
+        st_read_end(r);
+        printf("%" PRIu64 "\n", st_size(s));
+        st_close(s);
+        return 0;
+    }
     if (argc == 4 && strcmp(argv[1], "import") == 0)
         return cmd_import(argv[2], argv[3]);
     if (argc == 5 && strcmp(argv[1], "synth") == 0)
@@ -438,7 +449,7 @@ main(int argc, char **argv)
         return rc == 0 ? 0 : die("referrers", rc, NULL);
     }
     fprintf(stderr, "usage: store_tool list DIR | "
-            "summary DIR ID | referrers DIR ID ADDR | pending DIR | "
+            "summary DIR ID | referrers DIR ID ADDR | pending DIR | size DIR | "
             "import DIR FILE | synth DIR dict|list|set|shared|heap N\n");
     return 2;
 }
