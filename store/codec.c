@@ -103,8 +103,8 @@ get_bytes(const unsigned char **pp, const unsigned char *end,
 }
 
 int
-st_rec_get(const unsigned char **pp, const unsigned char *end, uint64_t prev,
-           struct st_rec *r)
+st_rec_get_head(const unsigned char **pp, const unsigned char *end,
+                uint64_t prev, struct st_rec *r)
 {
     const unsigned char *p = *pp;
     uint64_t z, len1, tag;
@@ -134,6 +134,18 @@ st_rec_get(const unsigned char **pp, const unsigned char *end, uint64_t prev,
         r->nrefs > (uint64_t)(end - p))       /* each ref is >= 1 byte */
         return ML_ECORRUPT;
     r->refs_p = p;
+    *pp = p;
+    return 0;
+}
+
+int
+st_rec_get(const unsigned char **pp, const unsigned char *end, uint64_t prev,
+           struct st_rec *r)
+{
+    const unsigned char *p = *pp;
+
+    if (st_rec_get_head(&p, end, prev, r) != 0)
+        return ML_ECORRUPT;
     for (uint64_t i = 0; i < r->nrefs; i++) {
         while (p < end && (*p & 0x80))
             p++;
@@ -145,14 +157,3 @@ st_rec_get(const unsigned char **pp, const unsigned char *end, uint64_t prev,
     return 0;
 }
 
-int
-st_rec_ref(const unsigned char **pp, const unsigned char *end,
-           const struct st_rec *r, uint64_t *ref)
-{
-    uint64_t z;
-
-    if (st_get_varint(pp, end, &z) < 0)
-        return ML_ECORRUPT;
-    *ref = st_unzigzag(r->addr, z);
-    return 0;
-}

@@ -756,12 +756,29 @@ write_objs(struct job *j, struct wtx *w, uint64_t id)
         struct st_rec r;
         const unsigned char *rp;
 
-        if (st_rec_get(&p, end, sprev, &r) != 0 || r.tid >= j->in->ntypes) {
+        if (st_rec_get_head(&p, end, sprev, &r) != 0 ||
+            r.tid >= j->in->ntypes) {
             rc = ML_ECORRUPT;
             break;
         }
         sprev = r.addr;
-        if (dropped(j, si))
+        /* the refs, read once: into the lookup batch, and to the end of
+         * the record */
+        int keep = !dropped(j, si);
+        rp = r.refs_p;
+        for (uint64_t k = 0; k < r.nrefs; k++) {
+            if (st_rec_ref(&rp, end, &r, &ab.addr[ab.n]) != 0) {
+                rc = ML_ECORRUPT;
+                goto out;
+            }
+            if (!keep)
+                continue;
+            ab.parent[ab.n++] = (uint32_t)i;
+            if (ab.n == AMAP_BATCH)
+                amap_resolve(&j->amap, &ab, edges, &j->nedges, j->in->nrefs);
+        }
+        p = rp;
+        if (!keep)
             continue;
         size_t tail = (size_t)(p - r.refs_p);
         size_t need = st_rec_max(r.name_len, r.value_len, 0) + tail;
@@ -787,17 +804,6 @@ write_objs(struct job *j, struct wtx *w, uint64_t id)
             memcpy(e, r.refs_p, tail);
             b.len = (size_t)(e + tail - b.p);
             bprev = r.addr;
-        }
-
-        rp = r.refs_p;
-        for (uint64_t k = 0; k < r.nrefs; k++) {
-            if (st_rec_ref(&rp, p, &r, &ab.addr[ab.n]) != 0) {
-                rc = ML_ECORRUPT;
-                goto out;
-            }
-            ab.parent[ab.n++] = (uint32_t)i;
-            if (ab.n == AMAP_BATCH)
-                amap_resolve(&j->amap, &ab, edges, &j->nedges, j->in->nrefs);
         }
         i++;
     }

@@ -11,6 +11,7 @@
 #include <pthread.h>
 
 #include "codec.h"
+#include "ml-common.h"
 #include "store.h"
 
 /* The layout version this build reads and writes (meta "format"). */
@@ -144,10 +145,24 @@ size_t st_rec_head_len(uint64_t prev, uint64_t addr, uint64_t tid,
 int st_rec_get(const unsigned char **pp, const unsigned char *end,
                uint64_t prev, struct st_rec *r);
 
+/* The same up to the number of refs: *pp is left at r->refs_p, for the
+ * caller to read the refs with st_rec_ref (the record ends after them). */
+int st_rec_get_head(const unsigned char **pp, const unsigned char *end,
+                    uint64_t prev, struct st_rec *r);
+
 /* The i-th ref of r (call in order, i = 0, 1, ...; *pp starts at
- * r->refs_p). */
-int st_rec_ref(const unsigned char **pp, const unsigned char *end,
-               const struct st_rec *r, uint64_t *ref);
+ * r->refs_p).  Inline: the commit calls it for every ref. */
+static inline int
+st_rec_ref(const unsigned char **pp, const unsigned char *end,
+           const struct st_rec *r, uint64_t *ref)
+{
+    uint64_t z;
+
+    if (st_get_varint(pp, end, &z) < 0)
+        return ML_ECORRUPT;
+    *ref = st_unzigzag(r->addr, z);
+    return 0;
+}
 
 /* Keys: 8-byte snapshot id, then the rest big-endian. */
 static inline void
