@@ -481,6 +481,7 @@ struct job {
     uint64_t nkept, bkept;          /* objects and bytes stored */
     uint64_t *drop;                 /* keep_first: bitmap of dropped oids */
     uint32_t *dcum;                 /* dropped before each 64-oid word */
+    struct scratch dropsc;          /* both: O(n), file-backed too */
     char *err;
     size_t errlen;
 };
@@ -530,10 +531,12 @@ drop_repeats(struct job *j)
     uint64_t k = 0, prev = 0;
     int rc;
 
-    j->drop = calloc(words, sizeof *j->drop);
-    j->dcum = malloc((words + 1) * sizeof *j->dcum);
-    if (j->drop == NULL || j->dcum == NULL)
-        return jfail(j, -ENOMEM, "out of memory");
+    rc = scratch_new(&j->dropsc, j->s->tmpdir,
+                     words * sizeof *j->drop + (words + 1) * sizeof *j->dcum);
+    if (rc != 0)
+        return jfail(j, rc, "work file in %s: %s", j->s->tmpdir, strerror(-rc));
+    j->drop = j->dropsc.p;          /* zeroed: a new file's pages */
+    j->dcum = (uint32_t *)(j->drop + words);
     for (uint64_t i = 0; i < in->n; i++) {
         if (i > 0 && pairs[i].addr == pairs[i - 1].addr)
             j->drop[pairs[i].oid / 64] |= 1ull << (pairs[i].oid % 64);
@@ -1162,6 +1165,7 @@ st_commit(struct st_store *s, struct st_ingest *in,
         return jfail(&j, ML_EPROTO, "ingest not ended");
     err[0] = '\0';
     j.pairs.fd = j.ptmp.fd = j.edges.fd = j.etmp.fd = j.amap.tab.fd = -1;
+    j.dropsc.fd = -1;
     j.count = malloc(DIGITS * sizeof *j.count);
     j.gtid = malloc((in->ntypes + 1) * sizeof *j.gtid);
     if (j.count == NULL || j.gtid == NULL) {
@@ -1229,7 +1233,6 @@ out:
     free(j.count);
     scratch_free(&j.amap.tab);
     free(j.gtid);
-    free(j.drop);
-    free(j.dcum);
+    scratch_free(&j.dropsc);
     return rc > 0 ? -rc : rc;           /* LMDB's errno values are positive */
 }
