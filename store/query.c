@@ -26,6 +26,8 @@ struct st_read {
     uint64_t gid;               /* last snapshot with_graph checked */
     int grc;                    /* and its answer */
     size_t refs_max;            /* st_read_refs_max */
+    size_t par_max;             /* st_read_parents_max */
+    size_t par_total;           /* of the last st_parents */
 };
 
 static int
@@ -44,6 +46,7 @@ st_read_begin(struct st_store *s, struct st_read **out)
         return -ENOMEM;
     r->s = s;
     r->refs_max = SIZE_MAX;
+    r->par_max = SIZE_MAX;
     pthread_rwlock_rdlock(&s->resize);
     rc = s->broken ? MDB_PANIC
                    : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
@@ -539,6 +542,18 @@ st_read_refs_max(struct st_read *r, size_t max)
     r->refs_max = max;
 }
 
+void
+st_read_parents_max(struct st_read *r, size_t max)
+{
+    r->par_max = max;
+}
+
+size_t
+st_read_parents_total(const struct st_read *r)
+{
+    return r->par_total;
+}
+
 static int
 object_at(struct st_read *r, uint64_t id, uint64_t oid, struct st_object *o)
 {
@@ -634,7 +649,7 @@ st_referrers(struct st_read *r, uint64_t id, uint64_t address,
     return 0;
 }
 
-/* Decodes the parents of one rev entry into r->par. */
+/* Decodes the first np parents of one rev entry into r->par. */
 static int
 read_parents(struct st_read *r, const unsigned char **pp,
              const unsigned char *end, uint64_t np)
@@ -671,6 +686,7 @@ st_parents(struct st_read *r, uint64_t id, uint32_t oid,
 
     *n = 0;
     *parents = r->par;
+    r->par_total = 0;
     if (rc != 0)
         return rc;
     rc = block_at(r, r->s->rev, id, oid, 1, &v, &child);
@@ -696,6 +712,11 @@ st_parents(struct st_read *r, uint64_t id, uint32_t oid,
                     return ML_ECORRUPT;
             continue;
         }
+        if (np > (uint64_t)(end - p))
+            return ML_ECORRUPT;
+        r->par_total = (size_t)np;
+        if (np > r->par_max)
+            np = r->par_max;
         rc = read_parents(r, &p, end, np);
         if (rc != 0)
             return rc;

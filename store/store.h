@@ -213,9 +213,17 @@ int st_object_get(struct st_read *r, uint64_t id, uint32_t oid,
                   struct st_object *out);
 
 /* The numbers of the objects that refer to oid, ascending; *parents
- * points into r until the next call. */
+ * points into r until the next call.  At most st_read_parents_max of
+ * them; st_read_parents_total says how many there are. */
 int st_parents(struct st_read *r, uint64_t id, uint32_t oid,
                const uint32_t **parents, size_t *n);
+
+/* st_parents from now on decodes at most max parents (SIZE_MAX, the
+ * default: all): None or a class may have tens of millions. */
+void st_read_parents_max(struct st_read *r, size_t max);
+
+/* How many referrers the object of the last st_parents has. */
+size_t st_read_parents_total(const struct st_read *r);
 
 /* The object number at address (ML_ENOTFOUND if none). */
 int st_oid_of(struct st_read *r, uint64_t id, uint64_t address,

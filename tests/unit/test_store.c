@@ -1268,6 +1268,15 @@ giant_check(struct st_store *s, uint64_t id, size_t nitems)
     for (size_t i = 0; i < np; i++)
         if (par[i] != i + 3)
             fail_msg("parent %zu is %u", i, par[i]);
+    assert_int_equal(st_read_parents_total(r), nitems);
+    /* a reader showing a few referrers decodes only those */
+    st_read_parents_max(r, 10);
+    assert_int_equal(st_parents(r, id, class_oid, &par, &np), 0);
+    assert_int_equal(np, 10);
+    assert_int_equal(st_read_parents_total(r), nitems);
+    for (size_t i = 0; i < np; i++)
+        assert_int_equal(par[i], i + 3);
+    st_read_parents_max(r, SIZE_MAX);
     /* an item's one referrer is the dict; the dict's is the module */
     assert_int_equal(st_referrers(r, id, giant_item(nitems / 2),
                                   giant_referrer_cb, &n), 0);
