@@ -32,6 +32,23 @@ has_text(enum ml_vkind k)
     return k == ML_VAL_STR || k == ML_VAL_INT || k == ML_VAL_FLOAT;
 }
 
+size_t
+st_rec_head_len(uint64_t prev, uint64_t addr, uint64_t tid, uint64_t size,
+                int has_len, uint64_t len, size_t name_len, int has_name,
+                enum ml_vkind vkind, size_t value_len, uint64_t nrefs)
+{
+    size_t n = st_varint_len(st_zigzag(prev, addr)) + st_varint_len(tid) +
+               st_varint_len(size) + st_varint_len(has_len ? len + 1 : 0) +
+               st_varint_len((uint64_t)(has_name ? 1 : 0) | (uint64_t)vkind << 1) +
+               st_varint_len(nrefs);
+
+    if (has_name)
+        n += st_varint_len(name_len) + name_len;
+    if (has_text(vkind))
+        n += st_varint_len(value_len) + value_len;
+    return n;
+}
+
 unsigned char *
 st_rec_put_head(unsigned char *p, uint64_t prev, uint64_t addr,
                 uint64_t tid, uint64_t size, int has_len, uint64_t len,
@@ -86,8 +103,8 @@ get_bytes(const unsigned char **pp, const unsigned char *end,
 }
 
 int
-st_rec_get(const unsigned char **pp, const unsigned char *end, uint64_t prev,
-           struct st_rec *r)
+st_rec_get_head(const unsigned char **pp, const unsigned char *end,
+                uint64_t prev, struct st_rec *r)
 {
     const unsigned char *p = *pp;
     uint64_t z, len1, tag;
@@ -117,6 +134,18 @@ st_rec_get(const unsigned char **pp, const unsigned char *end, uint64_t prev,
         r->nrefs > (uint64_t)(end - p))       /* each ref is >= 1 byte */
         return ML_ECORRUPT;
     r->refs_p = p;
+    *pp = p;
+    return 0;
+}
+
+int
+st_rec_get(const unsigned char **pp, const unsigned char *end, uint64_t prev,
+           struct st_rec *r)
+{
+    const unsigned char *p = *pp;
+
+    if (st_rec_get_head(&p, end, prev, r) != 0)
+        return ML_ECORRUPT;
     for (uint64_t i = 0; i < r->nrefs; i++) {
         while (p < end && (*p & 0x80))
             p++;
@@ -128,14 +157,3 @@ st_rec_get(const unsigned char **pp, const unsigned char *end, uint64_t prev,
     return 0;
 }
 
-int
-st_rec_ref(const unsigned char **pp, const unsigned char *end,
-           const struct st_rec *r, uint64_t *ref)
-{
-    uint64_t z;
-
-    if (st_get_varint(pp, end, &z) < 0)
-        return ML_ECORRUPT;
-    *ref = st_unzigzag(r->addr, z);
-    return 0;
-}

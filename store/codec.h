@@ -53,6 +53,19 @@ st_put_varint(unsigned char *p, uint64_t v)
     return p;
 }
 
+/* Bytes st_put_varint writes for v. */
+static inline size_t
+st_varint_len(uint64_t v)
+{
+    size_t n = 1;
+
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
 /* Reads a varint from [*pp, end).  Returns 0, or -1 if it is truncated
  * or longer than 64 bits (a corrupt record). */
 static inline int

@@ -6,6 +6,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,9 @@ struct st_read {
     size_t pcap;
     uint64_t gid;               /* last snapshot with_graph checked */
     int grc;                    /* and its answer */
+    size_t refs_max;            /* st_read_refs_max */
+    size_t par_max;             /* st_read_parents_max */
+    size_t par_total;           /* of the last st_parents */
 };
 
 static int
@@ -41,6 +45,8 @@ st_read_begin(struct st_store *s, struct st_read **out)
     if (r == NULL)
         return -ENOMEM;
     r->s = s;
+    r->refs_max = SIZE_MAX;
+    r->par_max = SIZE_MAX;
     pthread_rwlock_rdlock(&s->resize);
     rc = s->broken ? MDB_PANIC
                    : mdb_txn_begin(s->env, NULL, MDB_RDONLY, &r->txn);
@@ -512,20 +518,40 @@ fill(struct st_read *r, const struct st_rec *rec, const unsigned char *p,
     o->nrefs = (size_t)rec->nrefs;
     if (!want_refs)
         return 0;
-    if (rec->nrefs > r->rcap) {
-        void *q = realloc(r->refs, rec->nrefs * sizeof *r->refs);
+    size_t n = o->nrefs < r->refs_max ? o->nrefs : r->refs_max;
+    if (n > r->rcap) {
+        void *q = realloc(r->refs, n * sizeof *r->refs);
 
         if (q == NULL)
             return -ENOMEM;
         r->refs = q;
-        r->rcap = rec->nrefs;
+        r->rcap = n;
     }
     const unsigned char *rp = rec->refs_p;
-    for (uint64_t i = 0; i < rec->nrefs; i++)
+    for (size_t i = 0; i < n; i++)
         if (st_rec_ref(&rp, p, rec, &r->refs[i]) != 0)
             return ML_ECORRUPT;
     o->refs = r->refs;
+    o->refs_len = n;
     return 0;
+}
+
+void
+st_read_refs_max(struct st_read *r, size_t max)
+{
+    r->refs_max = max;
+}
+
+void
+st_read_parents_max(struct st_read *r, size_t max)
+{
+    r->par_max = max;
+}
+
+size_t
+st_read_parents_total(const struct st_read *r)
+{
+    return r->par_total;
 }
 
 static int
@@ -623,7 +649,7 @@ st_referrers(struct st_read *r, uint64_t id, uint64_t address,
     return 0;
 }
 
-/* Decodes the parents of one rev entry into r->par. */
+/* Decodes the first np parents of one rev entry into r->par. */
 static int
 read_parents(struct st_read *r, const unsigned char **pp,
              const unsigned char *end, uint64_t np)
@@ -660,6 +686,7 @@ st_parents(struct st_read *r, uint64_t id, uint32_t oid,
 
     *n = 0;
     *parents = r->par;
+    r->par_total = 0;
     if (rc != 0)
         return rc;
     rc = block_at(r, r->s->rev, id, oid, 1, &v, &child);
@@ -685,6 +712,11 @@ st_parents(struct st_read *r, uint64_t id, uint32_t oid,
                     return ML_ECORRUPT;
             continue;
         }
+        if (np > (uint64_t)(end - p))
+            return ML_ECORRUPT;
+        r->par_total = (size_t)np;
+        if (np > r->par_max)
+            np = r->par_max;
         rc = read_parents(r, &p, end, np);
         if (rc != 0)
             return rc;

@@ -582,6 +582,7 @@ rp_run(struct st_store *s, const cJSON *req, cJSON **out, char *err,
             cJSON_Delete(doc);
             return rp__fail(&c, rc, "reading the store: %s", st_strerror(rc));
         }
+        st_read_refs_max(c.r, 0);       /* only show wants refs (its own) */
         rc = cmds[i].fn(&c, req, doc);
         st_read_end(c.r);
         if (rc != 0) {

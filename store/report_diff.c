@@ -164,6 +164,7 @@ find_owner(struct ctx *c, uint64_t id, uint32_t oid)
     size_t np;
     struct st_object o;
 
+    st_read_parents_max(c->r, 64);      /* no more are looked at */
     if (st_parents(c->r, id, oid, &par, &np) != 0)
         return UINT32_MAX;
     for (size_t i = 0; i < np && nl < 64; i++)

@@ -145,6 +145,9 @@ rp__cmd_referrers(struct ctx *c, const cJSON *req, cJSON *out)
     if ((rc = rp__resolve(c, &l, rp__arg_str(req, "snap"), sel, &s)) != 0 ||
         (rc = arg_object(c, req, s, &start, &addr)) != 0)
         goto out;
+    /* the walk visits no more than that: the rest of None's millions of
+     * referrers need not be decoded */
+    st_read_parents_max(c->r, RP_WALK_MAX_NODES);
     roots = malloc(chains * sizeof *roots);
     if (roots == NULL || visit_add(&v, start, UINT32_MAX, 0, &fresh) != 0) {
         rc = rp__fail(c, -ENOMEM, "out of memory");
@@ -296,25 +299,32 @@ rp__cmd_show(struct ctx *c, const cJSON *req, cJSON *out)
     if ((rc = rp__resolve(c, &l, rp__arg_str(req, "snap"), sel, &s)) != 0 ||
         (rc = arg_object(c, req, s, &oid, &addr)) != 0)
         goto out;
-    if ((rc = st_object_get(c->r, s->id, oid, &o)) != 0 ||
-        (rc = st_parents(c->r, s->id, oid, &pp, &np)) != 0) {
+    /* the refs and referrers shown, not the 20 million of a big dict's
+     * refs or None's referrers */
+    st_read_refs_max(c->r, limit == 0 ? SIZE_MAX : (size_t)limit);
+    st_read_parents_max(c->r, limit == 0 ? SIZE_MAX : (size_t)limit);
+    rc = st_object_get(c->r, s->id, oid, &o);
+    st_read_refs_max(c->r, 0);
+    if (rc != 0 || (rc = st_parents(c->r, s->id, oid, &pp, &np)) != 0) {
         rp__fail(c, rc, "%s", st_strerror(rc));
         goto out;
     }
+    size_t ntotal = st_read_parents_total(c->r);
     cJSON_AddItemToObject(out, "snapshot", rp__snap_json(s));
     cJSON *obj = rp__obj_json(&o);
     cJSON_AddItemToObject(out, "object", obj);
-    nrefs = o.nrefs;
+    nrefs = o.refs_len;
     refs = malloc((nrefs + 1) * sizeof *refs);
-    par = malloc((np + 1) * sizeof *par);
+    size_t npar = np;                   /* limit already applied */
+    par = malloc((npar + 1) * sizeof *par);
     if (refs == NULL || par == NULL) {
         rc = rp__fail(c, -ENOMEM, "out of memory");
         goto out;
     }
     rp__copy(refs, o.refs, nrefs * sizeof *refs);
-    rp__copy(par, pp, np * sizeof *par);
-    cJSON_AddNumberToObject(obj, "nrefs", (double)nrefs);
-    cJSON_AddNumberToObject(obj, "nreferrers", (double)np);
+    rp__copy(par, pp, npar * sizeof *par);
+    cJSON_AddNumberToObject(obj, "nrefs", (double)o.nrefs);
+    cJSON_AddNumberToObject(obj, "nreferrers", (double)ntotal);
     cJSON *ra = cJSON_AddArrayToObject(obj, "refs");
     for (size_t i = 0; i < nrefs && (limit == 0 || i < limit); i++) {
         uint32_t ro;
@@ -330,7 +340,7 @@ rp__cmd_show(struct ctx *c, const cJSON *req, cJSON *out)
         }
     }
     cJSON *pa = cJSON_AddArrayToObject(obj, "referrers");
-    for (size_t i = 0; i < np && (limit == 0 || i < limit); i++)
+    for (size_t i = 0; i < npar; i++)
         if (st_object_get(c->r, s->id, par[i], &o) == 0)
             cJSON_AddItemToArray(pa, rp__obj_json(&o));
 out:

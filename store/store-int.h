@@ -11,6 +11,7 @@
 #include <pthread.h>
 
 #include "codec.h"
+#include "ml-common.h"
 #include "store.h"
 
 /* The layout version this build reads and writes (meta "format"). */
@@ -30,9 +31,20 @@
 #define ST_BLOCK_HDR(n) (2 + 10 * (size_t)(n))
 
 /* Dirty bytes after which a commit's transaction is committed and a new
- * one begun: LMDB keeps a write transaction's dirty pages in malloc'd
- * memory, so this bounds the writer's anonymous memory. */
-#define ST_TXN_BYTES (8u << 20)
+ * one begun (st_store.txn_bytes; tests lower it).  The writer maps the
+ * store with MDB_WRITEMAP, so dirty pages are the file's own, not
+ * malloc'd as without it: the bound is on the disk allocated ahead and on
+ * LMDB's dirty page list, and each commit costs a sync, hence 64 MiB. */
+#define ST_TXN_BYTES (64u << 20)
+
+/* An entry whose worst-case size exceeds this cannot share a block: it is
+ * written as a block of its own, straight into LMDB's reserved space
+ * (docs/store-format.md, "Blocks"). */
+#define ST_GIANT (ST_BLOCK_BYTES - ST_BLOCK_HDR(1))
+
+/* Bytes of the data file allocated (fallocate) beyond what the next
+ * writes need: st__disk_ahead. */
+#define ST_DISK_SLACK (32ull << 20)
 
 /* First map size; doubled on MDB_MAP_FULL up to st_options.max_store. */
 #define ST_INITIAL_MAP (256ull << 20)
@@ -59,6 +71,11 @@ struct st_store {
      * st_commit, st_sweep): the daemon's loop reads it for its metrics
      * and must not call into LMDB while the writer may be remapping. */
     _Atomic uint64_t used_bytes;
+    /* Writer: the data file's fd and how far its blocks are allocated
+     * (st__disk_ahead). */
+    int datafd;
+    uint64_t alloc_end;
+    size_t txn_bytes;           /* ST_TXN_BYTES */
     /* A failed mdb_env_set_mapsize leaves LMDB without a map: everything
      * after that fails with MDB_PANIC instead of touching it (the daemon
      * then stops, for its supervisor to restart it). */
@@ -67,6 +84,16 @@ struct st_store {
 
 /* Refreshes s->used_bytes.  On the writing thread only. */
 void st__size_refresh(struct st_store *s);
+
+/* With MDB_WRITEMAP, LMDB writes new pages through the map: a page the
+ * disk cannot back (ENOSPC) would be a SIGBUS when first touched, not an
+ * error.  So before a transaction may add `more` bytes of pages past
+ * `used` (the committed end), the data file's blocks are allocated that
+ * far and ST_DISK_SLACK beyond.  0 or -errno (-ENOSPC).  Writer only. */
+int st__disk_ahead(struct st_store *s, uint64_t used, uint64_t more);
+
+/* The committed end of the data file's pages, for st__disk_ahead. */
+uint64_t st__used_end(struct st_store *s);
 
 /* One object record, decoded.  The refs are read one by one with
  * st_rec_ref from refs_p. */
@@ -107,15 +134,35 @@ unsigned char *st_rec_put_head(unsigned char *p, uint64_t prev,
                                enum ml_vkind vkind, const void *value,
                                size_t value_len, uint64_t nrefs);
 
+/* Exact bytes st_rec_put_head writes for these arguments. */
+size_t st_rec_head_len(uint64_t prev, uint64_t addr, uint64_t tid,
+                       uint64_t size, int has_len, uint64_t len,
+                       size_t name_len, int has_name, enum ml_vkind vkind,
+                       size_t value_len, uint64_t nrefs);
+
 /* Decodes the record at *pp (after one at prev) and moves *pp past it,
  * refs included.  0 or ML_ECORRUPT. */
 int st_rec_get(const unsigned char **pp, const unsigned char *end,
                uint64_t prev, struct st_rec *r);
 
+/* The same up to the number of refs: *pp is left at r->refs_p, for the
+ * caller to read the refs with st_rec_ref (the record ends after them). */
+int st_rec_get_head(const unsigned char **pp, const unsigned char *end,
+                    uint64_t prev, struct st_rec *r);
+
 /* The i-th ref of r (call in order, i = 0, 1, ...; *pp starts at
- * r->refs_p). */
-int st_rec_ref(const unsigned char **pp, const unsigned char *end,
-               const struct st_rec *r, uint64_t *ref);
+ * r->refs_p).  Inline: the commit calls it for every ref. */
+static inline int
+st_rec_ref(const unsigned char **pp, const unsigned char *end,
+           const struct st_rec *r, uint64_t *ref)
+{
+    uint64_t z;
+
+    if (st_get_varint(pp, end, &z) < 0)
+        return ML_ECORRUPT;
+    *ref = st_unzigzag(r->addr, z);
+    return 0;
+}
 
 /* Keys: 8-byte snapshot id, then the rest big-endian. */
 static inline void

@@ -236,6 +236,8 @@ st_open(struct st_store **out, const char *dir, const struct st_options *opt,
         return seterr(err, errlen, -ENOMEM, "out of memory");
     s->flags = opt->flags;
     s->lockfd = -1;
+    s->datafd = -1;
+    s->txn_bytes = ST_TXN_BYTES;
     init_resize_lock(&s->resize);
     s->max_store = opt->max_store ? opt->max_store : ST_DEFAULT_MAX_STORE;
     s->retain = opt->retain ? opt->retain : ST_DEFAULT_RETAIN;
@@ -301,8 +303,12 @@ st_open(struct st_store **out, const char *dir, const struct st_options *opt,
         rc = mdb_env_set_mapsize(s->env, s->max_store < ST_INITIAL_MAP
                                          ? s->max_store : ST_INITIAL_MAP);
     if (rc == 0)
+        /* The writer maps the file writable (docs/store-format.md, "Files"):
+         * dirty pages then live in the page cache, not in malloc'd memory,
+         * whatever the size of a value or of a transaction. */
         rc = mdb_env_open(s->env, dir, MDB_NOTLS |
-                          (s->flags & ST_RDONLY ? MDB_RDONLY : 0), 0600);
+                          (s->flags & ST_RDONLY ? MDB_RDONLY : MDB_WRITEMAP),
+                          0600);
     if (rc != 0) {
         seterr(err, errlen, rc > 0 ? -rc : rc, "cannot open the store in %s: %s",
                dir, mdb_strerror(rc));
@@ -313,6 +319,15 @@ st_open(struct st_store **out, const char *dir, const struct st_options *opt,
     if (rc != 0) {
         rc = rc > 0 ? -rc : rc;
         goto fail;
+    }
+    s->datafd = -1;
+    if (!(s->flags & ST_RDONLY)) {
+        rc = mdb_env_get_fd(s->env, &s->datafd);
+        if (rc != 0) {
+            rc = seterr(err, errlen, -rc, "%s: %s", dir, mdb_strerror(rc));
+            goto fail;
+        }
+        s->alloc_end = st__used_end(s);     /* written, so backed */
     }
     st__size_refresh(s);
     *out = s;
@@ -357,6 +372,46 @@ st__size_refresh(struct st_store *s)
         return;
     if (mdb_env_info(s->env, &info) == 0 && mdb_env_stat(s->env, &st) == 0)
         s->used_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}
+
+uint64_t
+st__used_end(struct st_store *s)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+
+    if (mdb_env_info(s->env, &info) != 0 || mdb_env_stat(s->env, &st) != 0)
+        return 0;
+    return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}
+
+int
+st__disk_ahead(struct st_store *s, uint64_t used, uint64_t more)
+{
+    MDB_envinfo info;
+    uint64_t end, target;
+    int rc;
+
+    /* what LMDB may add: the bytes asked for, its page headers and the
+     * branch pages, the freelist records (an eighth is generous) */
+    end = used + more + more / 8 + (1u << 20);
+    if (end <= s->alloc_end || s->datafd < 0)
+        return 0;
+    if (mdb_env_info(s->env, &info) != 0)
+        return 0;
+    target = end + ST_DISK_SLACK;
+    if (target > info.me_mapsize)
+        target = info.me_mapsize;       /* LMDB stops there: MDB_MAP_FULL */
+    if (target <= s->alloc_end)
+        return 0;
+    rc = posix_fallocate(s->datafd, (off_t)s->alloc_end,
+                         (off_t)(target - s->alloc_end));
+    if (rc == EOPNOTSUPP || rc == ENOSYS)
+        rc = 0;                         /* nothing better to do there */
+    if (rc != 0)
+        return -rc;
+    s->alloc_end = target;
+    return 0;
 }
 
 /* Any thread: mdb_env_info here would read the map while the writer may
@@ -545,7 +600,9 @@ st_sweep(struct st_store *s, uint64_t *n)
         goto out;
     rc = 0;
     for (size_t i = 0; i < nids && rc == 0; i++) {
-        rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+        rc = st__disk_ahead(s, st__used_end(s), 0);
+        if (rc == 0)
+            rc = mdb_txn_begin(s->env, NULL, 0, &txn);
         if (rc != 0)
             break;
         rc = st__drop_snapshot(s, txn, ids[i], 1);
@@ -572,6 +629,9 @@ st__retain(struct st_store *s, uint64_t proc, uint64_t now_ns)
     unsigned kept = 0;
     int rc;
 
+    rc = st__disk_ahead(s, st__used_end(s), 0);
+    if (rc != 0)
+        return rc;
     rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc != 0)
         return rc;
@@ -644,6 +704,9 @@ st__prune_oldest(struct st_store *s, uint64_t keep)
     MDB_val key, v;
     int rc;
 
+    rc = st__disk_ahead(s, st__used_end(s), 0);
+    if (rc != 0)
+        return rc;
     rc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (rc != 0)
         return rc;

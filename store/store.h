@@ -195,7 +195,14 @@ struct st_object {
     size_t value_len;
     size_t nrefs;
     const uint64_t *refs;       /* addresses */
+    size_t refs_len;            /* in refs: nrefs, or fewer (st_read_refs_max) */
 };
+
+/* Objects read by r from now on have at most max of their refs decoded
+ * into refs (refs_len); nrefs stays their number.  SIZE_MAX (the
+ * default): all.  A dict of 10 million entries has 20 million refs: a
+ * reader that shows a few need not decode (and allocate) them all. */
+void st_read_refs_max(struct st_read *r, size_t max);
 
 /* The object at address.  ML_ENOTFOUND if none; -ENODATA if the
  * snapshot's graph was dropped by retention. */
@@ -215,9 +222,17 @@ int st_object_get(struct st_read *r, uint64_t id, uint32_t oid,
                   struct st_object *out);
 
 /* The numbers of the objects that refer to oid, ascending; *parents
- * points into r until the next call. */
+ * points into r until the next call.  At most st_read_parents_max of
+ * them; st_read_parents_total says how many there are. */
 int st_parents(struct st_read *r, uint64_t id, uint32_t oid,
                const uint32_t **parents, size_t *n);
+
+/* st_parents from now on decodes at most max parents (SIZE_MAX, the
+ * default: all): None or a class may have tens of millions. */
+void st_read_parents_max(struct st_read *r, size_t max);
+
+/* How many referrers the object of the last st_parents has. */
+size_t st_read_parents_total(const struct st_read *r);
 
 /* The object number at address (ML_ENOTFOUND if none). */
 int st_oid_of(struct st_read *r, uint64_t id, uint64_t address,

@@ -10,17 +10,37 @@
  *   store_tool summary DIR ID           -> {"type": [count, bytes], ...}
  *   store_tool referrers DIR ID ADDR    -> [parent address, ...]
  *   store_tool pending DIR              -> number of records not "complete"
+ *   store_tool size DIR                 -> bytes of the data file in use
+ *                                          (st_size: data.mdb's own size is
+ *                                          the map's, sparse)
+ *   store_tool import DIR FILE          -> stores a dump file; prints the
+ *                                          commit's time and memory (JSON)
+ *   store_tool synth DIR KIND N         -> the same for a synthetic heap:
+ *                                          dict (one dict of N entries), list,
+ *                                          set (N ints), shared (N objects
+ *                                          referring to one), heap (N small)
+ *
+ * import and synth time st_commit alone (the ingest before it is not
+ * counted) and sample the process's RssAnon while it runs: "rss_anon_kib"
+ * is the peak less the value just before the commit (bench/bench_commit.py).
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "ml-common.h"
 #include "store-int.h"
+#include "dumpline.h"
 
 static int
 die(const char *what, int rc, const char *detail)
@@ -116,6 +136,259 @@ cmd_pending(const char *dir)
     return 0;
 }
 
+/* ---- commit timing ---- */
+
+static long
+rss_anon_kib(void)
+{
+    FILE *f = fopen("/proc/self/status", "re");
+    char line[256];
+    long v = -1;
+
+    if (f == NULL)
+        return -1;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "RssAnon: %ld", &v) == 1)
+            break;
+    fclose(f);
+    return v;
+}
+
+static atomic_int sampling;
+static atomic_long rss_peak;
+
+static void *
+sampler(void *arg)
+{
+    (void)arg;
+    while (sampling) {
+        long v = rss_anon_kib();
+
+        if (v > rss_peak)
+            rss_peak = v;
+        usleep(2000);
+    }
+    return NULL;
+}
+
+/* CPU seconds of the calling thread: the figure a busy machine does not
+ * blur as much as the wall clock. */
+static double
+cpu_s(void)
+{
+    struct rusage ru;
+
+    getrusage(RUSAGE_THREAD, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+           (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+static double
+now_s(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* Commits an ended ingest, timed, and prints the figures. */
+static int
+timed_commit(const char *dir, struct st_ingest *in, uint64_t n,
+             double ingest_s)
+{
+    struct st_source src = { .values = "truncated", .mode = "file",
+                             .label = "store_tool", .program = dir };
+    struct st_store *s;
+    char err[256] = "";
+    pthread_t t;
+    uint64_t id = 0;
+    double t0, t1, c0, c1;
+    long before;
+    int rc = st_open(&s, dir, NULL, err, sizeof err);
+
+    if (rc != 0)
+        return die(dir, rc, err);
+    before = rss_anon_kib();
+    rss_peak = before;
+    sampling = 1;
+    pthread_create(&t, NULL, sampler, NULL);
+    t0 = now_s();
+    c0 = cpu_s();
+    rc = st_commit(s, in, &src, &id);
+    c1 = cpu_s();
+    t1 = now_s();
+    sampling = 0;
+    pthread_join(t, NULL);
+    if (rc != 0) {
+        st_close(s);
+        return die("commit", rc, st_ingest_error(in));
+    }
+    printf("{\"id\": %" PRIu64 ", \"objects\": %" PRIu64 ", \"ingest_s\": %.3f, "
+           "\"commit_s\": %.3f, \"commit_cpu_s\": %.3f, \"rss_anon_kib\": %ld, "
+           "\"rss_anon_base_kib\": %ld, \"store_bytes\": %" PRIu64 "}\n",
+           id, n, ingest_s, t1 - t0, c1 - c0,
+           rss_peak - before, before, st_size(s));
+    st_close(s);
+    return 0;
+}
+
+static int
+cmd_import(const char *dir, const char *path)
+{
+    struct ml_dumpparser p;
+    struct ml_dumpline l;
+    struct st_ingest *in = NULL;
+    uint64_t n = 0, bytes = 0, lineno = 0;
+    char *line = NULL, tmp[4096];
+    size_t cap = 0;
+    ssize_t len;
+    double t0 = now_s();
+    FILE *f = fopen(path, "re");
+    int rc;
+
+    if (f == NULL)
+        return die(path, -errno, NULL);
+    /* the spool goes where the store's would: DIR/tmp (st_open makes it) */
+    {
+        struct st_store *s;
+        char err[256] = "";
+
+        rc = st_open(&s, dir, NULL, err, sizeof err);
+        if (rc != 0)
+            return die(dir, rc, err);
+        snprintf(tmp, sizeof tmp, "%s", st_tmpdir(s));
+        st_close(s);
+    }
+    ml_dumpparser_init(&p);
+    rc = st_ingest_new(&in, tmp, 1);
+    if (rc != 0)
+        return die("ingest", rc, NULL);
+    st_ingest_keep_first(in);
+    while (rc == 0 && (len = getline(&line, &cap, f)) > 0) {
+        lineno++;
+        if (len == 1 || (lineno == 1 && line[0] != '{'))
+            continue;
+        rc = ml_dumpline_parse(&p, line, (size_t)len, &l);
+        if (rc != 0 || l.kind != ML_LINE_OBJECT)
+            continue;
+        rc = st_ingest_object(in, &l);
+        n++;
+        bytes += l.size;
+    }
+    free(line);
+    fclose(f);
+    ml_dumpparser_free(&p);
+    if (rc == 0)
+        rc = st_ingest_end(in, n, bytes);
+    if (rc != 0) {
+        fprintf(stderr, "store_tool: line %" PRIu64 ": %s\n", lineno,
+                st_ingest_error(in));
+        st_ingest_free(in);
+        return 1;
+    }
+    rc = timed_commit(dir, in, n, now_s() - t0);
+    st_ingest_free(in);
+    return rc;
+}
+
+/* Synthetic heaps: addresses 16 bytes apart from a base, as a heap's. */
+#define SYN_BASE 0x7f0000000000ull
+
+static int
+syn_put(struct st_ingest *in, uint64_t addr, const char *type, uint64_t size,
+        const uint64_t *refs, size_t nrefs, uint64_t *n, uint64_t *bytes)
+{
+    struct ml_dumpline l = { .kind = ML_LINE_OBJECT, .address = addr,
+                             .type = type, .type_len = strlen(type),
+                             .size = size, .refs = refs, .nrefs = nrefs };
+
+    if (strcmp(type, "module") == 0) {
+        l.has_name = 1;
+        l.name = "__main__";
+        l.name_len = 8;
+    }
+    (*n)++;
+    *bytes += size;
+    return st_ingest_object(in, &l);
+}
+
+static int
+cmd_synth(const char *dir, const char *kind, uint64_t count)
+{
+    struct st_ingest *in = NULL;
+    struct st_store *s;
+    char err[256] = "", tmp[4096];
+    uint64_t n = 0, bytes = 0, *refs = NULL, mod = SYN_BASE - 4096;
+    uint64_t big = SYN_BASE - 8192;        /* the container */
+    size_t nrefs = strcmp(kind, "dict") == 0 ? 2 * count : count;
+    double t0 = now_s();
+    int rc;
+
+    rc = st_open(&s, dir, NULL, err, sizeof err);
+    if (rc != 0)
+        return die(dir, rc, err);
+    snprintf(tmp, sizeof tmp, "%s", st_tmpdir(s));
+    st_close(s);
+    rc = st_ingest_new(&in, tmp, 0);
+    if (rc != 0)
+        return die("ingest", rc, NULL);
+    if (strcmp(kind, "heap") == 0) {
+        /* N small objects, each referring to two others and to a type */
+        uint64_t r[3], x = 88172645463325252ull;
+
+        for (uint64_t i = 0; rc == 0 && i < count; i++) {
+            for (int k = 0; k < 2; k++) {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                r[k] = SYN_BASE + 16 * (x % count);
+            }
+            r[2] = mod;
+            rc = syn_put(in, SYN_BASE + 16 * i, i % 3 ? "str" : "tuple",
+                         48 + i % 64, r, 3, &n, &bytes);
+        }
+        if (rc == 0)
+            rc = syn_put(in, mod, "module", 72, NULL, 0, &n, &bytes);
+    } else if (strcmp(kind, "shared") == 0) {
+        uint64_t r = mod;
+
+        for (uint64_t i = 0; rc == 0 && i < count; i++)
+            rc = syn_put(in, SYN_BASE + 16 * i, "Leak", 48, &r, 1, &n, &bytes);
+        if (rc == 0)
+            rc = syn_put(in, mod, "module", 72, NULL, 0, &n, &bytes);
+    } else if (strcmp(kind, "dict") == 0 || strcmp(kind, "list") == 0 ||
+               strcmp(kind, "set") == 0) {
+        refs = malloc(nrefs * sizeof *refs);
+        if (refs == NULL)
+            return die("synth", -ENOMEM, NULL);
+        /* dict: key i (a str) then value i (an int), interleaved */
+        for (size_t i = 0; i < nrefs; i++)
+            refs[i] = SYN_BASE + 32 * i;
+        rc = syn_put(in, mod, "module", 72, &big, 1, &n, &bytes);
+        if (rc == 0)
+            rc = syn_put(in, big, kind, 64 + 8 * nrefs, refs, nrefs, &n, &bytes);
+        for (size_t i = 0; rc == 0 && i < nrefs; i++)
+            rc = syn_put(in, refs[i], kind[0] == 'd' && i % 2 == 0 ? "str" : "int",
+                         28, NULL, 0, &n, &bytes);
+        free(refs);
+    } else {
+        fprintf(stderr, "store_tool: unknown heap kind %s\n", kind);
+        st_ingest_free(in);
+        return 2;
+    }
+    if (rc == 0)
+        rc = st_ingest_end(in, n, bytes);
+    if (rc != 0) {
+        fprintf(stderr, "store_tool: %s\n", st_ingest_error(in));
+        st_ingest_free(in);
+        return 1;
+    }
+    rc = timed_commit(dir, in, n, now_s() - t0);
+    st_ingest_free(in);
+    return rc;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -125,6 +398,18 @@ main(int argc, char **argv)
 
     if (argc == 3 && strcmp(argv[1], "pending") == 0)
         return cmd_pending(argv[2]);
+    if (argc == 3 && strcmp(argv[1], "size") == 0) {
+        if (open_ro(argv[2], &s, &r) != 0)
+            return 1;
+        st_read_end(r);
+        printf("%" PRIu64 "\n", st_size(s));
+        st_close(s);
+        return 0;
+    }
+    if (argc == 4 && strcmp(argv[1], "import") == 0)
+        return cmd_import(argv[2], argv[3]);
+    if (argc == 5 && strcmp(argv[1], "synth") == 0)
+        return cmd_synth(argv[2], argv[3], strtoull(argv[4], NULL, 10));
     if (argc == 3 && strcmp(argv[1], "list") == 0) {
         if (open_ro(argv[2], &s, &r) != 0)
             return 1;
@@ -164,6 +449,7 @@ main(int argc, char **argv)
         return rc == 0 ? 0 : die("referrers", rc, NULL);
     }
     fprintf(stderr, "usage: store_tool list DIR | "
-            "summary DIR ID | referrers DIR ID ADDR | pending DIR\n");
+            "summary DIR ID | referrers DIR ID ADDR | pending DIR | size DIR | "
+            "import DIR FILE | synth DIR dict|list|set|shared|heap N\n");
     return 2;
 }
