@@ -61,6 +61,29 @@ if baseline:
     out["file_s"] = time.perf_counter() - t
     out["file_lines"] = sum(1 for _ in open(path, "rb"))
     os.unlink(path)
+if "fork" in modes:
+    # The kernel's price of a fork of this process, for reference.
+    forks = []
+    for _ in range(3):
+        t = time.perf_counter()
+        pid = os.fork()
+        if pid == 0:
+            os._exit(0)
+        forks.append(time.perf_counter() - t)
+        os.waitpid(pid, 0)
+    out["bare_fork_s"] = min(forks)
+    # How long the streamer's thread holds the GIL to fork: the pause
+    # as the application's threads see it, less the OS's scheduling.
+    from meliae import _scanner
+    real_fork = _scanner.fork_stream_snapshot
+    fork_calls = []
+    def timed_fork(*a):
+        t = time.perf_counter()
+        try:
+            return real_fork(*a)
+        finally:
+            fork_calls.append(time.perf_counter() - t)
+    _scanner.fork_stream_snapshot = timed_fork
 gaps = [0.0]
 stop = False
 touched = [0]
@@ -87,7 +110,7 @@ def mutator():
                 break
 for mode in modes:
     st = scanner.stream_to(sock, values="none", timeout=600,
-                           fork=(mode == "fork"))
+                           fork=mode.startswith("fork"))
     stop = False
     touched[0] = 0
     threads = [threading.Thread(target=ticker, daemon=True)]
@@ -96,6 +119,10 @@ for mode in modes:
     for th in threads:
         th.start()
     time.sleep(0.05)
+    # The noise floor: the ticker's longest gap with no snapshot.
+    gaps.clear(); gaps.append(0.0)
+    time.sleep(1.0)
+    idle_gap = max(gaps)
     print("ready", mode, flush=True)
     sys.stdin.readline()
     gaps.clear(); gaps.append(0.0)
@@ -113,6 +140,9 @@ for mode in modes:
     for th in threads:
         th.join()
     r["pause_s"] = max(gaps)
+    r["idle_gap_s"] = idle_gap
+    if mode.startswith("fork") and fork_calls:
+        r["fork_call_s"] = fork_calls.pop()
     st.close()
     out["modes"][mode] = r
     print("done", mode, flush=True)
@@ -242,7 +272,7 @@ def run_apps(build, sock, specs, baseline, modes, touch, cow=False):
             if line != ["ready", mode]:
                 sys.exit("application process failed: %r" % (line,))
         sampler = None
-        if cow:
+        if cow and mode == "forkcow":
             before = smaps(procs[0].pid)
             sampler = CowSampler(procs[0].pid)
             sampler.start()
@@ -288,10 +318,13 @@ def one(build, spec, clients, modes, touch, baseline):
         snaps = store_objects(build, store)
         row = {"spec": spec, "rss_idle_mib": idle / 1024,
                "rss_peak_mib": sampler.peak / 1024,
-               "file_s": app.get("file_s"), "modes": {}}
+               "file_s": app.get("file_s"),
+               "bare_fork_s": app.get("bare_fork_s"), "modes": {}}
         for mode in modes:
             r = app["modes"][mode]
             m = {"pause_s": r["pause_s"], "e2e_s": r["e2e_s"],
+                 "idle_gap_s": r["idle_gap_s"],
+                 "fork_call_s": r.get("fork_call_s"),
                  "after_walk_s": r["e2e_s"] - r["pause_s"],
                  "error": r.get("error"), "id": r.get("id"),
                  "touched_per_s": r["touched"] / r["e2e_s"]}
@@ -347,17 +380,20 @@ def main():
                     "entries and a list of L ints (repeatable), e.g. "
                     "3000000,5000000")
     ap.add_argument("--clients", type=int, default=4)
-    ap.add_argument("--modes", default="inproc,fork",
-                    help="snapshot modes, in order: inproc (fork=False), "
-                    "fork (fork=True); default both")
+    ap.add_argument("--modes", default="inproc,fork,forkcow",
+                    help="snapshots, in order: inproc (fork=False), fork "
+                    "(fork=True: the pause), forkcow (fork=True while the "
+                    "harness reads smaps_rollup, which takes the "
+                    "application's mmap lock: the copy-on-write figures); "
+                    "default all three")
     ap.add_argument("--no-touch", action="store_true",
                     help="no mutator thread during the snapshots")
     ap.add_argument("--no-file", action="store_true",
                     help="skip the file-dump baseline")
     args = ap.parse_args()
     modes = args.modes.split(",")
-    if not set(modes) <= {"inproc", "fork"}:
-        ap.error("--modes: inproc and/or fork")
+    if not set(modes) <= {"inproc", "fork", "forkcow"}:
+        ap.error("--modes: inproc, fork, forkcow")
     specs = list(args.n or ([] if args.big else [1000000]))
     specs += ["big:" + b for b in args.big or []]
     rows = [one(args.build, spec, args.clients if i == 0 else 1, modes,
@@ -387,25 +423,32 @@ def main():
                  r["rss_idle_mib"], r["rss_peak_mib"], r["store_b_per_obj"]))
     if "fork" in modes and "inproc" in modes:
         print()
-        print("Fork against in-process, same application and heap:")
+        print("Fork against in-process, same application and heap (COW: "
+              "the forkcow snapshot):")
         print()
         print("| N | pause in-process s | pause fork s | pause ratio "
-              "| end to end in-process / fork s | ack after walk fork s "
-              "| parent Rss before MiB | parent Private_Dirty peak (COW) MiB "
+              "| fork call s (GIL held) | bare fork() s | ticker idle gap s "
+              "| end to end in-process / fork s "
+              "| ack after walk fork s | parent Rss before MiB "
+              "| parent Private_Dirty peak (COW) MiB "
               "| child Private_Dirty peak MiB | mutator Mobj/s in-process / fork |")
-        print("|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             a, f = r["modes"]["inproc"], r["modes"]["fork"]
-            print("| %s | %.3f | %.4f | %.0fx | %.3f / %.3f%s | %.3f | %.0f "
-                  "| %.0f (%.0f%%) | %.0f | %.1f / %.1f |"
+            c = r["modes"].get("forkcow", {})
+            print("| %s | %.3f | %.4f | %.0fx | %s | %s | %.4f | %.3f / %.3f%s "
+                  "| %.3f | %.0f | %.0f (%.0f%%) | %.0f | %.2f / %.2f |"
                   % (r["spec"], a["pause_s"], f["pause_s"],
-                     a["pause_s"] / f["pause_s"], a["e2e_s"], f["e2e_s"],
+                     a["pause_s"] / f["pause_s"],
+                     fmt(f.get("fork_call_s"), "%.4f"),
+                     fmt(r.get("bare_fork_s"), "%.4f"), f["idle_gap_s"],
+                     a["e2e_s"], f["e2e_s"],
                      " (refused)" if f.get("error") else "",
-                     f["after_walk_s"], f.get("rss_before_mib", 0),
-                     f.get("parent_dirty_peak_mib", 0),
-                     100.0 * f.get("parent_dirty_peak_mib", 0)
-                     / max(1, f.get("rss_before_mib", 0)),
-                     f.get("child_dirty_peak_mib", 0),
+                     f["after_walk_s"], c.get("rss_before_mib", 0),
+                     c.get("parent_dirty_peak_mib", 0),
+                     100.0 * c.get("parent_dirty_peak_mib", 0)
+                     / max(1, c.get("rss_before_mib", 0)),
+                     c.get("child_dirty_peak_mib", 0),
                      a["touched_per_s"] / 1e6, f["touched_per_s"] / 1e6))
     for r in rows:
         if "multi_rate" in r:
