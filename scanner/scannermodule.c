@@ -620,8 +620,10 @@ scanner_fork_dump_path(PyObject *self, PyObject *args)
     if (pid < 0)
         goto fail;
     close(fd);
-    free(tmp);
     ret = fork_job_result(pid, status_fd, tmpobj ? tmpobj : Py_None);
+    if (ret == NULL && tmp != NULL)
+        unlink(tmp);            /* the child was killed */
+    free(tmp);
     Py_XDECREF(tmpobj);
     return ret;
 
