@@ -13,7 +13,9 @@ What it costs the application:
 - Fork snapshots (the default on Linux; stream_to(fork=...)): the
   streamer's thread fork()s with the GIL held, so the child's copy of the
   heap is consistent, and the application goes on at once: it is paused
-  for the fork only (page tables: milliseconds per GiB; bench/RESULTS.md).
+  for the fork only, which grows with the process's RSS (the kernel copies
+  page tables and counts a reference per page: 0.26 s for 808 MiB on the
+  loaded two-core VM of bench/RESULTS.md, against 33 s for the walk).
   The child walks its copy -- the parent's addresses, so object identity
   holds across snapshots -- and streams header, object lines and trailer
   straight to the daemon, then _exit()s.  It runs no Python code: no
