@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cpython.h"
+#include "forkchild.h"
 #include "jsonw.h"
 #include "ml-common.h"
 #include "objinfo.h"
@@ -413,6 +414,267 @@ out_release:
 }
 
 /* ------------------------------------------------------------------ */
+/* Snapshots and dumps in a forked child (forkchild.h).                */
+
+/* What the child needs, prepared by the parent before forking: the child
+ * allocates nothing but what the walk itself does. */
+struct fork_job {
+    struct dump_args a;
+    int fd;                     /* the socket, or the file */
+    const char *head;           /* sent before the object lines, or NULL */
+    size_t hlen;
+    int64_t deadline_ns;        /* 0: none */
+    char *buf;                  /* ML_DUMP_BUF bytes for the writer */
+    const char *tmp, *path;     /* rename tmp over path when done */
+};
+
+/* Special-size callables are Python code, which the child never runs. */
+static int
+check_forkable(void)
+{
+    for (size_t i = 0; i < nspecials; i++)
+        if (specials[i].callable != NULL) {
+            PyErr_Format(ScanError,
+                         "a special-size callable is registered for '%s': "
+                         "it is Python code, which a forked snapshot does "
+                         "not run; take the snapshot in-process",
+                         specials[i].name);
+            return -1;
+        }
+    return 0;
+}
+
+/* Runs in the child: header, object lines, trailer (stream) or the dump
+ * and its rename (file).  No Python code; see forkchild.h. */
+static int
+fork_job_run(void *arg, struct ml_walk_result *res)
+{
+    struct fork_job *j = arg;
+    struct ml_sink sink;
+    struct ml_jsonw w;
+    int rc;
+
+    rc = ml_sink_open(&sink, j->fd, j->a.gzip);
+    if (rc < 0)
+        return rc;
+    sink.deadline_ns = j->deadline_ns;
+    if (j->head != NULL)
+        rc = ml_write_all(&sink, j->head, j->hlen);
+    if (rc == 0) {
+        ml_jsonw_init(&w, j->buf, ML_DUMP_BUF, ml_sink_write, &sink);
+        rc = ml__walk(j->a.mode, j->a.root, &w, j->a.values, specials,
+                      nspecials, res);
+    }
+    if (rc == 0)
+        rc = ml_sink_finish(&sink);
+    if (rc == 0 && j->head != NULL) {
+        char trailer[128];
+        int tlen = snprintf(trailer, sizeof(trailer),
+                            "{\"end\": \"complete\", \"objects\": %llu, "
+                            "\"bytes\": %llu}\n",
+                            (unsigned long long)res->nobj,
+                            (unsigned long long)res->nbytes);
+
+        rc = ml_write_all(&sink, trailer, (size_t)tlen);
+    }
+    ml_sink_close(&sink);
+    if (rc == 0 && j->tmp != NULL) {
+        if (close(j->fd) < 0)
+            rc = -errno;
+        else if (rename(j->tmp, j->path) < 0)
+            rc = -errno;
+    }
+    return rc;
+}
+
+/* Forks the child for j.  Returns its pid and sets *status_fd, or -1
+ * with an exception set. */
+static pid_t
+fork_job_start(struct fork_job *j, int die_with_parent, int *status_fd)
+{
+    pid_t pid;
+
+    if (check_forkable() < 0)
+        return -1;
+    if (dump_active) {
+        raise_rc(ML_EBUSY, "dump");
+        return -1;
+    }
+    j->buf = malloc(ML_DUMP_BUF);
+    if (j->buf == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    /* The GIL is held across fork(): the child's heap is consistent. */
+    pid = ml_fork_run(j->fd, die_with_parent, fork_job_run, j, status_fd);
+    free(j->buf);
+    j->buf = NULL;
+    if (pid < 0) {
+        raise_rc((int)pid, "fork");
+        return -1;
+    }
+    return pid;
+}
+
+/* The (pid, status_fd, ...) tuple for a started child; the child is
+ * killed and reaped if it cannot be built. */
+static PyObject *
+fork_job_result(pid_t pid, int status_fd, PyObject *extra)
+{
+    PyObject *ret = extra != NULL
+        ? Py_BuildValue("iiO", (int)pid, status_fd, extra)
+        : Py_BuildValue("ii", (int)pid, status_fd);
+
+    if (ret == NULL) {
+        struct ml_walk_result res;
+        int sig;
+
+        ml_fork_wait(pid, status_fd, 1, &res, &sig);   /* past: kills */
+    }
+    return ret;
+}
+
+/* fork_stream_snapshot(sockfd, header, mode, values, timeout_ms)
+ *     -> (pid, status_fd)
+ *
+ * stream_snapshot in a forked child: the child sends header, object lines
+ * and trailer on sockfd within timeout_ms (< 0: no deadline) and exits;
+ * the caller is paused only for fork().  wait_child(pid, status_fd, ...)
+ * gives the outcome.  The child dies with the calling thread (Linux). */
+static PyObject *
+scanner_fork_stream_snapshot(PyObject *self, PyObject *args)
+{
+    struct fork_job j;
+    Py_buffer header;
+    PyObject *ret = NULL;
+    pid_t pid;
+    int values, timeout_ms, status_fd;
+
+    memset(&j, 0, sizeof(j));
+    j.a.values = ML_VALUES_NONE;
+    if (!PyArg_ParseTuple(args, "iy*iii:fork_stream_snapshot", &j.fd,
+                          &header, &j.a.mode, &values, &timeout_ms))
+        return NULL;
+    if (j.a.mode != ML_WALK_ALL && j.a.mode != ML_WALK_GC) {
+        PyErr_SetString(PyExc_ValueError, "mode must be WALK_ALL or WALK_GC");
+        goto out;
+    }
+    if (values < ML_VALUES_NONE || values > ML_VALUES_FULL) {
+        PyErr_SetString(PyExc_ValueError, "values must be a VALUES_* constant");
+        goto out;
+    }
+    if (header.len == 0 || ((char *)header.buf)[header.len - 1] != '\n'
+            || memchr(header.buf, '\n', (size_t)header.len - 1) != NULL) {
+        PyErr_SetString(PyExc_ValueError, "header must be one line ending with \\n");
+        goto out;
+    }
+    j.a.values = (enum ml_values)values;
+    j.head = header.buf;
+    j.hlen = (size_t)header.len;
+    if (timeout_ms >= 0)
+        j.deadline_ns = ml_sink_now_ns() + (int64_t)timeout_ms * 1000000;
+    pid = fork_job_start(&j, 1, &status_fd);
+    if (pid > 0)
+        ret = fork_job_result(pid, status_fd, NULL);
+out:
+    PyBuffer_Release(&header);
+    return ret;
+}
+
+/* fork_dump_path(mode, path: bytes, root, gzip=False)
+ *     -> (pid, status_fd, tmp: bytes or None)
+ *
+ * dump_path in a forked child, which also renames the temporary file over
+ * path when the dump is complete.  After a failure the caller unlinks tmp
+ * (the child may have been killed before it could). */
+static PyObject *
+scanner_fork_dump_path(PyObject *self, PyObject *args)
+{
+    struct fork_job j;
+    PyObject *ret, *tmpobj = NULL;
+    const char *path;
+    char *tmp;
+    pid_t pid;
+    int fd, status_fd;
+
+    memset(&j, 0, sizeof(j));
+    j.a.values = ML_VALUES_TRUNCATED;
+    if (!PyArg_ParseTuple(args, "iyO|p:fork_dump_path", &j.a.mode, &path,
+                          &j.a.root, &j.a.gzip))
+        return NULL;
+    if (check_forkable() < 0)
+        return NULL;
+    fd = open_target(path, &tmp);
+    if (fd < 0)
+        return raise_rc(fd, path);
+    if (tmp != NULL) {
+        tmpobj = PyBytes_FromString(tmp);
+        if (tmpobj == NULL)
+            goto fail;
+    }
+    j.fd = fd;
+    j.tmp = tmp;
+    j.path = path;
+    /* Not tied to this thread: a dump may outlive the caller. */
+    pid = fork_job_start(&j, 0, &status_fd);
+    if (pid < 0)
+        goto fail;
+    close(fd);
+    ret = fork_job_result(pid, status_fd, tmpobj ? tmpobj : Py_None);
+    if (ret == NULL && tmp != NULL)
+        unlink(tmp);            /* the child was killed */
+    free(tmp);
+    Py_XDECREF(tmpobj);
+    return ret;
+
+fail:
+    close(fd);
+    if (tmp != NULL)
+        unlink(tmp);
+    free(tmp);
+    Py_XDECREF(tmpobj);
+    return NULL;
+}
+
+/* wait_child(pid, status_fd, timeout_ms) -> (objects, bytes)
+ *
+ * Waits without the GIL for a child of fork_stream_snapshot or
+ * fork_dump_path, within timeout_ms (< 0: no limit; then it is killed:
+ * TimeoutError), reaps it and closes status_fd.  A child that failed
+ * raises its error; one that ended without a word (killed) raises
+ * ChildProcessError. */
+static PyObject *
+scanner_wait_child(PyObject *self, PyObject *args)
+{
+    struct ml_walk_result res = { 0, 0 };
+    int64_t deadline = 0;
+    int pid, status_fd, timeout_ms, sig = 0, rc;
+
+    if (!PyArg_ParseTuple(args, "iii:wait_child", &pid, &status_fd,
+                          &timeout_ms))
+        return NULL;
+    if (timeout_ms >= 0)
+        deadline = ml_sink_now_ns() + (int64_t)timeout_ms * 1000000;
+    Py_BEGIN_ALLOW_THREADS
+    rc = ml_fork_wait((pid_t)pid, status_fd, deadline, &res, &sig);
+    Py_END_ALLOW_THREADS
+    if (rc == -ECHILD) {
+        if (sig != 0)
+            PyErr_Format(PyExc_ChildProcessError,
+                         "the snapshot's child process %d was killed by "
+                         "signal %d", pid, sig);
+        else
+            PyErr_Format(PyExc_ChildProcessError,
+                         "the snapshot's child process %d ended without "
+                         "a report", pid);
+        return NULL;
+    }
+    if (rc != 0)
+        return raise_rc(rc, NULL);
+    return walk_result(&res);
+}
+
+/* ------------------------------------------------------------------ */
 /* Single objects.                                                     */
 
 static PyObject *
@@ -550,6 +812,14 @@ static PyMethodDef scanner_methods[] = {
     {"stream_snapshot", scanner_stream_snapshot, METH_VARARGS,
      "stream_snapshot(sockfd, header: bytes, mode, values, timeout_ms)"
      " -> (objects, bytes)"},
+    {"fork_stream_snapshot", scanner_fork_stream_snapshot, METH_VARARGS,
+     "fork_stream_snapshot(sockfd, header: bytes, mode, values, timeout_ms)"
+     " -> (pid, status_fd)"},
+    {"fork_dump_path", scanner_fork_dump_path, METH_VARARGS,
+     "fork_dump_path(mode, path: bytes, root, gzip=False)"
+     " -> (pid, status_fd, tmp)"},
+    {"wait_child", scanner_wait_child, METH_VARARGS,
+     "wait_child(pid, status_fd, timeout_ms) -> (objects, bytes)"},
     {"size_of", scanner_size_of, METH_O, "size_of(obj) -> int"},
     {"get_referents", scanner_get_referents, METH_O,
      "get_referents(obj) -> list"},

@@ -25,6 +25,10 @@ A *target* is one of:
 A regular file is replaced by rename, so the new file is the caller's, mode
 0600, whatever the old one's owner, mode or hard links were.
 
+dump_all_objects(path, fork=True) writes the dump from a child made by
+fork(), as stream_to's fork snapshots do (meliae/stream.py): the process is
+paused for the fork only, and the call returns a ForkedDump to wait() on.
+
 stream_to(address) streams snapshots to meliae-monitord instead, from a
 background thread: see meliae.stream and docs/protocol.md.
 """
@@ -33,12 +37,14 @@ import io
 import os
 import socket
 import sys
+import threading
 
 from meliae import _scanner
 from meliae._scanner import ScanError
 from meliae.stream import StreamError, Streamer, stream_to
 
 __all__ = [
+    "ForkedDump",
     "ScanError",
     "StreamError",
     "Streamer",
@@ -113,14 +119,80 @@ def _dump(mode, target, root):
         "not %s" % type(target).__name__)
 
 
-def dump_all_objects(target):
+class ForkedDump:
+    """A dump being written by a child process: dump_all_objects(path,
+    fork=True).  The child holds a copy-on-write copy of the heap as it was
+    at the call, writes the dump and renames it into place.  Call wait()
+    (the child is a zombie until then)."""
+
+    def __init__(self, pid, status_fd, tmp, path):
+        self.pid = pid          # the child's
+        self.path = path
+        self._status_fd = status_fd
+        self._tmp = tmp
+        self._lock = threading.Lock()
+        self._result = None
+        self._error = None
+
+    def wait(self, timeout=None):
+        """Wait for the dump; return (objects, bytes).
+
+        timeout: seconds (None: no limit); when it passes the child is
+        killed and the dump abandoned (TimeoutError).  A child that failed
+        raises its error (OSError, ScanError), one killed by a signal
+        ChildProcessError; the target is then left as it was.  Later calls
+        give the same result.
+        """
+        with self._lock:
+            if self._status_fd is not None:
+                fd, self._status_fd = self._status_fd, None
+                ms = -1 if timeout is None else max(0, int(timeout * 1000))
+                try:
+                    self._result = _scanner.wait_child(self.pid, fd, ms)
+                except BaseException as e:
+                    self._error = e
+                    if self._tmp is not None:
+                        try:
+                            os.unlink(self._tmp)
+                        except OSError:
+                            pass
+            if self._error is not None:
+                raise self._error
+            return self._result
+
+    def __repr__(self):
+        return "<meliae.scanner.ForkedDump pid=%d %r %s>" % (
+            self.pid, self.path,
+            "running" if self._status_fd is not None else "done")
+
+
+def dump_all_objects(target, fork=False):
     """Write every live object, each exactly once, to target.
 
     Every object the garbage collector tracks and everything they reach
     that it does not track (str, int, float, bytes, untracked tuples and
     dicts, code objects, ...).
+
+    fork=True: target must be a path; the dump is written by a child made
+    by fork() while this process goes on (paused only for the fork), and a
+    ForkedDump is returned: its wait() gives (objects, bytes) once the file
+    is in place.  The child runs no Python code (no atexit handler, no
+    finalizer), reports the parent's addresses, and is not tied to the
+    calling thread; a registered special-size callable (Python code) makes
+    it raise ScanError.  Every page this process writes meanwhile is
+    copied, up to the size of the heap.
     """
-    _dump(_scanner.WALK_ALL, target, None)
+    if not fork:
+        _dump(_scanner.WALK_ALL, target, None)
+        return None
+    if not isinstance(target, (str, bytes, os.PathLike)):
+        raise TypeError("fork=True needs a path target, not %s"
+                        % type(target).__name__)
+    sys.audit("meliae.scanner.dump", target)
+    path = os.fsencode(target)
+    pid, status_fd, tmp = _scanner.fork_dump_path(
+        _scanner.WALK_ALL, path, None, path.endswith(b".gz"))
+    return ForkedDump(pid, status_fd, tmp, target)
 
 
 def dump_gc_objects(target):
