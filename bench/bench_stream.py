@@ -13,7 +13,7 @@ For each N, in one run against a real meliae-monitord on a fresh store:
   the pause, the target being <= 2 s at 1M objects;
 - daemon RssAnon: sampled every 5 ms from /proc/PID/status, before and
   during the ingest (target <= 64 MiB);
-- store bytes/object: data.mdb's size over the snapshot's objects, and the
+- store bytes/object: the store's pages in use (store_tool size) over the snapshot's objects, and the
   stored key+value bytes (target <= 40);
 - with --clients K: K processes of N/K objects stream at once; ingest
   rate against one process of N objects.
@@ -248,6 +248,13 @@ def start_daemon(build, tmp):
     return d, store, sock
 
 
+def store_bytes(build, store):
+    """The store's bytes in use (tests/tools/store_tool size: st_size)."""
+    tool = os.path.join(build, "tests", "store_tool")
+    return int(subprocess.run([tool, "size", store], check=True,
+                              capture_output=True, text=True).stdout)
+
+
 def store_objects(build, store):
     tool = os.path.join(build, "tests", "store_tool")
     out = subprocess.run([tool, "list", store], capture_output=True,
@@ -336,7 +343,9 @@ def one(build, spec, clients, modes, touch, baseline):
         ok = [m for m in row["modes"].values() if "objects" in m]
         if ok:
             row["objects"] = ok[0]["objects"]
-            data = os.path.getsize(os.path.join(store, "data.mdb"))
+            # Pages in use (st_size), not data.mdb's size: with
+            # MDB_WRITEMAP the file is as large as the map.
+            data = store_bytes(build, store)
             # The store holds every acked snapshot of this run.
             row["store_b_per_obj"] = data / sum(m["objects"] for m in ok)
         if clients > 1 and not str(spec).startswith("big:"):

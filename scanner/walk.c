@@ -37,6 +37,7 @@
 #include "cpython.h"
 #include "ml-common.h"
 #include "objinfo.h"
+#include "protocol.h"
 #include "walk.h"
 
 /* Nesting depth of the second pass before the explicit stack is used.
@@ -522,8 +523,11 @@ ml__walk(enum ml_walk_mode mode, PyObject *root, struct ml_jsonw *w,
     memset(&wk, 0, sizeof(wk));
     wk.mode = mode;
     wk.values = values;
-    /* "Uncut" is a cap no str can reach: jsonw counts characters. */
-    wk.value_max = values == ML_VALUES_FULL ? 524288 /* ML_PROTO_MAX_VALUE */ : ML_VALUE_MAX_CHARS;
+    /* "full" is cut at the protocol's value limit (characters, as jsonw
+     * counts them): the daemon reads a line's head, value included, into
+     * a bounded buffer (docs/protocol.md, "Long lines"). */
+    wk.value_max = values == ML_VALUES_FULL ? ML_PROTO_MAX_VALUE
+                                            : ML_VALUE_MAX_CHARS;
     wk.specials = specials;
     wk.nspecials = nspecials;
     for (size_t i = 0; i < nspecials; i++)
