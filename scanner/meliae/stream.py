@@ -14,8 +14,9 @@ What it costs the application:
   streamer's thread fork()s with the GIL held, so the child's copy of the
   heap is consistent, and the application goes on at once: it is paused
   for the fork only, which grows with the process's RSS (the kernel copies
-  page tables and counts a reference per page: 0.26 s for 808 MiB on the
-  loaded two-core VM of bench/RESULTS.md, against 33 s for the walk).
+  page tables and counts a reference per page: 61 ms at 10M objects, 808
+  MiB, on the two-core VM of bench/RESULTS.md, against 4.7 s for the
+  walk).
   The child walks its copy -- the parent's addresses, so object identity
   holds across snapshots -- and streams header, object lines and trailer
   straight to the daemon, then _exit()s.  It runs no Python code: no

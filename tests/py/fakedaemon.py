@@ -39,7 +39,7 @@ KEEP_OPEN = ("aborted", "store")
 _OBJECT_PREFIX = b'{"address": '
 
 
-def wait_until(pred, timeout=30.0, interval=0.01, what=None):
+def wait_until(pred, timeout=60.0, interval=0.01, what=None):
     """Poll pred() until it returns something true; return that.  Raises
     AssertionError after timeout seconds."""
     deadline = time.monotonic() + timeout
@@ -406,7 +406,7 @@ class FakeDaemon:
     def send_request(self, rid):
         return self.send_line({"request": "snapshot", "id": rid})
 
-    def wait_connections(self, n, timeout=30.0):
+    def wait_connections(self, n, timeout=60.0):
         """Wait until n connections are live; returns them."""
         def enough():
             with self.cond:
@@ -414,7 +414,7 @@ class FakeDaemon:
                 return live if len(live) >= n else None
         return wait_until(enough, timeout, what="%d connections" % n)
 
-    def wait_snapshots(self, n, timeout=30.0, pred=None):
+    def wait_snapshots(self, n, timeout=60.0, pred=None):
         """Wait until n finished snapshots (matching pred) arrived."""
         def enough():
             with self.cond:
@@ -474,7 +474,10 @@ class StreamTestCase:
 
     def stream(self, **kw):
         import meliae.scanner as scanner
-        kw.setdefault("timeout", 20.0)
+        # Generous for an ASan build on a loaded machine, where a fork
+        # snapshot's child competes with this process's fake daemon for
+        # the cores.
+        kw.setdefault("timeout", 40.0)
         s = scanner.stream_to(kw.pop("address", self.daemon.path), **kw)
         self.addCleanup(s.close)
         return s
