@@ -232,6 +232,9 @@ on_trailer(struct conn *c, const char *line, size_t n)
     }
 }
 
+static int object_checks(struct conn *c);
+static int ingest_rc(struct conn *c, int rc);
+
 static void
 on_object_line(struct conn *c, const char *line, size_t n)
 {
@@ -281,27 +284,12 @@ on_object_line(struct conn *c, const char *line, size_t n)
         md__conn_fail(c, MD_LIMIT, err, 0);
         return;
     }
-    if (c->state == CS_SKIP)
+    if (c->state == CS_SKIP || object_checks(c) < 0)
         return;
-    if (c->nobj >= ML_PROTO_MAX_OBJECTS) {
-        snprintf(err, sizeof(err), "more than %u objects in one snapshot",
-                 ML_PROTO_MAX_OBJECTS);
-        md__conn_fail(c, MD_LIMIT, err, 0);
+    /* the same checks and error codes as a long line's (below) */
+    if (ingest_rc(c, st_ingest_object(c->job->ing, &dl)) < 0 ||
+        c->state != CS_OBJECTS)
         return;
-    }
-    rc = st_ingest_object(c->job->ing, &dl);
-    if (rc == ML_EPROTO) {
-        snprintf(err, sizeof(err), "object line %" PRIu64 ": %s",
-                 c->nobj + 1, st_ingest_error(c->job->ing));
-        md__conn_fail(c, MD_PROTO, err, 0);
-        return;
-    }
-    if (rc < 0) {
-        snprintf(err, sizeof(err), "cannot spool the snapshot: %s",
-                 st_strerror(rc));
-        md__conn_fail(c, MD_STORE, err, 1);
-        return;
-    }
     c->nobj++;
 }
 
