@@ -291,7 +291,8 @@ wtx_begin(struct wtx *w)
 {
     w->dirty = 0;
     w->used = st__used_end(w->s);
-    return mdb_txn_begin(w->s->env, NULL, 0, &w->txn);
+    w->txn = NULL;
+    return st__write_txn(w->s, &w->txn);
 }
 
 /* Commits; an intermediate transaction of a snapshot (last == 0) skips
@@ -307,6 +308,8 @@ wtx_commit(struct wtx *w, int last)
 {
     int rc;
 
+    /* Not atomic (it rewrites env flags): relies on one writer thread
+     * (writer.lock, and the daemon's single writer thread). */
     if (!last)
         mdb_env_set_flags(w->s->env, MDB_NOMETASYNC, 1);
     rc = mdb_txn_commit(w->txn);
@@ -1081,23 +1084,30 @@ finish_snapshot(struct job *j, struct wtx *w, uint64_t id, uint64_t *proc)
 }
 
 /* Deletes what a failed attempt committed.  A failure here leaves an
- * "ingesting" record that st_sweep removes at the next start. */
-static void
+ * "ingesting" record that st_sweep removes at the next start: so does a
+ * full disk, whose unreserved page copies could otherwise land in a hole
+ * of the data file (SIGBUS, st__disk_ahead). */
+static int
 undo(struct st_store *s, uint64_t id)
 {
     MDB_txn *txn;
     unsigned char k[8];
     MDB_val key = { 8, k };
+    int rc;
 
-    if (id == 0 || mdb_txn_begin(s->env, NULL, 0, &txn) != 0)
-        return;
+    if (id == 0)
+        return 0;
+    rc = st__write_txn(s, &txn);
+    if (rc != 0)
+        return rc;
     st_put_be64(k, id);
-    if (st__drop_snapshot(s, txn, id, 1) != 0) {
+    rc = st__drop_snapshot(s, txn, id, 1);
+    if (rc != 0) {
         mdb_txn_abort(txn);
-        return;
+        return rc;
     }
     mdb_del(txn, s->snaps, &key, NULL);
-    mdb_txn_commit(txn);
+    return mdb_txn_commit(txn);
 }
 
 static int
@@ -1204,7 +1214,7 @@ st_commit(struct st_store *s, struct st_ingest *in,
                       "cannot be used until the daemon restarts");
                 break;
             }
-            undo(s, *id);
+            (void)undo(s, *id);         /* else swept at the next start */
             if (room == 0)
                 continue;
             rc = room;
@@ -1214,7 +1224,7 @@ st_commit(struct st_store *s, struct st_ingest *in,
                       (unsigned long long)(s->max_store >> 20));
             break;
         }
-        undo(s, *id);
+        (void)undo(s, *id);             /* the same */
         break;
     }
     if (rc == 0)

@@ -92,6 +92,12 @@ void st__size_refresh(struct st_store *s);
  * far and ST_DISK_SLACK beyond.  0 or -errno (-ENOSPC).  Writer only. */
 int st__disk_ahead(struct st_store *s, uint64_t used, uint64_t more);
 
+/* Begins a write transaction (every one of the store's goes through here)
+ * after st__disk_ahead(used end, 0): LMDB's first pages of it, before any
+ * reservation sized for a value, are then backed.  0, -ENOSPC or an LMDB
+ * code (as mdb_txn_begin).  Writer only. */
+int st__write_txn(struct st_store *s, MDB_txn **txn);
+
 /* The committed end of the data file's pages, for st__disk_ahead. */
 uint64_t st__used_end(struct st_store *s);
 

@@ -153,14 +153,29 @@ open_dbs(struct st_store *s, char *err, size_t errlen)
     MDB_txn *txn;
     MDB_val k = { 6, (void *)(uintptr_t)"format" }, v;
     unsigned char fmt[4];
-    int rc;
+    int rc, full = 0;
 
-    rc = mdb_txn_begin(s->env, NULL, ro ? MDB_RDONLY : 0, &txn);
+    /* A writer that cannot reserve disk (full) still opens an existing
+     * store, through a read-only transaction: only a new one writes here. */
+    rc = ro ? mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn)
+            : st__write_txn(s, &txn);
+    if (rc == -ENOSPC && !ro) {
+        full = 1;
+        ro = 1;
+        rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    }
     if (rc != 0)
-        return seterr(err, errlen, rc, "%s: %s", s->dir, mdb_strerror(rc));
+        return seterr(err, errlen, rc, "%s: %s", s->dir, rc < 0 && rc > -4096
+                      ? strerror(-rc) : mdb_strerror(rc));
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++) {
         rc = mdb_dbi_open(txn, dbs[i].name, ro ? 0 : MDB_CREATE,
                           (MDB_dbi *)((char *)s + dbs[i].off));
+        if (rc == MDB_NOTFOUND && full) {
+            seterr(err, errlen, -ENOSPC, "%s: no disk space to create the "
+                   "store", s->dir);
+            rc = -ENOSPC;
+            goto fail;
+        }
         if (rc == MDB_NOTFOUND) {
             seterr(err, errlen, ML_ENOTFOUND, "%s is not a meliae store "
                    "(no \"%s\" database)", s->dir, dbs[i].name);
@@ -182,6 +197,11 @@ open_dbs(struct st_store *s, char *err, size_t errlen)
             seterr(err, errlen, rc, "%s: %s", s->dir, mdb_strerror(rc));
             goto fail;
         }
+    } else if (rc == MDB_NOTFOUND && full) {
+        seterr(err, errlen, -ENOSPC, "%s: no disk space to create the store",
+               s->dir);
+        rc = -ENOSPC;
+        goto fail;
     } else if (rc != 0 || v.mv_size != 4) {
         seterr(err, errlen, ML_ECORRUPT, "%s: no format version", s->dir);
         rc = ML_ECORRUPT;
@@ -315,11 +335,8 @@ st_open(struct st_store **out, const char *dir, const struct st_options *opt,
         rc = rc > 0 ? -rc : rc;
         goto fail;
     }
-    rc = open_dbs(s, err, errlen);
-    if (rc != 0) {
-        rc = rc > 0 ? -rc : rc;
-        goto fail;
-    }
+    /* Before open_dbs: its transaction is the first write of a new store,
+     * reserved like every other (st__write_txn). */
     s->datafd = -1;
     if (!(s->flags & ST_RDONLY)) {
         rc = mdb_env_get_fd(s->env, &s->datafd);
@@ -328,6 +345,11 @@ st_open(struct st_store **out, const char *dir, const struct st_options *opt,
             goto fail;
         }
         s->alloc_end = st__used_end(s);     /* written, so backed */
+    }
+    rc = open_dbs(s, err, errlen);
+    if (rc != 0) {
+        rc = rc > 0 ? -rc : rc;
+        goto fail;
     }
     st__size_refresh(s);
     *out = s;
@@ -406,12 +428,25 @@ st__disk_ahead(struct st_store *s, uint64_t used, uint64_t more)
         return 0;
     rc = posix_fallocate(s->datafd, (off_t)s->alloc_end,
                          (off_t)(target - s->alloc_end));
+    /* A filesystem without fallocate (some NFS, old tmpfs...) gets no
+     * SIGBUS protection: nothing better to do there.  The target is still
+     * recorded, so the next try is ST_DISK_SLACK further, not at every put. */
     if (rc == EOPNOTSUPP || rc == ENOSYS)
-        rc = 0;                         /* nothing better to do there */
+        rc = 0;
     if (rc != 0)
         return -rc;
     s->alloc_end = target;
     return 0;
+}
+
+int
+st__write_txn(struct st_store *s, MDB_txn **txn)
+{
+    int rc = st__disk_ahead(s, st__used_end(s), 0);
+
+    if (rc != 0)
+        return rc;
+    return mdb_txn_begin(s->env, NULL, 0, txn);
 }
 
 /* Any thread: mdb_env_info here would read the map while the writer may
@@ -600,9 +635,7 @@ st_sweep(struct st_store *s, uint64_t *n)
         goto out;
     rc = 0;
     for (size_t i = 0; i < nids && rc == 0; i++) {
-        rc = st__disk_ahead(s, st__used_end(s), 0);
-        if (rc == 0)
-            rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+        rc = st__write_txn(s, &txn);
         if (rc != 0)
             break;
         rc = st__drop_snapshot(s, txn, ids[i], 1);
@@ -629,10 +662,7 @@ st__retain(struct st_store *s, uint64_t proc, uint64_t now_ns)
     unsigned kept = 0;
     int rc;
 
-    rc = st__disk_ahead(s, st__used_end(s), 0);
-    if (rc != 0)
-        return rc;
-    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    rc = st__write_txn(s, &txn);
     if (rc != 0)
         return rc;
     /* Graphs: the newest `retain` of this process keep theirs.  Older ones
@@ -704,10 +734,7 @@ st__prune_oldest(struct st_store *s, uint64_t keep)
     MDB_val key, v;
     int rc;
 
-    rc = st__disk_ahead(s, st__used_end(s), 0);
-    if (rc != 0)
-        return rc;
-    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    rc = st__write_txn(s, &txn);
     if (rc != 0)
         return rc;
     rc = mdb_cursor_open(txn, s->bytime, &c);

@@ -687,6 +687,23 @@ commit_fails_cleanly(struct fx *f, int at, int rc_inject, int expect)
     heap_free(&h);
 }
 
+/* A new store's first write transaction (open_dbs) is reserved like the
+ * others: the data file's blocks are allocated ST_DISK_SLACK past its
+ * used end, so no page LMDB touches through the map is a hole. */
+static void
+test_store_open_reserves_disk_ahead(void **state)
+{
+    struct fx *f = *state;
+    char path[128];
+    struct stat sb;
+    uint64_t used = st__used_end(f->s);
+
+    assert_true(f->s->alloc_end >= used + ST_DISK_SLACK);
+    snprintf(path, sizeof path, "%s/data.mdb", f->dir);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true((uint64_t)sb.st_blocks * 512 >= used + ST_DISK_SLACK);
+}
+
 static void
 test_store_eio_on_first_commit_leaves_nothing(void **state)
 {
@@ -1444,6 +1461,7 @@ main(void)
         T(test_store_keep_first_drops_repeated_addresses),
         T(test_store_trailer_count_mismatch_refused),
         T(test_store_value_refused_when_values_none),
+        T(test_store_open_reserves_disk_ahead),
         T(test_store_eio_on_first_commit_leaves_nothing),
         T(test_store_eio_on_last_commit_leaves_nothing),
         T(test_store_map_full_grows_and_retries),
