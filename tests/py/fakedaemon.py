@@ -36,6 +36,7 @@ HEADER_TYPES = {
     "time": (int, float),
 }
 KEEP_OPEN = ("aborted", "store")
+UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
 _OBJECT_PREFIX = b'{"address": '
 
 
@@ -478,6 +479,13 @@ class StreamTestCase:
         # snapshot's child competes with this process's fake daemon for
         # the cores.
         kw.setdefault("timeout", 40.0)
+        if UNDER_ASAN:
+            # While a fork child lives, every page this process's fake
+            # daemon writes (and ASan's shadow of it) is copied: under
+            # ASan the protocol tests run 1.7x slower in fork mode, so they
+            # take in-process snapshots there; test_stream_fork.py asks
+            # for fork=True explicitly and runs under ASan too.
+            kw.setdefault("fork", False)
         s = scanner.stream_to(kw.pop("address", self.daemon.path), **kw)
         self.addCleanup(s.close)
         return s

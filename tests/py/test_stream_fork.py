@@ -66,7 +66,7 @@ def fork_supported():
 class ForkSnapshotTest(StreamTestCase, unittest.TestCase):
 
     def test_default_is_fork_on_linux_and_fork_is_a_setting(self):
-        self.assertIsNone(self.stream().fork)
+        self.assertIsNone(self.stream(fork=None).fork)
         self.assertTrue(meliae.stream._FORK_BY_DEFAULT)
         self.assertIs(self.stream(fork=True).fork, True)
         self.assertIs(self.stream(fork=False).fork, False)
@@ -271,7 +271,7 @@ class ForkSnapshotTest(StreamTestCase, unittest.TestCase):
         with self.assertRaises(scanner.StreamError) as cm:
             forced.snapshot()
         self.assertIn("special-size callable", str(cm.exception))
-        auto = self.stream()
+        auto = self.stream(fork=None)
         self.assertEqual(auto.snapshot(), 1)
         snap = self.daemon.wait_snapshots(1)[0]
         self.assertEqual(by_address(snap)[id(obj)]["size"], 1234)
