@@ -52,7 +52,9 @@ static void
 close_range_compat(unsigned first, unsigned last)
 {
     struct rlimit rl;
-    unsigned max = 65536;
+    /* No descriptor is at or above the soft limit, unless it was lowered
+     * after opening them: a cap keeps the loop short when it is huge. */
+    unsigned max = 1U << 20;
 
     if (first > last)
         return;
@@ -153,6 +155,40 @@ ml_fork_run(int keep, int die_with_parent, ml_fork_fn fn, void *arg,
     return pid;
 }
 
+/* Whether the child has written its report or closed its end of the
+ * status pipe (by exiting): it may have been reaped by the application
+ * since, and its pid reused. */
+static int
+child_done(int status_fd)
+{
+    struct pollfd pfd = { status_fd, POLLIN, 0 };
+    int n;
+
+    while ((n = poll(&pfd, 1, 0)) < 0 && errno == EINTR)
+        ;
+    return n != 0;      /* readable, hung up, or cannot tell: no kill */
+}
+
+/* Kills the child unless it is done (see child_done).  A pidfd, where
+ * the kernel has them (Linux >= 5.3), is taken before the check: if the
+ * child is still running after it, the pidfd is the child's. */
+static void
+kill_child(pid_t pid, int status_fd)
+{
+#if defined(SYS_pidfd_open) && defined(SYS_pidfd_send_signal)
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+    if (pidfd >= 0) {
+        if (!child_done(status_fd))
+            syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+        close(pidfd);
+        return;
+    }
+#endif
+    if (!child_done(status_fd))
+        kill(pid, SIGKILL);
+}
+
 int
 ml_fork_wait(pid_t pid, int status_fd, int64_t deadline_ns,
              struct ml_walk_result *res, int *termsig)
@@ -184,8 +220,10 @@ ml_fork_wait(pid_t pid, int status_fd, int64_t deadline_ns,
             killed = 1;
             break;
         }
-        if (n < 0)
+        if (n < 0) {
+            killed = 1;         /* else waitpid would wait without limit */
             break;
+        }
         n = read(status_fd, (char *)&r + got, sizeof(r) - got);
         if (n < 0 && errno == EINTR)
             continue;
@@ -193,10 +231,8 @@ ml_fork_wait(pid_t pid, int status_fd, int64_t deadline_ns,
             break;      /* end of file: the child is gone */
         got += (size_t)n;
     }
-    /* No end of file yet means the child is alive, so not reaped: its
-     * pid cannot have been reused. */
     if (killed)
-        kill(pid, SIGKILL);
+        kill_child(pid, status_fd);
     close(status_fd);
     while ((rc = (int)waitpid(pid, &status, 0)) < 0 && errno == EINTR)
         ;

@@ -35,6 +35,7 @@ background thread: see meliae.stream and docs/protocol.md.
 
 import io
 import os
+import select
 import socket
 import sys
 import threading
@@ -160,10 +161,50 @@ class ForkedDump:
                 raise self._error
             return self._result
 
+    def __del__(self):
+        # Never waited on: reap the child and close the status pipe
+        # without blocking the collector (a thread waits for a child that
+        # is still running), else a zombie and an fd last as long as this
+        # process.
+        fd = getattr(self, "_status_fd", None)
+        if fd is None:
+            return
+        self._status_fd = None
+        args = (self.pid, fd, self._tmp)
+        try:
+            p = select.poll()
+            p.register(fd, select.POLLIN)
+            done = bool(p.poll(0))  # the report, or the child has exited
+        except OSError:
+            done = False
+        if done:
+            _reap(*args)
+            return
+        try:
+            threading.Thread(target=_reap, args=args, daemon=True,
+                             name="meliae-reap-%d" % self.pid).start()
+        except RuntimeError:
+            # Interpreter shutdown: no wait; the process ends anyway and
+            # the child still puts a complete dump in place.
+            os.close(fd)
+
     def __repr__(self):
         return "<meliae.scanner.ForkedDump pid=%d %r %s>" % (
             self.pid, self.path,
             "running" if self._status_fd is not None else "done")
+
+
+def _reap(pid, fd, tmp):
+    """Waits for an abandoned ForkedDump's child; removes its temporary
+    file if it failed."""
+    try:
+        _scanner.wait_child(pid, fd, -1)
+    except BaseException:
+        if tmp is not None:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
 
 
 def dump_all_objects(target, fork=False):

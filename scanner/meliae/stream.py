@@ -615,6 +615,14 @@ class Streamer:
                 self._child_pid = pid
                 try:
                     _scanner.wait_child(pid, status_fd, ms())
+                except OSError:
+                    raise
+                except Exception as e:
+                    # The child failed (no memory, ScanError) after it may
+                    # have sent the header and object lines: cut the
+                    # connection so the daemon drops the partial snapshot.
+                    raise OSError(errno.EIO, "the snapshot's child process "
+                                  "failed: %s" % (e,)) from e
                 finally:
                     self._child_pid = None
                 return

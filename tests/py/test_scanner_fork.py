@@ -2,6 +2,7 @@
 writes is the heap of the parent at the call, with the parent's addresses,
 put in place only when complete."""
 
+import gc
 import gzip
 import json
 import os
@@ -100,6 +101,30 @@ class ForkDumpTest(unittest.TestCase):
         self.assertLess(time.monotonic() - t0, 5)
         with self.assertRaises(ProcessLookupError):
             os.kill(h.pid, 0)
+
+    def test_dropped_handle_reaps_the_child_and_closes_its_pipe(self):
+        path = self.path("dropped.json")
+        h = scanner.dump_all_objects(path, fork=True)
+        pid, fd = h.pid, h._status_fd
+        pipe = os.readlink("/proc/self/fd/%d" % fd)
+        del h
+        gc.collect()
+
+        def gone():
+            try:
+                if os.readlink("/proc/self/fd/%d" % fd) == pipe:
+                    return False
+            except OSError:
+                pass
+            return not os.path.exists("/proc/%d/stat" % pid)
+
+        deadline = time.monotonic() + 120
+        while not gone() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        self.assertTrue(gone(), "fd %d or zombie %d left" % (fd, pid))
+        with self.assertRaises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        self.assertTrue(os.path.exists(path))   # the dump went on
 
     def test_fork_needs_a_path_and_no_special_size_callable(self):
         with self.assertRaises(TypeError):

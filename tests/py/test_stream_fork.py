@@ -13,6 +13,7 @@ import tempfile
 import threading
 import time
 import unittest
+from unittest import mock
 
 from fakedaemon import StreamTestCase, wait_until
 from support import scanner
@@ -176,6 +177,29 @@ class ForkSnapshotTest(StreamTestCase, unittest.TestCase):
         # The parent is unharmed: the next snapshot goes through, on a new
         # connection.
         self.assertEqual(s.snapshot(), 2)
+        self.assertEqual(self.daemon.nconnections, 2)
+        self.assertEqual(self.daemon.snapshots[-1].problems, [])
+
+    def test_child_that_fails_after_sending_drops_the_connection(self):
+        # A child that failed (ScanError, MemoryError) may have sent the
+        # header and object lines: the next snapshot must not follow them
+        # on the same connection.
+        s = self.stream(fork=True, timeout=60)
+        self.assertEqual(s.snapshot(), 1)
+        real = meliae.stream._scanner.wait_child
+
+        def failing(pid, status_fd, ms):
+            real(pid, status_fd, ms)
+            raise scanner.ScanError("the walk failed")
+
+        with mock.patch.object(meliae.stream._scanner, "wait_child",
+                               failing):
+            with self.assertRaises(scanner.StreamError) as cm:
+                s.snapshot()
+        self.assertIsInstance(cm.exception.__cause__.__cause__,
+                              scanner.ScanError)
+        self.assertIn("the walk failed", str(cm.exception))
+        self.assertIsInstance(s.snapshot(), int)
         self.assertEqual(self.daemon.nconnections, 2)
         self.assertEqual(self.daemon.snapshots[-1].problems, [])
 
