@@ -483,7 +483,7 @@ class StreamTestCase:
             # While a fork child lives, every page this process's fake
             # daemon writes (and ASan's shadow of it) is copied: under
             # ASan the protocol tests run 1.7x slower in fork mode, so they
-            # take in-process snapshots there; test_stream_fork.py asks
+            # take in-process snapshots there; test_fork_stream.py asks
             # for fork=True explicitly and runs under ASan too.
             kw.setdefault("fork", False)
         s = scanner.stream_to(kw.pop("address", self.daemon.path), **kw)
