@@ -354,6 +354,27 @@ is_type(const cJSON *ob, const char *t)
     return s != NULL && strcmp(s, t) == 0;
 }
 
+/* One referrer chain on one line: "a <- b <- c", naming the module whose
+ * __dict__ a dict is. */
+static void
+chain_line(const struct out *o, FILE *f, const cJSON *chain)
+{
+    int nh = cJSON_GetArraySize(chain);
+
+    for (int i = 0; i < nh; i++) {
+        const cJSON *h = cJSON_GetArrayItem(chain, i);
+        const cJSON *next = i + 1 < nh ? cJSON_GetArrayItem(chain, i + 1) : NULL;
+
+        if (i > 0)
+            fprintf(f, " <- ");
+        hop(o, f, h);
+        if (next && is_type(h, "dict") && is_type(next, "module"))
+            fprintf(f, " (__dict__ of module %s)",
+                    str(next, "name") ? str(next, "name") : "?");
+    }
+    fputc('\n', f);
+}
+
 static void
 render_referrers(const struct out *o, FILE *f, const cJSON *doc)
 {
@@ -361,20 +382,7 @@ render_referrers(const struct out *o, FILE *f, const cJSON *doc)
     int n = 0;
 
     cJSON_ArrayForEach(c, chains) {
-        int nh = cJSON_GetArraySize(c);
-
-        for (int i = 0; i < nh; i++) {
-            const cJSON *h = cJSON_GetArrayItem(c, i);
-            const cJSON *next = i + 1 < nh ? cJSON_GetArrayItem(c, i + 1) : NULL;
-
-            if (i > 0)
-                fprintf(f, " <- ");
-            hop(o, f, h);
-            if (next && is_type(h, "dict") && is_type(next, "module"))
-                fprintf(f, " (__dict__ of module %s)",
-                        str(next, "name") ? str(next, "name") : "?");
-        }
-        fputc('\n', f);
+        chain_line(o, f, c);
         n++;
     }
     if (n == 0) {
@@ -444,20 +452,7 @@ report_suspect(const struct out *o, FILE *f, const cJSON *p, const cJSON *s,
                                                    : "not computed");
     fprintf(f, "   kept alive by: ");
     if (cJSON_IsArray(chain) && cJSON_GetArraySize(chain) > 0) {
-        int nh = cJSON_GetArraySize(chain);
-
-        for (int h = 0; h < nh; h++) {
-            const cJSON *ob = cJSON_GetArrayItem(chain, h);
-            const cJSON *next = h + 1 < nh ? cJSON_GetArrayItem(chain, h + 1) : NULL;
-
-            if (h > 0)
-                fprintf(f, " <- ");
-            hop(o, f, ob);
-            if (next && is_type(ob, "dict") && is_type(next, "module"))
-                fprintf(f, " (__dict__ of module %s)",
-                        str(next, "name") ? str(next, "name") : "?");
-        }
-        fputc('\n', f);
+        chain_line(o, f, chain);
     } else {
         fprintf(f, "%s\n", str(s, "chain_note") ? str(s, "chain_note")
                                                 : "no chain to a root found");

@@ -92,7 +92,12 @@ _VALUES = {
 _MODES = {"all": _scanner.WALK_ALL}
 # Where fork=None (auto) forks: Linux, whose fork child dies with the
 # streamer's thread (PR_SET_PDEATHSIG) and where this is tested.
-_FORK_BY_DEFAULT = hasattr(os, "fork") and sys.platform.startswith("linux")
+# MELIAE_FORK=0 in the environment makes the default the in-process walk,
+# for an operator who knows fork is unsafe there (a process near its
+# memory limit; a sanitizer runtime without fork handlers, as under the
+# test suite's ASan run); fork=True still forks.
+_FORK_BY_DEFAULT = (hasattr(os, "fork") and sys.platform.startswith("linux")
+                    and os.environ.get("MELIAE_FORK", "1") != "0")
 
 _BACKOFF_MIN = 0.1
 _BACKOFF_MAX = 30.0

@@ -15,7 +15,7 @@ import time
 import unittest
 from unittest import mock
 
-from fakedaemon import StreamTestCase, wait_until
+from fakedaemon import ASAN_FORK_SKIP, UNDER_ASAN, StreamTestCase, wait_until
 from support import scanner
 
 import meliae.stream
@@ -64,7 +64,20 @@ def fork_supported():
 
 
 @unittest.skipUnless(fork_supported(), "fork snapshots: Linux")
+@unittest.skipIf(UNDER_ASAN, ASAN_FORK_SKIP)
 class ForkSnapshotTest(StreamTestCase, unittest.TestCase):
+
+    def test_meliae_fork_0_makes_the_default_in_process(self):
+        import subprocess
+        code = "import meliae.stream as m; print(m._FORK_BY_DEFAULT)"
+        for value, want in (("0", "False"), ("1", "True"), (None, "True")):
+            env = dict(os.environ)
+            env.pop("MELIAE_FORK", None)
+            if value is not None:
+                env["MELIAE_FORK"] = value
+            out = subprocess.run([sys.executable, "-c", code], env=env,
+                                 capture_output=True, text=True, check=True)
+            self.assertEqual(out.stdout.strip(), want, value)
 
     def test_default_is_fork_on_linux_and_fork_is_a_setting(self):
         self.assertIsNone(self.stream(fork=None).fork)
@@ -323,6 +336,7 @@ MONITORD, STORE_TOOL = _find_daemon()
 
 
 @unittest.skipUnless(fork_supported() and MONITORD, "needs meliae-monitord")
+@unittest.skipIf(UNDER_ASAN, ASAN_FORK_SKIP)
 class RealDaemonKillTest(unittest.TestCase):
     """kill -9 of the child mid-stream against the real daemon: the store
     holds no part of that snapshot."""

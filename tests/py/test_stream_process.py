@@ -6,7 +6,7 @@ import time
 import unittest
 import warnings
 
-from fakedaemon import StreamTestCase, wait_until
+from fakedaemon import ASAN_FORK_SKIP, UNDER_ASAN, StreamTestCase, wait_until
 from support import scanner
 
 WORKERS = 4
@@ -36,6 +36,7 @@ def wait_child(pid, timeout=60):
 
 
 @unittest.skipUnless(hasattr(os, "register_at_fork"), "needs os.fork hooks")
+@unittest.skipIf(UNDER_ASAN, ASAN_FORK_SKIP)
 class ForkTest(StreamTestCase, unittest.TestCase):
 
     def test_prefork_workers_stream_with_their_own_pids(self):
