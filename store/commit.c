@@ -23,10 +23,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -81,11 +83,6 @@ scratch_free(struct scratch *sc)
 
 /* ---- sorting: LSD radix on 12-bit digits, skipping constant digits ---- */
 
-struct pair {
-    uint64_t addr;
-    uint64_t oid;
-};
-
 /* 12-bit digits: a 4096-way scatter keeps its write positions in the
  * caches and the TLB, where a 65536-way one missed on nearly every
  * element (on 10M pairs and 15M edges: 20-30% faster, though a pass more
@@ -137,7 +134,7 @@ NAME(T *a, T *tmp, size_t n, uint32_t *count)                               \
 
 #define PAIR_KEY(p) ((p).addr)
 #define CHILD_KEY(x) ((x) >> 32)
-ST_DEFINE_RADIX_SORT(radix_pairs, struct pair, PAIR_KEY)
+ST_DEFINE_RADIX_SORT(radix_pairs, struct st_pair, PAIR_KEY)
 /* Edges (child << 32 | parent) by child alone: they are made in parent
  * order and the sort is stable, so each child's parents stay ascending,
  * in half the passes of a sort on the whole word. */
@@ -159,7 +156,7 @@ struct apage {
 };
 
 struct amap {
-    const struct pair *p;
+    const struct st_pair *p;
     struct scratch tab;
     uint64_t mask;              /* slots - 1 */
 };
@@ -171,7 +168,7 @@ amap_slot(uint64_t page1, uint64_t mask)
 }
 
 static int
-amap_init(struct amap *m, const struct pair *p, size_t n, const char *tmpdir)
+amap_init(struct amap *m, const struct st_pair *p, size_t n, const char *tmpdir)
 {
     size_t pages = 0, slots = 2;
     struct apage *t;
@@ -226,7 +223,7 @@ amap_resolve(const struct amap *m, struct abatch *b, uint64_t *edges,
              uint64_t *nedges, uint64_t cap)
 {
     const struct apage *t = m->tab.p;
-    const struct pair *p = m->p;
+    const struct st_pair *p = m->p;
     const uint64_t mask = (1u << AMAP_PAGE) - 1;
     unsigned n = b->n;
 
@@ -485,6 +482,9 @@ struct job {
     uint64_t *drop;                 /* keep_first: bitmap of dropped oids */
     uint32_t *dcum;                 /* dropped before each 64-oid word */
     struct scratch dropsc;          /* both: O(n), file-backed too */
+    pthread_t eth;                  /* resolve_edges' thread */
+    int eth_running;
+    int erc;                        /* its result */
     char *err;
     size_t errlen;
 };
@@ -528,7 +528,7 @@ static int
 drop_repeats(struct job *j)
 {
     struct st_ingest *in = j->in;
-    struct pair *pairs = j->pairs.p;
+    struct st_pair *pairs = j->pairs.p;
     size_t words = (size_t)(in->n / 64 + 1);
     const unsigned char *p = j->spool, *end = j->spool + j->spool_len;
     uint64_t k = 0, prev = 0;
@@ -571,33 +571,52 @@ drop_repeats(struct job *j)
     return 0;
 }
 
+/* The ingest's pairs file (ingest.h), mapped to be sorted where it is:
+ * its pages are in the page cache already, where a new work file's
+ * would be faulted and zeroed first. */
+static int
+map_pairs(struct job *j)
+{
+    struct st_ingest *in = j->in;
+    size_t len = in->n * sizeof(struct st_pair);
+    struct stat st;
+
+    j->pairs.fd = -1;           /* the ingest's: not closed here */
+    j->pairs.p = NULL;
+    j->pairs.len = len;
+    if (len == 0)
+        return 0;
+    if (fstat(in->pfd, &st) != 0)
+        return -errno;
+    if ((uint64_t)st.st_size != len)
+        return ML_ECORRUPT;
+    j->pairs.p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+                      MAP_SHARED | MAP_POPULATE, in->pfd, 0);
+    if (j->pairs.p == MAP_FAILED) {
+        j->pairs.p = NULL;
+        return -errno;
+    }
+    return 0;
+}
+
 /* Sorts the addresses and checks they are distinct: the part that needs
  * no transaction, done once whatever the retries. */
 static int
 prepare(struct job *j)
 {
     struct st_ingest *in = j->in;
-    const unsigned char *p = j->spool, *end = j->spool + j->spool_len;
-    struct pair *pairs;
-    uint64_t prev = 0;
+    struct st_pair *pairs;
     int rc;
 
-    rc = scratch_new(&j->pairs, j->s->tmpdir, in->n * sizeof(struct pair));
+    rc = map_pairs(j);
+    if (rc == ML_ECORRUPT)
+        return jfail(j, rc, "the pairs file does not hold %llu objects",
+                     (unsigned long long)in->n);
     if (rc == 0)
-        rc = scratch_new(&j->ptmp, j->s->tmpdir, in->n * sizeof(struct pair));
+        rc = scratch_new(&j->ptmp, j->s->tmpdir, in->n * sizeof(struct st_pair));
     if (rc < 0)
         return jfail(j, rc, "work file in %s: %s", j->s->tmpdir, strerror(-rc));
     pairs = j->pairs.p;
-    for (uint64_t i = 0; i < in->n; i++) {
-        struct st_rec r;
-
-        if (st_rec_get(&p, end, prev, &r) != 0)
-            return jfail(j, ML_ECORRUPT, "spool record %llu unreadable",
-                         (unsigned long long)i);
-        pairs[i].addr = r.addr;
-        pairs[i].oid = i;
-        prev = r.addr;
-    }
     radix_pairs(pairs, j->ptmp.p, in->n, j->count);
     /* ptmp is kept for the rev sort: pages already there cost no new
      * zeroing by the kernel */
@@ -691,7 +710,7 @@ begin_snapshot(struct job *j, struct wtx *w, uint64_t *id)
 static int
 write_addrs(struct job *j, struct wtx *w, uint64_t id)
 {
-    const struct pair *pairs = j->pairs.p;
+    const struct st_pair *pairs = j->pairs.p;
     struct block b = { 0 };
     uint64_t prev = 0;
     int rc = 0;
@@ -744,47 +763,24 @@ put_giant_rec(struct wtx *w, uint64_t id, uint64_t oid,
     return 0;
 }
 
-/* objs: the records in walk order with store type ids; and the edges
- * (child << 32 | parent) for the referrer index. */
+/* objs: the records in walk order with store type ids. */
 static int
 write_objs(struct job *j, struct wtx *w, uint64_t id)
 {
     const unsigned char *p = j->spool, *end = j->spool + j->spool_len;
-    uint64_t *edges = j->edges.p;
     struct block b = { 0 };
-    struct abatch ab;
     uint64_t sprev = 0, bprev = 0;
     int rc = 0;
 
-    j->nedges = 0;
-    ab.n = 0;
     for (uint64_t si = 0, i = 0; si < j->in->n; si++) {
         struct st_rec r;
-        const unsigned char *rp;
 
-        if (st_rec_get_head(&p, end, sprev, &r) != 0 ||
-            r.tid >= j->in->ntypes) {
+        if (st_rec_get(&p, end, sprev, &r) != 0 || r.tid >= j->in->ntypes) {
             rc = ML_ECORRUPT;
             break;
         }
         sprev = r.addr;
-        /* the refs, read once: into the lookup batch, and to the end of
-         * the record */
-        int keep = !dropped(j, si);
-        rp = r.refs_p;
-        for (uint64_t k = 0; k < r.nrefs; k++) {
-            if (st_rec_ref(&rp, end, &r, &ab.addr[ab.n]) != 0) {
-                rc = ML_ECORRUPT;
-                goto out;
-            }
-            if (!keep)
-                continue;
-            ab.parent[ab.n++] = (uint32_t)i;
-            if (ab.n == AMAP_BATCH)
-                amap_resolve(&j->amap, &ab, edges, &j->nedges, j->in->nrefs);
-        }
-        p = rp;
-        if (!keep)
+        if (dropped(j, si))
             continue;
         size_t tail = (size_t)(p - r.refs_p);
         size_t need = st_rec_max(r.name_len, r.value_len, 0) + tail;
@@ -813,23 +809,53 @@ write_objs(struct job *j, struct wtx *w, uint64_t id)
         }
         i++;
     }
-    amap_resolve(&j->amap, &ab, edges, &j->nedges, j->in->nrefs);
     if (rc == 0)
         rc = block_flush(w, w->s->objs, id, &b, 1);
-out:
     free(b.p);
     return rc;
 }
 
-/* rev: per child object number (ascending), its parents (ascending). */
-static int
-write_rev(struct job *j, struct wtx *w, uint64_t id)
-{
-    uint64_t *edges = j->edges.p;
-    struct block b = { 0 };
-    uint64_t n = j->nedges, prev_child = 0;
-    int rc = 0;
+/* ---- the referrer edges, on a thread of their own ----
+ *
+ * Every ref's address becomes an object number (child << 32 | parent),
+ * then the edges are sorted by child for write_rev.  None of it needs a
+ * transaction, and it is as much CPU as writing addrs and objs: it runs
+ * beside them, on the other core, and write_rev waits for it.  It reads
+ * what prepare made (the spool, the sorted pairs, the address map, the
+ * drop bitmap) and writes only the edges and its sort's scratch (ptmp,
+ * count, etmp), which the transactions do not touch. */
 
+static int
+resolve_edges(struct job *j)
+{
+    const unsigned char *p = j->spool, *end = j->spool + j->spool_len;
+    uint64_t *edges = j->edges.p, n;
+    struct abatch ab;
+    uint64_t sprev = 0;
+    int rc;
+
+    j->nedges = 0;
+    ab.n = 0;
+    for (uint64_t si = 0, i = 0; si < j->in->n; si++) {
+        struct st_rec r;
+
+        if (st_rec_get_head(&p, end, sprev, &r) != 0)
+            return ML_ECORRUPT;
+        sprev = r.addr;
+        int keep = !dropped(j, si);
+        for (uint64_t k = 0; k < r.nrefs; k++) {
+            if (st_rec_ref(&p, end, &r, &ab.addr[ab.n]) != 0)
+                return ML_ECORRUPT;
+            if (!keep)
+                continue;
+            ab.parent[ab.n++] = (uint32_t)i;
+            if (ab.n == AMAP_BATCH)
+                amap_resolve(&j->amap, &ab, edges, &j->nedges, j->in->nrefs);
+        }
+        i += keep;
+    }
+    amap_resolve(&j->amap, &ab, edges, &j->nedges, j->in->nrefs);
+    n = j->nedges;
     if (n > 0) {
         void *tmp = j->ptmp.p;
 
@@ -842,6 +868,51 @@ write_rev(struct job *j, struct wtx *w, uint64_t id)
         radix_child(edges, tmp, n, j->count);
         scratch_free(&j->etmp);
     }
+    return 0;
+}
+
+static void *
+resolve_main(void *arg)
+{
+    struct job *j = arg;
+
+    j->erc = resolve_edges(j);
+    return NULL;
+}
+
+/* Starts resolve_edges; where no thread can be made, runs it here. */
+static void
+edges_start(struct job *j)
+{
+    if (pthread_create(&j->eth, NULL, resolve_main, j) == 0)
+        j->eth_running = 1;
+    else
+        j->erc = resolve_edges(j);
+}
+
+/* Waits for the edges; resolve_edges' result. */
+static int
+edges_wait(struct job *j)
+{
+    if (j->eth_running) {
+        pthread_join(j->eth, NULL);
+        j->eth_running = 0;
+    }
+    return j->erc;
+}
+
+/* rev: per child object number (ascending), its parents (ascending). */
+static int
+write_rev(struct job *j, struct wtx *w, uint64_t id)
+{
+    uint64_t *edges = j->edges.p;
+    struct block b = { 0 };
+    uint64_t n, prev_child = 0;
+    int rc = edges_wait(j);
+
+    if (rc != 0)
+        return rc;
+    n = j->nedges;
     for (uint64_t i = 0; rc == 0 && i < n;) {
         uint64_t child = edges[i] >> 32, g = i;
 
@@ -1131,6 +1202,28 @@ attempt(struct job *j, uint64_t *id, uint64_t *proc)
     return rc;
 }
 
+/* Doubles the map until it holds want bytes, up to --max-store.  0, or
+ * MDB_PANIC when LMDB could not map it again. */
+static int
+grow_map(struct st_store *s, uint64_t mapsize, uint64_t want)
+{
+    uint64_t size = mapsize;
+    int rc;
+
+    while (size < want && size < s->max_store)
+        size *= 2;
+    if (size > s->max_store)
+        size = s->max_store;
+    if (size <= mapsize)
+        return 0;
+    pthread_rwlock_wrlock(&s->resize);      /* no reader in between */
+    rc = mdb_env_set_mapsize(s->env, size);
+    if (rc != 0)
+        s->broken = 1;          /* unmapped, and not mapped again */
+    pthread_rwlock_unlock(&s->resize);
+    return rc == 0 ? 0 : MDB_PANIC;
+}
+
 /* After MDB_MAP_FULL: a bigger map, or else room made by dropping the
  * oldest graphs.  0 to retry, ML_EFULL when neither is possible. */
 static int
@@ -1140,20 +1233,31 @@ make_room(struct st_store *s)
     int rc;
 
     mdb_env_info(s->env, &info);
-    if (info.me_mapsize < s->max_store) {
-        uint64_t size = info.me_mapsize * 2;
-
-        if (size > s->max_store)
-            size = s->max_store;
-        pthread_rwlock_wrlock(&s->resize);      /* no reader in between */
-        rc = mdb_env_set_mapsize(s->env, size);
-        if (rc != 0)
-            s->broken = 1;      /* unmapped, and not mapped again */
-        pthread_rwlock_unlock(&s->resize);
-        return rc == 0 ? 0 : MDB_PANIC;
-    }
+    if (info.me_mapsize < s->max_store)
+        return grow_map(s, info.me_mapsize, info.me_mapsize * 2);
     rc = st__prune_oldest(s, 0);
     return rc == ML_ENOTFOUND ? ML_EFULL : rc;
+}
+
+/* Grows the map before the first attempt when the snapshot may not fit
+ * after the data file's end: an MDB_MAP_FULL half way throws the
+ * attempt's work away (2.7 of 6 s for the first 10M-object snapshot of a
+ * new store).  The estimate is generous, since a map is only address
+ * space (the file is sparse, st__disk_ahead backs what is written):
+ * the records about as big as in the spool, a few bytes per address and
+ * per edge, a quarter more for LMDB's pages.  Pages freed by pruning are
+ * not counted: the map may grow where it did not need to, never past
+ * --max-store.  Failing here is not an error: the attempt finds out. */
+static int
+map_ahead(struct st_store *s, const struct st_ingest *in)
+{
+    MDB_envinfo info;
+    uint64_t need = in->spool_bytes + 6 * in->n + 4 * in->nrefs;
+
+    need += need / 4 + (1u << 20);
+    if (mdb_env_info(s->env, &info) != 0)
+        return 0;
+    return grow_map(s, info.me_mapsize, st__used_end(s) + need);
 }
 
 int
@@ -1201,6 +1305,13 @@ st_commit(struct st_store *s, struct st_ingest *in,
         jfail(&j, rc, "work file in %s: %s", s->tmpdir, strerror(-rc));
         goto out;
     }
+    edges_start(&j);
+    rc = map_ahead(s, in);
+    if (rc != 0) {
+        jfail(&j, rc, "cannot grow the store's map: the store cannot be "
+              "used until the daemon restarts");
+        goto out;
+    }
     for (;;) {
         rc = attempt(&j, id, &proc);
         if (rc == 0)
@@ -1232,6 +1343,7 @@ st_commit(struct st_store *s, struct st_ingest *in,
     else if (err != NULL && err[0] == '\0')
         jfail(&j, rc, "%s", st_strerror(rc));
 out:
+    (void)edges_wait(&j);               /* before its arrays go */
     if (!s->broken)
         st__size_refresh(s);            /* grown, pruned, or both */
     if (map != NULL)

@@ -20,6 +20,7 @@
 #include "utf8.h"
 
 #define SPOOL_BUF (256u << 10)
+#define PAIR_BUF 4096
 
 int
 st__tmpfile(const char *dir)
@@ -65,16 +66,22 @@ st_ingest_new(struct st_ingest **out, const char *tmpdir, int keep_values)
     in = calloc(1, sizeof *in);
     if (in == NULL)
         return -ENOMEM;
-    in->fd = -1;
+    in->fd = in->pfd = -1;
     in->keep_values = keep_values;
     in->buf = malloc(SPOOL_BUF);
+    in->pbuf = malloc(PAIR_BUF * sizeof *in->pbuf);
     in->thcap = 64;
     in->thash = calloc(in->thcap, sizeof *in->thash);
-    if (in->buf == NULL || in->thash == NULL)
+    if (in->buf == NULL || in->pbuf == NULL || in->thash == NULL)
         goto fail;
     in->fd = st__tmpfile(tmpdir);
     if (in->fd < 0) {
         rc = in->fd;
+        goto fail;
+    }
+    in->pfd = st__tmpfile(tmpdir);
+    if (in->pfd < 0) {
+        rc = in->pfd;
         goto fail;
     }
     *out = in;
@@ -91,7 +98,10 @@ st_ingest_free(struct st_ingest *in)
         return;
     if (in->fd >= 0)
         close(in->fd);
+    if (in->pfd >= 0)
+        close(in->pfd);
     free(in->buf);
+    free(in->pbuf);
     free(in->thash);
     free(in->types);
     free(in->names);
@@ -99,12 +109,13 @@ st_ingest_free(struct st_ingest *in)
 }
 
 static int
-flush(struct st_ingest *in)
+write_all(int fd, const void *buf, size_t len)
 {
+    const unsigned char *p = buf;
     size_t off = 0;
 
-    while (off < in->blen) {
-        ssize_t n = write(in->fd, in->buf + off, in->blen - off);
+    while (off < len) {
+        ssize_t n = write(fd, p + off, len - off);
 
         if (n < 0) {
             if (errno == EINTR)
@@ -113,8 +124,40 @@ flush(struct st_ingest *in)
         }
         off += (size_t)n;
     }
+    return 0;
+}
+
+static int
+flush(struct st_ingest *in)
+{
+    int rc = write_all(in->fd, in->buf, in->blen);
+
+    if (rc < 0)
+        return rc;
     in->spool_bytes += in->blen;
     in->blen = 0;
+    return 0;
+}
+
+static int
+flush_pairs(struct st_ingest *in)
+{
+    int rc = write_all(in->pfd, in->pbuf, in->plen * sizeof *in->pbuf);
+
+    in->plen = 0;
+    return rc;
+}
+
+/* Records the address of object number in->n (before it is counted). */
+static int
+add_pair(struct st_ingest *in, uint64_t addr)
+{
+    int rc;
+
+    if (in->plen == PAIR_BUF && (rc = flush_pairs(in)) < 0)
+        return fail(in, rc, "writing the spool: %s", strerror(-rc));
+    in->pbuf[in->plen].addr = addr;
+    in->pbuf[in->plen++].oid = in->n;
     return 0;
 }
 
@@ -252,7 +295,8 @@ st_ingest_object(struct st_ingest *in, const struct ml_dumpline *l)
     size_t need;
     int rc;
 
-    if ((rc = account(in, l, &ltid)) != 0)
+    if ((rc = account(in, l, &ltid)) != 0 ||
+        (rc = add_pair(in, l->address)) != 0)
         return rc;
     need = st_rec_max(l->name_len, l->value_len, l->nrefs);
     if (in->blen + need > SPOOL_BUF) {
@@ -340,7 +384,8 @@ st_ingest_begin(struct st_ingest *in, const struct ml_dumpline *l)
     size_t need;
     int rc;
 
-    if ((rc = account(in, l, &ltid)) != 0)
+    if ((rc = account(in, l, &ltid)) != 0 ||
+        (rc = add_pair(in, l->address)) != 0)
         return rc;
     need = st_rec_max(l->name_len, l->value_len, 0) + REFCOUNT_WIDTH;
     if (in->blen + need > SPOOL_BUF) {
@@ -465,6 +510,8 @@ st_ingest_end(struct st_ingest *in, uint64_t objects, uint64_t bytes)
                     "sum to %llu", (unsigned long long)bytes,
                     (unsigned long long)in->bytes);
     rc = flush(in);
+    if (rc == 0)
+        rc = flush_pairs(in);
     if (rc < 0)
         return fail(in, rc, "writing the spool: %s", strerror(-rc));
     in->ended = 1;

@@ -18,11 +18,23 @@ struct st_ltype {
     uint64_t count, bytes, max_size, max_addr;
 };
 
+/* An object's address and its number (arrival order). */
+struct st_pair {
+    uint64_t addr;
+    uint64_t oid;
+};
+
 struct st_ingest {
     int fd;                     /* the spool: records in arrival order */
     unsigned char *buf;         /* SPOOL_BUF bytes not yet written */
     size_t blen;
     uint64_t spool_bytes;
+    /* The pairs file: an st_pair per object, in arrival order, which the
+     * commit maps and sorts where it is (decoding the spool for them took
+     * a tenth of a 10M-object commit, and its pages come zeroed). */
+    int pfd;
+    struct st_pair *pbuf;       /* PAIR_BUF pairs not yet written */
+    size_t plen;
     uint64_t prev_addr;
     uint64_t n, bytes, nrefs;
     int keep_values;

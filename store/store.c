@@ -319,9 +319,12 @@ st_open(struct st_store **out, const char *dir, const struct st_options *opt,
     rc = mdb_env_create(&s->env);
     if (rc == 0)
         rc = mdb_env_set_maxdbs(s->env, 16);
-    if (rc == 0 && !(s->flags & ST_RDONLY))
-        rc = mdb_env_set_mapsize(s->env, s->max_store < ST_INITIAL_MAP
-                                         ? s->max_store : ST_INITIAL_MAP);
+    if (rc == 0 && !(s->flags & ST_RDONLY)) {
+        uint64_t first = opt->map_size ? opt->map_size : ST_INITIAL_MAP;
+
+        rc = mdb_env_set_mapsize(s->env, s->max_store < first
+                                         ? s->max_store : first);
+    }
     if (rc == 0)
         /* The writer maps the file writable (docs/store-format.md, "Files"):
          * dirty pages then live in the page cache, not in malloc'd memory,

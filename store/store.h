@@ -45,6 +45,7 @@ struct st_options {
     uint64_t max_store;         /* bytes; 0: ST_DEFAULT_MAX_STORE */
     unsigned retain;            /* graphs kept per process; 0: ST_DEFAULT_RETAIN */
     uint64_t retain_age_ns;     /* summaries kept; 0: ST_DEFAULT_RETAIN_AGE */
+    uint64_t map_size;          /* first map; 0: 256 MiB; grows to max_store */
 };
 
 #define ST_DEFAULT_MAX_STORE (64ull << 30)

@@ -60,12 +60,14 @@ int __real_mdb_env_set_mapsize(MDB_env *env, size_t size);
 int __wrap_mdb_env_set_mapsize(MDB_env *env, size_t size);
 
 static int fail_mapsize;            /* errno for the next growth; 0: none */
+static int nmapsize;                /* calls, from st_open's on */
 
 int
 __wrap_mdb_env_set_mapsize(MDB_env *env, size_t size)
 {
     int rc = fail_mapsize;
 
+    nmapsize++;
     fail_mapsize = 0;
     return rc != 0 ? rc : __real_mdb_env_set_mapsize(env, size);
 }
@@ -920,6 +922,35 @@ test_store_map_full_at_limit_refuses(void **state)
     heap_free(&h);
 }
 
+/* A snapshot bigger than the map left grows it first, once, instead of
+ * failing half way with MDB_MAP_FULL and starting again: the first
+ * attempt stores it (its id is the first), and the map was set twice
+ * (st_open, then the growth). */
+static void
+test_store_big_snapshot_grows_map_before_writing(void **state)
+{
+    struct fx *f = *state;
+    struct st_options opt = { .map_size = 1u << 20 };
+    struct st_store *s;
+    struct heap h;
+    uint64_t id = 0;
+    char err[256];
+
+    st_close(f->s);
+    rm_rf(f->dir);
+    nmapsize = 0;
+    assert_int_equal(st_open(&s, f->dir, &opt, err, sizeof err), 0);
+    f->s = s;
+    assert_int_equal(nmapsize, 1);
+    heap_make(&h, 150000, 11, 0);       /* MiBs stored */
+    assert_int_equal(ingest_heap(s, &h, 0, &src_a, &id), 0);
+    assert_int_equal(id, 1);
+    assert_int_equal(nmapsize, 2);
+    assert_true(st_size(s) > (1u << 20));     /* did not fit */
+    assert_int_equal(visible(s), 1);
+    heap_free(&h);
+}
+
 /* A real full map: a 2 MiB store takes snapshot after snapshot by
  * dropping the oldest graphs; one too big for it is refused. */
 static void
@@ -1470,6 +1501,7 @@ main(void)
         T(test_store_failed_map_growth_panics_instead_of_crashing),
         T(test_store_map_full_at_limit_refuses),
         T(test_store_small_store_prunes_oldest_graphs),
+        T(test_store_big_snapshot_grows_map_before_writing),
         T(test_store_retain_keeps_last_graphs_per_process),
         T(test_store_retain_age_drops_old_summaries),
         T(test_store_type_deltas_join_by_type),
