@@ -198,9 +198,7 @@ class _Conn:
         if line.startswith(_OBJECT_PREFIX):
             cur.chunks.append(line)
             cur.nlines += 1
-            if d._stall_after is not None and cur.nlines >= d._stall_after:
-                d._stall_after = None
-                d.reading.clear()
+            d._maybe_stall(cur.nlines)
             if d._close_after is not None and cur.nlines >= d._close_after:
                 d._close_after = None
                 cur.problems.append("closed by the test after %d lines"
@@ -386,7 +384,13 @@ class FakeDaemon:
         self.reading.clear()
 
     def resume_reading(self):
-        self.reading.set()
+        """Read again, and cancel a stall_after that was not reached: a
+        snapshot cut short before its nlines-th line (a child killed
+        before its first send) must not leave the stall armed for the
+        next one, which nobody would resume."""
+        with self.cond:
+            self._stall_after = None
+            self.reading.set()
 
     def stall_after(self, nlines):
         """Stop reading once the next snapshot has sent nlines object
@@ -438,6 +442,20 @@ class FakeDaemon:
             rid = self._next_id
             self._next_id += 1
             return rid
+
+    def _maybe_stall(self, nlines):
+        if self._stall_after is None:       # the common case: no lock
+            return
+        # Under cond: a resume_reading() meanwhile is not undone.
+        with self.cond:
+            if self._stall_after is not None and nlines >= self._stall_after:
+                self._stall_after = None
+                self.reading.clear()
+
+    def stalled(self):
+        """Whether the daemon has stopped reading (stop_reading, or a
+        stall_after reached) and not resumed."""
+        return not self.reading.is_set()
 
     def _take_error(self):
         with self.cond:
