@@ -10,7 +10,10 @@ For each N, in one run against a real meliae-monitord on a fresh store:
 - app pause: the longest gap seen by a ticker thread of the application
   during the snapshot (the GIL is held while the heap is walked);
 - end to end: from snapshot() to the daemon's ack; after walk: that less
-  the pause, the target being <= 2 s at 1M objects;
+  the pause, the target being <= 2 s at 1M objects (in fork mode the
+  pause is the fork and the walk runs after it: the fork table adds the
+  ack after the trailer's arrival, from the daemon's log, which is when
+  the child's walk ends);
 - daemon RssAnon: sampled every 5 ms from /proc/PID/status, before and
   during the ingest (target <= 64 MiB);
 - store bytes/object: the store's pages in use (store_tool size) over the snapshot's objects, and the
@@ -236,8 +239,11 @@ def start_daemon(build, tmp):
     store = os.path.join(tmp, "store")
     sock = os.path.join(tmp, "s.sock")
     exe = os.path.join(build, "monitord", "meliae-monitord")
+    # info: its snapshot_stored lines say how long each commit took
+    log = open(os.path.join(tmp, "daemon.log"), "w")
     d = subprocess.Popen([exe, "--store", store, "--socket", sock,
-                          "--foreground", "--log-level", "warn"])
+                          "--foreground", "--log-level", "info"], stderr=log)
+    log.close()
     for _ in range(500):
         if os.path.exists(sock):
             break
@@ -246,6 +252,22 @@ def start_daemon(build, tmp):
         d.kill()
         sys.exit("daemon did not start")
     return d, store, sock
+
+
+def acks_after_trailer(tmp):
+    """id -> seconds from the trailer's arrival to the ack (the daemon's
+    snapshot_stored line: queued_ms + commit_ms).  In fork mode the child
+    sends as it walks (its socket blocks when the daemon lags), so the
+    trailer arrives as its walk ends: this is the ack after the walk."""
+    res = {}
+    with open(os.path.join(tmp, "daemon.log")) as f:
+        for line in f:
+            if " snapshot_stored " not in line:
+                continue
+            kv = dict(w.split("=", 1) for w in line.split() if "=" in w)
+            res[int(kv["id"])] = (int(kv["queued_ms"])
+                                  + int(kv["commit_ms"])) / 1000.0
+    return res
 
 
 def store_bytes(build, store):
@@ -323,6 +345,7 @@ def one(build, spec, clients, modes, touch, baseline):
         sampler.stop = True
         sampler.join()
         snaps = store_objects(build, store)
+        after_trailer = acks_after_trailer(tmp)
         row = {"spec": spec, "rss_idle_mib": idle / 1024,
                "rss_peak_mib": sampler.peak / 1024,
                "file_s": app.get("file_s"),
@@ -333,6 +356,7 @@ def one(build, spec, clients, modes, touch, baseline):
                  "idle_gap_s": r["idle_gap_s"],
                  "fork_call_s": r.get("fork_call_s"),
                  "after_walk_s": r["e2e_s"] - r["pause_s"],
+                 "after_trailer_s": after_trailer.get(r.get("id")),
                  "error": r.get("error"), "id": r.get("id"),
                  "touched_per_s": r["touched"] / r["e2e_s"]}
             m.update(cows.get(mode, {}))
@@ -438,22 +462,24 @@ def main():
         print("| N | pause in-process s | pause fork s | pause ratio "
               "| fork call s (GIL held) | bare fork() s | ticker idle gap s "
               "| end to end in-process / fork s "
-              "| ack after walk fork s | parent Rss before MiB "
+              "| ack after fork s | ack after walk (trailer) fork s "
+              "| parent Rss before MiB "
               "| parent Private_Dirty peak (COW) MiB "
               "| child Private_Dirty peak MiB | mutator Mobj/s in-process / fork |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
         for r in rows:
             a, f = r["modes"]["inproc"], r["modes"]["fork"]
             c = r["modes"].get("forkcow", {})
             print("| %s | %.3f | %.4f | %.0fx | %s | %s | %.4f | %.3f / %.3f%s "
-                  "| %.3f | %.0f | %.0f (%.0f%%) | %.0f | %.2f / %.2f |"
+                  "| %.3f | %s | %.0f | %.0f (%.0f%%) | %.0f | %.2f / %.2f |"
                   % (r["spec"], a["pause_s"], f["pause_s"],
                      a["pause_s"] / f["pause_s"],
                      fmt(f.get("fork_call_s"), "%.4f"),
                      fmt(r.get("bare_fork_s"), "%.4f"), f["idle_gap_s"],
                      a["e2e_s"], f["e2e_s"],
                      " (refused)" if f.get("error") else "",
-                     f["after_walk_s"], c.get("rss_before_mib", 0),
+                     f["after_walk_s"], fmt(f.get("after_trailer_s")),
+                     c.get("rss_before_mib", 0),
                      c.get("parent_dirty_peak_mib", 0),
                      100.0 * c.get("parent_dirty_peak_mib", 0)
                      / max(1, c.get("rss_before_mib", 0)),

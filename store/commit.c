@@ -275,10 +275,13 @@ amap_resolve(const struct amap *m, struct abatch *b, uint64_t *edges,
 
 /* ---- chunked write transactions ---- */
 
+#define WRITEBACK_EVERY (8u << 20)
+
 struct wtx {
     struct st_store *s;
     MDB_txn *txn;
     size_t dirty;
+    size_t kicked;              /* dirty when writeback was last started */
     uint64_t used;              /* the data file's pages when it began */
     uint64_t stored;            /* key + value bytes of this snapshot */
 };
@@ -287,6 +290,7 @@ static int
 wtx_begin(struct wtx *w)
 {
     w->dirty = 0;
+    w->kicked = 0;
     w->used = st__used_end(w->s);
     w->txn = NULL;
     return st__write_txn(w->s, &w->txn);
@@ -346,6 +350,16 @@ wtx_reserve(struct wtx *w, MDB_dbi db, const void *k, size_t klen,
     if (rc != 0)
         return rc;
     w->dirty += klen + vlen + 16;
+    if (w->dirty - w->kicked >= WRITEBACK_EVERY) {
+        /* The commit's msync must write every page this transaction
+         * dirtied (MDB_WRITEMAP), and waits for the disk: started now,
+         * the writeback overlaps the encoding of the next entries.  Only
+         * starts I/O the kernel would do anyway; the order and the
+         * syncs of the commit are LMDB's, unchanged. */
+        if (w->s->datafd >= 0)
+            (void)sync_file_range(w->s->datafd, 0, 0, SYNC_FILE_RANGE_WRITE);
+        w->kicked = w->dirty;
+    }
     w->stored += klen + vlen;
     *out = val.mv_data;
     return 0;
