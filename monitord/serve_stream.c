@@ -342,7 +342,7 @@ ingest_rc(struct conn *c, int rc)
         return -1;
     }
     snprintf(err, sizeof(err), "cannot spool the snapshot: %s",
-             st_strerror(rc));
+             st_ingest_error(c->job->ing));     /* says why, not just rc */
     md__conn_fail(c, MD_STORE, err, 1);
     return c->closing ? -1 : 0;
 }

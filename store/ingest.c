@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/vfs.h>              /* fstatfs: statvfs.h clashes with ST_RDONLY */
 #include <unistd.h>
 
 #include "ingest.h"
@@ -21,6 +22,15 @@
 
 #define SPOOL_BUF (256u << 10)
 #define PAIR_BUF 4096
+
+/* Disk space.  The spool, and the snapshot it becomes, are on the store's
+ * filesystem, with every other client's: a stream is stopped (a store
+ * error, docs/protocol.md) before it leaves less than SPACE_KEEP free
+ * once its commit has written about as much again, rather than filling
+ * the disk for everyone up to ML_PROTO_MAX_STREAM_BYTES.  fstatfs is a
+ * microsecond: checked every SPACE_EVERY bytes of spool. */
+#define SPACE_EVERY (1u << 20)
+#define SPACE_KEEP (512ull << 20)
 
 int
 st__tmpfile(const char *dir)
@@ -50,6 +60,8 @@ fail(struct st_ingest *in, int rc, const char *fmt, ...)
 {
     va_list ap;
 
+    if (in->failed)             /* the first error is the one told */
+        return in->failed;
     va_start(ap, fmt);
     vsnprintf(in->err, sizeof in->err, fmt, ap);
     va_end(ap);
@@ -128,6 +140,28 @@ write_all(int fd, const void *buf, size_t len)
 }
 
 static int
+check_space(struct st_ingest *in)
+{
+    uint64_t written = in->spool_bytes + in->n * sizeof *in->pbuf;
+    uint64_t avail, need;
+    struct statfs v;
+
+    in->space_at = in->spool_bytes;
+    if (fstatfs(in->fd, &v) != 0)
+        return 0;               /* unknown: the commit reserves its own */
+    avail = (uint64_t)v.f_bavail * (uint64_t)v.f_bsize;
+    need = written + SPACE_KEEP;
+    if (avail >= need)
+        return 0;
+    return fail(in, -ENOSPC, "the store's filesystem has %llu MiB free: "
+                "this snapshot (%llu MiB so far) would need about as much "
+                "again to be stored, and %llu MiB are kept free",
+                (unsigned long long)(avail >> 20),
+                (unsigned long long)(written >> 20),
+                (unsigned long long)(SPACE_KEEP >> 20));
+}
+
+static int
 flush(struct st_ingest *in)
 {
     int rc = write_all(in->fd, in->buf, in->blen);
@@ -136,6 +170,8 @@ flush(struct st_ingest *in)
         return rc;
     in->spool_bytes += in->blen;
     in->blen = 0;
+    if (in->spool_bytes - in->space_at >= SPACE_EVERY)
+        return check_space(in);
     return 0;
 }
 

@@ -35,6 +35,7 @@ struct st_ingest {
     int pfd;
     struct st_pair *pbuf;       /* PAIR_BUF pairs not yet written */
     size_t plen;
+    uint64_t space_at;          /* spool_bytes at the last space check */
     uint64_t prev_addr;
     uint64_t n, bytes, nrefs;
     int keep_values;

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -72,6 +73,25 @@ __wrap_mdb_env_set_mapsize(MDB_env *env, size_t size)
     return rc != 0 ? rc : __real_mdb_env_set_mapsize(env, size);
 }
 
+/* fstatfs (fstatfs64 with _FILE_OFFSET_BITS=64): the ingest's look at
+ * the free disk space, made to say fake_avail bytes when not 0. */
+int __real_fstatfs64(int fd, struct statfs *buf);
+int __wrap_fstatfs64(int fd, struct statfs *buf);
+
+static uint64_t fake_avail;
+static int nstatfs;
+
+int
+__wrap_fstatfs64(int fd, struct statfs *buf)
+{
+    int rc = __real_fstatfs64(fd, buf);
+
+    nstatfs++;
+    if (rc == 0 && fake_avail != 0)
+        buf->f_bavail = fake_avail / (uint64_t)buf->f_bsize;
+    return rc;
+}
+
 static void
 faults_off(void)
 {
@@ -79,6 +99,7 @@ faults_off(void)
     fail_commit_every = 0;
     exit_after_commit = -1;
     ncommits = 0;
+    fake_avail = 0;
 }
 
 /* ---- a random heap, and its model ---- */
@@ -922,6 +943,43 @@ test_store_map_full_at_limit_refuses(void **state)
     heap_free(&h);
 }
 
+/* A stream that would leave the store's filesystem nearly full is
+ * stopped while it arrives, with a message that says so, long before its
+ * spool fills the disk; nothing is stored and the next one is taken.
+ * The free space is looked at as the spool grows, not per object. */
+static void
+test_store_ingest_stops_before_disk_fills(void **state)
+{
+    struct fx *f = *state;
+    struct st_ingest *in;
+    struct ml_dumpline l;
+    struct heap h;
+    uint64_t id = 0;
+    size_t i;
+    int rc = 0;
+
+    heap_make(&h, 300000, 12, 0);           /* a few MiB of spool */
+    nstatfs = 0;
+    fake_avail = 520ull << 20;              /* 512 MiB kept free */
+    assert_int_equal(st_ingest_new(&in, st_tmpdir(f->s), 0), 0);
+    for (i = 0; i < h.n && rc == 0; i++) {
+        line_of(&h.o[i], &l);
+        rc = st_ingest_object(in, &l);
+    }
+    assert_int_equal(rc, -ENOSPC);
+    assert_true(i < h.n);                   /* stopped on the way */
+    assert_non_null(strstr(st_ingest_error(in), "MiB are kept free"));
+    assert_non_null(strstr(st_ingest_error(in), "filesystem has 520 MiB free"));
+    assert_int_equal(st_ingest_end(in, h.n, heap_bytes(&h)), -ENOSPC);
+    st_ingest_free(in);
+    assert_true(nstatfs >= 1 && nstatfs < 10);
+    assert_int_equal(visible(f->s), 0);
+    fake_avail = 0;                         /* the real disk: room */
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), 0);
+    assert_int_equal(visible(f->s), 1);
+    heap_free(&h);
+}
+
 /* A snapshot bigger than the map left grows it first, once, instead of
  * failing half way with MDB_MAP_FULL and starting again: the first
  * attempt stores it (its id is the first), and the map was set twice
@@ -1502,6 +1560,7 @@ main(void)
         T(test_store_map_full_at_limit_refuses),
         T(test_store_small_store_prunes_oldest_graphs),
         T(test_store_big_snapshot_grows_map_before_writing),
+        T(test_store_ingest_stops_before_disk_fills),
         T(test_store_retain_keeps_last_graphs_per_process),
         T(test_store_retain_age_drops_old_summaries),
         T(test_store_type_deltas_join_by_type),
