@@ -481,6 +481,8 @@ block_next(struct wtx *w, MDB_dbi db, uint64_t id, struct block *b,
 
 /* ---- the commit ---- */
 
+enum { WORK_RUNNING, WORK_PREPARED, WORK_DONE };
+
 struct job {
     struct st_store *s;
     struct st_ingest *in;
@@ -496,12 +498,20 @@ struct job {
     uint64_t *drop;                 /* keep_first: bitmap of dropped oids */
     uint32_t *dcum;                 /* dropped before each 64-oid word */
     struct scratch dropsc;          /* both: O(n), file-backed too */
-    pthread_t eth;                  /* resolve_edges' thread */
-    int eth_running;
-    int erc;                        /* its result */
+    /* The work thread (work_main): prepare, then resolve_edges. */
+    int prepared;                   /* prepare ran before it started */
+    pthread_t wth;
+    int wth_running;
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int stage;                      /* WORK_*, under mu */
+    int prc, erc;                   /* prepare's and resolve_edges' results */
+    char perr[200];                 /* prepare's message */
     char *err;
     size_t errlen;
 };
+
+static int work_wait(struct job *j, int stage);
 
 static int
 jfail(struct job *j, int rc, const char *fmt, ...)
@@ -517,6 +527,23 @@ jfail(struct job *j, int rc, const char *fmt, ...)
         vsnprintf(j->err, j->errlen, fmt, ap);
         va_end(ap);
     }
+    return rc;
+}
+
+/* The same from prepare, which may run on the work thread: into perr,
+ * which st_commit copies once the thread is waited for. */
+static int
+pfail(struct job *j, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static int
+pfail(struct job *j, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(j->perr, sizeof j->perr, fmt, ap);
+    va_end(ap);
     return rc;
 }
 
@@ -551,7 +578,7 @@ drop_repeats(struct job *j)
     rc = scratch_new(&j->dropsc, j->s->tmpdir,
                      words * sizeof *j->drop + (words + 1) * sizeof *j->dcum);
     if (rc != 0)
-        return jfail(j, rc, "work file in %s: %s", j->s->tmpdir, strerror(-rc));
+        return pfail(j, rc, "work file in %s: %s", j->s->tmpdir, strerror(-rc));
     j->drop = j->dropsc.p;          /* zeroed: a new file's pages */
     j->dcum = (uint32_t *)(j->drop + words);
     for (uint64_t i = 0; i < in->n; i++) {
@@ -569,7 +596,7 @@ drop_repeats(struct job *j)
         struct st_rec r;
 
         if (st_rec_get(&p, end, prev, &r) != 0 || r.tid >= in->ntypes)
-            return jfail(j, ML_ECORRUPT, "spool record %llu unreadable",
+            return pfail(j, ML_ECORRUPT, "spool record %llu unreadable",
                          (unsigned long long)i);
         prev = r.addr;
         if (!dropped(j, i))
@@ -581,7 +608,7 @@ drop_repeats(struct job *j)
     j->nkept = k;
     rc = amap_init(&j->amap, pairs, k, j->s->tmpdir);
     if (rc != 0)
-        return jfail(j, rc, "work file in %s: %s", j->s->tmpdir, strerror(-rc));
+        return pfail(j, rc, "work file in %s: %s", j->s->tmpdir, strerror(-rc));
     return 0;
 }
 
@@ -624,12 +651,12 @@ prepare(struct job *j)
 
     rc = map_pairs(j);
     if (rc == ML_ECORRUPT)
-        return jfail(j, rc, "the pairs file does not hold %llu objects",
+        return pfail(j, rc, "the pairs file does not hold %llu objects",
                      (unsigned long long)in->n);
     if (rc == 0)
         rc = scratch_new(&j->ptmp, j->s->tmpdir, in->n * sizeof(struct st_pair));
     if (rc < 0)
-        return jfail(j, rc, "work file in %s: %s", j->s->tmpdir, strerror(-rc));
+        return pfail(j, rc, "work file in %s: %s", j->s->tmpdir, strerror(-rc));
     pairs = j->pairs.p;
     radix_pairs(pairs, j->ptmp.p, in->n, j->count);
     /* ptmp is kept for the rev sort: pages already there cost no new
@@ -639,13 +666,13 @@ prepare(struct job *j)
     for (uint64_t i = 1; i < in->n; i++)
         if (pairs[i].addr == pairs[i - 1].addr) {
             if (!in->keep_first)
-                return jfail(j, ML_EPROTO, "two objects at address 0x%llx",
+                return pfail(j, ML_EPROTO, "two objects at address 0x%llx",
                              (unsigned long long)pairs[i].addr);
             return drop_repeats(j);
         }
     rc = amap_init(&j->amap, pairs, in->n, j->s->tmpdir);
     if (rc != 0)
-        return jfail(j, rc, "work file in %s: %s", j->s->tmpdir, strerror(-rc));
+        return pfail(j, rc, "work file in %s: %s", j->s->tmpdir, strerror(-rc));
     return 0;
 }
 
@@ -724,11 +751,12 @@ begin_snapshot(struct job *j, struct wtx *w, uint64_t *id)
 static int
 write_addrs(struct job *j, struct wtx *w, uint64_t id)
 {
-    const struct st_pair *pairs = j->pairs.p;
+    const struct st_pair *pairs;
     struct block b = { 0 };
     uint64_t prev = 0;
-    int rc = 0;
+    int rc = work_wait(j, WORK_PREPARED);
 
+    pairs = j->pairs.p;
     for (uint64_t i = 0; rc == 0 && i < j->nkept; i++) {
         int was_open = b.open;
 
@@ -885,47 +913,89 @@ resolve_edges(struct job *j)
     return 0;
 }
 
-static void *
-resolve_main(void *arg)
-{
-    struct job *j = arg;
+/* ---- the work thread ----
+ *
+ * Writing objs needs neither the sorted addresses nor the edges: it
+ * starts at once, while the work thread sorts the pairs (prepare) and
+ * resolves the edges; write_addrs waits for the first, write_rev for the
+ * second.  An import that drops repeated addresses (keep_first) needs
+ * prepare's drop bitmap to write objs: its prepare runs first, here. */
 
-    j->erc = resolve_edges(j);
+static void
+work_stage(struct job *j, int stage)
+{
+    pthread_mutex_lock(&j->mu);
+    j->stage = stage;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+}
+
+static void
+work_run(struct job *j)
+{
+    int rc;
+
+    if (!j->prepared)
+        j->prc = prepare(j);
+    work_stage(j, WORK_PREPARED);
+    if (j->prc != 0) {
+        j->erc = j->prc;
+    } else {
+        rc = scratch_new(&j->edges, j->s->tmpdir,
+                         j->in->nrefs * sizeof(uint64_t));
+        j->erc = rc != 0 ? pfail(j, rc, "work file in %s: %s", j->s->tmpdir,
+                                 strerror(-rc))
+                         : resolve_edges(j);
+    }
+    work_stage(j, WORK_DONE);
+}
+
+static void *
+work_main(void *arg)
+{
+    work_run(arg);
     return NULL;
 }
 
-/* Starts resolve_edges; where no thread can be made, runs it here. */
+/* Starts the work thread; where no thread can be made, does its work
+ * here. */
 static void
-edges_start(struct job *j)
+work_start(struct job *j)
 {
-    if (pthread_create(&j->eth, NULL, resolve_main, j) == 0)
-        j->eth_running = 1;
+    j->stage = WORK_RUNNING;
+    if (pthread_create(&j->wth, NULL, work_main, j) == 0)
+        j->wth_running = 1;
     else
-        j->erc = resolve_edges(j);
+        work_run(j);
 }
 
-/* Waits for the edges; resolve_edges' result. */
+/* Waits for the work thread to reach stage; the result of that stage. */
 static int
-edges_wait(struct job *j)
+work_wait(struct job *j, int stage)
 {
-    if (j->eth_running) {
-        pthread_join(j->eth, NULL);
-        j->eth_running = 0;
+    pthread_mutex_lock(&j->mu);
+    while (j->stage < stage)
+        pthread_cond_wait(&j->cv, &j->mu);
+    pthread_mutex_unlock(&j->mu);
+    if (stage == WORK_DONE && j->wth_running) {
+        pthread_join(j->wth, NULL);
+        j->wth_running = 0;
     }
-    return j->erc;
+    return stage == WORK_DONE ? j->erc : j->prc;
 }
 
 /* rev: per child object number (ascending), its parents (ascending). */
 static int
 write_rev(struct job *j, struct wtx *w, uint64_t id)
 {
-    uint64_t *edges = j->edges.p;
+    uint64_t *edges;
     struct block b = { 0 };
     uint64_t n, prev_child = 0;
-    int rc = edges_wait(j);
+    int rc = work_wait(j, WORK_DONE);
 
     if (rc != 0)
         return rc;
+    edges = j->edges.p;         /* made by the work thread */
     n = j->nedges;
     for (uint64_t i = 0; rc == 0 && i < n;) {
         uint64_t child = edges[i] >> 32, g = i;
@@ -1204,9 +1274,9 @@ attempt(struct job *j, uint64_t *id, uint64_t *proc)
     *id = 0;
     rc = begin_snapshot(j, &w, id);
     if (rc == 0)
-        rc = write_addrs(j, &w, *id);
+        rc = write_objs(j, &w, *id);        /* while the pairs are sorted */
     if (rc == 0)
-        rc = write_objs(j, &w, *id);
+        rc = write_addrs(j, &w, *id);
     if (rc == 0)
         rc = write_rev(j, &w, *id);
     if (rc == 0)
@@ -1279,7 +1349,9 @@ st_commit(struct st_store *s, struct st_ingest *in,
           const struct st_source *src, uint64_t *id)
 {
     struct job j = { .s = s, .in = in, .src = src, .err = in->err,
-                     .errlen = sizeof in->err };
+                     .errlen = sizeof in->err, .stage = WORK_DONE,
+                     .mu = PTHREAD_MUTEX_INITIALIZER,
+                     .cv = PTHREAD_COND_INITIALIZER };
     char *err = in->err;
     void *map = NULL;
     uint64_t proc = 0;
@@ -1311,15 +1383,15 @@ st_commit(struct st_store *s, struct st_ingest *in,
         madvise(map, j.spool_len, MADV_SEQUENTIAL);
     }
     j.spool = map;
-    rc = prepare(&j);
-    if (rc != 0)
-        goto out;
-    rc = scratch_new(&j.edges, s->tmpdir, in->nrefs * sizeof(uint64_t));
-    if (rc != 0) {
-        jfail(&j, rc, "work file in %s: %s", s->tmpdir, strerror(-rc));
-        goto out;
+    if (in->keep_first) {
+        rc = prepare(&j);
+        if (rc != 0) {
+            jfail(&j, rc, "%s", j.perr);
+            goto out;
+        }
+        j.prepared = 1;
     }
-    edges_start(&j);
+    work_start(&j);
     rc = map_ahead(s, in);
     if (rc != 0) {
         jfail(&j, rc, "cannot grow the store's map: the store cannot be "
@@ -1355,9 +1427,11 @@ st_commit(struct st_store *s, struct st_ingest *in,
     if (rc == 0)
         st__retain(s, proc, st__now_ns());     /* best effort, logged by caller */
     else if (err != NULL && err[0] == '\0')
-        jfail(&j, rc, "%s", st_strerror(rc));
+        jfail(&j, rc, "%s", j.perr[0] ? j.perr : st_strerror(rc));
 out:
-    (void)edges_wait(&j);               /* before its arrays go */
+    (void)work_wait(&j, WORK_DONE);     /* before its arrays go */
+    pthread_cond_destroy(&j.cv);
+    pthread_mutex_destroy(&j.mu);
     if (!s->broken)
         st__size_refresh(s);            /* grown, pruned, or both */
     if (map != NULL)
