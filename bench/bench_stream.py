@@ -438,20 +438,21 @@ def main():
     main_mode = "inproc" if "inproc" in modes else modes[0]
     print("Mode %s:" % main_mode)
     print()
-    print("| N | objects | app pause s | ack after walk s | end to end s "
+    print("| N | objects | app pause s | ack after walk s | of which after "
+          "the trailer s | end to end s "
           "| file dump s (baseline) | stream/file | daemon RssAnon idle / peak MiB "
           "| store B/obj |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         m = r["modes"][main_mode]
         if m.get("error"):
-            print("| %s | refused: %s | %.3f | | | %s | | %.1f / %.1f | |"
+            print("| %s | refused: %s | %.3f | | | | %s | | %.1f / %.1f | |"
                   % (r["spec"], m["error"][:120], m["pause_s"],
                      fmt(r["file_s"]), r["rss_idle_mib"], r["rss_peak_mib"]))
             continue
-        print("| %s | %d | %.3f | %.3f | %.3f | %s | %s | %.1f / %.1f | %.1f |"
+        print("| %s | %d | %.3f | %.3f | %s | %.3f | %s | %s | %.1f / %.1f | %.1f |"
               % (r["spec"], m["objects"], m["pause_s"], m["after_walk_s"],
-                 m["e2e_s"], fmt(r["file_s"]),
+                 fmt(m.get("after_trailer_s")), m["e2e_s"], fmt(r["file_s"]),
                  fmt(r["file_s"] and m["e2e_s"] / r["file_s"], "%.2fx"),
                  r["rss_idle_mib"], r["rss_peak_mib"], r["store_b_per_obj"]))
     if "fork" in modes and "inproc" in modes:
