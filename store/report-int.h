@@ -63,6 +63,14 @@ int rp__load_snaps(struct ctx *c, uint64_t since, uint64_t until,
 int rp__resolve(struct ctx *c, const struct snaplist *l, const char *ref,
                 const char *sel, const struct snap **out);
 
+/* Calls fn once per process of l, in order of first appearance, with its
+ * snapshots (in l's order) and a new section object appended to procs;
+ * stops at fn's first error.  growth and report group alike. */
+typedef int (*rp_process_fn)(struct ctx *c, const struct snap *const *sn,
+                             size_t n, void *arg, cJSON *sec);
+int rp__each_process(struct ctx *c, const struct snaplist *l, cJSON *procs,
+                     rp_process_fn fn, void *arg);
+
 /* ---- JSON ---- */
 
 cJSON *rp__snap_json(const struct snap *s);

@@ -235,6 +235,42 @@ rp__load_snaps(struct ctx *c, uint64_t since, uint64_t until,
     return 0;
 }
 
+int
+rp__each_process(struct ctx *c, const struct snaplist *l, cJSON *procs,
+                 rp_process_fn fn, void *arg)
+{
+    const struct snap **sn = malloc((l->n + 1) * sizeof *sn);
+    char *done = calloc(l->n + 1, 1);
+    int rc = 0;
+
+    if (sn == NULL || done == NULL || procs == NULL) {
+        rc = rp__fail(c, -ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < l->n && rc == 0; i++) {
+        size_t n = 0;
+
+        if (done[i])
+            continue;
+        for (size_t k = i; k < l->n; k++)
+            if (!done[k] && l->v[k].proc == l->v[i].proc) {
+                done[k] = 1;
+                sn[n++] = &l->v[k];
+            }
+        cJSON *sec = cJSON_CreateObject();
+        if (sec == NULL) {
+            rc = rp__fail(c, -ENOMEM, "out of memory");
+            break;
+        }
+        cJSON_AddItemToArray(procs, sec);
+        rc = fn(c, sn, n, arg, sec);
+    }
+out:
+    free(done);
+    free(sn);
+    return rc;
+}
+
 /* A snapshot reference: an id, "latest" or "latest~N" (within sel). */
 int
 rp__resolve(struct ctx *c, const struct snaplist *l, const char *ref,

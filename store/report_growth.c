@@ -282,54 +282,45 @@ rp__growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
     return rc;
 }
 
+struct growth_args {
+    int count, sort;
+    uint64_t top;
+};
+
+static int
+growth_section(struct ctx *c, const struct snap *const *sn, size_t n,
+               void *arg, cJSON *sec)
+{
+    const struct growth_args *a = arg;
+
+    return rp__growth_process(c, sn, n, a->count, a->sort, a->top, sec);
+}
+
 int
 rp__cmd_growth(struct ctx *c, const cJSON *req, cJSON *out)
 {
     struct snaplist l;
-    uint64_t since, until, top;
-    const struct snap **sn = NULL;
-    int count, sort, rc;
+    struct growth_args a;
+    uint64_t since, until;
+    int rc;
 
-    if ((rc = rp__arg_by(c, req, &count)) != 0 ||
-        (rc = rp__arg_sort(c, req, &sort)) != 0)
+    if ((rc = rp__arg_by(c, req, &a.count)) != 0 ||
+        (rc = rp__arg_sort(c, req, &a.sort)) != 0)
         return rc;
     if (rp__arg_u64(req, "since", 0, &since) < 0 ||
         rp__arg_u64(req, "until", 0, &until) < 0)
         return rp__fail(c, -EINVAL, "bad since/until");
-    if (rp__arg_u64(req, "top", 10, &top) < 0)
+    if (rp__arg_u64(req, "top", 10, &a.top) < 0)
         return rp__fail(c, -EINVAL, "--top must be a number");
     rc = rp__load_snaps(c, since, until, rp__arg_str(req, "process"), &l);
     if (rc != 0)
         return rc;
-    cJSON_AddStringToObject(out, "by", count ? "count" : "size");
-    cJSON_AddStringToObject(out, "sort", sort_names[sort]);
+    cJSON_AddStringToObject(out, "by", a.count ? "count" : "size");
+    cJSON_AddStringToObject(out, "sort", sort_names[a.sort]);
     cJSON_AddNumberToObject(out, "alpha", ML_TREND_ALPHA);
     cJSON_AddNumberToObject(out, "min_snapshots", ML_TREND_MIN_N);
-    cJSON *procs = cJSON_AddArrayToObject(out, "processes");
-    sn = malloc((l.n + 1) * sizeof *sn);
-    char *done = calloc(l.n + 1, 1);
-    if (sn == NULL || done == NULL || procs == NULL) {
-        rc = rp__fail(c, -ENOMEM, "out of memory");
-        goto out;
-    }
-    /* one section per process, in order of first appearance */
-    for (size_t i = 0; i < l.n && rc == 0; i++) {
-        size_t n = 0;
-
-        if (done[i])
-            continue;
-        for (size_t k = i; k < l.n; k++)
-            if (!done[k] && l.v[k].proc == l.v[i].proc) {
-                done[k] = 1;
-                sn[n++] = &l.v[k];
-            }
-        cJSON *sec = cJSON_CreateObject();
-        cJSON_AddItemToArray(procs, sec);
-        rc = rp__growth_process(c, sn, n, count, sort, top, sec);
-    }
-out:
-    free(done);
-    free(sn);
+    rc = rp__each_process(c, &l, cJSON_AddArrayToObject(out, "processes"),
+                          growth_section, &a);
     rp__snaps_free(&l);
     return rc;
 }

@@ -330,53 +330,43 @@ out:
     return rc;
 }
 
+struct report_args {
+    uint64_t top, k;
+};
+
+static int
+report_section(struct ctx *c, const struct snap *const *sn, size_t n,
+               void *arg, cJSON *sec)
+{
+    const struct report_args *a = arg;
+
+    return report_process(c, sn, n, a->top, a->k, sec);
+}
+
 int
 rp__cmd_report(struct ctx *c, const cJSON *req, cJSON *out)
 {
     struct snaplist l;
-    uint64_t since, until, top, k;
-    const struct snap **sn = NULL;
-    char *done = NULL;
+    struct report_args a;
+    uint64_t since, until;
     int rc;
 
     if (rp__arg_u64(req, "since", 0, &since) < 0 ||
         rp__arg_u64(req, "until", 0, &until) < 0)
         return rp__fail(c, -EINVAL, "bad since/until");
-    if (rp__arg_u64(req, "top", 5, &top) < 0)
+    if (rp__arg_u64(req, "top", 5, &a.top) < 0)
         return rp__fail(c, -EINVAL, "--top must be a number");
-    if (rp__arg_u64(req, "alive", 2, &k) < 0 || k == 0 || k > 100)
+    if (rp__arg_u64(req, "alive", 2, &a.k) < 0 || a.k == 0 || a.k > 100)
         return rp__fail(c, -EINVAL, "--alive must be a number from 1 to 100");
     rc = rp__load_snaps(c, since, until, rp__arg_str(req, "process"), &l);
     if (rc != 0)
         return rc;
-    cJSON_AddNumberToObject(out, "alive", (double)k);
+    cJSON_AddNumberToObject(out, "alive", (double)a.k);
     cJSON_AddNumberToObject(out, "alpha", ML_TREND_ALPHA);
     cJSON_AddNumberToObject(out, "min_snapshots", ML_TREND_MIN_N);
-    cJSON *procs = cJSON_AddArrayToObject(out, "processes");
-    sn = malloc((l.n + 1) * sizeof *sn);
-    done = calloc(l.n + 1, 1);
-    if (sn == NULL || done == NULL || procs == NULL) {
-        rc = rp__fail(c, -ENOMEM, "out of memory");
-        goto out;
-    }
-    /* one section per process, in order of first appearance (as growth) */
-    for (size_t i = 0; i < l.n && rc == 0; i++) {
-        size_t n = 0;
-
-        if (done[i])
-            continue;
-        for (size_t j = i; j < l.n; j++)
-            if (!done[j] && l.v[j].proc == l.v[i].proc) {
-                done[j] = 1;
-                sn[n++] = &l.v[j];
-            }
-        cJSON *sec = cJSON_CreateObject();
-        cJSON_AddItemToArray(procs, sec);
-        rc = report_process(c, sn, n, top, k, sec);
-    }
-out:
-    free(done);
-    free(sn);
+    /* one section per process, as growth */
+    rc = rp__each_process(c, &l, cJSON_AddArrayToObject(out, "processes"),
+                          report_section, &a);
     rp__snaps_free(&l);
     return rc;
 }
