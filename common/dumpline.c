@@ -566,6 +566,24 @@ key_is(const char *k, size_t n, const char *lit)
  * sequence) is shorter. */
 #define HEAD_SLACK 64
 
+/* Empties out and p's per-line state before a line is parsed: nothing
+ * of an earlier line shows.  Field by field: a memset of the struct is a
+ * slow `rep stos`. */
+static inline void
+line_reset(struct ml_dumpparser *p, struct ml_dumpline *out)
+{
+    out->kind = 0;
+    out->address = out->size = out->len = 0;
+    out->type = out->name = out->value = NULL;
+    out->type_len = out->name_len = out->value_len = 0;
+    out->has_name = out->has_len = 0;
+    out->vkind = ML_VAL_NONE;
+    out->refs = NULL;
+    out->nrefs = 0;
+    p->slen = 0;
+    p->err[0] = '\0';
+}
+
 /* The whole-line parse, or with refs_at != NULL the head of a long line
  * (ml_dumpline_parse_head). */
 static int
@@ -578,17 +596,7 @@ parse_line(struct ml_dumpparser *p, const char *s, size_t n,
     unsigned seen = 0;
     int rc;
 
-    /* Field by field: a memset of the struct is a slow `rep stos`. */
-    out->kind = 0;
-    out->address = out->size = out->len = 0;
-    out->type = out->name = out->value = NULL;
-    out->type_len = out->name_len = out->value_len = 0;
-    out->has_name = out->has_len = 0;
-    out->vkind = ML_VAL_NONE;
-    out->refs = NULL;
-    out->nrefs = 0;
-    p->slen = 0;
-    p->err[0] = '\0';
+    line_reset(p, out);
     if (refs_at == NULL)
         while (c.end > s && (c.end[-1] == '\n' || c.end[-1] == '\r'))
             c.end--;
@@ -900,17 +908,7 @@ int
 ml_dumpline_parse(struct ml_dumpparser *p, const char *s, size_t n,
                   struct ml_dumpline *out)
 {
-    /* As parse_line starts: nothing of an earlier line shows. */
-    out->kind = 0;
-    out->address = out->size = out->len = 0;
-    out->type = out->name = out->value = NULL;
-    out->type_len = out->name_len = out->value_len = 0;
-    out->has_name = out->has_len = 0;
-    out->vkind = ML_VAL_NONE;
-    out->refs = NULL;
-    out->nrefs = 0;
-    p->slen = 0;
-    p->err[0] = '\0';
+    line_reset(p, out);         /* as parse_line does, for fast_line */
     if (fast_line(p, s, n, out))
         return 0;
     return parse_line(p, s, n, out, NULL);
