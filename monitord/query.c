@@ -27,7 +27,20 @@ md_query_new(struct st_store *store, uint64_t conn, cJSON *req)
     cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
     snprintf(q->cmd, sizeof(q->cmd), "%s",
              cJSON_IsString(cmd) ? cJSON_GetStringValue(cmd) : "");
+    q->heavy = md_query_heavy(req);
     return q;
+}
+
+int
+md_query_heavy(const cJSON *req)
+{
+    const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
+    const char *s = cJSON_IsString(cmd) ? cJSON_GetStringValue(cmd) : "";
+
+    if (strcmp(s, "dominators") == 0 || strcmp(s, "report") == 0)
+        return 1;
+    return strcmp(s, "top") == 0 &&
+           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "retained"));
 }
 
 void

@@ -32,6 +32,7 @@ struct md_query {
     uint64_t conn;              /* the asking connection's serial */
     cJSON *req;                 /* freed by md_query_run */
     char cmd[32];               /* req's "cmd", for the log */
+    int heavy;                  /* md_query_heavy(req) */
     uint64_t submitted_ns;      /* uv_hrtime() */
     /* out */
     int rc;                     /* rp_run's */
@@ -46,6 +47,11 @@ struct md_query {
  * store for connection conn.  NULL when out of memory (req is freed). */
 struct md_query *md_query_new(struct st_store *store, uint64_t conn,
                               cJSON *req);
+
+/* Whether req computes a dominator tree (top --retained, dominators,
+ * report): memory of the snapshot's size (about 90 bytes per object at
+ * the peak), so the daemon runs one at a time (serve_query.c). */
+int md_query_heavy(const cJSON *req);
 
 /* Runs q: rp_run, then the answer serialized (one buffer, the only copy
  * of it).  Any thread; touches nothing but q and the store's read side. */

@@ -11,6 +11,10 @@
  *     being written.  The others wait in srv->qwait, first come first
  *     served, with their connections still read (and what they send
  *     dropped) so that a client that leaves is noticed;
+ *   - a query that computes a dominator tree (md_query_heavy) needs
+ *     memory of the snapshot's size, ~885 MiB at 10M objects: one runs
+ *     at a time, the others wait while lighter queries pass them, so a
+ *     few users asking at once cannot multiply the daemon's memory;
  *   - the work names its connection by serial number: if the client left
  *     meanwhile the answer is dropped (query.h);
  *   - an answer is one buffer, written with its own uv_write (not
@@ -166,6 +170,8 @@ on_query_done(uv_work_t *w, int status)
     struct conn *c = md__conn_find(srv, q->conn);
 
     srv->queries_running--;
+    if (q->heavy)
+        srv->heavy_running--;
     if (c != NULL && (c->closing || c->qstate != Q_RUNNING))
         c = NULL;
     if (status < 0 && q->code == MD_OK) {   /* UV_ECANCELED: not used */
@@ -189,18 +195,33 @@ on_query_done(uv_work_t *w, int status)
     query_pump(srv);
 }
 
-/* Starts waiting queries while there are slots and answer memory. */
+/* Starts waiting queries, oldest first, while there are slots and answer
+ * memory; a heavy one waits while another runs, and the lighter ones
+ * behind it go first. */
 static void
 query_pump(struct md_server *srv)
 {
-    while (srv->qwait != NULL && !srv->stopping
-           && srv->queries_running < QUERY_MAX_RUNNING
-           && srv->answer_bytes < QUERY_ANSWER_BUDGET) {
-        struct conn *c = srv->qwait;
+    struct conn *c, *next;
+
+    for (c = srv->qwait; c != NULL && !srv->stopping
+         && srv->queries_running < QUERY_MAX_RUNNING
+         && srv->answer_bytes < QUERY_ANSWER_BUDGET; c = next) {
         struct md_query *q;
         cJSON *req = c->qreq;
         int rc;
 
+        next = c->qnext;
+        if (srv->heavy_running > 0 && md_query_heavy(req)) {
+            if (!c->q_held) {
+                char q1[64];
+
+                md_debug("query_held", " conn=%" PRIu64 " cmd=%s "
+                         "reason=heavy_running", c->serial,
+                         md_logq(c->qcmd, q1, sizeof(q1)));
+                c->q_held = 1;
+            }
+            continue;
+        }
         c->qreq = NULL;
         md__query_forget(c);
         q = md_query_new(srv->store, c->serial, req);
@@ -219,6 +240,8 @@ query_pump(struct md_server *srv)
         }
         c->qstate = Q_RUNNING;
         srv->queries_running++;
+        if (q->heavy)
+            srv->heavy_running++;
     }
 }
 

@@ -141,6 +141,7 @@ struct conn {
     cJSON *qreq;                /* Q_WAITING: the request */
     struct conn *qnext;         /* srv->qwait, while in_qwait */
     int in_qwait;
+    int q_held;                 /* logged as held behind a heavy query */
     uint64_t snap_target;       /* Q_SNAP: the scanner's serial, */
     uint64_t snap_req;          /* the request id it was sent, */
     uint64_t snap_deadline;     /* uv_now() + timeout */
@@ -193,6 +194,7 @@ struct md_server {
     /* Queries. */
     struct conn *qwait, **qwait_tail;   /* Q_WAITING, oldest first */
     unsigned queries_running;
+    unsigned heavy_running;     /* of which md_query_heavy: at most 1 */
     size_t answer_bytes;        /* being written, all connections */
     uint64_t next_request;      /* ids of snapshot requests */
 

@@ -597,6 +597,50 @@ class TestUnderLoad(QueryCase):
         self.assertNotIn("ERROR: AddressSanitizer", d.log())
         self.assertNotIn("runtime error:", d.log())
 
+    def test_one_dominator_query_at_a_time_and_lighter_ones_pass(self):
+        """top --retained and dominators compute a dominator tree, memory
+        of the snapshot's size: the daemon runs one at a time, the others
+        wait (logged once each), and a light query asked meanwhile is not
+        kept behind them.  Every answer is the store's."""
+        d = self.daemon()
+        c = Client(d.sock, timeout=300)
+        c.send(snapshot(objs=heap(300000 if not UNDER_ASAN else 100000)))
+        self.assertIn("ack", c.reply())
+        c.close()
+        heavy = [["top", "--retained", "latest", "--top", "5"],
+                 ["dominators", "latest", str(BASE + 7)],
+                 ["top", "--retained", "latest", "--top", "3"]]
+        results, done = {}, {}
+
+        def ask(i):
+            results[i] = cli("--socket", d.sock, "--json", *heavy[i],
+                             timeout=300)
+            done[i] = time.monotonic()
+
+        threads = [threading.Thread(target=ask, args=(i,))
+                   for i in range(len(heavy))]
+        for t in threads:
+            t.start()
+        d.wait_log("query_held", timeout=60)
+        light = cli("--socket", d.sock, "--json", "summary", "latest")
+        light_done = time.monotonic()
+        for t in threads:
+            t.join(400)
+        self.assertEqual(light[0], OK, light[2])
+        for i, args in enumerate(heavy):
+            self.assertEqual(results[i][0], OK, (args, results[i][2]))
+            self.assertEqual(results[i][1],
+                             cli("--store", d.store, "--json", *args)[1], args)
+        # one or two of the three waited (the second may arrive after the
+        # first is done), each logged once
+        held = [l.split(" conn=")[1].split()[0]
+                for l in d.log().splitlines() if " query_held " in l]
+        self.assertIn(len(held), (1, 2), d.log()[-3000:])
+        self.assertEqual(len(set(held)), len(held), held)
+        self.assertLess(light_done, max(done.values()),
+                        "the light query waited for the held ones")
+        self.stop_clean(d)
+
     def test_20_concurrent_queries_while_a_big_snapshot_is_ingested(self):
         d = self.daemon()
         self.big_store(d, 20000)
