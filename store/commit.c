@@ -512,6 +512,7 @@ struct job {
 };
 
 static int work_wait(struct job *j, int stage);
+static int work_refused(struct job *j);
 
 static int
 jfail(struct job *j, int rc, const char *fmt, ...)
@@ -822,6 +823,8 @@ write_objs(struct job *j, struct wtx *w, uint64_t id)
             break;
         }
         sprev = r.addr;
+        if ((si & 0xffff) == 0xffff && (rc = work_refused(j)) != 0)
+            break;              /* no use writing a refused snapshot */
         if (dropped(j, si))
             continue;
         size_t tail = (size_t)(p - r.refs_p);
@@ -967,6 +970,18 @@ work_start(struct job *j)
         j->wth_running = 1;
     else
         work_run(j);
+}
+
+/* prepare's failure if it has failed already, else 0; does not wait. */
+static int
+work_refused(struct job *j)
+{
+    int rc;
+
+    pthread_mutex_lock(&j->mu);
+    rc = j->stage >= WORK_PREPARED ? j->prc : 0;
+    pthread_mutex_unlock(&j->mu);
+    return rc;
 }
 
 /* Waits for the work thread to reach stage; the result of that stage. */
@@ -1403,6 +1418,15 @@ st_commit(struct st_store *s, struct st_ingest *in,
         if (rc == 0)
             break;
         if (rc == MDB_MAP_FULL) {
+            /* objs came first: a snapshot prepare refuses (two objects
+             * at one address) must not make room by pruning graphs. */
+            int prc = work_wait(&j, WORK_PREPARED);
+
+            if (prc != 0) {
+                rc = prc;
+                (void)undo(s, *id);     /* else swept at the next start */
+                break;
+            }
             int room = make_room(s);    /* first: undoing needs pages too */
 
             if (s->broken) {
@@ -1424,10 +1448,16 @@ st_commit(struct st_store *s, struct st_ingest *in,
         (void)undo(s, *id);             /* the same */
         break;
     }
-    if (rc == 0)
+    if (rc == 0) {
         st__retain(s, proc, st__now_ns());     /* best effort, logged by caller */
-    else if (err != NULL && err[0] == '\0')
-        jfail(&j, rc, "%s", j.perr[0] ? j.perr : st_strerror(rc));
+    } else if (err != NULL && err[0] == '\0') {
+        /* perr is the work thread's until it is done, and says why only
+         * when its failure is the one returned */
+        int wrc = work_wait(&j, WORK_DONE);
+
+        jfail(&j, rc, "%s", j.perr[0] && (rc == j.prc || rc == wrc)
+                            ? j.perr : st_strerror(rc));
+    }
 out:
     (void)work_wait(&j, WORK_DONE);     /* before its arrays go */
     pthread_cond_destroy(&j.cv);

@@ -1009,6 +1009,71 @@ test_store_big_snapshot_grows_map_before_writing(void **state)
     heap_free(&h);
 }
 
+static int
+graph_cb(void *ctx, const struct st_snapinfo *si)
+{
+    *(int *)ctx += si->has_graph != 0;
+    return 0;
+}
+
+static int
+graphs(struct st_store *s)
+{
+    struct st_read *r;
+    int n = 0;
+
+    assert_int_equal(st_read_begin(s, &r), 0);
+    assert_int_equal(st_snap_list(r, 0, 0, graph_cb, &n), 0);
+    st_read_end(r);
+    return n;
+}
+
+/* A full store makes room for a snapshot by dropping the oldest graphs,
+ * but not for one it refuses: two objects at one address are found
+ * (by the sort, beside the objs being written) before anything is
+ * pruned, and that is the error told. */
+static void
+test_store_refused_snapshot_prunes_no_graph(void **state)
+{
+    struct fx *f = *state;
+    struct st_options opt = { .max_store = 2u << 20, .retain = 100 };
+    struct st_store *s;
+    struct heap h, bad;
+    uint64_t id = 0;
+    char err[256];
+    int before;
+
+    st_close(f->s);
+    rm_rf(f->dir);
+    assert_int_equal(st_open(&s, f->dir, &opt, err, sizeof err), 0);
+    f->s = s;
+    heap_make(&h, 8000, 9, 0);
+    for (int i = 0; i < 12; i++)
+        assert_int_equal(ingest_heap(s, &h, 0, &src_a, &id), 0);
+    before = graphs(s);
+    assert_true(before > 0 && before < 12);     /* the store is full */
+    heap_make(&bad, 30000, 13, 0);
+    bad.o[bad.n - 1].addr = bad.o[0].addr;
+    {
+        struct st_ingest *in;
+        struct ml_dumpline l;
+
+        assert_int_equal(st_ingest_new(&in, st_tmpdir(s), 0), 0);
+        for (size_t i = 0; i < bad.n; i++) {
+            line_of(&bad.o[i], &l);
+            assert_int_equal(st_ingest_object(in, &l), 0);
+        }
+        assert_int_equal(st_ingest_end(in, bad.n, heap_bytes(&bad)), 0);
+        assert_int_equal(st_commit(s, in, &src_a, &id), ML_EPROTO);
+        assert_non_null(strstr(st_ingest_error(in), "two objects at address"));
+        st_ingest_free(in);
+    }
+    assert_int_equal(graphs(s), before);
+    assert_int_equal(visible(s), 12);
+    heap_free(&bad);
+    heap_free(&h);
+}
+
 /* A real full map: a 2 MiB store takes snapshot after snapshot by
  * dropping the oldest graphs; one too big for it is refused. */
 static void
@@ -1559,6 +1624,7 @@ main(void)
         T(test_store_failed_map_growth_panics_instead_of_crashing),
         T(test_store_map_full_at_limit_refuses),
         T(test_store_small_store_prunes_oldest_graphs),
+        T(test_store_refused_snapshot_prunes_no_graph),
         T(test_store_big_snapshot_grows_map_before_writing),
         T(test_store_ingest_stops_before_disk_fills),
         T(test_store_retain_keeps_last_graphs_per_process),
