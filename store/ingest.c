@@ -26,9 +26,11 @@
 /* Disk space.  The spool, and the snapshot it becomes, are on the store's
  * filesystem, with every other client's: a stream is stopped (a store
  * error, docs/protocol.md) before it leaves less than SPACE_KEEP free
- * once its commit has written about as much again, rather than filling
- * the disk for everyone up to ML_PROTO_MAX_STREAM_BYTES.  fstatfs is a
- * microsecond: checked every SPACE_EVERY bytes of spool. */
+ * (or a twentieth of a filesystem smaller than 10 GiB: a small disk is
+ * not refused everything) once its commit has written about as much
+ * again, rather than filling the disk for everyone up to
+ * ML_PROTO_MAX_STREAM_BYTES.  fstatfs is a microsecond: checked every
+ * SPACE_EVERY bytes of spool. */
 #define SPACE_EVERY (1u << 20)
 #define SPACE_KEEP (512ull << 20)
 
@@ -143,14 +145,17 @@ static int
 check_space(struct st_ingest *in)
 {
     uint64_t written = in->spool_bytes + in->n * sizeof *in->pbuf;
-    uint64_t avail, need;
+    uint64_t avail, keep, need;
     struct statfs v;
 
     in->space_at = in->spool_bytes;
     if (fstatfs(in->fd, &v) != 0)
         return 0;               /* unknown: the commit reserves its own */
     avail = (uint64_t)v.f_bavail * (uint64_t)v.f_bsize;
-    need = written + SPACE_KEEP;
+    keep = (uint64_t)v.f_blocks * (uint64_t)v.f_bsize / 20;
+    if (keep > SPACE_KEEP)
+        keep = SPACE_KEEP;
+    need = written + keep;
     if (avail >= need)
         return 0;
     return fail(in, -ENOSPC, "the store's filesystem has %llu MiB free: "
@@ -158,7 +163,7 @@ check_space(struct st_ingest *in)
                 "again to be stored, and %llu MiB are kept free",
                 (unsigned long long)(avail >> 20),
                 (unsigned long long)(written >> 20),
-                (unsigned long long)(SPACE_KEEP >> 20));
+                (unsigned long long)(keep >> 20));
 }
 
 static int

@@ -78,7 +78,7 @@ __wrap_mdb_env_set_mapsize(MDB_env *env, size_t size)
 int __real_fstatfs64(int fd, struct statfs *buf);
 int __wrap_fstatfs64(int fd, struct statfs *buf);
 
-static uint64_t fake_avail;
+static uint64_t fake_avail, fake_size;
 static int nstatfs;
 
 int
@@ -89,6 +89,8 @@ __wrap_fstatfs64(int fd, struct statfs *buf)
     nstatfs++;
     if (rc == 0 && fake_avail != 0)
         buf->f_bavail = fake_avail / (uint64_t)buf->f_bsize;
+    if (rc == 0 && fake_size != 0)
+        buf->f_blocks = fake_size / (uint64_t)buf->f_bsize;
     return rc;
 }
 
@@ -99,7 +101,7 @@ faults_off(void)
     fail_commit_every = 0;
     exit_after_commit = -1;
     ncommits = 0;
-    fake_avail = 0;
+    fake_avail = fake_size = 0;
 }
 
 /* ---- a random heap, and its model ---- */
@@ -974,9 +976,18 @@ test_store_ingest_stops_before_disk_fills(void **state)
     st_ingest_free(in);
     assert_true(nstatfs >= 1 && nstatfs < 10);
     assert_int_equal(visible(f->s), 0);
-    fake_avail = 0;                         /* the real disk: room */
+    /* a small disk (1 GiB) keeps a twentieth free, not 512 MiB: 80 MiB
+     * free take the same stream, 52 MiB do not */
+    fake_size = 1ull << 30;
+    fake_avail = 80ull << 20;
     assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), 0);
     assert_int_equal(visible(f->s), 1);
+    fake_avail = 52ull << 20;
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), -ENOSPC);
+    assert_int_equal(visible(f->s), 1);
+    fake_avail = fake_size = 0;             /* the real disk: room */
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), 0);
+    assert_int_equal(visible(f->s), 2);
     heap_free(&h);
 }
 
