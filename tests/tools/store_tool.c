@@ -39,6 +39,7 @@
 #include <cjson/cJSON.h>
 
 #include "ml-common.h"
+#include "../unit/test_rss.h"
 #include "store-int.h"
 #include "dumpline.h"
 
@@ -138,43 +139,6 @@ cmd_pending(const char *dir)
 
 /* ---- commit timing ---- */
 
-static long
-rss_anon_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "re");
-    char line[256];
-    long v = -1;
-
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "RssAnon: %ld", &v) == 1)
-            break;
-    fclose(f);
-    return v;
-}
-
-static atomic_int sampling;
-static atomic_long rss_peak;
-static double sampler_cpu;          /* the sampler's own, to leave out */
-
-static double cpu_s(int who);
-
-static void *
-sampler(void *arg)
-{
-    (void)arg;
-    while (sampling) {
-        long v = rss_anon_kib();
-
-        if (v > rss_peak)
-            rss_peak = v;
-        usleep(2000);
-    }
-    sampler_cpu = cpu_s(RUSAGE_THREAD);
-    return NULL;
-}
-
 /* CPU seconds of the calling thread (RUSAGE_THREAD) or of the process
  * (RUSAGE_SELF): figures a busy machine does not blur as much as the
  * wall clock.  The commit runs a thread of its own beside the caller's,
@@ -207,27 +171,26 @@ timed_commit(const char *dir, struct st_ingest *in, uint64_t n,
                              .label = "store_tool", .program = dir };
     struct st_store *s;
     char err[256] = "";
-    pthread_t t;
+    struct rss_watch rw;
     uint64_t id = 0;
     double t0, t1, c0, c1, a0, a1;
-    long before;
+    long grew;
     int rc = st_open(&s, dir, NULL, err, sizeof err);
 
     if (rc != 0)
         return die(dir, rc, err);
-    before = rss_anon_kib();
-    rss_peak = before;
-    sampling = 1;
-    pthread_create(&t, NULL, sampler, NULL);
+    if ((rc = rss_watch_start(&rw)) != 0) {
+        st_close(s);
+        return die("sampler thread", -rc, "");
+    }
     t0 = now_s();
     a0 = cpu_s(RUSAGE_SELF);
     c0 = cpu_s(RUSAGE_THREAD);
     rc = st_commit(s, in, &src, &id);
     c1 = cpu_s(RUSAGE_THREAD);
     t1 = now_s();
-    sampling = 0;
-    pthread_join(t, NULL);
-    a1 = cpu_s(RUSAGE_SELF) - sampler_cpu;
+    grew = rss_watch_stop(&rw);
+    a1 = cpu_s(RUSAGE_SELF) - rw.cpu_s;
     if (rc != 0) {
         st_close(s);
         return die("commit", rc, st_ingest_error(in));
@@ -237,7 +200,7 @@ timed_commit(const char *dir, struct st_ingest *in, uint64_t n,
            "\"commit_cpu_all_s\": %.3f, \"rss_anon_kib\": %ld, "
            "\"rss_anon_base_kib\": %ld, \"store_bytes\": %" PRIu64 "}\n",
            id, n, ingest_s, t1 - t0, c1 - c0, a1 - a0,
-           rss_peak - before, before, st_size(s));
+           grew, rw.before, st_size(s));
     st_close(s);
     return 0;
 }

@@ -29,6 +29,7 @@
 #include "ml-common.h"
 #include "store-int.h"          /* txn_bytes: many commits per snapshot */
 #include "test_rng.h"
+#include "test_rss.h"
 
 /* ---- commit fault injection ---- */
 
@@ -1312,39 +1313,6 @@ giant_item(size_t i)
     return GIANT_BASE + 32 * (uint64_t)i;
 }
 
-static long
-rss_anon_kib(void)
-{
-    FILE *f = fopen("/proc/self/status", "re");
-    char line[256];
-    long v = -1;
-
-    if (f == NULL)
-        return -1;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "RssAnon: %ld", &v) == 1)
-            break;
-    fclose(f);
-    return v;
-}
-
-static atomic_int rss_stop;
-static atomic_long rss_peak;
-
-static void *
-rss_sampler(void *arg)
-{
-    (void)arg;
-    while (!rss_stop) {             /* no cmocka asserts off its thread */
-        long v = rss_anon_kib();
-
-        if (v > rss_peak)
-            rss_peak = v;
-        usleep(1000);
-    }
-    return NULL;
-}
-
 static int
 giant_put(struct st_ingest *in, uint64_t addr, const char *type,
           const uint64_t *refs, size_t nrefs, uint64_t *bytes)
@@ -1367,8 +1335,7 @@ giant_commit(struct st_store *s, size_t nitems, uint64_t *id, long *grew)
     struct st_ingest *in;
     uint64_t *refs = malloc(nitems * sizeof *refs), bytes = 0, mref = GIANT_DICT;
     uint64_t cref = GIANT_CLASS;
-    pthread_t t;
-    long before;
+    struct rss_watch rw;
     int rc;
 
     assert_non_null(refs);
@@ -1390,14 +1357,9 @@ giant_commit(struct st_store *s, size_t nitems, uint64_t *id, long *grew)
         st_ingest_free(in);
         return rc;
     }
-    rss_stop = 0;
-    before = rss_anon_kib();
-    rss_peak = before;
-    assert_int_equal(pthread_create(&t, NULL, rss_sampler, NULL), 0);
+    assert_int_equal(rss_watch_start(&rw), 0);
     rc = st_commit(s, in, &src_a, id);
-    rss_stop = 1;
-    assert_int_equal(pthread_join(t, NULL), 0);
-    *grew = rss_peak - before;
+    *grew = rss_watch_stop(&rw);
     st_ingest_free(in);
     return rc;
 }
