@@ -292,7 +292,7 @@ ml_jsonw_double(struct ml_jsonw *w, double v)
     ml_jsonw_raw(w, buf, (size_t)(p - buf));
 }
 
-static const char hexdig[16] = "0123456789abcdef";
+static const char hexdig[] = "0123456789abcdef";
 
 /* Writes one code point (already known to need no further splitting) as
  * JSON string content.  At most 12 bytes. */

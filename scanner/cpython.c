@@ -25,6 +25,10 @@
 #  include "internal/pycore_code.h"
 #  include "internal/pycore_frame.h"
 #endif
+#if PY_VERSION_HEX >= 0x030E0000
+#  include "internal/pycore_interpframe.h"
+#  include "internal/pycore_genobject.h"
+#endif
 #if PY_VERSION_HEX >= 0x030C0000
 #  include "internal/pycore_moduleobject.h"
 #endif
@@ -192,6 +196,12 @@ ml__inline_values(PyObject *op, struct ml_inline_values *iv)
     if (!values->valid)
         return 0;           /* a dict took them over; traverse visits it */
     iv->dict = (PyObject *)_PyObject_GetManagedDict(op);
+#    if PY_VERSION_HEX >= 0x030E0000
+    /* 3.14's subtype_traverse visits a materialised dict instead of the
+     * values it shares (gc.get_referents shows it): nothing to add. */
+    if (iv->dict != NULL)
+        return 0;
+#    endif
 #  elif PY_VERSION_HEX >= 0x030C0000
     if (!(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT))
         return 0;
@@ -458,7 +468,10 @@ size_t
 ml__frame_sizeof(PyObject *op)
 {
     PyFrameObject *f = (PyFrameObject *)op;
-#if PY_VERSION_HEX >= 0x030D0000
+#if PY_VERSION_HEX >= 0x030E0000
+    /* f_executable is a tagged _PyStackRef from 3.14 on. */
+    PyCodeObject *code = _PyFrame_GetCode(f->f_frame);
+#elif PY_VERSION_HEX >= 0x030D0000
     PyCodeObject *code = (PyCodeObject *)f->f_frame->f_executable;
 #elif PY_VERSION_HEX >= 0x030B0000
     PyCodeObject *code = f->f_frame->f_code;
@@ -488,8 +501,15 @@ ml__gen_sizeof(PyObject *op)
 {
 #if PY_VERSION_HEX >= 0x030B0000
     PyGenObject *gen = (PyGenObject *)op;
+#  if PY_VERSION_HEX >= 0x030E0000
+    /* The frame is a struct member from 3.14 on, no longer an array. */
+    _PyInterpreterFrame *f = &gen->gi_iframe;
+#  else
     _PyInterpreterFrame *f = (_PyInterpreterFrame *)gen->gi_iframe;
-#  if PY_VERSION_HEX >= 0x030D0000
+#  endif
+#  if PY_VERSION_HEX >= 0x030E0000
+    PyCodeObject *code = _PyFrame_GetCode(f);
+#  elif PY_VERSION_HEX >= 0x030D0000
     PyCodeObject *code = (PyCodeObject *)f->f_executable;
 #  else
     PyCodeObject *code = f->f_code;

@@ -43,7 +43,8 @@ void ml__gc_restore(int enabled);
  * and fills iv when op has live values there and no dict object: the
  * attributes are then the pairs (name i, value i).  Returns 2 on 3.13 when
  * a __dict__ was materialised over the embedded values: tp_traverse then
- * visits the values but not that dict, iv->dict.  Else 0. */
+ * visits the values but not that dict, iv->dict (3.14 traverses the dict
+ * itself: 0 there).  Else 0. */
 struct ml_inline_values {
     PyObject **values;      /* values[i] may be NULL (attribute deleted) */
     Py_ssize_t n;           /* entries to look at */

@@ -63,6 +63,11 @@ compute_kind(PyTypeObject *tp)
         return ML_K_LIST;
     if (f & Py_TPFLAGS_DICT_SUBCLASS)
         return named_kind(tp) == ML_K_ODICT ? ML_K_ODICT : ML_K_DICT;
+#if PY_VERSION_HEX >= 0x030F0000
+    /* 3.15's frozendict: a dict's layout, not a dict subclass. */
+    if (PyType_IsSubtype(tp, &PyFrozenDict_Type))
+        return ML_K_DICT;
+#endif
     if (f & Py_TPFLAGS_TYPE_SUBCLASS)
         return ML_K_TYPE;
     if (tp == Py_TYPE(Py_None))
@@ -251,6 +256,12 @@ ml__size_of(PyObject *op, enum ml_kind kind)
     case ML_K_BYTEARRAY:
         res = (size_t)tp->tp_basicsize
             + (size_t)((PyByteArrayObject *)op)->ob_alloc;
+#if PY_VERSION_HEX >= 0x030F0000
+        /* 3.15 keeps the buffer in a bytes object of ob_alloc bytes
+         * (ob_bytes_object): its header is counted too. */
+        if (((PyByteArrayObject *)op)->ob_alloc > 0)
+            res += offsetof(PyBytesObject, ob_sval) + 1;
+#endif
         break;
     case ML_K_LIST:
         res = (size_t)tp->tp_basicsize
@@ -382,6 +393,10 @@ visit_dict(PyObject *op, enum ml_kind kind, visitproc visit, void *arg,
     }
     if (Py_IS_TYPE(op, &PyDict_Type) || Py_TYPE(op)->tp_traverse == NULL)
         return 0;
+#if PY_VERSION_HEX >= 0x030F0000
+    if (Py_IS_TYPE(op, &PyFrozenDict_Type))
+        return 0;
+#endif
 
     /* A subclass holds more than its items (its type, a default_factory,
      * an instance dict...): add what its traverse gives, but not the items

@@ -17,10 +17,11 @@
 #endif
 #include <stddef.h>
 
-#if PY_VERSION_HEX < 0x03090000 || PY_VERSION_HEX >= 0x030E0000
-#  error "meliae's scanner supports CPython 3.9 to 3.13; cpython.c must learn the object layouts of this version first"
+#if PY_VERSION_HEX < 0x03090000 || PY_VERSION_HEX >= 0x03100000
+#  error "meliae's scanner supports CPython 3.9 to 3.15; cpython.c must learn the object layouts of this version first"
 #endif
 #ifdef Py_GIL_DISABLED
+/* meson builds freethreaded.c alone for such an interpreter. */
 #  error "free-threaded CPython is not supported: the heap walk relies on the GIL to keep the heap still"
 #endif
 #if SIZEOF_VOID_P != 8 && SIZEOF_VOID_P != 4

@@ -179,17 +179,31 @@ def duplicate_addresses(lines):
     return dups
 
 
+# 3.15's frozendict is laid out as a dict, and dumped as one.
+_DICT_TYPES = tuple(t for t in (dict, getattr(__import__("builtins"),
+                                              "frozendict", None)) if t)
+
+
+def is_dict_like(o):
+    return isinstance(o, _DICT_TYPES)
+
+
+def dict_pairs(d):
+    base = next(t for t in _DICT_TYPES if isinstance(d, t))
+    return list(base.items(d))
+
+
 def dict_pair_ids(d):
     """[id(key0), id(value0), id(key1), ...] read with dict's own C methods
     (works for subclasses without calling their overrides)."""
-    return [id(x) for kv in dict.items(d) for x in kv]
+    return [id(x) for kv in dict_pairs(d) for x in kv]
 
 
 def gc_referent_ids(o):
     """ids the dump's refs must contain: gc.get_referents plus dict keys."""
     ids = set(map(id, gc.get_referents(o)))
-    if issubclass(type(o), dict):
-        ids.update(map(id, dict.keys(o)))
+    if is_dict_like(o):
+        ids.update(id(k) for k, _ in dict_pairs(o))
     return ids
 
 

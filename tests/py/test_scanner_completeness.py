@@ -55,7 +55,14 @@ def python_closure(root):
     return seen
 
 
+# From 3.14 on the collector never untracks a dict (only tuples of atomic
+# values, at creation): such a dict then stays in the GC lists, which the
+# tests below still cover, through the walk of those lists.
+DICTS_UNTRACKED = sys.version_info < (3, 14)
+
+
 def untrack(*objs):
+    objs = [o for o in objs if DICTS_UNTRACKED or type(o) is not dict]
     for _ in range(5):
         gc.collect()
         if not any(gc.is_tracked(o) for o in objs):

@@ -9,6 +9,7 @@ contain ``gc.get_referents`` (plus dict keys), and ``name``/``len``/
 """
 
 import array
+import builtins
 import collections
 import functools
 import gc
@@ -186,6 +187,15 @@ def make_zoo(token):
     z["bytes_subclass"] = BytesSub(b"sub-" + token.encode())
     z["bytearray"] = bytearray(b"abc" * 10)
     z["bytearray_empty"] = bytearray()
+    grown = bytearray(b"x" * 10)
+    grown.extend(b"y" * 50)
+    z["bytearray_grown"] = grown
+    shifted = bytearray(b"0123456789" * 5)
+    del shifted[:7]                     # a logical start inside the buffer
+    z["bytearray_shifted"] = shifted
+    cleared = bytearray(b"z" * 100)
+    cleared.clear()
+    z["bytearray_cleared"] = cleared
     z["memoryview"] = memoryview(bytearray(b"abcd" + token.encode()))
     # tuples
     z["tuple_empty"] = ()
@@ -310,7 +320,33 @@ def make_zoo(token):
     z["ellipsis"] = Ellipsis
     z["notimplemented"] = NotImplemented
     z["object"] = object()
+    add_new_builtins(z, token)
     return z
+
+
+def add_new_builtins(z, token):
+    """The builtin types of the newer interpreters, where they exist."""
+    if sys.version_info >= (3, 13):
+        def locals_proxy():
+            local = "local-" + token
+            return sys._getframe().f_locals, local
+        z["frame_locals_proxy"] = locals_proxy()[0]
+    if sys.version_info >= (3, 14):
+        from string.templatelib import Template, Interpolation
+        value = "tv-" + token
+        t = Template("head-" + token, Interpolation(value, "value", "r", ">10"))
+        z["template"] = t
+        z["interpolation"] = t.interpolations[0]
+    if sys.version_info >= (3, 15):
+        fz = getattr(builtins, "frozendict")
+        z["frozendict"] = fz({"fk-" + token: ["fv"], 7: 2.5,
+                              "fk2-" + token: "v-" + token})
+        z["frozendict_empty"] = fz()
+        z["sentinel"] = getattr(builtins, "sentinel")("MISSING_" + token)
+        ns = {}
+        # PEP 810: the global stays a proxy until it is first used.
+        exec("lazy from json import decoder\n", ns)
+        z["lazy_import"] = ns["decoder"]
 
 
 class ZooTest(unittest.TestCase):
@@ -367,7 +403,7 @@ class ZooTest(unittest.TestCase):
                              name, type(o).__name__, len(missing),
                              [type(r).__name__ for r in gc.get_referents(o)
                               if id(r) in missing][:10]))
-        if issubclass(type(o), dict):
+        if support.is_dict_like(o):
             pairs = support.dict_pair_ids(o)
             self.assertEqual(refs[:len(pairs)], pairs,
                              "%s: refs must start with key/value pairs" % name)
@@ -456,7 +492,8 @@ class ZooTest(unittest.TestCase):
 
     def test_dump_records_len_for_sized_builtins(self):
         sized = (list, tuple, dict, set, frozenset, bytearray,
-                 collections.deque, array.array, str, bytes)
+                 collections.deque, array.array, str, bytes,
+                 *support._DICT_TYPES)
         n = 0
         for name, o in self.zoo.items():
             if isinstance(o, sized):
