@@ -73,6 +73,18 @@ typedef struct {
 
 #define ML_FROM_GC(g) ((PyObject *)((PyGC_Head *)(g) + 1))
 
+/* The next link of a list member.  3.14.0 to 3.14.4 shipped the
+ * incremental collector, which keeps an object's old-space bit in bit 0 of
+ * _gc_next even between collections (_PyGC_NEXT_MASK_OLD_SPACE_1); 3.14.5
+ * went back to the generational one, which sets its flag bits there only
+ * while it collects.  The headers of a later 3.14 do not say which one the
+ * running interpreter is, and the links are at least 8-byte aligned, so
+ * the low bits are always masked off.  Both collectors keep the same
+ * _gc_runtime_state layout (3.14.5 kept the incremental fields as dummies,
+ * and young + old[2] overlay generations[3]): walking the three lists and
+ * the permanent one visits every tracked object under either. */
+#define ML_GC_NEXT(g) ((PyGC_Head *)((g)->_gc_next & ~(uintptr_t)3))
+
 int
 ml__gc_foreach(ml_gc_fn fn, void *arg)
 {
@@ -86,7 +98,7 @@ ml__gc_foreach(ml_gc_fn fn, void *arg)
 
     for (int i = 0; i <= NUM_GENERATIONS; i++) {
         PyGC_Head *head = heads[i];
-        PyGC_Head *g = (PyGC_Head *)head->_gc_next;
+        PyGC_Head *g = ML_GC_NEXT(head);
 
         while (g != head) {
             PyObject *op = ML_FROM_GC(g);
@@ -95,7 +107,7 @@ ml__gc_foreach(ml_gc_fn fn, void *arg)
              * so keep op alive and read the next link only afterwards. */
             Py_INCREF(op);
             rc = fn(op, arg);
-            g = (PyGC_Head *)g->_gc_next;
+            g = ML_GC_NEXT(g);
             Py_DECREF(op);
             if (rc != 0)
                 return rc;

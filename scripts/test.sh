@@ -5,7 +5,10 @@
 #      the 'big' suite (10M objects, containers of 10M entries: once is
 #      enough, and ASan would take an hour);
 #   3. the Python tests on every other CPython 3.9-3.13 that pyenv has;
-#   4. `pip install --no-build-isolation .` into a venv, then an import
+#   4. the unit and Python tests on Debian sid's CPython 3.14 and 3.15, in
+#      a chroot (scripts/sid.sh), and applications on both streaming to
+#      this build's daemon (tests/pipeline/test_newer_pythons.py);
+#   5. `pip install --no-build-isolation .` into a venv, then an import
 #      smoke test from outside the source tree and both executables from
 #      the venv's bin/.
 # Ends with one line "N passed, M failed" (meson test runs, counted).
@@ -18,6 +21,10 @@ passed=0
 failed=0
 failures=()
 
+# Commands of run_suite run through this prefix (the sid chroot's runner
+# for 3.14 and 3.15).
+runner=()
+
 # run_suite NAME PYTHON BUILDDIR [meson test args]
 run_suite() {
   local name=$1 py=$2 dir=$3; shift 3
@@ -25,8 +32,8 @@ run_suite() {
   echo "== $name" >&2
   local log
   log=$(mktemp)
-  if "${env[@]}" ninja -C "$dir" >"$log" 2>&1 \
-     && "${env[@]}" meson test -C "$dir" --print-errorlogs "$@" >>"$log" 2>&1; then
+  if "${runner[@]}" "${env[@]}" ninja -C "$dir" >"$log" 2>&1 \
+     && "${runner[@]}" "${env[@]}" meson test -C "$dir" --print-errorlogs "$@" >>"$log" 2>&1; then
     :
   else
     failures+=("$name")
@@ -62,6 +69,33 @@ for minor in 3.9 3.10 3.12 3.13; do
   ml_setup "build-py$minor" "$py" -Dtests=enabled
   run_suite "python $minor ($py)" "$py" "build-py$minor" --suite python
 done
+
+# CPython 3.14 and 3.15: Debian packages them only in sid, whose builds
+# need sid's glibc, so they run in a chroot made by debootstrap
+# (scripts/sid.sh; about a minute the first time, then reused).
+source "$ML_ROOT/scripts/sid.sh"
+if ml_sid_setup; then
+  runner=(ml_sid_run "$ML_ROOT")
+  for minor in "${ML_SID_PYTHONS[@]}"; do
+    if "${runner[@]}" sh -c '
+         if [ -f "$0/build.ninja" ]; then r=--reconfigure; else r=; fi
+         meson setup $r "$0" -Dpython="$1" -Dtests=enabled -Dman=disabled \
+           -Dsystemd=disabled >/dev/null' "build-py$minor" "/usr/bin/python$minor"; then
+      run_suite "python $minor (Debian sid, chroot)" "/usr/bin/python3" \
+        "build-py$minor" --suite python --suite unit
+    else
+      failures+=("python $minor setup")
+      failed=$((failed + 1))
+    fi
+  done
+  runner=()
+  export MELIAE_SID_RUN="$ML_ROOT/scripts/sid.sh" MELIAE_SID_PYTHONS="${ML_SID_PYTHONS[*]}"
+  run_suite "3.14 and 3.15 applications -> this build's daemon" "$ML_PY" build --suite sid
+  unset MELIAE_SID_RUN MELIAE_SID_PYTHONS
+else
+  failures+=("sid chroot")
+  failed=$((failed + 1))
+fi
 
 echo "== pip install --no-build-isolation . (venv)" >&2
 venv=$(mktemp -d)
