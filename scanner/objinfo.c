@@ -162,7 +162,7 @@ ml__kind(PyTypeObject *tp)
 }
 
 /* ------------------------------------------------------------------ */
-/* Private layouts of extension types (stable from 3.9 to 3.13).       */
+/* Private layouts of extension types (stable from 3.9 to 3.15).       */
 
 /* Modules/_collectionsmodule.c */
 #define DEQUE_BLOCKLEN 64
