@@ -30,13 +30,14 @@ PLACEHOLDER = "0x7f3a5c2b1e80"
 
 
 def blocks(text):
-    """[(section, lang, body)] of the fenced blocks, in order."""
+    """[(section, lang, body)] of the fenced blocks, in order; a block
+    under a ### heading belongs to the ## section above it."""
     out, section = [], ""
     lines = text.split("\n")
     i = 0
     while i < len(lines):
         line = lines[i]
-        if line.startswith("#"):
+        if line.startswith("#") and not line.startswith("###"):
             section = line.lstrip("#").strip()
         m = re.match(r"^```(\w*)\s*$", line)
         if m:
