@@ -14,16 +14,14 @@ when MELIAE_SID_RUN is unset (meson test outside scripts/test.sh).
 
 import json
 import os
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import textwrap
-import time
 import unittest
 
 from meliae import loader
+
+from daemon_case import DaemonCase
 
 SID_RUN = os.environ.get("MELIAE_SID_RUN", "")
 PYTHONS = os.environ.get("MELIAE_SID_PYTHONS", "").split()
@@ -62,37 +60,11 @@ APP = textwrap.dedent("""
     """)
 
 
-def _wait_for(pred, timeout=30.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for " + what)
-
-
 @unittest.skipUnless(SID_RUN and PYTHONS and ROOT and MONITORD and CLI,
                      "no sid chroot (run by scripts/test.sh)")
-class NewerPythonsStreamTest(unittest.TestCase):
-
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="ml_newpy.", dir="/tmp")
-        self.store = os.path.join(self.tmp, "store")
-        self.sock = os.path.join(self.tmp, "m.sock")
-        self.daemon = subprocess.Popen(
-            [MONITORD, "--store", self.store, "--socket", self.sock,
-             "--foreground", "--log-level", "warn"])
-        _wait_for(lambda: os.path.exists(self.sock), what="daemon socket")
-
-    def tearDown(self):
-        if self.daemon.poll() is None:
-            self.daemon.send_signal(signal.SIGTERM)
-            try:
-                self.daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+class NewerPythonsStreamTest(DaemonCase):
+    TMP_PREFIX = "ml_newpy."
+    TMP_DIR = "/tmp"        # shared with the chroot
 
     def cli(self, *args):
         out = subprocess.run([CLI, "--socket", self.sock, "--json"]

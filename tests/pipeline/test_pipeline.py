@@ -10,52 +10,23 @@ meliae.
 
 import json
 import os
-import shutil
-import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import unittest
 
 from meliae import loader
 
+from daemon_case import DaemonCase
+
 MONITORD = os.environ.get("MELIAE_MONITORD", "")
 STORE_TOOL = os.environ.get("MELIAE_STORE_TOOL", "")
 
 
-def _wait_for(pred, timeout=30.0, what="condition"):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if pred():
-            return
-        time.sleep(0.02)
-    raise AssertionError("timed out waiting for " + what)
-
-
 @unittest.skipUnless(MONITORD and STORE_TOOL, "MELIAE_MONITORD/STORE_TOOL unset")
-class PipelineTest(unittest.TestCase):
-
-    def setUp(self):
-        self.tmp = tempfile.mkdtemp(prefix="ml_pipe.")
-        self.store = os.path.join(self.tmp, "store")
-        self.sock = os.path.join(self.tmp, "m.sock")
-        self.daemon = subprocess.Popen(
-            [MONITORD, "--store", self.store, "--socket", self.sock,
-             "--foreground", "--log-level", "warn"])
-        _wait_for(lambda: os.path.exists(self.sock), what="daemon socket")
-
-    def tearDown(self):
-        if self.daemon.poll() is None:
-            self.daemon.send_signal(signal.SIGTERM)
-            try:
-                self.daemon.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.daemon.kill()
-                self.daemon.wait()
-        shutil.rmtree(self.tmp, ignore_errors=True)
+class PipelineTest(DaemonCase):
 
     def tool(self, *args):
         out = subprocess.run([STORE_TOOL] + list(args), capture_output=True,
