@@ -398,6 +398,25 @@ ml_graph_finish(struct ml_graph *g)
     return 0;
 }
 
+/* Closes the gaps that repeated references left in par (object i's
+ * referrers are par[start[i] .. fill[i])), in place, front to back. */
+static void
+squeeze_parents(size_t n, uint32_t *start, const uint32_t *fill,
+                uint32_t *par)
+{
+    uint32_t w = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        uint32_t a = start[i], len = fill[i] - a;
+
+        if (a != w)
+            memmove(par + w, par + a, len * sizeof(*par));
+        start[i] = w;
+        w += len;
+    }
+    start[n] = w;
+}
+
 int
 ml_graph_compute_parents(struct ml_graph *g)
 {
@@ -425,9 +444,15 @@ ml_graph_compute_parents(struct ml_graph *g)
         start[i + 1] += start[i];
     memcpy(fill, start, g->n * sizeof(*fill));
     for (size_t i = 0; i < g->n; i++)
-        for (uint64_t k = g->ref_start[i]; k < g->ref_start[i + 1]; k++)
-            if (g->refs[k] < g->n)
-                par[fill[g->refs[k]]++] = (uint32_t)i;
+        for (uint64_t k = g->ref_start[i]; k < g->ref_start[i + 1]; k++) {
+            uint32_t r = g->refs[k];
+
+            /* Referrers arrive in index order: a repeat is the last one
+             * placed. */
+            if (r < g->n && (fill[r] == start[r] || par[fill[r] - 1] != i))
+                par[fill[r]++] = (uint32_t)i;
+        }
+    squeeze_parents(g->n, start, fill, par);
     free(fill);
     g->par_start = start;
     g->par = par;
