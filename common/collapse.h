@@ -21,7 +21,9 @@
  * and the dict leaves the graph (indices are compacted, the address map
  * rebuilt, dangling refs kept).  The referrer CSR, if any, is dropped:
  * compute it again.  This is the shape the scanner already gives 3.11+
- * instances whose values were inline.
+ * instances whose values were inline.  A module whose only ref is a dict
+ * that nothing else references folds it the same way (meliae 0.5 does;
+ * functions' __globals__ keep most modules' dicts apart).
  *
  * Returns how many dicts were folded (>= 0), -EINVAL if the graph is not
  * finished, or -ENOMEM (the graph is then unchanged). */
