@@ -32,6 +32,7 @@ __all__ = [
     "ObjManager",
     "iter_objs",
     "load",
+    "remove_expensive_references",
 ]
 
 DEFAULT_MAX_PARENTS = 100
@@ -48,23 +49,31 @@ class DumpWarning(UserWarning):
 
 
 def _format_list(addresses, total=None):
-    """'[a, b, ...]': at most 10 addresses, then ', ...'."""
+    """'[0x1, 0x2, ...]': at most 10 addresses, then ', ...'."""
     if total is None:
         total = len(addresses)
-    shown = ", ".join("%d" % a for a in addresses[:10])
+    shown = ", ".join(_hex(a) for a in addresses[:10])
     if total > 10:
         return "[%s, ...]" % shown
     return "[%s]" % shown
 
 
+def _hex(address):
+    """An address as the CLI and meliae-cli's JSON show it: 0x7f3a5c2b1e80."""
+    return "0x%x" % address
+
+
 def _human(total_size):
+    """A size as meliae-cli prints one: 68B, 1.2KiB, 3.4MiB."""
     size = float(total_size)
-    order = "B"
-    for unit in ("KiB", "MiB", "GiB"):
-        if size > 800.0:
-            size /= 1024
-            order = unit
-    return "%.1f%s" % (size, order)
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    u = 0
+    while abs(size) >= 1024 and u < len(units) - 1:
+        size /= 1024
+        u += 1
+    if u == 0:
+        return "%d%s" % (total_size, units[0])
+    return "%.1f%s" % (size, units[u])
 
 
 def _repr_obj(address, type_str, name, size, refs, nparents, parents, value,
@@ -87,8 +96,8 @@ def _repr_obj(address, type_str, name, size, refs, nparents, parents, value,
             r = r[:18] + "..."
         value_str = ", %s" % (r,)
     total_str = ", %s" % _human(total_size) if total_size else ""
-    return "MemObject(%d, %s%s, %d bytes, %d refs%s%s%s%s)" % (
-        address, type_str, name_str, size, len(refs), ref_str, referrer_str,
+    return "MemObject(%s, %s%s, %d bytes, %d refs%s%s%s%s)" % (
+        _hex(address), type_str, name_str, size, len(refs), ref_str, referrer_str,
         value_str, total_str)
 
 
@@ -115,19 +124,43 @@ def _to_json(address, type_str, size, name, length, value, refs):
 class MemObject(object):
     """One object of a loaded dump, made on demand from the flat arrays.
 
-    Two MemObjects of the same ObjManager and address are equal.
+    Two MemObjects of the same ObjManager and address are equal.  A
+    MemObject names its address, not a slot of the arrays: one taken
+    before collapse_instance_dicts() (which renumbers the objects) is the
+    same object after it, with the refs and size the collapse gave it.
     """
 
-    __slots__ = ("_om", "_i")
+    __slots__ = ("_om", "_j", "_gen", "_addr")
 
-    def __init__(self, om, index):
+    def __init__(self, om, index, address=None):
         self._om = om
-        self._i = index
+        self._j = index
+        self._gen = om._gen
+        self._addr = om._g.address(index) if address is None else address
+
+    @property
+    def _i(self):
+        """The index of this object in the arrays as they are now.  The
+        handle keeps its address, so nothing per object is kept for
+        handles across a renumbering: a stale one looks itself up once."""
+        if self._gen != self._om._gen:
+            self._relocate()
+        return self._j
+
+    def _relocate(self):
+        om = self._om
+        j = om._g.find(self._addr)
+        if j < 0:
+            raise KeyError("address %s left the dump: "
+                           "collapse_instance_dicts() folded it into its "
+                           "instance" % _hex(self._addr))
+        self._j = j
+        self._gen = om._gen
 
     # Fields of the line.
     @property
     def address(self):
-        return self._om._g.address(self._i)
+        return self._addr
 
     @property
     def type_str(self):
@@ -171,7 +204,7 @@ class MemObject(object):
     @property
     def parents(self):
         """Addresses of the objects referencing this one (computed on first
-        use), at most om.max_parents of them."""
+        use), each once, in dump order; at most om.max_parents of them."""
         om = self._om
         om._ensure_parents()
         return om._g.parents(self._i, om.max_parents)
@@ -180,7 +213,7 @@ class MemObject(object):
 
     @property
     def num_parents(self):
-        """How many references to this object there are (all of them)."""
+        """How many objects refer to this one (all of them, each once)."""
         self._om._ensure_parents()
         return self._om._g.num_parents(self._i)
 
@@ -216,11 +249,16 @@ class MemObject(object):
     # Sizes of what this object holds.
     def iter_recursive_refs(self, excluding=None):
         """This object and everything reachable from it, as MemObjects,
-        not going through (nor yielding) the objects in excluding."""
-        mask = self._om._reachable(self, excluding)
+        not going through (nor yielding) the objects in excluding.  This
+        object comes first (as meliae 0.5 documents: easy to skip, awkward
+        to add back), unless excluded; the others in dump order."""
         om = self._om
+        me = self._i
+        mask = om._reachable(self, excluding)
+        if mask[me]:
+            yield self
         for j, m in enumerate(mask):
-            if m:
+            if m and j != me:
                 yield MemObject(om, j)
 
     def compute_total_size(self, excluding=None):
@@ -282,14 +320,14 @@ class MemObject(object):
     def __eq__(self, other):
         if not isinstance(other, MemObject):
             return NotImplemented
-        return self._om is other._om and self._i == other._i
+        return self._om is other._om and self._addr == other._addr
 
     def __ne__(self, other):
         r = self.__eq__(other)
         return r if r is NotImplemented else not r
 
     def __hash__(self):
-        return hash(self.address)
+        return hash(self._addr)
 
     def __repr__(self):
         om, g, i = self._om, self._om._g, self._i
@@ -401,26 +439,54 @@ class _ObjSummary(object):
                                 reverse=True)
         return self
 
-    def __repr__(self):
+    # meliae 0.5's columns and their widths (its header, to the letter).
+    _columns = (("Index", 6), ("Count", 8), ("%", 4), ("Size", 10),
+                ("%", 4), ("Cum", 4), ("Max", 8))
+
+    def _rows(self):
+        """The figures of the first 20 types, one tuple per row, in the
+        order of _columns."""
         total_count = self.total_count or 1
         total_size = self.total_size or 1
+        cumulative = 0
+        rows = []
+        for i, s in enumerate(self.summaries[:20]):
+            cumulative += s.total_size
+            rows.append((i, s.count, s.count * 100 // total_count,
+                         s.total_size, s.total_size * 100 // total_size,
+                         cumulative * 100 // total_size, s.max_size))
+        return rows
+
+    def __repr__(self):
         out = [
             "Total %d objects, %d types, Total size = %.1fMiB (%d bytes)%s"
             % (self.total_count, len(self.summaries),
                self.total_size / 1024.0 / 1024.0, self.total_size,
                self._title),
-            " Index   Count   %      Size   % Cum     Max Kind",
         ]
-        cumulative = 0
-        for i, s in enumerate(self.summaries[:20]):
-            cumulative += s.total_size
-            out.append("%6d%8d%4d%10d%4d%4d%8d %s" % (
-                i, s.count, s.count * 100 // total_count, s.total_size,
-                s.total_size * 100 // total_size,
-                cumulative * 100 // total_size, s.max_size, s.type_str))
+        rows = self._rows()
+        out.extend(_table(self._columns,
+                          [r + (s.type_str,)
+                           for r, s in zip(rows, self.summaries)]))
         if len(self.summaries) > 20:
             out.append("...")
         return "\n".join(out)
+
+
+def _table(columns, rows):
+    """Right-aligned figures, then the Kind: each column as wide as
+    meliae 0.5 made it, or one wider than its widest figure, so that
+    figures never run together."""
+    widths = [w for _, w in columns]
+    for r in rows:
+        for c, w in enumerate(widths):
+            widths[c] = max(w, len("%d" % r[c]) + 1)
+    out = ["".join(h.rjust(w) for (h, _), w in zip(columns, widths))
+           + " Kind"]
+    for r in rows:
+        out.append("".join(("%d" % v).rjust(w) for v, w in zip(r, widths))
+                   + " " + r[-1])
+    return out
 
 
 class _RetainedSummary(_ObjSummary):
@@ -430,9 +496,15 @@ class _RetainedSummary(_ObjSummary):
     retained size includes its strs'), max_size/max_address the object of
     the type with the largest retained size.  top_counts[type_str] is how
     many objects were summed.  total_size is the heap's: the rows may add
-    up to more, and "% Cum" past 100."""
+    up to more (a dict's row counts its strs, which the str row counts
+    too), so the table has no cumulative column."""
 
     _title = ", by retained size"
+    _columns = (("Index", 6), ("Count", 8), ("%", 4), ("Retained", 10),
+                ("%", 4), ("Max", 10))
+
+    def _rows(self):
+        return [r[:5] + r[6:] for r in _ObjSummary._rows(self)]
 
     def __init__(self, rows, heap_total):
         _ObjSummary.__init__(self, [r[:5] for r in rows])
@@ -471,9 +543,7 @@ class _ObjView(collections.abc.Mapping):
         return [MemObject(om, i) for i in range(len(om._g))]
 
     def items(self):
-        om = self._om
-        g = om._g
-        return [(g.address(i), MemObject(om, i)) for i in range(len(g))]
+        return [(m._addr, m) for m in self.values()]
 
     itervalues = values
     iteritems = items
@@ -487,6 +557,7 @@ class ObjManager(object):
         self.max_parents = (DEFAULT_MAX_PARENTS if max_parents is None
                             else max_parents)
         self._total_sizes = {}
+        self._gen = 0           # bumped when objects are renumbered
         self.objs = _ObjView(self)
 
     # Counters of what the input held.
@@ -675,7 +746,7 @@ class ObjManager(object):
             obj = self[obj]
         g = self._g
         n = len(g)
-        idx = g.ref_indices(obj._i)
+        idx = g.ref_indices(self._own_dict(obj._i))
         if len(idx) % 2 == 1:
             idx = idx[:-1]
         out = {}
@@ -688,19 +759,35 @@ class ObjManager(object):
                 out[repr(key)] = val
         return out
 
+    def _own_dict(self, i):
+        """A module whose __dict__ was not folded into it (functions hold
+        it too) reads as that dict: the index of what to expand."""
+        g = self._g
+        if g.type_str(i) == "module" and g.num_refs(i) == 1:
+            (j,) = g.ref_indices(i)
+            if j < len(g) and g.type_str(j) == "dict":
+                return j
+        return i
+
     def collapse_instance_dicts(self):
         """Folds each instance's private __dict__ into the instance.
 
         The instance takes the dict's refs ([name, value, ...]) before its
         own remaining refs and adds the dict's size to its own; the dict
         leaves the dump.  3.11+ instances whose values were inline are
-        already in that shape.  Returns how many dicts were folded.
+        already in that shape.  A module whose __dict__ nothing else refers
+        to takes it the same way, as in meliae 0.5.  MemObjects taken
+        before stay valid (but for the folded dicts').  Returns how many
+        dicts were folded.
         """
         collapse = getattr(self._g, "collapse_instance_dicts", None)
         if collapse is None:
             return 0
         self._total_sizes.clear()
-        return collapse()
+        folded = collapse()
+        if folded:
+            self._gen += 1      # MemObjects taken before look themselves up
+        return folded
 
     def remove_expensive_references(self):
         """Removes the references that make every object reach everything.
@@ -923,13 +1010,15 @@ def _load_graph(source, show_prog=True, errors="strict"):
     return g
 
 
-def load(source, show_prog=True, collapse=True, max_parents=None,
-         errors="strict"):
+def load(source, using_json=None, show_prog=True, collapse=True,
+         max_parents=None, errors="strict"):
     """Loads a dump into an ObjManager.
 
     source: a path (str, bytes or os.PathLike; gzip-compressed or not, told
     by the magic bytes), a binary file object, or an iterable of lines (str
-    or bytes).  show_prog: progress on stderr when it is a terminal.
+    or bytes).  using_json: meliae 0.5's choice of parser; accepted and
+    ignored (there is one parser, in C).  show_prog: progress on stderr
+    when it is a terminal.
     collapse: run collapse_instance_dicts() then compute_referrers().
     max_parents: how many parents a MemObject shows (default 100; all of
     them are still walked).  errors: 'strict' raises ValueError("line N:
@@ -942,6 +1031,50 @@ def load(source, show_prog=True, collapse=True, max_parents=None,
         om.collapse_instance_dicts()
         om.compute_referrers()
     return om
+
+
+def remove_expensive_references(source, total_objs=0, show_progress=False):
+    """meliae 0.5's filter over objects that are not loaded: yields
+    (changed, obj) for every object of source(), obj with the references
+    ObjManager.remove_expensive_references() removes (to modules, frames
+    and types; a function's __globals__, __builtins__ and module name; an
+    _LRUNode's to other _LRUNodes) taken out of its children.
+
+    source: a callable returning an iterable of objects (iter_objs'
+    objects, or MemObjects); it is called twice.  iter_objs' objects are
+    changed in place; a MemObject is given as a copy, its ObjManager is
+    left as it was.  The whole stream is held as a graph meanwhile (about
+    65 bytes an object): which refs to drop depends on objects anywhere in
+    it.  total_objs is accepted for 0.5's sake (a progress hint there).
+    show_progress: one line on stderr at the end, how many references
+    were removed.
+
+        for changed, obj in loader.remove_expensive_references(
+                lambda: loader.iter_objs(path)):
+            out.write(obj.to_json() + "\n")
+
+    Unlike 0.5, no '<ex-reference>' object (address 0) is yielded or
+    referred to in place of what was removed (docs/meliae05.md).
+    """
+    g = _loader.Graph()
+    for obj in source():
+        g.feed(obj.to_json() + "\n")
+    g.finish()
+    removed = g.remove_expensive_references()
+    count = 0
+    for obj in source():
+        count += 1
+        refs = g.refs(g.find(obj.address))
+        changed = refs != list(obj.children)
+        if isinstance(obj, _LineObject):
+            obj.children = refs
+        else:
+            obj = _LineObject(obj.address, obj.type_str, obj.size, obj.name,
+                              obj.len, obj.value, refs)
+        yield changed, obj
+    if show_progress:
+        sys.stderr.write("removed %d expensive refs from %d objs\n"
+                         % (removed, count))
 
 
 def iter_objs(source, errors="strict"):
