@@ -142,10 +142,9 @@ class MemObject(object):
     def _i(self):
         """The index of this object in the arrays as they are now.  The
         handle keeps its address, so nothing per object is kept for
-        handles across a renumbering: a stale one looks itself up once."""
-        if self._gen != self._om._gen:
-            self._relocate()
-        return self._j
+        handles across a renumbering: a stale one looks itself up once.
+        (The fields below inline this test: they are the hot ones.)"""
+        return self._j if self._gen == self._om._gen else self._relocate()
 
     def _relocate(self):
         om = self._om
@@ -156,6 +155,7 @@ class MemObject(object):
                            "instance" % _hex(self._addr))
         self._j = j
         self._gen = om._gen
+        return j
 
     # Fields of the line.
     @property
@@ -164,42 +164,58 @@ class MemObject(object):
 
     @property
     def type_str(self):
-        return self._om._g.type_str(self._i)
+        om = self._om
+        return om._g.type_str(self._j if self._gen == om._gen
+                                 else self._relocate())
 
     @property
     def size(self):
-        return self._om._g.size(self._i)
+        om = self._om
+        return om._g.size(self._j if self._gen == om._gen
+                             else self._relocate())
 
     @property
     def len(self):
         """The object's "len" (items, characters, bytes), or None."""
-        return self._om._g.len(self._i)
+        om = self._om
+        return om._g.len(self._j if self._gen == om._gen
+                            else self._relocate())
 
     length = len
 
     @property
     def value(self):
-        return self._om._g.value(self._i)
+        om = self._om
+        return om._g.value(self._j if self._gen == om._gen
+                              else self._relocate())
 
     @property
     def name(self):
-        return self._om._g.name(self._i)
+        om = self._om
+        return om._g.name(self._j if self._gen == om._gen
+                             else self._relocate())
 
     # References.
     @property
     def children(self):
         """Addresses this object references (also those with no line)."""
-        return self._om._g.refs(self._i)
+        om = self._om
+        return om._g.refs(self._j if self._gen == om._gen
+                             else self._relocate())
 
     refs = children
     ref_list = children
 
     @property
     def num_refs(self):
-        return self._om._g.num_refs(self._i)
+        om = self._om
+        return om._g.num_refs(self._j if self._gen == om._gen
+                                 else self._relocate())
 
     def __len__(self):
-        return self._om._g.num_refs(self._i)
+        om = self._om
+        return om._g.num_refs(self._j if self._gen == om._gen
+                                 else self._relocate())
 
     @property
     def parents(self):
