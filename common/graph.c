@@ -398,50 +398,44 @@ ml_graph_finish(struct ml_graph *g)
     return 0;
 }
 
-/* Closes the gaps that repeated references left in par (object i's
- * referrers are par[start[i] .. fill[i])), in place, front to back. */
+/* Counts each object's distinct referrers into start[r + 1], with last[r]
+ * the index + 1 of r's latest referrer (last is zeroed). */
 static void
-squeeze_parents(size_t n, uint32_t *start, const uint32_t *fill,
-                uint32_t *par)
+count_parents(const struct ml_graph *g, uint32_t *start, uint32_t *last)
 {
-    uint32_t w = 0;
+    for (size_t i = 0; i < g->n; i++)
+        for (uint64_t k = g->ref_start[i]; k < g->ref_start[i + 1]; k++) {
+            uint32_t r = g->refs[k];
 
-    for (size_t i = 0; i < n; i++) {
-        uint32_t a = start[i], len = fill[i] - a;
-
-        if (a != w)
-            memmove(par + w, par + a, len * sizeof(*par));
-        start[i] = w;
-        w += len;
-    }
-    start[n] = w;
+            if (r < g->n && last[r] != (uint32_t)i + 1) {
+                last[r] = (uint32_t)i + 1;
+                start[r + 1]++;
+            }
+        }
 }
 
 int
 ml_graph_compute_parents(struct ml_graph *g)
 {
     uint32_t *start;
-    uint32_t *par;
+    uint32_t *par = NULL;
     uint32_t *fill;
 
     if (!g->finished)
         return -EINVAL;
     ml_graph_drop_parents(g);
     start = calloc(g->n + 1, sizeof(*start));
-    par = malloc((g->nrefs ? g->nrefs : 1) * sizeof(*par));
-    fill = malloc((g->n ? g->n : 1) * sizeof(*fill));
-    if (start == NULL || par == NULL || fill == NULL) {
-        free(start);
-        free(par);
-        free(fill);
-        return -ENOMEM;
-    }
-    /* Count, prefix-sum, then place: two passes over refs. */
-    for (uint64_t k = 0; k < g->nrefs; k++)
-        if (g->refs[k] < g->n)
-            start[g->refs[k] + 1]++;
+    fill = calloc(g->n ? g->n : 1, sizeof(*fill));
+    if (start == NULL || fill == NULL)
+        goto fail;
+    /* Count, prefix-sum, then place: two passes over refs, the first
+     * telling the size of par. */
+    count_parents(g, start, fill);
     for (size_t i = 0; i < g->n; i++)
         start[i + 1] += start[i];
+    par = malloc((start[g->n] ? start[g->n] : 1) * sizeof(*par));
+    if (par == NULL)
+        goto fail;
     memcpy(fill, start, g->n * sizeof(*fill));
     for (size_t i = 0; i < g->n; i++)
         for (uint64_t k = g->ref_start[i]; k < g->ref_start[i + 1]; k++) {
@@ -452,11 +446,15 @@ ml_graph_compute_parents(struct ml_graph *g)
             if (r < g->n && (fill[r] == start[r] || par[fill[r] - 1] != i))
                 par[fill[r]++] = (uint32_t)i;
         }
-    squeeze_parents(g->n, start, fill, par);
     free(fill);
     g->par_start = start;
     g->par = par;
     return 0;
+fail:
+    free(start);
+    free(fill);
+    free(par);
+    return -ENOMEM;
 }
 
 void
