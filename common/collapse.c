@@ -46,6 +46,12 @@ module_dict(const struct ml_graph *g, size_t i, uint32_t dict_t,
 int64_t
 ml_graph_collapse_instance_dicts(struct ml_graph *g)
 {
+    return ml_graph_collapse_renumbering(g, NULL);
+}
+
+int64_t
+ml_graph_collapse_renumbering(struct ml_graph *g, uint32_t **renumber)
+{
     const size_t n = g->n;
     uint32_t dict_t, type_t, module_t;
     uint32_t *nref = NULL, *dictof = NULL, *newidx = NULL, *stamp = NULL;
@@ -55,6 +61,8 @@ ml_graph_collapse_instance_dicts(struct ml_graph *g)
     size_t count = 0, nnew;
     int64_t rc = -ENOMEM;
 
+    if (renumber != NULL)
+        *renumber = NULL;
     if (!g->finished)
         return -EINVAL;
     dict_t = ml_graph_type_id(g, "dict");
@@ -223,6 +231,10 @@ ml_graph_collapse_instance_dicts(struct ml_graph *g)
     g->n = nnew;
     ml_graph_drop_parents(g);
     ml_graph_rehash(g);             /* same capacity: n only shrank */
+    if (renumber != NULL) {
+        *renumber = newidx;
+        newidx = NULL;
+    }
     rc = (int64_t)count;
 out:
     free(nref);

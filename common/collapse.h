@@ -29,4 +29,10 @@
  * finished, or -ENOMEM (the graph is then unchanged). */
 int64_t ml_graph_collapse_instance_dicts(struct ml_graph *g);
 
+/* The same; when it folded anything and renumber is not NULL, *renumber
+ * is the old index -> new index table (malloc'd, the old n entries,
+ * ML_GRAPH_NONE for a folded dict; the caller frees it), else NULL.  For
+ * the loader's MemObjects taken before the collapse. */
+int64_t ml_graph_collapse_renumbering(struct ml_graph *g, uint32_t **renumber);
+
 #endif /* ML_COLLAPSE_H */

@@ -121,64 +121,84 @@ def _to_json(address, type_str, size, name, length, value, refs):
 # Objects of a loaded dump
 
 
+_NONE = 0xFFFFFFFF      # a renumbering table's "folded": no new index
+
+
+class _Generation(object):
+    """The numbering of an ObjManager's objects, which each MemObject
+    notes.  A collapse that renumbers while MemObjects of the current
+    numbering are alive (the generation's reference count says so) keeps
+    the old -> new table here, and a new generation follows: the table
+    lives exactly as long as MemObjects that need it, and a collapse
+    with none alive (load() collapses before any) keeps nothing."""
+
+    __slots__ = ("renumbered_by", "next")
+
+    def __init__(self):
+        self.renumbered_by = None   # old -> new index, once renumbered
+        self.next = None
+
+
 class MemObject(object):
     """One object of a loaded dump, made on demand from the flat arrays.
 
-    Two MemObjects of the same ObjManager and address are equal.  A
-    MemObject names its address, not a slot of the arrays: one taken
-    before collapse_instance_dicts() (which renumbers the objects) is the
-    same object after it, with the refs and size the collapse gave it.
+    Two MemObjects of the same ObjManager and address are equal.  One
+    taken before collapse_instance_dicts() (which renumbers the objects)
+    is the same object after it, with the refs and size the collapse gave
+    it.
     """
 
-    __slots__ = ("_om", "_j", "_gen", "_addr")
+    __slots__ = ("_om", "_j", "_gen")
 
-    def __init__(self, om, index, address=None):
+    def __init__(self, om, index):
         self._om = om
         self._j = index
         self._gen = om._gen
-        self._addr = om._g.address(index) if address is None else address
 
     @property
     def _i(self):
-        """The index of this object in the arrays as they are now.  The
-        handle keeps its address, so nothing per object is kept for
-        handles across a renumbering: a stale one looks itself up once.
-        (The fields below inline this test: they are the hot ones.)"""
-        return self._j if self._gen == self._om._gen else self._relocate()
+        """The index of this object in the arrays as they are now.  (The
+        fields below inline this test: they are the hot ones.)"""
+        return self._j if self._gen is self._om._gen else self._relocate()
 
     def _relocate(self):
-        om = self._om
-        j = om._g.find(self._addr)
-        if j < 0:
-            raise KeyError("address %s left the dump: "
-                           "collapse_instance_dicts() folded it into its "
-                           "instance" % _hex(self._addr))
-        self._j = j
-        self._gen = om._gen
+        """A handle from before a collapse: its index through the tables
+        of the collapses since (see _Generation)."""
+        gen, j = self._gen, self._j
+        while gen.renumbered_by is not None:
+            j = gen.renumbered_by[j]
+            if j == _NONE:
+                raise KeyError("this object was a dict that "
+                               "collapse_instance_dicts() folded into its "
+                               "instance")
+            gen = gen.next
+        self._gen, self._j = gen, j
         return j
 
     # Fields of the line.
     @property
     def address(self):
-        return self._addr
+        om = self._om
+        return om._g.address(self._j if self._gen is om._gen
+                                else self._relocate())
 
     @property
     def type_str(self):
         om = self._om
-        return om._g.type_str(self._j if self._gen == om._gen
+        return om._g.type_str(self._j if self._gen is om._gen
                                  else self._relocate())
 
     @property
     def size(self):
         om = self._om
-        return om._g.size(self._j if self._gen == om._gen
+        return om._g.size(self._j if self._gen is om._gen
                              else self._relocate())
 
     @property
     def len(self):
         """The object's "len" (items, characters, bytes), or None."""
         om = self._om
-        return om._g.len(self._j if self._gen == om._gen
+        return om._g.len(self._j if self._gen is om._gen
                             else self._relocate())
 
     length = len
@@ -186,13 +206,13 @@ class MemObject(object):
     @property
     def value(self):
         om = self._om
-        return om._g.value(self._j if self._gen == om._gen
+        return om._g.value(self._j if self._gen is om._gen
                               else self._relocate())
 
     @property
     def name(self):
         om = self._om
-        return om._g.name(self._j if self._gen == om._gen
+        return om._g.name(self._j if self._gen is om._gen
                              else self._relocate())
 
     # References.
@@ -200,7 +220,7 @@ class MemObject(object):
     def children(self):
         """Addresses this object references (also those with no line)."""
         om = self._om
-        return om._g.refs(self._j if self._gen == om._gen
+        return om._g.refs(self._j if self._gen is om._gen
                              else self._relocate())
 
     refs = children
@@ -209,12 +229,12 @@ class MemObject(object):
     @property
     def num_refs(self):
         om = self._om
-        return om._g.num_refs(self._j if self._gen == om._gen
+        return om._g.num_refs(self._j if self._gen is om._gen
                                  else self._relocate())
 
     def __len__(self):
         om = self._om
-        return om._g.num_refs(self._j if self._gen == om._gen
+        return om._g.num_refs(self._j if self._gen is om._gen
                                  else self._relocate())
 
     @property
@@ -336,17 +356,21 @@ class MemObject(object):
     def __eq__(self, other):
         if not isinstance(other, MemObject):
             return NotImplemented
-        return self._om is other._om and self._addr == other._addr
+        return self._om is other._om and self._i == other._i
 
     def __ne__(self, other):
         r = self.__eq__(other)
         return r if r is NotImplemented else not r
 
     def __hash__(self):
-        return hash(self._addr)
+        return hash(self.address)
 
     def __repr__(self):
-        om, g, i = self._om, self._om._g, self._i
+        try:
+            i = self._i
+        except KeyError:
+            return "MemObject(a dict folded into its instance)"
+        om, g = self._om, self._om._g
         if g.has_parents:
             nparents = g.num_parents(i)
             parents = g.parents(i, 10)
@@ -559,7 +583,7 @@ class _ObjView(collections.abc.Mapping):
         return [MemObject(om, i) for i in range(len(om._g))]
 
     def items(self):
-        return [(m._addr, m) for m in self.values()]
+        return [(m.address, m) for m in self.values()]
 
     itervalues = values
     iteritems = items
@@ -573,7 +597,8 @@ class ObjManager(object):
         self.max_parents = (DEFAULT_MAX_PARENTS if max_parents is None
                             else max_parents)
         self._total_sizes = {}
-        self._gen = 0           # bumped when objects are renumbered
+        self._gen = _Generation()
+        self._alone = _Generation()     # getrefcount's baseline
         self.objs = _ObjView(self)
 
     # Counters of what the input held.
@@ -800,9 +825,16 @@ class ObjManager(object):
         if collapse is None:
             return 0
         self._total_sizes.clear()
-        folded = collapse()
-        if folded:
-            self._gen += 1      # MemObjects taken before look themselves up
+        # MemObjects hold references to the generation; _alone, held by
+        # self only, is read the same way (3.14 borrows some references:
+        # no fixed count is right everywhere).
+        if sys.getrefcount(self._gen) <= sys.getrefcount(self._alone):
+            return collapse()
+        folded, table = collapse(True)
+        if table is not None:
+            old = self._gen
+            old.renumbered_by = memoryview(table).cast("I")
+            old.next = self._gen = _Generation()
         return folded
 
     def remove_expensive_references(self):

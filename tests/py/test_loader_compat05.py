@@ -31,6 +31,21 @@ def load(lines, **kw):
     return loader.load(lines, **kw)
 
 
+class _CollapseSpy(object):
+    """A Graph that notes the arguments of collapse_instance_dicts."""
+
+    def __init__(self, g):
+        self._g = g
+        self.calls = []
+
+    def collapse_instance_dicts(self, *args):
+        self.calls.append(args)
+        return self._g.collapse_instance_dicts(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._g, name)
+
+
 class HandlesSurviveCollapse(unittest.TestCase):
     """A MemObject taken before collapse_instance_dicts() is the same
     object after it (the collapse renumbers the arrays)."""
@@ -64,11 +79,15 @@ class HandlesSurviveCollapse(unittest.TestCase):
         from_values = self.om.objs.values()
         self.om.collapse_instance_dicts()
         self.om.compute_referrers()
-        self.assertEqual([o.address for o in from_p], [2, 12])
+        self.assertEqual(from_p[1].address, 12)
         self.assertEqual(from_p[1].parents, [])
-        self.assertEqual(sorted(o.address for o in from_values
-                                if o.address != 2),
-                         [1, 3, 10, 11, 12])
+        with self.assertRaises(KeyError):
+            from_p[0].children                  # the folded dict
+        self.assertIn("folded", repr(from_p[0]))
+        self.assertEqual(from_values[2].address, 3)
+        self.assertEqual([o.address for o in from_values[3:]], [10, 11, 12])
+        with self.assertRaises(KeyError):
+            from_values[1].address              # the folded dict
         self.assertEqual(self.om[11].parents, [3, 12])
 
     def test_a_handle_on_a_folded_dict_says_where_it_went(self):
@@ -77,7 +96,47 @@ class HandlesSurviveCollapse(unittest.TestCase):
         with self.assertRaises(KeyError) as cm:
             d.size
         self.assertIn("collapse_instance_dicts", str(cm.exception))
-        self.assertEqual(d.address, 2)          # what it was, still
+        with self.assertRaises(KeyError):
+            d.address                           # gone with the dict
+
+    def test_the_renumbering_lives_as_long_as_the_handles(self):
+        # no handle: the collapse asks for no table (load() collapses
+        # before there is any)
+        om = load(INSTANCE, collapse=False)
+        om._g = spy = _CollapseSpy(om._g)
+        self.assertEqual(om.collapse_instance_dicts(), 1)
+        self.assertEqual(spy.calls, [()])
+        self.assertIsNone(om._gen.renumbered_by)
+        # a handle: a table as long as the dump was, while it lives
+        om = load(INSTANCE, collapse=False)
+        lst = om[12]
+        old = lst._gen
+        om.collapse_instance_dicts()
+        self.assertIsNot(om._gen, old)
+        self.assertEqual(len(old.renumbered_by), 6)
+        self.assertEqual(lst.address, 12)
+        self.assertIs(lst._gen, om._gen)        # moved on, once
+
+    def test_handles_across_two_renumberings(self):
+        # The module's dict is held by f too; once f lets go of it
+        # (remove_expensive_references), a second collapse folds it.
+        lines = INSTANCE + [
+            '{"address": 20, "type": "module", "size": 72, "name": "m", "refs": [21]}',
+            '{"address": 21, "type": "dict", "size": 100, "len": 1, "refs": [10, 22]}',
+            '{"address": 22, "type": "function", "size": 136, "name": "f", "refs": [23, 21]}',
+            '{"address": 23, "type": "code", "size": 120, "name": "f", "refs": []}',
+            '{"address": 24, "type": "list", "size": 64, "len": 1, "refs": [23]}',
+        ]
+        om = load(lines, collapse=False)
+        last, func, mdict = om[24], om[22], om[21]
+        self.assertEqual(om.collapse_instance_dicts(), 1)   # C's dict
+        om.remove_expensive_references()
+        self.assertEqual(om.collapse_instance_dicts(), 1)   # m's dict
+        self.assertEqual(last.address, 24)
+        self.assertEqual(func.children, [23])
+        self.assertEqual(om.refs_as_dict(20), {"a": func})
+        with self.assertRaises(KeyError):
+            mdict.size
 
     def test_the_readme_tour_order(self):
         # big is taken before the collapse and used after it.

@@ -279,11 +279,13 @@ test_collapse_leaves_module_type_and_function_dicts(void **state)
     };
     struct ml_graph g;
     struct snap s;
+    uint32_t *renumber;
 
     (void)state;
     build(&g, lines);
     snap_take(&s, &g);
-    assert_int_equal(ml_graph_collapse_instance_dicts(&g), 0);
+    assert_int_equal(ml_graph_collapse_renumbering(&g, &renumber), 0);
+    assert_null(renumber);           /* nothing folded, nothing kept */
     snap_assert_same(&s, &g);
     assert_consistent(&g);
     ml_graph_free(&g);
@@ -303,11 +305,16 @@ test_collapse_folds_a_module_dict_nothing_else_holds(void **state)
         "{\"address\": 21, \"type\": \"dict\", \"size\": 1000, \"refs\": []}",
         NULL,
     };
+    static const uint32_t want[] = { 0, ML_GRAPH_NONE, 1, 2, 3, 4 };
     struct ml_graph g;
+    uint32_t *renumber;
 
     (void)state;
     build(&g, lines);
-    assert_int_equal(ml_graph_collapse_instance_dicts(&g), 1);
+    assert_int_equal(ml_graph_collapse_renumbering(&g, &renumber), 1);
+    assert_non_null(renumber);
+    assert_memory_equal(renumber, want, sizeof(want));
+    free(renumber);
     assert_int_equal(ml_graph_find(&g, 11), ML_GRAPH_NONE);
     ASSERT_REFS(&g, 10, 12, 13);
     assert_int_equal(g.size[idx(&g, 10)], 1072);
