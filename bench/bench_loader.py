@@ -124,6 +124,22 @@ def child_meliae(path):
     t8 = pc()
     held = _rss()
     del handles
+    # A collapse while MemObjects live (all but the dicts', which it may
+    # fold): this tree keeps an old -> new table and they relocate.
+    del om
+    gc.collect()
+    om = loader.load(path, show_prog=False, collapse=False)
+    keep = [o for o in om.objs.values() if o.type_str != "dict"]
+    rss_keep = _rss()
+    t9 = pc()
+    om.collapse_instance_dicts()
+    t10 = pc()
+    rss_collapsed = _rss()
+    try:
+        nbytes2 = sum(o.size for o in keep)
+        t11 = pc()
+    except IndexError:      # a tree whose MemObjects do not survive it
+        nbytes2 = t11 = None
     res = {
         "mode": "meliae",
         "load_s": t1 - t0,
@@ -136,6 +152,10 @@ def child_meliae(path):
         "handle_size_s": t8 - t7,
         "rss_handles_kib": held - end["VmRSS"],
         "handle_bytes": nbytes,
+        "collapse_held_s": t10 - t9,
+        "rss_collapse_held_kib": rss_collapsed - rss_keep,
+        "relocate_size_s": None if t11 is None else t11 - t10,
+        "relocated_bytes": nbytes2,
         "rss0_kib": rss0,
         "rss_load_kib": st["VmRSS"],
         "hwm_load_kib": st["VmHWM"],
@@ -230,8 +250,10 @@ def _best(runs):
         return runs[-1] if runs else None
     best = {}
     for k in ok[0]:
-        vals = [r[k] for r in ok]
-        if k.endswith("_s"):
+        vals = [r[k] for r in ok if r[k] is not None]
+        if not vals:
+            best[k] = None
+        elif k.endswith("_s"):
             best[k] = min(vals)
         elif k.endswith("_kib"):
             best[k] = max(vals)
@@ -380,14 +402,25 @@ def bench_against(n, repeat, tmpdir, previous, log):
                        ("compute_referrers after collapse s", "referrers2_s"),
                        ("om.objs.values(): a MemObject per object, s",
                         "handles_s"),
-                       ("sum(o.size for o in those), s", "handle_size_s")):
+                       ("sum(o.size for o in those), s", "handle_size_s"),
+                       ("collapse_instance_dicts with a MemObject per "
+                        "non-dict alive, s", "collapse_held_s"),
+                       ("sum(o.size for o in those) after it, s",
+                        "relocate_size_s")):
+        if t[key] is None or p[key] is None:
+            out.append("| %s | %s | %s | - |" % (
+                label, "fails" if t[key] is None else "%.3f" % t[key],
+                "fails" if p[key] is None else "%.3f" % p[key]))
+            continue
         out.append("| %s | %.3f | %.3f | %.2f |"
                    % (label, t[key], p[key], t[key] / max(p[key], 1e-9)))
     for label, key in (("RSS after load, minus before, MiB", None),
                        ("peak during load (VmHWM), MiB", "hwm_load_kib"),
                        ("RSS at the end, MiB", "rss_end_kib"),
                        ("peak overall (VmHWM), MiB", "hwm_end_kib"),
-                       ("RSS of those MemObjects, MiB", "rss_handles_kib")):
+                       ("RSS of those MemObjects, MiB", "rss_handles_kib"),
+                       ("RSS added by a collapse with MemObjects alive, MiB",
+                        "rss_collapse_held_kib")):
         if key is None:
             tv = (t["rss_load_kib"] - t["rss0_kib"]) / MIB
             pv = (p["rss_load_kib"] - p["rss0_kib"]) / MIB
