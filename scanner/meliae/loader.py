@@ -97,8 +97,8 @@ def _repr_obj(address, type_str, name, size, refs, nparents, parents, value,
         value_str = ", %s" % (r,)
     total_str = ", %s" % _human(total_size) if total_size else ""
     return "MemObject(%s, %s%s, %d bytes, %d refs%s%s%s%s)" % (
-        _hex(address), type_str, name_str, size, len(refs), ref_str, referrer_str,
-        value_str, total_str)
+        _hex(address), type_str, name_str, size, len(refs), ref_str,
+        referrer_str, value_str, total_str)
 
 
 def _to_json(address, type_str, size, name, length, value, refs):
