@@ -443,9 +443,9 @@ class _TypeSummary(object):
         self.max_address = max_address
 
     def __repr__(self):
-        return "%s Total: %d objects, %d bytes, max %d bytes at %d" % (
+        return "%s Total: %d objects, %d bytes, max %d bytes at %s" % (
             self.type_str, self.count, self.total_size, self.max_size,
-            self.max_address)
+            _hex(self.max_address))
 
 
 class _ObjSummary(object):

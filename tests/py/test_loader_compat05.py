@@ -350,6 +350,12 @@ class Reprs(unittest.TestCase):
             "MemObject(0x7f8d558d3000, str, 50 bytes, 0 refs, "
             "1 referrers [0x7f8d560a5a40], 'a')")
 
+    def test_a_type_summary_names_its_largest_object_in_hex(self):
+        om = load(INSTANCE)
+        self.assertEqual(repr(om.summarize().type_summaries["type"]),
+                         "type Total: 1 objects, 400 bytes, max 400 bytes "
+                         "at 0x1")
+
     def test_total_size_reads_as_the_cli_prints_sizes(self):
         # meliae-cli: "900B", "1.2KiB" (0.5's repr: "0.9KiB")
         lines = [
