@@ -356,7 +356,12 @@ class MemObject(object):
     def __eq__(self, other):
         if not isinstance(other, MemObject):
             return NotImplemented
-        return self._om is other._om and self._i == other._i
+        if self._om is not other._om:
+            return False
+        try:
+            return self._i == other._i
+        except KeyError:        # a folded dict's: equal to itself only
+            return self._gen is other._gen and self._j == other._j
 
     def __ne__(self, other):
         r = self.__eq__(other)

@@ -98,6 +98,9 @@ class HandlesSurviveCollapse(unittest.TestCase):
         self.assertIn("collapse_instance_dicts", str(cm.exception))
         with self.assertRaises(KeyError):
             d.address                           # gone with the dict
+        self.assertNotEqual(d, self.om[3])
+        self.assertNotIn(d, self.om[3].c)
+        self.assertEqual(d, d)
 
     def test_the_renumbering_lives_as_long_as_the_handles(self):
         # no handle: the collapse asks for no table (load() collapses
