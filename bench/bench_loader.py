@@ -117,6 +117,29 @@ def child_meliae(path):
     s2 = om.summarize()
     t6 = pc()
     end = proc_status("VmRSS", "VmHWM")
+    # MemObject handles: one per object, then one attribute of each.
+    handles = om.objs.values()
+    t7 = pc()
+    nbytes = sum(o.size for o in handles)
+    t8 = pc()
+    held = _rss()
+    del handles
+    # A collapse while MemObjects live (all but the dicts', which it may
+    # fold): this tree keeps an old -> new table and they relocate.
+    del om
+    gc.collect()
+    om = loader.load(path, show_prog=False, collapse=False)
+    keep = [o for o in om.objs.values() if o.type_str != "dict"]
+    rss_keep = _rss()
+    t9 = pc()
+    om.collapse_instance_dicts()
+    t10 = pc()
+    rss_collapsed = _rss()
+    try:
+        nbytes2 = sum(o.size for o in keep)
+        t11 = pc()
+    except IndexError:      # a tree whose MemObjects do not survive it
+        nbytes2 = t11 = None
     res = {
         "mode": "meliae",
         "load_s": t1 - t0,
@@ -125,6 +148,14 @@ def child_meliae(path):
         "collapse_s": t4 - t3,
         "referrers2_s": t5 - t4,
         "summarize2_s": t6 - t5,
+        "handles_s": t7 - t6,
+        "handle_size_s": t8 - t7,
+        "rss_handles_kib": held - end["VmRSS"],
+        "handle_bytes": nbytes,
+        "collapse_held_s": t10 - t9,
+        "rss_collapse_held_kib": rss_collapsed - rss_keep,
+        "relocate_size_s": None if t11 is None else t11 - t10,
+        "relocated_bytes": nbytes2,
         "rss0_kib": rss0,
         "rss_load_kib": st["VmRSS"],
         "hwm_load_kib": st["VmHWM"],
@@ -199,11 +230,11 @@ def child_baseline(path):
 # parent side
 
 
-def run_child(args):
+def run_child(args, env=None):
     cmd = [sys.executable, os.path.abspath(__file__)] + args
     t = time.perf_counter()
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                       text=True)
+                       text=True, env=env)
     wall = time.perf_counter() - t
     if p.returncode != 0:
         err = (p.stderr.strip().splitlines() or ["exit %d" % p.returncode])
@@ -219,8 +250,10 @@ def _best(runs):
         return runs[-1] if runs else None
     best = {}
     for k in ok[0]:
-        vals = [r[k] for r in ok]
-        if k.endswith("_s"):
+        vals = [r[k] for r in ok if r[k] is not None]
+        if not vals:
+            best[k] = None
+        elif k.endswith("_s"):
             best[k] = min(vals)
         elif k.endswith("_kib"):
             best[k] = max(vals)
@@ -330,6 +363,77 @@ def report(n, dump, m, b, baseline_note):
     return out
 
 
+def bench_against(n, repeat, tmpdir, previous, log):
+    """This tree's loader against the one on PYTHONPATH previous, on one
+    dump, interleaved: the ratios this / previous of each step."""
+    path = os.path.join(tmpdir, "dump-%d.json" % n)
+    dump = run_child(["--child", "dump", "--n", str(n), "--path", path])
+    if "error" in dump:
+        raise SystemExit("dump failed: %s" % dump["error"])
+    env = dict(os.environ, PYTHONPATH=previous)
+    this, prev = [], []
+    try:
+        for i in range(repeat):
+            for runs, e in ((this, None), (prev, env)):
+                r = run_child(["--child", "meliae", "--path", path], e)
+                if "error" in r:
+                    raise SystemExit("meliae child failed: %s" % r["error"])
+                runs.append(r)
+            log("  run %d: this load %.3fs collapse %.3fs | previous load "
+                "%.3fs collapse %.3fs" % (i + 1, this[-1]["load_s"],
+                                          this[-1]["collapse_s"],
+                                          prev[-1]["load_s"],
+                                          prev[-1]["collapse_s"]))
+    finally:
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+    t, p = _best(this), _best(prev)
+    out = ["N = %d: dump %d lines; this tree against PYTHONPATH=%s, "
+           "interleaved, best of %d" % (n, dump["lines"], previous, repeat),
+           "",
+           "| step | this | previous | this / previous |",
+           "|---|---|---|---|"]
+    for label, key in (("load s", "load_s"),
+                       ("compute_referrers s", "referrers_s"),
+                       ("summarize s", "summarize_s"),
+                       ("collapse_instance_dicts s", "collapse_s"),
+                       ("compute_referrers after collapse s", "referrers2_s"),
+                       ("om.objs.values(): a MemObject per object, s",
+                        "handles_s"),
+                       ("sum(o.size for o in those), s", "handle_size_s"),
+                       ("collapse_instance_dicts with a MemObject per "
+                        "non-dict alive, s", "collapse_held_s"),
+                       ("sum(o.size for o in those) after it, s",
+                        "relocate_size_s")):
+        if t[key] is None or p[key] is None:
+            out.append("| %s | %s | %s | - |" % (
+                label, "fails" if t[key] is None else "%.3f" % t[key],
+                "fails" if p[key] is None else "%.3f" % p[key]))
+            continue
+        out.append("| %s | %.3f | %.3f | %.2f |"
+                   % (label, t[key], p[key], t[key] / max(p[key], 1e-9)))
+    for label, key in (("RSS after load, minus before, MiB", None),
+                       ("peak during load (VmHWM), MiB", "hwm_load_kib"),
+                       ("RSS at the end, MiB", "rss_end_kib"),
+                       ("peak overall (VmHWM), MiB", "hwm_end_kib"),
+                       ("RSS of those MemObjects, MiB", "rss_handles_kib"),
+                       ("RSS added by a collapse with MemObjects alive, MiB",
+                        "rss_collapse_held_kib")):
+        if key is None:
+            tv = (t["rss_load_kib"] - t["rss0_kib"]) / MIB
+            pv = (p["rss_load_kib"] - p["rss0_kib"]) / MIB
+        else:
+            tv, pv = t[key] / MIB, p[key] / MIB
+        out.append("| %s | %.1f | %.1f | %.2f |"
+                   % (label, tv, pv, tv / max(pv, 1e-9)))
+    out.append("")
+    out.append("- this: %d objects, %d folded by collapse; previous: %d, %d"
+               % (t["objects"], t["folded"], p["objects"], p["folded"]))
+    return out
+
+
 def bench_size(n, repeat, tmpdir, run_baseline, log):
     path = os.path.join(tmpdir, "dump-%d.json" % n)
     log("N=%d: building the workload and dumping to %s ..." % (n, path))
@@ -390,6 +494,9 @@ def main():
                     "from the first size is under %d s"
                     % BIG_BASELINE_LIMIT_S)
     ap.add_argument("--no-baseline", action="store_true")
+    ap.add_argument("--against", metavar="PYTHONPATH",
+                    help="compare with the meliae on this PYTHONPATH (a "
+                    "build of the previous tree) instead of the baseline")
     ap.add_argument("--out", help="append the markdown report to this file")
     ap.add_argument("--child", choices=("dump", "meliae", "baseline"),
                     help=argparse.SUPPRESS)
@@ -413,38 +520,45 @@ def main():
         loadavg = f.read().split()[0]
     tmpdir = tempfile.mkdtemp(prefix="meliae-lbench-")
     lines = []
-    try:
-        dump, m, b = bench_size(args.n, args.repeat, tmpdir,
-                                not args.no_baseline, log)
-        lines += report(args.n, dump, m, b, None)
-        if args.big and args.n != 10_000_000:
-            big = 10_000_000
-            note = None
-            run_b = not args.no_baseline and args.big_baseline != "no"
-            if run_b and args.big_baseline == "auto":
-                if b and "error" not in b:
-                    est = (b["load_s"] + b["referrers_s"] + b["summarize_s"]) \
-                        * big / args.n * 1.2
-                    if est > BIG_BASELINE_LIMIT_S:
-                        run_b = False
-                        note = ("skipped at N = %d: estimated %.0f s from "
-                                "the N = %d run (> %d s)"
-                                % (big, est, args.n, BIG_BASELINE_LIMIT_S))
+    if args.against:
+        try:
+            lines += bench_against(args.n, args.repeat, tmpdir, args.against,
+                                   log)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
+    else:
+        try:
+            dump, m, b = bench_size(args.n, args.repeat, tmpdir,
+                                    not args.no_baseline, log)
+            lines += report(args.n, dump, m, b, None)
+            if args.big and args.n != 10_000_000:
+                big = 10_000_000
+                note = None
+                run_b = not args.no_baseline and args.big_baseline != "no"
+                if run_b and args.big_baseline == "auto":
+                    if b and "error" not in b:
+                        est = (b["load_s"] + b["referrers_s"] + b["summarize_s"]) \
+                            * big / args.n * 1.2
+                        if est > BIG_BASELINE_LIMIT_S:
+                            run_b = False
+                            note = ("skipped at N = %d: estimated %.0f s from "
+                                    "the N = %d run (> %d s)"
+                                    % (big, est, args.n, BIG_BASELINE_LIMIT_S))
+                        else:
+                            note = "estimated %.0f s from the N = %d run" % (
+                                est, args.n)
                     else:
-                        note = "estimated %.0f s from the N = %d run" % (
-                            est, args.n)
-                else:
-                    run_b = False
-                    note = "skipped at N = %d (no smaller run)" % big
-            elif not run_b:
-                note = "skipped at N = %d (--big-baseline no)" % big
-            if note:
-                log("  baseline at 1e7: %s" % note)
-            dump, m, b = bench_size(big, args.big_repeat, tmpdir, run_b, log)
-            lines.append("")
-            lines += report(big, dump, m, b, note)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)
+                        run_b = False
+                        note = "skipped at N = %d (no smaller run)" % big
+                elif not run_b:
+                    note = "skipped at N = %d (--big-baseline no)" % big
+                if note:
+                    log("  baseline at 1e7: %s" % note)
+                dump, m, b = bench_size(big, args.big_repeat, tmpdir, run_b, log)
+                lines.append("")
+                lines += report(big, dump, m, b, note)
+        finally:
+            shutil.rmtree(tmpdir, ignore_errors=True)
 
     cmd = " ".join(["PYTHONPATH=%s" % os.environ.get("PYTHONPATH", ""),
                     sys.executable, "bench/bench_loader.py"] + sys.argv[1:])

@@ -25,11 +25,35 @@ static const char *const never_instances[] = {
     NULL,
 };
 
+/* The dict module i folds, as meliae 0.5 has it: the module's only ref is
+ * a dict that nothing else refers to (a module whose functions hold its
+ * globals keeps its dict).  Else ML_GRAPH_NONE. */
+static uint32_t
+module_dict(const struct ml_graph *g, size_t i, uint32_t dict_t,
+            const uint32_t *nref)
+{
+    uint64_t a = g->ref_start[i];
+    uint32_t r;
+
+    if (g->ref_start[i + 1] - a != 1)
+        return ML_GRAPH_NONE;
+    r = g->refs[a];
+    if (r >= g->n || r == i || g->type[r] != dict_t || nref[r] != 1)
+        return ML_GRAPH_NONE;
+    return r;
+}
+
 int64_t
 ml_graph_collapse_instance_dicts(struct ml_graph *g)
 {
+    return ml_graph_collapse_renumbering(g, NULL);
+}
+
+int64_t
+ml_graph_collapse_renumbering(struct ml_graph *g, uint32_t **renumber)
+{
     const size_t n = g->n;
-    uint32_t dict_t, type_t;
+    uint32_t dict_t, type_t, module_t;
     uint32_t *nref = NULL, *dictof = NULL, *newidx = NULL, *stamp = NULL;
     uint32_t *nrefs_arr = NULL;
     uint32_t *nstart = NULL;
@@ -37,12 +61,15 @@ ml_graph_collapse_instance_dicts(struct ml_graph *g)
     size_t count = 0, nnew;
     int64_t rc = -ENOMEM;
 
+    if (renumber != NULL)
+        *renumber = NULL;
     if (!g->finished)
         return -EINVAL;
     dict_t = ml_graph_type_id(g, "dict");
     if (dict_t == ML_GRAPH_NONE || n == 0)
         return 0;
     type_t = ml_graph_type_id(g, "type");
+    module_t = ml_graph_type_id(g, "module");
 
     nref = calloc(n, sizeof(*nref));
     dictof = malloc(n * sizeof(*dictof));
@@ -67,6 +94,14 @@ ml_graph_collapse_instance_dicts(struct ml_graph *g)
         int ncand = 0, has_type = 0;
 
         dictof[i] = ML_GRAPH_NONE;
+        if (g->type[i] == module_t) {
+            if ((cand = module_dict(g, i, dict_t, nref)) != ML_GRAPH_NONE) {
+                dictof[i] = cand;
+                removed[cand] = 1;
+                count++;
+            }
+            continue;
+        }
         /* Named objects are modules, functions, classes (of any
          * metaclass) and code: never instances with a __dict__ to fold. */
         if (skip_t[g->type[i]] || g->name[i] != 0)
@@ -196,6 +231,10 @@ ml_graph_collapse_instance_dicts(struct ml_graph *g)
     g->n = nnew;
     ml_graph_drop_parents(g);
     ml_graph_rehash(g);             /* same capacity: n only shrank */
+    if (renumber != NULL) {
+        *renumber = newidx;
+        newidx = NULL;
+    }
     rc = (int64_t)count;
 out:
     free(nref);

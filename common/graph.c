@@ -398,40 +398,63 @@ ml_graph_finish(struct ml_graph *g)
     return 0;
 }
 
+/* Counts each object's distinct referrers into start[r + 1], with last[r]
+ * the index + 1 of r's latest referrer (last is zeroed). */
+static void
+count_parents(const struct ml_graph *g, uint32_t *start, uint32_t *last)
+{
+    for (size_t i = 0; i < g->n; i++)
+        for (uint64_t k = g->ref_start[i]; k < g->ref_start[i + 1]; k++) {
+            uint32_t r = g->refs[k];
+
+            if (r < g->n && last[r] != (uint32_t)i + 1) {
+                last[r] = (uint32_t)i + 1;
+                start[r + 1]++;
+            }
+        }
+}
+
 int
 ml_graph_compute_parents(struct ml_graph *g)
 {
     uint32_t *start;
-    uint32_t *par;
+    uint32_t *par = NULL;
     uint32_t *fill;
 
     if (!g->finished)
         return -EINVAL;
     ml_graph_drop_parents(g);
     start = calloc(g->n + 1, sizeof(*start));
-    par = malloc((g->nrefs ? g->nrefs : 1) * sizeof(*par));
-    fill = malloc((g->n ? g->n : 1) * sizeof(*fill));
-    if (start == NULL || par == NULL || fill == NULL) {
-        free(start);
-        free(par);
-        free(fill);
-        return -ENOMEM;
-    }
-    /* Count, prefix-sum, then place: two passes over refs. */
-    for (uint64_t k = 0; k < g->nrefs; k++)
-        if (g->refs[k] < g->n)
-            start[g->refs[k] + 1]++;
+    fill = calloc(g->n ? g->n : 1, sizeof(*fill));
+    if (start == NULL || fill == NULL)
+        goto fail;
+    /* Count, prefix-sum, then place: two passes over refs, the first
+     * telling the size of par. */
+    count_parents(g, start, fill);
     for (size_t i = 0; i < g->n; i++)
         start[i + 1] += start[i];
+    par = malloc((start[g->n] ? start[g->n] : 1) * sizeof(*par));
+    if (par == NULL)
+        goto fail;
     memcpy(fill, start, g->n * sizeof(*fill));
     for (size_t i = 0; i < g->n; i++)
-        for (uint64_t k = g->ref_start[i]; k < g->ref_start[i + 1]; k++)
-            if (g->refs[k] < g->n)
-                par[fill[g->refs[k]]++] = (uint32_t)i;
+        for (uint64_t k = g->ref_start[i]; k < g->ref_start[i + 1]; k++) {
+            uint32_t r = g->refs[k];
+
+            /* Referrers arrive in index order: a repeat is the last one
+             * placed. */
+            if (r < g->n && (fill[r] == start[r] || par[fill[r] - 1] != i))
+                par[fill[r]++] = (uint32_t)i;
+        }
     free(fill);
     g->par_start = start;
     g->par = par;
     return 0;
+fail:
+    free(start);
+    free(fill);
+    free(par);
+    return -ENOMEM;
 }
 
 void

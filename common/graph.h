@@ -178,7 +178,8 @@ ml_graph_ref_addr(const struct ml_graph *g, uint32_t r)
 }
 
 /* Builds the referrer CSR (par_start/par), replacing an older one.  Only
- * defined objects are listed, each referrer once per reference.  0 or
+ * defined objects are listed, each referrer once however many references
+ * it holds (as meliae 0.5 lists parents), in index order.  0 or
  * -ENOMEM. */
 int ml_graph_compute_parents(struct ml_graph *g);
 

@@ -722,20 +722,39 @@ Graph_num_parents(GraphObject *self, PyObject *arg)
                                        - self->g.par_start[i]);
 }
 
+/* collapse_instance_dicts(renumber=False) -> count, or with renumber
+ * (count, old -> new index table as native uint32 bytes, or None when
+ * nothing was folded): the loader asks for the table only while
+ * MemObjects taken before exist. */
 static PyObject *
-Graph_collapse_instance_dicts(GraphObject *self, PyObject *unused)
+Graph_collapse_instance_dicts(GraphObject *self, PyObject *args)
 {
+    int want = 0;
+    uint32_t *table = NULL;
+    size_t n_before = self->g.n;
+    PyObject *bytes;
     int64_t rc;
 
+    if (!PyArg_ParseTuple(args, "|p:collapse_instance_dicts", &want))
+        return NULL;
     if (check_finished(self) < 0)
         return NULL;
     ml_dom_free(&self->dom);            /* refs change: recompute */
-    rc = ml_graph_collapse_instance_dicts(&self->g);
+    rc = ml_graph_collapse_renumbering(&self->g, want ? &table : NULL);
     if (rc < 0) {
         raise_rc((int)rc);
         return NULL;
     }
-    return PyLong_FromLongLong(rc);
+    if (!want)
+        return PyLong_FromLongLong(rc);
+    if (table == NULL)
+        return Py_BuildValue("(LO)", (long long)rc, Py_None);
+    bytes = PyBytes_FromStringAndSize((const char *)table,
+                                      (Py_ssize_t)(n_before * sizeof(*table)));
+    free(table);
+    if (bytes == NULL)
+        return NULL;
+    return Py_BuildValue("(LN)", (long long)rc, bytes);
 }
 
 #define EX_NOREF 1u             /* a module, frame or type: never referred to */
@@ -1511,9 +1530,11 @@ static PyMethodDef Graph_methods[] = {
      "parent_indices(i, max=None) -> referrer indices"},
     {"num_parents", (PyCFunction)Graph_num_parents, METH_O, NULL},
     {"collapse_instance_dicts", (PyCFunction)Graph_collapse_instance_dicts,
-     METH_NOARGS,
-     "collapse_instance_dicts() -> how many instance dicts were folded into "
-     "their instances (see common/collapse.h); parents must be recomputed"},
+     METH_VARARGS,
+     "collapse_instance_dicts(renumber=False) -> how many instance dicts "
+     "were folded into their instances (see common/collapse.h), with "
+     "renumber (that, the old -> new index table as uint32 bytes or None); "
+     "parents must be recomputed"},
     {"remove_expensive_references",
      (PyCFunction)Graph_remove_expensive_references, METH_NOARGS,
      "remove_expensive_references() -> how many refs were removed (see "

@@ -848,6 +848,7 @@ scanner_exec(PyObject *m)
     if (PyModule_AddIntConstant(m, "WALK_ALL", ML_WALK_ALL) < 0
             || PyModule_AddIntConstant(m, "WALK_GC", ML_WALK_GC) < 0
             || PyModule_AddIntConstant(m, "WALK_CLOSURE", ML_WALK_CLOSURE) < 0
+            || PyModule_AddIntConstant(m, "WALK_PENDING", ML_WALK_PENDING) < 0
             || PyModule_AddIntConstant(m, "VALUES_NONE", ML_VALUES_NONE) < 0
             || PyModule_AddIntConstant(m, "VALUES_TRUNCATED",
                                        ML_VALUES_TRUNCATED) < 0

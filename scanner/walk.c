@@ -96,7 +96,10 @@ find_special(const struct ml_special *sp, size_t n, PyTypeObject *tp)
     return NULL;
 }
 
-/* Calls a special-size callable; -1 with an exception set on failure. */
+/* Calls a special-size callable: the size, ML_SIZE_NATURAL when it
+ * returned -1 (meliae 0.5's "size it as usual"), or -2 with an exception
+ * set on failure. */
+#define ML_SIZE_NATURAL (-1)
 static Py_ssize_t
 call_special(const struct ml_special *s, PyObject *op)
 {
@@ -104,14 +107,18 @@ call_special(const struct ml_special *s, PyObject *op)
     Py_ssize_t n;
 
     if (r == NULL)
-        return -1;
+        return -2;
     n = PyLong_AsSsize_t(r);
     Py_DECREF(r);
-    if (n < 0 && !PyErr_Occurred())
+    if (n == -1 && PyErr_Occurred())
+        return -2;
+    if (n < ML_SIZE_NATURAL) {
         PyErr_Format(PyExc_ValueError,
-                     "special size for '%s' must be >= 0, got %zd",
-                     Py_TYPE(op)->tp_name, n);
-    return PyErr_Occurred() ? -1 : n;
+                     "special size for '%s' must be >= 0 (or -1 for the "
+                     "usual size), got %zd", Py_TYPE(op)->tp_name, n);
+        return -2;
+    }
+    return n;
 }
 
 Py_ssize_t
@@ -119,12 +126,18 @@ ml__object_size(PyObject *op, const struct ml_special *specials,
                 size_t nspecials)
 {
     const struct ml_special *s;
+    Py_ssize_t n;
 
     ml__kind_reset();
     s = find_special(specials, nspecials, Py_TYPE(op));
     if (s == NULL)
         return (Py_ssize_t)ml__size_of(op, ml__kind(Py_TYPE(op)));
-    return s->callable == NULL ? s->size : call_special(s, op);
+    if (s->callable == NULL)
+        return s->size;
+    n = call_special(s, op);
+    if (n == ML_SIZE_NATURAL)
+        return (Py_ssize_t)ml__size_of(op, ml__kind(Py_TYPE(op)));
+    return n < 0 ? -1 : n;
 }
 
 /* Sizes computed by special-size callables before the walk, by address.
@@ -389,6 +402,7 @@ expand_ref(PyObject *ref, void *arg)
             return 0;       /* its line comes from the collector's lists */
         break;
     case ML_WALK_CLOSURE:
+    case ML_WALK_PENDING:
         /* An instance's own type is listed in its refs but not followed:
          * through the type and its module, the closure of any instance
          * would be most of the heap, and get_recursive_size(cache) would
@@ -454,6 +468,25 @@ visit_gc_object(PyObject *op, void *arg)
     return drain(wk);
 }
 
+/* meliae 0.5's dump_all_referenced(..., is_pending=True): root is a list
+ * of objects to start from, walked as one closure; the list itself is
+ * neither written nor its type kept from being followed. */
+static int
+expand_pending(struct walk *wk, PyObject *root)
+{
+    int rc = ml_addrset_add(&wk->seen, (uintptr_t)root);
+
+    if (rc < 0)
+        return rc;
+    wk->cur_type = NULL;
+    rc = ml__visit_refs(root, ml__kind(Py_TYPE(root)), expand_ref, wk, 0);
+    if (wk->err < 0)
+        return wk->err;
+    if (rc < 0)
+        return rc;
+    return drain(wk);
+}
+
 /* One pass over the heap.  wk's mode, writer and tables are set. */
 static int
 run_pass(struct walk *wk, PyObject *root)
@@ -472,6 +505,8 @@ run_pass(struct walk *wk, PyObject *root)
             rc = expand(wk, root);
         if (rc >= 0)
             rc = drain(wk);
+    } else if (wk->mode == ML_WALK_PENDING) {
+        rc = expand_pending(wk, root);
     } else {
         rc = ml__gc_foreach(visit_gc_object, wk);
     }
@@ -497,10 +532,12 @@ run_callables(struct walk *wk)
     for (size_t k = 0; k < wk->npend; k++) {
         struct ml_special s = { NULL, 0, wk->pend[k].callable };
         PyObject *op = wk->pend[k].op;
+        /* ML_SIZE_NATURAL is stored as is: precomputed() then answers
+         * "not in the table", and the usual size is used. */
         Py_ssize_t n = call_special(&s, op);
         size_t i;
 
-        if (n < 0)
+        if (n < ML_SIZE_NATURAL)
             return ML_EPYTHON;
         for (i = ((uintptr_t)op >> 4) & wk->tmask;
              wk->tkeys[i] != 0 && wk->tkeys[i] != (uint64_t)(uintptr_t)op + 1;

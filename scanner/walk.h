@@ -19,6 +19,7 @@ enum ml_walk_mode {
     ML_WALK_ALL,        /* every GC object and what they reach, once each */
     ML_WALK_GC,         /* GC objects + their direct untracked referents */
     ML_WALK_CLOSURE,    /* everything reachable from one object, once */
+    ML_WALK_PENDING,    /* the closure of a list's items, without the list */
 };
 
 /* What object lines say of values (docs/protocol.md, header key
@@ -43,7 +44,7 @@ struct ml_walk_result {
 };
 
 /* Runs a walk.  w == NULL only counts (get_recursive_size).  root is the
- * start object for ML_WALK_CLOSURE; values says which "value" keys the
+ * start object for ML_WALK_CLOSURE, a list of them for ML_WALK_PENDING; values says which "value" keys the
  * lines get.  res->nbytes is the sum of the "size" of the lines written.  Returns 0, a negative errno from the
  * writer, -ENOMEM, or ML_EPYTHON with a Python exception set (a special
  * size callable failed). */
@@ -51,8 +52,9 @@ int ml__walk(enum ml_walk_mode mode, PyObject *root, struct ml_jsonw *w,
              enum ml_values values, const struct ml_special *specials,
              size_t nspecials, struct ml_walk_result *res);
 
-/* The size the dump records for op, special sizes included.  Returns -1
- * with a Python exception set if a special-size callable failed. */
+/* The size the dump records for op, special sizes included (a callable
+ * that returns -1 means the usual size).  Returns -1 with a Python
+ * exception set if a special-size callable failed. */
 Py_ssize_t ml__object_size(PyObject *op, const struct ml_special *specials,
                            size_t nspecials);
 

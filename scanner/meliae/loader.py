@@ -32,6 +32,7 @@ __all__ = [
     "ObjManager",
     "iter_objs",
     "load",
+    "remove_expensive_references",
 ]
 
 DEFAULT_MAX_PARENTS = 100
@@ -48,23 +49,31 @@ class DumpWarning(UserWarning):
 
 
 def _format_list(addresses, total=None):
-    """'[a, b, ...]': at most 10 addresses, then ', ...'."""
+    """'[0x1, 0x2, ...]': at most 10 addresses, then ', ...'."""
     if total is None:
         total = len(addresses)
-    shown = ", ".join("%d" % a for a in addresses[:10])
+    shown = ", ".join(_hex(a) for a in addresses[:10])
     if total > 10:
         return "[%s, ...]" % shown
     return "[%s]" % shown
 
 
+def _hex(address):
+    """An address as the CLI and meliae-cli's JSON show it: 0x7f3a5c2b1e80."""
+    return "0x%x" % address
+
+
 def _human(total_size):
+    """A size as meliae-cli prints one: 68B, 1.2KiB, 3.4MiB."""
     size = float(total_size)
-    order = "B"
-    for unit in ("KiB", "MiB", "GiB"):
-        if size > 800.0:
-            size /= 1024
-            order = unit
-    return "%.1f%s" % (size, order)
+    units = ("B", "KiB", "MiB", "GiB", "TiB")
+    u = 0
+    while abs(size) >= 1024 and u < len(units) - 1:
+        size /= 1024
+        u += 1
+    if u == 0:
+        return "%d%s" % (total_size, units[0])
+    return "%.1f%s" % (size, units[u])
 
 
 def _repr_obj(address, type_str, name, size, refs, nparents, parents, value,
@@ -87,9 +96,9 @@ def _repr_obj(address, type_str, name, size, refs, nparents, parents, value,
             r = r[:18] + "..."
         value_str = ", %s" % (r,)
     total_str = ", %s" % _human(total_size) if total_size else ""
-    return "MemObject(%d, %s%s, %d bytes, %d refs%s%s%s%s)" % (
-        address, type_str, name_str, size, len(refs), ref_str, referrer_str,
-        value_str, total_str)
+    return "MemObject(%s, %s%s, %d bytes, %d refs%s%s%s%s)" % (
+        _hex(address), type_str, name_str, size, len(refs), ref_str,
+        referrer_str, value_str, total_str)
 
 
 def _to_json(address, type_str, size, name, length, value, refs):
@@ -112,66 +121,126 @@ def _to_json(address, type_str, size, name, length, value, refs):
 # Objects of a loaded dump
 
 
+_NONE = 0xFFFFFFFF      # a renumbering table's "folded": no new index
+
+
+class _Generation(object):
+    """The numbering of an ObjManager's objects, which each MemObject
+    notes.  A collapse that renumbers while MemObjects of the current
+    numbering are alive (the generation's reference count says so) keeps
+    the old -> new table here, and a new generation follows: the table
+    lives exactly as long as MemObjects that need it, and a collapse
+    with none alive (load() collapses before any) keeps nothing."""
+
+    __slots__ = ("renumbered_by", "next")
+
+    def __init__(self):
+        self.renumbered_by = None   # old -> new index, once renumbered
+        self.next = None
+
+
 class MemObject(object):
     """One object of a loaded dump, made on demand from the flat arrays.
 
-    Two MemObjects of the same ObjManager and address are equal.
+    Two MemObjects of the same ObjManager and address are equal.  One
+    taken before collapse_instance_dicts() (which renumbers the objects)
+    is the same object after it, with the refs and size the collapse gave
+    it.
     """
 
-    __slots__ = ("_om", "_i")
+    __slots__ = ("_om", "_j", "_gen")
 
     def __init__(self, om, index):
         self._om = om
-        self._i = index
+        self._j = index
+        self._gen = om._gen
+
+    @property
+    def _i(self):
+        """The index of this object in the arrays as they are now.  (The
+        fields below inline this test: they are the hot ones.)"""
+        return self._j if self._gen is self._om._gen else self._relocate()
+
+    def _relocate(self):
+        """A handle from before a collapse: its index through the tables
+        of the collapses since (see _Generation)."""
+        gen, j = self._gen, self._j
+        while gen.renumbered_by is not None:
+            j = gen.renumbered_by[j]
+            if j == _NONE:
+                raise KeyError("this object was a dict that "
+                               "collapse_instance_dicts() folded into its "
+                               "instance")
+            gen = gen.next
+        self._gen, self._j = gen, j
+        return j
 
     # Fields of the line.
     @property
     def address(self):
-        return self._om._g.address(self._i)
+        om = self._om
+        return om._g.address(self._j if self._gen is om._gen
+                                else self._relocate())
 
     @property
     def type_str(self):
-        return self._om._g.type_str(self._i)
+        om = self._om
+        return om._g.type_str(self._j if self._gen is om._gen
+                                 else self._relocate())
 
     @property
     def size(self):
-        return self._om._g.size(self._i)
+        om = self._om
+        return om._g.size(self._j if self._gen is om._gen
+                             else self._relocate())
 
     @property
     def len(self):
         """The object's "len" (items, characters, bytes), or None."""
-        return self._om._g.len(self._i)
+        om = self._om
+        return om._g.len(self._j if self._gen is om._gen
+                            else self._relocate())
 
     length = len
 
     @property
     def value(self):
-        return self._om._g.value(self._i)
+        om = self._om
+        return om._g.value(self._j if self._gen is om._gen
+                              else self._relocate())
 
     @property
     def name(self):
-        return self._om._g.name(self._i)
+        om = self._om
+        return om._g.name(self._j if self._gen is om._gen
+                             else self._relocate())
 
     # References.
     @property
     def children(self):
         """Addresses this object references (also those with no line)."""
-        return self._om._g.refs(self._i)
+        om = self._om
+        return om._g.refs(self._j if self._gen is om._gen
+                             else self._relocate())
 
     refs = children
     ref_list = children
 
     @property
     def num_refs(self):
-        return self._om._g.num_refs(self._i)
+        om = self._om
+        return om._g.num_refs(self._j if self._gen is om._gen
+                                 else self._relocate())
 
     def __len__(self):
-        return self._om._g.num_refs(self._i)
+        om = self._om
+        return om._g.num_refs(self._j if self._gen is om._gen
+                                 else self._relocate())
 
     @property
     def parents(self):
         """Addresses of the objects referencing this one (computed on first
-        use), at most om.max_parents of them."""
+        use), each once, in dump order; at most om.max_parents of them."""
         om = self._om
         om._ensure_parents()
         return om._g.parents(self._i, om.max_parents)
@@ -180,7 +249,7 @@ class MemObject(object):
 
     @property
     def num_parents(self):
-        """How many references to this object there are (all of them)."""
+        """How many objects refer to this one (all of them, each once)."""
         self._om._ensure_parents()
         return self._om._g.num_parents(self._i)
 
@@ -216,11 +285,16 @@ class MemObject(object):
     # Sizes of what this object holds.
     def iter_recursive_refs(self, excluding=None):
         """This object and everything reachable from it, as MemObjects,
-        not going through (nor yielding) the objects in excluding."""
-        mask = self._om._reachable(self, excluding)
+        not going through (nor yielding) the objects in excluding.  This
+        object comes first (as meliae 0.5 documents: easy to skip, awkward
+        to add back), unless excluded; the others in dump order."""
         om = self._om
+        me = self._i
+        mask = om._reachable(self, excluding)
+        if mask[me]:
+            yield self
         for j, m in enumerate(mask):
-            if m:
+            if m and j != me:
                 yield MemObject(om, j)
 
     def compute_total_size(self, excluding=None):
@@ -282,7 +356,12 @@ class MemObject(object):
     def __eq__(self, other):
         if not isinstance(other, MemObject):
             return NotImplemented
-        return self._om is other._om and self._i == other._i
+        if self._om is not other._om:
+            return False
+        try:
+            return self._i == other._i
+        except KeyError:        # a folded dict's: equal to itself only
+            return self._gen is other._gen and self._j == other._j
 
     def __ne__(self, other):
         r = self.__eq__(other)
@@ -292,7 +371,11 @@ class MemObject(object):
         return hash(self.address)
 
     def __repr__(self):
-        om, g, i = self._om, self._om._g, self._i
+        try:
+            i = self._i
+        except KeyError:
+            return "MemObject(a dict folded into its instance)"
+        om, g = self._om, self._om._g
         if g.has_parents:
             nparents = g.num_parents(i)
             parents = g.parents(i, 10)
@@ -365,9 +448,9 @@ class _TypeSummary(object):
         self.max_address = max_address
 
     def __repr__(self):
-        return "%s Total: %d objects, %d bytes, max %d bytes at %d" % (
+        return "%s Total: %d objects, %d bytes, max %d bytes at %s" % (
             self.type_str, self.count, self.total_size, self.max_size,
-            self.max_address)
+            _hex(self.max_address))
 
 
 class _ObjSummary(object):
@@ -401,26 +484,54 @@ class _ObjSummary(object):
                                 reverse=True)
         return self
 
-    def __repr__(self):
+    # meliae 0.5's columns and their widths (its header, to the letter).
+    _columns = (("Index", 6), ("Count", 8), ("%", 4), ("Size", 10),
+                ("%", 4), ("Cum", 4), ("Max", 8))
+
+    def _rows(self):
+        """The figures of the first 20 types, one tuple per row, in the
+        order of _columns."""
         total_count = self.total_count or 1
         total_size = self.total_size or 1
+        cumulative = 0
+        rows = []
+        for i, s in enumerate(self.summaries[:20]):
+            cumulative += s.total_size
+            rows.append((i, s.count, s.count * 100 // total_count,
+                         s.total_size, s.total_size * 100 // total_size,
+                         cumulative * 100 // total_size, s.max_size))
+        return rows
+
+    def __repr__(self):
         out = [
             "Total %d objects, %d types, Total size = %.1fMiB (%d bytes)%s"
             % (self.total_count, len(self.summaries),
                self.total_size / 1024.0 / 1024.0, self.total_size,
                self._title),
-            " Index   Count   %      Size   % Cum     Max Kind",
         ]
-        cumulative = 0
-        for i, s in enumerate(self.summaries[:20]):
-            cumulative += s.total_size
-            out.append("%6d%8d%4d%10d%4d%4d%8d %s" % (
-                i, s.count, s.count * 100 // total_count, s.total_size,
-                s.total_size * 100 // total_size,
-                cumulative * 100 // total_size, s.max_size, s.type_str))
+        rows = self._rows()
+        out.extend(_table(self._columns,
+                          [r + (s.type_str,)
+                           for r, s in zip(rows, self.summaries)]))
         if len(self.summaries) > 20:
             out.append("...")
         return "\n".join(out)
+
+
+def _table(columns, rows):
+    """Right-aligned figures, then the Kind: each column as wide as
+    meliae 0.5 made it, or one wider than its widest figure, so that
+    figures never run together."""
+    widths = [w for _, w in columns]
+    for r in rows:
+        for c, w in enumerate(widths):
+            widths[c] = max(w, len("%d" % r[c]) + 1)
+    out = ["".join(h.rjust(w) for (h, _), w in zip(columns, widths))
+           + " Kind"]
+    for r in rows:
+        out.append("".join(("%d" % v).rjust(w) for v, w in zip(r, widths))
+                   + " " + r[-1])
+    return out
 
 
 class _RetainedSummary(_ObjSummary):
@@ -430,9 +541,15 @@ class _RetainedSummary(_ObjSummary):
     retained size includes its strs'), max_size/max_address the object of
     the type with the largest retained size.  top_counts[type_str] is how
     many objects were summed.  total_size is the heap's: the rows may add
-    up to more, and "% Cum" past 100."""
+    up to more (a dict's row counts its strs, which the str row counts
+    too), so the table has no cumulative column."""
 
     _title = ", by retained size"
+    _columns = (("Index", 6), ("Count", 8), ("%", 4), ("Retained", 10),
+                ("%", 4), ("Max", 10))
+
+    def _rows(self):
+        return [r[:5] + r[6:] for r in _ObjSummary._rows(self)]
 
     def __init__(self, rows, heap_total):
         _ObjSummary.__init__(self, [r[:5] for r in rows])
@@ -471,9 +588,7 @@ class _ObjView(collections.abc.Mapping):
         return [MemObject(om, i) for i in range(len(om._g))]
 
     def items(self):
-        om = self._om
-        g = om._g
-        return [(g.address(i), MemObject(om, i)) for i in range(len(g))]
+        return [(m.address, m) for m in self.values()]
 
     itervalues = values
     iteritems = items
@@ -487,6 +602,8 @@ class ObjManager(object):
         self.max_parents = (DEFAULT_MAX_PARENTS if max_parents is None
                             else max_parents)
         self._total_sizes = {}
+        self._gen = _Generation()
+        self._alone = _Generation()     # getrefcount's baseline
         self.objs = _ObjView(self)
 
     # Counters of what the input held.
@@ -675,7 +792,7 @@ class ObjManager(object):
             obj = self[obj]
         g = self._g
         n = len(g)
-        idx = g.ref_indices(obj._i)
+        idx = g.ref_indices(self._own_dict(obj._i))
         if len(idx) % 2 == 1:
             idx = idx[:-1]
         out = {}
@@ -688,19 +805,42 @@ class ObjManager(object):
                 out[repr(key)] = val
         return out
 
+    def _own_dict(self, i):
+        """A module whose __dict__ was not folded into it (functions hold
+        it too) reads as that dict: the index of what to expand."""
+        g = self._g
+        if g.type_str(i) == "module" and g.num_refs(i) == 1:
+            (j,) = g.ref_indices(i)
+            if j < len(g) and g.type_str(j) == "dict":
+                return j
+        return i
+
     def collapse_instance_dicts(self):
         """Folds each instance's private __dict__ into the instance.
 
         The instance takes the dict's refs ([name, value, ...]) before its
         own remaining refs and adds the dict's size to its own; the dict
         leaves the dump.  3.11+ instances whose values were inline are
-        already in that shape.  Returns how many dicts were folded.
+        already in that shape.  A module whose __dict__ nothing else refers
+        to takes it the same way, as in meliae 0.5.  MemObjects taken
+        before stay valid (but for the folded dicts').  Returns how many
+        dicts were folded.
         """
         collapse = getattr(self._g, "collapse_instance_dicts", None)
         if collapse is None:
             return 0
         self._total_sizes.clear()
-        return collapse()
+        # MemObjects hold references to the generation; _alone, held by
+        # self only, is read the same way (3.14 borrows some references:
+        # no fixed count is right everywhere).
+        if sys.getrefcount(self._gen) <= sys.getrefcount(self._alone):
+            return collapse()
+        folded, table = collapse(True)
+        if table is not None:
+            old = self._gen
+            old.renumbered_by = memoryview(table).cast("I")
+            old.next = self._gen = _Generation()
+        return folded
 
     def remove_expensive_references(self):
         """Removes the references that make every object reach everything.
@@ -923,13 +1063,15 @@ def _load_graph(source, show_prog=True, errors="strict"):
     return g
 
 
-def load(source, show_prog=True, collapse=True, max_parents=None,
-         errors="strict"):
+def load(source, using_json=None, show_prog=True, collapse=True,
+         max_parents=None, errors="strict"):
     """Loads a dump into an ObjManager.
 
     source: a path (str, bytes or os.PathLike; gzip-compressed or not, told
     by the magic bytes), a binary file object, or an iterable of lines (str
-    or bytes).  show_prog: progress on stderr when it is a terminal.
+    or bytes).  using_json: meliae 0.5's choice of parser; accepted and
+    ignored (there is one parser, in C).  show_prog: progress on stderr
+    when it is a terminal.
     collapse: run collapse_instance_dicts() then compute_referrers().
     max_parents: how many parents a MemObject shows (default 100; all of
     them are still walked).  errors: 'strict' raises ValueError("line N:
@@ -942,6 +1084,50 @@ def load(source, show_prog=True, collapse=True, max_parents=None,
         om.collapse_instance_dicts()
         om.compute_referrers()
     return om
+
+
+def remove_expensive_references(source, total_objs=0, show_progress=False):
+    """meliae 0.5's filter over objects that are not loaded: yields
+    (changed, obj) for every object of source(), obj with the references
+    ObjManager.remove_expensive_references() removes (to modules, frames
+    and types; a function's __globals__, __builtins__ and module name; an
+    _LRUNode's to other _LRUNodes) taken out of its children.
+
+    source: a callable returning an iterable of objects (iter_objs'
+    objects, or MemObjects); it is called twice.  iter_objs' objects are
+    changed in place; a MemObject is given as a copy, its ObjManager is
+    left as it was.  The whole stream is held as a graph meanwhile (about
+    65 bytes an object): which refs to drop depends on objects anywhere in
+    it.  total_objs is accepted for 0.5's sake (a progress hint there).
+    show_progress: one line on stderr at the end, how many references
+    were removed.
+
+        for changed, obj in loader.remove_expensive_references(
+                lambda: loader.iter_objs(path)):
+            out.write(obj.to_json() + "\n")
+
+    Unlike 0.5, no '<ex-reference>' object (address 0) is yielded or
+    referred to in place of what was removed (docs/meliae05.md).
+    """
+    g = _loader.Graph()
+    for obj in source():
+        g.feed(obj.to_json() + "\n")
+    g.finish()
+    removed = g.remove_expensive_references()
+    count = 0
+    for obj in source():
+        count += 1
+        refs = g.refs(g.find(obj.address))
+        changed = refs != list(obj.children)
+        if isinstance(obj, _LineObject):
+            obj.children = refs
+        else:
+            obj = _LineObject(obj.address, obj.type_str, obj.size, obj.name,
+                              obj.len, obj.value, refs)
+        yield changed, obj
+    if show_progress:
+        sys.stderr.write("removed %d expensive refs from %d objs\n"
+                         % (removed, count))
 
 
 def iter_objs(source, errors="strict"):

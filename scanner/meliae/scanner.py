@@ -53,6 +53,7 @@ __all__ = [
     "dump_all_objects",
     "dump_all_referenced",
     "dump_gc_objects",
+    "get_recursive_items",
     "get_recursive_size",
     "get_referents",
     "size_of",
@@ -245,14 +246,21 @@ def dump_gc_objects(target):
     _dump(_scanner.WALK_GC, target, None)
 
 
-def dump_all_referenced(target, obj):
+def dump_all_referenced(target, obj, is_pending=False):
     """Write obj and everything reachable from it, each once; obj first.
 
     An object's reference to its own class is listed in its refs but not
     followed: through the class and its module, the closure of any instance
     would be most of the heap.
+
+    is_pending=True (meliae 0.5's): obj is an iterable of the objects to
+    start from; everything reachable from any of them is written once, the
+    iterable itself is not (nor is it changed).
     """
-    _dump(_scanner.WALK_CLOSURE, target, obj)
+    if is_pending:
+        _dump(_scanner.WALK_PENDING, target, list(obj))
+    else:
+        _dump(_scanner.WALK_CLOSURE, target, obj)
 
 
 def get_recursive_size(obj):
@@ -261,6 +269,29 @@ def get_recursive_size(obj):
     The objects are those dump_all_referenced(target, obj) writes.
     """
     return _scanner.get_recursive_size(obj)
+
+
+def get_recursive_items(obj):
+    """Return obj and everything reachable from it, each once, obj first,
+    as a list of the objects themselves (meliae 0.5's).
+
+    The objects are those dump_all_referenced(target, obj) writes.  Unlike
+    the dump and get_recursive_size, this builds Python objects: a list
+    and a set of ids as long as the closure.
+    """
+    out = [obj]
+    seen = {id(obj)}
+    pending = [obj]
+    while pending:
+        cur = pending.pop()
+        own_type = type(cur)
+        for ref in _scanner.get_referents(cur):
+            if ref is own_type or id(ref) in seen:
+                continue
+            seen.add(id(ref))
+            out.append(ref)
+            pending.append(ref)
+    return out
 
 
 def size_of(obj):
@@ -290,7 +321,8 @@ def add_special_size(type_name, size_of_32, size_of_64):
     or a callable taking the object and returning its size: the way to count
     buffers a C type hides from the interpreter (numpy.ndarray, say) without
     importing it.  Callables are called before the heap walk, on the objects
-    a first pass found, so they may do anything.  None for both unregisters
-    type_name.  Raises ScanError while a dump is running.
+    a first pass found, so they may do anything; one that returns -1 leaves
+    that object its usual size (as in meliae 0.5).  None for both
+    unregisters type_name.  Raises ScanError while a dump is running.
     """
     _scanner.add_special_size(type_name, size_of_32, size_of_64)

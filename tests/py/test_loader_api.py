@@ -119,7 +119,7 @@ class TestSources(unittest.TestCase):
             f.write(self.data)
         self.assertEqual([o.address for o in loader.iter_objs(gz)],
                          [1000, 2000, 3000, 4000, 5000])
-        self.assertTrue(repr(objs[2]).startswith("MemObject(32000, str, 41 bytes"))
+        self.assertTrue(repr(objs[2]).startswith("MemObject(0x7d00, str, 41 bytes"))
         with self.assertRaises(ValueError) as cm:
             list(loader.iter_objs(fixture("bad_lines.json")))
         self.assertTrue(str(cm.exception).startswith("line 3: "))
@@ -313,7 +313,7 @@ class TestObjManager(unittest.TestCase):
         om = loader.load(fixture("graph.json"), show_prog=False, collapse=False)
         self.assertNotIn("referrers", repr(om[6]))
         self.assertEqual(om[6].parents, [2, 3])
-        self.assertIn("2 referrers [2, 3]", repr(om[6]))
+        self.assertIn("2 referrers [0x2, 0x3]", repr(om[6]))
         om.compute_parents()
         self.assertEqual(om[6].parents, [2, 3])
 
@@ -361,15 +361,15 @@ class TestRepr(unittest.TestCase):
         om = loader.load(lines, show_prog=False)
         self.assertEqual(
             repr(om[29337264]),
-            "MemObject(29337264, function, format_string, 60 bytes, 6 refs "
-            "[1, 2, 3, 4, 5, 6])")
+            "MemObject(0x1bfa6b0, function, format_string, 60 bytes, 6 refs "
+            "[0x1, 0x2, 0x3, 0x4, 0x5, 0x6])")
         self.assertEqual(repr(om[7]),
-                         "MemObject(7, str, 80 bytes, 0 refs, 'abcdefghijklmnopq...)")
+                         "MemObject(0x7, str, 80 bytes, 0 refs, 'abcdefghijklmnopq...)")
         self.assertEqual(repr(om[8]),
-                         "MemObject(8, int, 28 bytes, 0 refs, 1 referrers [9], 12)")
+                         "MemObject(0x8, int, 28 bytes, 0 refs, 1 referrers [0x9], 12)")
         om[9].compute_total_size()
         self.assertEqual(repr(om[9]),
-                         "MemObject(9, tuple, 40 bytes, 1 refs [8], 68.0B)")
+                         "MemObject(0x9, tuple, 40 bytes, 1 refs [0x8], 68B)")
 
 
 def seed_dump():
@@ -459,13 +459,13 @@ class TestSeedSession(unittest.TestCase):
 
         om.compute_referrers()
         big = om[s.summaries[0].max_address]
-        refs = ", ".join(str(a) for a in big.children[:10])
+        refs = ", ".join(hex(a) for a in big.children[:10])
         self.assertEqual(
             repr(big),
-            "MemObject(29351984, dict, 49292 bytes, 1578 refs [%s, ...], "
-            "1 referrers [26683840])" % refs)
+            "MemObject(0x1bfe030, dict, 49292 bytes, 1578 refs [%s, ...], "
+            "1 referrers [0x19729c0])" % refs)
         self.assertTrue(repr(om[29337264]).startswith(
-            "MemObject(29337264, function, format_string, 60 bytes, 6 refs"))
+            "MemObject(0x1bfa6b0, function, format_string, 60 bytes, 6 refs"))
         self.assertEqual(big.p[0].address, 26683840)
 
         by_count = s.by_count()

@@ -244,7 +244,8 @@ test_collapse_leaves_module_type_and_function_dicts(void **state)
 {
     static const char *const lines[] = {
         "{\"address\": 1, \"type\": \"type\", \"size\": 1000, \"name\": \"type\", \"refs\": []}",
-        /* A module and its __dict__. */
+        /* A module and its __dict__, which a function holds as its
+         * __globals__. */
         "{\"address\": 10, \"type\": \"module\", \"size\": 72, \"name\": \"m\", \"refs\": [11]}",
         "{\"address\": 11, \"type\": \"dict\", \"size\": 1000, \"refs\": []}",
         /* A class (its dict, and a ref to its metaclass named as its own
@@ -256,7 +257,7 @@ test_collapse_leaves_module_type_and_function_dicts(void **state)
         "{\"address\": 31, \"type\": \"ABCMeta\", \"size\": 1000, \"name\": \"D\", \"refs\": [32, 30]}",
         "{\"address\": 32, \"type\": \"dict\", \"size\": 1000, \"refs\": []}",
         /* A function with a __dict__ of its own. */
-        "{\"address\": 40, \"type\": \"function\", \"size\": 136, \"name\": \"f\", \"refs\": [41, 42, 99]}",
+        "{\"address\": 40, \"type\": \"function\", \"size\": 136, \"name\": \"f\", \"refs\": [41, 11, 42, 99]}",
         "{\"address\": 41, \"type\": \"code\", \"size\": 136, \"name\": \"f\", \"refs\": []}",
         "{\"address\": 42, \"type\": \"dict\", \"size\": 1000, \"refs\": []}",
         /* A defaultdict (dict type by name) and a frame with locals. */
@@ -278,12 +279,46 @@ test_collapse_leaves_module_type_and_function_dicts(void **state)
     };
     struct ml_graph g;
     struct snap s;
+    uint32_t *renumber;
 
     (void)state;
     build(&g, lines);
     snap_take(&s, &g);
-    assert_int_equal(ml_graph_collapse_instance_dicts(&g), 0);
+    assert_int_equal(ml_graph_collapse_renumbering(&g, &renumber), 0);
+    assert_null(renumber);           /* nothing folded, nothing kept */
     snap_assert_same(&s, &g);
+    assert_consistent(&g);
+    ml_graph_free(&g);
+}
+
+static void
+test_collapse_folds_a_module_dict_nothing_else_holds(void **state)
+{
+    /* meliae 0.5's rule: a module whose one ref is a dict only it holds. */
+    static const char *const lines[] = {
+        "{\"address\": 10, \"type\": \"module\", \"size\": 72, \"name\": \"m\", \"refs\": [11]}",
+        "{\"address\": 11, \"type\": \"dict\", \"size\": 1000, \"len\": 1, \"refs\": [12, 13]}",
+        "{\"address\": 12, \"type\": \"str\", \"size\": 50, \"value\": \"x\", \"refs\": []}",
+        "{\"address\": 13, \"type\": \"int\", \"size\": 28, \"value\": 1, \"refs\": []}",
+        /* A module with state (two refs) keeps its dict. */
+        "{\"address\": 20, \"type\": \"module\", \"size\": 72, \"name\": \"c\", \"refs\": [12, 21]}",
+        "{\"address\": 21, \"type\": \"dict\", \"size\": 1000, \"refs\": []}",
+        NULL,
+    };
+    static const uint32_t want[] = { 0, ML_GRAPH_NONE, 1, 2, 3, 4 };
+    struct ml_graph g;
+    uint32_t *renumber;
+
+    (void)state;
+    build(&g, lines);
+    assert_int_equal(ml_graph_collapse_renumbering(&g, &renumber), 1);
+    assert_non_null(renumber);
+    assert_memory_equal(renumber, want, sizeof(want));
+    free(renumber);
+    assert_int_equal(ml_graph_find(&g, 11), ML_GRAPH_NONE);
+    ASSERT_REFS(&g, 10, 12, 13);
+    assert_int_equal(g.size[idx(&g, 10)], 1072);
+    ASSERT_REFS(&g, 20, 12, 21);
     assert_consistent(&g);
     ml_graph_free(&g);
 }
@@ -529,6 +564,7 @@ main(void)
         cmocka_unit_test(test_collapse_folds_a_private_dict_into_its_instance),
         cmocka_unit_test(test_collapse_keeps_a_dict_with_two_referrers),
         cmocka_unit_test(test_collapse_leaves_module_type_and_function_dicts),
+        cmocka_unit_test(test_collapse_folds_a_module_dict_nothing_else_holds),
         cmocka_unit_test(test_collapse_leaves_inline_values_instances_as_they_are),
         cmocka_unit_test(test_collapse_takes_313_materialised_dicts_without_repeating_values),
         cmocka_unit_test(test_collapse_keeps_dangling_refs),

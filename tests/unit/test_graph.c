@@ -116,6 +116,16 @@ test_graph_keeps_dangling_refs_with_their_addresses(void **state)
 }
 
 /* A random graph checked against a naive reference. */
+/* Whether refs[j] is among refs[0 .. j): a referrer is listed once. */
+static int
+repeats(const uint32_t *refs, uint32_t j)
+{
+    for (uint32_t k = 0; k < j; k++)
+        if (refs[k] == refs[j])
+            return 1;
+    return 0;
+}
+
 static void
 test_graph_parents_mirror_refs_on_a_random_graph(void **state)
 {
@@ -141,7 +151,7 @@ test_graph_parents_mirror_refs_on_a_random_graph(void **state)
         for (uint32_t j = 0; j < nref[i]; j++) {
             seed = seed * 1103515245u + 12345u;
             ref[i][j] = (seed >> 8) % N;
-            npar[ref[i][j]]++;
+            npar[ref[i][j]] += !repeats(ref[i], j);
             k += snprintf(line + k, sizeof(line) - (size_t)k, "%s%u", j ? ", " : "",
                           (ref[i][j] * 7919u) % 1000003u * 16u + 16u);
         }
@@ -166,6 +176,9 @@ test_graph_parents_mirror_refs_on_a_random_graph(void **state)
             for (uint32_t j = 0; j < nref[q]; j++)
                 found |= ref[q][j] == i;
             assert_true(found);
+            /* Once each, in index order. */
+            if (k > g.par_start[i])
+                assert_true(g.par[k - 1] < q);
         }
     }
     ml_dumpparser_free(&p);
