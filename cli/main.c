@@ -36,6 +36,7 @@
 struct opts {
     const char *store, *socket, *dump, *process, *by, *label;
     const char *sort, *html;
+    const char *pid;            /* snap --pid, attach, detach */
     long alive;
     const char *since, *until;
     long top, depth, chains, limit, timeout;
@@ -114,11 +115,13 @@ static const struct cmd cmds[] = {
       "Store a dump file (ours or meliae 0.5's) as a snapshot.",
       "  meliae-cli import heap.json --label before-upgrade\n"
       "  meliae-cli --store /var/lib/meliae import heap.json\n" },
-    { "snap", "SEL", 1, 0, "[--timeout S]",
+    { "snap", "SEL", 1, 0, "[--timeout S] | --pid PID [--timeout S]",
       "Ask the daemon to have a connected process (pid, label or program)\n"
-      "take a snapshot now; prints its id once stored.",
+      "take a snapshot now; prints its id once stored.  --pid PID: the\n"
+      "process with that pid, streaming or attached (meliae-cli attach).",
       "  meliae-cli snap web\n"
-      "  meliae-cli snap 4242 --timeout 120\n" },
+      "  meliae-cli snap 4242 --timeout 120\n"
+      "  meliae-cli snap --pid 4242\n" },
 };
 
 static const char *prog = "meliae-cli";
@@ -471,7 +474,7 @@ cmd_import(const struct opts *op, const char *sock, const char *file,
 enum {
     O_STORE = 256, O_SOCKET, O_DUMP, O_JSON, O_BYTES, O_PROCESS, O_SINCE,
     O_UNTIL, O_BY, O_TOP, O_DEPTH, O_CHAINS, O_LABEL, O_LIMIT, O_TIMEOUT,
-    O_VERSION, O_SORT, O_HTML, O_ALIVE, O_RETAINED,
+    O_VERSION, O_SORT, O_HTML, O_ALIVE, O_RETAINED, O_PID,
 };
 
 /* One option; -1 to go on, or an exit code. */
@@ -492,6 +495,7 @@ handle_opt(int ch, char **argv, struct opts *op, int *help)
     case O_LABEL: op->label = optarg; break;
     case O_SORT: op->sort = optarg; break;
     case O_HTML: op->html = optarg; break;
+    case O_PID: op->pid = optarg; break;
     case O_ALIVE: return positive("--alive", optarg, &op->alive) ? CLI_USAGE : -1;
     case O_TOP: return positive("--top", optarg, &op->top) ? CLI_USAGE : -1;
     case O_DEPTH: return positive("--depth", optarg, &op->depth) ? CLI_USAGE : -1;
@@ -540,6 +544,7 @@ main(int argc, char **argv)
         { "sort", required_argument, NULL, O_SORT },
         { "html", required_argument, NULL, O_HTML },
         { "alive", required_argument, NULL, O_ALIVE },
+        { "pid", required_argument, NULL, O_PID },
         { NULL, 0, NULL, 0 },
     };
     struct opts op = { .top = -1, .depth = -1, .chains = -1, .limit = -1,
@@ -585,6 +590,17 @@ main(int argc, char **argv)
     char **args = argv + optind;
     int nargs = argc - optind;
     int want = c->nargs - (op.dump != NULL && c->snap ? 1 : 0);
+    int snap_pid = strcmp(c->name, "snap") == 0 && op.pid != NULL;
+    if (op.pid != NULL && strcmp(c->name, "snap") != 0)
+        return die(CLI_USAGE, "--pid works with snap");
+    if (snap_pid) {
+        /* the daemon matches a SEL of digits against the verified pid */
+        if (nargs != 0 || op.pid[0] == '\0' ||
+            strspn(op.pid, "0123456789") != strlen(op.pid))
+            return die(CLI_USAGE, "snap --pid wants one pid and no SEL, not "
+                       "\"%s\"", nargs ? args[0] : op.pid);
+        want = 0;
+    }
     if (nargs != want) {
         return die(CLI_USAGE, "%s takes %d argument%s (%s%s); see meliae-cli %s "
                    "--help", c->name, want, want == 1 ? "" : "s",
@@ -672,7 +688,7 @@ main(int argc, char **argv)
                strcmp(c->name, "dominators") == 0) {
         cJSON_AddStringToObject(req, "address", args[a]);
     } else if (strcmp(c->name, "snap") == 0) {
-        cJSON_AddStringToObject(req, "process", args[0]);
+        cJSON_AddStringToObject(req, "process", snap_pid ? op.pid : args[0]);
         cJSON_AddNumberToObject(req, "timeout", (double)op.timeout);
     }
 

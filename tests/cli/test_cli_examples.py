@@ -42,7 +42,7 @@ VALUED = {"--store", "--socket", "--dump", "--process", "--since", "--until",
           "--by", "--top", "--depth", "--chains", "--label", "--limit",
           "--timeout", "--group", "--retain", "--retain-age", "--max-store",
           "--log-level", "--metrics-textfile", "--metrics-listen", "--sort",
-          "--html", "--alive"}
+          "--html", "--alive", "--pid", "--interval"}
 
 
 def scd_examples(name, prog):
@@ -97,6 +97,8 @@ class Mapper:
             return self.dump
         if opt == "--process":
             return LABEL
+        if opt == "--pid":
+            return str(self.pid)
         if opt == "--html":                 # next to the store, not here
             return os.path.join(os.path.dirname(self.store), "report.html")
         return v
@@ -203,6 +205,8 @@ class TestCliExamples(TmpTestCase):
             ("meliae-cli snap 4242 --timeout 120",
              ["--socket", "/K", "snap", "99", "--timeout", "120"]),
             ("meliae-cli snap web", ["--socket", "/K", "snap", LABEL]),
+            ("meliae-cli snap --pid 4242",
+             ["--socket", "/K", "snap", "--pid", "99"]),
         ]
         for line, want in cases:
             self.assertEqual(m.map(shlex.split(line))[1], want, line)
