@@ -22,6 +22,7 @@
 #include <lmdb.h>
 #include <uv.h>
 
+#include "attach.h"
 #include "cli.h"
 #include "duration.h"
 #include "dumpline.h"
@@ -36,7 +37,9 @@
 struct opts {
     const char *store, *socket, *dump, *process, *by, *label;
     const char *sort, *html;
-    const char *pid;            /* snap --pid, attach, detach */
+    const char *pid;            /* snap --pid */
+    const char *interval;       /* attach */
+    int once;
     long alive;
     const char *since, *until;
     long top, depth, chains, limit, timeout;
@@ -122,6 +125,21 @@ static const struct cmd cmds[] = {
       "  meliae-cli snap web\n"
       "  meliae-cli snap 4242 --timeout 120\n"
       "  meliae-cli snap --pid 4242\n" },
+    { "attach", "PID", 1, 0,
+      "[--interval S | --once] [--label L] [--timeout S]",
+      "Start streaming snapshots (every --interval seconds, default 60)\n"
+      "from a running CPython that never imported meliae, and print the\n"
+      "first snapshot's id once stored; --once takes one snapshot and stops.\n"
+      "3.14 and later through PEP 768 (sys.remote_exec); 3.9 to 3.13 through\n"
+      "gdb.  Needs a meliae built for the target's Python in $MELIAE_PATH\n"
+      "(as the target sees it) and the right to ptrace it (docs/attach.md).",
+      "  meliae-cli attach 4242\n"
+      "  meliae-cli attach 4242 --once\n"
+      "  meliae-cli attach 4242 --interval 30 --label web\n" },
+    { "detach", "PID", 1, 0, "[--timeout S]",
+      "Stop the streamer meliae-cli attach started in a process: its thread\n"
+      "ends and its connection closes; the process goes on.",
+      "  meliae-cli detach 4242\n" },
 };
 
 static const char *prog = "meliae-cli";
@@ -471,10 +489,46 @@ cmd_import(const struct opts *op, const char *sock, const char *file,
     return rc;
 }
 
+/* attach PID, detach PID (attach.c) */
+static int
+cmd_attach(const struct opts *op, const char *pid, int attach)
+{
+    struct attach_opts a = { .pid = pid, .label = op->label,
+                             .timeout = (unsigned)op->timeout,
+                             .detach = !attach, .interval = 60 };
+    struct out o = { .f = stdout, .json = op->json };
+    char sockbuf[PATH_MAX], err[512];
+    char *end;
+
+    if (op->once && op->interval != NULL)
+        return die(CLI_USAGE, "--once or --interval, not both");
+    if (op->once)
+        a.interval = 0;
+    if (op->interval != NULL) {
+        a.interval = strtod(op->interval, &end);
+        if (end == op->interval || *end != '\0' || !(a.interval >= 0.01) ||
+            a.interval > 86400 * 365)
+            return die(CLI_USAGE, "--interval wants seconds (0.01 or more), "
+                       "not \"%s\"", op->interval);
+    }
+    if (a.timeout == 0)
+        return die(CLI_USAGE, "--timeout must be 1 second or more");
+    if (attach) {
+        a.socket = op->socket;
+        if (a.socket == NULL)
+            a.socket = cli_default_socket(sockbuf, sizeof sockbuf, err,
+                                          sizeof err);
+        if (a.socket == NULL)
+            return die(CLI_UNAVAILABLE, "%s", err);
+    }
+    return cli_attach(&a, &o);
+}
+
 enum {
     O_STORE = 256, O_SOCKET, O_DUMP, O_JSON, O_BYTES, O_PROCESS, O_SINCE,
     O_UNTIL, O_BY, O_TOP, O_DEPTH, O_CHAINS, O_LABEL, O_LIMIT, O_TIMEOUT,
-    O_VERSION, O_SORT, O_HTML, O_ALIVE, O_RETAINED, O_PID,
+    O_VERSION, O_SORT, O_HTML, O_ALIVE, O_RETAINED, O_PID, O_INTERVAL,
+    O_ONCE,
 };
 
 /* One option; -1 to go on, or an exit code. */
@@ -496,6 +550,8 @@ handle_opt(int ch, char **argv, struct opts *op, int *help)
     case O_SORT: op->sort = optarg; break;
     case O_HTML: op->html = optarg; break;
     case O_PID: op->pid = optarg; break;
+    case O_INTERVAL: op->interval = optarg; break;
+    case O_ONCE: op->once = 1; break;
     case O_ALIVE: return positive("--alive", optarg, &op->alive) ? CLI_USAGE : -1;
     case O_TOP: return positive("--top", optarg, &op->top) ? CLI_USAGE : -1;
     case O_DEPTH: return positive("--depth", optarg, &op->depth) ? CLI_USAGE : -1;
@@ -545,6 +601,8 @@ main(int argc, char **argv)
         { "html", required_argument, NULL, O_HTML },
         { "alive", required_argument, NULL, O_ALIVE },
         { "pid", required_argument, NULL, O_PID },
+        { "interval", required_argument, NULL, O_INTERVAL },
+        { "once", no_argument, NULL, O_ONCE },
         { NULL, 0, NULL, 0 },
     };
     struct opts op = { .top = -1, .depth = -1, .chains = -1, .limit = -1,
@@ -614,6 +672,11 @@ main(int argc, char **argv)
                    "(and top, dominators)");
     if (op.retained && strcmp(c->name, "top") != 0)
         return die(CLI_USAGE, "--retained works with top");
+    int attach = strcmp(c->name, "attach") == 0;
+    if ((op.interval != NULL || op.once) && !attach)
+        return die(CLI_USAGE, "--interval and --once work with attach");
+    if (attach || strcmp(c->name, "detach") == 0)
+        return cmd_attach(&op, args[0], attach);
     if (op.store == NULL && op.dump == NULL) {
         const char *env = getenv("MELIAE_STORE");
         if (env != NULL && *env)

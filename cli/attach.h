@@ -1,0 +1,50 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * attach.h -- meliae-cli attach and detach: what attach.c (the target,
+ * the script dropped into it, its answer) and inject.c (gdb, or PEP 768
+ * through an interpreter of the target's version) share.
+ */
+#ifndef CLI_ATTACH_H
+#define CLI_ATTACH_H
+
+#include <limits.h>
+#include <sys/types.h>
+
+#include "cli.h"
+
+struct attach_opts {
+    const char *pid;            /* the argument, unparsed */
+    const char *socket;         /* as the target sees it */
+    const char *label;
+    double interval;            /* seconds; 0: --once */
+    unsigned timeout;           /* seconds, for the whole command */
+    int detach;
+};
+
+/* What attach.c learns of the target before touching it. */
+struct target {
+    pid_t pid;
+    pid_t nspid;                /* its pid in its own pid namespace */
+    uid_t uid;
+    gid_t gid;
+    int major, minor;           /* 3, 11 */
+    char exe[PATH_MAX];         /* its executable, as it sees it */
+    char root[PATH_MAX];        /* its root directory, as we see it */
+    int other_mnt, other_pid;   /* mount, pid namespace not ours */
+};
+
+/* Runs attach or detach (a->detach); prints the answer.  Returns an exit
+ * code; errors are one line on stderr. */
+int cli_attach(const struct attach_opts *a, const struct out *o);
+
+/* Has the target run `exec(open(script).read())` (script: a path in its
+ * mount namespace), through gdb (3.9-3.13) or sys.remote_exec (3.14+),
+ * before deadline (CLOCK_MONOTONIC seconds).  Returns an exit code; err
+ * gets a one-line reason.  *method: "gdb" or "pep768". */
+int cli_inject(const struct target *t, const char *script, double deadline,
+               const char **method, char *err, size_t errlen);
+
+/* CLOCK_MONOTONIC, in seconds. */
+double cli_now(void);
+
+#endif /* CLI_ATTACH_H */
