@@ -11,6 +11,7 @@ ML_DEBS=(
   zlib1g-dev libcmocka-dev libuv1-dev liblmdb-dev libcjson-dev scdoc
   prometheus      # tests/daemon: a real Prometheus scrapes --metrics-listen
   chromium        # tests/cli: meliae-cli report --html in a headless browser
+  gdb             # meliae-cli attach to Python 3.9-3.13 (and its tests)
 )
 
 ml_install_deps() {
