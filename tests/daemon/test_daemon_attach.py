@@ -372,7 +372,12 @@ class TestAttachPermissions(AttachTestCase):
         # yama's ptrace_scope=1 does for a non-child).
         code = ("import ctypes; ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)\n"
                 + IDLE)
-        t = self.target(code, prefix=setpriv_nobody())
+        py = sys.executable
+        if subprocess.run(setpriv_nobody() + [py, "-c", "pass"],
+                          capture_output=True).returncode != 0:
+            py = "/usr/bin/python3"     # pyenv's, under /root, is not ours
+        t = self.target(code, prefix=setpriv_nobody(),
+                        argv=[py, "-c", code, "/nonexistent"])
         r = subprocess.run(setpriv_nobody() + [CLI, "--socket", "/no.sock",
                                               "attach", str(t.pid)],
                            capture_output=True, text=True, timeout=60,

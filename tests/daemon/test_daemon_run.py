@@ -274,7 +274,13 @@ class TestEnvironmentSwitch(RunTestCase):
             print(os.getpid(), *kids)
             """)
         r = self.vpython(code, MELIAE_STREAM="0.3", MELIAE_SOCKET=d.sock)
-        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        # 3.12+ warns that fork() in a process with threads (the
+        # streamer's) may deadlock the child; shown by default only for a
+        # fork in __main__ (docs/attach.md)
+        err = [l for l in r.stderr.splitlines()
+               if "DeprecationWarning: This process" not in l
+               and l.strip() != "pid = os.fork()"]
+        self.assertEqual((r.returncode, err), (0, []), r.stderr)
         pids = [int(x) for x in r.stdout.split()]
         for pid in pids:
             with self.subTest(pid=pid):
