@@ -25,7 +25,6 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -397,19 +396,6 @@ write_owned(const struct target *t, const char *path, const char *text)
     return rc;
 }
 
-static int
-remove_entry(const char *path, const struct stat *st, int type,
-             struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (type == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
 /* The status the script left, parsed; NULL until it is there. */
 static cJSON *
 read_status(const char *dir)
@@ -593,7 +579,7 @@ out:
     if (isatty(STDERR_FILENO))
         fputs("\r\033[K", stderr);
     if (made && !keep)
-        nftw(hostdir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+        cli_remove_tree(hostdir);
     cJSON_Delete(args);
     cJSON_Delete(st);
     free(text);

@@ -7,7 +7,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <inttypes.h>
@@ -389,19 +388,6 @@ run_local(const char *dir, const cJSON *req, const struct out *o)
     return rc;
 }
 
-static int
-remove_entry(const char *path, const struct stat *st, int type,
-             struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (type == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
 /* --dump: the file goes through the daemon's ingest into a temporary
  * store, and the command runs there; the store is removed after. */
 static int
@@ -435,7 +421,7 @@ run_dump(const char *path, const cJSON *req, const struct out *o)
     }
     st_close(s);
 out:
-    nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    cli_remove_tree(dir);
     return rc;
 }
 
