@@ -60,6 +60,10 @@ static const char script_body[] =
     "            import shutil\n"
     "            shutil.rmtree(d, ignore_errors=True)\n"
     "            return\n"
+    "        try:\n"
+    "            os.mkdir(d + '/claimed')\n"
+    "        except FileExistsError:\n"
+    "            return     # queued by gdb, and run by it already\n"
     "        if a['action'] == 'detach':\n"
     "            m = sys.modules.get('meliae._attach')\n"
     "            if m is None:\n"
@@ -567,7 +571,9 @@ cli_attach(const struct attach_opts *a, const struct out *o)
         fprintf(stderr, "meliae-cli: %s process %d (Python 3.%d, %s)...",
                 a->detach ? "detaching from" : "attaching to", (int)t.pid,
                 t.minor, t.minor >= 14 ? "PEP 768" : "gdb");
-    rc = cli_inject(&t, script + rootlen, deadline, &method, err, sizeof err);
+    snprintf(path, sizeof path, "%s/claimed", hostdir);
+    rc = cli_inject(&t, script + rootlen, path, deadline, &method, err,
+                    sizeof err);
     if (rc == CLI_OK)
         rc = wait_status(&t, hostdir, deadline, &st, err, sizeof err);
     /* a script not run yet may still run (a pending call, PEP 768): it

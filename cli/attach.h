@@ -39,10 +39,13 @@ int cli_attach(const struct attach_opts *a, const struct out *o);
 
 /* Has the target run `exec(open(script).read())` (script: a path in its
  * mount namespace), through gdb (3.9-3.13) or sys.remote_exec (3.14+),
- * before deadline (CLOCK_MONOTONIC seconds).  Returns an exit code; err
- * gets a one-line reason.  *method: "gdb" or "pep768". */
-int cli_inject(const struct target *t, const char *script, double deadline,
-               const char **method, char *err, size_t errlen);
+ * before deadline (CLOCK_MONOTONIC seconds).  claimed: the path (ours)
+ * that the script makes when it starts (gdb may have it run twice; the
+ * second run stops there).  Returns an exit code; err gets a one-line
+ * reason.  *method: "gdb" or "pep768". */
+int cli_inject(const struct target *t, const char *script,
+               const char *claimed, double deadline, const char **method,
+               char *err, size_t errlen);
 
 /* CLOCK_MONOTONIC, in seconds. */
 double cli_now(void);

@@ -11,14 +11,14 @@
  * offsets here keeps meliae-cli right for 3.15 and later, whose
  * _Py_DebugOffsets layout differs.
  *
- * 3.9 to 3.13: gdb in batch mode, as pyrasite and memray do.  Where the
- * main thread holds the GIL (running Python), the code is queued with
- * Py_AddPendingCall and runs between two bytecodes; where it does not
- * (blocked in C, in sleep or accept), PyGILState_Ensure takes the GIL in
- * that thread and PyRun_SimpleString runs the code there, then
- * PyGILState_Release.  gdb runs under a deadline: at the deadline it gets
- * SIGINT, which with `unwindonsignal` restores the target's registers and
- * detaches; it is never left attached.
+ * 3.9 to 3.13: gdb in batch mode, as pyrasite and memray do: the code is
+ * queued with Py_AddPendingCall and runs between two bytecodes; for a
+ * main thread that stays outside Python (blocked in accept), a second gdb
+ * session takes the GIL in that thread (PyGILState_Ensure) and runs the
+ * code there (PyRun_SimpleString, then PyGILState_Release): inject_gdb.
+ * gdb runs under a deadline: at the deadline it gets SIGINT, which with
+ * `unwindonsignal` restores the target's registers and detaches; it is
+ * never left attached.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -145,9 +145,17 @@ ptrace_denied(pid_t pid, char *err, size_t errlen)
 #define RUN_FILE "try:\\n exec(compile(open('%s','rb').read(),'%s','exec')," \
     "{'__name__':'__meliae_attach__'})\\nexcept BaseException:\\n pass\\n"
 
+enum gdb_mode {
+    GDB_QUEUE,      /* Py_AddPendingCall: runs between two bytecodes */
+    GDB_DIRECT,     /* in the main thread now, if it is outside Python */
+};
+
+/* One gdb session: attach, run the mode's commands, detach.  Returns an
+ * exit code; *held (GDB_DIRECT) when the main thread held the GIL, in C,
+ * so that nothing was run. */
 static int
-inject_gdb(const struct target *t, const char *script, double deadline,
-           char *err, size_t errlen)
+run_gdb(const struct target *t, const char *script, enum gdb_mode mode,
+        double deadline, int *held, char *err, size_t errlen)
 {
     const char *tmp = getenv("TMPDIR");
     char cmds[PATH_MAX], pid[24], out[16384], line[512];
@@ -165,24 +173,26 @@ inject_gdb(const struct target *t, const char *script, double deadline,
     }
     /* Every command must succeed: an error ends the file, and gdb -batch
      * then detaches and quits. */
-    fprintf(f,
-        "set confirm off\n"
-        "set pagination off\n"
-        "set unwindonsignal on\n"
-        "thread 1\n"
-        "set $meliae_held = (int) PyGILState_Check()\n"
-        "if $meliae_held\n"
-        "  set $meliae_rc = (int) Py_AddPendingCall("
-        "(int (*)(void *)) PyRun_SimpleString, (void *) \"" RUN_FILE "\")\n"
-        "else\n"
-        "  set $meliae_gil = (int) PyGILState_Ensure()\n"
-        "  set $meliae_rc = (int) PyRun_SimpleString(\"" RUN_FILE "\")\n"
-        "  call (void) PyGILState_Release($meliae_gil)\n"
-        "end\n"
-        "printf \"meliae: injected held=%%d rc=%%d\\n\", $meliae_held, "
-        "$meliae_rc\n"
-        "detach\n"
-        "quit\n", script, script, script, script);
+    fprintf(f, "set confirm off\n"
+               "set pagination off\n"
+               "set unwindonsignal on\n"
+               "thread 1\n");
+    if (mode == GDB_QUEUE)
+        fprintf(f,
+            "set $meliae_rc = (int) Py_AddPendingCall("
+            "(int (*)(void *)) PyRun_SimpleString, (void *) \"" RUN_FILE "\")\n"
+            "printf \"meliae: done rc=%%d\\n\", $meliae_rc\n", script, script);
+    else
+        fprintf(f,
+            "if (int) PyGILState_Check()\n"
+            "  printf \"meliae: held\\n\"\n"
+            "else\n"
+            "  set $meliae_gil = (int) PyGILState_Ensure()\n"
+            "  set $meliae_rc = (int) PyRun_SimpleString(\"" RUN_FILE "\")\n"
+            "  call (void) PyGILState_Release($meliae_gil)\n"
+            "  printf \"meliae: done rc=%%d\\n\", $meliae_rc\n"
+            "end\n", script, script);
+    fprintf(f, "detach\nquit\n");
     if (fclose(f) != 0) {
         snprintf(err, errlen, "%s: %s", cmds, strerror(errno));
         unlink(cmds);
@@ -194,33 +204,66 @@ inject_gdb(const struct target *t, const char *script, double deadline,
     setenv("DEBUGINFOD_URLS", "", 1);   /* no downloads while attached */
     status = run_bounded(argv, deadline, SIGINT, out, sizeof out, &timed_out);
     unlink(cmds);
+    *held = strstr(out, "meliae: held") != NULL;
     if (status < 0) {
         snprintf(err, errlen, "cannot run gdb (Debian: apt-get install gdb):"
                  " %s", strerror(-status));
         return CLI_UNAVAILABLE;
     }
-    if (strstr(out, "meliae: injected held=") != NULL &&
-        strstr(out, "rc=0") != NULL)
+    if (strstr(out, "meliae: done rc=0") != NULL || *held)
         return CLI_OK;
     if (strstr(out, "ptrace: Operation not permitted") != NULL ||
         strstr(out, "Could not attach to process") != NULL)
         return ptrace_denied(t->pid, err, errlen);
     if (timed_out) {
-        snprintf(err, errlen, "process %d did not take the GIL for gdb in "
-                 "time: another thread holds it in C and never reaches the "
-                 "eval loop (gdb detached, the process is unchanged)",
+        snprintf(err, errlen, "process %d did not run the attach code in "
+                 "time: its main thread waits for the GIL, held by another "
+                 "thread in C (gdb detached; nothing was changed in it)",
                  (int)t->pid);
         return CLI_ERROR;
     }
-    if (strstr(out, "No symbol \"PyGILState_Check\"") != NULL) {
-        snprintf(err, errlen, "process %d has no PyGILState_Check: not a "
-                 "CPython with its C API symbols", (int)t->pid);
+    if (strstr(out, "No symbol \"Py") != NULL) {
+        snprintf(err, errlen, "process %d has no Py_AddPendingCall or "
+                 "PyGILState_Check: not a CPython with its C API symbols",
+                 (int)t->pid);
         return CLI_ERROR;
     }
     last_line(out, line, sizeof line);
     snprintf(err, errlen, "gdb could not run code in process %d: %s",
              (int)t->pid, line[0] ? line : "no output");
     return CLI_ERROR;
+}
+
+/* First queue the script as a pending call: the safe way, taken between
+ * two bytecodes by a main thread that runs Python or comes back to it
+ * soon (from sleep(0.1), from its turn of the GIL).  Only a main thread
+ * still outside Python after GDB_GRACE_S (blocked in accept(), a long
+ * sleep, a read) gets the script run in it directly, from the system
+ * call gdb interrupted; the script claims its run, so the queued call,
+ * once it comes, does nothing.  (Running it directly at once would run
+ * Python code in a thread interrupted anywhere, in take_gil or malloc
+ * holding their locks: gdb would wait for ever.) */
+#define GDB_GRACE_S 1.0
+
+static int
+inject_gdb(const struct target *t, const char *script, const char *claimed,
+           double deadline, char *err, size_t errlen)
+{
+    double until;
+    int rc, held;
+
+    rc = run_gdb(t, script, GDB_QUEUE, deadline, &held, err, errlen);
+    if (rc != CLI_OK)
+        return rc;
+    until = cli_now() + GDB_GRACE_S;
+    while (cli_now() < until && cli_now() < deadline) {
+        if (access(claimed, F_OK) == 0)
+            return CLI_OK;
+        usleep(20000);
+    }
+    if (access(claimed, F_OK) == 0 || cli_now() >= deadline)
+        return CLI_OK;          /* the wait for the answer says the rest */
+    return run_gdb(t, script, GDB_DIRECT, deadline, &held, err, errlen);
 }
 
 static int
@@ -283,13 +326,13 @@ inject_pep768(const struct target *t, const char *script, double deadline,
 }
 
 int
-cli_inject(const struct target *t, const char *script, double deadline,
-           const char **method, char *err, size_t errlen)
+cli_inject(const struct target *t, const char *script, const char *claimed,
+           double deadline, const char **method, char *err, size_t errlen)
 {
     if (t->major > 3 || t->minor >= 14) {
         *method = "pep768";
         return inject_pep768(t, script, deadline, err, errlen);
     }
     *method = "gdb";
-    return inject_gdb(t, script, deadline, err, errlen);
+    return inject_gdb(t, script, claimed, deadline, err, errlen);
 }
