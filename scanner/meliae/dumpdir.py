@@ -4,7 +4,9 @@
 One background thread writes DIR/heap-PID-N.json every `interval` seconds,
 when the signal arrives, and when snapshot() is called, each with
 dump_all_objects(path, fork=True): the process pauses for the fork only,
-and a forked child writes the file (rename into place, mode 0600).  After
+and a forked child writes the file (rename into place, mode 0600).
+Where streams would not fork (MELIAE_FORK=0, not Linux: meliae/stream.py)
+the dump is written in-process, the process paused for the walk.  After
 os.fork() the child starts its own thread and numbers its own files.
 """
 
@@ -17,7 +19,7 @@ import threading
 import time
 import weakref
 
-from meliae import scanner
+from meliae import scanner, stream
 
 log = logging.getLogger("meliae")
 
@@ -66,7 +68,10 @@ class DirDumper:
             self._n += 1
             path = os.path.join(self.directory, "heap-%d-%d.json"
                                 % (os.getpid(), self._n))
-            scanner.dump_all_objects(path, fork=True).wait()
+            if stream._FORK_BY_DEFAULT:
+                scanner.dump_all_objects(path, fork=True).wait()
+            else:
+                scanner.dump_all_objects(path)
             return path
 
     def _run(self):

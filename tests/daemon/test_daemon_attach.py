@@ -116,10 +116,12 @@ class Target:
             f.write(code)
         os.chmod(self.path, 0o644)
         argv = argv or [sys.executable, self.path, self.stop_file]
+        # the sanitizer's preload of an ASan build stays: the attached
+        # program imports meliae (tests/meson.build)
         self.proc = subprocess.Popen(list(prefix) + argv,
                                      stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, text=True,
-                                     env=env or plain_env())
+                                     env=env or dict(os.environ))
         self.first = self.proc.stdout.readline().split()
         assert self.first[:1] == ["ready"], self.first
         self.pid = self.proc.pid
@@ -312,7 +314,7 @@ class TestAttachErrors(AttachTestCase):
         for extra, env in ((["-X", "disable_remote_debug"], {}),
                            ([], {"PYTHON_DISABLE_REMOTE_DEBUG": "1"})):
             with self.subTest(extra=extra, env=env):
-                e = plain_env()
+                e = dict(os.environ)
                 e.update(env)
                 t = self.target(IDLE, env=e, argv=[
                     sys.executable] + extra + ["-c", IDLE, "/nonexistent"])
@@ -407,7 +409,7 @@ class TestAttachPep768(AttachTestCase):
         if not os.path.exists(os.path.join(SID, "usr/bin/python" + version)):
             self.skipTest("no python%s in %s" % (version, SID))
         t = Target(self.tmp, code, argv=in_sid(self.tmp, version, code),
-                   name="sid%d" % len(self.targets))
+                   name="sid%d" % len(self.targets), env=plain_env())
         t.stop_file = os.path.join(self.tmp, "stop")
         self.targets.append(t)
         return t

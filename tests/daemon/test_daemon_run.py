@@ -14,7 +14,7 @@ import textwrap
 import time
 import unittest
 
-from daemon_support import DaemonTestCase, plain_env, store_list
+from daemon_support import DaemonTestCase, store_list
 
 BUILD_SCANNER = next((p for p in os.environ.get("PYTHONPATH", "").split(":")
                       if os.path.isfile(os.path.join(p, "meliae",
@@ -39,7 +39,9 @@ PROG = textwrap.dedent("""\
 
 
 def child_env(**extra):
-    env = plain_env()
+    """For programs that import meliae: the sanitizer's preload of an ASan
+    build stays (tests/meson.build)."""
+    env = dict(os.environ)
     env.pop("MELIAE_STREAM", None)
     env.update(extra)
     return env
