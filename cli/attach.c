@@ -184,14 +184,6 @@ same_ns(pid_t pid, const char *ns)
     return a.st_ino == b.st_ino && a.st_dev == b.st_dev;
 }
 
-static int
-denied(pid_t pid, char *err, size_t errlen)
-{
-    return fail(err, errlen, CLI_ERROR, "ptrace not permitted on process "
-                "%d: see kernel.yama.ptrace_scope, or run with "
-                "CAP_SYS_PTRACE (root)", (int)pid);
-}
-
 /* Which Python t->pid runs, and who it is; before touching it. */
 static int
 inspect(struct target *t, char *err, size_t errlen)
@@ -230,7 +222,7 @@ inspect(struct target *t, char *err, size_t errlen)
     n = readlink(path, exe, sizeof exe - 1);
     if (n < 0)
         return errno == EACCES || errno == EPERM
-            ? denied(t->pid, err, errlen)
+            ? cli_ptrace_denied(t->pid, err, errlen)
             : fail(err, errlen, CLI_ERROR, "process %d: %s: %s", (int)t->pid,
                    path, strerror(errno));
     exe[n] = '\0';
@@ -239,7 +231,7 @@ inspect(struct target *t, char *err, size_t errlen)
     snprintf(path, sizeof path, "/proc/%d/root", (int)t->pid);
     n = readlink(path, t->root, sizeof t->root - 1);
     if (n < 0)
-        return denied(t->pid, err, errlen);
+        return cli_ptrace_denied(t->pid, err, errlen);
     t->root[n] = '\0';
     t->other_mnt = !same_ns(t->pid, "mnt");
     t->other_pid = !same_ns(t->pid, "pid");
@@ -515,7 +507,7 @@ cli_attach(const struct attach_opts *a, const struct out *o)
     snprintf(hostdir + rootlen, sizeof hostdir - rootlen,
              "/tmp/meliae-attach-XXXXXX");
     if (mkdtemp(hostdir) == NULL) {
-        rc = errno == EACCES ? denied(t.pid, err, sizeof err)
+        rc = errno == EACCES ? cli_ptrace_denied(t.pid, err, sizeof err)
             : fail(err, sizeof err, CLI_ERROR, "cannot make a directory in "
                    "the /tmp of process %d: %s", (int)t.pid, strerror(errno));
         goto out;

@@ -47,6 +47,9 @@ int cli_inject(const struct target *t, const char *script,
                const char *claimed, double deadline, const char **method,
                char *err, size_t errlen);
 
+/* The one line for a target we may not trace; returns CLI_ERROR. */
+int cli_ptrace_denied(pid_t pid, char *err, size_t errlen);
+
 /* CLOCK_MONOTONIC, in seconds. */
 double cli_now(void);
 

@@ -129,8 +129,8 @@ last_line(const char *text, char *line, size_t len)
     snprintf(line, len, "%.*s", (int)(end - start), start);
 }
 
-static int
-ptrace_denied(pid_t pid, char *err, size_t errlen)
+int
+cli_ptrace_denied(pid_t pid, char *err, size_t errlen)
 {
     snprintf(err, errlen, "ptrace not permitted on process %d: see "
              "kernel.yama.ptrace_scope (1 lets only a parent trace; 0 any "
@@ -214,7 +214,7 @@ run_gdb(const struct target *t, const char *script, enum gdb_mode mode,
         return CLI_OK;
     if (strstr(out, "ptrace: Operation not permitted") != NULL ||
         strstr(out, "Could not attach to process") != NULL)
-        return ptrace_denied(t->pid, err, errlen);
+        return cli_ptrace_denied(t->pid, err, errlen);
     if (timed_out) {
         snprintf(err, errlen, "process %d did not run the attach code in "
                  "time: its main thread waits for the GIL, held by another "
@@ -318,7 +318,7 @@ inject_pep768(const struct target *t, const char *script, double deadline,
                  (int)t->pid);
     else if (strstr(out, "PermissionError") != NULL ||
              strstr(out, "Operation not permitted") != NULL)
-        return ptrace_denied(t->pid, err, errlen);
+        return cli_ptrace_denied(t->pid, err, errlen);
     else
         snprintf(err, errlen, "sys.remote_exec(%d) failed: %s", (int)t->pid,
                  line[0] ? line : "no output");
