@@ -159,10 +159,15 @@ class TestRun(RunTestCase):
         self.assertEqual(r.returncode, 2)
         self.assertIn("unknown option '-c'", r.stderr)
         with open(os.path.join(self.app, "slow.py"), "w") as f:
-            f.write("import time, os\nkeep = ['x%d' % i for i in "
-                    "range(1000)]\ntime.sleep(1.2)\nprint(os.getpid())\n")
+            # waits for two timed dumps, however long they take
+            f.write("import time, os, sys\nkeep = ['x%d' % i for i in "
+                    "range(1000)]\nend = time.monotonic() + 120\n"
+                    "while (len([n for n in os.listdir(sys.argv[1]) if "
+                    "n.endswith('.json')]) < 2\n       and time.monotonic() "
+                    "< end):\n    time.sleep(0.01)\nprint(os.getpid())\n")
         r = self.python(["-m", "meliae", "run", "--dump-dir", dumps,
-                         "--interval", "0.3", os.path.join("app", "slow.py")],
+                         "--interval", "0.3", os.path.join("app", "slow.py"),
+                         dumps],
                         env=child_env(PYTHONPATH=os.environ["PYTHONPATH"]))
         self.assertEqual((r.returncode, r.stderr), (0, ""))
         pid = int(r.stdout)
@@ -217,6 +222,21 @@ class TestRun(RunTestCase):
                       .replace("  ", " ").replace("  ", " ").lower())
 
 
+# A program that waits for its n-th snapshot (however long the walk
+# takes: seconds under ASan), looking at the streamer from outside: it
+# imports nothing of meliae.
+WAIT_ACKS = textwrap.dedent("""\
+    import os, sys, time
+    def acked(n, limit=120):
+        st = sys.modules["meliae._autostart"].streamer
+        seen, last, end = 0, None, time.monotonic() + limit
+        while seen < n and time.monotonic() < end:
+            if st.last_snapshot_id not in (None, last):
+                seen, last = seen + 1, st.last_snapshot_id
+            time.sleep(0.01)
+    """)
+
+
 @unittest.skipIf(BUILD_SCANNER is None, "no meliae build on PYTHONPATH")
 class TestEnvironmentSwitch(RunTestCase):
     """A venv whose site-packages hold the build's meliae.pth and a .pth
@@ -252,9 +272,9 @@ class TestEnvironmentSwitch(RunTestCase):
 
     def test_a_program_that_never_imports_meliae_streams(self):
         d = self.daemon()
-        r = self.vpython("import os, time; time.sleep(1.5); "
-                         "print(os.getpid())", MELIAE_STREAM="0.3",
-                         MELIAE_SOCKET=d.sock, MELIAE_LABEL="from-env")
+        r = self.vpython(WAIT_ACKS + "acked(2); print(os.getpid())",
+                         MELIAE_STREAM="0.3", MELIAE_SOCKET=d.sock,
+                         MELIAE_LABEL="from-env")
         self.assertEqual((r.returncode, r.stderr), (0, ""))
         snaps = self.snaps_of(d, int(r.stdout))
         self.assertGreaterEqual(len(snaps), 2, store_list(d.store))
@@ -262,13 +282,12 @@ class TestEnvironmentSwitch(RunTestCase):
 
     def test_prefork_children_stream_as_themselves(self):
         d = self.daemon()
-        code = textwrap.dedent("""\
-            import os, sys, time
+        code = WAIT_ACKS + textwrap.dedent("""\
             kids = []
             for _ in range(2):
                 pid = os.fork()
                 if pid == 0:
-                    time.sleep(1.5)
+                    acked(2)
                     os._exit(0)
                 kids.append(pid)
             for k in kids:
