@@ -374,32 +374,13 @@ check_socket(const struct target *t, const char *sock, char *abs, size_t len,
     return CLI_OK;
 }
 
-static int
-write_owned(const struct target *t, const char *path, const char *text)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW,
-                  0600);
-    size_t len = strlen(text);
-    int rc = 0;
-
-    if (fd < 0)
-        return -errno;
-    if (write(fd, text, len) != (ssize_t)len)
-        rc = errno ? -errno : -EIO;
-    if (rc == 0 && fchown(fd, t->uid, t->gid) != 0)
-        rc = -errno;
-    close(fd);
-    return rc;
-}
-
 /* The status the script left, parsed; NULL until it is there. */
 static cJSON *
-read_status(const char *dir)
+read_status(const struct drop *d)
 {
-    char path[PATH_MAX + 16], buf[4096];
+    char buf[4096];
 
-    snprintf(path, sizeof path, "%s/status", dir);
-    if (read_small(path, buf, sizeof buf) <= 0)
+    if (cli_drop_read(d, "status", buf, sizeof buf) <= 0)
         return NULL;
     return cJSON_Parse(buf);
 }
@@ -443,11 +424,11 @@ answer(const struct attach_opts *a, const struct out *o,
 
 /* Waits for the script's answer; CLI_OK with *st, or an exit code. */
 static int
-wait_status(const struct target *t, const char *hostdir, double deadline,
+wait_status(const struct target *t, const struct drop *d, double deadline,
             cJSON **st, char *err, size_t errlen)
 {
     for (;;) {
-        *st = read_status(hostdir);
+        *st = read_status(d);
         if (*st != NULL) {
             const cJSON *e = cJSON_GetObjectItemCaseSensitive(*st, "error");
             if (!cJSON_IsString(e))
@@ -475,14 +456,14 @@ cli_attach(const struct attach_opts *a, const struct out *o)
 {
     struct target t = { 0 };
     char err[1024], build[PATH_MAX] = "", sock[PATH_MAX] = "";
-    char hostdir[PATH_MAX], script[PATH_MAX + 16], path[PATH_MAX + 16];
+    char script[128], claimed[160];
+    struct drop d = { .tmpfd = -1, .dirfd = -1 };
     const char *method = "";
     double deadline = cli_now() + a->timeout;
     cJSON *args = NULL, *st = NULL;
     char *text = NULL, *body = NULL;
-    size_t rootlen;
     char *end;
-    int rc, made = 0, keep = 0;
+    int rc, keep = 0;
     long pid;
 
     errno = 0;
@@ -502,22 +483,9 @@ cli_attach(const struct attach_opts *a, const struct out *o)
     if (rc != CLI_OK)
         goto out;
 
-    rootlen = (size_t)snprintf(hostdir, sizeof hostdir, "/proc/%d/root",
-                               (int)t.pid);
-    snprintf(hostdir + rootlen, sizeof hostdir - rootlen,
-             "/tmp/meliae-attach-XXXXXX");
-    if (mkdtemp(hostdir) == NULL) {
-        rc = errno == EACCES ? cli_ptrace_denied(t.pid, err, sizeof err)
-            : fail(err, sizeof err, CLI_ERROR, "cannot make a directory in "
-                   "the /tmp of process %d: %s", (int)t.pid, strerror(errno));
+    rc = cli_drop_make(&t, &d, err, sizeof err);
+    if (rc != CLI_OK)
         goto out;
-    }
-    made = 1;
-    if (chown(hostdir, t.uid, t.gid) != 0) {
-        rc = fail(err, sizeof err, CLI_ERROR, "%s: chown: %s", hostdir,
-                  strerror(errno));
-        goto out;
-    }
     args = cJSON_CreateObject();
     cJSON_AddStringToObject(args, "action", a->detach ? "detach" : "attach");
     cJSON_AddStringToObject(args, "path", build);
@@ -537,7 +505,7 @@ cli_attach(const struct attach_opts *a, const struct out *o)
     text = cJSON_PrintUnformatted(args);
     /* _D: a JSON string is a Python string literal (cJSON escapes quotes,
      * backslashes and control characters; the rest is UTF-8) */
-    cJSON *dir = cJSON_CreateString(hostdir + rootlen);
+    cJSON *dir = cJSON_CreateString(d.path);
     char *dirlit = cJSON_PrintUnformatted(dir);
     cJSON_Delete(dir);
     if (text == NULL || dirlit == NULL ||
@@ -548,14 +516,14 @@ cli_attach(const struct attach_opts *a, const struct out *o)
         goto out;
     }
     free(dirlit);
-    snprintf(path, sizeof path, "%s/args.json", hostdir);
-    rc = write_owned(&t, path, text);
-    snprintf(script, sizeof script, "%s/attach.py", hostdir);
+    rc = cli_drop_write(&t, &d, "args.json", text);
     if (rc == 0)
-        rc = write_owned(&t, script, body);
+        rc = cli_drop_write(&t, &d, "attach.py", body);
+    if (rc == 0)
+        rc = cli_drop_give(&t, &d);
     if (rc != 0) {
-        rc = fail(err, sizeof err, CLI_ERROR, "%s: %s", script,
-                  strerror(-rc));
+        rc = fail(err, sizeof err, CLI_ERROR, "writing into %s of process "
+                  "%d: %s", d.path, (int)t.pid, strerror(-rc));
         goto out;
     }
 
@@ -563,21 +531,26 @@ cli_attach(const struct attach_opts *a, const struct out *o)
         fprintf(stderr, "meliae-cli: %s process %d (Python 3.%d, %s)...",
                 a->detach ? "detaching from" : "attaching to", (int)t.pid,
                 t.minor, t.minor >= 14 ? "PEP 768" : "gdb");
-    snprintf(path, sizeof path, "%s/claimed", hostdir);
-    rc = cli_inject(&t, script + rootlen, path, deadline, &method, err,
-                    sizeof err);
+    snprintf(script, sizeof script, "%s/attach.py", d.path);
+    snprintf(claimed, sizeof claimed, "%s/claimed", d.host);
+    rc = cli_inject(&t, script, claimed, deadline, &method, err, sizeof err);
     if (rc == CLI_OK)
-        rc = wait_status(&t, hostdir, deadline, &st, err, sizeof err);
-    /* a script not run yet may still run (a pending call, PEP 768): it
-     * finds the deadline passed and removes the directory itself */
-    keep = rc != CLI_OK && st == NULL && strstr(err, "in time") != NULL;
+        rc = wait_status(&t, &d, deadline, &st, err, sizeof err);
+    /* PEP 768 opens the script when the target gets to it, maybe after
+     * we gave up: it stays, finds the deadline passed and removes its
+     * directory.  (A pending call queued by gdb finds no file, and does
+     * nothing.) */
+    keep = rc != CLI_OK && st == NULL && strcmp(method, "pep768") == 0 &&
+           strstr(err, "in time") != NULL;
     if (rc == CLI_OK)
         rc = answer(a, o, &t, method, st);
 out:
     if (isatty(STDERR_FILENO))
         fputs("\r\033[K", stderr);
-    if (made && !keep)
-        cli_remove_tree(hostdir);
+    if (keep)
+        cli_drop_close(&d);
+    else
+        cli_drop_remove(&d);
     cJSON_Delete(args);
     cJSON_Delete(st);
     free(text);

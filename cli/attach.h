@@ -33,6 +33,33 @@ struct target {
     int other_mnt, other_pid;   /* mount, pid namespace not ours */
 };
 
+/* The directory attach leaves in the target's /tmp (drop.c). */
+struct drop {
+    int tmpfd;                  /* the target's /tmp */
+    int dirfd;                  /* ours in it */
+    char name[40];              /* meliae-attach-XXXXXXXXXX */
+    char path[64];              /* /tmp/NAME, as the target sees it */
+    char host[128];             /* /proc/PID/root/tmp/NAME, for us */
+};
+
+/* Makes the directory, root's and 0700 until cli_drop_give.  Returns an
+ * exit code, err a one-line reason; d's descriptors are -1 on failure. */
+int cli_drop_make(const struct target *t, struct drop *d, char *err,
+                  size_t errlen);
+/* Writes a new file, mode 0600, owned by the target's uid; 0 or -errno. */
+int cli_drop_write(const struct target *t, const struct drop *d,
+                   const char *name, const char *text);
+/* Gives the directory to the target's uid (its script writes there). */
+int cli_drop_give(const struct target *t, const struct drop *d);
+/* Reads a regular file (a symlink refused) into buf, NUL-terminated;
+ * bytes read or -errno. */
+ssize_t cli_drop_read(const struct drop *d, const char *name, char *buf,
+                      size_t len);
+/* Removes the directory and what the script left in it; closes. */
+void cli_drop_remove(struct drop *d);
+/* Closes, leaving the directory (to a script that may still run). */
+void cli_drop_close(struct drop *d);
+
 /* Runs attach or detach (a->detach); prints the answer.  Returns an exit
  * code; errors are one line on stderr. */
 int cli_attach(const struct attach_opts *a, const struct out *o);

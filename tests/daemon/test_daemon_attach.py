@@ -331,6 +331,7 @@ class TestAttachErrors(AttachTestCase):
     def test_blocked_in_c_times_out_and_says_so(self):
         d = self.daemon()
         t = self.target(HOG, argv=[sys.executable, "-c", HOG])
+        drops = set(glob.glob("/tmp/meliae-attach-*"))
         start = time.monotonic()
         self.fails(cli(["--socket", d.sock, "attach", str(t.pid), "--once",
                         "--timeout", "3"]), 1,
@@ -339,6 +340,8 @@ class TestAttachErrors(AttachTestCase):
         self.assertEqual(traced_by(t.pid), 0)
         self.assertIsNone(t.proc.poll())
         self.assertEqual(self.snaps_of(d, t.pid), [])
+        # nothing left in its /tmp: the queued call finds no script
+        self.assertEqual(set(glob.glob("/tmp/meliae-attach-*")), drops)
 
     def test_usage(self):
         for args, text in [
