@@ -113,16 +113,13 @@ static ssize_t
 read_small(const char *path, char *buf, size_t len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    ssize_t n, total = 0;
+    ssize_t n;
 
     if (fd < 0)
         return -errno;
-    while ((size_t)total + 1 < len &&
-           (n = read(fd, buf + total, len - 1 - (size_t)total)) > 0)
-        total += n;
+    n = cli_read_all(fd, buf, len);
     close(fd);
-    buf[total] = '\0';
-    return total;
+    return n;
 }
 
 /* The fields after "Name:\t" of /proc/PID/status, as text. */

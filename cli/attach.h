@@ -55,6 +55,9 @@ int cli_drop_give(const struct target *t, const struct drop *d);
  * bytes read or -errno. */
 ssize_t cli_drop_read(const struct drop *d, const char *name, char *buf,
                       size_t len);
+/* Reads fd to its end or len - 1 bytes into buf, NUL-terminated; the
+ * bytes read. */
+ssize_t cli_read_all(int fd, char *buf, size_t len);
 /* Removes the directory and what the script left in it; closes. */
 void cli_drop_remove(struct drop *d);
 /* Closes, leaving the directory (to a script that may still run). */

@@ -109,19 +109,25 @@ cli_drop_read(const struct drop *d, const char *name, char *buf, size_t len)
 {
     int fd = openat(d->dirfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
                     O_CLOEXEC);
-    ssize_t n, total = 0;
     struct stat st;
+    ssize_t n;
 
     if (fd < 0)
         return -errno;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return -EINVAL;
-    }
+    n = fstat(fd, &st) == 0 && S_ISREG(st.st_mode)
+        ? cli_read_all(fd, buf, len) : -EINVAL;
+    close(fd);
+    return n;
+}
+
+ssize_t
+cli_read_all(int fd, char *buf, size_t len)
+{
+    ssize_t n, total = 0;
+
     while ((size_t)total + 1 < len &&
            (n = read(fd, buf + total, len - 1 - (size_t)total)) > 0)
         total += n;
-    close(fd);
     buf[total] = '\0';
     return total;
 }
