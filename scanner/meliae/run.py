@@ -123,10 +123,13 @@ def _start_watching(opts):
 def _at_exit(watcher):
     """The last snapshot, then the watcher's end.  Failures were (or are)
     logged by the watcher; the exit code stays the program's."""
+    from meliae.stream import StreamError
     try:
         watcher.snapshot()
-    except Exception:
-        pass
+    except StreamError:
+        pass            # the streamer warned once already
+    except Exception as e:
+        sys.stderr.write("meliae: the snapshot at exit failed: %s\n" % (e,))
     finally:
         watcher.close()
 
@@ -205,6 +208,9 @@ def main(argv):
         opts, kind, target, args = parsed
         _number(opts, "interval", float, 0.001)
         traces = _number(opts, "traces", int, 1)
+        if "dump_dir" in opts and ("socket" in opts or "label" in opts):
+            raise UsageError("--dump-dir writes files: no --socket or "
+                             "--label with it")
         if kind == "script" and not os.path.exists(target):
             sys.stderr.write("python -m meliae run: can't open file %r: "
                              "No such file or directory\n" % target)

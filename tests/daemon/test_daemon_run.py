@@ -211,7 +211,9 @@ class TestRun(RunTestCase):
                 (["run", "--frob", "x.py"], "unknown option '--frob'"),
                 (["run", "-m"], "-m needs a module name"),
                 (["run", "nosuch.py"], "can't open file 'nosuch.py'"),
-                (["run", "--socket"], "--socket needs a value")]:
+                (["run", "--socket"], "--socket needs a value"),
+                (["run", "--dump-dir", "d", "--label", "x", "x.py"],
+                 "no --socket or --label with it")]:
             with self.subTest(args=args):
                 r = self.python(["-m", "meliae"] + args, env=env)
                 self.assertEqual(r.returncode, 2)
