@@ -125,13 +125,15 @@ static const struct cmd cmds[] = {
       "  meliae-cli snap 4242 --timeout 120\n"
       "  meliae-cli snap --pid 4242\n" },
     { "attach", "PID", 1, 0,
-      "[--interval S | --once] [--label L] [--timeout S]",
+      "[--socket PATH] [--interval S | --once] [--label L]\n"
+      "       [--timeout S]",
       "Start streaming snapshots (every --interval seconds, default 60)\n"
       "from a running CPython that never imported meliae, and print the\n"
       "first snapshot's id once stored; --once takes one snapshot and stops.\n"
       "3.14 and later through PEP 768 (sys.remote_exec); 3.9 to 3.13 through\n"
       "gdb.  Needs a meliae built for the target's Python in $MELIAE_PATH\n"
-      "(as the target sees it) and the right to ptrace it (docs/attach.md).",
+      "(as the target sees it), the right to ptrace it, and the daemon's\n"
+      "socket as the target sees it in --socket (docs/attach.md).",
       "  meliae-cli attach 4242\n"
       "  meliae-cli attach 4242 --once\n"
       "  meliae-cli attach 4242 --interval 30 --label web\n" },
