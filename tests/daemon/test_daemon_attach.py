@@ -10,7 +10,11 @@ every error case, each one line and a non-zero exit, within its time.
 through PEP 768, in the Debian sid chroot of the 3.14 work
 (/var/cache/meliae/sid or sid-try), run in a mount namespace of its own
 like a container: the script is dropped through /proc/PID/root and the
-daemon's socket is bind-mounted in.
+daemon's socket is bind-mounted in.  The scanner does not build for 3.14
+yet: with MELIAE_TEST_BUILD_314 (or _315) naming the directory that holds
+a meliae package built for it (bind-mounted read-only into the target),
+attach --once, --interval, snap --pid and detach run there too; without,
+attach must name the version it lacks.
 """
 
 import ctypes
@@ -391,15 +395,18 @@ class TestAttachPermissions(AttachTestCase):
                    "kernel.yama.ptrace_scope" % t.pid)
 
 
-def in_sid(tmp, version, code):
+def in_sid(tmp, version, code, build=None):
     """The argv running code with python3.N of the sid chroot in a mount
     namespace of its own (a container, to meliae-cli): /tmp a private
-    tmpfs with tmp bind-mounted at /tmp/host, /proc mounted."""
+    tmpfs with tmp bind-mounted at /tmp/host (and a meliae build, if any,
+    read-only at /tmp/meliae), /proc mounted."""
     return ["unshare", "-m", "sh", "-c",
             'mount -t tmpfs none "$0/tmp" && mkdir "$0/tmp/host" && '
             'mount --bind "$1" "$0/tmp/host" && mount -t proc proc "$0/proc"'
+            ' && if [ -n "$3" ]; then mkdir "$0/tmp/meliae" && '
+            'mount --bind -o ro "$3" "$0/tmp/meliae"; fi'
             ' && exec chroot "$0" /usr/bin/python%s -c "$2" /tmp/host/stop'
-            % version, SID, tmp, code]
+            % version, SID, tmp, code, build or ""]
 
 
 @unittest.skipUnless(CLI and ROOT and SID, "needs root and the sid chroot "
@@ -408,34 +415,55 @@ class TestAttachPep768(AttachTestCase):
     """3.14 and 3.15 through sys.remote_exec of the target's own
     interpreter, in its own mount namespace."""
 
-    def sid_target(self, version, code):
+    def sid_target(self, version, code, build=None):
         if not os.path.exists(os.path.join(SID, "usr/bin/python" + version)):
             self.skipTest("no python%s in %s" % (version, SID))
-        t = Target(self.tmp, code, argv=in_sid(self.tmp, version, code),
+        t = Target(self.tmp, code, argv=in_sid(self.tmp, version, code,
+                                               build),
                    name="sid%d" % len(self.targets), env=plain_env())
         t.stop_file = os.path.join(self.tmp, "stop")
         self.targets.append(t)
         return t
 
     def check_round_trip(self, version):
+        """Detach (the script runs and answers), then attach: with a
+        meliae built for the version in $MELIAE_TEST_BUILD_3N (the
+        directory holding the meliae package), --once, --interval, snap
+        --pid and detach; without, the error naming the version."""
+        build = os.environ.get("MELIAE_TEST_BUILD_" + version.replace(".", ""))
         d = self.daemon()
-        t = self.sid_target(version, IDLE)
+        t = self.sid_target(version, IDLE, build)
+        before = (threads(t.pid), unix_sockets(t.pid))
         # through PEP 768 and back: the script ran in the target (it
         # answers that nothing is attached)
         self.fails(cli(["detach", str(t.pid)]), 1,
                    "not attached: meliae-cli attach never ran in process %d"
                    % t.pid)
-        builds = os.environ.get("MELIAE_TEST_BUILD_" + version.replace(".", ""))
-        r = cli(["--socket", "/tmp/host/" + os.path.basename(d.sock),
-                 "attach", str(t.pid), "--once"],
-                env=dict(plain_env(), MELIAE_PATH=builds or "/nonexistent"))
-        if builds is None:
-            # no meliae for 3.14 yet: the version it needs is named
+        env = dict(plain_env(), MELIAE_PATH="/tmp/meliae")
+        sock = "/tmp/host/" + os.path.basename(d.sock)
+        r = cli(["--socket", sock, "attach", str(t.pid), "--once"], env=env)
+        if build is None:
+            # no meliae for this version here: the version it needs is named
             self.fails(r, 3, "no meliae built for Python %s" % version)
         else:
             sid = int(self.ok(r))
             self.assertEqual([s["id"] for s in self.snaps_of(d, t.pid)],
                              [sid])
+            doc = json.loads(self.ok(cli(["--socket", sock, "--json",
+                                          "attach", str(t.pid), "--interval",
+                                          "0.3"], env=env)))
+            self.assertEqual((doc["method"], doc["python"]),
+                             ("pep768", version))
+            sid = int(self.ok(cli(["--socket", d.sock, "snap", "--pid",
+                                   str(t.pid)])))
+            self.assertIn(sid, [s["id"] for s in self.snaps_of(d, t.pid)])
+            self.assertEqual(self.ok(cli(["detach", str(t.pid)], env=env)),
+                             "detached from %d\n" % t.pid)
+            deadline = time.monotonic() + 10
+            while ((threads(t.pid), unix_sockets(t.pid)) != before
+                   and time.monotonic() < deadline):
+                time.sleep(0.05)
+            self.assertEqual((threads(t.pid), unix_sockets(t.pid)), before)
         self.assertEqual(traced_by(t.pid), 0)
         self.assertTrue(t.line().startswith("tick"))
         self.assertEqual(t.finish()[0], 7)
