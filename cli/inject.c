@@ -216,10 +216,15 @@ run_gdb(const struct target *t, const char *script, enum gdb_mode mode,
         strstr(out, "Could not attach to process") != NULL)
         return cli_ptrace_denied(t->pid, err, errlen);
     if (timed_out) {
+        /* interrupted in PyGILState_Ensure, or before gdb got that far */
         snprintf(err, errlen, "process %d did not run the attach code in "
-                 "time: its main thread waits for the GIL, held by another "
-                 "thread in C (gdb detached; nothing was changed in it)",
-                 (int)t->pid);
+                 "time: %s (gdb detached; nothing was changed in it)",
+                 (int)t->pid, strstr(out, "signaled while in a function "
+                                     "called from GDB") != NULL
+                 ? "its main thread waits for the GIL, held by another "
+                   "thread in C"
+                 : "its main thread is blocked in C and does not reach the "
+                   "eval loop");
         return CLI_ERROR;
     }
     if (strstr(out, "No symbol \"Py") != NULL) {

@@ -338,9 +338,9 @@ class TestAttachErrors(AttachTestCase):
         drops = set(glob.glob("/tmp/meliae-attach-*"))
         start = time.monotonic()
         self.fails(cli(["--socket", d.sock, "attach", str(t.pid), "--once",
-                        "--timeout", "3"]), 1,
+                        "--timeout", "6"]), 1,
                    "blocked in C and does not reach the eval loop")
-        self.assertLess(time.monotonic() - start, 20)
+        self.assertLess(time.monotonic() - start, 6 + 12)  # + gdb's grace
         self.assertEqual(traced_by(t.pid), 0)
         self.assertIsNone(t.proc.poll())
         self.assertEqual(self.snaps_of(d, t.pid), [])
