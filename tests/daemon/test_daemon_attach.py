@@ -168,6 +168,17 @@ class AttachTestCase(DaemonTestCase):
     def snaps_of(self, d, pid):
         return [s for s in store_list(d.store) if s["pid"] == pid]
 
+    def detach(self, t, before):
+        """Detaches t; its streamer's thread ends and its socket closes:
+        its (threads, sockets) are back to before."""
+        self.assertEqual(self.ok(cli(["detach", str(t.pid)])),
+                         "detached from %d\n" % t.pid)
+        deadline = time.monotonic() + 10
+        while ((threads(t.pid), unix_sockets(t.pid)) != before
+               and time.monotonic() < deadline):
+            time.sleep(0.05)
+        self.assertEqual((threads(t.pid), unix_sockets(t.pid)), before)
+
     def ok(self, r):
         self.assertEqual((r.returncode, r.stderr), (0, ""), r.stdout)
         return r.stdout
@@ -216,14 +227,7 @@ class TestAttachGdb(AttachTestCase):
         # a second attach is refused while the first streams
         self.fails(cli(["--socket", d.sock, "attach", str(t.pid)]), 1,
                    "already attached")
-        self.assertEqual(self.ok(cli(["detach", str(t.pid)])),
-                         "detached from %d\n" % t.pid)
-        # the streamer's thread has ended and its socket is closed
-        deadline = time.monotonic() + 10
-        while ((threads(t.pid), unix_sockets(t.pid)) != before
-               and time.monotonic() < deadline):
-            time.sleep(0.05)
-        self.assertEqual((threads(t.pid), unix_sockets(t.pid)), before)
+        self.detach(t, before)
         n = len(self.snaps_of(d, t.pid))
         time.sleep(0.6)
         self.assertEqual(len(self.snaps_of(d, t.pid)), n)
@@ -457,13 +461,7 @@ class TestAttachPep768(AttachTestCase):
             sid = int(self.ok(cli(["--socket", d.sock, "snap", "--pid",
                                    str(t.pid)])))
             self.assertIn(sid, [s["id"] for s in self.snaps_of(d, t.pid)])
-            self.assertEqual(self.ok(cli(["detach", str(t.pid)], env=env)),
-                             "detached from %d\n" % t.pid)
-            deadline = time.monotonic() + 10
-            while ((threads(t.pid), unix_sockets(t.pid)) != before
-                   and time.monotonic() < deadline):
-                time.sleep(0.05)
-            self.assertEqual((threads(t.pid), unix_sockets(t.pid)), before)
+            self.detach(t, before)
         self.assertEqual(traced_by(t.pid), 0)
         self.assertTrue(t.line().startswith("tick"))
         self.assertEqual(t.finish()[0], 7)
