@@ -53,4 +53,7 @@ int cli_send_dump(const char *sock, const char *path, const char *label,
  * root, $XDG_RUNTIME_DIR/meliae.sock.  NULL with err if none. */
 const char *cli_default_socket(char *buf, size_t len, char *err, size_t errlen);
 
+/* Removes directory dir and what it holds (rmtree.c); errors ignored. */
+void cli_remove_tree(const char *dir);
+
 #endif /* CLI_H */

@@ -7,7 +7,6 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <ftw.h>
 #include <getopt.h>
 #include <stdarg.h>
 #include <inttypes.h>
@@ -22,6 +21,7 @@
 #include <lmdb.h>
 #include <uv.h>
 
+#include "attach.h"
 #include "cli.h"
 #include "duration.h"
 #include "dumpline.h"
@@ -36,6 +36,9 @@
 struct opts {
     const char *store, *socket, *dump, *process, *by, *label;
     const char *sort, *html;
+    const char *pid;            /* snap --pid */
+    const char *interval;       /* attach */
+    int once;
     long alive;
     const char *since, *until;
     long top, depth, chains, limit, timeout;
@@ -114,11 +117,30 @@ static const struct cmd cmds[] = {
       "Store a dump file (ours or meliae 0.5's) as a snapshot.",
       "  meliae-cli import heap.json --label before-upgrade\n"
       "  meliae-cli --store /var/lib/meliae import heap.json\n" },
-    { "snap", "SEL", 1, 0, "[--timeout S]",
+    { "snap", "SEL", 1, 0, "[--timeout S] | --pid PID [--timeout S]",
       "Ask the daemon to have a connected process (pid, label or program)\n"
-      "take a snapshot now; prints its id once stored.",
+      "take a snapshot now; prints its id once stored.  --pid PID: the\n"
+      "process with that pid, streaming or attached (meliae-cli attach).",
       "  meliae-cli snap web\n"
-      "  meliae-cli snap 4242 --timeout 120\n" },
+      "  meliae-cli snap 4242 --timeout 120\n"
+      "  meliae-cli snap --pid 4242\n" },
+    { "attach", "PID", 1, 0,
+      "[--socket PATH] [--interval S | --once] [--label L]\n"
+      "       [--timeout S]",
+      "Start streaming snapshots (every --interval seconds, default 60)\n"
+      "from a running CPython that never imported meliae, and print the\n"
+      "first snapshot's id once stored; --once takes one snapshot and stops.\n"
+      "3.14 and later through PEP 768 (sys.remote_exec); 3.9 to 3.13 through\n"
+      "gdb.  Needs a meliae built for the target's Python in $MELIAE_PATH\n"
+      "(as the target sees it), the right to ptrace it, and the daemon's\n"
+      "socket as the target sees it in --socket (docs/attach.md).",
+      "  meliae-cli attach 4242\n"
+      "  meliae-cli attach 4242 --once\n"
+      "  meliae-cli attach 4242 --interval 30 --label web\n" },
+    { "detach", "PID", 1, 0, "[--timeout S]",
+      "Stop the streamer meliae-cli attach started in a process: its thread\n"
+      "ends and its connection closes; the process goes on.",
+      "  meliae-cli detach 4242\n" },
 };
 
 static const char *prog = "meliae-cli";
@@ -368,19 +390,6 @@ run_local(const char *dir, const cJSON *req, const struct out *o)
     return rc;
 }
 
-static int
-remove_entry(const char *path, const struct stat *st, int type,
-             struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (type == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
 /* --dump: the file goes through the daemon's ingest into a temporary
  * store, and the command runs there; the store is removed after. */
 static int
@@ -414,7 +423,7 @@ run_dump(const char *path, const cJSON *req, const struct out *o)
     }
     st_close(s);
 out:
-    nftw(dir, remove_entry, 8, FTW_DEPTH | FTW_PHYS);
+    cli_remove_tree(dir);
     return rc;
 }
 
@@ -468,10 +477,46 @@ cmd_import(const struct opts *op, const char *sock, const char *file,
     return rc;
 }
 
+/* attach PID, detach PID (attach.c) */
+static int
+cmd_attach(const struct opts *op, const char *pid, int attach)
+{
+    struct attach_opts a = { .pid = pid, .label = op->label,
+                             .timeout = (unsigned)op->timeout,
+                             .detach = !attach, .interval = 60 };
+    struct out o = { .f = stdout, .json = op->json };
+    char sockbuf[PATH_MAX], err[512];
+    char *end;
+
+    if (op->once && op->interval != NULL)
+        return die(CLI_USAGE, "--once or --interval, not both");
+    if (op->once)
+        a.interval = 0;
+    if (op->interval != NULL) {
+        a.interval = strtod(op->interval, &end);
+        if (end == op->interval || *end != '\0' || !(a.interval >= 0.01) ||
+            a.interval > 86400 * 365)
+            return die(CLI_USAGE, "--interval wants seconds (0.01 or more), "
+                       "not \"%s\"", op->interval);
+    }
+    if (a.timeout == 0)
+        return die(CLI_USAGE, "--timeout must be 1 second or more");
+    if (attach) {
+        a.socket = op->socket;
+        if (a.socket == NULL)
+            a.socket = cli_default_socket(sockbuf, sizeof sockbuf, err,
+                                          sizeof err);
+        if (a.socket == NULL)
+            return die(CLI_UNAVAILABLE, "%s", err);
+    }
+    return cli_attach(&a, &o);
+}
+
 enum {
     O_STORE = 256, O_SOCKET, O_DUMP, O_JSON, O_BYTES, O_PROCESS, O_SINCE,
     O_UNTIL, O_BY, O_TOP, O_DEPTH, O_CHAINS, O_LABEL, O_LIMIT, O_TIMEOUT,
-    O_VERSION, O_SORT, O_HTML, O_ALIVE, O_RETAINED,
+    O_VERSION, O_SORT, O_HTML, O_ALIVE, O_RETAINED, O_PID, O_INTERVAL,
+    O_ONCE,
 };
 
 /* One option; -1 to go on, or an exit code. */
@@ -492,6 +537,9 @@ handle_opt(int ch, char **argv, struct opts *op, int *help)
     case O_LABEL: op->label = optarg; break;
     case O_SORT: op->sort = optarg; break;
     case O_HTML: op->html = optarg; break;
+    case O_PID: op->pid = optarg; break;
+    case O_INTERVAL: op->interval = optarg; break;
+    case O_ONCE: op->once = 1; break;
     case O_ALIVE: return positive("--alive", optarg, &op->alive) ? CLI_USAGE : -1;
     case O_TOP: return positive("--top", optarg, &op->top) ? CLI_USAGE : -1;
     case O_DEPTH: return positive("--depth", optarg, &op->depth) ? CLI_USAGE : -1;
@@ -540,6 +588,9 @@ main(int argc, char **argv)
         { "sort", required_argument, NULL, O_SORT },
         { "html", required_argument, NULL, O_HTML },
         { "alive", required_argument, NULL, O_ALIVE },
+        { "pid", required_argument, NULL, O_PID },
+        { "interval", required_argument, NULL, O_INTERVAL },
+        { "once", no_argument, NULL, O_ONCE },
         { NULL, 0, NULL, 0 },
     };
     struct opts op = { .top = -1, .depth = -1, .chains = -1, .limit = -1,
@@ -585,6 +636,17 @@ main(int argc, char **argv)
     char **args = argv + optind;
     int nargs = argc - optind;
     int want = c->nargs - (op.dump != NULL && c->snap ? 1 : 0);
+    int snap_pid = strcmp(c->name, "snap") == 0 && op.pid != NULL;
+    if (op.pid != NULL && strcmp(c->name, "snap") != 0)
+        return die(CLI_USAGE, "--pid works with snap");
+    if (snap_pid) {
+        /* the daemon matches a SEL of digits against the verified pid */
+        if (nargs != 0 || op.pid[0] == '\0' ||
+            strspn(op.pid, "0123456789") != strlen(op.pid))
+            return die(CLI_USAGE, "snap --pid wants one pid and no SEL, not "
+                       "\"%s\"", nargs ? args[0] : op.pid);
+        want = 0;
+    }
     if (nargs != want) {
         return die(CLI_USAGE, "%s takes %d argument%s (%s%s); see meliae-cli %s "
                    "--help", c->name, want, want == 1 ? "" : "s",
@@ -598,6 +660,11 @@ main(int argc, char **argv)
                    "(and top, dominators)");
     if (op.retained && strcmp(c->name, "top") != 0)
         return die(CLI_USAGE, "--retained works with top");
+    int attach = strcmp(c->name, "attach") == 0;
+    if ((op.interval != NULL || op.once) && !attach)
+        return die(CLI_USAGE, "--interval and --once work with attach");
+    if (attach || strcmp(c->name, "detach") == 0)
+        return cmd_attach(&op, args[0], attach);
     if (op.store == NULL && op.dump == NULL) {
         const char *env = getenv("MELIAE_STORE");
         if (env != NULL && *env)
@@ -672,7 +739,7 @@ main(int argc, char **argv)
                strcmp(c->name, "dominators") == 0) {
         cJSON_AddStringToObject(req, "address", args[a]);
     } else if (strcmp(c->name, "snap") == 0) {
-        cJSON_AddStringToObject(req, "process", args[0]);
+        cJSON_AddStringToObject(req, "process", snap_pid ? op.pid : args[0]);
         cJSON_AddNumberToObject(req, "timeout", (double)op.timeout);
     }
 

@@ -12,6 +12,7 @@ ML_DEBS=(
   prometheus      # tests/daemon: a real Prometheus scrapes --metrics-listen
   chromium        # tests/cli: meliae-cli report --html in a headless browser
   debootstrap     # scripts/sid.sh: Debian sid's CPython 3.14 and 3.15, in a chroot
+  gdb             # meliae-cli attach to Python 3.9-3.13 (and its tests)
 )
 
 ml_install_deps() {

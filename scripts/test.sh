@@ -109,7 +109,9 @@ s.dump_all_objects(p)
 n = sum(1 for _ in open(p))
 assert n > len(gc.get_objects()), n
 print("installed meliae dumps", n, "objects")') \
-   && "$venv/bin/meliae-monitord" --version && "$venv/bin/meliae-cli" --version; then
+   && "$venv/bin/meliae-monitord" --version && "$venv/bin/meliae-cli" --version \
+   && "$venv/bin/python" -m meliae run --help >/dev/null \
+   && test -f "$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/meliae.pth"; then
   passed=$((passed + 1))
 else
   failed=$((failed + 1))

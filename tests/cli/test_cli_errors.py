@@ -121,6 +121,12 @@ class TestBadInput(TmpTestCase):
              "--chains must be a positive number"),
             (["show", "latest", hex(SESSION), "--limit", "many"], USAGE,
              "--limit wants a number"),
+            (["snap", "--pid", "web"], USAGE,
+             'snap --pid wants one pid and no SEL, not "web"'),
+            (["snap", "web", "--pid", "42"], USAGE,
+             'snap --pid wants one pid and no SEL, not "web"'),
+            (["summary", "latest", "--pid", "42"], USAGE,
+             "--pid works with snap"),
         ])
 
     def test_unknown_command_or_option_is_a_usage_error(self):

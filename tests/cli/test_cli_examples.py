@@ -11,7 +11,9 @@ added, or replacing the example's store), with the example's placeholders
 replaced by the fixture's: an address by the first Session's, a file name
 by a fixture dump, a process by the fixture's label, an unknown snapshot
 id by the latest one.  `snap` needs a connected process: those examples
-run through a meliae-monitord with one streaming process.  Each must exit
+run through a meliae-monitord with one streaming process; `attach` and
+`detach` need a process to attach to: tests/daemon/test_daemon_attach.py
+runs theirs.  Each must exit
 0 with an answer on stdout and nothing on stderr.
 
 meliae-monitord examples run with their store and socket replaced by
@@ -42,7 +44,7 @@ VALUED = {"--store", "--socket", "--dump", "--process", "--since", "--until",
           "--by", "--top", "--depth", "--chains", "--label", "--limit",
           "--timeout", "--group", "--retain", "--retain-age", "--max-store",
           "--log-level", "--metrics-textfile", "--metrics-listen", "--sort",
-          "--html", "--alive"}
+          "--html", "--alive", "--pid", "--interval"}
 
 
 def scd_examples(name, prog):
@@ -97,6 +99,8 @@ class Mapper:
             return self.dump
         if opt == "--process":
             return LABEL
+        if opt == "--pid":
+            return str(self.pid)
         if opt == "--html":                 # next to the store, not here
             return os.path.join(os.path.dirname(self.store), "report.html")
         return v
@@ -177,6 +181,8 @@ class TestCliExamples(TmpTestCase):
             cmd, args = m.map(shlex.split(line))
             if cmd == "snap":
                 continue            # test_snap_examples_run_through_a_daemon
+            if cmd in ("attach", "detach"):
+                continue            # tests/daemon/test_daemon_attach.py
             with self.subTest(where=where, example=line, run=args):
                 r = run_cli(args)
                 self.assertEqual((r.returncode, r.stderr), (0, ""))
@@ -203,6 +209,8 @@ class TestCliExamples(TmpTestCase):
             ("meliae-cli snap 4242 --timeout 120",
              ["--socket", "/K", "snap", "99", "--timeout", "120"]),
             ("meliae-cli snap web", ["--socket", "/K", "snap", LABEL]),
+            ("meliae-cli snap --pid 4242",
+             ["--socket", "/K", "snap", "--pid", "99"]),
         ]
         for line, want in cases:
             self.assertEqual(m.map(shlex.split(line))[1], want, line)
