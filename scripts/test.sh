@@ -93,6 +93,12 @@ if ml_sid_setup; then
   export MELIAE_SID_RUN="$ML_ROOT/scripts/sid.sh" MELIAE_SID_PYTHONS="${ML_SID_PYTHONS[*]}"
   run_suite "3.14 and 3.15 applications -> this build's daemon" "$ML_PY" build --suite sid
   unset MELIAE_SID_RUN MELIAE_SID_PYTHONS
+  # meliae-cli attach into unmodified 3.14 and 3.15 processes (PEP 768),
+  # with the meliae built for each in the chroot
+  export ML_SID_ROOT MELIAE_TEST_BUILD_314="$ML_ROOT/build-py3.14/scanner" \
+    MELIAE_TEST_BUILD_315="$ML_ROOT/build-py3.15/scanner"
+  run_suite "attach to 3.14 and 3.15 (PEP 768)" "$ML_PY" build daemon_attach
+  unset MELIAE_TEST_BUILD_314 MELIAE_TEST_BUILD_315
 else
   failures+=("sid chroot")
   failed=$((failed + 1))

@@ -36,7 +36,8 @@ CLI = os.environ.get("MELIAE_CLI", "")
 BUILD = next((p for p in os.environ.get("PYTHONPATH", "").split(":")
               if glob.glob(os.path.join(p, "meliae", "_scanner.*.so"))), None)
 HAVE_GDB = shutil.which("gdb") is not None
-SID = next((p for p in ("/var/cache/meliae/sid", "/var/cache/meliae/sid-try")
+SID = next((p for p in (os.environ.get("ML_SID_ROOT", ""),
+                         "/var/cache/meliae/sid", "/var/cache/meliae/sid-try")
             if os.path.exists(os.path.join(p, "usr/bin/python3.14"))), None)
 ROOT = os.geteuid() == 0
 
