@@ -12,6 +12,7 @@
 #include "addrset.h"
 #include "cpython.h"
 #include "ml-common.h"
+#include "numpy.h"
 #include "objinfo.h"
 
 /* ------------------------------------------------------------------ */
@@ -26,6 +27,7 @@ void
 ml__kind_reset(void)
 {
     memset(kind_cache, 0, sizeof(kind_cache));
+    ml__numpy_reset();
 }
 
 /* Types defined in extension modules, known by name because their
@@ -40,6 +42,8 @@ named_kind(PyTypeObject *tp)
             return ML_K_ARRAY;
         if (strcmp(tp->tp_name, "collections.OrderedDict") == 0)
             return ML_K_ODICT;
+        if (strcmp(tp->tp_name, "numpy.ndarray") == 0)
+            return ML_K_NDARRAY;
     }
     return ML_K_OTHER;
 }
@@ -339,6 +343,8 @@ ml__len_of(PyObject *op, enum ml_kind kind)
         return PyDict_GET_SIZE(op);
     case ML_K_SET:
         return PySet_GET_SIZE(op);
+    case ML_K_NDARRAY:
+        return ml__ndarray_len(op);
     default:
         return -1;
     }
@@ -463,6 +469,12 @@ ml__visit_refs(PyObject *op, enum ml_kind kind, visitproc visit, void *arg,
     case ML_K_TYPE:
         if (!(((PyTypeObject *)op)->tp_flags & Py_TPFLAGS_HEAPTYPE))
             return visit_static_type((PyTypeObject *)op, visit, arg);
+        break;
+    case ML_K_NDARRAY:
+        /* No tp_traverse on ndarray itself; a Python subclass's traverse
+         * (its __dict__, its type) follows below. */
+        if ((rc = ml__ndarray_visit(op, visit, arg)) != 0)
+            return rc;
         break;
     default:
         break;

@@ -358,14 +358,15 @@ push(struct walk *wk, PyObject *op)
 }
 
 /* Referents whose own referents can need lines.  Leaves (str, int,
- * float, bytes...) have none. */
+ * float, bytes...) have none; numpy arrays have no tp_traverse but hold
+ * their base and the objects of object dtypes (numpy.c). */
 static int
 may_have_refs(PyObject *op)
 {
     PyTypeObject *tp = Py_TYPE(op);
 
     return tp->tp_traverse != NULL || tp == &PyCode_Type
-        || PyType_Check(op);
+        || PyType_Check(op) || ml__kind(tp) == ML_K_NDARRAY;
 }
 
 static int expand(struct walk *wk, PyObject *op);

@@ -11,6 +11,7 @@ ML_DEBS=(
   zlib1g-dev libcmocka-dev libuv1-dev liblmdb-dev libcjson-dev scdoc
   prometheus      # tests/daemon: a real Prometheus scrapes --metrics-listen
   chromium        # tests/cli: meliae-cli report --html in a headless browser
+  python3-numpy python3-pandas   # tests/py/test_scanner_numpy.py, Debian's versions
   debootstrap     # scripts/sid.sh: Debian sid's CPython 3.14 and 3.15, in a chroot
 )
 
