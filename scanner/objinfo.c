@@ -11,6 +11,7 @@
 
 #include "addrset.h"
 #include "cpython.h"
+#include "hidden.h"
 #include "ml-common.h"
 #include "numpy.h"
 #include "objinfo.h"
@@ -28,6 +29,7 @@ ml__kind_reset(void)
 {
     memset(kind_cache, 0, sizeof(kind_cache));
     ml__numpy_reset();
+    ml__hidden_reset();
 }
 
 /* Types defined in extension modules, known by name because their
@@ -144,6 +146,7 @@ typeinfo(PyTypeObject *tp)
         ti->tp = tp;
         ti->kind = compute_kind(tp);
         ti->csizeof = find_csizeof(tp);
+        ti->hidden = ti->csizeof == NULL ? ml__hidden_rule(tp) : NULL;
         ti->name_len = strlen(n);
         ti->name_plain = 1;
         for (size_t i = 0; i < ti->name_len; i++)
@@ -320,6 +323,8 @@ ml__size_of(PyObject *op, enum ml_kind kind)
     }
     default:
         res = default_sizeof(op);
+        if (typeinfo(tp)->hidden != NULL)
+            res += typeinfo(tp)->hidden(op);
         break;
     }
     return res + ml__preheader_size(op) + ml__inline_values_size(op);

@@ -32,6 +32,9 @@ struct ml_typeinfo {
     /* The C __sizeof__ of an extension type whose size no rule here knows
      * (an io buffer, a ctypes StgDict...), or NULL. */
     PyCFunction csizeof;
+    /* Bytes a compression object holds outside itself (hidden.h), or
+     * NULL. */
+    size_t (*hidden)(PyObject *);
     /* tp_name needs no JSON escaping (printable ASCII): written as is. */
     int name_plain;
     size_t name_len;
