@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cpython.h"
+#include "procstats.h"
 #include "forkchild.h"
 #include "jsonw.h"
 #include "ml-common.h"
@@ -339,6 +340,57 @@ scanner_dump_callable(PyObject *self, PyObject *args)
     if (rc != 0)
         return raise_rc(rc, NULL);
     return walk_result(&res);
+}
+
+/* ------------------------------------------------------------------ */
+/* The process beside its objects (procstats.h).                       */
+
+static int
+set_figure(PyObject *d, const char *key, int64_t v)
+{
+    PyObject *o = v < 0 ? Py_NewRef(Py_None) : PyLong_FromLongLong(v);
+    int rc;
+
+    if (o == NULL)
+        return -1;
+    rc = PyDict_SetItemString(d, key, o);
+    Py_DECREF(o);
+    return rc;
+}
+
+/* process_stats() -> {"rss", "rss_anon", "pymalloc": {...} or None} */
+static PyObject *
+scanner_process_stats(PyObject *self, PyObject *unused)
+{
+    struct ml_procstats ps;
+    PyObject *d, *pm = NULL;
+    int rc = ml__process_stats(&ps);
+
+    if (rc < 0)
+        return raise_rc(rc, "process_stats");
+    if ((d = PyDict_New()) == NULL)
+        return NULL;
+    if (set_figure(d, "rss", ps.rss) < 0 || set_figure(d, "rss_anon", ps.rss_anon) < 0)
+        goto fail;
+    if (ps.pymalloc) {
+        if ((pm = PyDict_New()) == NULL
+                || set_figure(pm, "arenas", ps.arenas) < 0
+                || set_figure(pm, "arena_bytes", ps.arena_bytes) < 0
+                || set_figure(pm, "pools", ps.pools) < 0
+                || set_figure(pm, "allocated_bytes", ps.allocated_bytes) < 0
+                || set_figure(pm, "free_block_bytes", ps.free_block_bytes) < 0
+                || set_figure(pm, "unused_pool_bytes", ps.unused_pool_bytes) < 0
+                || PyDict_SetItemString(d, "pymalloc", pm) < 0)
+            goto fail;
+        Py_CLEAR(pm);
+    } else if (PyDict_SetItemString(d, "pymalloc", Py_None) < 0) {
+        goto fail;
+    }
+    return d;
+fail:
+    Py_XDECREF(pm);
+    Py_DECREF(d);
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -821,6 +873,8 @@ static PyMethodDef scanner_methods[] = {
     {"wait_child", scanner_wait_child, METH_VARARGS,
      "wait_child(pid, status_fd, timeout_ms) -> (objects, bytes)"},
     {"size_of", scanner_size_of, METH_O, "size_of(obj) -> int"},
+    {"process_stats", scanner_process_stats, METH_NOARGS,
+     "process_stats() -> dict: RSS, RssAnon and pymalloc's figures"},
     {"get_referents", scanner_get_referents, METH_O,
      "get_referents(obj) -> list"},
     {"get_recursive_size", scanner_get_recursive_size, METH_O,
