@@ -91,6 +91,35 @@ make_parents(const char *path)
 /* A directory we will write into: not a symlink, ours (or root's), not
  * writable by others.  Created mode 0700 if missing and create is set,
  * with its missing parents (~/.local/state on a fresh account). */
+/* A writer needs to write dir and the files of a store in it: refused
+ * here, in one line that says so, rather than by whichever open fails
+ * first ("writer.lock: Permission denied").  The CLI reads such a store
+ * as it is (st_open with ST_RDONLY). */
+static int
+check_writable(const char *dir, char *err, size_t errlen)
+{
+    static const char *const names[] = { "", "/tmp", "/data.mdb",
+                                         "/lock.mdb", "/writer.lock" };
+    char path[PATH_MAX], why[PATH_MAX + 64];
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s%s", dir, names[i]);
+        if (faccessat(AT_FDCWD, path, F_OK, AT_EACCESS) < 0)
+            continue;           /* made later, in a writable dir */
+        if (faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0)
+            continue;
+        if (errno == EROFS)
+            snprintf(why, sizeof why, "a read-only file system");
+        else
+            snprintf(why, sizeof why, "%s: not writable by uid %u", path,
+                     (unsigned)geteuid());
+        return seterr(err, errlen, -errno, "store %s is read-only (%s): the "
+                      "daemon writes to it; meliae-cli --store reads it as "
+                      "it is", dir, why);
+    }
+    return 0;
+}
+
 static int
 check_dir(const char *path, int create, char *err, size_t errlen)
 {
@@ -240,6 +269,31 @@ init_resize_lock(pthread_rwlock_t *l)
     pthread_rwlockattr_destroy(&a);
 }
 
+/* Creates s->env and opens it on dir with the extra flags. */
+static int
+env_open(struct st_store *s, const char *dir, const struct st_options *opt,
+         unsigned extra)
+{
+    int rc = mdb_env_create(&s->env);
+
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(s->env, 16);
+    if (rc == 0 && !(s->flags & ST_RDONLY)) {
+        uint64_t first = opt->map_size ? opt->map_size : ST_INITIAL_MAP;
+
+        rc = mdb_env_set_mapsize(s->env, s->max_store < first
+                                         ? s->max_store : first);
+    }
+    if (rc == 0)
+        /* The writer maps the file writable (docs/store-format.md, "Files"):
+         * dirty pages then live in the page cache, not in malloc'd memory,
+         * whatever the size of a value or of a transaction. */
+        rc = mdb_env_open(s->env, dir, MDB_NOTLS | extra |
+                          (s->flags & ST_RDONLY ? MDB_RDONLY : MDB_WRITEMAP),
+                          0600);
+    return rc;
+}
+
 int
 st_open(struct st_store **out, const char *dir, const struct st_options *opt,
         char *err, size_t errlen)
@@ -282,6 +336,8 @@ st_open(struct st_store **out, const char *dir, const struct st_options *opt,
         }
     } else {
         rc = check_dir(dir, 1, err, errlen);
+        if (rc == 0)
+            rc = check_writable(dir, err, errlen);
         if (rc < 0)
             goto fail;
         if (snprintf(path, sizeof path, "%s/tmp", dir) >= (int)sizeof path) {
@@ -316,22 +372,15 @@ st_open(struct st_store **out, const char *dir, const struct st_options *opt,
         }
         clean_tmp(s->tmpdir);
     }
-    rc = mdb_env_create(&s->env);
-    if (rc == 0)
-        rc = mdb_env_set_maxdbs(s->env, 16);
-    if (rc == 0 && !(s->flags & ST_RDONLY)) {
-        uint64_t first = opt->map_size ? opt->map_size : ST_INITIAL_MAP;
-
-        rc = mdb_env_set_mapsize(s->env, s->max_store < first
-                                         ? s->max_store : first);
+    rc = env_open(s, dir, opt, 0);
+    /* A reader that may not write lock.mdb (a store of another uid, mode
+     * 0400, or one copied read-only): read without LMDB's reader table.
+     * LMDB does so itself on a read-only file system (EROFS). */
+    if ((rc == EACCES || rc == EPERM) && (s->flags & ST_RDONLY)) {
+        mdb_env_close(s->env);
+        s->env = NULL;
+        rc = env_open(s, dir, opt, MDB_NOLOCK);
     }
-    if (rc == 0)
-        /* The writer maps the file writable (docs/store-format.md, "Files"):
-         * dirty pages then live in the page cache, not in malloc'd memory,
-         * whatever the size of a value or of a transaction. */
-        rc = mdb_env_open(s->env, dir, MDB_NOTLS |
-                          (s->flags & ST_RDONLY ? MDB_RDONLY : MDB_WRITEMAP),
-                          0600);
     if (rc != 0) {
         seterr(err, errlen, rc > 0 ? -rc : rc, "cannot open the store in %s: %s",
                dir, mdb_strerror(rc));

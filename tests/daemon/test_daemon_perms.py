@@ -13,8 +13,9 @@ import stat
 import subprocess
 import unittest
 
-from daemon_support import (Client, DaemonTestCase, header, honest_ack, line,
-                            objects, plain_env, snapshot, store_list)
+from daemon_support import (MONITORD, Client, DaemonTestCase, header,
+                            honest_ack, line, objects, plain_env, snapshot,
+                            store_list)
 
 SETPRIV = shutil.which("setpriv")
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None
@@ -374,3 +375,46 @@ class TestWhoSeesWhat(DaemonTestCase):
         got = json.loads(out.splitlines()[-1])
         self.assertEqual([x for x in got if "request" in x], [], got)
         self.stop_clean(d)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to run as another uid")
+@unittest.skipUnless(SETPRIV, "setpriv (util-linux) not installed")
+@unittest.skipUnless(CLI, "MELIAE_CLI not set (run through meson test)")
+class TestReadOnlyStore(DaemonTestCase):
+    """A store its user may only read (directory 0500, files 0400): the
+    daemon refuses to start, in one line that says why; meliae-cli
+    --store still answers its read-only queries."""
+
+    def test_daemon_refuses_and_the_cli_reads(self):
+        d = self.daemon()
+        honest_ack(d.sock, 5)
+        self.stop_clean(d)
+        os.chmod(self.tmp, 0o711)
+        for root, dirs, files in os.walk(d.store):
+            for n in dirs + files:
+                os.chown(os.path.join(root, n), NOBODY, NOBODY)
+        os.chown(d.store, NOBODY, NOBODY)
+        for n in os.listdir(d.store):
+            p = os.path.join(d.store, n)
+            os.chmod(p, 0o500 if os.path.isdir(p) else 0o400)
+        os.chmod(d.store, 0o500)
+        priv = [SETPRIV, "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY,
+                "--clear-groups"]
+        r = subprocess.run(priv + [MONITORD, "--store", d.store, "--socket",
+                                   os.path.join(self.tmp, "ro.sock"),
+                                   "--foreground"], capture_output=True,
+                           text=True, timeout=60, env=plain_env())
+        self.assertNotEqual(r.returncode, 0)
+        lines = [ln for ln in (r.stdout + r.stderr).splitlines()
+                 if "start_failed" in ln or "error" in ln]
+        self.assertEqual(len(lines), 1, r.stdout + r.stderr)
+        self.assertIn("is read-only", lines[0])
+        self.assertIn("meliae-cli --store reads it", lines[0])
+        for args in (["snapshots"], ["summary", "latest"], ["growth"]):
+            r = subprocess.run(priv + [CLI, "--store", d.store, "--json"]
+                               + args, capture_output=True, text=True,
+                               timeout=60, env=plain_env())
+            self.assertEqual(r.returncode, 0, (args, r.stderr))
+            self.assertEqual(json.loads(r.stdout)["command"], args[0])
+        self.assertEqual(sorted(os.listdir(d.store)),
+                         ["data.mdb", "lock.mdb", "tmp", "writer.lock"])
