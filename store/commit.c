@@ -1248,6 +1248,8 @@ finish_snapshot(struct job *j, struct wtx *w, uint64_t id, uint64_t *proc)
     st_put_be64(k + 8, now);
     st_put_be64(k + 16, id);
     rc = wtx_put(w, w->s->byproc, k, 24, "", 0);
+    if (rc == 0 && w->s->graphs != 0)   /* it has its graph: byproc's key */
+        rc = wtx_put(w, w->s->graphs, k, 24, "", 0);
     if (rc != 0)
         return rc;
     return wtx_commit(w, 1);
