@@ -348,6 +348,33 @@ print(json.dumps(sorted(os.listdir(d))))
         self.assertTrue(r["out"].startswith("TimeoutError"), r)
         self.assertEqual(self.run_stalled(code), ["fifo"])
 
+    def test_a_sigalrm_storm_with_a_slow_reader_loses_no_byte(self):
+        r = self.run_stalled(r"""
+alarms = []
+signal.signal(signal.SIGALRM, lambda *a: alarms.append(1))
+signal.setitimer(signal.ITIMER_REAL, 0.002, 0.002)
+chunks = []
+def reader():
+    while True:
+        b = os.read(r, 4096)
+        if not b:
+            break
+        chunks.append(b)
+        time.sleep(0.0005)
+rt = threading.Thread(target=reader)
+rt.start()
+run(timeout=120)
+signal.setitimer(signal.ITIMER_REAL, 0)
+target.close()
+rt.join()
+lines = b"".join(chunks).splitlines()
+assert all(json.loads(l)["address"] for l in lines)
+assert len(alarms) > 10, len(alarms)
+print(json.dumps({"out": "lines", "ticks": len(lines)}))
+""")
+        self.assertEqual(r["out"], "lines")
+        self.assertGreater(r["ticks"], 1000)
+
     def test_a_pipe_with_a_reader_gets_the_whole_dump(self):
         r = self.run_stalled(r"""
 chunks = []
