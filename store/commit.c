@@ -1144,6 +1144,14 @@ st_proc_key(const struct st_source *src)
         boot_id(b);
         n = snprintf(buf, sizeof buf, "t\n%s\n%d\n%.2f", b, (int)src->tpid,
                      src->tstart_time);
+    } else if (src->trusted) {
+        /* A file sent through the daemon: its claims, and who sent it, so
+         * that one user's files never make (nor evict the graphs of)
+         * another user's "process". */
+        n = snprintf(buf, sizeof buf, "c\n%s\n%lld\n%.2f\n%s\n%u",
+                     src->hostname ? src->hostname : "",
+                     (long long)src->pid, src->start_time,
+                     src->label ? src->label : "", (unsigned)src->uid);
     } else {
         n = snprintf(buf, sizeof buf, "c\n%s\n%lld\n%.2f\n%s",
                      src->hostname ? src->hostname : "",
