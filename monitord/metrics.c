@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,18 +455,22 @@ procs_changed(struct md_metrics *m)
 
 /* ---- the textfile ---- */
 
-/* Writes iov to path through tmp (same directory), fsync, rename, fsync
- * of dir: a reader sees the old file or the new one, never a part.
+/* Writes iov to path through a new file made from the template tmpl
+ * (same directory, "XXXXXX" at the end), fsync, rename, fsync of dir: a
+ * reader sees the old file or the new one, never a part.  The new file
+ * is mkostemp's (O_EXCL, a random name): whoever else may write to dir
+ * cannot plant a link at a name we would open and truncate.
  * 0 or -errno with a reason in err.  Any thread. */
 static int
-write_textfile(const char *path, const char *tmp, const char *dir,
+write_textfile(const char *path, const char *tmpl, const char *dir,
                const struct iovec *iov, int niov, char *err, size_t errlen)
 {
     const char *op = "open";
+    char tmp[PATH_MAX];
     int fd, dfd, e;
 
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-              0644);
+    snprintf(tmp, sizeof(tmp), "%s", tmpl);    /* < PATH_MAX: md_metrics_new */
+    fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         goto out_err;
     /* node_exporter runs as another user: readable whatever our umask. */
@@ -942,7 +947,7 @@ join_dir(const char *dir, const char *base, int hidden_tmp)
 
     if (!hidden_tmp)
         return strdup(dir);
-    if (asprintf(&s, "%s/.%s.%d.tmp", dir, base, (int)getpid()) < 0)
+    if (asprintf(&s, "%s/.%s.XXXXXX", dir, base) < 0)
         return NULL;
     return s;
 }
@@ -978,9 +983,11 @@ md_metrics_new(struct md_metrics **out, uv_loop_t *loop,
         m->tmpfile = dir != NULL ? join_dir(slash == cfg->textfile ? "" : dir,
                                             slash + 1, 1) : NULL;
         if (m->textfile == NULL || m->dir == NULL || m->tmpfile == NULL
-            || slash[1] == '\0') {
+            || slash[1] == '\0' || strlen(m->tmpfile) >= PATH_MAX) {
             snprintf(err, errlen, "%s", slash[1] == '\0'
                      ? "--metrics-textfile: a file name is needed"
+                     : m->tmpfile != NULL && strlen(m->tmpfile) >= PATH_MAX
+                     ? "--metrics-textfile: the path is too long"
                      : "out of memory");
             goto out_free;
         }

@@ -46,7 +46,24 @@ md_code_closes(enum md_code c)
 /* The largest integer every double below it represents exactly. */
 #define EXACT_INT_MAX 9007199254740992.0
 
-/* Parses line[0..n) as one JSON object followed only by whitespace. */
+/* Whether the JSON text s[0..n) has a \u0000 escape.  Backslashes are
+ * only in strings, and each escapes the character after it. */
+static int
+has_nul_escape(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0)
+            return 1;
+        i++;                    /* the escaped character */
+    }
+    return 0;
+}
+
+/* Parses line[0..n) as one JSON object followed only by whitespace.  A
+ * string with a NUL is refused: cJSON's strings end at it, so a label
+ * "web\u0000x" would be taken for "web". */
 static cJSON *
 parse_object(const char *line, size_t n, char *err, size_t errlen,
              const char *what)
@@ -54,6 +71,11 @@ parse_object(const char *line, size_t n, char *err, size_t errlen,
     const char *end = NULL;
     cJSON *j;
 
+    if (has_nul_escape(line, n)) {
+        snprintf(err, errlen, "%s has a NUL character (\\u0000) in a string",
+                 what);
+        return NULL;
+    }
     j = cJSON_ParseWithLengthOpts(line, n, &end, 0);
     if (j == NULL) {
         snprintf(err, errlen, "%s is not valid JSON", what);

@@ -219,6 +219,13 @@ put_name(struct ml_jsonw *w, PyObject *op, enum ml_kind kind)
     default:
         return;
     }
+    /* A name with a NUL (a function's __name__ may have one) is left
+     * out: readers refuse it (docs/dump-format.md), and one odd name must
+     * not cost the whole snapshot.  FindChar neither allocates nor runs
+     * Python code. */
+    if (name != NULL && PyUnicode_Check(name) && PyUnicode_IS_READY(name)
+        && PyUnicode_FindChar(name, 0, 0, PyUnicode_GET_LENGTH(name), 1) >= 0)
+        return;
     if (name != NULL && PyUnicode_Check(name)) {
         PUT_LIT(w, ", \"name\": ");
         put_pystr(w, name, ML_NAME_MAX_CHARS);

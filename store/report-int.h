@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "report.h"
 #include "store.h"
 
 void rp__sort(void *base, size_t n, size_t size,
@@ -30,7 +31,13 @@ struct ctx {
     struct st_read *r;
     char *err;
     size_t errlen;
+    const struct rp_scope *scope;       /* NULL: all, no cap */
+    size_t est;                         /* answer bytes promised so far */
 };
+
+/* Adds bytes to the answer's estimate: -E2BIG (reason set) once it is
+ * over the scope's cap, so a wide answer is refused before it is built. */
+int rp__budget(struct ctx *c, size_t bytes, const char *what);
 
 /* Writes the reason into c->err; returns rc, so "return rp__fail(...)". */
 int rp__fail(struct ctx *c, int rc, const char *fmt, ...)
@@ -88,7 +95,11 @@ enum { RP_SORT_SCORE, RP_SORT_BYTES, RP_SORT_COUNT, RP_SORT_SLOPE };
 /* The request's "sort" (default score) */
 int rp__arg_sort(struct ctx *c, const cJSON *req, int *sort);
 /* One process's section of a growth answer (its snapshots sn[0..n), in
- * time order) into sec: what growth answers, and the report's suspects. */
+ * time order) into sec: what growth answers, and the report's suspects.
+ * top: rows at most (0: all); RP_GROWTH_SUSPECTS (with RP_SORT_SCORE):
+ * the suspects' rows only, all the report reads, so that it does not
+ * hold a row for every type. */
+#define RP_GROWTH_SUSPECTS UINT64_MAX
 int rp__growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
                        int count, int sort, uint64_t top, cJSON *sec);
 

@@ -234,8 +234,10 @@ report_process(struct ctx *c, const struct snap *const *sn, size_t n,
         rc = rp__fail(c, -ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = rp__growth_process(c, sn, n, 0, RP_SORT_SCORE, 0, bysize)) != 0 ||
-        (rc = rp__growth_process(c, sn, n, 1, RP_SORT_SCORE, 0, bycount)) != 0)
+    if ((rc = rp__growth_process(c, sn, n, 0, RP_SORT_SCORE,
+                                 RP_GROWTH_SUSPECTS, bysize)) != 0 ||
+        (rc = rp__growth_process(c, sn, n, 1, RP_SORT_SCORE,
+                                 RP_GROWTH_SUSPECTS, bycount)) != 0)
         goto out;
     static const char *const head[] = {
         "process", "pid", "label", "program", "snapshots", "floor_bytes",
