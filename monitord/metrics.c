@@ -42,6 +42,7 @@ static const char content_type[] = "text/plain; version=0.0.4; charset=utf-8";
  * lines are made on the loop (they change without a snapshot). */
 enum {
     F_OBJECTS, F_BYTES, F_TIME, F_ID, F_CONNECTED, F_TOBJ, F_TBYTES,
+    F_RSS, F_RSS_ANON, F_UNEXPLAINED,
     F_COUNT
 };
 
@@ -67,6 +68,16 @@ static const struct family {
     { "meliae_process_type_bytes",
       "Bytes of one type in the process's latest snapshot: the 50 types "
       "with the most bytes, and type=\"other\" for the rest." },
+    { "meliae_process_rss_bytes",
+      "The process's resident set size when its latest snapshot was taken "
+      "(a scanner that sends it)." },
+    { "meliae_process_rss_anon_bytes",
+      "The process's anonymous resident memory (RssAnon) at its latest "
+      "snapshot." },
+    { "meliae_process_unexplained_bytes",
+      "RSS less the bytes of the Python objects at the latest snapshot: "
+      "the memory outside Python objects (interpreter, C extensions, "
+      "allocator slack); when it grows, the growth is not the objects'." },
 };
 
 static const char *const ereason_names[MD_ER_COUNT] = {
@@ -332,6 +343,18 @@ md_metrics_prepare(struct st_store *s, uint64_t id,
     type_lines(t, fams[F_TOBJ].name, f, &names, noff, nkept, kc, other_c);
     f->off[F_TBYTES] = t->len;
     type_lines(t, fams[F_TBYTES].name, f, &names, noff, nkept, kb, other_b);
+    f->off[F_RSS] = t->len;
+    if (si.procfig.has && si.procfig.rss >= 0)
+        md_sbuf_printf(t, "%s{%s} %" PRId64 "\n", fams[F_RSS].name, f->lbl,
+                       si.procfig.rss);
+    f->off[F_RSS_ANON] = t->len;
+    if (si.procfig.has && si.procfig.rss_anon >= 0)
+        md_sbuf_printf(t, "%s{%s} %" PRId64 "\n", fams[F_RSS_ANON].name,
+                       f->lbl, si.procfig.rss_anon);
+    f->off[F_UNEXPLAINED] = t->len;
+    if (si.procfig.has && si.procfig.rss >= 0)
+        md_sbuf_printf(t, "%s{%s} %" PRId64 "\n", fams[F_UNEXPLAINED].name,
+                       f->lbl, si.procfig.rss - (int64_t)si.bytes);
     f->off[F_COUNT] = t->len;
     if (t->oom) {
         rc = -ENOMEM;

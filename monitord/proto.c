@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "ml-common.h"
+#include "procfig.h"
 #include "proto.h"
 #include "util.h"
 #include "utf8.h"
@@ -273,6 +274,16 @@ md_header_parse(const char *line, size_t n, struct md_meta *m, char *err,
         goto out;
     }
     m->hello = v != NULL && cJSON_IsTrue(v);
+    {
+        const char *bad;
+
+        if (st_procfig_from_json(cJSON_GetObjectItemCaseSensitive(j, "process"),
+                                 &m->procfig, &bad) != 0) {
+            snprintf(err, errlen, "header \"process\" has a bad \"%s\" "
+                     "(an object of non-negative integers or nulls)", bad);
+            goto out;
+        }
+    }
     if (m->hello && m->request != 0) {
         snprintf(err, errlen, "a hello header answers no request");
         goto out;
@@ -407,6 +418,7 @@ md_meta_source(const struct md_meta *m, struct st_source *src)
     src->mode = m->mode[0] != '\0' ? m->mode : NULL;
     src->request = m->request;
     src->time = m->time;
+    src->procfig = m->procfig;
 }
 
 size_t

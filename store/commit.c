@@ -33,6 +33,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "procfig.h"
+
 #include "ingest.h"
 #include "ml-common.h"
 
@@ -1210,6 +1212,8 @@ meta_json(const struct job *j, uint64_t id, uint64_t time_ns, uint64_t proc,
         cJSON_AddNumberToObject(c, "request", (double)src->request);
         cJSON_AddNumberToObject(c, "time", src->time);
     }
+    if (src->procfig.has)
+        cJSON_AddItemToObject(o, "process", st_procfig_json(&src->procfig));
     if (src->trusted) {
         t = cJSON_AddObjectToObject(o, "trusted");
         if (t != NULL) {

@@ -57,6 +57,7 @@ struct snap {
     uint32_t uid;
     int trusted, graph;
     char *label, *program;
+    struct st_procfig procfig;  /* the process beside its objects */
 };
 
 struct snaplist {
@@ -78,9 +79,28 @@ typedef int (*rp_process_fn)(struct ctx *c, const struct snap *const *sn,
 int rp__each_process(struct ctx *c, const struct snaplist *l, cJSON *procs,
                      rp_process_fn fn, void *arg);
 
+/* ---- the process beside its objects (report_memory.c) ---- */
+
+enum rp_mem_verdict {
+    RP_MEM_OUTSIDE,             /* RSS grows, the objects do not explain it */
+    RP_MEM_OBJECTS,             /* RSS grows with the objects */
+    RP_MEM_NO_TREND,
+    RP_MEM_BELOW_FLOOR,
+    RP_MEM_FEW,                 /* too few snapshots for the test */
+    RP_MEM_UNKNOWN,             /* no RSS figures (older scanner, import) */
+};
+
+/* Adds "memory" to sec for the process's snapshots sn[0..n): the RSS and
+ * object series, the RSS trend and the verdict (docs/cli-json.md).
+ * 0 or -ENOMEM. */
+int rp__memory_json(const struct snap *const *sn, size_t n, cJSON *sec,
+                    enum rp_mem_verdict *verdict);
+
 /* ---- JSON ---- */
 
 cJSON *rp__snap_json(const struct snap *s);
+struct ml_trend;
+cJSON *rp__trend_json(const struct ml_trend *t);
 void rp__add_strn(cJSON *o, const char *k, const char *s, size_t n);
 cJSON *rp__obj_json(const struct st_object *ob);
 int rp__is_root_type(const struct st_object *o);

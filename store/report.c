@@ -18,6 +18,7 @@
 
 #include "ml-common.h"
 #include "report.h"
+#include "procfig.h"
 #include "report-int.h"
 #include "utf8.h"
 
@@ -151,6 +152,7 @@ snaps_add(void *arg, const struct st_snapinfo *si)
     s->uid = si->uid;
     s->trusted = si->trusted;
     s->graph = si->has_graph;
+    s->procfig = si->procfig;
     s->label = si->label ? strdup(si->label) : NULL;
     s->program = si->program ? strdup(si->program) : NULL;
     if ((si->label && !s->label) || (si->program && !s->program)) {
@@ -415,6 +417,7 @@ rp__snap_json(const struct snap *s)
     cJSON_AddNumberToObject(o, "objects", (double)s->objects);
     cJSON_AddNumberToObject(o, "bytes", (double)s->bytes);
     cJSON_AddBoolToObject(o, "graph", s->graph);
+    cJSON_AddItemToObject(o, "process", st_procfig_json(&s->procfig));
     return o;
 }
 

@@ -126,8 +126,8 @@ sig6(double x)
     return strtod(buf, NULL);
 }
 
-static cJSON *
-trend_json(const struct ml_trend *t)
+cJSON *
+rp__trend_json(const struct ml_trend *t)
 {
     cJSON *o = cJSON_CreateObject();
 
@@ -264,6 +264,10 @@ rp__growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
                             sig6(ml_trend_floor((double)last->bytes)));
     cJSON_AddItemToObject(sec, "first", rp__snap_json(first));
     cJSON_AddItemToObject(sec, "last", rp__snap_json(last));
+    if (rp__memory_json(sn, n, sec, NULL) != 0) {
+        grow_free(&g);
+        return rp__fail(c, -ENOMEM, "out of memory");
+    }
     cJSON *arr = cJSON_AddArrayToObject(sec, "types");
     for (size_t i = 0; arr != NULL && i < rows; i++) {
         struct series *s = &g.v[i];
@@ -283,8 +287,8 @@ rp__growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
         cJSON_AddStringToObject(o, "verdict", ml_verdict_name(s->verdict));
         cJSON_AddNumberToObject(o, "score", sig6(count ? s->tc.z : s->tb.z));
         cJSON *tr = cJSON_AddObjectToObject(o, "trend");
-        cJSON_AddItemToObject(tr, "count", trend_json(&s->tc));
-        cJSON_AddItemToObject(tr, "bytes", trend_json(&s->tb));
+        cJSON_AddItemToObject(tr, "count", rp__trend_json(&s->tc));
+        cJSON_AddItemToObject(tr, "bytes", rp__trend_json(&s->tb));
         ser = cJSON_AddArrayToObject(o, "series");
         for (size_t k = 0; ser != NULL && k < n; k++)
             cJSON_AddItemToArray(ser, cJSON_CreateNumber(

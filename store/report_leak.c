@@ -241,7 +241,7 @@ report_process(struct ctx *c, const struct snap *const *sn, size_t n,
         goto out;
     static const char *const head[] = {
         "process", "pid", "label", "program", "snapshots", "floor_bytes",
-        "first", "last",
+        "first", "last", "memory",
     };
     for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
         cJSON_AddItemToObject(sec, head[i], detach(bysize, head[i]));
@@ -253,6 +253,10 @@ report_process(struct ctx *c, const struct snap *const *sn, size_t n,
         cJSON_AddItemToObject(q, "id", detach(p, "id"));
         cJSON_AddItemToObject(q, "time", detach(p, "time"));
         cJSON_AddItemToObject(q, "bytes", detach(p, "bytes"));
+        if (sn[i]->procfig.has && sn[i]->procfig.rss >= 0)
+            cJSON_AddNumberToObject(q, "rss", (double)sn[i]->procfig.rss);
+        else
+            cJSON_AddNullToObject(q, "rss");
         cJSON_Delete(p);
         cJSON_AddItemToArray(pts, q);
     }
