@@ -129,6 +129,33 @@ class HiddenStateTest(unittest.TestCase):
         self.check_traced("StringIO(1M)", lambda: io.StringIO("y" * 1000000),
                           4000000)
 
+    def test_types_with_a_c_sizeof_are_sized_by_it(self):
+        import array
+        import collections
+        import hashlib
+        import mmap
+        import re
+        data = b"z" * 1000000
+        items = list(range(100000))
+        objs = {
+            "io.BytesIO": io.BytesIO(data),
+            "array.array": array.array("q", items),
+            "collections.deque": collections.deque(items),
+            "re.Pattern": re.compile("|".join("w%d" % i for i in range(500))),
+            "mmap.mmap": mmap.mmap(-1, 1 << 20),
+            "hashlib": hashlib.sha256(data),
+        }
+        for name, o in objs.items():
+            with self.subTest(name):
+                self.assertEqual(scanner.size_of(o), sys.getsizeof(o))
+        # and what they hold is what tracemalloc sees them allocate
+        for name, make, least in (
+                ("BytesIO copy", lambda: io.BytesIO(bytearray(data)), 10**6),
+                ("array", lambda: array.array("q", items), 8 * 10**5),
+                ("deque", lambda: collections.deque(items), 8 * 10**5)):
+            with self.subTest(name):
+                self.check_traced(name, make, least)
+
     def test_dump_line_carries_the_hidden_state(self):
         c = zlib.compressobj(9)
         holder = [c]
