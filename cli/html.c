@@ -280,6 +280,17 @@ memory_chart(FILE *f, const struct out *o, const cJSON *mem)
                 cJSON_GetArrayItem(ids, n - 1)->valuedouble);
     for (size_t k = 0; k < 3; k++)
         polyline(f, cls[k], get(ser, keys[k]), n, pw, ph, lo, hi);
+    for (int i = 0; i < n; i++) {       /* one point per snapshot: RSS */
+        double v = cJSON_GetArrayItem(get(ser, "rss"), i)->valuedouble;
+
+        fprintf(f, "<circle class=\"pt\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\">"
+                "<title>snapshot %.0f: RSS ", XS(i), YS(v),
+                cJSON_GetArrayItem(ids, i)->valuedouble);
+        size(f, o, v);
+        fputs(", objects ", f);
+        size(f, o, cJSON_GetArrayItem(get(ser, "heap"), i)->valuedouble);
+        fputs("</title></circle>", f);
+    }
     fputs("</svg>\n", f);
 }
 

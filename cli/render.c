@@ -130,7 +130,8 @@ cli_memory_sentence(const struct out *o, const cJSON *mem, char *buf,
 
 /* The process's memory line: with alarm set, only the verdict that the
  * growth is outside Python objects (the answer's first line); else only
- * the figures of a process without that verdict (after its heading). */
+ * the figures of a process without that verdict (its section's last
+ * line). */
 static void
 memory_line(const struct out *o, FILE *f, const cJSON *p, int alarm)
 {
@@ -324,7 +325,6 @@ render_growth(const struct out *o, FILE *f, const cJSON *doc)
                 label ? "\"" : "", prog ? " " : "", prog ? prog : "", OFF(o),
                 num(p, "snapshots"), str(first, "time"), str(last, "time"),
                 num(first, "id"), num(last, "id"));
-        memory_line(o, f, p, 0);
         fprintf(f, "ranked by %s\n", sort_text(str(doc, "sort"), by_count));
         if (num(p, "snapshots") < num(doc, "min_snapshots"))
             fprintf(f, "%s(fewer than %.0f snapshots: no trend can be "
@@ -358,6 +358,7 @@ render_growth(const struct out *o, FILE *f, const cJSON *doc)
                         OFF(o));
             fputc('\n', f);
         }
+        memory_line(o, f, p, 0);
         fputc('\n', f);
     }
 }
@@ -596,14 +597,15 @@ render_report(const struct out *o, FILE *f, const cJSON *doc)
                 BOLD(o), num(p, "pid"), label ? " \"" : "", label ? label : "",
                 label ? "\"" : "", prog ? " " : "", prog ? prog : "", OFF(o),
                 num(p, "snapshots"), str(first, "time"), str(last, "time"));
-        memory_line(o, f, p, 0);
         if (cJSON_GetArraySize(sus) == 0) {
             if (num(p, "snapshots") < num(doc, "min_snapshots"))
                 fprintf(f, "no verdict yet: the trend test needs %.0f "
                         "snapshots or more\n\n", num(doc, "min_snapshots"));
             else
                 fprintf(f, "no leak suspect: no type's memory has a "
-                        "significant upward trend that matters\n\n");
+                        "significant upward trend that matters\n");
+            memory_line(o, f, p, 0);
+            fputc('\n', f);
             continue;
         }
         char fl[32];
@@ -618,6 +620,7 @@ render_report(const struct out *o, FILE *f, const cJSON *doc)
         fputc('\n', f);
         cJSON_ArrayForEach(s, sus)
             report_suspect(o, f, p, s, ++i);
+        memory_line(o, f, p, 0);
         fputc('\n', f);
     }
 }
