@@ -38,6 +38,9 @@ int cli_html(const struct out *o, const cJSON *doc, const char *path);
 
 /* "1.5 MiB", or the raw number with --bytes.  buf: 32 bytes. */
 const char *cli_size(const struct out *o, double bytes, char *buf);
+/* growth's and report's "memory" in one sentence (render.c). */
+const char *cli_memory_sentence(const struct out *o, const cJSON *mem,
+                                char *buf, size_t n, int *alarm);
 
 /* Asks the daemon at sock to run req (docs/protocol.md, "Queries").
  * Returns an exit code; *answer on CLI_OK; err gets a one-line reason. */

@@ -51,6 +51,9 @@ static const char css[] =
     ".chart{background:#fff;border:1px solid #e6e9f0;border-radius:4px}\n"
     ".chart .line{fill:none;stroke:#c0392b;stroke-width:2}"
     ".chart .pt{fill:#c0392b}.chart .cnt{stroke:#2e6bc6}.chart .cpt{fill:#2e6bc6}"
+    ".chart .rss{stroke:#c0392b}.chart .heap{stroke:#2e6bc6}"
+    ".chart .unex{stroke:#9aa3b5;stroke-dasharray:4 3}"
+    ".verdict{color:#c0392b;font-weight:bold}"
     ".chart .axis{stroke:#9aa3b5;stroke-width:1}"
     ".chart text{font-size:11px;fill:#5b6478}.chart .ttl{font-size:12px;"
     "fill:#1d2330;font-weight:600}\n"
@@ -143,27 +146,14 @@ obj(FILE *f, const struct out *o, const cJSON *ob)
     }
 }
 
-/* One chart: the series over the snapshots, one point each. */
+/* A chart's frame: its title, axes, the range of values (lo..hi) and
+ * of snapshots (id0..idn).  The caller draws into it with XS()/YS(). */
 static void
-chart(FILE *f, const struct out *o, const char *title, const cJSON *series,
-      const cJSON *points, int is_bytes)
+chart_frame(FILE *f, const struct out *o, const char *title, int n, double lo,
+            double hi, int is_bytes, double id0, double idn)
 {
-    int n = cJSON_GetArraySize(series), i = 0;
-    double lo = INFINITY, hi = -INFINITY;
-    const cJSON *x;
     char a[32], b[32];
 
-    if (n == 0)
-        return;
-    cJSON_ArrayForEach(x, series) {
-        lo = fmin(lo, x->valuedouble);
-        hi = fmax(hi, x->valuedouble);
-    }
-    if (hi <= lo)
-        hi = lo + 1;
-    double pw = CHART_W - PAD_L - PAD_R, ph = CHART_H - PAD_T - PAD_B;
-#define XS(k) (PAD_L + (n > 1 ? pw * (k) / (n - 1) : pw / 2))
-#define YS(v) (PAD_T + ph - ph * ((v) - lo) / (hi - lo))
     fprintf(f, "<svg class=\"chart\" data-points=\"%d\" width=\"%d\" "
             "height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" "
             "xmlns=\"http://www.w3.org/2000/svg\">", n, CHART_W, CHART_H,
@@ -192,19 +182,59 @@ chart(FILE *f, const struct out *o, const char *title, const cJSON *series,
             PAD_L - 4, CHART_H - PAD_B);
     esc(f, b);
     fputs("</text>", f);
-    const cJSON *p0 = cJSON_GetArrayItem(points, 0);
-    const cJSON *pn = cJSON_GetArrayItem(points, n - 1);
     fprintf(f, "<text x=\"%d\" y=\"%d\">snapshot %.0f</text>"
             "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">snapshot %.0f</text>",
-            PAD_L, CHART_H - 10, num(p0, "id"), CHART_W - PAD_R, CHART_H - 10,
-            num(pn, "id"));
-    fprintf(f, "<polyline class=\"line%s\" points=\"", is_bytes ? "" : " cnt");
+            PAD_L, CHART_H - 10, id0, CHART_W - PAD_R, CHART_H - 10, idn);
+}
+
+static void
+range_of(const cJSON *series, double *lo, double *hi)
+{
+    const cJSON *x;
+
+    cJSON_ArrayForEach(x, series) {
+        *lo = fmin(*lo, x->valuedouble);
+        *hi = fmax(*hi, x->valuedouble);
+    }
+}
+
+#define XS(k) (PAD_L + (n > 1 ? pw * (k) / (n - 1) : pw / 2))
+#define YS(v) (PAD_T + ph - ph * ((v) - lo) / (hi - lo))
+
+static void
+polyline(FILE *f, const char *cls, const cJSON *series, int n, double pw,
+         double ph, double lo, double hi)
+{
+    const cJSON *x;
+    int i = 0;
+
+    fprintf(f, "<polyline class=\"%s\" points=\"", cls);
     cJSON_ArrayForEach(x, series) {
         fprintf(f, "%s%.1f,%.1f", i ? " " : "", XS(i), YS(x->valuedouble));
         i++;
     }
     fputs("\"/>", f);
-    i = 0;
+}
+
+/* One chart: the series over the snapshots, one point each. */
+static void
+chart(FILE *f, const struct out *o, const char *title, const cJSON *series,
+      const cJSON *points, int is_bytes)
+{
+    int n = cJSON_GetArraySize(series), i = 0;
+    double lo = INFINITY, hi = -INFINITY;
+    const cJSON *x;
+
+    if (n == 0)
+        return;
+    range_of(series, &lo, &hi);
+    if (hi <= lo)
+        hi = lo + 1;
+    double pw = CHART_W - PAD_L - PAD_R, ph = CHART_H - PAD_T - PAD_B;
+    chart_frame(f, o, title, n, lo, hi, is_bytes,
+                num(cJSON_GetArrayItem(points, 0), "id"),
+                num(cJSON_GetArrayItem(points, n - 1), "id"));
+    polyline(f, is_bytes ? "line" : "line cnt", series, n, pw, ph, lo, hi);
     cJSON_ArrayForEach(x, series) {
         const cJSON *p = cJSON_GetArrayItem(points, i);
 
@@ -223,10 +253,49 @@ chart(FILE *f, const struct out *o, const char *title, const cJSON *series,
         fputs("</title></circle>", f);
         i++;
     }
-#undef XS
-#undef YS
     fputs("</svg>\n", f);
 }
+
+/* The process's RSS against its Python objects, and what they leave
+ * unexplained, on one scale ("memory" of the report). */
+static void
+memory_chart(FILE *f, const struct out *o, const cJSON *mem)
+{
+    static const char *const keys[] = { "rss", "heap", "unexplained" };
+    static const char *const cls[] = { "line rss", "line heap", "line unex" };
+    const cJSON *ser = get(mem, "series"), *ids = get(ser, "id");
+    int n = cJSON_GetArraySize(ids);
+    double lo = INFINITY, hi = -INFINITY;
+
+    if (n < 2)
+        return;
+    for (size_t k = 0; k < 3; k++)
+        range_of(get(ser, keys[k]), &lo, &hi);
+    lo = fmin(lo, 0);
+    if (hi <= lo)
+        hi = lo + 1;
+    double pw = CHART_W - PAD_L - PAD_R, ph = CHART_H - PAD_T - PAD_B;
+    chart_frame(f, o, "RSS (red), Python objects (blue), outside them (grey)",
+                n, lo, hi, 1, cJSON_GetArrayItem(ids, 0)->valuedouble,
+                cJSON_GetArrayItem(ids, n - 1)->valuedouble);
+    for (size_t k = 0; k < 3; k++)
+        polyline(f, cls[k], get(ser, keys[k]), n, pw, ph, lo, hi);
+    for (int i = 0; i < n; i++) {       /* one point per snapshot: RSS */
+        double v = cJSON_GetArrayItem(get(ser, "rss"), i)->valuedouble;
+
+        fprintf(f, "<circle class=\"pt\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\">"
+                "<title>snapshot %.0f: RSS ", XS(i), YS(v),
+                cJSON_GetArrayItem(ids, i)->valuedouble);
+        size(f, o, v);
+        fputs(", objects ", f);
+        size(f, o, cJSON_GetArrayItem(get(ser, "heap"), i)->valuedouble);
+        fputs("</title></circle>", f);
+    }
+    fputs("</svg>\n", f);
+}
+
+#undef XS
+#undef YS
 
 static void
 suspect(FILE *f, const struct out *o, const cJSON *proc, const cJSON *s,
@@ -375,13 +444,28 @@ process(FILE *f, const struct out *o, const cJSON *doc, const cJSON *p,
     fputs(" in objects); a suspect's size must rise by ", f);
     size(f, o, num(p, "floor_bytes"));
     fputs(" or more</p>\n", f);
+    char line[512];
+    int alarm;
+
+    {
+        cli_memory_sentence(o, get(p, "memory"), line, sizeof line, &alarm);
+        if (line[0] != '\0') {
+            fprintf(f, "<p class=\"%s\">", alarm ? "verdict" : "note");
+            esc(f, line);
+            fputs("</p>\n<div class=\"charts\">", f);
+            memory_chart(f, o, get(p, "memory"));
+            fputs("</div>\n", f);
+        }
+    }
     if (cJSON_GetArraySize(sus) == 0) {
+        /* not the colour of "all clear": nothing is known yet */
         if (num(p, "snapshots") < num(doc, "min_snapshots"))
-            fprintf(f, "<p class=\"ok\">No verdict yet: the trend test needs "
+            fprintf(f, "<p class=\"note\">No verdict yet: the trend test needs "
                     "%.0f snapshots or more.</p>\n", num(doc, "min_snapshots"));
         else
-            fputs("<p class=\"ok\">No leak suspect: no type's memory has a "
-                  "significant upward trend that matters.</p>\n", f);
+            fprintf(f, "<p class=\"%s\">No leak suspect: no type's memory "
+                    "has a significant upward trend that matters.</p>\n",
+                    alarm ? "note" : "ok");     /* all clear only if so */
         fputs("</section>\n", f);
         return;
     }

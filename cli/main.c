@@ -28,6 +28,7 @@
 #include "ml-common.h"
 #include "report.h"
 #include "store.h"
+#include "utf8.h"
 
 #ifndef CLI_VERSION
 #define CLI_VERSION "0"
@@ -43,7 +44,8 @@ struct opts {
     const char *since, *until;
     long top, depth, chains, limit, timeout;
     int json, bytes;
-    int retained;
+    int retained, all_users;
+    long uid;
 };
 
 struct cmd {
@@ -169,6 +171,8 @@ usage(FILE *f)
         "                  dominators)\n"
         "  --json          one JSON document (docs/cli-json.md)\n"
         "  --bytes         sizes in bytes instead of KiB/MiB/GiB\n"
+        "  --uid N, --all-users  another user's processes, or all (root and the\n"
+        "                  daemon's user; the daemon shows each user their own)\n"
         "\n"
         "SNAP is an id, latest or latest~N (with --process SEL: of that process;\n"
         "SEL is a pid, a label or a program).  DUR is 30s, 15m, 1h, 2d or an\n"
@@ -354,11 +358,17 @@ print_answer(const struct out *o, cJSON *doc)
             return die(CLI_ERROR, "%s: %s", o->html, strerror(rc));
     }
     if (o->json) {
-        char *t = cJSON_PrintUnformatted(doc);
+        char *t = cJSON_PrintUnformatted(doc), *fixed = NULL;
+        size_t n;
 
-        if (t == NULL)
+        /* Names from a heap may be ill-formed (a lone surrogate): strict
+         * UTF-8 out, with U+FFFD for them (docs/cli-json.md). */
+        if (t == NULL || ml_utf8_repair(t, strlen(t), &fixed, &n) < 0) {
+            free(t);
             return die(CLI_ERROR, "out of memory");
-        fprintf(o->f, "%s\n", t);
+        }
+        fprintf(o->f, "%s\n", fixed != NULL ? fixed : t);
+        free(fixed);
         free(t);
     } else {
         cli_render(o, doc);
@@ -381,7 +391,14 @@ run_local(const char *dir, const cJSON *req, const struct out *o)
     rc = st_open(&s, dir, &ro, err, sizeof err);
     if (rc != 0)
         return die(rc == -ENOENT ? CLI_NOTFOUND : CLI_ERROR, "%s", err);
-    rc = rp_run(s, req, &doc, err, sizeof err);
+    /* Whoever can open the store sees all of it; --uid narrows it.  An
+     * imported file (no kernel uid) is the store owner's. */
+    struct rp_scope sc = { .all = 1 };
+    struct stat st;
+    if (stat(dir, &st) == 0)
+        sc.owner = (uint32_t)st.st_uid;
+    rc = rp_scope_request(req, &sc, err, sizeof err);
+    rc = rc < 0 ? rc : rp_run(s, req, &sc, &doc, err, sizeof err);
     st_close(s);
     if (rc != 0)
         return die(exit_code(rc), "%s", err);
@@ -413,7 +430,7 @@ run_dump(const char *path, const cJSON *req, const struct out *o)
     }
     rc = import_file(s, path, NULL, &id, &n);
     if (rc == CLI_OK) {
-        rc = rp_run(s, req, &doc, err, sizeof err);
+        rc = rp_run(s, req, NULL, &doc, err, sizeof err);
         if (rc != 0) {
             rc = die(exit_code(rc), "%s", err);
         } else {
@@ -516,7 +533,7 @@ enum {
     O_STORE = 256, O_SOCKET, O_DUMP, O_JSON, O_BYTES, O_PROCESS, O_SINCE,
     O_UNTIL, O_BY, O_TOP, O_DEPTH, O_CHAINS, O_LABEL, O_LIMIT, O_TIMEOUT,
     O_VERSION, O_SORT, O_HTML, O_ALIVE, O_RETAINED, O_PID, O_INTERVAL,
-    O_ONCE,
+    O_ONCE, O_UID, O_ALL_USERS,
 };
 
 /* One option; -1 to go on, or an exit code. */
@@ -529,6 +546,8 @@ handle_opt(int ch, char **argv, struct opts *op, int *help)
     case O_DUMP: op->dump = optarg; break;
     case O_JSON: op->json = 1; break;
     case O_RETAINED: op->retained = 1; break;
+    case O_ALL_USERS: op->all_users = 1; break;
+    case O_UID: return positive("--uid", optarg, &op->uid) ? CLI_USAGE : -1;
     case O_BYTES: op->bytes = 1; break;
     case O_PROCESS: op->process = optarg; break;
     case O_SINCE: op->since = optarg; break;
@@ -591,10 +610,12 @@ main(int argc, char **argv)
         { "pid", required_argument, NULL, O_PID },
         { "interval", required_argument, NULL, O_INTERVAL },
         { "once", no_argument, NULL, O_ONCE },
+        { "uid", required_argument, NULL, O_UID },
+        { "all-users", no_argument, NULL, O_ALL_USERS },
         { NULL, 0, NULL, 0 },
     };
     struct opts op = { .top = -1, .depth = -1, .chains = -1, .limit = -1,
-                       .timeout = 60, .alive = -1 };
+                       .timeout = 60, .alive = -1, .uid = -1 };
     struct out o = { .f = stdout };
     const struct cmd *c = NULL;
     int help = 0, ch, rc;
@@ -712,6 +733,14 @@ main(int argc, char **argv)
         cJSON_AddNumberToObject(req, "limit", (double)op.limit);
     if (op.retained)
         cJSON_AddBoolToObject(req, "retained", 1);
+    if (op.uid >= 0 && op.all_users) {
+        cJSON_Delete(req);
+        return die(CLI_USAGE, "--uid and --all-users do not go together");
+    }
+    if (op.uid >= 0)
+        cJSON_AddNumberToObject(req, "uid", (double)op.uid);
+    if (op.all_users)
+        cJSON_AddBoolToObject(req, "all_users", 1);
     struct { const char *opt, *v, *key; } when[] = {
         { "--since", op.since, "since" }, { "--until", op.until, "until" },
     };

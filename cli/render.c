@@ -69,6 +69,85 @@ delta_size(const struct out *o, double d, char *buf)
     return buf;
 }
 
+/* One sentence on the process's memory beside its objects ("memory" of
+ * growth and report, docs/cli-json.md) into buf (n bytes), or "" when
+ * there are no RSS figures.  *alarm says the growth is outside Python
+ * objects: the verdict that opens the process's answer. */
+const char *
+cli_memory_sentence(const struct out *o, const cJSON *mem, char *buf,
+                    size_t n, int *alarm)
+{
+    const cJSON *rss = cJSON_GetObjectItemCaseSensitive(mem, "rss");
+    const cJSON *heap = cJSON_GetObjectItemCaseSensitive(mem, "heap");
+    const cJSON *pm = cJSON_GetObjectItemCaseSensitive(mem, "pymalloc");
+    const char *v = str(mem, "verdict"), *to = str(mem, "points_to");
+    char r0[32], r1[32], dr[40], dh[40], un[40], ar[40], al[40];
+
+    *alarm = 0;
+    buf[0] = '\0';
+    if (!cJSON_IsObject(rss) || !cJSON_IsObject(heap) || v == NULL)
+        return buf;
+    delta_size(o, num(rss, "delta"), dr);
+    delta_size(o, num(heap, "delta"), dh);
+    if (strcmp(v, "outside") == 0) {
+        const cJSON *tr = cJSON_GetObjectItemCaseSensitive(mem, "trend");
+        const char *which = "native allocations or fragmentation (no "
+            "allocator figures to tell which)";
+        char w[200];
+
+        if (cJSON_IsObject(pm)) {
+            delta_size(o, num(cJSON_GetObjectItemCaseSensitive(pm, "arena_bytes"),
+                              "delta"), ar);
+            delta_size(o, num(cJSON_GetObjectItemCaseSensitive(pm, "allocated_bytes"),
+                              "delta"), al);
+            if (to != NULL && strcmp(to, "fragmentation") == 0)
+                snprintf(w, sizeof w, "fragmentation: Python's object "
+                         "allocator kept its arenas (%s) while their objects "
+                         "went (allocated blocks %s)", ar, al);
+            else
+                snprintf(w, sizeof w, "native allocations (C extensions, "
+                         "libraries): Python's object allocator is not the "
+                         "one that grew (arenas %s)", ar);
+            which = w;
+        }
+        *alarm = 1;
+        snprintf(buf, n, "RSS %s over %.0f snapshots (a rising trend, p=%.2g); "
+                 "Python objects %s: the growth is outside Python objects, "
+                 "%s", dr, num(mem, "snapshots"), num(tr, "p"), dh, which);
+        return buf;
+    }
+    delta_size(o, num(mem, "unexplained_delta"), un);
+    snprintf(buf, n, "RSS %s -> %s (%s), Python objects %s, outside them %s%s",
+             cli_size(o, num(rss, "first"), r0), cli_size(o, num(rss, "last"), r1),
+             dr, dh, un,
+             strcmp(v, "objects") == 0 ? ": RSS grows with the objects"
+             : strcmp(v, "few_snapshots") == 0 ? " (too few snapshots for a trend)"
+             : strcmp(v, "no_trend") == 0 ? ": no upward trend"
+             : strcmp(v, "below_floor") == 0 ? ": rising, but by less than the floor"
+             : "");
+    return buf;
+}
+
+/* The process's memory line: with alarm set, only the verdict that the
+ * growth is outside Python objects (the answer's first line); else only
+ * the figures of a process without that verdict (its section's last
+ * line). */
+static void
+memory_line(const struct out *o, FILE *f, const cJSON *p, int alarm)
+{
+    char line[512];
+    int is_alarm;
+
+    cli_memory_sentence(o, cJSON_GetObjectItemCaseSensitive(p, "memory"),
+                        line, sizeof line, &is_alarm);
+    if (line[0] == '\0' || is_alarm != alarm)
+        return;
+    if (alarm)
+        fprintf(f, "%smeliae: %s%s\n", RED(o), line, OFF(o));
+    else
+        fprintf(f, "%s%s%s\n", DIM(o), line, OFF(o));
+}
+
 /* type@0xaddr, and what is known of it. */
 static void
 hop(const struct out *o, FILE *f, const cJSON *ob)
@@ -119,19 +198,23 @@ render_snapshots(const struct out *o, FILE *f, const cJSON *doc)
         fprintf(f, "no snapshots\n");
         return;
     }
-    fprintf(f, "%s%6s  %-24s %7s %6s  %-16s %10s %10s  %s%s\n", BOLD(o), "ID",
-            "TIME (UTC)", "PID", "UID", "LABEL", "OBJECTS", "SIZE", "PROGRAM",
-            OFF(o));
+    fprintf(f, "%s%6s  %-24s %7s %6s  %-16s %10s %10s %10s  %s%s\n", BOLD(o), "ID",
+            "TIME (UTC)", "PID", "UID", "LABEL", "OBJECTS", "SIZE", "RSS",
+            "PROGRAM", OFF(o));
     cJSON_ArrayForEach(s, arr) {
         const cJSON *uid = cJSON_GetObjectItemCaseSensitive(s, "uid");
-        char ub[16] = "-";
+        const cJSON *rss = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(s, "process"), "rss");
+        char ub[16] = "-", rs[32] = "-";
 
         if (cJSON_IsNumber(uid))
             snprintf(ub, sizeof ub, "%.0f", uid->valuedouble);
-        fprintf(f, "%6.0f  %-24s %7.0f %6s  %-16s %10.0f %10s  %s%s\n",
+        if (cJSON_IsNumber(rss))
+            cli_size(o, rss->valuedouble, rs);
+        fprintf(f, "%6.0f  %-24s %7.0f %6s  %-16s %10.0f %10s %10s  %s%s\n",
                 num(s, "id"), str(s, "time") ? str(s, "time") : "?",
                 num(s, "pid"), ub, str(s, "label") ? str(s, "label") : "-",
-                num(s, "objects"), cli_size(o, num(s, "bytes"), sz),
+                num(s, "objects"), cli_size(o, num(s, "bytes"), sz), rs,
                 str(s, "program") ? str(s, "program") : "-",
                 cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(s, "graph"))
                     ? " (summary only)" : "");
@@ -236,6 +319,7 @@ render_growth(const struct out *o, FILE *f, const cJSON *doc)
         const char *label = str(p, "label"), *prog = str(p, "program");
         char a[32], b[32], d[40], sl[48];
 
+        memory_line(o, f, p, 1);
         fprintf(f, "%sprocess %.0f%s%s%s%s%s%s: %.0f snapshots, %s .. %s (ids %.0f..%.0f)\n",
                 BOLD(o), num(p, "pid"), label ? " \"" : "", label ? label : "",
                 label ? "\"" : "", prog ? " " : "", prog ? prog : "", OFF(o),
@@ -274,6 +358,7 @@ render_growth(const struct out *o, FILE *f, const cJSON *doc)
                         OFF(o));
             fputc('\n', f);
         }
+        memory_line(o, f, p, 0);
         fputc('\n', f);
     }
 }
@@ -507,6 +592,7 @@ render_report(const struct out *o, FILE *f, const cJSON *doc)
         const char *label = str(p, "label"), *prog = str(p, "program");
         int i = 0;
 
+        memory_line(o, f, p, 1);
         fprintf(f, "%sleak report: process %.0f%s%s%s%s%s%s: %.0f snapshots, %s .. %s\n",
                 BOLD(o), num(p, "pid"), label ? " \"" : "", label ? label : "",
                 label ? "\"" : "", prog ? " " : "", prog ? prog : "", OFF(o),
@@ -517,7 +603,9 @@ render_report(const struct out *o, FILE *f, const cJSON *doc)
                         "snapshots or more\n\n", num(doc, "min_snapshots"));
             else
                 fprintf(f, "no leak suspect: no type's memory has a "
-                        "significant upward trend that matters\n\n");
+                        "significant upward trend that matters\n");
+            memory_line(o, f, p, 0);
+            fputc('\n', f);
             continue;
         }
         char fl[32];
@@ -532,6 +620,7 @@ render_report(const struct out *o, FILE *f, const cJSON *doc)
         fputc('\n', f);
         cJSON_ArrayForEach(s, sus)
             report_suspect(o, f, p, s, ++i);
+        memory_line(o, f, p, 0);
         fputc('\n', f);
     }
 }

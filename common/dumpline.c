@@ -729,6 +729,14 @@ head_done:
         out->type = type_in ? s + type_off : p->sbuf + type_off;
     if (out->has_name)
         out->name = name_in ? s + name_off : p->sbuf + name_off;
+    /* A name is a key (types are counted by it) and goes on as a C string
+     * (cJSON's answers): "dict\u0000x" would be shown, and summed, as
+     * "dict".  Refused rather than cut; only an escape can put a NUL
+     * there (raw control bytes are refused above). */
+    if ((seen & K_TYPE) && !type_in && memchr(out->type, 0, out->type_len))
+        return fail(&c, "a NUL character (\\u0000) in \"type\"");
+    if (out->has_name && !name_in && memchr(out->name, 0, out->name_len))
+        return fail(&c, "a NUL character (\\u0000) in \"name\"");
     if (out->vkind == ML_VAL_STR)
         out->value = value_in ? s + value_off : p->sbuf + value_off;
     out->refs = refs_at != NULL ? NULL : p->refs;

@@ -72,4 +72,11 @@ size_t ml_utf8_prefix(const char *s, size_t n, size_t max_chars);
  * fits, else the start of the sequence that straddles max_bytes. */
 size_t ml_utf8_cut(const char *s, size_t n, size_t max_bytes);
 
+/* s[0..n) as strict UTF-8 (RFC 3629: no surrogates), for every JSON
+ * meliae writes out (docs/cli-json.md): each encoded surrogate (what a
+ * lone "\ud800" in a dump decodes to) and each other ill-formed byte
+ * becomes U+FFFD.  0: s is well-formed already (*out NULL); 1: *out is a
+ * new NUL-terminated copy (free()) of *outlen bytes; -ENOMEM. */
+int ml_utf8_repair(const char *s, size_t n, char **out, size_t *outlen);
+
 #endif /* ML_UTF8_H */

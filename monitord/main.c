@@ -515,6 +515,14 @@ main(int argc, char **argv)
      * mmap'd and so go back to the system when freed: glibc would raise
      * its threshold after the first big free and keep later ones. */
     (void)mallopt(M_MMAP_THRESHOLD, 256 << 10);
+    /* One arena for every thread.  A query on the threadpool allocates
+     * its answer's tree (hundreds of MiB for a wide growth) in its
+     * thread's arena; glibc never gives a thread arena's top back, so
+     * each query left 50-300 MiB behind (bench/bench_query_rss.py).  In
+     * the one arena, what a query frees goes back (serve_query.c trims
+     * after each); the threads share its lock, and they mostly wait on
+     * LMDB and the disk, not on malloc. */
+    (void)mallopt(M_ARENA_MAX, 1);
 #endif
     /* Writes to a vanished client must fail with EPIPE, not kill us. */
     memset(&sa, 0, sizeof(sa));

@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@ static const char content_type[] = "text/plain; version=0.0.4; charset=utf-8";
  * lines are made on the loop (they change without a snapshot). */
 enum {
     F_OBJECTS, F_BYTES, F_TIME, F_ID, F_CONNECTED, F_TOBJ, F_TBYTES,
+    F_RSS, F_RSS_ANON, F_UNEXPLAINED,
     F_COUNT
 };
 
@@ -66,6 +68,16 @@ static const struct family {
     { "meliae_process_type_bytes",
       "Bytes of one type in the process's latest snapshot: the 50 types "
       "with the most bytes, and type=\"other\" for the rest." },
+    { "meliae_process_rss_bytes",
+      "The process's resident set size when its latest snapshot was taken "
+      "(a scanner that sends it)." },
+    { "meliae_process_rss_anon_bytes",
+      "The process's anonymous resident memory (RssAnon) at its latest "
+      "snapshot." },
+    { "meliae_process_unexplained_bytes",
+      "RSS less the bytes of the Python objects at the latest snapshot: "
+      "the memory outside Python objects (interpreter, C extensions, "
+      "allocator slack); when it grows, the growth is not the objects'." },
 };
 
 static const char *const ereason_names[MD_ER_COUNT] = {
@@ -331,6 +343,18 @@ md_metrics_prepare(struct st_store *s, uint64_t id,
     type_lines(t, fams[F_TOBJ].name, f, &names, noff, nkept, kc, other_c);
     f->off[F_TBYTES] = t->len;
     type_lines(t, fams[F_TBYTES].name, f, &names, noff, nkept, kb, other_b);
+    f->off[F_RSS] = t->len;
+    if (si.procfig.has && si.procfig.rss >= 0)
+        md_sbuf_printf(t, "%s{%s} %" PRId64 "\n", fams[F_RSS].name, f->lbl,
+                       si.procfig.rss);
+    f->off[F_RSS_ANON] = t->len;
+    if (si.procfig.has && si.procfig.rss_anon >= 0)
+        md_sbuf_printf(t, "%s{%s} %" PRId64 "\n", fams[F_RSS_ANON].name,
+                       f->lbl, si.procfig.rss_anon);
+    f->off[F_UNEXPLAINED] = t->len;
+    if (si.procfig.has && si.procfig.rss >= 0)
+        md_sbuf_printf(t, "%s{%s} %" PRId64 "\n", fams[F_UNEXPLAINED].name,
+                       f->lbl, si.procfig.rss - (int64_t)si.bytes);
     f->off[F_COUNT] = t->len;
     if (t->oom) {
         rc = -ENOMEM;
@@ -454,18 +478,22 @@ procs_changed(struct md_metrics *m)
 
 /* ---- the textfile ---- */
 
-/* Writes iov to path through tmp (same directory), fsync, rename, fsync
- * of dir: a reader sees the old file or the new one, never a part.
+/* Writes iov to path through a new file made from the template tmpl
+ * (same directory, "XXXXXX" at the end), fsync, rename, fsync of dir: a
+ * reader sees the old file or the new one, never a part.  The new file
+ * is mkostemp's (O_EXCL, a random name): whoever else may write to dir
+ * cannot plant a link at a name we would open and truncate.
  * 0 or -errno with a reason in err.  Any thread. */
 static int
-write_textfile(const char *path, const char *tmp, const char *dir,
+write_textfile(const char *path, const char *tmpl, const char *dir,
                const struct iovec *iov, int niov, char *err, size_t errlen)
 {
     const char *op = "open";
+    char tmp[PATH_MAX];
     int fd, dfd, e;
 
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-              0644);
+    snprintf(tmp, sizeof(tmp), "%s", tmpl);    /* < PATH_MAX: md_metrics_new */
+    fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         goto out_err;
     /* node_exporter runs as another user: readable whatever our umask. */
@@ -942,7 +970,7 @@ join_dir(const char *dir, const char *base, int hidden_tmp)
 
     if (!hidden_tmp)
         return strdup(dir);
-    if (asprintf(&s, "%s/.%s.%d.tmp", dir, base, (int)getpid()) < 0)
+    if (asprintf(&s, "%s/.%s.XXXXXX", dir, base) < 0)
         return NULL;
     return s;
 }
@@ -978,9 +1006,11 @@ md_metrics_new(struct md_metrics **out, uv_loop_t *loop,
         m->tmpfile = dir != NULL ? join_dir(slash == cfg->textfile ? "" : dir,
                                             slash + 1, 1) : NULL;
         if (m->textfile == NULL || m->dir == NULL || m->tmpfile == NULL
-            || slash[1] == '\0') {
+            || slash[1] == '\0' || strlen(m->tmpfile) >= PATH_MAX) {
             snprintf(err, errlen, "%s", slash[1] == '\0'
                      ? "--metrics-textfile: a file name is needed"
+                     : m->tmpfile != NULL && strlen(m->tmpfile) >= PATH_MAX
+                     ? "--metrics-textfile: the path is too long"
                      : "out of memory");
             goto out_free;
         }

@@ -12,6 +12,7 @@
 #include <cjson/cJSON.h>
 
 #include "ml-common.h"
+#include "procfig.h"
 #include "proto.h"
 #include "util.h"
 #include "utf8.h"
@@ -46,7 +47,24 @@ md_code_closes(enum md_code c)
 /* The largest integer every double below it represents exactly. */
 #define EXACT_INT_MAX 9007199254740992.0
 
-/* Parses line[0..n) as one JSON object followed only by whitespace. */
+/* Whether the JSON text s[0..n) has a \u0000 escape.  Backslashes are
+ * only in strings, and each escapes the character after it. */
+static int
+has_nul_escape(const char *s, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (s[i + 1] == 'u' && i + 5 < n && memcmp(s + i + 2, "0000", 4) == 0)
+            return 1;
+        i++;                    /* the escaped character */
+    }
+    return 0;
+}
+
+/* Parses line[0..n) as one JSON object followed only by whitespace.  A
+ * string with a NUL is refused: cJSON's strings end at it, so a label
+ * "web\u0000x" would be taken for "web". */
 static cJSON *
 parse_object(const char *line, size_t n, char *err, size_t errlen,
              const char *what)
@@ -54,6 +72,11 @@ parse_object(const char *line, size_t n, char *err, size_t errlen,
     const char *end = NULL;
     cJSON *j;
 
+    if (has_nul_escape(line, n)) {
+        snprintf(err, errlen, "%s has a NUL character (\\u0000) in a string",
+                 what);
+        return NULL;
+    }
     j = cJSON_ParseWithLengthOpts(line, n, &end, 0);
     if (j == NULL) {
         snprintf(err, errlen, "%s is not valid JSON", what);
@@ -251,6 +274,16 @@ md_header_parse(const char *line, size_t n, struct md_meta *m, char *err,
         goto out;
     }
     m->hello = v != NULL && cJSON_IsTrue(v);
+    {
+        const char *bad;
+
+        if (st_procfig_from_json(cJSON_GetObjectItemCaseSensitive(j, "process"),
+                                 &m->procfig, &bad) != 0) {
+            snprintf(err, errlen, "header \"process\" has a bad \"%s\" "
+                     "(an object of non-negative integers or nulls)", bad);
+            goto out;
+        }
+    }
     if (m->hello && m->request != 0) {
         snprintf(err, errlen, "a hello header answers no request");
         goto out;
@@ -385,6 +418,7 @@ md_meta_source(const struct md_meta *m, struct st_source *src)
     src->mode = m->mode[0] != '\0' ? m->mode : NULL;
     src->request = m->request;
     src->time = m->time;
+    src->procfig = m->procfig;
 }
 
 size_t

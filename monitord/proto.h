@@ -55,6 +55,7 @@ struct md_meta {
     uint64_t request;
     double time;
     int hello;                  /* "hello": true: no snapshot follows */
+    struct st_procfig procfig;  /* "process" (has == 0: not sent) */
 };
 
 /* Parses line[0..n) as a header.  MD_OK and fills m; else MD_VERSION,

@@ -10,9 +10,11 @@
 
 #include "query.h"
 #include "report.h"
+#include "utf8.h"
 
 struct md_query *
-md_query_new(struct st_store *store, uint64_t conn, cJSON *req)
+md_query_new(struct st_store *store, uint64_t conn, cJSON *req,
+             const struct rp_scope *scope)
 {
     struct md_query *q = calloc(1, sizeof(*q));
     const cJSON *cmd;
@@ -24,6 +26,7 @@ md_query_new(struct st_store *store, uint64_t conn, cJSON *req)
     q->store = store;
     q->conn = conn;
     q->req = req;
+    q->scope = *scope;
     cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
     snprintf(q->cmd, sizeof(q->cmd), "%s",
              cJSON_IsString(cmd) ? cJSON_GetStringValue(cmd) : "");
@@ -43,6 +46,49 @@ md_query_heavy(const cJSON *req)
            cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(req, "retained"));
 }
 
+/* q->text: doc serialized, as strict UTF-8, at most the scope's cap. */
+static int
+answer_text(struct md_query *q, const cJSON *doc)
+{
+    char *fixed;
+    size_t n;
+    int rc;
+
+    if ((q->text = cJSON_PrintUnformatted(doc)) == NULL)
+        goto out_nomem;
+    q->len = strlen(q->text);
+    if ((rc = ml_utf8_repair(q->text, q->len, &fixed, &n)) < 0)
+        goto out_nomem;
+    if (rc == 1) {              /* into cJSON's allocator: md_query_free */
+        cJSON_free(q->text);
+        q->text = cJSON_malloc(n + 1);
+        if (q->text != NULL)
+            memcpy(q->text, fixed, n + 1);
+        free(fixed);
+        if (q->text == NULL)
+            goto out_nomem;
+        q->len = n;
+    }
+    if (q->scope.max_answer != 0 && q->len > q->scope.max_answer) {
+        snprintf(q->err, sizeof(q->err), "the answer is %zu MiB, over the "
+                 "daemon's cap of %zu MiB; ask for less (--top, --since, "
+                 "--process) or read the store with --store",
+                 (q->len + (1u << 20) - 1) >> 20, q->scope.max_answer >> 20);
+        cJSON_free(q->text);
+        q->text = NULL;
+        q->len = 0;
+        return -E2BIG;
+    }
+    return 0;
+
+out_nomem:
+    cJSON_free(q->text);
+    q->text = NULL;
+    snprintf(q->err, sizeof(q->err), "daemon out of memory formatting the "
+             "answer");
+    return -ENOMEM;
+}
+
 void
 md_query_run(struct md_query *q)
 {
@@ -50,19 +96,12 @@ md_query_run(struct md_query *q)
     cJSON *doc = NULL;
 
     q->err[0] = '\0';
-    q->rc = rp_run(q->store, q->req, &doc, q->err, sizeof(q->err));
+    q->rc = rp_run(q->store, q->req, &q->scope, &doc, q->err,
+                   sizeof(q->err));
     cJSON_Delete(q->req);
     q->req = NULL;
-    if (q->rc == 0) {
-        q->text = cJSON_PrintUnformatted(doc);
-        if (q->text == NULL) {
-            q->rc = -ENOMEM;
-            snprintf(q->err, sizeof(q->err), "daemon out of memory "
-                     "formatting the answer");
-        } else {
-            q->len = strlen(q->text);
-        }
-    }
+    if (q->rc == 0)
+        q->rc = answer_text(q, doc);
     /* A big document is freed here too, not on the loop. */
     cJSON_Delete(doc);
     if (q->rc != 0 && q->err[0] == '\0')

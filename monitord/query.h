@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "proto.h"
+#include "report.h"
 #include "store.h"
 
 struct md_query {
@@ -32,6 +33,7 @@ struct md_query {
     uint64_t conn;              /* the asking connection's serial */
     cJSON *req;                 /* freed by md_query_run */
     char cmd[32];               /* req's "cmd", for the log */
+    struct rp_scope scope;      /* the asking uid's, and the answer cap */
     int heavy;                  /* md_query_heavy(req) */
     uint64_t submitted_ns;      /* uv_hrtime() */
     /* out */
@@ -46,7 +48,12 @@ struct md_query {
 /* A query of req (taken over: freed by md_query_run or md_query_free) on
  * store for connection conn.  NULL when out of memory (req is freed). */
 struct md_query *md_query_new(struct st_store *store, uint64_t conn,
-                              cJSON *req);
+                              cJSON *req, const struct rp_scope *scope);
+
+/* The longest answer the daemon builds and sends (docs/protocol.md):
+ * longer ones are refused (-E2BIG), before they are built where the
+ * command can tell (growth, summary), else once serialized. */
+#define MD_MAX_ANSWER (16u << 20)
 
 /* Whether req computes a dominator tree (top --retained, dominators,
  * report): memory of the snapshot's size (about 90 bytes per object at
@@ -54,7 +61,8 @@ struct md_query *md_query_new(struct st_store *store, uint64_t conn,
 int md_query_heavy(const cJSON *req);
 
 /* Runs q: rp_run, then the answer serialized (one buffer, the only copy
- * of it).  Any thread; touches nothing but q and the store's read side. */
+ * of it) as strict UTF-8 (utf8.h, ml_utf8_repair).  Any thread; touches
+ * nothing but q and the store's read side. */
 void md_query_run(struct md_query *q);
 
 /* NULL is a no-op. */

@@ -29,10 +29,12 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
+#include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "metrics.h"
@@ -107,6 +109,17 @@ md__query_error(struct conn *c, enum md_code code, int rc,
 
 static void query_pump(struct md_server *srv);
 
+/* Frees q, and gives the memory of its work back: the threadpool's
+ * threads each have a malloc arena, and glibc keeps what a query freed
+ * in them (300-600 MiB a wide query, never returned: bench/RESULTS.md,
+ * bench_query_rss.py).  malloc_trim walks every arena. */
+static void
+query_release(struct md_query *q)
+{
+    md_query_free(q);
+    malloc_trim(0);
+}
+
 static void
 on_answer_written(uv_write_t *req, int status)
 {
@@ -118,7 +131,7 @@ on_answer_written(uv_write_t *req, int status)
 
     c->answer_bytes -= n;
     srv->answer_bytes -= n;
-    md_query_free(q);
+    query_release(q);
     if (status < 0 && status != UV_ECANCELED && !c->closed) {
         md_debug("write_failed", " conn=%" PRIu64 " error=%s", c->serial,
                  uv_strerror(status));
@@ -185,10 +198,10 @@ on_query_done(uv_work_t *w, int status)
         md_debug("query", " conn=%" PRIu64 " cmd=%s rc=%d ms=%" PRIu64
                  " client=gone", q->conn, md_logq(q->cmd, q1, sizeof(q1)),
                  q->rc, (uv_hrtime() - q->submitted_ns) / 1000000);
-        md_query_free(q);
+        query_release(q);
     } else if (q->code != MD_OK) {
         md__query_error(c, q->code, q->rc, q->err);
-        md_query_free(q);
+        query_release(q);
     } else {
         query_answer(c, q);
     }
@@ -224,7 +237,7 @@ query_pump(struct md_server *srv)
         }
         c->qreq = NULL;
         md__query_forget(c);
-        q = md_query_new(srv->store, c->serial, req);
+        q = md_query_new(srv->store, c->serial, req, &c->qscope);
         if (q == NULL) {
             md__query_error(c, MD_ERROR, -ENOMEM, "daemon out of memory");
             continue;
@@ -262,12 +275,16 @@ prog_match(const char *prog, const char *sel)
 }
 
 /* Does scanner connection c match sel: all digits, its kernel-verified
- * pid; else its last header's label or program, or its command line? */
+ * pid; else its last header's label or program, or its command line?
+ * Only a process of the scope's uid (SO_PEERCRED) is looked at: another
+ * user's process cannot answer, nor be asked. */
 static int
-conn_matches(const struct conn *c, const char *sel)
+conn_matches(const struct conn *c, const char *sel, const struct rp_scope *sc)
 {
     size_t i;
 
+    if (!sc->all && (uint32_t)c->peer.uid != sc->uid)
+        return 0;
     for (i = 0; sel[i] >= '0' && sel[i] <= '9'; i++)
         ;
     if (i > 0 && sel[i] == '\0')
@@ -308,7 +325,7 @@ snap_start(struct conn *c, const cJSON *req)
     }
     for (struct conn *x = srv->conns; x != NULL; x = x->next) {
         if (x == c || !x->allowed || x->closing || x->state == CS_QUERY
-            || !conn_matches(x, sel))
+            || !conn_matches(x, sel, &c->qscope))
             continue;
         if (target == NULL || x->serial > target->serial)
             target = x;
@@ -426,6 +443,30 @@ query_begin(struct conn *c, const char *cmd)
     snprintf(c->qcmd, sizeof(c->qcmd), "%s", cmd);
 }
 
+/* c's scope (docs/protocol.md, "Who sees what"): its own uid's
+ * snapshots and processes; root and the daemon's own user may name
+ * another uid ("uid") or all ("all_users").  0, or -EINVAL with the
+ * reason in msg. */
+static int
+query_scope(struct conn *c, const cJSON *req, char *msg, size_t len)
+{
+    uint32_t me = (uint32_t)c->peer.uid;
+    int rc;
+
+    c->qscope = (struct rp_scope){ .uid = me, .owner = (uint32_t)geteuid(),
+                                   .max_answer = MD_MAX_ANSWER };
+    rc = rp_scope_request(req, &c->qscope, msg, len);
+    if (rc <= 0)
+        return rc;
+    if (me != 0 && me != (uint32_t)geteuid()
+        && (c->qscope.all || c->qscope.uid != me)) {
+        snprintf(msg, len, "only root and the daemon's user (uid %u) may "
+                 "ask about another user's processes", (unsigned)geteuid());
+        return -EINVAL;
+    }
+    return 0;
+}
+
 /* The query line of c: run it (queued) or, for snap, answer it here. */
 void
 md__query_start(struct conn *c, cJSON *req, enum md_code code,
@@ -433,10 +474,16 @@ md__query_start(struct conn *c, cJSON *req, enum md_code code,
 {
     struct md_server *srv = c->srv;
     const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
+    char msg[200];
 
     query_begin(c, cJSON_IsString(cmd) ? cJSON_GetStringValue(cmd) : "?");
     if (code != MD_OK) {
         md__query_error(c, code, -EINVAL, err);
+        return;
+    }
+    if (query_scope(c, req, msg, sizeof(msg)) != 0) {
+        cJSON_Delete(req);
+        md__query_error(c, MD_USAGE, -EINVAL, msg);
         return;
     }
     if (cJSON_IsString(cmd) && strcmp(cJSON_GetStringValue(cmd), "snap") == 0) {

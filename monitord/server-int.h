@@ -18,6 +18,7 @@
 #include "dumpline.h"
 #include "metrics.h"
 #include "proto.h"
+#include "report.h"
 #include "server.h"
 #include "writer.h"
 
@@ -139,6 +140,7 @@ struct conn {
     char qcmd[32];              /* the request's "cmd", for the log */
     uint64_t q_t0;              /* uv_hrtime() at the query line */
     cJSON *qreq;                /* Q_WAITING: the request */
+    struct rp_scope qscope;     /* whose snapshots it sees (serve_query.c) */
     struct conn *qnext;         /* srv->qwait, while in_qwait */
     int in_qwait;
     int q_held;                 /* logged as held behind a heavy query */

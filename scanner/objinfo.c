@@ -11,7 +11,9 @@
 
 #include "addrset.h"
 #include "cpython.h"
+#include "hidden.h"
 #include "ml-common.h"
+#include "numpy.h"
 #include "objinfo.h"
 
 /* ------------------------------------------------------------------ */
@@ -26,6 +28,8 @@ void
 ml__kind_reset(void)
 {
     memset(kind_cache, 0, sizeof(kind_cache));
+    ml__numpy_reset();
+    ml__hidden_reset();
 }
 
 /* Types defined in extension modules, known by name because their
@@ -40,6 +44,8 @@ named_kind(PyTypeObject *tp)
             return ML_K_ARRAY;
         if (strcmp(tp->tp_name, "collections.OrderedDict") == 0)
             return ML_K_ODICT;
+        if (strcmp(tp->tp_name, "numpy.ndarray") == 0)
+            return ML_K_NDARRAY;
     }
     return ML_K_OTHER;
 }
@@ -140,6 +146,7 @@ typeinfo(PyTypeObject *tp)
         ti->tp = tp;
         ti->kind = compute_kind(tp);
         ti->csizeof = find_csizeof(tp);
+        ti->hidden = ti->csizeof == NULL ? ml__hidden_rule(tp) : NULL;
         ti->name_len = strlen(n);
         ti->name_plain = 1;
         for (size_t i = 0; i < ti->name_len; i++)
@@ -316,6 +323,8 @@ ml__size_of(PyObject *op, enum ml_kind kind)
     }
     default:
         res = default_sizeof(op);
+        if (typeinfo(tp)->hidden != NULL)
+            res += typeinfo(tp)->hidden(op);
         break;
     }
     return res + ml__preheader_size(op) + ml__inline_values_size(op);
@@ -339,6 +348,8 @@ ml__len_of(PyObject *op, enum ml_kind kind)
         return PyDict_GET_SIZE(op);
     case ML_K_SET:
         return PySet_GET_SIZE(op);
+    case ML_K_NDARRAY:
+        return ml__ndarray_len(op);
     default:
         return -1;
     }
@@ -463,6 +474,12 @@ ml__visit_refs(PyObject *op, enum ml_kind kind, visitproc visit, void *arg,
     case ML_K_TYPE:
         if (!(((PyTypeObject *)op)->tp_flags & Py_TPFLAGS_HEAPTYPE))
             return visit_static_type((PyTypeObject *)op, visit, arg);
+        break;
+    case ML_K_NDARRAY:
+        /* No tp_traverse on ndarray itself; a Python subclass's traverse
+         * (its __dict__, its type) follows below. */
+        if ((rc = ml__ndarray_visit(op, visit, arg)) != 0)
+            return rc;
         break;
     default:
         break;

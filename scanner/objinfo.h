@@ -20,6 +20,7 @@ enum ml_kind {
     ML_K_TYPE, ML_K_CODE, ML_K_MODULE, ML_K_FRAME, ML_K_GEN,
     ML_K_FUNCTION, ML_K_CFUNCTION,
     ML_K_DEQUE, ML_K_ARRAY,
+    ML_K_NDARRAY,               /* numpy.ndarray: see numpy.h */
 };
 
 /* What the scanner knows of a type, cached per type; the cache must be
@@ -31,6 +32,9 @@ struct ml_typeinfo {
     /* The C __sizeof__ of an extension type whose size no rule here knows
      * (an io buffer, a ctypes StgDict...), or NULL. */
     PyCFunction csizeof;
+    /* Bytes a compression object holds outside itself (hidden.h), or
+     * NULL. */
+    size_t (*hidden)(PyObject *);
     /* tp_name needs no JSON escaping (printable ASCII): written as is. */
     int name_plain;
     size_t name_len;

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cpython.h"
+#include "procstats.h"
 #include "forkchild.h"
 #include "jsonw.h"
 #include "ml-common.h"
@@ -71,10 +72,15 @@ struct dump_args {
     int gzip;
     int timeout_ms;             /* for a socket with a timeout; else -1 */
     enum ml_values values;
+    int deadline_ms;            /* the whole dump's, from its start; -1 */
 };
 
 /* File dumps: values cut to 100 characters, as meliae always did. */
-#define DUMP_ARGS_INIT { 0, NULL, 0, -1, ML_VALUES_TRUNCATED }
+#define DUMP_ARGS_INIT { 0, NULL, 0, -1, ML_VALUES_TRUNCATED, -1 }
+
+/* How long the copy to a target that may stall runs without the GIL
+ * before the process's signal handlers get their turn. */
+#define COPY_SLICE_MS 100
 
 static PyObject *
 walk_result(const struct ml_walk_result *res)
@@ -177,6 +183,82 @@ open_target(const char *path, char **tmp)
     return fd;
 }
 
+/* Whether a write to fd may block for as long as a reader pleases: a
+ * pipe, a FIFO, a socket, a terminal.  A regular file does not. */
+static int
+may_stall(int fd)
+{
+    struct stat st;
+
+    return fstat(fd, &st) == 0 && !S_ISREG(st.st_mode);
+}
+
+static int walk_to_tmp(const struct dump_args *a, struct ml_walk_result *res);
+
+/* Copies the finished dump in from to to, without the GIL, in slices:
+ * between them the signal handlers run (PyErr_CheckSignals), so SIGALRM,
+ * SIGTERM or a watchdog's signal can stop a dump whose reader stalls, as
+ * can a.deadline_ms (from t0_ns) and a.timeout_ms without progress.  0,
+ * or a negative code (ML_EPYTHON: exception set). */
+static int
+copy_out(int from, int to, const struct dump_args *a, int64_t t0_ns)
+{
+    struct ml_copy c;
+    int rc = ml_copy_init(&c, to, from);
+
+    if (rc < 0)
+        goto out;
+    if (a->deadline_ms >= 0)
+        c.deadline_ns = t0_ns + (int64_t)a->deadline_ms * 1000000;
+    c.idle_ms = a->timeout_ms;
+    for (;;) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = ml_copy_run(&c, COPY_SLICE_MS);
+        Py_END_ALLOW_THREADS
+        if (rc == 1) {
+            rc = 0;
+            break;
+        }
+        if (rc != 0 && rc != -EINTR)
+            break;
+        if (PyErr_CheckSignals() < 0) {
+            rc = ML_EPYTHON;
+            break;
+        }
+    }
+    if (rc == -ETIMEDOUT) {
+        PyErr_Format(PyExc_TimeoutError, "dump: the reader did not take the "
+                     "dump in time (%s; %llu of %lld bytes written)",
+                     c.deadline_ns != 0 && ml_sink_now_ns() >= c.deadline_ns
+                     ? "timeout" : "no progress within the socket's timeout",
+                     (unsigned long long)c.nwritten, (long long)c.off);
+        rc = ML_EPYTHON;
+    }
+out:
+    ml_copy_free(&c);
+    return rc;
+}
+
+/* Walks into fd; one that may stall gets the walk through a temporary
+ * file, copied out after the walk (copy_out): the walk holds the GIL and
+ * must not wait on a reader, and no Python code may run in the middle of
+ * it (docs/dump-format.md). */
+static int
+dump_to_target(int fd, const struct dump_args *a, struct ml_walk_result *res)
+{
+    int64_t t0 = ml_sink_now_ns();
+    int tmp, rc;
+
+    if (!may_stall(fd))
+        return dump_to_fd(fd, a, res);
+    tmp = walk_to_tmp(a, res);
+    if (tmp < 0)
+        return tmp;
+    rc = copy_out(tmp, fd, a, t0);
+    close(tmp);
+    return rc;
+}
+
 static PyObject *
 scanner_dump_path(PyObject *self, PyObject *args)
 {
@@ -186,8 +268,8 @@ scanner_dump_path(PyObject *self, PyObject *args)
     char *tmp;
     int fd, rc;
 
-    if (!PyArg_ParseTuple(args, "iyO|p:dump_path", &a.mode, &path, &a.root,
-                          &a.gzip))
+    if (!PyArg_ParseTuple(args, "iyO|pi:dump_path", &a.mode, &path, &a.root,
+                          &a.gzip, &a.deadline_ms))
         return NULL;
     if (dump_active)
         return raise_rc(ML_EBUSY, "dump");
@@ -195,7 +277,7 @@ scanner_dump_path(PyObject *self, PyObject *args)
     if (fd < 0)
         return raise_rc(fd, path);
     dump_active = 1;
-    rc = dump_to_fd(fd, &a, &res);
+    rc = dump_to_target(fd, &a, &res);
     dump_active = 0;
     if (close(fd) < 0 && rc == 0)
         rc = -errno;
@@ -218,13 +300,13 @@ scanner_dump_fd(PyObject *self, PyObject *args)
     struct ml_walk_result res;
     int fd, rc;
 
-    if (!PyArg_ParseTuple(args, "iiO|i:dump_fd", &a.mode, &fd, &a.root,
-                          &a.timeout_ms))
+    if (!PyArg_ParseTuple(args, "iiO|ii:dump_fd", &a.mode, &fd, &a.root,
+                          &a.timeout_ms, &a.deadline_ms))
         return NULL;
     if (dump_active)
         return raise_rc(ML_EBUSY, "dump");
     dump_active = 1;
-    rc = dump_to_fd(fd, &a, &res);
+    rc = dump_to_target(fd, &a, &res);
     dump_active = 0;
     if (rc != 0)
         return raise_rc(rc, NULL);
@@ -339,6 +421,57 @@ scanner_dump_callable(PyObject *self, PyObject *args)
     if (rc != 0)
         return raise_rc(rc, NULL);
     return walk_result(&res);
+}
+
+/* ------------------------------------------------------------------ */
+/* The process beside its objects (procstats.h).                       */
+
+static int
+set_figure(PyObject *d, const char *key, int64_t v)
+{
+    PyObject *o = v < 0 ? Py_NewRef(Py_None) : PyLong_FromLongLong(v);
+    int rc;
+
+    if (o == NULL)
+        return -1;
+    rc = PyDict_SetItemString(d, key, o);
+    Py_DECREF(o);
+    return rc;
+}
+
+/* process_stats() -> {"rss", "rss_anon", "pymalloc": {...} or None} */
+static PyObject *
+scanner_process_stats(PyObject *self, PyObject *unused)
+{
+    struct ml_procstats ps;
+    PyObject *d, *pm = NULL;
+    int rc = ml__process_stats(&ps);
+
+    if (rc < 0)
+        return raise_rc(rc, "process_stats");
+    if ((d = PyDict_New()) == NULL)
+        return NULL;
+    if (set_figure(d, "rss", ps.rss) < 0 || set_figure(d, "rss_anon", ps.rss_anon) < 0)
+        goto fail;
+    if (ps.pymalloc) {
+        if ((pm = PyDict_New()) == NULL
+                || set_figure(pm, "arenas", ps.arenas) < 0
+                || set_figure(pm, "arena_bytes", ps.arena_bytes) < 0
+                || set_figure(pm, "pools", ps.pools) < 0
+                || set_figure(pm, "allocated_bytes", ps.allocated_bytes) < 0
+                || set_figure(pm, "free_block_bytes", ps.free_block_bytes) < 0
+                || set_figure(pm, "unused_pool_bytes", ps.unused_pool_bytes) < 0
+                || PyDict_SetItemString(d, "pymalloc", pm) < 0)
+            goto fail;
+        Py_CLEAR(pm);
+    } else if (PyDict_SetItemString(d, "pymalloc", Py_None) < 0) {
+        goto fail;
+    }
+    return d;
+fail:
+    Py_XDECREF(pm);
+    Py_DECREF(d);
+    return NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -804,9 +937,11 @@ scanner_dumping(PyObject *self, PyObject *unused)
 
 static PyMethodDef scanner_methods[] = {
     {"dump_path", scanner_dump_path, METH_VARARGS,
-     "dump_path(mode, path: bytes, root, gzip=False) -> (objects, bytes)"},
+     "dump_path(mode, path: bytes, root, gzip=False, deadline_ms=-1) "
+     "-> (objects, bytes)"},
     {"dump_fd", scanner_dump_fd, METH_VARARGS,
-     "dump_fd(mode, fd, root, timeout_ms=-1) -> (objects, bytes)"},
+     "dump_fd(mode, fd, root, timeout_ms=-1, deadline_ms=-1) "
+     "-> (objects, bytes)"},
     {"dump_callable", scanner_dump_callable, METH_VARARGS,
      "dump_callable(mode, callable, root) -> (objects, bytes)"},
     {"stream_snapshot", scanner_stream_snapshot, METH_VARARGS,
@@ -821,6 +956,8 @@ static PyMethodDef scanner_methods[] = {
     {"wait_child", scanner_wait_child, METH_VARARGS,
      "wait_child(pid, status_fd, timeout_ms) -> (objects, bytes)"},
     {"size_of", scanner_size_of, METH_O, "size_of(obj) -> int"},
+    {"process_stats", scanner_process_stats, METH_NOARGS,
+     "process_stats() -> dict: RSS, RssAnon and pymalloc's figures"},
     {"get_referents", scanner_get_referents, METH_O,
      "get_referents(obj) -> list"},
     {"get_recursive_size", scanner_get_recursive_size, METH_O,

@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE 1   /* S_ISSOCK, MSG_NOSIGNAL under -std=c11 */
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
@@ -208,4 +209,97 @@ ml_sink_close(struct ml_sink *s)
     free(s->zbuf);
     s->zbuf = NULL;
     s->gzip = 0;
+}
+
+/* ---- copying out a finished dump (sink.h, struct ml_copy) ---- */
+
+#define ML_COPY_BUF (256 * 1024)
+
+int
+ml_copy_init(struct ml_copy *c, int to, int from)
+{
+    struct stat st;
+
+    memset(c, 0, sizeof(*c));
+    c->to = to;
+    c->from = from;
+    c->idle_ms = -1;
+    c->is_socket = fstat(to, &st) == 0 && S_ISSOCK(st.st_mode);
+    c->buf = malloc(ML_COPY_BUF);
+    c->last_ns = ml_sink_now_ns();
+    return c->buf != NULL ? 0 : -ENOMEM;
+}
+
+void
+ml_copy_free(struct ml_copy *c)
+{
+    free(c->buf);
+    c->buf = NULL;
+}
+
+/* Milliseconds poll may wait: until the slice ends, the deadline or the
+ * idle limit, whichever is first; -ETIMEDOUT when a limit has passed. */
+static int
+copy_wait_ms(const struct ml_copy *c, int64_t now, int64_t slice_end)
+{
+    int64_t end = slice_end;
+
+    if (c->deadline_ns != 0 && c->deadline_ns < end)
+        end = c->deadline_ns;
+    if (c->idle_ms >= 0 && c->last_ns + (int64_t)c->idle_ms * 1000000 < end)
+        end = c->last_ns + (int64_t)c->idle_ms * 1000000;
+    if (end <= now)
+        return end == slice_end ? 0 : -ETIMEDOUT;
+    return (int)((end - now + 999999) / 1000000);
+}
+
+int
+ml_copy_run(struct ml_copy *c, int slice_ms)
+{
+    int64_t slice_end = ml_sink_now_ns() + (int64_t)slice_ms * 1000000;
+
+    for (;;) {
+        struct pollfd pfd = { c->to, POLLOUT, 0 };
+        ssize_t n;
+        int ms, r;
+
+        if (c->at == c->have) {
+            n = pread(c->from, c->buf, ML_COPY_BUF, c->off);
+            if (n < 0)
+                return errno == EINTR ? -EINTR : -errno;
+            if (n == 0)
+                return 1;
+            c->off += n;
+            c->at = 0;
+            c->have = (size_t)n;
+        }
+        ms = copy_wait_ms(c, ml_sink_now_ns(), slice_end);
+        if (ms <= 0)            /* the slice is over, or a limit passed */
+            return ms;
+        r = poll(&pfd, 1, ms);
+        if (r < 0)
+            return errno == EINTR ? -EINTR : -errno;
+        if (r == 0) {
+            if ((ms = copy_wait_ms(c, ml_sink_now_ns(), slice_end)) <= 0)
+                return ms;
+            continue;
+        }
+        if (c->is_socket) {
+            n = send(c->to, c->buf + c->at, c->have - c->at,
+                     MSG_NOSIGNAL | MSG_DONTWAIT);
+        } else {
+            size_t k = c->have - c->at;
+
+            n = write(c->to, c->buf + c->at, k < PIPE_BUF ? k : PIPE_BUF);
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            continue;
+        if (n < 0)
+            return errno == EINTR ? -EINTR : -errno;
+        if (n == 0)
+            return -EIO;
+        c->at += (size_t)n;
+        c->nwritten += (uint64_t)n;
+        c->last_ns = ml_sink_now_ns();
+    }
 }

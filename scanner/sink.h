@@ -64,4 +64,32 @@ int64_t ml_sink_now_ns(void);
 int ml_sink_send_framed(int sock, const void *head, size_t hlen, int fd,
                         const void *tail, size_t tlen, int64_t deadline_ns);
 
+/* Copying a finished dump (a temporary file) to a target that may stall
+ * (a pipe, a FIFO, a socket, a terminal), without the GIL: ml_copy_run
+ * copies until done or for one slice of time, and the caller, holding
+ * the GIL between slices, runs the process's signal handlers.  It never
+ * blocks longer than a slice: it waits in poll() and writes what poll
+ * says fits (a socket with MSG_DONTWAIT; anything else PIPE_BUF bytes at
+ * most, which a writable pipe takes whole). */
+struct ml_copy {
+    int to, from;               /* borrowed */
+    int is_socket;
+    off_t off;                  /* next byte of from to read */
+    char *buf;                  /* ML_COPY_BUF bytes */
+    size_t have, at;            /* buf[at..have) still to write */
+    int64_t deadline_ns;        /* CLOCK_MONOTONIC; 0: none */
+    int idle_ms;                /* no progress for this long: -ETIMEDOUT; -1 */
+    int64_t last_ns;            /* when bytes last went out */
+    uint64_t nwritten;
+};
+
+/* 0 or -ENOMEM.  Reads from from starting at offset 0 (pread). */
+int ml_copy_init(struct ml_copy *c, int to, int from);
+void ml_copy_free(struct ml_copy *c);
+
+/* 1: all copied; 0: slice_ms passed (call again); -EINTR: a signal came
+ * (run the handlers, then call again); -ETIMEDOUT (the deadline, or
+ * idle_ms without progress); -errno (-EPIPE: the reader left). */
+int ml_copy_run(struct ml_copy *c, int slice_ms);
+
 #endif /* ML_SINK_H */

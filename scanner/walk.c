@@ -232,6 +232,13 @@ put_name(struct ml_jsonw *w, PyObject *op, enum ml_kind kind)
     default:
         return;
     }
+    /* A name with a NUL (a function's __name__ may have one) is left
+     * out: readers refuse it (docs/dump-format.md), and one odd name must
+     * not cost the whole snapshot.  FindChar neither allocates nor runs
+     * Python code. */
+    if (name != NULL && PyUnicode_Check(name) && PyUnicode_IS_READY(name)
+        && PyUnicode_FindChar(name, 0, 0, PyUnicode_GET_LENGTH(name), 1) >= 0)
+        return;
     if (name != NULL && PyUnicode_Check(name)) {
         PUT_LIT(w, ", \"name\": ");
         put_pystr(w, name, ML_NAME_MAX_CHARS);
@@ -371,14 +378,15 @@ push(struct walk *wk, PyObject *op)
 }
 
 /* Referents whose own referents can need lines.  Leaves (str, int,
- * float, bytes...) have none. */
+ * float, bytes...) have none; numpy arrays have no tp_traverse but hold
+ * their base and the objects of object dtypes (numpy.c). */
 static int
 may_have_refs(PyObject *op)
 {
     PyTypeObject *tp = Py_TYPE(op);
 
     return tp->tp_traverse != NULL || tp == &PyCode_Type
-        || PyType_Check(op);
+        || PyType_Check(op) || ml__kind(tp) == ML_K_NDARRAY;
 }
 
 static int expand(struct walk *wk, PyObject *op);

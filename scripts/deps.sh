@@ -9,8 +9,10 @@ ML_DEBS=(
   build-essential pkg-config meson ninja-build
   python3 python3-dev python3-pytest python3-mesonpy python3-venv python3-pip
   zlib1g-dev libcmocka-dev libuv1-dev liblmdb-dev libcjson-dev scdoc
+  libbz2-dev liblzma-dev   # scanner/hidden.c: bz_stream, lzma_memusage()
   prometheus      # tests/daemon: a real Prometheus scrapes --metrics-listen
   chromium        # tests/cli: meliae-cli report --html in a headless browser
+  python3-numpy python3-pandas   # tests/py/test_scanner_numpy.py, Debian's versions
   debootstrap     # scripts/sid.sh: Debian sid's CPython 3.14 and 3.15, in a chroot
   gdb             # meliae-cli attach to Python 3.9-3.13 (and its tests)
 )

@@ -18,6 +18,7 @@ ML_SID_DEBS=(
   python3.14 libpython3.14-dev python3.15 libpython3.15-dev
   gcc libc6-dev meson ninja-build pkg-config
   zlib1g-dev libuv1-dev liblmdb-dev libcjson-dev libcmocka-dev gdb
+  libbz2-dev liblzma-dev python3-numpy python3-pandas
 )
 
 # Makes the chroot unless one with the same package list is there.  A

@@ -56,6 +56,21 @@ run_suite() {
 ml_setup build "$ML_PY" -Dtests=enabled
 run_suite "debian python3 ($("$ML_PY" -V 2>&1))" "$ML_PY" build
 
+# The scanner with today's numpy and pandas (pinned in
+# tests/py/requirements-numpy.txt), beside Debian's older ones above.
+echo "== numpy and pandas from the package index" >&2
+npvenv=${ML_NUMPY_VENV:-/var/cache/meliae/numpy-venv}
+if { [ -x "$npvenv/bin/python" ] || "$ML_PY" -m venv "$npvenv"; } \
+   && "$npvenv/bin/pip" install -q -r tests/py/requirements-numpy.txt >/dev/null 2>&1 \
+   && (cd tests/py && PYTHONPATH="$ML_ROOT/build/scanner" PYTHONDONTWRITEBYTECODE=1 \
+       MELIAE_REQUIRE_NUMPY=1 "$npvenv/bin/python" -m unittest -v test_scanner_numpy 2>&1 | tail -n 15 >&2; \
+       exit "${PIPESTATUS[0]}"); then
+  passed=$((passed + 1))
+else
+  failed=$((failed + 1))
+  failures+=("numpy/pandas from the index")
+fi
+
 ml_setup build-asan "$ML_PY" -Dtests=enabled -Db_sanitize=address,undefined \
   -Db_lundef=false -Dbuildtype=debug
 run_suite "asan+ubsan" "$ML_PY" build-asan --no-suite big

@@ -33,6 +33,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "procfig.h"
+
 #include "ingest.h"
 #include "ml-common.h"
 
@@ -1144,6 +1146,14 @@ st_proc_key(const struct st_source *src)
         boot_id(b);
         n = snprintf(buf, sizeof buf, "t\n%s\n%d\n%.2f", b, (int)src->tpid,
                      src->tstart_time);
+    } else if (src->trusted) {
+        /* A file sent through the daemon: its claims, and who sent it, so
+         * that one user's files never make (nor evict the graphs of)
+         * another user's "process". */
+        n = snprintf(buf, sizeof buf, "c\n%s\n%lld\n%.2f\n%s\n%u",
+                     src->hostname ? src->hostname : "",
+                     (long long)src->pid, src->start_time,
+                     src->label ? src->label : "", (unsigned)src->uid);
     } else {
         n = snprintf(buf, sizeof buf, "c\n%s\n%lld\n%.2f\n%s",
                      src->hostname ? src->hostname : "",
@@ -1202,6 +1212,8 @@ meta_json(const struct job *j, uint64_t id, uint64_t time_ns, uint64_t proc,
         cJSON_AddNumberToObject(c, "request", (double)src->request);
         cJSON_AddNumberToObject(c, "time", src->time);
     }
+    if (src->procfig.has)
+        cJSON_AddItemToObject(o, "process", st_procfig_json(&src->procfig));
     if (src->trusted) {
         t = cJSON_AddObjectToObject(o, "trusted");
         if (t != NULL) {
@@ -1248,6 +1260,8 @@ finish_snapshot(struct job *j, struct wtx *w, uint64_t id, uint64_t *proc)
     st_put_be64(k + 8, now);
     st_put_be64(k + 16, id);
     rc = wtx_put(w, w->s->byproc, k, 24, "", 0);
+    if (rc == 0 && w->s->graphs != 0)   /* it has its graph: byproc's key */
+        rc = wtx_put(w, w->s->graphs, k, 24, "", 0);
     if (rc != 0)
         return rc;
     return wtx_commit(w, 1);

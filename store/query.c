@@ -12,6 +12,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "procfig.h"
+
 #include "ml-common.h"
 #include "store-int.h"
 
@@ -143,6 +145,15 @@ parse_meta(uint64_t id, const MDB_val *v, cJSON **doc, struct st_snapinfo *si)
     si->python = jstr(c, "python");
     si->values = jstr(c, "values");
     si->mode = jstr(c, "mode");
+    {
+        const char *bad;
+
+        /* The daemon checked them; a record it did not write reads as
+         * having none. */
+        if (st_procfig_from_json(cJSON_GetObjectItemCaseSensitive(o, "process"),
+                                 &si->procfig, &bad) != 0)
+            memset(&si->procfig, 0, sizeof si->procfig);
+    }
     si->json = NULL;
     return 0;
 }

@@ -14,6 +14,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "report.h"
 #include "store.h"
 
 void rp__sort(void *base, size_t n, size_t size,
@@ -30,7 +31,13 @@ struct ctx {
     struct st_read *r;
     char *err;
     size_t errlen;
+    const struct rp_scope *scope;       /* NULL: all, no cap */
+    size_t est;                         /* answer bytes promised so far */
 };
+
+/* Adds bytes to the answer's estimate: -E2BIG (reason set) once it is
+ * over the scope's cap, so a wide answer is refused before it is built. */
+int rp__budget(struct ctx *c, size_t bytes, const char *what);
 
 /* Writes the reason into c->err; returns rc, so "return rp__fail(...)". */
 int rp__fail(struct ctx *c, int rc, const char *fmt, ...)
@@ -50,6 +57,7 @@ struct snap {
     uint32_t uid;
     int trusted, graph;
     char *label, *program;
+    struct st_procfig procfig;  /* the process beside its objects */
 };
 
 struct snaplist {
@@ -71,9 +79,28 @@ typedef int (*rp_process_fn)(struct ctx *c, const struct snap *const *sn,
 int rp__each_process(struct ctx *c, const struct snaplist *l, cJSON *procs,
                      rp_process_fn fn, void *arg);
 
+/* ---- the process beside its objects (report_memory.c) ---- */
+
+enum rp_mem_verdict {
+    RP_MEM_OUTSIDE,             /* RSS grows, the objects do not explain it */
+    RP_MEM_OBJECTS,             /* RSS grows with the objects */
+    RP_MEM_NO_TREND,
+    RP_MEM_BELOW_FLOOR,
+    RP_MEM_FEW,                 /* too few snapshots for the test */
+    RP_MEM_UNKNOWN,             /* no RSS figures (older scanner, import) */
+};
+
+/* Adds "memory" to sec for the process's snapshots sn[0..n): the RSS and
+ * object series, the RSS trend and the verdict (docs/cli-json.md).
+ * 0 or -ENOMEM. */
+int rp__memory_json(const struct snap *const *sn, size_t n, cJSON *sec,
+                    enum rp_mem_verdict *verdict);
+
 /* ---- JSON ---- */
 
 cJSON *rp__snap_json(const struct snap *s);
+struct ml_trend;
+cJSON *rp__trend_json(const struct ml_trend *t);
 void rp__add_strn(cJSON *o, const char *k, const char *s, size_t n);
 cJSON *rp__obj_json(const struct st_object *ob);
 int rp__is_root_type(const struct st_object *o);
@@ -88,7 +115,11 @@ enum { RP_SORT_SCORE, RP_SORT_BYTES, RP_SORT_COUNT, RP_SORT_SLOPE };
 /* The request's "sort" (default score) */
 int rp__arg_sort(struct ctx *c, const cJSON *req, int *sort);
 /* One process's section of a growth answer (its snapshots sn[0..n), in
- * time order) into sec: what growth answers, and the report's suspects. */
+ * time order) into sec: what growth answers, and the report's suspects.
+ * top: rows at most (0: all); RP_GROWTH_SUSPECTS (with RP_SORT_SCORE):
+ * the suspects' rows only, all the report reads, so that it does not
+ * hold a row for every type. */
+#define RP_GROWTH_SUSPECTS UINT64_MAX
 int rp__growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
                        int count, int sort, uint64_t top, cJSON *sec);
 

@@ -18,6 +18,7 @@
 
 #include "ml-common.h"
 #include "report.h"
+#include "procfig.h"
 #include "report-int.h"
 #include "utf8.h"
 
@@ -151,6 +152,7 @@ snaps_add(void *arg, const struct st_snapinfo *si)
     s->uid = si->uid;
     s->trusted = si->trusted;
     s->graph = si->has_graph;
+    s->procfig = si->procfig;
     s->label = si->label ? strdup(si->label) : NULL;
     s->program = si->program ? strdup(si->program) : NULL;
     if ((si->label && !s->label) || (si->program && !s->program)) {
@@ -185,6 +187,62 @@ sel_match(const struct snap *s, const char *sel)
            (base != NULL && strcmp(base + 1, sel) == 0);
 }
 
+/* Is snapshot s in scope sc?  Only the kernel's uid counts: a header
+ * claims a pid, a label, a program, never a uid. */
+static int
+scope_match(const struct snap *s, const struct rp_scope *sc)
+{
+    if (sc == NULL || sc->all)
+        return 1;
+    return (s->trusted ? s->uid : sc->owner) == sc->uid;
+}
+
+int
+rp_scope_request(const cJSON *req, struct rp_scope *sc, char *err,
+                 size_t errlen)
+{
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(req, "uid");
+    const cJSON *a = cJSON_GetObjectItemCaseSensitive(req, "all_users");
+    double d;
+
+    if (a != NULL && !cJSON_IsNull(a) && !cJSON_IsBool(a)) {
+        snprintf(err, errlen, "\"all_users\" must be true or false");
+        return -EINVAL;
+    }
+    if (cJSON_IsTrue(a)) {
+        if (u != NULL && !cJSON_IsNull(u)) {
+            snprintf(err, errlen, "--uid and --all-users do not go together");
+            return -EINVAL;
+        }
+        sc->all = 1;
+        return 1;
+    }
+    if (u == NULL || cJSON_IsNull(u))
+        return 0;
+    d = cJSON_IsNumber(u) ? cJSON_GetNumberValue(u) : -1;
+    if (!(d >= 0 && d <= 4294967294.0 && d == (double)(uint32_t)d)) {
+        snprintf(err, errlen, "--uid must be a uid (0 to 4294967294)");
+        return -EINVAL;
+    }
+    sc->all = 0;
+    sc->uid = (uint32_t)d;
+    return 1;
+}
+
+int
+rp__budget(struct ctx *c, size_t bytes, const char *what)
+{
+    size_t cap = c->scope != NULL ? c->scope->max_answer : 0;
+
+    c->est += bytes;
+    if (cap == 0 || c->est <= cap)
+        return 0;
+    return rp__fail(c, -E2BIG, "%s: the answer would be about %zu MiB, over "
+                    "the daemon's cap of %zu MiB; ask for less (--top, "
+                    "--since, --process) or read the store with --store",
+                    what, (c->est + (1u << 20) - 1) >> 20, cap >> 20);
+}
+
 int
 rp__load_snaps(struct ctx *c, uint64_t since, uint64_t until,
                const char *sel, struct snaplist *l)
@@ -197,14 +255,14 @@ rp__load_snaps(struct ctx *c, uint64_t since, uint64_t until,
         rp__snaps_free(&all);
         return rp__fail(c, rc, "listing snapshots: %s", st_strerror(rc));
     }
-    if (sel == NULL || sel[0] == '\0') {
+    if ((sel == NULL || sel[0] == '\0') && (c->scope == NULL || c->scope->all)) {
         *l = all;
         return 0;
     }
     /* keep the matching ones, in place */
     size_t k = 0;
     for (size_t i = 0; i < all.n; i++) {
-        if (sel_match(&all.v[i], sel)) {
+        if (scope_match(&all.v[i], c->scope) && sel_match(&all.v[i], sel)) {
             all.v[k++] = all.v[i];
         } else {
             free(all.v[i].label);
@@ -226,7 +284,7 @@ rp__load_snaps(struct ctx *c, uint64_t since, uint64_t until,
         memset(l, 0, sizeof *l);
         return rc2;
     }
-    if (k == 0) {
+    if (k == 0 && sel != NULL && sel[0] != '\0') {
         rp__snaps_free(l);
         memset(l, 0, sizeof *l);
         return rp__fail(c, ML_ENOTFOUND, "no snapshots of process \"%s\" "
@@ -359,6 +417,7 @@ rp__snap_json(const struct snap *s)
     cJSON_AddNumberToObject(o, "objects", (double)s->objects);
     cJSON_AddNumberToObject(o, "bytes", (double)s->bytes);
     cJSON_AddBoolToObject(o, "graph", s->graph);
+    cJSON_AddItemToObject(o, "process", st_procfig_json(&s->procfig));
     return o;
 }
 
@@ -548,6 +607,9 @@ cmd_summary(struct ctx *c, const cJSON *req, cJSON *out)
             rp__fail(c, rc, "snapshot %" PRIu64 ": %s", s->id,
                      st_strerror(rc));
     }
+    if (rc == 0)        /* ~100 bytes a row */
+        rc = rp__budget(c, (top == 0 || top > rows.n ? rows.n : top) * 100,
+                        "summary");
     if (rc == 0) {
         rp__sort(rows.v, rows.n, sizeof *rows.v, count ? by_count : by_bytes);
         cJSON_AddItemToObject(out, "snapshot", rp__snap_json(s));
@@ -594,10 +656,10 @@ static const struct {
 };
 
 int
-rp_run(struct st_store *s, const cJSON *req, cJSON **out, char *err,
-       size_t errlen)
+rp_run(struct st_store *s, const cJSON *req, const struct rp_scope *sc,
+       cJSON **out, char *err, size_t errlen)
 {
-    struct ctx c = { .err = err, .errlen = errlen };
+    struct ctx c = { .err = err, .errlen = errlen, .scope = sc };
     const char *cmd = rp__arg_str(req, "cmd");
     cJSON *doc;
     int rc;

@@ -34,11 +34,34 @@
 
 #define RP_SCHEMA_VERSION 1
 
-/* Runs one request.  0 and *out (caller frees with cJSON_Delete); or a
- * negative code with a one-line reason in err: ML_ENOTFOUND (unknown
- * snapshot, address or process: the CLI's exit code 3), -EINVAL (a bad
- * argument: exit code 2), others (exit code 1). */
-int rp_run(struct st_store *s, const cJSON *req, cJSON **out, char *err,
-           size_t errlen);
+/* Whose snapshots a request sees, and how large an answer it may have
+ * (docs/protocol.md, "Who sees what").  The daemon scopes every query
+ * to the asking uid (SO_PEERCRED) unless root or its own user names
+ * another; meliae-cli on a store it opened sees all, or the --uid it
+ * names. */
+struct rp_scope {
+    int all;                    /* every snapshot (uid unused) */
+    uint32_t uid;               /* else only those of this uid */
+    uint32_t owner;             /* the uid of snapshots that have no kernel-
+                                 * verified one (files imported with
+                                 * --store): the store's owner */
+    size_t max_answer;          /* 0: none; else bytes an answer may be,
+                                 * estimated before it is built: -E2BIG */
+};
+
+/* req's "uid" (a number) or "all_users" (true) into *sc, which holds the
+ * default on entry: 1 if req names one, 0 if not, -EINVAL (reason in
+ * err) for a bad value. */
+int rp_scope_request(const cJSON *req, struct rp_scope *sc, char *err,
+                     size_t errlen);
+
+/* Runs one request as scope sc (NULL: every snapshot, no cap).  0 and
+ * *out (caller frees with cJSON_Delete); or a negative code with a
+ * one-line reason in err: ML_ENOTFOUND (unknown snapshot, address or
+ * process, or one of another user: the CLI's exit code 3), -EINVAL (a bad
+ * argument: exit code 2), others (exit code 1; -E2BIG: the answer would
+ * be over sc->max_answer). */
+int rp_run(struct st_store *s, const cJSON *req, const struct rp_scope *sc,
+           cJSON **out, char *err, size_t errlen);
 
 #endif /* RP_REPORT_H */

@@ -16,6 +16,9 @@
 #include "report-int.h"
 #include "trend.h"
 
+/* What a type's row of the answer costs at least, less its series. */
+#define GROWTH_ROW_BYTES 300
+
 /* One type's series over a process's snapshots in the window. */
 struct series {
     uint32_t tid;
@@ -123,8 +126,8 @@ sig6(double x)
     return strtod(buf, NULL);
 }
 
-static cJSON *
-trend_json(const struct ml_trend *t)
+cJSON *
+rp__trend_json(const struct ml_trend *t)
 {
     cJSON *o = cJSON_CreateObject();
 
@@ -233,6 +236,16 @@ rp__growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
         return rp__fail(c, -ENOMEM, "out of memory");
     }
     rp__sort(g.v, g.n, sizeof *g.v, series_cmp);
+    /* A row is ~300 bytes of JSON and a number per snapshot: types x
+     * snapshots, refused before it is built when over the cap. */
+    size_t rows = top == 0 || top > g.n ? g.n : (size_t)top;
+    if (top == RP_GROWTH_SUSPECTS)      /* first in the score order */
+        for (rows = 0; rows < g.n && g.v[rows].verdict == ML_VERDICT_SUSPECT;)
+            rows++;
+    if ((rc = rp__budget(c, rows * (GROWTH_ROW_BYTES + 8 * n), "growth")) != 0) {
+        grow_free(&g);
+        return rc;
+    }
 
     const struct snap *first = sn[0], *last = sn[n - 1];
     snprintf(buf, sizeof buf, "%016" PRIx64, first->proc);
@@ -251,8 +264,12 @@ rp__growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
                             sig6(ml_trend_floor((double)last->bytes)));
     cJSON_AddItemToObject(sec, "first", rp__snap_json(first));
     cJSON_AddItemToObject(sec, "last", rp__snap_json(last));
+    if (rp__memory_json(sn, n, sec, NULL) != 0) {
+        grow_free(&g);
+        return rp__fail(c, -ENOMEM, "out of memory");
+    }
     cJSON *arr = cJSON_AddArrayToObject(sec, "types");
-    for (size_t i = 0; arr != NULL && i < g.n && (top == 0 || i < top); i++) {
+    for (size_t i = 0; arr != NULL && i < rows; i++) {
         struct series *s = &g.v[i];
         const char *name;
         size_t len;
@@ -270,8 +287,8 @@ rp__growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
         cJSON_AddStringToObject(o, "verdict", ml_verdict_name(s->verdict));
         cJSON_AddNumberToObject(o, "score", sig6(count ? s->tc.z : s->tb.z));
         cJSON *tr = cJSON_AddObjectToObject(o, "trend");
-        cJSON_AddItemToObject(tr, "count", trend_json(&s->tc));
-        cJSON_AddItemToObject(tr, "bytes", trend_json(&s->tb));
+        cJSON_AddItemToObject(tr, "count", rp__trend_json(&s->tc));
+        cJSON_AddItemToObject(tr, "bytes", rp__trend_json(&s->tb));
         ser = cJSON_AddArrayToObject(o, "series");
         for (size_t k = 0; ser != NULL && k < n; k++)
             cJSON_AddItemToArray(ser, cJSON_CreateNumber(

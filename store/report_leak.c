@@ -234,12 +234,14 @@ report_process(struct ctx *c, const struct snap *const *sn, size_t n,
         rc = rp__fail(c, -ENOMEM, "out of memory");
         goto out;
     }
-    if ((rc = rp__growth_process(c, sn, n, 0, RP_SORT_SCORE, 0, bysize)) != 0 ||
-        (rc = rp__growth_process(c, sn, n, 1, RP_SORT_SCORE, 0, bycount)) != 0)
+    if ((rc = rp__growth_process(c, sn, n, 0, RP_SORT_SCORE,
+                                 RP_GROWTH_SUSPECTS, bysize)) != 0 ||
+        (rc = rp__growth_process(c, sn, n, 1, RP_SORT_SCORE,
+                                 RP_GROWTH_SUSPECTS, bycount)) != 0)
         goto out;
     static const char *const head[] = {
         "process", "pid", "label", "program", "snapshots", "floor_bytes",
-        "first", "last",
+        "first", "last", "memory",
     };
     for (size_t i = 0; i < sizeof head / sizeof head[0]; i++)
         cJSON_AddItemToObject(sec, head[i], detach(bysize, head[i]));
@@ -251,6 +253,10 @@ report_process(struct ctx *c, const struct snap *const *sn, size_t n,
         cJSON_AddItemToObject(q, "id", detach(p, "id"));
         cJSON_AddItemToObject(q, "time", detach(p, "time"));
         cJSON_AddItemToObject(q, "bytes", detach(p, "bytes"));
+        if (sn[i]->procfig.has && sn[i]->procfig.rss >= 0)
+            cJSON_AddNumberToObject(q, "rss", (double)sn[i]->procfig.rss);
+        else
+            cJSON_AddNullToObject(q, "rss");
         cJSON_Delete(p);
         cJSON_AddItemToArray(pts, q);
     }

@@ -56,6 +56,9 @@
 struct st_store {
     MDB_env *env;
     MDB_dbi meta, snaps, bytime, byproc, tname, tid, summ, objs, addrs, rev;
+    /* Writer only: the snapshots that keep their graph, per process
+     * (docs/store-format.md, "graphs"), for retention; 0 in readers. */
+    MDB_dbi graphs;
     unsigned flags;
     uint64_t max_store;
     unsigned retain;

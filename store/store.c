@@ -91,6 +91,35 @@ make_parents(const char *path)
 /* A directory we will write into: not a symlink, ours (or root's), not
  * writable by others.  Created mode 0700 if missing and create is set,
  * with its missing parents (~/.local/state on a fresh account). */
+/* A writer needs to write dir and the files of a store in it: refused
+ * here, in one line that says so, rather than by whichever open fails
+ * first ("writer.lock: Permission denied").  The CLI reads such a store
+ * as it is (st_open with ST_RDONLY). */
+static int
+check_writable(const char *dir, char *err, size_t errlen)
+{
+    static const char *const names[] = { "", "/tmp", "/data.mdb",
+                                         "/lock.mdb", "/writer.lock" };
+    char path[PATH_MAX], why[PATH_MAX + 64];
+
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        snprintf(path, sizeof path, "%s%s", dir, names[i]);
+        if (faccessat(AT_FDCWD, path, F_OK, AT_EACCESS) < 0)
+            continue;           /* made later, in a writable dir */
+        if (faccessat(AT_FDCWD, path, W_OK, AT_EACCESS) == 0)
+            continue;
+        if (errno == EROFS)
+            snprintf(why, sizeof why, "a read-only file system");
+        else
+            snprintf(why, sizeof why, "%s: not writable by uid %u", path,
+                     (unsigned)geteuid());
+        return seterr(err, errlen, -errno, "store %s is read-only (%s): the "
+                      "daemon writes to it; meliae-cli --store reads it as "
+                      "it is", dir, why);
+    }
+    return 0;
+}
+
 static int
 check_dir(const char *path, int create, char *err, size_t errlen)
 {
@@ -145,6 +174,10 @@ static const struct {
     DB(summ), DB(objs), DB(addrs), DB(rev),
 #undef DB
 };
+
+struct meta_min;
+static int meta_min(const MDB_val *v, struct meta_min *m);
+static int index_graphs(struct st_store *s, MDB_txn *txn);
 
 static int
 open_dbs(struct st_store *s, char *err, size_t errlen)
@@ -213,6 +246,13 @@ open_dbs(struct st_store *s, char *err, size_t errlen)
         rc = ML_ECORRUPT;
         goto fail;
     }
+    /* The writer's graphs index; a store made before it has its graphs
+     * listed once, here (index_graphs). */
+    if (!ro && (rc = index_graphs(s, txn)) != 0) {
+        seterr(err, errlen, rc, "%s: indexing graphs: %s", s->dir,
+               rc < 0 && rc > -4096 ? strerror(-rc) : mdb_strerror(rc));
+        goto fail;
+    }
     rc = mdb_txn_commit(txn);           /* keeps the handles open */
     if (rc != 0)
         return seterr(err, errlen, rc, "%s: %s", s->dir, mdb_strerror(rc));
@@ -238,6 +278,31 @@ init_resize_lock(pthread_rwlock_t *l)
 #endif
     pthread_rwlock_init(l, &a);
     pthread_rwlockattr_destroy(&a);
+}
+
+/* Creates s->env and opens it on dir with the extra flags. */
+static int
+env_open(struct st_store *s, const char *dir, const struct st_options *opt,
+         unsigned extra)
+{
+    int rc = mdb_env_create(&s->env);
+
+    if (rc == 0)
+        rc = mdb_env_set_maxdbs(s->env, 16);
+    if (rc == 0 && !(s->flags & ST_RDONLY)) {
+        uint64_t first = opt->map_size ? opt->map_size : ST_INITIAL_MAP;
+
+        rc = mdb_env_set_mapsize(s->env, s->max_store < first
+                                         ? s->max_store : first);
+    }
+    if (rc == 0)
+        /* The writer maps the file writable (docs/store-format.md, "Files"):
+         * dirty pages then live in the page cache, not in malloc'd memory,
+         * whatever the size of a value or of a transaction. */
+        rc = mdb_env_open(s->env, dir, MDB_NOTLS | extra |
+                          (s->flags & ST_RDONLY ? MDB_RDONLY : MDB_WRITEMAP),
+                          0600);
+    return rc;
 }
 
 int
@@ -282,6 +347,8 @@ st_open(struct st_store **out, const char *dir, const struct st_options *opt,
         }
     } else {
         rc = check_dir(dir, 1, err, errlen);
+        if (rc == 0)
+            rc = check_writable(dir, err, errlen);
         if (rc < 0)
             goto fail;
         if (snprintf(path, sizeof path, "%s/tmp", dir) >= (int)sizeof path) {
@@ -316,22 +383,15 @@ st_open(struct st_store **out, const char *dir, const struct st_options *opt,
         }
         clean_tmp(s->tmpdir);
     }
-    rc = mdb_env_create(&s->env);
-    if (rc == 0)
-        rc = mdb_env_set_maxdbs(s->env, 16);
-    if (rc == 0 && !(s->flags & ST_RDONLY)) {
-        uint64_t first = opt->map_size ? opt->map_size : ST_INITIAL_MAP;
-
-        rc = mdb_env_set_mapsize(s->env, s->max_store < first
-                                         ? s->max_store : first);
+    rc = env_open(s, dir, opt, 0);
+    /* A reader that may not write lock.mdb (a store of another uid, mode
+     * 0400, or one copied read-only): read without LMDB's reader table.
+     * LMDB does so itself on a read-only file system (EROFS). */
+    if ((rc == EACCES || rc == EPERM) && (s->flags & ST_RDONLY)) {
+        mdb_env_close(s->env);
+        s->env = NULL;
+        rc = env_open(s, dir, opt, MDB_NOLOCK);
     }
-    if (rc == 0)
-        /* The writer maps the file writable (docs/store-format.md, "Files"):
-         * dirty pages then live in the page cache, not in malloc'd memory,
-         * whatever the size of a value or of a transaction. */
-        rc = mdb_env_open(s->env, dir, MDB_NOTLS |
-                          (s->flags & ST_RDONLY ? MDB_RDONLY : MDB_WRITEMAP),
-                          0600);
     if (rc != 0) {
         seterr(err, errlen, rc > 0 ? -rc : rc, "cannot open the store in %s: %s",
                dir, mdb_strerror(rc));
@@ -514,6 +574,51 @@ meta_min(const MDB_val *v, struct meta_min *m)
     return 0;
 }
 
+/* The graphs key of a snapshot: u64 proc || u64 time_ns || u64 id, as
+ * byproc's. */
+static void
+graph_key(unsigned char k[24], const struct meta_min *m, uint64_t id)
+{
+    st_put_be64(k, m->proc);
+    st_put_be64(k + 8, m->time_ns);
+    st_put_be64(k + 16, id);
+}
+
+/* Opens (creates) the graphs database; when new, lists in it every
+ * complete snapshot that has its graph, and marks it done in meta. */
+static int
+index_graphs(struct st_store *s, MDB_txn *txn)
+{
+    MDB_val mk = { 6, (void *)(uintptr_t)"graphs" }, v, key;
+    MDB_cursor *c;
+    int rc;
+
+    rc = mdb_dbi_open(txn, "graphs", MDB_CREATE, &s->graphs);
+    if (rc != 0 || (rc = mdb_get(txn, s->meta, &mk, &v)) != MDB_NOTFOUND)
+        return rc;
+    if ((rc = mdb_cursor_open(txn, s->snaps, &c)) != 0)
+        return rc;
+    for (rc = mdb_cursor_get(c, &key, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &key, &v, MDB_NEXT)) {
+        struct meta_min m;
+        unsigned char gk[24];
+        MDB_val g = { 24, gk }, e = { 0, (void *)(uintptr_t)"" };
+
+        if (key.mv_size != 8 || meta_min(&v, &m) != 0 || !m.complete
+            || !m.graph)
+            continue;
+        graph_key(gk, &m, st_get_be64(key.mv_data));
+        if ((rc = mdb_put(txn, s->graphs, &g, &e, 0)) != 0)
+            break;
+    }
+    mdb_cursor_close(c);
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    v.mv_size = 1;
+    v.mv_data = (void *)(uintptr_t)"1";
+    return mdb_put(txn, s->meta, &mk, &v, 0);
+}
+
 /* Rewrites a complete record with "graph": false. */
 static int
 mark_no_graph(struct st_store *s, MDB_txn *txn, const MDB_val *key,
@@ -557,6 +662,15 @@ st__drop_snapshot(struct st_store *s, MDB_txn *txn, uint64_t id, int all)
         (rc = st__del_prefix(txn, s->addrs, id)) != 0 ||
         (rc = st__del_prefix(txn, s->rev, id)) != 0)
         return rc;
+    if (have && m.complete && m.graph && s->graphs != 0) {
+        unsigned char gk[24];
+        MDB_val g = { 24, gk };
+
+        graph_key(gk, &m, id);
+        rc = mdb_del(txn, s->graphs, &g, NULL);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return rc;
+    }
     if (!all)
         return have && m.complete ? mark_no_graph(s, txn, &key, &v) : 0;
     rc = st__del_prefix(txn, s->summ, id);
@@ -655,50 +769,90 @@ out:
     return rc > 0 ? -rc : rc;
 }
 
+/* Which of the graphs at times t[0..n) (oldest first, n > 2) goes so
+ * that the others stay spread out: the newest and the oldest stay, and of
+ * the others the one whose neighbours are closest together (the older on
+ * a tie).  A process that streams every second keeps graphs from its
+ * whole life, not its last `retain` seconds. */
+static size_t
+graph_victim(const uint64_t *t, size_t n)
+{
+    size_t best = 1;
+
+    for (size_t i = 2; i + 1 < n; i++)
+        if (t[i + 1] - t[i - 1] < t[best + 1] - t[best - 1])
+            best = i;
+    return best;
+}
+
+/* Drops graphs of proc until `retain` are left (graph_victim's). */
+static int
+retain_graphs(struct st_store *s, MDB_txn *txn, uint64_t proc)
+{
+    uint64_t *t = NULL, *ids = NULL;
+    size_t n = 0, cap = 0;
+    unsigned char k[24];
+    MDB_val key = { 8, k }, v;
+    MDB_cursor *c;
+    int rc;
+
+    if (s->graphs == 0)
+        return 0;
+    if ((rc = mdb_cursor_open(txn, s->graphs, &c)) != 0)
+        return rc;
+    st_put_be64(k, proc);
+    for (rc = mdb_cursor_get(c, &key, &v, MDB_SET_RANGE);
+         rc == 0 && key.mv_size == 24 && st_get_be64(key.mv_data) == proc;
+         rc = mdb_cursor_get(c, &key, &v, MDB_NEXT)) {
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 16;
+            uint64_t *nt = realloc(t, nc * sizeof *t);
+            uint64_t *ni = nt ? realloc(ids, nc * sizeof *ids) : NULL;
+
+            if (nt != NULL)
+                t = nt;
+            if (ni == NULL) {
+                rc = -ENOMEM;
+                break;
+            }
+            ids = ni;
+            cap = nc;
+        }
+        t[n] = st_get_be64((unsigned char *)key.mv_data + 8);
+        ids[n++] = st_get_be64((unsigned char *)key.mv_data + 16);
+    }
+    mdb_cursor_close(c);
+    if (rc == MDB_NOTFOUND || rc == 0)
+        rc = 0;
+    while (rc == 0 && n > s->retain) {
+        /* retain 1: the newest only; else graph_victim's */
+        size_t i = s->retain < 2 || n < 3 ? 0 : graph_victim(t, n);
+
+        rc = st__drop_snapshot(s, txn, ids[i], 0);
+        memmove(t + i, t + i + 1, (n - i - 1) * sizeof *t);
+        memmove(ids + i, ids + i + 1, (n - i - 1) * sizeof *ids);
+        n--;
+    }
+    free(t);
+    free(ids);
+    return rc;
+}
+
 int
 st__retain(struct st_store *s, uint64_t proc, uint64_t now_ns)
 {
     MDB_txn *txn;
     MDB_cursor *c;
     MDB_val key, v;
-    unsigned char k[24];
-    unsigned kept = 0;
     int rc;
 
     rc = st__write_txn(s, &txn);
     if (rc != 0)
         return rc;
-    /* Graphs: the newest `retain` of this process keep theirs.  Older ones
-     * lost theirs at earlier commits, so stop at the first without. */
-    rc = mdb_cursor_open(txn, s->byproc, &c);
+    /* Graphs: `retain` of this process keep theirs, spread over its
+     * history (docs/store-format.md, invariant 5). */
+    rc = retain_graphs(s, txn, proc);
     if (rc != 0)
-        goto fail;
-    st_put_be64(k, proc + 1);
-    memset(k + 8, 0, 16);
-    key.mv_size = 24;
-    key.mv_data = k;
-    rc = proc + 1 == 0 ? MDB_NOTFOUND : mdb_cursor_get(c, &key, &v, MDB_SET_RANGE);
-    rc = mdb_cursor_get(c, &key, &v, rc == 0 ? MDB_PREV : MDB_LAST);
-    for (; rc == 0 && key.mv_size == 24 && st_get_be64(key.mv_data) == proc;
-         rc = mdb_cursor_get(c, &key, &v, MDB_PREV)) {
-        uint64_t id = st_get_be64((unsigned char *)key.mv_data + 16);
-        unsigned char ik[8];
-        MDB_val ikey = { 8, ik }, meta;
-        struct meta_min m;
-
-        if (++kept <= s->retain)
-            continue;
-        st_put_be64(ik, id);
-        if (mdb_get(txn, s->snaps, &ikey, &meta) != 0 || meta_min(&meta, &m) != 0)
-            continue;
-        if (!m.graph)
-            break;
-        rc = st__drop_snapshot(s, txn, id, 0);
-        if (rc != 0)
-            break;
-    }
-    mdb_cursor_close(c);
-    if (rc != 0 && rc != MDB_NOTFOUND)
         goto fail;
 
     /* Summaries: everything older than retain_age goes. */

@@ -74,6 +74,18 @@ const char *st_strerror(int err);
 /* ---- ingest ---- */
 
 /* What the daemon knows of a snapshot's source.  Strings are copied. */
+/* The process beside its objects when a snapshot was taken: the header's
+ * "process" (docs/protocol.md).  has == 0: not sent (zero-initialised);
+ * else a figure < 0 was null or missing. */
+struct st_procfig {
+    int has;
+    int64_t rss, rss_anon;      /* bytes */
+    int64_t traced;             /* tracemalloc's traced total */
+    int64_t arenas, arena_bytes, pools;         /* pymalloc's */
+    int64_t allocated_bytes, free_block_bytes, unused_pool_bytes;
+};
+
+
 struct st_source {
     /* claimed by the client's header (docs/protocol.md) */
     int64_t pid;
@@ -89,6 +101,7 @@ struct st_source {
     uint32_t uid, gid;
     int32_t tpid;
     double tstart_time;         /* epoch seconds */
+    struct st_procfig procfig;  /* claimed, like the header */
 };
 
 /* tmpdir: where the spool lives (st_tmpdir(s) for a store's own).
@@ -151,6 +164,7 @@ struct st_snapinfo {
     double walk_time;           /* client's walk start */
     const char *label, *program, *hostname, *python, *values, *mode;
     const char *json;           /* the whole metadata record */
+    struct st_procfig procfig;
 };
 
 /* ML_ENOTFOUND for an unknown or incomplete id. */

@@ -96,18 +96,33 @@ def _direct_fd(target):
     return raw.fileno()
 
 
-def _dump(mode, target, root):
+def _deadline_ms(timeout):
+    if timeout is None:
+        return -1
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) \
+            or not timeout >= 0:
+        raise ValueError("timeout must be None or seconds >= 0, not %r"
+                         % (timeout,))
+    return int(timeout * 1000)
+
+
+def _dump(mode, target, root, timeout=None):
+    # timeout: seconds for the whole dump to reach a target that may stall
+    # (a pipe, a FIFO, a socket); TimeoutError after.
+    deadline = _deadline_ms(timeout)
     sys.audit("meliae.scanner.dump", target)
     if isinstance(target, (str, bytes, os.PathLike)):
         path = os.fsencode(target)
-        return _scanner.dump_path(mode, path, root, path.endswith(b".gz"))
+        return _scanner.dump_path(mode, path, root, path.endswith(b".gz"),
+                                  deadline)
     fd = _direct_fd(target)
     if fd is not None:
-        timeout = None
+        idle = None
         if isinstance(target, socket.socket):
-            timeout = target.gettimeout()
+            idle = target.gettimeout()
         return _scanner.dump_fd(mode, fd, root,
-                                -1 if timeout is None else int(timeout * 1000))
+                                -1 if idle is None else int(idle * 1000),
+                                deadline)
     write = getattr(target, "write", None)
     if callable(write):
         if isinstance(target, io.TextIOBase):
@@ -208,7 +223,7 @@ def _reap(pid, fd, tmp):
                 pass
 
 
-def dump_all_objects(target, fork=False):
+def dump_all_objects(target, fork=False, timeout=None):
     """Write every live object, each exactly once, to target.
 
     Every object the garbage collector tracks and everything they reach
@@ -223,9 +238,18 @@ def dump_all_objects(target, fork=False):
     calling thread; a registered special-size callable (Python code) makes
     it raise ScanError.  Every page this process writes meanwhile is
     copied, up to the size of the heap.
+
+    A target that may stall (a pipe, a FIFO, a socket, a terminal) gets
+    the dump once it is walked (into a temporary file, with the GIL held),
+    written without the GIL: other threads run, and the process's signal
+    handlers run every 0.1 s of waiting, so one that raises (SIGALRM,
+    SIGTERM, Ctrl-C) stops the dump with its exception.  timeout: seconds
+    the whole dump may take to reach such a target (None: no limit), then
+    TimeoutError.  A path target is written under a temporary name and
+    renamed: a failed dump leaves no part of itself there.
     """
     if not fork:
-        _dump(_scanner.WALK_ALL, target, None)
+        _dump(_scanner.WALK_ALL, target, None, timeout)
         return None
     if not isinstance(target, (str, bytes, os.PathLike)):
         raise TypeError("fork=True needs a path target, not %s"
@@ -237,16 +261,17 @@ def dump_all_objects(target, fork=False):
     return ForkedDump(pid, status_fd, tmp, target)
 
 
-def dump_gc_objects(target):
+def dump_gc_objects(target, timeout=None):
     """Write the collector's objects and their direct untracked referents.
 
     Uses no memory beyond its output buffer (no seen-set), at the price of
-    writing an object once per container that refers to it.
+    writing an object once per container that refers to it.  timeout: as
+    dump_all_objects'.
     """
-    _dump(_scanner.WALK_GC, target, None)
+    _dump(_scanner.WALK_GC, target, None, timeout)
 
 
-def dump_all_referenced(target, obj, is_pending=False):
+def dump_all_referenced(target, obj, is_pending=False, timeout=None):
     """Write obj and everything reachable from it, each once; obj first.
 
     An object's reference to its own class is listed in its refs but not
@@ -258,9 +283,9 @@ def dump_all_referenced(target, obj, is_pending=False):
     iterable itself is not (nor is it changed).
     """
     if is_pending:
-        _dump(_scanner.WALK_PENDING, target, list(obj))
+        _dump(_scanner.WALK_PENDING, target, list(obj), timeout)
     else:
-        _dump(_scanner.WALK_CLOSURE, target, obj)
+        _dump(_scanner.WALK_CLOSURE, target, obj, timeout)
 
 
 def get_recursive_size(obj):

@@ -171,6 +171,20 @@ def _cut_utf8(text, limit=_MAX_LABEL):
 _start_time = (None, None)     # (pid, seconds since the epoch)
 
 
+def process_figures():
+    """The process beside its objects, right before the walk
+    (docs/protocol.md, "process"): RSS and RssAnon, pymalloc's arenas,
+    pools and blocks (None under PYTHONMALLOC=malloc), and tracemalloc's
+    traced total when it is tracing (else None)."""
+    figures = _scanner.process_stats()
+    traced = None
+    tm = sys.modules.get("tracemalloc")
+    if tm is not None and tm.is_tracing():
+        traced = tm.get_traced_memory()[0]
+    figures["traced"] = traced
+    return figures
+
+
 def process_start_time():
     """When this process started, in seconds since the epoch.
 
@@ -651,6 +665,8 @@ class Streamer:
         }
         if hello:
             h["hello"] = True
+        else:
+            h["process"] = process_figures()
         return (json.dumps(h) + "\n").encode("ascii")
 
     # -- connection ---------------------------------------------------------

@@ -249,6 +249,24 @@ def snapshot(n=10, base=1 << 40, hdr=None, trailer=None, objs=None):
     return b"".join(parts)
 
 
+def wide_snapshot(ntypes, k=0, hdr=None, base=1 << 40):
+    """One snapshot's bytes: ntypes objects, each of a type of its own
+    ("Type_000000"...), sizes drifting with k so that every type has a
+    series of its own over snapshots k = 0, 1, ...: the widest growth
+    answer for its size (issue 22)."""
+    parts = [json.dumps(hdr if hdr is not None else header())]
+    total = 0
+    for i in range(ntypes):
+        size = 24 + (i + k) % 97
+        total += size
+        parts.append('{"address": %d, "type": "Type_%06d", "size": %d, '
+                     '"refs": [%d]}' % (base + i, i, size,
+                                        base + (i + 1) % ntypes))
+    parts.append(json.dumps({"end": "complete", "objects": ntypes,
+                             "bytes": total}))
+    return ("\n".join(parts) + "\n").encode()
+
+
 class Client:
     """A raw protocol client."""
 

@@ -49,6 +49,39 @@ class TestHostile(DaemonTestCase):
         self.assertTrue(d.alive())
         self.stop_clean(d)
 
+    def test_a_nul_in_a_name_or_a_header_string_is_proto(self):
+        """An escaped NUL would end the name early downstream: "dict\\u0000x"
+        counted as "dict", a label "web\\u0000x" taken for "web".  The
+        line is refused; the connection is closed, the store untouched."""
+        d = self.daemon()
+        evil = [
+            snapshot(1, hdr=header(label="web\x00forged")),
+            snapshot(1, hdr=header(program="/srv/app\x00x")),
+            snapshot(objs=[{"address": 1, "type": "dict\x00x", "size": 1,
+                            "refs": []}]),
+            snapshot(objs=[{"address": 1, "type": "function", "size": 1,
+                            "name": "f\x00g", "refs": []}]),
+        ]
+        for data in evil:
+            self.assertIn(b"\\u0000", data)
+            c = Client(d.sock)
+            try:
+                c.send(data)
+                r = c.reply()
+                self.assertEqual(r["code"], "proto", r)
+                self.assertIn("NUL", r["error"])
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            self.assertTrue(c.closed_by_peer())
+            c.close()
+        self.assertEqual(store_list(d.store), [])
+        # A NUL in a value is data, and stays allowed.
+        r = send_snapshot(d.sock, hdr=header(values="truncated"),
+                          objs=[{"address": 1, "type": "str", "size": 50,
+                                 "len": 3, "value": "a\x00b", "refs": []}])
+        self.assertIn("ack", r)
+        self.stop_clean(d)
+
     def test_a_2_gib_line_is_cut_at_the_limit(self):
         d = self.daemon()
         honest_ack(d.sock, 10)

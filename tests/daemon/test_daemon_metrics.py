@@ -130,6 +130,31 @@ class TestTextfile(MetricsCase):
         stay.close()
         self.stop_clean(d)
 
+    def test_a_link_planted_at_the_old_temporary_name_is_left_alone(self):
+        """The temporary file is a new one (O_EXCL, random name): a hard
+        link to someone's file planted at the name the daemon used to
+        open (.NAME.PID.tmp, with O_TRUNC) is neither truncated nor
+        written, and the textfile still follows the snapshots."""
+        d = self.textfile_daemon()
+        wait_textfile(self.prom, snapshots_are(0))
+        victim = os.path.join(self.tmp, "victim")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        planted = os.path.join(self.tmp, ".meliae.prom.%d.tmp" % d.proc.pid)
+        os.link(victim, planted)
+        c = Client(d.sock)
+        c.send(snapshot(5))
+        self.assertIn("ack", c.reply())
+        c.close()
+        wait_textfile(self.prom, snapshots_are(1))
+        with open(victim) as f:
+            self.assertEqual(f.read(), "precious\n")
+        self.assertEqual(os.stat(victim).st_nlink, 2)
+        leftovers = [n for n in os.listdir(self.tmp)
+                     if n.startswith(".meliae.prom.") and n != os.path.basename(planted)]
+        self.assertEqual(leftovers, [])
+        self.stop_clean(d)
+
     def test_top_50_types_and_other(self):
         d = self.textfile_daemon()
         # 60 types of distinct sizes: type T59 has the most bytes.  One is

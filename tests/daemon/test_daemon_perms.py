@@ -13,12 +13,14 @@ import stat
 import subprocess
 import unittest
 
-from daemon_support import (DaemonTestCase, honest_ack, plain_env, snapshot,
+from daemon_support import (MONITORD, Client, DaemonTestCase, header,
+                            honest_ack, line, objects, plain_env, snapshot,
                             store_list)
 
 SETPRIV = shutil.which("setpriv")
 PYTHON = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else None
 NOBODY = 65534
+CLI = os.environ.get("MELIAE_CLI", "")
 
 CLIENT = r"""
 import json, socket, sys
@@ -239,3 +241,180 @@ class TestPeerCredentials(DaemonTestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+HELLO = r"""
+import json, socket, sys, time
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(0.2)
+s.connect(sys.argv[1])
+s.sendall(sys.argv[2].encode())
+print("hello", flush=True)
+buf, end = b"", time.monotonic() + float(sys.argv[3])
+while time.monotonic() < end:
+    try:
+        c = s.recv(65536)
+    except socket.timeout:
+        continue
+    if not c:
+        break
+    buf += c
+print(json.dumps([json.loads(l) for l in buf.splitlines()]))
+"""
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to run clients as "
+                     "another uid (setpriv)")
+@unittest.skipUnless(SETPRIV, "setpriv (util-linux) not installed")
+@unittest.skipUnless(PYTHON, "no /usr/bin/python3 for the unprivileged client")
+@unittest.skipUnless(CLI, "MELIAE_CLI not set (run through meson test)")
+class TestWhoSeesWhat(DaemonTestCase):
+    """docs/protocol.md, "Who sees what": with --group, a member's
+    snapshots and processes are its own; it can neither pass for the
+    owner's process nor read the owner's snapshots, and the owner's
+    queries and `snap` never reach it."""
+
+    as_user = TestPeerCredentials.as_user
+
+    def member(self):
+        g = group_named("nogroup", "nobody")
+        if g is None:
+            self.skipTest("no nogroup/nobody group on this system")
+        return g, ["--reuid=%d" % NOBODY, "--regid=%d" % g.gr_gid,
+                   "--clear-groups"]
+
+    def cli(self, *args):
+        r = subprocess.run([CLI] + list(args), capture_output=True,
+                           text=True, timeout=60, env=plain_env())
+        return r.returncode, r.stdout, r.stderr
+
+    def query_as(self, d, priv, request):
+        r = self.as_user(d.sock, line({"meliae_query": 1,
+                                       "request": request}), priv)
+        self.assertEqual(len(r["lines"]), 1, r)
+        return r["lines"][0]
+
+    def test_a_member_cannot_forge_the_owners_process_nor_read_its_snapshots(self):
+        g, priv = self.member()
+        d = self.daemon(args=["--group", g.gr_name])
+        owner = objects(5, type_="OwnerSecret")
+        data = snapshot(objs=owner, hdr=header(label="web"))
+        c = Client(d.sock)
+        c.send(data)
+        self.assertIn("ack", c.reply())
+        c.close()
+        # The member streams a snapshot labelled "web", claiming our pid.
+        forged = snapshot(objs=objects(7, type_="Forged"),
+                          hdr=header(label="web", pid=os.getpid()))
+        r = self.as_user(d.sock, forged, priv)
+        self.assertEqual(r["lines"][0].get("objects"), 7, r)
+        # The owner's "web" is its own process, not the forgery.
+        rc, out, err = self.cli("--socket", d.sock, "--json", "summary",
+                                "latest", "--process", "web")
+        self.assertEqual(rc, 0, err)
+        doc = json.loads(out)
+        self.assertEqual([t["type"] for t in doc["types"]], ["OwnerSecret"])
+        self.assertEqual(doc["snapshot"]["uid"], 0)
+        rc, out, err = self.cli("--socket", d.sock, "--json", "snapshots")
+        self.assertEqual([s["uid"] for s in json.loads(out)["snapshots"]], [0])
+        # The member sees its own snapshot only, whatever it names.
+        a = self.query_as(d, priv, {"cmd": "snapshots"})
+        self.assertEqual([s["uid"] for s in a["answer"]["snapshots"]],
+                         [NOBODY], a)
+        a = self.query_as(d, priv, {"cmd": "summary", "snap": "1"})
+        self.assertEqual(a.get("code"), "notfound", a)
+        a = self.query_as(d, priv, {"cmd": "summary", "snap": "latest",
+                                    "process": "web"})
+        self.assertEqual([t["type"] for t in a["answer"]["types"]],
+                         ["Forged"])
+        # The pid it claimed is not its pid: the kernel's is.
+        a = self.query_as(d, priv, {"cmd": "summary", "snap": "latest",
+                                    "process": str(os.getpid())})
+        self.assertEqual(a.get("code"), "notfound", a)
+        for req in ({"cmd": "snapshots", "all_users": True},
+                    {"cmd": "snapshots", "uid": 0},
+                    {"cmd": "growth", "uid": 0}):
+            a = self.query_as(d, priv, req)
+            self.assertEqual(a.get("code"), "usage", (req, a))
+            self.assertIn("only root and the daemon's user", a["error"])
+        a = self.query_as(d, priv, {"cmd": "snapshots", "uid": NOBODY})
+        self.assertEqual(len(a["answer"]["snapshots"]), 1, a)
+        # Root names the member's uid, or all.
+        rc, out, err = self.cli("--socket", d.sock, "--json", "snapshots",
+                                "--uid", str(NOBODY))
+        self.assertEqual([s["uid"] for s in json.loads(out)["snapshots"]],
+                         [NOBODY])
+        rc, out, err = self.cli("--socket", d.sock, "--json", "snapshots",
+                                "--all-users")
+        self.assertEqual(sorted(s["uid"] for s in
+                                json.loads(out)["snapshots"]), [0, NOBODY])
+        # Two processes, however alike their claims.
+        rc, out, err = self.cli("--socket", d.sock, "--json", "growth",
+                                "--all-users", "--process", "web")
+        self.assertEqual(rc, 0, err)
+        procs = json.loads(out)["processes"]
+        self.assertEqual(len({p["process"] for p in procs}), 2, procs)
+        self.stop_clean(d)
+
+    def test_the_owners_snap_never_reaches_a_members_process(self):
+        g, priv = self.member()
+        d = self.daemon(args=["--group", g.gr_name])
+        hello = line(header(label="web", hello=True))
+        p = subprocess.Popen([SETPRIV] + priv + [PYTHON, "-c", HELLO, d.sock,
+                                                 hello.decode(), "4"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=plain_env())
+        self.assertEqual(p.stdout.readline(), "hello\n")
+        d.wait_log("uid=%d" % NOBODY)
+        rc, out, err = self.cli("--socket", d.sock, "snap", "web",
+                                "--timeout", "2")
+        self.assertEqual(rc, 3, (out, err))
+        self.assertIn("no connected process matches web", err)
+        out, err = p.communicate(timeout=60)
+        self.assertEqual(p.returncode, 0, err)
+        got = json.loads(out.splitlines()[-1])
+        self.assertEqual([x for x in got if "request" in x], [], got)
+        self.stop_clean(d)
+
+
+@unittest.skipUnless(os.geteuid() == 0, "needs root to run as another uid")
+@unittest.skipUnless(SETPRIV, "setpriv (util-linux) not installed")
+@unittest.skipUnless(CLI, "MELIAE_CLI not set (run through meson test)")
+class TestReadOnlyStore(DaemonTestCase):
+    """A store its user may only read (directory 0500, files 0400): the
+    daemon refuses to start, in one line that says why; meliae-cli
+    --store still answers its read-only queries."""
+
+    def test_daemon_refuses_and_the_cli_reads(self):
+        d = self.daemon()
+        honest_ack(d.sock, 5)
+        self.stop_clean(d)
+        os.chmod(self.tmp, 0o711)
+        for root, dirs, files in os.walk(d.store):
+            for n in dirs + files:
+                os.chown(os.path.join(root, n), NOBODY, NOBODY)
+        os.chown(d.store, NOBODY, NOBODY)
+        for n in os.listdir(d.store):
+            p = os.path.join(d.store, n)
+            os.chmod(p, 0o500 if os.path.isdir(p) else 0o400)
+        os.chmod(d.store, 0o500)
+        priv = [SETPRIV, "--reuid=%d" % NOBODY, "--regid=%d" % NOBODY,
+                "--clear-groups"]
+        r = subprocess.run(priv + [MONITORD, "--store", d.store, "--socket",
+                                   os.path.join(self.tmp, "ro.sock"),
+                                   "--foreground"], capture_output=True,
+                           text=True, timeout=60, env=plain_env())
+        self.assertNotEqual(r.returncode, 0)
+        lines = [ln for ln in (r.stdout + r.stderr).splitlines()
+                 if "start_failed" in ln or "error" in ln]
+        self.assertEqual(len(lines), 1, r.stdout + r.stderr)
+        self.assertIn("is read-only", lines[0])
+        self.assertIn("meliae-cli --store reads it", lines[0])
+        for args in (["snapshots"], ["summary", "latest"], ["growth"]):
+            r = subprocess.run(priv + [CLI, "--store", d.store, "--json"]
+                               + args, capture_output=True, text=True,
+                               timeout=60, env=plain_env())
+            self.assertEqual(r.returncode, 0, (args, r.stderr))
+            self.assertEqual(json.loads(r.stdout)["command"], args[0])
+        self.assertEqual(sorted(os.listdir(d.store)),
+                         ["data.mdb", "lock.mdb", "tmp", "writer.lock"])

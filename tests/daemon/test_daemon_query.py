@@ -17,7 +17,8 @@ import time
 import unittest
 
 from daemon_support import (UNDER_ASAN, Client, DaemonTestCase, header,
-                            honest_ack, line, plain_env, snapshot)
+                            honest_ack, line, plain_env, snapshot,
+                            wide_snapshot)
 from metrics_support import metrics_port, scrape
 
 CLI = os.environ.get("MELIAE_CLI", "")
@@ -174,6 +175,36 @@ class TestAnswersMatchTheStore(QueryCase):
             r = s.reply()
             self.assertEqual(len(r["answer"]["types"]), 30001)
             s.close()
+        self.stop_clean(d)
+
+    def test_json_answers_are_strict_utf8(self):
+        """A lone surrogate in a type name ("\\ud800x", what a str with
+        one gives) is U+FFFD in every JSON answer, daemon's and store's
+        alike (docs/cli-json.md): strict decoders accept them."""
+        d = self.daemon()
+        objs = [{"address": BASE, "type": "\ud800x", "size": 40, "refs": []},
+                {"address": BASE + 1, "type": "dict", "size": 64, "len": 0,
+                 "refs": []}]
+        data = snapshot(objs=objs)
+        self.assertIn(b"\\ud800x", data)
+        c = Client(d.sock)
+        c.send(data)
+        self.assertIn("ack", c.reply())
+        c.close()
+        for where in (("--socket", d.sock), ("--store", d.store)):
+            r = subprocess.run([CLI] + list(where) + ["--json", "summary",
+                                                      "latest"],
+                               capture_output=True, timeout=60)
+            self.assertEqual(r.returncode, OK, r.stderr)
+            doc = json.loads(r.stdout.decode("utf-8", errors="strict"))
+            names = sorted(t["type"] for t in doc["types"])
+            self.assertEqual(names, ["dict", "\ufffdx"], where)
+        q = Client(d.sock)
+        q.send(line({"meliae_query": 1, "request": {"cmd": "summary",
+                                                     "snap": "latest"}}))
+        raw = q.raw_line()
+        q.close()
+        self.assertIn("answer", json.loads(raw.decode("utf-8", "strict")))
         self.stop_clean(d)
 
     def test_a_half_closed_client_gets_its_answer(self):
@@ -683,6 +714,47 @@ class TestUnderLoad(QueryCase):
         self.assertTrue(d.alive())
         self.stop_clean(d)
 
+
+
+class TestQueryMemory(QueryCase):
+    """Issue 22: wide answers (a series per type per snapshot) neither
+    stay in the daemon after they are sent nor grow without bound: one
+    over the daemon's cap (16 MiB, docs/protocol.md) is refused before
+    it is built.  Figures: bench/bench_query_rss.py, bench/RESULTS.md."""
+
+    def stream_wide(self, d, nsnap, ntypes):
+        c = Client(d.sock, timeout=300)
+        for k in range(nsnap):
+            c.send(wide_snapshot(ntypes, k, hdr=header(label="wide")))
+            self.assertIn("ack", c.reply())
+        c.close()
+
+    def test_wide_queries_leave_nothing_behind_and_an_answer_over_the_cap_is_refused(self):
+        d = self.daemon()
+        # 40,000 types x 30 snapshots: a growth --top 0 of ~20 MiB.
+        self.stream_wide(d, 30, 40000)
+        for _ in range(3):
+            rc, out, err = cli("--socket", d.sock, "--json", "growth",
+                               "--top", "0", timeout=300)
+            self.assertEqual(rc, ERROR, err)
+            self.assertEqual(out, "")
+            self.assertIn("over the daemon's cap of 16 MiB", err)
+            rc, out, err = cli("--socket", d.sock, "--json", "growth",
+                               "--top", "15000", timeout=300)
+            self.assertEqual(rc, OK, err)
+            self.assertEqual(len(json.loads(out)["processes"][0]["types"]),
+                             15000)
+            rc, out, err = cli("--socket", d.sock, "--json", "report",
+                               timeout=300)
+            self.assertEqual(rc, OK, err)
+            if not UNDER_ASAN:
+                self.assertLessEqual(d.rss_anon_kib(), 64 << 10)
+        # The store itself is not capped: the same question answered there.
+        rc, out, err = cli("--store", d.store, "--json", "growth", "--top",
+                           "0", timeout=300)
+        self.assertEqual(rc, OK, err)
+        self.assertEqual(len(json.loads(out)["processes"][0]["types"]), 40000)
+        self.stop_clean(d)
 
 if __name__ == "__main__":
     unittest.main()

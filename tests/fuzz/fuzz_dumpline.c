@@ -10,6 +10,7 @@
  *     inside the used part of the parser's scratch, is no longer than the
  *     input, and every byte of it and of refs is readable;
  *   - nrefs is at most the input length;
+ *   - an object's type and name hold no NUL (a value may);
  *   - on an ML_LINE_OTHER line too, whatever the struct reports (has_name,
  *     a string value, a type length, refs) comes with a valid pointer;
  *   - a parser that has seen other lines (scratch already grown) gives the
@@ -119,6 +120,11 @@ check_result(const struct ml_dumpparser *p, const char *data, size_t size,
         check_str(p, data, size, d->name, d->name_len);
     else
         CHECK(d->name == NULL && d->name_len == 0);
+    /* Names are keys and C strings downstream: never a NUL in them. */
+    if (d->kind == ML_LINE_OBJECT)
+        CHECK(memchr(d->type, '\0', d->type_len) == NULL);
+    if (d->kind == ML_LINE_OBJECT && d->has_name)
+        CHECK(memchr(d->name, '\0', d->name_len) == NULL);
     switch (d->vkind) {
     case ML_VAL_STR:
         check_str(p, data, size, d->value, d->value_len);

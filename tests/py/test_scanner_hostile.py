@@ -10,6 +10,7 @@ import collections
 import gc
 import os
 import sys
+import tempfile
 import types
 import unittest
 
@@ -426,6 +427,32 @@ class HostileClassesTest(unittest.TestCase):
             if gc.is_tracked(o):
                 with self.subTest(name):
                     self.assertIn(id(o), addrs)
+
+
+
+class NulInANameTest(unittest.TestCase):
+    """A function's __name__ may hold a NUL; readers refuse one in a name
+    (docs/dump-format.md), so the scanner leaves that name out rather
+    than write a line that would cost the whole snapshot."""
+
+    def test_a_name_with_a_nul_is_left_out_and_the_dump_loads(self):
+        def f():
+            pass
+        f.__name__ = "f\x00g"
+        from meliae import loader
+        with tempfile.TemporaryDirectory(prefix="meliae-test-") as d:
+            path = os.path.join(d, "dump.json")
+            scanner.dump_all_objects(path)
+            with open(path, "rb") as fh:
+                raw = fh.read()
+            mine = [x for x in support.parse_dump(raw)
+                    if x["address"] == id(f)]
+            self.assertEqual(len(mine), 1)
+            self.assertEqual(mine[0]["type"], "function")
+            self.assertNotIn("name", mine[0])
+            om = loader.load(path, show_prog=False)
+            self.assertIn(id(f), om.objs)
+        self.assertEqual(f.__name__, "f\x00g")
 
 
 if __name__ == "__main__":

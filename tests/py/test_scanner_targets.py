@@ -4,6 +4,7 @@ import errno
 import gc
 import gzip
 import io
+import json
 import os
 import pathlib
 import stat
@@ -260,3 +261,137 @@ class TargetsTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+STALL_PRELUDE = r"""
+import json, os, signal, sys, threading, time
+from meliae import scanner
+r, w = os.pipe()            # nobody reads r: the pipe fills and stays full
+target = os.fdopen(w, "wb")
+ticks = []
+
+def ticker():
+    for _ in range(10):
+        ticks.append(1)
+        time.sleep(0.05)
+
+def run(**kw):
+    t = threading.Thread(target=ticker)
+    t.start()
+    try:
+        scanner.dump_all_objects(target, **kw)
+        out = "finished"
+    except BaseException as e:
+        out = "%s: %s" % (type(e).__name__, e)
+    t.join()
+    print(json.dumps({"out": out, "ticks": len(ticks)}))
+"""
+
+
+class StalledReaderTest(unittest.TestCase):
+    """Issue 22: a dump into a pipe whose reader never reads held the GIL
+    in a blocking write for good; SIGALRM and SIGTERM handlers, watchdog
+    threads and timeouts could not stop it.  Each case runs in a child:
+    one that still hangs is killed and fails, the suite goes on."""
+
+    def run_stalled(self, code, line=-1):
+        p = support.run_child(STALL_PRELUDE + code, timeout=60)
+        self.assertEqual(p.returncode, 0, p.stderr.decode(errors="replace"))
+        return json.loads(p.stdout.decode().splitlines()[line])
+
+    def test_a_sigalrm_handler_stops_the_dump_and_threads_run(self):
+        r = self.run_stalled(r"""
+class Alarm(Exception):
+    pass
+def on_alarm(*a):
+    raise Alarm("stalled")
+signal.signal(signal.SIGALRM, on_alarm)
+signal.setitimer(signal.ITIMER_REAL, 0.3)
+run()
+""")
+        self.assertEqual(r["out"], "Alarm: stalled")
+        self.assertEqual(r["ticks"], 10)     # the GIL was not held
+
+    def test_a_watchdog_threads_sigterm_stops_the_dump(self):
+        r = self.run_stalled(r"""
+def on_term(*a):
+    raise SystemExit("terminated")
+signal.signal(signal.SIGTERM, on_term)
+def watchdog():
+    time.sleep(0.3)
+    os.kill(os.getpid(), signal.SIGTERM)
+threading.Thread(target=watchdog, daemon=True).start()
+run()
+""")
+        self.assertEqual(r["out"], "SystemExit: terminated")
+
+    def test_a_timeout_raises_timeout_error(self):
+        r = self.run_stalled("run(timeout=0.3)\n")
+        self.assertTrue(r["out"].startswith("TimeoutError: dump: the reader "
+                                            "did not take the dump in time"),
+                        r)
+        with self.assertRaises(ValueError):
+            scanner.dump_all_objects(io.BytesIO(), timeout=-1)
+
+    def test_a_fifo_path_with_a_timeout_raises_and_leaves_nothing(self):
+        code = r"""
+import tempfile
+d = tempfile.mkdtemp()
+fifo = os.path.join(d, "fifo")
+os.mkfifo(fifo)
+keep = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)   # a reader that never reads
+target = fifo
+run(timeout=0.3)
+print(json.dumps(sorted(os.listdir(d))))
+"""
+        r = self.run_stalled(code, line=-2)
+        self.assertTrue(r["out"].startswith("TimeoutError"), r)
+        self.assertEqual(self.run_stalled(code), ["fifo"])
+
+    def test_a_sigalrm_storm_with_a_slow_reader_loses_no_byte(self):
+        r = self.run_stalled(r"""
+alarms = []
+signal.signal(signal.SIGALRM, lambda *a: alarms.append(1))
+signal.setitimer(signal.ITIMER_REAL, 0.002, 0.002)
+chunks = []
+def reader():
+    while True:
+        b = os.read(r, 4096)
+        if not b:
+            break
+        chunks.append(b)
+        time.sleep(0.0005)
+rt = threading.Thread(target=reader)
+rt.start()
+run(timeout=120)
+signal.setitimer(signal.ITIMER_REAL, 0)
+target.close()
+rt.join()
+lines = b"".join(chunks).splitlines()
+assert all(json.loads(l)["address"] for l in lines)
+assert len(alarms) > 10, len(alarms)
+print(json.dumps({"out": "lines", "ticks": len(lines)}))
+""")
+        self.assertEqual(r["out"], "lines")
+        self.assertGreater(r["ticks"], 1000)
+
+    def test_a_pipe_with_a_reader_gets_the_whole_dump(self):
+        r = self.run_stalled(r"""
+chunks = []
+def reader():
+    while True:
+        b = os.read(r, 1 << 16)
+        if not b:
+            break
+        chunks.append(b)
+rt = threading.Thread(target=reader)
+rt.start()
+run(timeout=60)
+target.close()
+rt.join()
+lines = b"".join(chunks).splitlines()
+assert all(json.loads(l)["address"] for l in lines)
+print(json.dumps({"out": "lines", "ticks": len(lines)}))
+""")
+        self.assertEqual(r["out"], "lines")
+        self.assertGreater(r["ticks"], 1000)

@@ -1434,10 +1434,11 @@ random_non_surrogate(uint64_t *rng, unsigned lo, unsigned hi)
 }
 
 /* A JSON string of up to maxitems characters into o (with its quotes),
- * what it decodes to into dec; *escaped set when it holds a backslash. */
+ * what it decodes to into dec; *escaped set when it holds a backslash.
+ * A \u0000 only with nul_ok: a type or name with one is refused. */
 static void
 gen_string(uint64_t *rng, struct sb *o, struct sb *dec, int *escaped,
-           size_t maxitems)
+           size_t maxitems, int nul_ok)
 {
     size_t nitems = (size_t)rng_below(rng, maxitems + 1);
     int lone_high = 0;
@@ -1471,6 +1472,8 @@ gen_string(uint64_t *rng, struct sb *o, struct sb *dec, int *escaped,
         }
         case 3:                 /* anything below U+0080 as \u */
             cp = (unsigned)rng_below(rng, 0x80);
+            if (cp == 0 && !nul_ok)
+                cp = 1;
             put_hex4(rng, o, cp);
             sb_putc(dec, (char)cp);
             *escaped = 1;
@@ -1585,7 +1588,7 @@ gen_any_value(uint64_t *rng, struct sb *o, int depth)
 
     switch (rng_below(rng, depth >= 6 ? 5 : 7)) {
     case 0:
-        gen_string(rng, o, &junk, &esc, 12);
+        gen_string(rng, o, &junk, &esc, 12, 1);
         break;
     case 1:
         gen_number(rng, o, &is_int);
@@ -1622,7 +1625,7 @@ gen_any_value(uint64_t *rng, struct sb *o, int depth)
                 sb_putc(o, ',');
             }
             gen_ws(rng, o);
-            gen_string(rng, o, &junk, &esc, 6);
+            gen_string(rng, o, &junk, &esc, 6, 1);
             gen_ws(rng, o);
             sb_putc(o, ':');
             gen_ws(rng, o);
@@ -1683,7 +1686,7 @@ gen_line(uint64_t *rng, struct sb *line, struct want_line *w)
     if (w->has_type) {
         SEG_KEY("type");
         gen_string(rng, &seg[nseg++], &w->type, &w->type_esc,
-                   rng_below(rng, 4) ? 8 : 60);
+                   rng_below(rng, 4) ? 8 : 60, 0);
     }
     w->has_size = w->object || rng_below(rng, 2);
     if (w->has_size) {
@@ -1700,7 +1703,7 @@ gen_line(uint64_t *rng, struct sb *line, struct want_line *w)
     case 2:
         w->has_name = 1;
         SEG_KEY("name");
-        gen_string(rng, &seg[nseg++], &w->name, &w->name_esc, 30);
+        gen_string(rng, &seg[nseg++], &w->name, &w->name_esc, 30, 0);
         break;
     default:
         break;
@@ -1717,7 +1720,7 @@ gen_line(uint64_t *rng, struct sb *line, struct want_line *w)
         w->vkind = ML_VAL_STR;
         SEG_KEY("value");
         gen_string(rng, &seg[nseg++], &w->value, &w->value_esc,
-                   rng_below(rng, 8) ? 30 : 400);
+                   rng_below(rng, 8) ? 30 : 400, 1);
         break;
     case 2:
     case 3: {
@@ -1780,7 +1783,7 @@ gen_line(uint64_t *rng, struct sb *line, struct want_line *w)
 
         struct sb key = { 0 };
 
-        gen_string(rng, &key, &junk, &esc, 5);
+        gen_string(rng, &key, &junk, &esc, 5, 1);
         sb_puts(&seg[nseg], "\"x");
         sb_put(&seg[nseg], key.d + 1, key.n - 1);     /* after its '"' */
         sb_free(&key);
@@ -2451,12 +2454,39 @@ test_dumpline_meliae_spelling_refuses_what_others_do(void **state)
     assert_int_equal(f->d.value_len, 3);
 }
 
+static void
+test_dumpline_refuses_a_nul_in_type_or_name_not_in_value(void **state)
+{
+    static const char *const bad[] = {
+        "{\"address\": 1, \"type\": \"dict\\u0000x\", \"size\": 1}",
+        "{\"address\": 1, \"type\": \"f\", \"size\": 1, "
+        "\"name\": \"a\\u0000\", \"refs\": []}",
+    };
+    static const char ok[] = "{\"address\": 1, \"type\": \"str\", "
+                             "\"size\": 1, \"value\": \"a\\u0000b\"}";
+    struct ml_dumpparser p;
+    struct ml_dumpline d;
+
+    (void)state;
+    ml_dumpparser_init(&p);
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(ml_dumpline_parse(&p, bad[i], strlen(bad[i]), &d),
+                         ML_EPROTO);
+        assert_non_null(strstr(p.err, "NUL"));
+    }
+    assert_int_equal(ml_dumpline_parse(&p, ok, strlen(ok), &d), 0);
+    assert_int_equal(d.value_len, 3);
+    assert_memory_equal(d.value, "a\0b", 3);
+    ml_dumpparser_free(&p);
+}
+
 int
 main(void)
 {
 #define T(fn) cmocka_unit_test_setup_teardown(fn, fx_setup, fx_teardown)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dumpline_max_refs_refuses_longer_lists),
+        cmocka_unit_test(test_dumpline_refuses_a_nul_in_type_or_name_not_in_value),
         T(test_dumpline_parses_every_key_of_an_object_line),
         T(test_dumpline_parses_the_documented_example_lines),
         T(test_dumpline_parses_name),

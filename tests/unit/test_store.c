@@ -1131,7 +1131,7 @@ test_store_small_store_prunes_oldest_graphs(void **state)
 /* ---- retention ---- */
 
 static void
-test_store_retain_keeps_last_graphs_per_process(void **state)
+test_store_retain_keeps_graphs_spread_per_process(void **state)
 {
     struct fx *f = *state;
     struct st_options opt = { .retain = 2 };
@@ -1153,13 +1153,65 @@ test_store_retain_keeps_last_graphs_per_process(void **state)
     struct st_read *r;
     struct st_snapinfo si;
     assert_int_equal(st_read_begin(s, &r), 0);
+    /* retain 2: the newest and the oldest (the baseline of a diff) */
     for (int i = 0; i < 5; i++) {
         assert_int_equal(st_snap_get(r, ids[i], &si), 0);
-        assert_int_equal(si.has_graph, i >= 3);
+        assert_int_equal(si.has_graph, i == 0 || i == 4);
     }
     assert_int_equal(st_snap_get(r, oid, &si), 0);
     assert_true(si.has_graph);
     st_read_end(r);
+    heap_free(&h);
+}
+
+/* Issue 22: a process that streams fast kept only its last `retain`
+ * graphs, seconds of its life; they are spread over all of it now. */
+static void
+test_store_retain_spreads_a_fast_streamers_graphs(void **state)
+{
+    struct fx *f = *state;
+    struct st_options opt = { .retain = 5 };
+    struct st_store *s;
+    struct heap h;
+    uint64_t ids[40];
+    int kept = 0, kept_old = 0;
+    char err[256];
+
+    st_close(f->s);
+    assert_int_equal(st_open(&s, f->dir, &opt, err, sizeof err), 0);
+    f->s = s;
+    heap_make(&h, 50, 13, 0);
+    for (int i = 0; i < 40; i++)
+        assert_int_equal(ingest_heap(s, &h, 0, &src_a, &ids[i]), 0);
+
+    struct st_read *r;
+    struct st_snapinfo si;
+    assert_int_equal(st_read_begin(s, &r), 0);
+    for (int i = 0; i < 40; i++) {
+        assert_int_equal(st_snap_get(r, ids[i], &si), 0);
+        kept += si.has_graph;
+        kept_old += si.has_graph && i < 35;
+        if (i == 0 || i == 39)
+            assert_true(si.has_graph);
+    }
+    st_read_end(r);
+    assert_int_equal(kept, 5);
+    assert_true(kept_old >= 2);         /* the oldest, and one between */
+    heap_free(&h);
+
+    /* Reopened (the graphs index is read back, not rebuilt): still 5. */
+    st_close(f->s);
+    assert_int_equal(st_open(&s, f->dir, &opt, err, sizeof err), 0);
+    f->s = s;
+    heap_make(&h, 50, 14, 0);
+    assert_int_equal(ingest_heap(s, &h, 0, &src_a, &ids[0]), 0);
+    kept = 0;
+    assert_int_equal(st_read_begin(s, &r), 0);
+    for (uint64_t id = 1; id <= ids[0]; id++)
+        if (st_snap_get(r, id, &si) == 0)
+            kept += si.has_graph;
+    st_read_end(r);
+    assert_int_equal(kept, 5);
     heap_free(&h);
 }
 
@@ -1600,7 +1652,8 @@ main(void)
         T(test_store_refused_snapshot_prunes_no_graph),
         T(test_store_big_snapshot_grows_map_before_writing),
         T(test_store_ingest_stops_before_disk_fills),
-        T(test_store_retain_keeps_last_graphs_per_process),
+        T(test_store_retain_keeps_graphs_spread_per_process),
+        T(test_store_retain_spreads_a_fast_streamers_graphs),
         T(test_store_retain_age_drops_old_summaries),
         T(test_store_type_deltas_join_by_type),
         T(test_store_refuses_symlink_and_open_dirs),

@@ -8,6 +8,7 @@
  */
 #define _GNU_SOURCE 1
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <stdarg.h>
@@ -273,6 +274,45 @@ test_utf8_seq_len_matches_a_reference_decoder(void **state)
     }
 }
 
+static void
+test_utf8_repair_leaves_well_formed_text_alone(void **state)
+{
+    static const char s[] = "dict \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80";
+    char *out = (char *)1;
+    size_t n = 0;
+
+    (void)state;
+    assert_int_equal(ml_utf8_repair(S(s), &out, &n), 0);
+    assert_null(out);
+    assert_int_equal(n, sizeof(s) - 1);
+}
+
+static void
+test_utf8_repair_replaces_surrogates_and_ill_formed_bytes(void **state)
+{
+    /* A lone \ud800 as the dump parser decodes it, a stray continuation,
+     * an overlong '/', a cut sequence at the end. */
+    static const char s[] = "\xed\xa0\x80x \x80 \xc0\xaf \xe2\x82";
+    static const char want[] = "\xef\xbf\xbdx \xef\xbf\xbd \xef\xbf\xbd"
+                               "\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd";
+    char *out = NULL;
+    size_t n = 0;
+
+    (void)state;
+    assert_int_equal(ml_utf8_repair(S(s), &out, &n), 1);
+    assert_non_null(out);
+    assert_int_equal(n, sizeof(want) - 1);
+    assert_memory_equal(out, want, n);
+    assert_int_equal(out[n], '\0');
+    for (size_t i = 0; i < n; ) {
+        size_t k = ml_utf8_seq_len_strict((const unsigned char *)out + i,
+                                          (const unsigned char *)out + n);
+        assert_true(k > 0);
+        i += k;
+    }
+    free(out);
+}
+
 int
 main(void)
 {
@@ -291,6 +331,8 @@ main(void)
         cmocka_unit_test(test_utf8_cut_keeps_text_that_fits),
         cmocka_unit_test(test_utf8_cut_never_splits_a_sequence),
         cmocka_unit_test(test_utf8_seq_len_matches_a_reference_decoder),
+        cmocka_unit_test(test_utf8_repair_leaves_well_formed_text_alone),
+        cmocka_unit_test(test_utf8_repair_replaces_surrogates_and_ill_formed_bytes),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
