@@ -5,17 +5,18 @@
  * chains of referrers that keep it alive, or the object with its
  * references and referrers.  Both find the object with arg_object.
  */
+#define _GNU_SOURCE             /* store-int.h: pthread_rwlock_t */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "ml-common.h"
+#include "ingest.h"            /* st__tmpfile */
 #include "report-int.h"
-
-/* Objects a referrer walk visits before it gives up: bounds the time of
- * a walk through a heap where everything refers to everything. */
-#define RP_WALK_MAX_NODES 200000
 
 /* Longest referrer chain looked for by default. */
 #define RP_DEFAULT_DEPTH 32
@@ -46,190 +47,170 @@ arg_object(struct ctx *c, const cJSON *req, const struct snap *s,
     return 0;
 }
 
-struct visit {
-    uint32_t *key, *pred;       /* open addressing on key (oid + 1) */
-    uint8_t *depth;
-    size_t cap, n;
+/* An array of n object numbers, zeroed: in a sparse temporary file when
+ * it can be (its pages count as the page cache's, not as the daemon's
+ * anonymous memory, and only the ones a search touches exist), else in
+ * memory.  The search below needs two, whatever the snapshot's size. */
+struct oidarr {
+    uint32_t *p;
+    size_t n;
+    int mapped;
 };
 
 static int
-visit_grow(struct visit *v)
+oidarr_new(struct oidarr *a, size_t n)
 {
-    size_t cap = v->cap ? v->cap * 2 : 1024;
-    uint32_t *k = calloc(cap, sizeof *k), *p = malloc(cap * sizeof *p);
-    uint8_t *d = malloc(cap);
+    const char *dirs[] = { getenv("TMPDIR"), "/var/tmp", "/tmp" };
+    size_t len = (n ? n : 1) * sizeof *a->p;
 
-    if (k == NULL || p == NULL || d == NULL) {
-        free(k);
-        free(p);
-        free(d);
-        return -ENOMEM;
-    }
-    for (size_t i = 0; i < v->cap; i++) {
-        if (v->key[i] == 0)
+    a->n = n;
+    a->mapped = 0;
+    for (size_t i = 0; i < sizeof dirs / sizeof dirs[0]; i++) {
+        int fd;
+
+        if (dirs[i] == NULL || (fd = st__tmpfile(dirs[i])) < 0)
             continue;
-        size_t j = (v->key[i] * 2654435761u) & (cap - 1);
-        while (k[j])
-            j = (j + 1) & (cap - 1);
-        k[j] = v->key[i];
-        p[j] = v->pred[i];
-        d[j] = v->depth[i];
-    }
-    free(v->key);
-    free(v->pred);
-    free(v->depth);
-    v->key = k;
-    v->pred = p;
-    v->depth = d;
-    v->cap = cap;
-    return 0;
-}
+        if (ftruncate(fd, (off_t)len) == 0) {
+            void *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 
-/* Slot of oid; *fresh says it was not there (and is now, with pred). */
-static int
-visit_add(struct visit *v, uint32_t oid, uint32_t pred, unsigned depth,
-          int *fresh)
-{
-    uint32_t key = oid + 1;
-    size_t j;
-
-    if ((v->n + 1) * 2 > v->cap && visit_grow(v) < 0)
-        return -ENOMEM;
-    for (j = (key * 2654435761u) & (v->cap - 1); v->key[j];
-         j = (j + 1) & (v->cap - 1))
-        if (v->key[j] == key) {
-            *fresh = 0;
-            return 0;
+            close(fd);
+            if (p != MAP_FAILED) {
+                a->p = p;
+                a->mapped = 1;
+                return 0;
+            }
+            continue;
         }
-    v->key[j] = key;
-    v->pred[j] = pred;
-    v->depth[j] = (uint8_t)(depth > 255 ? 255 : depth);
-    v->n++;
-    *fresh = 1;
-    return 0;
+        close(fd);
+    }
+    a->p = calloc(n ? n : 1, sizeof *a->p);
+    return a->p != NULL ? 0 : -ENOMEM;
 }
 
-static uint32_t
-visit_pred(const struct visit *v, uint32_t oid)
+static void
+oidarr_free(struct oidarr *a)
 {
-    uint32_t key = oid + 1;
-
-    for (size_t j = (key * 2654435761u) & (v->cap - 1); v->key[j];
-         j = (j + 1) & (v->cap - 1))
-        if (v->key[j] == key)
-            return v->pred[j];
-    return UINT32_MAX;
+    if (a->p == NULL)
+        return;
+    if (a->mapped)
+        munmap(a->p, (a->n ? a->n : 1) * sizeof *a->p);
+    else
+        free(a->p);
+    a->p = NULL;
 }
 
-int
-rp__cmd_referrers(struct ctx *c, const cJSON *req, cJSON *out)
-{
-    struct snaplist l;
-    struct visit v = { 0 };
-    const struct snap *s;
-    uint32_t *queue = NULL, *qdepth = NULL, *roots = NULL, *copy = NULL;
-    size_t qn = 0, qcap = 0, qi = 0, nroots = 0, ccap = 0;
-    uint64_t depth_max, chains, addr;
-    uint32_t start;
-    int rc, fresh, truncated = 0;
-    const char *sel = rp__arg_str(req, "process");
+/* Breadth first over referrers from start, each object once, to the
+ * first `chains` roots (a module, or an object nothing refers to): the
+ * shortest chains, exactly, whatever the fan-in.  Every referrer of every
+ * object on the way is looked at (a hub's 300,000 referrers included:
+ * nothing is cut, so "no chain" means none within --depth).  Time and
+ * memory are bounded by the snapshot: pred has a slot per object (the
+ * parent on the search's tree, + 1; 0 unvisited) and queue holds each
+ * visited object once. */
+struct search {
+    struct oidarr pred, queue;
+    size_t qn, nroots, visited;
+    uint32_t *roots;
+    int truncated;
+};
 
-    if (rp__arg_u64(req, "depth", RP_DEFAULT_DEPTH, &depth_max) < 0 ||
-        depth_max == 0)
-        return rp__fail(c, -EINVAL, "--depth must be a positive number");
-    if (rp__arg_u64(req, "chains", 3, &chains) < 0 || chains == 0)
-        return rp__fail(c, -EINVAL, "--chains must be a positive number");
-    rc = rp__load_snaps(c, 0, 0, sel, &l);
-    if (rc != 0)
-        return rc;
-    if ((rc = rp__resolve(c, &l, rp__arg_str(req, "snap"), sel, &s)) != 0 ||
-        (rc = arg_object(c, req, s, &start, &addr)) != 0)
-        goto out;
-    /* the walk visits no more than that: the rest of None's millions of
-     * referrers need not be decoded */
-    st_read_parents_max(c->r, RP_WALK_MAX_NODES);
-    roots = malloc(chains * sizeof *roots);
-    if (roots == NULL || visit_add(&v, start, UINT32_MAX, 0, &fresh) != 0) {
-        rc = rp__fail(c, -ENOMEM, "out of memory");
-        goto out;
-    }
-    /* Breadth first over referrers: the first roots met end the shortest
-     * chains.  A root is a module, or an object nothing refers to. */
-    qcap = 1024;
-    queue = malloc(qcap * sizeof *queue);
-    qdepth = malloc(qcap * sizeof *qdepth);
-    if (queue == NULL || qdepth == NULL) {
-        rc = rp__fail(c, -ENOMEM, "out of memory");
-        goto out;
-    }
-    queue[qn] = start;
-    qdepth[qn++] = 0;
-    while (qi < qn && nroots < chains) {
-        uint32_t node = queue[qi];
-        uint32_t d = qdepth[qi++];
+#define PRED_START UINT32_MAX   /* visited, the start: no parent */
+
+static int
+search_run(struct ctx *c, const struct snap *s, uint32_t start,
+           uint64_t depth_max, uint64_t chains, struct search *sr)
+{
+    size_t n = (size_t)s->objects, qi = 0, level_end, depth = 0;
+    int rc;
+
+    if (start >= n)
+        return rp__fail(c, ML_ECORRUPT, "object number past the snapshot");
+    if ((sr->roots = malloc(chains * sizeof *sr->roots)) == NULL ||
+        oidarr_new(&sr->pred, n) != 0 || oidarr_new(&sr->queue, n) != 0)
+        return rp__fail(c, -ENOMEM, "out of memory");
+    sr->pred.p[start] = PRED_START;
+    sr->queue.p[sr->qn++] = start;
+    sr->visited = 1;
+    level_end = sr->qn;
+    /* only the type is needed of each object on the way */
+    st_read_refs_max(c->r, 1);
+    while (qi < sr->qn && sr->nroots < chains) {
+        uint32_t node = sr->queue.p[qi++];
         const uint32_t *par;
         size_t np;
         struct st_object o;
 
         rc = st_object_get(c->r, s->id, node, &o);
         if (rc == 0 && node != start && rp__is_root_type(&o)) {
-            roots[nroots++] = node;
-            continue;
+            sr->roots[sr->nroots++] = node;
+            goto next;
         }
         if (rc == 0)
             rc = st_parents(c->r, s->id, node, &par, &np);
-        if (rc != 0) {
-            rp__fail(c, rc, "snapshot %" PRIu64 ": %s", s->id,
-                     st_strerror(rc));
-            goto out;
-        }
+        if (rc != 0)
+            return rp__fail(c, rc, "snapshot %" PRIu64 ": %s", s->id,
+                            st_strerror(rc));
         if (np == 0) {
-            roots[nroots++] = node;
-            continue;
+            sr->roots[sr->nroots++] = node;
+            goto next;
         }
-        if (d >= depth_max) {
-            truncated = 1;
-            continue;
+        if (depth >= depth_max) {
+            sr->truncated = 1;
+            goto next;
         }
-        if (np > ccap) {                /* r's buffer moves on the next call */
-            void *p = realloc(copy, np * sizeof *copy);
-            if (p == NULL) {
-                rc = rp__fail(c, -ENOMEM, "out of memory");
-                goto out;
-            }
-            copy = p;
-            ccap = np;
-        }
-        memcpy(copy, par, np * sizeof *copy);
         for (size_t i = 0; i < np; i++) {
-            if (v.n >= RP_WALK_MAX_NODES) {
-                truncated = 1;
-                break;
-            }
-            rc = visit_add(&v, copy[i], node, d + 1, &fresh);
-            if (rc != 0) {
-                rp__fail(c, rc, "out of memory");
-                goto out;
-            }
-            if (!fresh)
+            uint32_t p = par[i];
+
+            if (p >= n || sr->pred.p[p] != 0)
                 continue;
-            if (qn == qcap) {
-                qcap *= 2;
-                void *p = realloc(queue, qcap * sizeof *queue);
-                void *q = p ? realloc(qdepth, qcap * sizeof *qdepth) : NULL;
-                if (p)
-                    queue = p;
-                if (q)
-                    qdepth = q;
-                if (p == NULL || q == NULL) {
-                    rc = rp__fail(c, -ENOMEM, "out of memory");
-                    goto out;
-                }
-            }
-            queue[qn] = copy[i];
-            qdepth[qn++] = d + 1;
+            sr->pred.p[p] = node + 1;
+            sr->queue.p[sr->qn++] = p;
+            sr->visited++;
+        }
+next:
+        if (qi == level_end) {          /* the next level of the search */
+            depth++;
+            level_end = sr->qn;
         }
     }
+    st_read_refs_max(c->r, 0);
+    return 0;
+}
+
+static void
+search_free(struct search *sr)
+{
+    oidarr_free(&sr->pred);
+    oidarr_free(&sr->queue);
+    free(sr->roots);
+}
+
+int
+rp__cmd_referrers(struct ctx *c, const cJSON *req, cJSON *out)
+{
+    struct snaplist l;
+    struct search sr = { 0 };
+    const struct snap *s;
+    uint64_t depth_max, chains, addr;
+    uint32_t start;
+    int rc;
+    const char *sel = rp__arg_str(req, "process");
+
+    if (rp__arg_u64(req, "depth", RP_DEFAULT_DEPTH, &depth_max) < 0 ||
+        depth_max == 0)
+        return rp__fail(c, -EINVAL, "--depth must be a positive number");
+    if (rp__arg_u64(req, "chains", 3, &chains) < 0 || chains == 0 ||
+        chains > 1000)
+        return rp__fail(c, -EINVAL, "--chains must be a number from 1 to 1000");
+    rc = rp__load_snaps(c, 0, 0, sel, &l);
+    if (rc != 0)
+        return rc;
+    if ((rc = rp__resolve(c, &l, rp__arg_str(req, "snap"), sel, &s)) != 0 ||
+        (rc = arg_object(c, req, s, &start, &addr)) != 0)
+        goto out;
+    st_read_parents_max(c->r, SIZE_MAX);
+    if ((rc = search_run(c, s, start, depth_max, chains, &sr)) != 0)
+        goto out;
     cJSON_AddItemToObject(out, "snapshot", rp__snap_json(s));
     {
         struct st_object o;
@@ -241,37 +222,28 @@ rp__cmd_referrers(struct ctx *c, const cJSON *req, cJSON *out)
         cJSON_AddItemToObject(out, "object", rp__obj_json(&o));
     }
     cJSON *arr = cJSON_AddArrayToObject(out, "chains");
-    for (size_t i = 0; i < nroots; i++) {
+    for (size_t i = 0; i < sr.nroots; i++) {
         cJSON *chain = cJSON_CreateArray();
-        uint32_t hops[256 + 1];
-        size_t nh = 0;
+        uint32_t x = sr.roots[i];
 
-        /* from the root back to the object, then reversed */
-        for (uint32_t x = roots[i]; x != UINT32_MAX && nh < 257; x = visit_pred(&v, x))
-            hops[nh++] = x;
-        for (size_t h = 0; h < nh; h++) {
+        /* from the object to the root: the pred links, reversed */
+        cJSON_AddItemToArray(arr, chain);
+        for (size_t h = 0; h <= depth_max + 1; h++) {
             struct st_object o;
+            uint32_t up = sr.pred.p[x];
 
-            if (st_object_get(c->r, s->id, hops[h], &o) == 0)
-                cJSON_AddItemToArray(chain, rp__obj_json(&o));
+            if (st_object_get(c->r, s->id, x, &o) == 0)
+                cJSON_InsertItemInArray(chain, 0, rp__obj_json(&o));
+            if (up == PRED_START)
+                break;
+            x = up - 1;
         }
-        cJSON *rev = cJSON_CreateArray();
-        for (int h = cJSON_GetArraySize(chain) - 1; h >= 0; h--)
-            cJSON_AddItemToArray(rev, cJSON_DetachItemFromArray(chain, h));
-        cJSON_Delete(chain);
-        cJSON_AddItemToArray(arr, rev);
     }
-    cJSON_AddNumberToObject(out, "visited", (double)v.n);
-    cJSON_AddBoolToObject(out, "truncated", truncated);
+    cJSON_AddNumberToObject(out, "visited", (double)sr.visited);
+    cJSON_AddBoolToObject(out, "truncated", sr.truncated);
     rc = 0;
 out:
-    free(v.key);
-    free(v.pred);
-    free(v.depth);
-    free(queue);
-    free(qdepth);
-    free(roots);
-    free(copy);
+    search_free(&sr);
     rp__snaps_free(&l);
     return rc;
 }
