@@ -4,6 +4,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -102,8 +103,13 @@ md_query_run(struct md_query *q)
     q->req = NULL;
     if (q->rc == 0)
         q->rc = answer_text(q, doc);
-    /* A big document is freed here too, not on the loop. */
+    /* A big document is freed here too, not on the loop, and its memory
+     * given back: glibc keeps what is freed (one arena for all threads,
+     * main.c; 300-600 MiB a wide query before: bench/RESULTS.md).  The
+     * answer's text, one block over the mmap threshold, goes back when
+     * it is freed once written. */
     cJSON_Delete(doc);
+    malloc_trim(0);
     if (q->rc != 0 && q->err[0] == '\0')
         snprintf(q->err, sizeof(q->err), "%s", st_strerror(q->rc));
     q->code = q->rc == 0 ? MD_OK : md_query_code(q->rc);

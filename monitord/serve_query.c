@@ -29,7 +29,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <inttypes.h>
-#include <malloc.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,17 +108,6 @@ md__query_error(struct conn *c, enum md_code code, int rc,
 
 static void query_pump(struct md_server *srv);
 
-/* Frees q, and gives the memory of its work back: the threadpool's
- * threads each have a malloc arena, and glibc keeps what a query freed
- * in them (300-600 MiB a wide query, never returned: bench/RESULTS.md,
- * bench_query_rss.py).  malloc_trim walks every arena. */
-static void
-query_release(struct md_query *q)
-{
-    md_query_free(q);
-    malloc_trim(0);
-}
-
 static void
 on_answer_written(uv_write_t *req, int status)
 {
@@ -131,7 +119,7 @@ on_answer_written(uv_write_t *req, int status)
 
     c->answer_bytes -= n;
     srv->answer_bytes -= n;
-    query_release(q);
+    md_query_free(q);
     if (status < 0 && status != UV_ECANCELED && !c->closed) {
         md_debug("write_failed", " conn=%" PRIu64 " error=%s", c->serial,
                  uv_strerror(status));
@@ -198,10 +186,10 @@ on_query_done(uv_work_t *w, int status)
         md_debug("query", " conn=%" PRIu64 " cmd=%s rc=%d ms=%" PRIu64
                  " client=gone", q->conn, md_logq(q->cmd, q1, sizeof(q1)),
                  q->rc, (uv_hrtime() - q->submitted_ns) / 1000000);
-        query_release(q);
+        md_query_free(q);
     } else if (q->code != MD_OK) {
         md__query_error(c, q->code, q->rc, q->err);
-        query_release(q);
+        md_query_free(q);
     } else {
         query_answer(c, q);
     }

@@ -38,6 +38,10 @@ struct ctx {
 /* Adds bytes to the answer's estimate: -E2BIG (reason set) once it is
  * over the scope's cap, so a wide answer is refused before it is built. */
 int rp__budget(struct ctx *c, size_t bytes, const char *what);
+/* rp__budget for the rows of a list of n, --top top of them (0: all),
+ * of about row_bytes each. */
+int rp__budget_rows(struct ctx *c, size_t n, uint64_t top, size_t row_bytes,
+                    const char *what);
 
 /* Writes the reason into c->err; returns rc, so "return rp__fail(...)". */
 int rp__fail(struct ctx *c, int rc, const char *fmt, ...)

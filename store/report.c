@@ -244,6 +244,15 @@ rp__budget(struct ctx *c, size_t bytes, const char *what)
 }
 
 int
+rp__budget_rows(struct ctx *c, size_t n, uint64_t top, size_t row_bytes,
+                const char *what)
+{
+    size_t rows = top == 0 || top > n ? n : (size_t)top;
+
+    return rp__budget(c, rows * row_bytes, what);
+}
+
+int
 rp__load_snaps(struct ctx *c, uint64_t since, uint64_t until,
                const char *sel, struct snaplist *l)
 {
@@ -507,8 +516,12 @@ cmd_snapshots(struct ctx *c, const cJSON *req, cJSON *out)
         rp__arg_u64(req, "until", 0, &until) < 0)
         return rp__fail(c, -EINVAL, "bad since/until");
     rc = rp__load_snaps(c, since, until, rp__arg_str(req, "process"), &l);
-    if (rc != 0)
+    if (rc == 0)
+        rc = rp__budget_rows(c, l.n, 0, 300, "snapshots");
+    if (rc != 0) {
+        rp__snaps_free(&l);
         return rc;
+    }
     arr = cJSON_AddArrayToObject(out, "snapshots");
     for (size_t i = 0; arr != NULL && i < l.n; i++)
         cJSON_AddItemToArray(arr, rp__snap_json(&l.v[i]));
@@ -607,9 +620,8 @@ cmd_summary(struct ctx *c, const cJSON *req, cJSON *out)
             rp__fail(c, rc, "snapshot %" PRIu64 ": %s", s->id,
                      st_strerror(rc));
     }
-    if (rc == 0)        /* ~100 bytes a row */
-        rc = rp__budget(c, (top == 0 || top > rows.n ? rows.n : top) * 100,
-                        "summary");
+    if (rc == 0)
+        rc = rp__budget_rows(c, rows.n, top, 100, "summary");
     if (rc == 0) {
         rp__sort(rows.v, rows.n, sizeof *rows.v, count ? by_count : by_bytes);
         cJSON_AddItemToObject(out, "snapshot", rp__snap_json(s));

@@ -498,6 +498,8 @@ rp__cmd_diff(struct ctx *c, const cJSON *req, cJSON *out)
         goto out;
     }
     rp__sort(d.v, d.n, sizeof *d.v, drow_cmp);
+    if ((rc = rp__budget_rows(c, d.n, top, 130, "diff")) != 0)
+        goto out;
     cJSON_AddItemToObject(out, "a", rp__snap_json(sa));
     cJSON_AddItemToObject(out, "b", rp__snap_json(sb));
     cJSON *arr = cJSON_AddArrayToObject(out, "types");

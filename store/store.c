@@ -113,9 +113,9 @@ check_writable(const char *dir, char *err, size_t errlen)
         else
             snprintf(why, sizeof why, "%s: not writable by uid %u", path,
                      (unsigned)geteuid());
-        return seterr(err, errlen, -errno, "store %s is read-only (%s): the "
-                      "daemon writes to it; meliae-cli --store reads it as "
-                      "it is", dir, why);
+        return seterr(err, errlen, -errno, "read-only (%s): a writer needs "
+                      "to write the store; meliae-cli --store reads it as it "
+                      "is", why);
     }
     return 0;
 }

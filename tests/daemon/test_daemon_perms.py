@@ -408,7 +408,7 @@ class TestReadOnlyStore(DaemonTestCase):
         lines = [ln for ln in (r.stdout + r.stderr).splitlines()
                  if "start_failed" in ln or "error" in ln]
         self.assertEqual(len(lines), 1, r.stdout + r.stderr)
-        self.assertIn("is read-only", lines[0])
+        self.assertIn("store %s: read-only" % d.store, lines[0])
         self.assertIn("meliae-cli --store reads it", lines[0])
         for args in (["snapshots"], ["summary", "latest"], ["growth"]):
             r = subprocess.run(priv + [CLI, "--store", d.store, "--json"]

@@ -1215,6 +1215,48 @@ test_store_retain_spreads_a_fast_streamers_graphs(void **state)
     heap_free(&h);
 }
 
+/* A store made before the graphs index: the next writer lists its
+ * graphs once, and retention then counts them. */
+static void
+test_store_graphs_index_is_built_for_an_older_store(void **state)
+{
+    struct fx *f = *state;
+    struct st_options opt = { .retain = 3 };
+    struct st_store *s = f->s;
+    struct heap h;
+    uint64_t id = 0;
+    MDB_txn *txn;
+    MDB_val mk = { 6, (void *)(uintptr_t)"graphs" };
+    char err[256];
+    int kept = 0;
+
+    heap_make(&h, 30, 15, 0);
+    for (int i = 0; i < 6; i++)     /* retain 10: all keep their graph */
+        assert_int_equal(ingest_heap(s, &h, 0, &src_a, &id), 0);
+    /* Back to before the index: no graphs database, no marker. */
+    assert_int_equal(mdb_txn_begin(s->env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_drop(txn, s->graphs, 1), 0);
+    assert_int_equal(mdb_del(txn, s->meta, &mk, NULL), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    st_close(s);
+    assert_int_equal(st_open(&s, f->dir, &opt, err, sizeof err), 0);
+    f->s = s;
+    assert_int_equal(ingest_heap(s, &h, 0, &src_a, &id), 0);
+
+    struct st_read *r;
+    struct st_snapinfo si;
+    assert_int_equal(st_read_begin(s, &r), 0);
+    for (uint64_t i = 1; i <= id; i++) {
+        assert_int_equal(st_snap_get(r, i, &si), 0);
+        kept += si.has_graph;
+        if (i == 1 || i == id)
+            assert_true(si.has_graph);
+    }
+    st_read_end(r);
+    assert_int_equal(kept, 3);
+    heap_free(&h);
+}
+
 static void
 test_store_retain_age_drops_old_summaries(void **state)
 {
@@ -1654,6 +1696,7 @@ main(void)
         T(test_store_ingest_stops_before_disk_fills),
         T(test_store_retain_keeps_graphs_spread_per_process),
         T(test_store_retain_spreads_a_fast_streamers_graphs),
+        T(test_store_graphs_index_is_built_for_an_older_store),
         T(test_store_retain_age_drops_old_summaries),
         T(test_store_type_deltas_join_by_type),
         T(test_store_refuses_symlink_and_open_dirs),
