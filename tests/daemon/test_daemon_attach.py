@@ -194,6 +194,8 @@ class AttachTestCase(DaemonTestCase):
 
 @unittest.skipUnless(CLI and BUILD and HAVE_GDB and ROOT,
                      "needs meliae-cli, a scanner build, gdb and root")
+@unittest.skipIf(sys.version_info >= (3, 14), "3.14+ is attached through "
+                 "PEP 768, not gdb (TestAttachPep768)")
 class TestAttachGdb(AttachTestCase):
     """3.9-3.13 (this interpreter) through gdb."""
 
@@ -349,8 +351,14 @@ class TestAttachErrors(AttachTestCase):
         self.assertEqual(traced_by(t.pid), 0)
         self.assertIsNone(t.proc.poll())
         self.assertEqual(self.snaps_of(d, t.pid), [])
-        # nothing left in its /tmp: the queued call finds no script
-        self.assertEqual(set(glob.glob("/tmp/meliae-attach-*")), drops)
+        left = set(glob.glob("/tmp/meliae-attach-*")) - drops
+        if sys.version_info < (3, 14):
+            # nothing left in its /tmp: the queued call finds no script
+            self.assertEqual(left, set())
+        else:
+            # PEP 768: the script stays queued in the process, and removes
+            # itself if it ever runs (docs/attach.md)
+            self.assertLessEqual(len(left), 1)
 
     def test_usage(self):
         for args, text in [
