@@ -75,6 +75,7 @@ class DirDumper:
             return path
 
     def _run(self):
+        stream.block_async_signals()
         next_at = (None if self.interval is None
                    else time.monotonic() + self.interval)
         while not self._closed:

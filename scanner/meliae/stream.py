@@ -171,6 +171,23 @@ def _cut_utf8(text, limit=_MAX_LABEL):
 _start_time = (None, None)     # (pid, seconds since the epoch)
 
 
+# Signals a process sends itself or is sent to ask for something (its
+# handlers run in the main thread).  The kernel gives such a signal to any
+# thread that does not block it: given to meliae's thread, it would leave a
+# main thread blocked in a read (input(), accept()) asleep, its handler
+# pending (SIGUSR2 asking for a snapshot while the program waits on stdin).
+_ASYNC_SIGNALS = tuple(getattr(_signal, n) for n in (
+    "SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT", "SIGALRM", "SIGUSR1",
+    "SIGUSR2", "SIGCHLD", "SIGWINCH") if hasattr(_signal, n))
+
+
+def block_async_signals():
+    """Blocks the asynchronous signals in the calling (meliae's own)
+    thread, so that they reach the program's main thread."""
+    if hasattr(_signal, "pthread_sigmask"):
+        _signal.pthread_sigmask(_signal.SIG_BLOCK, _ASYNC_SIGNALS)
+
+
 def process_figures():
     """The process beside its objects, right before the walk
     (docs/protocol.md, "process"): RSS and RssAnon, pymalloc's arenas,
@@ -511,6 +528,7 @@ class Streamer:
 
     def _run(self):
         self._thread_ident = threading.get_ident()
+        block_async_signals()
         try:
             while not self._closed:
                 try:
