@@ -136,7 +136,11 @@ ml_fork_run(int keep, int die_with_parent, ml_fork_fn fn, void *arg,
 #endif
         close(p[0]);
         close_others(keep, p[1]);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        /* Nothing blocked, whatever the forking thread blocked (meliae's
+         * streamer blocks the program's signals): a SIGTERM to the child
+         * ends it with the default action. */
+        sigemptyset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, NULL);
         memset(&r, 0, sizeof(r));
         r.rc = fn(arg, &res);
         r.nobj = res.nobj;

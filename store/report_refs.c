@@ -201,7 +201,8 @@ rp__cmd_referrers(struct ctx *c, const cJSON *req, cJSON *out)
         return rp__fail(c, -EINVAL, "--depth must be a positive number");
     if (rp__arg_u64(req, "chains", 3, &chains) < 0 || chains == 0 ||
         chains > 1000)
-        return rp__fail(c, -EINVAL, "--chains must be a number from 1 to 1000");
+        return rp__fail(c, -EINVAL, "--chains must be a positive number "
+                        "(at most 1000)");
     rc = rp__load_snaps(c, 0, 0, sel, &l);
     if (rc != 0)
         return rc;
