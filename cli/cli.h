@@ -52,6 +52,16 @@ int cli_ask_daemon(const char *sock, const cJSON *req, unsigned timeout_s,
 int cli_send_dump(const char *sock, const char *path, const char *label,
                   uint64_t *id, uint64_t *objects, char *err, size_t errlen);
 
+/* s[0..n) with every character a terminal would act on (C0, DEL, C1,
+ * line separators, bidi overrides) and every ill-formed byte written as
+ * "\x1b" or "\u202e" (escape.c).  0: nothing to escape (*out NULL); 1:
+ * *out is a new NUL-terminated string (free()); -ENOMEM. */
+int cli_escape(const char *s, size_t n, char **out);
+
+/* Every string of doc escaped in place, for the text printers: what came
+ * from a snapshot never reaches a terminal raw.  0 or -ENOMEM. */
+int cli_escape_doc(cJSON *doc);
+
 /* The daemon's socket: --socket, $MELIAE_SOCKET, /run/meliae.sock for
  * root, $XDG_RUNTIME_DIR/meliae.sock.  NULL with err if none. */
 const char *cli_default_socket(char *buf, size_t len, char *err, size_t errlen);

@@ -174,12 +174,15 @@ static int
 die(int code, const char *fmt, ...)
 {
     va_list ap;
+    char msg[2048], *e = NULL;
 
-    fprintf(stderr, "%s: ", prog);
+    /* messages quote names from snapshots (and the daemon's words) */
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "%s: %s\n", prog,
+            cli_escape(msg, strlen(msg), &e) > 0 ? e : msg);
+    free(e);
     return code;
 }
 
@@ -349,6 +352,8 @@ print_answer(const struct out *o, cJSON *doc)
         free(fixed);
         free(t);
     } else {
+        if (cli_escape_doc(doc) < 0)
+            return die(CLI_ERROR, "out of memory");
         cli_render(o, doc);
     }
     if (fflush(o->f) != 0 || ferror(o->f))
