@@ -41,7 +41,7 @@ struct opts {
     const char *since, *until;
     long top, depth, chains, limit, timeout;
     int json, bytes;
-    int retained, all_users;
+    int retained, all_users, across;
     long uid;
 };
 
@@ -77,9 +77,11 @@ static const struct cmd cmds[] = {
       "  meliae-cli growth --since 1h\n"
       "  meliae-cli growth --since 2026-11-27T06:00:00Z --by count --top 20\n"
       "  meliae-cli growth --since 1h --sort bytes\n" },
-    { "diff", "SNAP_A SNAP_B", 2, 0, "[--top N] [--process SEL]",
+    { "diff", "SNAP_A SNAP_B", 2, 0,
+      "[--top N] [--process SEL] [--across-processes]",
       "Per-type deltas, and the objects present in B but not in A, grouped\n"
-      "by type and by the object that holds them.",
+      "by type and by the object that holds them.  A and B must be of one\n"
+      "process unless --across-processes is given.",
       "  meliae-cli diff latest~1 latest\n"
       "  meliae-cli diff 3 17 --top 5\n" },
     { "referrers", "SNAP ADDR", 2, 1, "[--depth N] [--chains K] [--process SEL]",
@@ -494,6 +496,7 @@ enum {
     O_STORE = 256, O_SOCKET, O_DUMP, O_JSON, O_BYTES, O_PROCESS, O_SINCE,
     O_UNTIL, O_BY, O_TOP, O_DEPTH, O_CHAINS, O_LABEL, O_LIMIT, O_TIMEOUT,
     O_VERSION, O_SORT, O_HTML, O_ALIVE, O_RETAINED, O_UID, O_ALL_USERS,
+    O_ACROSS,
 };
 
 /* One option; -1 to go on, or an exit code. */
@@ -507,6 +510,7 @@ handle_opt(int ch, char **argv, struct opts *op, int *help)
     case O_JSON: op->json = 1; break;
     case O_RETAINED: op->retained = 1; break;
     case O_ALL_USERS: op->all_users = 1; break;
+    case O_ACROSS: op->across = 1; break;
     case O_UID: return positive("--uid", optarg, &op->uid) ? CLI_USAGE : -1;
     case O_BYTES: op->bytes = 1; break;
     case O_PROCESS: op->process = optarg; break;
@@ -566,6 +570,7 @@ main(int argc, char **argv)
         { "alive", required_argument, NULL, O_ALIVE },
         { "uid", required_argument, NULL, O_UID },
         { "all-users", no_argument, NULL, O_ALL_USERS },
+        { "across-processes", no_argument, NULL, O_ACROSS },
         { NULL, 0, NULL, 0 },
     };
     struct opts op = { .top = -1, .depth = -1, .chains = -1, .limit = -1,
@@ -624,6 +629,8 @@ main(int argc, char **argv)
                    "(and top, dominators)");
     if (op.retained && strcmp(c->name, "top") != 0)
         return die(CLI_USAGE, "--retained works with top");
+    if (op.across && strcmp(c->name, "diff") != 0)
+        return die(CLI_USAGE, "--across-processes works with diff");
     if (op.store == NULL && op.dump == NULL) {
         const char *env = getenv("MELIAE_STORE");
         if (env != NULL && *env)
@@ -671,6 +678,8 @@ main(int argc, char **argv)
         cJSON_AddNumberToObject(req, "limit", (double)op.limit);
     if (op.retained)
         cJSON_AddBoolToObject(req, "retained", 1);
+    if (op.across)
+        cJSON_AddBoolToObject(req, "across_processes", 1);
     if (op.uid >= 0 && op.all_users) {
         cJSON_Delete(req);
         return die(CLI_USAGE, "--uid and --all-users do not go together");

@@ -68,6 +68,9 @@ struct snaplist {
 void rp__snaps_free(struct snaplist *l);
 int rp__load_snaps(struct ctx *c, uint64_t since, uint64_t until,
                    const char *sel, struct snaplist *l);
+/* "pid 12 \"web\" /usr/bin/app": who took snapshot s, for messages;
+ * buf of n bytes. */
+const char *rp__proc_text(const struct snap *s, char *buf, size_t n);
 int rp__resolve(struct ctx *c, const struct snaplist *l, const char *ref,
                 const char *sel, const struct snap **out);
 

@@ -330,6 +330,55 @@ out:
 }
 
 /* A snapshot reference: an id, "latest" or "latest~N" (within sel). */
+const char *
+rp__proc_text(const struct snap *s, char *buf, size_t n)
+{
+    snprintf(buf, n, "pid %" PRId32 "%s%s%s%s%s", s->pid,
+             s->label ? " \"" : "", s->label ? s->label : "",
+             s->label ? "\"" : "", s->program ? " " : "",
+             s->program ? s->program : "");
+    return buf;
+}
+
+/* --process SEL names one process when a snapshot is picked from its
+ * latest: a label or a program that two processes share (or a pid the
+ * kernel reused) is refused with the matches, not settled by whichever
+ * stored last. */
+static int
+one_process(struct ctx *c, const struct snaplist *l, const char *sel)
+{
+    char list[1024], one[300], who[200];
+    size_t k = 0, nproc = 0;
+
+    if (sel == NULL || sel[0] == '\0')
+        return 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < l->n; i++) {
+        size_t j = 0, last = i;
+
+        while (j < i && l->v[j].proc != l->v[i].proc)
+            j++;
+        if (j < i)
+            continue;               /* seen */
+        for (size_t m = i; m < l->n; m++)
+            if (l->v[m].proc == l->v[i].proc)
+                last = m;
+        nproc++;
+        snprintf(one, sizeof one, "%s%s (snapshots %" PRIu64 "..%" PRIu64 ")",
+                 k ? "; " : "", rp__proc_text(&l->v[i], who, sizeof who),
+                 l->v[i].id, l->v[last].id);
+        if (k + strlen(one) < sizeof list) {
+            memcpy(list + k, one, strlen(one) + 1);
+            k += strlen(one);
+        }
+    }
+    if (nproc < 2)
+        return 0;
+    return rp__fail(c, -EINVAL, "--process \"%s\" matches %zu processes: %.*s; "
+                    "name one by its pid, or a snapshot by its id", sel,
+                    nproc, (int)k, list);
+}
+
 int
 rp__resolve(struct ctx *c, const struct snaplist *l, const char *ref,
             const char *sel, const struct snap **out)
@@ -354,6 +403,10 @@ rp__resolve(struct ctx *c, const struct snaplist *l, const char *ref,
         } else if (ref[6] != '\0') {
             return rp__fail(c, -EINVAL, "bad snapshot reference \"%s\"", ref);
         }
+        int rc = one_process(c, l, sel);
+
+        if (rc != 0)
+            return rc;
         if (back >= l->n)
             return rp__fail(c, ML_ENOTFOUND, "no snapshot %s%s%s: %zu stored",
                             ref, sel ? " of " : "", sel ? sel : "", l->n);
