@@ -41,7 +41,7 @@ struct opts {
     const char *since, *until;
     long top, depth, chains, limit, timeout;
     int json, bytes;
-    int retained, all_users, across;
+    int retained, all_users, across, force;
     long uid;
 };
 
@@ -114,8 +114,10 @@ static const struct cmd cmds[] = {
       "size.  As text, or with --html FILE as one self-contained page.",
       "  meliae-cli report --since 1h\n"
       "  meliae-cli report --process web --html leak.html\n" },
-    { "import", "FILE", 1, 0, "[--label L]",
-      "Store a dump file (ours or meliae 0.5's) as a snapshot.",
+    { "import", "FILE", 1, 0, "[--label L] [--force]",
+      "Store a dump file (ours or meliae 0.5's, plain or gzip) as a\n"
+      "snapshot.  A file already stored (the same content) is refused\n"
+      "with the snapshot that holds it, unless --force.",
       "  meliae-cli import heap.json --label before-upgrade\n"
       "  meliae-cli --store /var/lib/meliae import heap.json\n" },
     { "snap", "SEL", 1, 0, "[--timeout S]",
@@ -261,73 +263,102 @@ positive(const char *opt, const char *v, long *out)
     return 0;
 }
 
-/* Imports dump file path into the store s; *id gets the snapshot. */
+/* A snapshot of s with content hash hash: its id (st_snap_list's
+ * callback), so that the same file is not stored twice. */
+static int
+same_content(void *arg, const struct st_snapinfo *si)
+{
+    const char **want = arg;
+
+    if (si->content_hash == NULL || strcmp(si->content_hash, want[0]) != 0)
+        return 0;
+    *(uint64_t *)(void *)want[1] = si->id;
+    return -EEXIST;                     /* stops the listing */
+}
+
+/* 1 and *dup if s holds a snapshot of content hash; 0 if not; < 0. */
+static int
+stored_as(struct st_store *s, const char *hash, uint64_t *dup)
+{
+    const char *arg[2] = { hash, (const char *)(void *)dup };
+    struct st_read *r;
+    int rc = st_read_begin(s, &r);
+
+    if (rc != 0)
+        return rc;
+    rc = st_snap_list(r, 0, 0, same_content, arg);
+    st_read_end(r);
+    return rc == -EEXIST ? 1 : rc;
+}
+
+/* Imports dump file path into the store s; *id gets the snapshot.  A
+ * file already stored (its content hash) is refused unless force. */
 static int
 import_file(struct st_store *s, const char *path, const char *label,
-            uint64_t *id, uint64_t *objects)
+            int force, uint64_t *id, uint64_t *objects)
 {
+    char hash[CLI_HASH_LEN];
+    const char *base = strrchr(path, '/');
     struct st_source src = { .values = "truncated", .mode = "file",
-                             .label = label, .program = path };
-    struct ml_dumpparser p;
+                             .label = label, .program = path,
+                             .file = base ? base + 1 : path,
+                             .content_hash = hash };
+    struct cli_dump d;
     struct ml_dumpline l;
     struct st_ingest *in = NULL;
-    uint64_t n = 0, bytes = 0, lineno = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    FILE *f;
-    int rc;
+    uint64_t dup = 0;
+    int rc, more;
 
-    f = fopen(path, "re");
-    if (f == NULL)
-        return die(errno == ENOENT ? CLI_NOTFOUND : CLI_ERROR, "%s: %s", path,
-                   strerror(errno));
-    ml_dumpparser_init(&p);
+    if (cli_dump_open(&d, path) != 0) {
+        rc = die(d.code, "%s", d.err);
+        goto out;
+    }
     rc = st_ingest_new(&in, st_tmpdir(s), 1);
     if (rc != 0) {
         rc = die(CLI_ERROR, "%s", st_strerror(rc));
         goto out;
     }
     st_ingest_keep_first(in);
-    while ((len = getline(&line, &cap, f)) > 0) {
-        lineno++;
-        if (len == 1 || (lineno == 1 && line[0] != '{'))
-            continue;
-        rc = ml_dumpline_parse(&p, line, (size_t)len, &l);
-        if (rc != 0) {
-            rc = die(CLI_ERROR, "%s:%" PRIu64 ": %s", path, lineno,
-                     rc == ML_EPROTO ? p.err : st_strerror(rc));
-            goto out;
-        }
-        if (l.kind != ML_LINE_OBJECT)
-            continue;
+    cli_progress_start(path);      /* "heap.json: 120000 objects, 3s" */
+    while ((more = cli_dump_next(&d, &l)) > 0) {
         rc = st_ingest_object(in, &l);
         if (rc != 0) {
-            rc = die(CLI_ERROR, "%s:%" PRIu64 ": %s", path, lineno,
+            rc = die(CLI_ERROR, "%s:%" PRIu64 ": %s", path, d.lineno,
                      st_ingest_error(in));
             goto out;
         }
-        n++;
-        bytes += l.size;
+        cli_progress(d.objects);
     }
-    if (ferror(f)) {
-        rc = die(CLI_ERROR, "%s: %s", path, strerror(errno));
+    cli_progress_end();
+    if (more < 0) {
+        rc = die(d.code, "%s", d.err);
         goto out;
     }
-    rc = st_ingest_end(in, n, bytes);
+    cli_dump_hash_text(&d, hash);
+    rc = force ? 0 : stored_as(s, hash, &dup);
+    if (rc < 0) {
+        rc = die(CLI_ERROR, "%s: %s", path, st_strerror(rc));
+        goto out;
+    }
+    if (rc == 1) {
+        rc = die(CLI_ERROR, "%s: already stored as snapshot %" PRIu64 " (the "
+                 "same content); --force stores it again", path, dup);
+        goto out;
+    }
+    if (rc == 0)
+        rc = st_ingest_end(in, d.objects, d.bytes);
     if (rc == 0)
         rc = st_commit(s, in, &src, id);
     if (rc != 0) {
         rc = die(CLI_ERROR, "%s: %s", path, st_ingest_error(in));
         goto out;
     }
-    *objects = n;
+    *objects = d.objects;
     rc = CLI_OK;
 out:
-    free(line);
-    fclose(f);
+    cli_progress_end();
+    cli_dump_close(&d);
     st_ingest_free(in);
-    ml_dumpparser_free(&p);
     return rc;
 }
 
@@ -426,7 +457,7 @@ run_dump(const char *path, const cJSON *req, const struct out *o)
         rc = die(CLI_ERROR, "%s", err);
         goto out;
     }
-    rc = import_file(s, path, NULL, &id, &n);
+    rc = import_file(s, path, NULL, 1, &id, &n);
     if (rc == CLI_OK) {
         rc = rp_run(s, req, NULL, &doc, err, sizeof err);
         if (rc != 0) {
@@ -473,12 +504,13 @@ cmd_import(const struct opts *op, const char *sock, const char *file,
             return die(CLI_ERROR, "%s; drop --store to import through it", err);
         if (rc != 0)
             return die(CLI_ERROR, "%s", err);
-        rc = import_file(s, file, op->label, &id, &n);
+        rc = import_file(s, file, op->label, op->force, &id, &n);
         st_close(s);
         if (rc != CLI_OK)
             return rc;
     } else {
-        rc = cli_send_dump(sock, file, op->label, &id, &n, err, sizeof err);
+        rc = cli_send_dump(sock, file, op->label, op->force, &id, &n, err,
+                           sizeof err);
         if (rc != CLI_OK)
             return die(rc, "%s", err);
     }
@@ -496,7 +528,7 @@ enum {
     O_STORE = 256, O_SOCKET, O_DUMP, O_JSON, O_BYTES, O_PROCESS, O_SINCE,
     O_UNTIL, O_BY, O_TOP, O_DEPTH, O_CHAINS, O_LABEL, O_LIMIT, O_TIMEOUT,
     O_VERSION, O_SORT, O_HTML, O_ALIVE, O_RETAINED, O_UID, O_ALL_USERS,
-    O_ACROSS,
+    O_ACROSS, O_FORCE,
 };
 
 /* One option; -1 to go on, or an exit code. */
@@ -511,6 +543,7 @@ handle_opt(int ch, char **argv, struct opts *op, int *help)
     case O_RETAINED: op->retained = 1; break;
     case O_ALL_USERS: op->all_users = 1; break;
     case O_ACROSS: op->across = 1; break;
+    case O_FORCE: op->force = 1; break;
     case O_UID: return positive("--uid", optarg, &op->uid) ? CLI_USAGE : -1;
     case O_BYTES: op->bytes = 1; break;
     case O_PROCESS: op->process = optarg; break;
@@ -571,6 +604,7 @@ main(int argc, char **argv)
         { "uid", required_argument, NULL, O_UID },
         { "all-users", no_argument, NULL, O_ALL_USERS },
         { "across-processes", no_argument, NULL, O_ACROSS },
+        { "force", no_argument, NULL, O_FORCE },
         { NULL, 0, NULL, 0 },
     };
     struct opts op = { .top = -1, .depth = -1, .chains = -1, .limit = -1,
@@ -631,6 +665,8 @@ main(int argc, char **argv)
         return die(CLI_USAGE, "--retained works with top");
     if (op.across && strcmp(c->name, "diff") != 0)
         return die(CLI_USAGE, "--across-processes works with diff");
+    if (op.force && strcmp(c->name, "import") != 0)
+        return die(CLI_USAGE, "--force works with import");
     if (op.store == NULL && op.dump == NULL) {
         const char *env = getenv("MELIAE_STORE");
         if (env != NULL && *env)

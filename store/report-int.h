@@ -57,6 +57,7 @@ struct snap {
     uint32_t uid;
     int trusted, graph;
     char *label, *program;
+    char *file, *content_hash;  /* an imported file's; NULL otherwise */
     struct st_procfig procfig;  /* the process beside its objects */
 };
 

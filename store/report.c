@@ -122,13 +122,20 @@ rp__arg_by(struct ctx *c, const cJSON *req, int *count)
 
 /* ---- snapshots ---- */
 
+static void
+snap_free(struct snap *s)
+{
+    free(s->label);
+    free(s->program);
+    free(s->file);
+    free(s->content_hash);
+}
+
 void
 rp__snaps_free(struct snaplist *l)
 {
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->v[i].label);
-        free(l->v[i].program);
-    }
+    for (size_t i = 0; i < l->n; i++)
+        snap_free(&l->v[i]);
     free(l->v);
 }
 
@@ -155,9 +162,11 @@ snaps_add(void *arg, const struct st_snapinfo *si)
     s->procfig = si->procfig;
     s->label = si->label ? strdup(si->label) : NULL;
     s->program = si->program ? strdup(si->program) : NULL;
-    if ((si->label && !s->label) || (si->program && !s->program)) {
-        free(s->label);
-        free(s->program);
+    s->file = si->file ? strdup(si->file) : NULL;
+    s->content_hash = si->content_hash ? strdup(si->content_hash) : NULL;
+    if ((si->label && !s->label) || (si->program && !s->program) ||
+        (si->file && !s->file) || (si->content_hash && !s->content_hash)) {
+        snap_free(s);
         return -ENOMEM;
     }
     l->n++;
@@ -265,8 +274,7 @@ rp__load_snaps(struct ctx *c, uint64_t since, uint64_t until,
         if (scope_match(&all.v[i], c->scope) && sel_match(&all.v[i], sel)) {
             all.v[k++] = all.v[i];
         } else {
-            free(all.v[i].label);
-            free(all.v[i].program);
+            snap_free(&all.v[i]);
         }
     }
     all.n = k;
@@ -467,6 +475,14 @@ rp__snap_json(const struct snap *s)
         cJSON_AddStringToObject(o, "program", s->program);
     else
         cJSON_AddNullToObject(o, "program");
+    if (s->file)
+        cJSON_AddStringToObject(o, "file", s->file);
+    else
+        cJSON_AddNullToObject(o, "file");
+    if (s->content_hash)
+        cJSON_AddStringToObject(o, "content_hash", s->content_hash);
+    else
+        cJSON_AddNullToObject(o, "content_hash");
     cJSON_AddNumberToObject(o, "objects", (double)s->objects);
     cJSON_AddNumberToObject(o, "bytes", (double)s->bytes);
     cJSON_AddBoolToObject(o, "graph", s->graph);

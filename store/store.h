@@ -93,6 +93,8 @@ struct st_source {
     const char *hostname, *program, *python, *label;   /* NULL: none */
     const char *values;         /* "none" | "truncated" | "full" */
     const char *mode;           /* "all" | "gc" | "file" */
+    /* an imported file: its name (no directory) and content hash */
+    const char *file, *content_hash;    /* NULL: none */
     uint64_t request;
     double time;                /* client's walk start, epoch seconds */
     /* verified by the kernel (SO_PEERCRED + /proc); trusted == 0 for
@@ -163,6 +165,7 @@ struct st_snapinfo {
     int32_t pid;                /* trusted pid if trusted, else claimed */
     double walk_time;           /* client's walk start */
     const char *label, *program, *hostname, *python, *values, *mode;
+    const char *file, *content_hash;    /* NULL unless imported */
     const char *json;           /* the whole metadata record */
     struct st_procfig procfig;
 };

@@ -1,0 +1,74 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * progress.c -- one line of progress on standard error while a dump loads
+ * or the daemon works, so that 3-10 s of silence do not look like a hang.
+ * Only when standard error is a terminal: redirected, it stays clean.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+static struct {
+    int on;                     /* a line is shown */
+    double last;                /* when it was last redrawn */
+    double start;
+    char what[160];
+} pr;
+
+static double
+mono(void)
+{
+    struct timespec ts;
+
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+void
+cli_progress_start(const char *what)
+{
+    char *e = NULL;
+
+    if (!isatty(STDERR_FILENO))
+        return;
+    /* what may be a file name: escaped like everything else shown */
+    snprintf(pr.what, sizeof pr.what, "%s",
+             cli_escape(what, strlen(what), &e) > 0 ? e : what);
+    free(e);
+    pr.on = 1;
+    pr.start = mono();
+    pr.last = 0;
+}
+
+void
+cli_progress(uint64_t n)
+{
+    double t;
+
+    if (!pr.on)
+        return;
+    t = mono();
+    if (t - pr.last < 0.2)      /* five redraws a second at most */
+        return;
+    pr.last = t;
+    if (n > 0)
+        fprintf(stderr, "\r\033[K%s: %llu objects, %.0fs", pr.what,
+                (unsigned long long)n, t - pr.start);
+    else
+        fprintf(stderr, "\r\033[K%s: %.0fs", pr.what, t - pr.start);
+    fflush(stderr);
+}
+
+void
+cli_progress_end(void)
+{
+    if (!pr.on)
+        return;
+    if (pr.last != 0)
+        fputs("\r\033[K", stderr);
+    pr.on = 0;
+}
