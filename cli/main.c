@@ -120,6 +120,13 @@ static const struct cmd cmds[] = {
       "with the snapshot that holds it, unless --force.",
       "  meliae-cli import heap.json --label before-upgrade\n"
       "  meliae-cli --store /var/lib/meliae import heap.json\n" },
+    { "delete", "ID", 1, 0, "",
+      "Remove a snapshot from the store: its summary, objects and indexes.\n"
+      "By its id only (not latest: a deletion names what it deletes);\n"
+      "through the daemon (your own snapshots), or with --store when no\n"
+      "daemon holds the store.",
+      "  meliae-cli delete 17\n"
+      "  meliae-cli --store /var/lib/meliae delete 3\n" },
     { "snap", "SEL", 1, 0, "[--timeout S]",
       "Ask the daemon to have a connected process (pid, label or program)\n"
       "take a snapshot now; prints its id once stored.",
@@ -524,6 +531,57 @@ cmd_import(const struct opts *op, const char *sock, const char *file,
     return rc;
 }
 
+/* delete ID: with --store in the store opened for writing, else by the
+ * daemon's writer; the same answer either way. */
+static int
+cmd_delete(const struct opts *op, const char *sock, const char *ref,
+           const struct out *o)
+{
+    char err[512], *end;
+    unsigned long long id;
+    cJSON *doc = NULL;
+    int rc;
+
+    errno = 0;
+    id = strtoull(ref, &end, 10);
+    if (ref[0] < '0' || ref[0] > '9' || *end != '\0' || errno != 0 || id == 0)
+        return die(CLI_USAGE, "delete needs a snapshot id, not \"%s\" (not "
+                   "latest: a deletion names what it deletes)", ref);
+    if (op->store != NULL) {
+        struct st_store *s;
+
+        rc = st_open(&s, op->store, NULL, err, sizeof err);
+        if (rc == -EBUSY)
+            return die(CLI_ERROR, "%s; drop --store to delete through it", err);
+        if (rc != 0)
+            return die(CLI_ERROR, "%s", err);
+        rc = st_delete(s, id);
+        st_close(s);
+        if (rc != 0)
+            return die(exit_code(rc), "%s%llu%s%s", rc == ML_ENOTFOUND
+                       ? "no snapshot " : "deleting snapshot ", id,
+                       rc == ML_ENOTFOUND ? "" : ": ",
+                       rc == ML_ENOTFOUND ? "" : st_strerror(rc));
+        doc = cJSON_CreateObject();
+        cJSON_AddNumberToObject(doc, "schema_version", RP_SCHEMA_VERSION);
+        cJSON_AddStringToObject(doc, "command", "delete");
+        cJSON_AddNumberToObject(doc, "snapshot", (double)id);
+    } else {
+        cJSON *req = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(req, "cmd", "delete");
+        cJSON_AddStringToObject(req, "snap", ref);
+        rc = cli_ask_daemon(sock, req, (unsigned)op->timeout, &doc, err,
+                            sizeof err);
+        cJSON_Delete(req);
+        if (rc != CLI_OK)
+            return die(rc, "%s", err);
+    }
+    rc = print_answer(o, doc);
+    cJSON_Delete(doc);
+    return rc;
+}
+
 enum {
     O_STORE = 256, O_SOCKET, O_DUMP, O_JSON, O_BYTES, O_PROCESS, O_SINCE,
     O_UNTIL, O_BY, O_TOP, O_DEPTH, O_CHAINS, O_LABEL, O_LIMIT, O_TIMEOUT,
@@ -689,6 +747,8 @@ main(int argc, char **argv)
     }
     if (strcmp(c->name, "import") == 0)
         return cmd_import(&op, sock, args[0], &o);
+    if (strcmp(c->name, "delete") == 0)
+        return cmd_delete(&op, sock, args[0], &o);
 
     req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "cmd", c->name);

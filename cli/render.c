@@ -730,6 +730,8 @@ cli_render(const struct out *o, const cJSON *doc)
     else if (strcmp(cmd, "import") == 0)
         fprintf(f, "stored as snapshot %.0f (%.0f objects)\n",
                 num(doc, "snapshot"), num(doc, "objects"));
+    else if (strcmp(cmd, "delete") == 0)
+        fprintf(f, "deleted snapshot %.0f\n", num(doc, "snapshot"));
     else if (strcmp(cmd, "snap") == 0)
         fprintf(f, "%.0f\n", num(doc, "snapshot"));
 }

@@ -196,14 +196,26 @@ sel_match(const struct snap *s, const char *sel)
            (base != NULL && strcmp(base + 1, sel) == 0);
 }
 
-/* Is snapshot s in scope sc?  Only the kernel's uid counts: a header
- * claims a pid, a label, a program, never a uid. */
+/* Is a snapshot (trusted, uid) in scope sc?  Only the kernel's uid
+ * counts: a header claims a pid, a label, a program, never a uid. */
 static int
-scope_match(const struct snap *s, const struct rp_scope *sc)
+scope_has(const struct rp_scope *sc, int trusted, uint32_t uid)
 {
     if (sc == NULL || sc->all)
         return 1;
-    return (s->trusted ? s->uid : sc->owner) == sc->uid;
+    return (trusted ? uid : sc->owner) == sc->uid;
+}
+
+static int
+scope_match(const struct snap *s, const struct rp_scope *sc)
+{
+    return scope_has(sc, s->trusted, s->uid);
+}
+
+int
+rp_scope_sees(const struct rp_scope *sc, const struct st_snapinfo *si)
+{
+    return scope_has(sc, si->trusted, si->uid);
 }
 
 int

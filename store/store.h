@@ -63,6 +63,11 @@ void st_close(struct st_store *s);
  * their number.  Writer only. */
 int st_sweep(struct st_store *s, uint64_t *n);
 
+/* Deletes complete snapshot id: its record, summaries, objects and
+ * indexes, in one transaction.  ML_ENOTFOUND if there is none.  Writer
+ * only. */
+int st_delete(struct st_store *s, uint64_t id);
+
 /* mdb_reader_check: clears reader slots of dead processes. */
 int st_reader_check(struct st_store *s, int *dead);
 

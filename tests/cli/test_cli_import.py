@@ -106,6 +106,34 @@ class ImportCases:
         self.assertEqual(s["file"], "named.json")
         self.assertRegex(s["content_hash"], r"^fnv1a64:[0-9a-f]{16}:39$")
 
+    def test_delete(self):
+        path = os.path.join(self.tmp, "gone.json")
+        shutil.copy(DUMP2, path)
+        with open(path, "a") as f:
+            f.write("\n\n\n")               # a content of its own
+        sid = json.loads(self.cli(["--json", "import", path]).stdout)
+        sid = sid["snapshot"]
+        self.assertIn(sid, self.ids())
+        r = self.cli(["delete", str(sid)])
+        self.assertEqual(r.stdout, "deleted snapshot %d\n" % sid)
+        self.assertNotIn(sid, self.ids())
+        r = self.cli(["summary", str(sid)], code=3)
+        self.assertIn("no snapshot %d" % sid, r.stderr)
+        r = self.cli(["delete", str(sid)], code=3)
+        self.assertIn("no snapshot %d" % sid, r.stderr)
+        # its content is gone too: the file imports again
+        again = json.loads(self.cli(["--json", "import", path]).stdout)
+        self.assertGreater(again["snapshot"], sid)
+        # the others are whole: their summaries and objects still answer
+        r = self.cli(["--json", "top", str(again["snapshot"])])
+        self.assertEqual(len(json.loads(r.stdout)["objects"]), 20)
+
+    def test_delete_wants_an_id(self):
+        for ref in ("latest", "latest~1", "x", "0"):
+            with self.subTest(ref=ref):
+                r = self.cli(["delete", ref], code=2)
+                self.assertIn("delete needs a snapshot id", r.stderr)
+
 
 @needs_cli
 class TestImportStore(ImportCases, TmpTestCase):
