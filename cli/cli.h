@@ -94,6 +94,10 @@ void cli_dump_close(struct cli_dump *d);
 void cli_progress_start(const char *what);
 void cli_progress(uint64_t n);
 void cli_progress_end(void);
+/* The same for work that says nothing as it goes (a query run here): a
+ * thread redraws the elapsed time until stop. */
+void cli_progress_tick_start(const char *what);
+void cli_progress_tick_stop(void);
 
 /* s[0..n) with every character a terminal would act on (C0, DEL, C1,
  * line separators, bidi overrides) and every ill-formed byte written as

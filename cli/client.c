@@ -154,9 +154,14 @@ read_reply(int fd, double deadline, cJSON **msg, char *err, size_t errlen)
         }
         struct pollfd pf = { .fd = fd, .events = POLLIN };
         double left = deadline - now();
-        int pr = left > 0 ? poll(&pf, 1, (int)(left * 1000) + 1) : 0;
-        if (pr < 0 && errno == EINTR)
+        /* a fifth of a second at a time: the progress line's clock */
+        int pr = left > 0 ? poll(&pf, 1, left > 0.2 ? 200
+                                                    : (int)(left * 1000) + 1)
+                          : 0;
+        if ((pr < 0 && errno == EINTR) || (pr == 0 && now() < deadline)) {
+            cli_progress(0);
             continue;
+        }
         if (pr <= 0) {
             snprintf(err, errlen, "no answer from the daemon within the timeout");
             break;

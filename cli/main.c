@@ -47,6 +47,7 @@ struct opts {
 
 struct cmd {
     const char *name;
+    const char *brief;          /* one line, for --help's list */
     const char *args;           /* positional arguments, for usage */
     int nargs;                  /* with a snapshot: counted without --dump */
     int snap;                   /* first argument is a snapshot reference */
@@ -56,16 +57,19 @@ struct cmd {
 };
 
 static const struct cmd cmds[] = {
-    { "snapshots", "", 0, 0, "[--since DUR] [--until DUR] [--process SEL]",
+    { "snapshots", "list the stored snapshots",
+      "", 0, 0, "[--since DUR] [--until DUR] [--process SEL]",
       "List the stored snapshots: id, time, process, objects, bytes.",
       "  meliae-cli snapshots --since 1h\n"
       "  meliae-cli --json snapshots --process web\n" },
-    { "summary", "SNAP", 1, 1, "[--top N] [--by size|count] [--process SEL]",
+    { "summary", "the types that hold the most memory in one snapshot",
+      "SNAP", 1, 1, "[--top N] [--by size|count] [--process SEL]",
       "The types holding the most memory in one snapshot.",
       "  meliae-cli summary latest\n"
       "  meliae-cli summary 17 --top 5 --by count\n"
       "  meliae-cli --dump heap.json summary\n" },
-    { "growth", "", 0, 0,
+    { "growth", "what grew over the snapshots; the leak suspects",
+      "", 0, 0,
       "[--since DUR] [--until DUR] [--process SEL] [--by size|count] [--top N]\n"
       "       [--sort score|bytes|count|slope]",
       "What grew over the snapshots of each process in the window.  A type\n"
@@ -77,33 +81,41 @@ static const struct cmd cmds[] = {
       "  meliae-cli growth --since 1h\n"
       "  meliae-cli growth --since 2026-11-27T06:00:00Z --by count --top 20\n"
       "  meliae-cli growth --since 1h --sort bytes\n" },
-    { "diff", "SNAP_A SNAP_B", 2, 0,
+    { "diff", "what changed between two snapshots (or two dump files)",
+      "SNAP_A SNAP_B", 2, 0,
       "[--top N] [--process SEL] [--across-processes]",
       "Per-type deltas, and the objects present in B but not in A, grouped\n"
       "by type and by the object that holds them.  A and B must be of one\n"
-      "process unless --across-processes is given.",
+      "process unless --across-processes is given.  A and B may be two\n"
+      "dump files instead (plain or gzip), compared the same way.",
       "  meliae-cli diff latest~1 latest\n"
-      "  meliae-cli diff 3 17 --top 5\n" },
-    { "referrers", "SNAP ADDR", 2, 1, "[--depth N] [--chains K] [--process SEL]",
+      "  meliae-cli diff 3 17 --top 5\n"
+      "  meliae-cli diff before.json after.json.gz\n" },
+    { "referrers", "the chains of referrers that keep an object alive",
+      "SNAP ADDR", 2, 1, "[--depth N] [--chains K] [--process SEL]",
       "The shortest chains of referrers from an object to a root (a module,\n"
       "or an object nothing refers to).",
       "  meliae-cli referrers latest 0x7f3a5c2b1e80\n"
       "  meliae-cli referrers 17 139889234567808 --chains 5\n" },
-    { "show", "SNAP ADDR", 2, 1, "[--limit N] [--process SEL]",
+    { "show", "one object, its refs and its referrers",
+      "SNAP ADDR", 2, 1, "[--limit N] [--process SEL]",
       "One object, with what it refers to and what refers to it.",
       "  meliae-cli show latest 0x7f3a5c2b1e80\n" },
-    { "top", "SNAP", 1, 1, "[--retained] [--top N] [--process SEL]",
+    { "top", "the largest objects, or those that keep the most alive",
+      "SNAP", 1, 1, "[--retained] [--top N] [--process SEL]",
       "The largest objects of one snapshot; with --retained, by the memory\n"
       "each keeps alive (its retained size: what freeing it would free),\n"
       "and the types that keep the most (docs/retained.md).",
       "  meliae-cli top --retained latest\n"
       "  meliae-cli top 17 --top 5\n"
       "  meliae-cli --dump heap.json top --retained --top 10\n" },
-    { "dominators", "SNAP ADDR", 2, 1, "[--process SEL]",
+    { "dominators", "what alone keeps an object alive, up to a root",
+      "SNAP ADDR", 2, 1, "[--process SEL]",
       "An object's dominators up to a root: each object on the way keeps it\n"
       "alive alone, with the memory it retains.",
       "  meliae-cli dominators latest 0x7f3a5c2b1e80\n" },
-    { "report", "", 0, 0,
+    { "report", "the leak report: suspects, new objects, who holds them",
+      "", 0, 0,
       "[--html FILE] [--process SEL] [--since DUR] [--until DUR] [--top N]\n"
       "       [--alive K]",
       "The leak report: per process, its leak suspects (growth's trend\n"
@@ -114,20 +126,23 @@ static const struct cmd cmds[] = {
       "size.  As text, or with --html FILE as one self-contained page.",
       "  meliae-cli report --since 1h\n"
       "  meliae-cli report --process web --html leak.html\n" },
-    { "import", "FILE", 1, 0, "[--label L] [--force]",
+    { "import", "store a dump file as a snapshot",
+      "FILE", 1, 0, "[--label L] [--force]",
       "Store a dump file (ours or meliae 0.5's, plain or gzip) as a\n"
       "snapshot.  A file already stored (the same content) is refused\n"
       "with the snapshot that holds it, unless --force.",
       "  meliae-cli import heap.json --label before-upgrade\n"
       "  meliae-cli --store /var/lib/meliae import heap.json\n" },
-    { "delete", "ID", 1, 0, "",
+    { "delete", "remove a snapshot from the store",
+      "ID", 1, 0, "",
       "Remove a snapshot from the store: its summary, objects and indexes.\n"
       "By its id only (not latest: a deletion names what it deletes);\n"
       "through the daemon (your own snapshots), or with --store when no\n"
       "daemon holds the store.",
       "  meliae-cli delete 17\n"
       "  meliae-cli --store /var/lib/meliae delete 3\n" },
-    { "snap", "SEL", 1, 0, "[--timeout S]",
+    { "snap", "have a connected process take a snapshot now",
+      "SEL", 1, 0, "[--timeout S]",
       "Ask the daemon to have a connected process (pid, label or program)\n"
       "take a snapshot now; prints its id once stored.",
       "  meliae-cli snap web\n"
@@ -148,7 +163,8 @@ usage(FILE *f)
         "\n"
         "commands:\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].args);
+        fprintf(f, "  %-10s %-13s  %s\n", cmds[i].name, cmds[i].args,
+                cmds[i].brief);
     fprintf(f,
         "\n"
         "where:\n"
@@ -401,6 +417,19 @@ print_answer(const struct out *o, cJSON *doc)
     return CLI_OK;
 }
 
+/* The progress line's words for req ("top: working"). */
+static const char *
+progress_what(const cJSON *req)
+{
+    static char buf[64];
+    const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
+
+    snprintf(buf, sizeof buf, "%s: %s", cJSON_IsString(cmd) ? cmd->valuestring
+             : "meliae-cli", cJSON_IsString(cmd) && strcmp(cmd->valuestring,
+             "snap") == 0 ? "waiting for the snapshot" : "working");
+    return buf;
+}
+
 /* Runs req on a store opened here. */
 static int
 run_local(const char *dir, const cJSON *req, const struct out *o)
@@ -421,7 +450,9 @@ run_local(const char *dir, const cJSON *req, const struct out *o)
     if (stat(dir, &st) == 0)
         sc.owner = (uint32_t)st.st_uid;
     rc = rp_scope_request(req, &sc, err, sizeof err);
+    cli_progress_tick_start(progress_what(req));
     rc = rc < 0 ? rc : rp_run(s, req, &sc, &doc, err, sizeof err);
+    cli_progress_tick_stop();
     st_close(s);
     if (rc != 0)
         return die(exit_code(rc), "%s", err);
@@ -444,16 +475,18 @@ remove_entry(const char *path, const struct stat *st, int type,
 }
 
 /* --dump: the file goes through the daemon's ingest into a temporary
- * store, and the command runs there; the store is removed after. */
+ * store, and the command runs there; the store is removed after.  diff
+ * of two files: both go there, and it compares them as snapshots. */
 static int
-run_dump(const char *path, const cJSON *req, const struct out *o)
+run_dump(const char *const *paths, int npaths, cJSON *req,
+         const struct out *o)
 {
     char dir[PATH_MAX], store[PATH_MAX + 8], err[512];
     const char *tmp = getenv("TMPDIR");
     struct st_store *s;
     uint64_t id, n;
     cJSON *doc;
-    int rc;
+    int rc = CLI_OK;
 
     snprintf(dir, sizeof dir, "%s/meliae-cli.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (mkdtemp(dir) == NULL)
@@ -464,9 +497,21 @@ run_dump(const char *path, const cJSON *req, const struct out *o)
         rc = die(CLI_ERROR, "%s", err);
         goto out;
     }
-    rc = import_file(s, path, NULL, 1, &id, &n);
+    for (int i = 0; i < npaths && rc == CLI_OK; i++) {
+        static const char *const key[] = { "a", "b" };
+        char ref[24];
+
+        /* one store, no label: the files are one "process" to diff */
+        rc = import_file(s, paths[i], NULL, 1, &id, &n);
+        snprintf(ref, sizeof ref, "%" PRIu64, id);
+        if (rc == CLI_OK && npaths == 2)
+            cJSON_ReplaceItemInObjectCaseSensitive(req, key[i],
+                                                   cJSON_CreateString(ref));
+    }
     if (rc == CLI_OK) {
+        cli_progress_tick_start(progress_what(req));
         rc = rp_run(s, req, NULL, &doc, err, sizeof err);
+        cli_progress_tick_stop();
         if (rc != 0) {
             rc = die(exit_code(rc), "%s", err);
         } else {
@@ -480,13 +525,26 @@ out:
     return rc;
 }
 
+/* A snapshot reference (an id, latest, latest~N) rather than a file? */
+static int
+is_ref(const char *s)
+{
+    if (strncmp(s, "latest", 6) == 0)
+        s += s[6] == '~' ? 7 : 6;
+    return strspn(s, "0123456789") == strlen(s);
+}
+
 static int
 run_daemon(const char *sock, const cJSON *req, const struct out *o,
            unsigned timeout)
 {
     char err[512];
     cJSON *doc = NULL;
-    int rc = cli_ask_daemon(sock, req, timeout, &doc, err, sizeof err);
+    int rc;
+
+    cli_progress_start(progress_what(req));
+    rc = cli_ask_daemon(sock, req, timeout, &doc, err, sizeof err);
+    cli_progress_end();
 
     if (rc != CLI_OK)
         return die(rc, "%s", err);
@@ -738,9 +796,22 @@ main(int argc, char **argv)
     const char *nc = getenv("NO_COLOR");
     o.color = o.utf8 && (nc == NULL || nc[0] == '\0');
 
+    /* diff a.json b.json: two dump files rather than two snapshots */
+    int dump_files = 0;
+    if (strcmp(c->name, "diff") == 0 && op.dump == NULL) {
+        struct stat st;
+
+        for (int i = 0; i < 2; i++)
+            dump_files += !is_ref(args[i]) && stat(args[i], &st) == 0 &&
+                          S_ISREG(st.st_mode);
+        if (dump_files == 1)
+            return die(CLI_USAGE, "diff compares two snapshots or two dump "
+                       "files, not one of each");
+    }
     const char *sock = op.socket;
-    if (sock == NULL && (op.store == NULL || strcmp(c->name, "snap") == 0 ||
-                         strcmp(c->name, "import") == 0)) {
+    if (sock == NULL && dump_files != 2 &&
+        (op.store == NULL || strcmp(c->name, "snap") == 0 ||
+         strcmp(c->name, "import") == 0)) {
         sock = cli_default_socket(sockbuf, sizeof sockbuf, err, sizeof err);
         if (sock == NULL && op.store == NULL)
             return die(CLI_UNAVAILABLE, "%s", err);
@@ -819,7 +890,9 @@ main(int argc, char **argv)
         rc = sock ? run_daemon(sock, req, &o, (unsigned)op.timeout + 5)
                   : die(CLI_UNAVAILABLE, "%s", err);
     else if (op.dump != NULL)
-        rc = run_dump(op.dump, req, &o);
+        rc = run_dump(&op.dump, 1, req, &o);
+    else if (dump_files == 2)
+        rc = run_dump((const char *const *)args, 2, req, &o);
     else if (op.store != NULL)
         rc = run_local(op.store, req, &o);
     else

@@ -4,6 +4,8 @@
  * or the daemon works, so that 3-10 s of silence do not look like a hang.
  * Only when standard error is a terminal: redirected, it stays clean.
  */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +15,9 @@
 #include "cli.h"
 
 static struct {
+    pthread_t ticker;
+    atomic_int stop;
+    int ticking;
     int on;                     /* a line is shown */
     double last;                /* when it was last redrawn */
     double start;
@@ -52,7 +57,8 @@ cli_progress(uint64_t n)
     if (!pr.on)
         return;
     t = mono();
-    if (t - pr.last < 0.2)      /* five redraws a second at most */
+    /* quick work shows nothing; then five redraws a second at most */
+    if (t - pr.start < 1.0 || t - pr.last < 0.2)
         return;
     pr.last = t;
     if (n > 0)
@@ -71,4 +77,40 @@ cli_progress_end(void)
     if (pr.last != 0)
         fputs("\r\033[K", stderr);
     pr.on = 0;
+}
+
+/* Work that reports nothing as it goes (a query run here): a thread
+ * redraws the elapsed time until cli_progress_tick_stop. */
+static void *
+tick(void *arg)
+{
+    const struct timespec fifth = { 0, 200000000 };
+
+    (void)arg;
+    while (!atomic_load(&pr.stop)) {
+        nanosleep(&fifth, NULL);
+        cli_progress(0);
+    }
+    return NULL;
+}
+
+void
+cli_progress_tick_start(const char *what)
+{
+    cli_progress_start(what);
+    if (!pr.on)
+        return;
+    atomic_store(&pr.stop, 0);
+    pr.ticking = pthread_create(&pr.ticker, NULL, tick, NULL) == 0;
+}
+
+void
+cli_progress_tick_stop(void)
+{
+    if (pr.ticking) {
+        atomic_store(&pr.stop, 1);
+        pthread_join(pr.ticker, NULL);
+        pr.ticking = 0;
+    }
+    cli_progress_end();
 }
