@@ -98,15 +98,6 @@ read_line(struct cli_dump *d)
     return d->len > 0;
 }
 
-static int
-blank(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
-            return 0;
-    return 1;
-}
-
 int
 cli_dump_next(struct cli_dump *d, struct ml_dumpline *l)
 {
@@ -121,7 +112,7 @@ cli_dump_next(struct cli_dump *d, struct ml_dumpline *l)
             memmove(d->line, d->line + 3, d->len - 2);
             d->len -= 3;
         }
-        if (blank(d->line, d->len))
+        if (ml_dumpline_blank(d->line, d->len))
             continue;
         rc = ml_dumpline_parse(&d->p, d->line, d->len, l);
         if (rc != 0 && !d->seen) {

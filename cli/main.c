@@ -553,6 +553,20 @@ run_daemon(const char *sock, const cJSON *req, const struct out *o,
     return rc;
 }
 
+/* The store at dir, to write (import, delete): not one a daemon holds. */
+static int
+open_to_write(const char *dir, const char *what, struct st_store **s)
+{
+    char err[512];
+    int rc = st_open(s, dir, NULL, err, sizeof err);
+
+    if (rc == -EBUSY)
+        return die(CLI_ERROR, "%s; drop --store to %s through it", err, what);
+    if (rc != 0)
+        return die(CLI_ERROR, "%s", err);
+    return CLI_OK;
+}
+
 static int
 cmd_import(const struct opts *op, const char *sock, const char *file,
            const struct out *o)
@@ -564,11 +578,8 @@ cmd_import(const struct opts *op, const char *sock, const char *file,
     if (op->store != NULL) {
         struct st_store *s;
 
-        rc = st_open(&s, op->store, NULL, err, sizeof err);
-        if (rc == -EBUSY)
-            return die(CLI_ERROR, "%s; drop --store to import through it", err);
-        if (rc != 0)
-            return die(CLI_ERROR, "%s", err);
+        if ((rc = open_to_write(op->store, "import", &s)) != CLI_OK)
+            return rc;
         rc = import_file(s, file, op->label, op->force, &id, &n);
         st_close(s);
         if (rc != CLI_OK)
@@ -608,11 +619,8 @@ cmd_delete(const struct opts *op, const char *sock, const char *ref,
     if (op->store != NULL) {
         struct st_store *s;
 
-        rc = st_open(&s, op->store, NULL, err, sizeof err);
-        if (rc == -EBUSY)
-            return die(CLI_ERROR, "%s; drop --store to delete through it", err);
-        if (rc != 0)
-            return die(CLI_ERROR, "%s", err);
+        if ((rc = open_to_write(op->store, "delete", &s)) != CLI_OK)
+            return rc;
         rc = st_delete(s, id);
         st_close(s);
         if (rc != 0)

@@ -106,6 +106,8 @@ cJSON *rp__snap_json(const struct snap *s);
 struct ml_trend;
 cJSON *rp__trend_json(const struct ml_trend *t);
 void rp__add_strn(cJSON *o, const char *k, const char *s, size_t n);
+/* o[k] = s, or null when s is NULL. */
+void rp__add_str_or_null(cJSON *o, const char *k, const char *s);
 cJSON *rp__obj_json(const struct st_object *ob);
 int rp__is_root_type(const struct st_object *o);
 

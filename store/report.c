@@ -460,6 +460,15 @@ iso_time(uint64_t ns, char buf[40])
     snprintf(buf + n, 40 - n, ".%03uZ", (unsigned)(ns / 1000000u % 1000u));
 }
 
+void
+rp__add_str_or_null(cJSON *o, const char *k, const char *s)
+{
+    if (s != NULL)
+        cJSON_AddStringToObject(o, k, s);
+    else
+        cJSON_AddNullToObject(o, k);
+}
+
 cJSON *
 rp__snap_json(const struct snap *s)
 {
@@ -479,22 +488,10 @@ rp__snap_json(const struct snap *s)
     else
         cJSON_AddNullToObject(o, "uid");
     cJSON_AddBoolToObject(o, "trusted", s->trusted);
-    if (s->label)
-        cJSON_AddStringToObject(o, "label", s->label);
-    else
-        cJSON_AddNullToObject(o, "label");
-    if (s->program)
-        cJSON_AddStringToObject(o, "program", s->program);
-    else
-        cJSON_AddNullToObject(o, "program");
-    if (s->file)
-        cJSON_AddStringToObject(o, "file", s->file);
-    else
-        cJSON_AddNullToObject(o, "file");
-    if (s->content_hash)
-        cJSON_AddStringToObject(o, "content_hash", s->content_hash);
-    else
-        cJSON_AddNullToObject(o, "content_hash");
+    rp__add_str_or_null(o, "label", s->label);
+    rp__add_str_or_null(o, "program", s->program);
+    rp__add_str_or_null(o, "file", s->file);
+    rp__add_str_or_null(o, "content_hash", s->content_hash);
     cJSON_AddNumberToObject(o, "objects", (double)s->objects);
     cJSON_AddNumberToObject(o, "bytes", (double)s->bytes);
     cJSON_AddBoolToObject(o, "graph", s->graph);
