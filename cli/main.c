@@ -134,10 +134,11 @@ static const struct cmd cmds[] = {
       "  meliae-cli import heap.json --label before-upgrade\n"
       "  meliae-cli --store /var/lib/meliae import heap.json\n" },
     { "delete", "remove a snapshot from the store",
-      "ID", 1, 0, "",
+      "ID", 1, 0, "[--uid N | --all-users]",
       "Remove a snapshot from the store: its summary, objects and indexes.\n"
       "By its id only (not latest: a deletion names what it deletes);\n"
-      "through the daemon (your own snapshots), or with --store when no\n"
+      "through the daemon (your own snapshots; root and the daemon's user\n"
+      "another's with --uid or --all-users), or with --store when no\n"
       "daemon holds the store.",
       "  meliae-cli delete 17\n"
       "  meliae-cli --store /var/lib/meliae delete 3\n" },
@@ -637,6 +638,10 @@ cmd_delete(const struct opts *op, const char *sock, const char *ref,
 
         cJSON_AddStringToObject(req, "cmd", "delete");
         cJSON_AddStringToObject(req, "snap", ref);
+        if (op->uid >= 0)               /* root: another user's */
+            cJSON_AddNumberToObject(req, "uid", (double)op->uid);
+        if (op->all_users)
+            cJSON_AddBoolToObject(req, "all_users", 1);
         rc = cli_ask_daemon(sock, req, (unsigned)op->timeout, &doc, err,
                             sizeof err);
         cJSON_Delete(req);

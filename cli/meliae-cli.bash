@@ -60,7 +60,7 @@ _meliae_cli()
         dominators) opts="--process" ;;
         report)     opts="--html --process --since --until --top --alive" ;;
         import)     opts="--label --force" ;;
-        delete)     opts="" ;;
+        delete)     opts="--uid --all-users" ;;
         snap)       opts="--timeout" ;;
     esac
     if [[ $cur == -* ]]; then
