@@ -260,7 +260,8 @@ daemon_has(const char *sock, const char *hash, uint64_t *dup, char *err,
     const cJSON *s;
     int rc;
 
-    if (req == NULL || cJSON_AddStringToObject(req, "cmd", "snapshots") == NULL) {
+    if (req == NULL || cJSON_AddStringToObject(req, "cmd", "snapshots") == NULL ||
+        cJSON_AddStringToObject(req, "content_hash", hash) == NULL) {
         cJSON_Delete(req);
         snprintf(err, errlen, "out of memory");
         return CLI_ERROR;

@@ -587,9 +587,14 @@ cmd_snapshots(struct ctx *c, const cJSON *req, cJSON *out)
     rc = rp__load_snaps(c, since, until, rp__arg_str(req, "process"), &l);
     if (rc != 0)
         return rc;
+    /* "content_hash": only the snapshots of that file (import's check
+     * for a duplicate: a short answer, whatever the store holds) */
+    const char *hash = rp__arg_str(req, "content_hash");
     arr = cJSON_AddArrayToObject(out, "snapshots");
     for (size_t i = 0; arr != NULL && i < l.n; i++)
-        cJSON_AddItemToArray(arr, rp__snap_json(&l.v[i]));
+        if (hash == NULL || (l.v[i].content_hash != NULL &&
+                             strcmp(l.v[i].content_hash, hash) == 0))
+            cJSON_AddItemToArray(arr, rp__snap_json(&l.v[i]));
     rp__snaps_free(&l);
     return 0;
 }
