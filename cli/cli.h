@@ -60,6 +60,8 @@ int cli_send_dump(const char *sock, const char *path, const char *label,
 /* A dump file being read (dumpfile.c): plain or gzip. */
 struct cli_dump {
     struct gzFile_s *gz;
+    char *rbuf;                 /* what gzread gave, */
+    size_t rpos, rlen;          /* and how far the lines went in it */
     const char *path;
     char *line;                 /* the current line, '\n'-terminated */
     size_t len, cap;

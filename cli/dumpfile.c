@@ -43,7 +43,9 @@ cli_dump_open(struct cli_dump *d, const char *path)
     d->path = path;
     d->hash = 0xcbf29ce484222325ull;
     ml_dumpparser_init(&d->p);
-    d->gz = gzopen(path, "rbe");
+    d->rbuf = malloc(CHUNK);
+    errno = 0;
+    d->gz = d->rbuf ? gzopen(path, "rbe") : NULL;
     if (d->gz == NULL) {
         int e = errno ? errno : ENOMEM;
 
@@ -55,44 +57,64 @@ cli_dump_open(struct cli_dump *d, const char *path)
     return 0;
 }
 
+/* Appends n bytes at p to the current line. */
+static int
+line_add(struct cli_dump *d, const char *p, size_t n)
+{
+    if (d->len + n + 2 > d->cap) {      /* room for a '\n' and a NUL too */
+        size_t cap = d->cap ? d->cap : 4096;
+        char *q;
+
+        while (d->len + n + 2 > cap)
+            cap *= 2;
+        if ((q = realloc(d->line, cap)) == NULL) {
+            fail(d, CLI_ERROR, "%s: out of memory", d->path);
+            return -1;
+        }
+        d->line = q;
+        d->cap = cap;
+    }
+    memcpy(d->line + d->len, p, n);
+    d->len += n;
+    d->line[d->len] = '\0';
+    return 0;
+}
+
 /* The next line (with its '\n', if it has one) into d->line; 0 at the
- * end, -1 on a read error. */
+ * end, -1 on a read error.  Lines are cut by memchr over what gzread
+ * gives, not by gzgets: a NUL in a line stays in it (and the parser
+ * refuses it), it does not merge two lines. */
 static int
 read_line(struct cli_dump *d)
 {
     d->len = 0;
     for (;;) {
-        if (d->len + 2 > d->cap) {
-            size_t cap = d->cap ? d->cap * 2 : 4096;
-            char *p = realloc(d->line, cap);
+        char *nl = memchr(d->rbuf + d->rpos, '\n', d->rlen - d->rpos);
+        size_t n = nl ? (size_t)(nl + 1 - (d->rbuf + d->rpos))
+                      : d->rlen - d->rpos;
 
-            if (p == NULL) {
-                fail(d, CLI_ERROR, "%s: out of memory", d->path);
-                return -1;
-            }
-            d->line = p;
-            d->cap = cap;
-        }
-        /* gzgets stops after a '\n' or when the buffer is full */
-        if (gzgets(d->gz, d->line + d->len, (int)(d->cap - d->len > INT32_MAX
-                                                   ? INT32_MAX
-                                                   : d->cap - d->len)) == NULL)
-            break;
-        d->len += strlen(d->line + d->len);
-        if (d->len > 0 && d->line[d->len - 1] == '\n')
+        if (line_add(d, d->rbuf + d->rpos, n) != 0)
+            return -1;
+        d->rpos += n;
+        if (nl != NULL)
             return 1;
+        int k = gzread(d->gz, d->rbuf, CHUNK);
+        if (k <= 0)
+            break;
+        d->rpos = 0;
+        d->rlen = (size_t)k;
     }
     int zerr;
     const char *msg = gzerror(d->gz, &zerr);
 
-    if (zerr != Z_OK && zerr != Z_BUF_ERROR) {
-        fail(d, CLI_ERROR, "%s: %s", d->path,
-             zerr == Z_ERRNO ? strerror(errno) : msg);
-        return -1;
-    }
     if (zerr == Z_BUF_ERROR) {          /* a gzip stream cut short */
         fail(d, CLI_ERROR, "%s: compressed data ends early (the dump was "
              "cut short)", d->path);
+        return -1;
+    }
+    if (zerr != Z_OK) {
+        fail(d, CLI_ERROR, "%s: %s", d->path,
+             zerr == Z_ERRNO ? strerror(errno) : msg);
         return -1;
     }
     return d->len > 0;
@@ -131,7 +153,7 @@ cli_dump_next(struct cli_dump *d, struct ml_dumpline *l)
         if (l->kind != ML_LINE_OBJECT)
             continue;
         if (d->line[d->len - 1] != '\n') {  /* the last line, unterminated */
-            d->line[d->len++] = '\n';
+            d->line[d->len++] = '\n';      /* line_add left room */
             d->line[d->len] = '\0';
         }
         d->objects++;
@@ -183,8 +205,10 @@ cli_dump_close(struct cli_dump *d)
 {
     if (d->gz != NULL)
         gzclose(d->gz);
+    free(d->rbuf);
     free(d->line);
     ml_dumpparser_free(&d->p);
     d->gz = NULL;
+    d->rbuf = NULL;
     d->line = NULL;
 }

@@ -71,6 +71,13 @@ class ImportCases:
         r = self.cli(["--json", "import", odd])
         self.assertEqual(json.loads(r.stdout)["objects"], 45)
 
+    def test_a_nul_in_a_line_is_that_lines_error(self):
+        lines = open(DUMP1, "rb").read().splitlines(True)
+        bad = (b'{"address": 5, "type": "a\0b", "size": 1, "refs": []}\n')
+        path = write(os.path.join(self.tmp, "nul.json"),
+                     b"".join(lines[:2]) + bad + b"".join(lines[2:]))
+        self.refused(path, "nul.json:3: ")
+
     def test_gzip_cut_short_is_an_error(self):
         data = gzip.compress(open(DUMP2, "rb").read())
         path = write(os.path.join(self.tmp, "cut.json.gz"),
