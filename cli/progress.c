@@ -15,6 +15,7 @@
 #include "cli.h"
 
 static struct {
+    double after;               /* seconds of quiet before the line */
     pthread_t ticker;
     atomic_int stop;
     int ticking;
@@ -44,6 +45,12 @@ cli_progress_start(const char *what)
     snprintf(pr.what, sizeof pr.what, "%s",
              cli_escape(what, strlen(what), &e) > 0 ? e : what);
     free(e);
+    /* MELIAE_PROGRESS_AFTER: how long the work may be silent, 1 s */
+    const char *env = getenv("MELIAE_PROGRESS_AFTER");
+    char *end;
+    pr.after = env && *env ? strtod(env, &end) : 1.0;
+    if (env && *env && (*end != '\0' || !(pr.after >= 0)))
+        pr.after = 1.0;
     pr.on = 1;
     pr.start = mono();
     pr.last = 0;
@@ -58,7 +65,7 @@ cli_progress(uint64_t n)
         return;
     t = mono();
     /* quick work shows nothing; then five redraws a second at most */
-    if (t - pr.start < 1.0 || t - pr.last < 0.2)
+    if (t - pr.start < pr.after || t - pr.last < 0.2)
         return;
     pr.last = t;
     if (n > 0)

@@ -7,11 +7,13 @@ dump files."""
 import gzip
 import json
 import os
+import pty
 import re
+import subprocess
 import unittest
 
-from cli_support import (FIXTURES, LABEL, TmpTestCase, make_fixture_store,
-                         needs_cli, run_cli)
+from cli_support import (CLI, LABEL, TmpTestCase, cli_env,
+                         make_fixture_store, needs_cli, run_cli)
 
 LONG = "breezy.bzr._static_tuple_c.StaticTuple"
 
@@ -150,6 +152,50 @@ class TestText(TmpTestCase):
                                 "count_after": 7, "bytes_before": 208,
                                 "bytes_after": 728})
         self.assertTrue(all(t["bytes_after"] > t["bytes_before"] for t in d))
+
+
+@needs_cli
+class TestProgress(TmpTestCase):
+    """A progress line on a terminal's stderr, wiped when done; none when
+    stderr is not a terminal (every other test checks an empty stderr).
+    MELIAE_PROGRESS_AFTER=0 shows it at once rather than after 1 s."""
+
+    def run_on_a_tty(self, args, env):
+        master, slave = pty.openpty()
+        p = subprocess.Popen([CLI] + args, stdout=subprocess.PIPE,
+                             stderr=slave, stdin=subprocess.DEVNULL,
+                             env=cli_env(env))
+        os.close(slave)
+        out = p.stdout.read()
+        p.wait(60)
+        err = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:             # EIO: the child side is closed
+                break
+            if not chunk:
+                break
+            err += chunk
+        os.close(master)
+        return p.returncode, out, err
+
+    def test_import_shows_and_wipes_its_progress(self):
+        path = dump(os.path.join(self.tmp, "p.json"), objs(5, "x", 100))
+        rc, out, err = self.run_on_a_tty(
+            ["--store", os.path.join(self.tmp, "s"), "import", path],
+            {"MELIAE_PROGRESS_AFTER": "0"})
+        self.assertEqual(rc, 0, err)
+        self.assertTrue(out.startswith(b"stored as snapshot 1"), out)
+        self.assertIn(b"p.json: 1 objects, 0s", err)
+        self.assertTrue(err.endswith(b"\r\x1b[K"), err)  # wiped
+
+    def test_quick_work_shows_nothing(self):
+        path = dump(os.path.join(self.tmp, "q.json"), objs(5, "x", 100))
+        rc, out, err = self.run_on_a_tty(
+            ["--store", os.path.join(self.tmp, "s2"), "import", path],
+            {"MELIAE_PROGRESS_AFTER": "3600"})
+        self.assertEqual((rc, err), (0, b""))
 
 
 if __name__ == "__main__":
