@@ -216,6 +216,26 @@ origin(const cJSON *s, char *buf)
     return buf;
 }
 
+/* A process's heading in growth and report: "process 4242 \"web\"
+ * app.py", or for files imported under one label "imported files
+ * \"fx\", the last dump3.json" (their pid says nothing); buf: 600. */
+static const char *
+proc_head(const cJSON *p, char *buf)
+{
+    const char *label = str(p, "label"), *prog = str(p, "program");
+    const char *file = str(cJSON_GetObjectItemCaseSensitive(p, "last"), "file");
+
+    if (file != NULL)
+        snprintf(buf, 600, "imported files%s%s%s, the last %s",
+                 label ? " \"" : "", label ? label : "", label ? "\"" : "",
+                 file);
+    else
+        snprintf(buf, 600, "process %.0f%s%s%s%s%s", num(p, "pid"),
+                 label ? " \"" : "", label ? label : "", label ? "\"" : "",
+                 prog ? " " : "", prog ? prog : "");
+    return buf;
+}
+
 static void
 snap_line(const struct out *o, FILE *f, const cJSON *s)
 {
@@ -363,15 +383,13 @@ render_growth(const struct out *o, FILE *f, const cJSON *doc)
     cJSON_ArrayForEach(p, procs) {
         const cJSON *first = cJSON_GetObjectItemCaseSensitive(p, "first");
         const cJSON *last = cJSON_GetObjectItemCaseSensitive(p, "last");
-        const char *label = str(p, "label"), *prog = str(p, "program");
-        char a[32], b[32], d[40], sl[48];
+        char head[600], a[32], b[32], d[40], sl[48];
 
         memory_line(o, f, p, 1);
-        fprintf(f, "%sprocess %.0f%s%s%s%s%s%s: %.0f snapshots, %s .. %s (ids %.0f..%.0f)\n",
-                BOLD(o), num(p, "pid"), label ? " \"" : "", label ? label : "",
-                label ? "\"" : "", prog ? " " : "", prog ? prog : "", OFF(o),
-                num(p, "snapshots"), str(first, "time"), str(last, "time"),
-                num(first, "id"), num(last, "id"));
+        fprintf(f, "%s%s%s: %.0f snapshots, %s .. %s (ids %.0f..%.0f)\n",
+                BOLD(o), proc_head(p, head), OFF(o), num(p, "snapshots"),
+                str(first, "time"), str(last, "time"), num(first, "id"),
+                num(last, "id"));
         memory_line(o, f, p, 0);
         fprintf(f, "ranked by %s\n", sort_text(str(doc, "sort"), by_count));
         if (num(p, "snapshots") < num(doc, "min_snapshots"))
@@ -673,14 +691,13 @@ render_report(const struct out *o, FILE *f, const cJSON *doc)
         const cJSON *first = cJSON_GetObjectItemCaseSensitive(p, "first");
         const cJSON *last = cJSON_GetObjectItemCaseSensitive(p, "last");
         const cJSON *sus = cJSON_GetObjectItemCaseSensitive(p, "suspects");
-        const char *label = str(p, "label"), *prog = str(p, "program");
+        char head[600];
         int i = 0;
 
         memory_line(o, f, p, 1);
-        fprintf(f, "%sleak report: process %.0f%s%s%s%s%s%s: %.0f snapshots, %s .. %s\n",
-                BOLD(o), num(p, "pid"), label ? " \"" : "", label ? label : "",
-                label ? "\"" : "", prog ? " " : "", prog ? prog : "", OFF(o),
-                num(p, "snapshots"), str(first, "time"), str(last, "time"));
+        fprintf(f, "%sleak report: %s%s: %.0f snapshots, %s .. %s\n",
+                BOLD(o), proc_head(p, head), OFF(o), num(p, "snapshots"),
+                str(first, "time"), str(last, "time"));
         memory_line(o, f, p, 0);
         if (cJSON_GetArraySize(sus) == 0) {
             if (num(p, "snapshots") < num(doc, "min_snapshots"))

@@ -143,6 +143,10 @@ class TestText(TmpTestCase):
         self.assertEqual((r.returncode, r.stderr), (0, ""))
         self.assertIn("no verdict yet: the trend test needs 5 snapshots "
                       "or more (3 so far)", r.stdout)
+        # files, not a process: no pid 0
+        self.assertTrue(r.stdout.startswith(
+            'leak report: imported files "%s", the last dump3.json: 3 '
+            'snapshots' % LABEL), r.stdout)
         self.assertIn("what grew from snapshot 1 to 3:", r.stdout)
         self.assertRegex(r.stdout, r"\n  Session +\+5 +\+520B +208B -> 728B\n")
         doc = json.loads(run_cli(["--store", self.store, "--json",
