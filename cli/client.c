@@ -19,6 +19,7 @@
 #include "dumpline.h"
 #include "ml-common.h"
 #include "protocol.h"
+#include "utf8.h"
 
 /* Longest answer line accepted from the daemon. */
 #define CLI_MAX_ANSWER (1u << 30)
@@ -250,11 +251,11 @@ cli_ask_daemon(const char *sock, const cJSON *req, unsigned timeout_s,
     return rc;
 }
 
-/* The id of a snapshot the daemon shows us with content hash hash: 0 and
- * *dup; 1 if none; else an exit code with err. */
+/* Does the daemon show us a snapshot of content hash hash?  *found, and
+ * its id in *dup.  Returns an exit code (err on failure). */
 static int
-daemon_has(const char *sock, const char *hash, uint64_t *dup, char *err,
-           size_t errlen)
+daemon_has(const char *sock, const char *hash, int *found, uint64_t *dup,
+           char *err, size_t errlen)
 {
     cJSON *req = cJSON_CreateObject(), *doc = NULL;
     const cJSON *s;
@@ -266,11 +267,11 @@ daemon_has(const char *sock, const char *hash, uint64_t *dup, char *err,
         snprintf(err, errlen, "out of memory");
         return CLI_ERROR;
     }
+    *found = 0;
     rc = cli_ask_daemon(sock, req, 60, &doc, err, errlen);
     cJSON_Delete(req);
     if (rc != CLI_OK)
         return rc;
-    rc = 1;
     cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(doc, "snapshots")) {
         const cJSON *h = cJSON_GetObjectItemCaseSensitive(s, "content_hash");
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(s, "id");
@@ -278,11 +279,30 @@ daemon_has(const char *sock, const char *hash, uint64_t *dup, char *err,
         if (cJSON_IsString(h) && strcmp(h->valuestring, hash) == 0 &&
             cJSON_IsNumber(id)) {
             *dup = (uint64_t)id->valuedouble;
-            rc = 0;
+            *found = 1;
         }
     }
     cJSON_Delete(doc);
-    return rc;
+    return CLI_OK;
+}
+
+/* h[key] = s as the daemon takes a header string: UTF-8 (a file name
+ * need not be: U+FFFD for what is not), at most ML_PROTO_MAX_LABEL
+ * bytes (cut at a character). */
+static void
+add_header_str(cJSON *h, const char *key, const char *s)
+{
+    char *fixed = NULL;
+    size_t n = strlen(s);
+
+    if (ml_utf8_repair(s, n, &fixed, &n) > 0)
+        s = fixed;
+    n = ml_utf8_cut(s, n, ML_PROTO_MAX_LABEL);
+    char *cut = strndup(s, n);
+
+    cJSON_AddStringToObject(h, key, cut ? cut : "");
+    free(cut);
+    free(fixed);
 }
 
 /* The lines go out in writes of this much, not one sendto() per object:
@@ -344,13 +364,13 @@ cli_send_dump(const char *sock, const char *path, const char *label,
     cli_progress_start(path);
     rc = cli_dump_hash(path, hash, &n, err, errlen);
     if (rc == CLI_OK && !force) {
-        rc = daemon_has(sock, hash, &dup, err, errlen);
-        if (rc == 0) {
+        int found;
+
+        rc = daemon_has(sock, hash, &found, &dup, err, errlen);
+        if (rc == CLI_OK && found) {
             snprintf(err, errlen, "%s: already stored as snapshot %" PRIu64
                      " (the same content); --force stores it again", path, dup);
             rc = CLI_ERROR;
-        } else if (rc == 1) {
-            rc = CLI_OK;
         }
     }
     if (rc != CLI_OK)
@@ -378,7 +398,7 @@ cli_send_dump(const char *sock, const char *path, const char *label,
     cJSON_AddNumberToObject(h, "pid", 0);       /* a file, not this process */
     cJSON_AddNumberToObject(h, "start_time", 0);
     cJSON_AddStringToObject(h, "hostname", "");
-    cJSON_AddStringToObject(h, "program", path);
+    add_header_str(h, "program", path);
     cJSON_AddStringToObject(h, "python", "");
     if (label)
         cJSON_AddStringToObject(h, "label", label);
@@ -386,7 +406,7 @@ cli_send_dump(const char *sock, const char *path, const char *label,
         cJSON_AddNullToObject(h, "label");
     cJSON_AddStringToObject(h, "values", "truncated");
     cJSON_AddStringToObject(h, "mode", "file");
-    cJSON_AddStringToObject(h, "file", base ? base + 1 : path);
+    add_header_str(h, "file", base ? base + 1 : path);
     cJSON_AddStringToObject(h, "content_hash", hash);
     cJSON_AddNumberToObject(h, "request", 0);
     cJSON_AddNumberToObject(h, "time", (double)time(NULL));

@@ -113,6 +113,17 @@ class ImportCases:
         self.assertEqual(s["file"], "named.json")
         self.assertRegex(s["content_hash"], r"^fnv1a64:[0-9a-f]{16}:39$")
 
+    def test_a_long_path_and_a_name_that_is_not_utf8(self):
+        d = os.path.join(self.tmp.encode(), b"d" * 200, b"e" * 100)
+        os.makedirs(d)
+        path = os.path.join(d, b"caf\xe9.json")
+        with open(path, "wb") as f:
+            f.write(open(DUMP1, "rb").read() + b"\n\n\n\n")
+        sid = json.loads(self.cli(["--json", "import", path]).stdout)
+        snaps = json.loads(self.cli(["--json", "snapshots"]).stdout)
+        s = [s for s in snaps["snapshots"] if s["id"] == sid["snapshot"]][0]
+        self.assertEqual(s["file"], "caf\ufffd.json")
+
     def test_delete(self):
         path = os.path.join(self.tmp, "gone.json")
         shutil.copy(DUMP2, path)
