@@ -19,6 +19,7 @@
 #include "dumpline.h"
 #include "ml-common.h"
 #include "protocol.h"
+#include "utf8.h"
 
 /* Longest answer line accepted from the daemon. */
 #define CLI_MAX_ANSWER (1u << 30)
@@ -154,9 +155,14 @@ read_reply(int fd, double deadline, cJSON **msg, char *err, size_t errlen)
         }
         struct pollfd pf = { .fd = fd, .events = POLLIN };
         double left = deadline - now();
-        int pr = left > 0 ? poll(&pf, 1, (int)(left * 1000) + 1) : 0;
-        if (pr < 0 && errno == EINTR)
+        /* a fifth of a second at a time: the progress line's clock */
+        int pr = left > 0 ? poll(&pf, 1, left > 0.2 ? 200
+                                                    : (int)(left * 1000) + 1)
+                          : 0;
+        if ((pr < 0 && errno == EINTR) || (pr == 0 && now() < deadline)) {
+            cli_progress(0);
             continue;
+        }
         if (pr <= 0) {
             snprintf(err, errlen, "no answer from the daemon within the timeout");
             break;
@@ -245,31 +251,145 @@ cli_ask_daemon(const char *sock, const cJSON *req, unsigned timeout_s,
     return rc;
 }
 
+/* Does the daemon show us a snapshot of content hash hash?  *found, and
+ * its id in *dup.  Returns an exit code (err on failure). */
+static int
+daemon_has(const char *sock, const char *hash, int *found, uint64_t *dup,
+           char *err, size_t errlen)
+{
+    cJSON *req = cJSON_CreateObject(), *doc = NULL;
+    const cJSON *s;
+    int rc;
+
+    if (req == NULL || cJSON_AddStringToObject(req, "cmd", "snapshots") == NULL ||
+        cJSON_AddStringToObject(req, "content_hash", hash) == NULL) {
+        cJSON_Delete(req);
+        snprintf(err, errlen, "out of memory");
+        return CLI_ERROR;
+    }
+    *found = 0;
+    rc = cli_ask_daemon(sock, req, 60, &doc, err, errlen);
+    cJSON_Delete(req);
+    if (rc != CLI_OK)
+        return rc;
+    cJSON_ArrayForEach(s, cJSON_GetObjectItemCaseSensitive(doc, "snapshots")) {
+        const cJSON *h = cJSON_GetObjectItemCaseSensitive(s, "content_hash");
+        const cJSON *id = cJSON_GetObjectItemCaseSensitive(s, "id");
+
+        if (cJSON_IsString(h) && strcmp(h->valuestring, hash) == 0 &&
+            cJSON_IsNumber(id)) {
+            *dup = (uint64_t)id->valuedouble;
+            *found = 1;
+        }
+    }
+    cJSON_Delete(doc);
+    return CLI_OK;
+}
+
+/* h[key] = s as the daemon takes a header string: UTF-8 (a file name
+ * need not be: U+FFFD for what is not), at most ML_PROTO_MAX_LABEL
+ * bytes (cut at a character). */
+static void
+add_header_str(cJSON *h, const char *key, const char *s)
+{
+    char *fixed = NULL;
+    size_t n = strlen(s);
+
+    if (ml_utf8_repair(s, n, &fixed, &n) > 0)
+        s = fixed;
+    n = ml_utf8_cut(s, n, ML_PROTO_MAX_LABEL);
+    char *cut = strndup(s, n);
+
+    cJSON_AddStringToObject(h, key, cut ? cut : "");
+    free(cut);
+    free(fixed);
+}
+
+/* The lines go out in writes of this much, not one sendto() per object:
+ * a million objects cost a million system calls and context switches
+ * to the daemon otherwise (bench/bench_import.py). */
+#define SEND_BUF (256u << 10)
+
+struct sendbuf {
+    int fd;
+    double deadline;
+    char *p;
+    size_t n;
+};
+
+static int
+buffered(struct sendbuf *b, const char *s, size_t n, char *err, size_t errlen)
+{
+    if (b->n + n > SEND_BUF && b->n > 0) {
+        int rc = send_all(b->fd, b->p, b->n, b->deadline, err, errlen);
+
+        b->n = 0;
+        if (rc != CLI_OK)
+            return rc;
+    }
+    if (n > SEND_BUF)                   /* a line longer than the buffer */
+        return send_all(b->fd, s, n, b->deadline, err, errlen);
+    memcpy(b->p + b->n, s, n);
+    b->n += n;
+    return CLI_OK;
+}
+
+static int
+flush(struct sendbuf *b, char *err, size_t errlen)
+{
+    int rc = b->n ? send_all(b->fd, b->p, b->n, b->deadline, err, errlen)
+                  : CLI_OK;
+
+    b->n = 0;
+    return rc;
+}
+
 int
 cli_send_dump(const char *sock, const char *path, const char *label,
-              uint64_t *id, uint64_t *objects, char *err, size_t errlen)
+              int force, uint64_t *id, uint64_t *objects, char *err,
+              size_t errlen)
 {
-    struct ml_dumpparser p;
+    struct cli_dump d = { 0 };
     struct ml_dumpline l;
-    const char *hostname = "";
-    char *line = NULL, *text;
-    size_t cap = 0;
-    ssize_t len;
-    uint64_t n = 0, bytes = 0, lineno = 0;
-    double deadline = now() + 3600;
+    char hash[CLI_HASH_LEN];
+    const char *base = strrchr(path, '/');
+    struct sendbuf b = { .fd = -1, .deadline = now() + 3600 };
+    uint64_t n = 0, dup;
     cJSON *h, *msg = NULL, *x;
-    FILE *f;
-    int fd, rc;
+    char *text;
+    int rc, more = 0;
 
-    f = fopen(path, "re");
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: %s", path, strerror(errno));
-        return errno == ENOENT ? CLI_NOTFOUND : CLI_ERROR;
+    /* a first pass: a file that is no dump, or one the daemon holds
+     * already, is refused before anything is sent */
+    cli_progress_start(path);
+    rc = cli_dump_hash(path, hash, &n, err, errlen);
+    if (rc == CLI_OK && !force) {
+        int found;
+
+        rc = daemon_has(sock, hash, &found, &dup, err, errlen);
+        if (rc == CLI_OK && found) {
+            snprintf(err, errlen, "%s: already stored as snapshot %" PRIu64
+                     " (the same content); --force stores it again", path, dup);
+            rc = CLI_ERROR;
+        }
     }
-    fd = connect_to(sock, err, errlen);
-    if (fd < 0) {
-        fclose(f);
-        return CLI_UNAVAILABLE;
+    if (rc != CLI_OK)
+        goto out;
+    if (cli_dump_open(&d, path) != 0) {
+        snprintf(err, errlen, "%s", d.err);
+        rc = d.code;
+        goto out;
+    }
+    b.p = malloc(SEND_BUF);
+    b.fd = connect_to(sock, err, errlen);
+    if (b.fd < 0) {
+        rc = CLI_UNAVAILABLE;
+        goto out;
+    }
+    if (b.p == NULL) {
+        snprintf(err, errlen, "out of memory");
+        rc = CLI_ERROR;
+        goto out;
     }
     /* no hostname, pid 0: the file's "process" is its label alone, as
      * for an import with --store (docs/store-format.md, "proc") */
@@ -277,8 +397,8 @@ cli_send_dump(const char *sock, const char *path, const char *label,
     cJSON_AddNumberToObject(h, "meliae_stream", ML_PROTO_VERSION);
     cJSON_AddNumberToObject(h, "pid", 0);       /* a file, not this process */
     cJSON_AddNumberToObject(h, "start_time", 0);
-    cJSON_AddStringToObject(h, "hostname", hostname);
-    cJSON_AddStringToObject(h, "program", path);
+    cJSON_AddStringToObject(h, "hostname", "");
+    add_header_str(h, "program", path);
     cJSON_AddStringToObject(h, "python", "");
     if (label)
         cJSON_AddStringToObject(h, "label", label);
@@ -286,51 +406,39 @@ cli_send_dump(const char *sock, const char *path, const char *label,
         cJSON_AddNullToObject(h, "label");
     cJSON_AddStringToObject(h, "values", "truncated");
     cJSON_AddStringToObject(h, "mode", "file");
+    add_header_str(h, "file", base ? base + 1 : path);
+    cJSON_AddStringToObject(h, "content_hash", hash);
     cJSON_AddNumberToObject(h, "request", 0);
     cJSON_AddNumberToObject(h, "time", (double)time(NULL));
     text = cJSON_PrintUnformatted(h);
     cJSON_Delete(h);
-    ml_dumpparser_init(&p);
-    rc = text ? send_all(fd, text, strlen(text), deadline, err, errlen) : CLI_ERROR;
+    rc = text ? buffered(&b, text, strlen(text), err, errlen) : CLI_ERROR;
     if (rc == CLI_OK)
-        rc = send_all(fd, "\n", 1, deadline, err, errlen);
+        rc = buffered(&b, "\n", 1, err, errlen);
     free(text);
-    while (rc == CLI_OK && (len = getline(&line, &cap, f)) > 0) {
-        lineno++;
-        if (len == 1 || (lineno == 1 && line[0] != '{'))
-            continue;
-        int prc = ml_dumpline_parse(&p, line, (size_t)len, &l);
-        if (prc != 0) {
-            snprintf(err, errlen, "%s:%" PRIu64 ": %s", path, lineno,
-                     prc == ML_EPROTO ? p.err : ml_strerror(prc));
-            rc = CLI_ERROR;
-            break;
-        }
-        if (l.kind != ML_LINE_OBJECT)
-            continue;
-        n++;
-        bytes += l.size;
-        if (line[len - 1] != '\n') {    /* the last line, unterminated */
-            rc = send_all(fd, line, (size_t)len, deadline, err, errlen);
-            if (rc == CLI_OK)
-                rc = send_all(fd, "\n", 1, deadline, err, errlen);
-        } else {
-            rc = send_all(fd, line, (size_t)len, deadline, err, errlen);
-        }
+    while (rc == CLI_OK && (more = cli_dump_next(&d, &l)) > 0) {
+        rc = buffered(&b, d.line, d.len, err, errlen);
+        cli_progress(d.objects);
+    }
+    if (rc == CLI_OK && more < 0) {
+        snprintf(err, errlen, "%s", d.err);
+        rc = d.code;
     }
     if (rc == CLI_OK) {
         char tr[128];
 
         snprintf(tr, sizeof tr, "{\"end\": \"complete\", \"objects\": %" PRIu64
-                 ", \"bytes\": %" PRIu64 "}\n", n, bytes);
-        rc = send_all(fd, tr, strlen(tr), deadline, err, errlen);
+                 ", \"bytes\": %" PRIu64 "}\n", d.objects, d.bytes);
+        rc = buffered(&b, tr, strlen(tr), err, errlen);
     }
     if (rc == CLI_OK)
-        rc = read_reply(fd, deadline, &msg, err, errlen);
+        rc = flush(&b, err, errlen);
+    if (rc == CLI_OK)
+        rc = read_reply(b.fd, b.deadline, &msg, err, errlen);
     if (rc == CLI_OK) {
         if ((x = cJSON_GetObjectItemCaseSensitive(msg, "ack")) && cJSON_IsNumber(x)) {
             *id = (uint64_t)x->valuedouble;
-            *objects = n;
+            *objects = d.objects;
         } else {
             x = cJSON_GetObjectItemCaseSensitive(msg, "error");
             snprintf(err, errlen, "the daemon refused %s: %s", path,
@@ -338,10 +446,12 @@ cli_send_dump(const char *sock, const char *path, const char *label,
             rc = CLI_ERROR;
         }
     }
+out:
+    cli_progress_end();
     cJSON_Delete(msg);
-    free(line);
-    ml_dumpparser_free(&p);
-    fclose(f);
-    close(fd);
+    cli_dump_close(&d);
+    free(b.p);
+    if (b.fd >= 0)
+        close(b.fd);
     return rc;
 }

@@ -44,12 +44,13 @@ struct opts {
     const char *since, *until;
     long top, depth, chains, limit, timeout;
     int json, bytes;
-    int retained, all_users;
+    int retained, all_users, across, force;
     long uid;
 };
 
 struct cmd {
     const char *name;
+    const char *brief;          /* one line, for --help's list */
     const char *args;           /* positional arguments, for usage */
     int nargs;                  /* with a snapshot: counted without --dump */
     int snap;                   /* first argument is a snapshot reference */
@@ -59,16 +60,19 @@ struct cmd {
 };
 
 static const struct cmd cmds[] = {
-    { "snapshots", "", 0, 0, "[--since DUR] [--until DUR] [--process SEL]",
+    { "snapshots", "list the stored snapshots",
+      "", 0, 0, "[--since DUR] [--until DUR] [--process SEL]",
       "List the stored snapshots: id, time, process, objects, bytes.",
       "  meliae-cli snapshots --since 1h\n"
       "  meliae-cli --json snapshots --process web\n" },
-    { "summary", "SNAP", 1, 1, "[--top N] [--by size|count] [--process SEL]",
+    { "summary", "the types that hold the most memory in one snapshot",
+      "SNAP", 1, 1, "[--top N] [--by size|count] [--process SEL]",
       "The types holding the most memory in one snapshot.",
       "  meliae-cli summary latest\n"
       "  meliae-cli summary 17 --top 5 --by count\n"
       "  meliae-cli --dump heap.json summary\n" },
-    { "growth", "", 0, 0,
+    { "growth", "what grew over the snapshots; the leak suspects",
+      "", 0, 0,
       "[--since DUR] [--until DUR] [--process SEL] [--by size|count] [--top N]\n"
       "       [--sort score|bytes|count|slope]",
       "What grew over the snapshots of each process in the window.  A type\n"
@@ -80,31 +84,41 @@ static const struct cmd cmds[] = {
       "  meliae-cli growth --since 1h\n"
       "  meliae-cli growth --since 2026-11-27T06:00:00Z --by count --top 20\n"
       "  meliae-cli growth --since 1h --sort bytes\n" },
-    { "diff", "SNAP_A SNAP_B", 2, 0, "[--top N] [--process SEL]",
+    { "diff", "what changed between two snapshots (or two dump files)",
+      "SNAP_A SNAP_B", 2, 0,
+      "[--top N] [--process SEL] [--across-processes]",
       "Per-type deltas, and the objects present in B but not in A, grouped\n"
-      "by type and by the object that holds them.",
+      "by type and by the object that holds them.  A and B must be of one\n"
+      "process unless --across-processes is given.  A and B may be two\n"
+      "dump files instead (plain or gzip), compared the same way.",
       "  meliae-cli diff latest~1 latest\n"
-      "  meliae-cli diff 3 17 --top 5\n" },
-    { "referrers", "SNAP ADDR", 2, 1, "[--depth N] [--chains K] [--process SEL]",
+      "  meliae-cli diff 3 17 --top 5\n"
+      "  meliae-cli diff before.json after.json.gz\n" },
+    { "referrers", "the chains of referrers that keep an object alive",
+      "SNAP ADDR", 2, 1, "[--depth N] [--chains K] [--process SEL]",
       "The shortest chains of referrers from an object to a root (a module,\n"
       "or an object nothing refers to).",
       "  meliae-cli referrers latest 0x7f3a5c2b1e80\n"
       "  meliae-cli referrers 17 139889234567808 --chains 5\n" },
-    { "show", "SNAP ADDR", 2, 1, "[--limit N] [--process SEL]",
+    { "show", "one object, its refs and its referrers",
+      "SNAP ADDR", 2, 1, "[--limit N] [--process SEL]",
       "One object, with what it refers to and what refers to it.",
       "  meliae-cli show latest 0x7f3a5c2b1e80\n" },
-    { "top", "SNAP", 1, 1, "[--retained] [--top N] [--process SEL]",
+    { "top", "the largest objects, or those that keep the most alive",
+      "SNAP", 1, 1, "[--retained] [--top N] [--process SEL]",
       "The largest objects of one snapshot; with --retained, by the memory\n"
       "each keeps alive (its retained size: what freeing it would free),\n"
       "and the types that keep the most (docs/retained.md).",
       "  meliae-cli top --retained latest\n"
       "  meliae-cli top 17 --top 5\n"
       "  meliae-cli --dump heap.json top --retained --top 10\n" },
-    { "dominators", "SNAP ADDR", 2, 1, "[--process SEL]",
+    { "dominators", "what alone keeps an object alive, up to a root",
+      "SNAP ADDR", 2, 1, "[--process SEL]",
       "An object's dominators up to a root: each object on the way keeps it\n"
       "alive alone, with the memory it retains.",
       "  meliae-cli dominators latest 0x7f3a5c2b1e80\n" },
-    { "report", "", 0, 0,
+    { "report", "the leak report: suspects, new objects, who holds them",
+      "", 0, 0,
       "[--html FILE] [--process SEL] [--since DUR] [--until DUR] [--top N]\n"
       "       [--alive K]",
       "The leak report: per process, its leak suspects (growth's trend\n"
@@ -115,18 +129,32 @@ static const struct cmd cmds[] = {
       "size.  As text, or with --html FILE as one self-contained page.",
       "  meliae-cli report --since 1h\n"
       "  meliae-cli report --process web --html leak.html\n" },
-    { "import", "FILE", 1, 0, "[--label L]",
-      "Store a dump file (ours or meliae 0.5's) as a snapshot.",
+    { "import", "store a dump file as a snapshot",
+      "FILE", 1, 0, "[--label L] [--force]",
+      "Store a dump file (ours or meliae 0.5's, plain or gzip) as a\n"
+      "snapshot.  A file already stored (the same content) is refused\n"
+      "with the snapshot that holds it, unless --force.",
       "  meliae-cli import heap.json --label before-upgrade\n"
       "  meliae-cli --store /var/lib/meliae import heap.json\n" },
-    { "snap", "SEL", 1, 0, "[--timeout S] | --pid PID [--timeout S]",
+    { "delete", "remove a snapshot from the store",
+      "ID", 1, 0, "[--uid N | --all-users]",
+      "Remove a snapshot from the store: its summary, objects and indexes.\n"
+      "By its id only (not latest: a deletion names what it deletes);\n"
+      "through the daemon (your own snapshots; root and the daemon's user\n"
+      "another's with --uid or --all-users), or with --store when no\n"
+      "daemon holds the store.",
+      "  meliae-cli delete 17\n"
+      "  meliae-cli --store /var/lib/meliae delete 3\n" },
+    { "snap", "have a connected process take a snapshot now",
+      "SEL", 1, 0, "[--timeout S] | --pid PID [--timeout S]",
       "Ask the daemon to have a connected process (pid, label or program)\n"
       "take a snapshot now; prints its id once stored.  --pid PID: the\n"
       "process with that pid, streaming or attached (meliae-cli attach).",
       "  meliae-cli snap web\n"
       "  meliae-cli snap 4242 --timeout 120\n"
       "  meliae-cli snap --pid 4242\n" },
-    { "attach", "PID", 1, 0,
+    { "attach", "start snapshots in a running Python process (no edit)",
+      "PID", 1, 0,
       "[--socket PATH] [--interval S | --once] [--label L]\n"
       "       [--timeout S]",
       "Start streaming snapshots (every --interval seconds, default 60)\n"
@@ -139,7 +167,8 @@ static const struct cmd cmds[] = {
       "  meliae-cli attach 4242\n"
       "  meliae-cli attach 4242 --once\n"
       "  meliae-cli attach 4242 --interval 30 --label web\n" },
-    { "detach", "PID", 1, 0, "[--timeout S]",
+    { "detach", "stop what attach started in a process",
+      "PID", 1, 0, "[--timeout S]",
       "Stop the streamer meliae-cli attach started in a process: its thread\n"
       "ends and its connection closes; the process goes on.",
       "  meliae-cli detach 4242\n" },
@@ -159,7 +188,8 @@ usage(FILE *f)
         "\n"
         "commands:\n");
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        fprintf(f, "  %-10s %s\n", cmds[i].name, cmds[i].args);
+        fprintf(f, "  %-10s %-13s  %s\n", cmds[i].name, cmds[i].args,
+                cmds[i].brief);
     fprintf(f,
         "\n"
         "where:\n"
@@ -196,12 +226,15 @@ static int
 die(int code, const char *fmt, ...)
 {
     va_list ap;
+    char msg[2048], *e = NULL;
 
-    fprintf(stderr, "%s: ", prog);
+    /* messages quote names from snapshots (and the daemon's words) */
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "%s: %s\n", prog,
+            cli_escape(msg, strlen(msg), &e) > 0 ? e : msg);
+    free(e);
     return code;
 }
 
@@ -278,73 +311,102 @@ positive(const char *opt, const char *v, long *out)
     return 0;
 }
 
-/* Imports dump file path into the store s; *id gets the snapshot. */
+/* A snapshot of s with content hash hash: its id (st_snap_list's
+ * callback), so that the same file is not stored twice. */
+static int
+same_content(void *arg, const struct st_snapinfo *si)
+{
+    const char **want = arg;
+
+    if (si->content_hash == NULL || strcmp(si->content_hash, want[0]) != 0)
+        return 0;
+    *(uint64_t *)(void *)want[1] = si->id;
+    return -EEXIST;                     /* stops the listing */
+}
+
+/* 1 and *dup if s holds a snapshot of content hash; 0 if not; < 0. */
+static int
+stored_as(struct st_store *s, const char *hash, uint64_t *dup)
+{
+    const char *arg[2] = { hash, (const char *)(void *)dup };
+    struct st_read *r;
+    int rc = st_read_begin(s, &r);
+
+    if (rc != 0)
+        return rc;
+    rc = st_snap_list(r, 0, 0, same_content, arg);
+    st_read_end(r);
+    return rc == -EEXIST ? 1 : rc;
+}
+
+/* Imports dump file path into the store s; *id gets the snapshot.  A
+ * file already stored (its content hash) is refused unless force. */
 static int
 import_file(struct st_store *s, const char *path, const char *label,
-            uint64_t *id, uint64_t *objects)
+            int force, uint64_t *id, uint64_t *objects)
 {
+    char hash[CLI_HASH_LEN];
+    const char *base = strrchr(path, '/');
     struct st_source src = { .values = "truncated", .mode = "file",
-                             .label = label, .program = path };
-    struct ml_dumpparser p;
+                             .label = label, .program = path,
+                             .file = base ? base + 1 : path,
+                             .content_hash = hash };
+    struct cli_dump d;
     struct ml_dumpline l;
     struct st_ingest *in = NULL;
-    uint64_t n = 0, bytes = 0, lineno = 0;
-    char *line = NULL;
-    size_t cap = 0;
-    ssize_t len;
-    FILE *f;
-    int rc;
+    uint64_t dup = 0;
+    int rc, more;
 
-    f = fopen(path, "re");
-    if (f == NULL)
-        return die(errno == ENOENT ? CLI_NOTFOUND : CLI_ERROR, "%s: %s", path,
-                   strerror(errno));
-    ml_dumpparser_init(&p);
+    if (cli_dump_open(&d, path) != 0) {
+        rc = die(d.code, "%s", d.err);
+        goto out;
+    }
     rc = st_ingest_new(&in, st_tmpdir(s), 1);
     if (rc != 0) {
         rc = die(CLI_ERROR, "%s", st_strerror(rc));
         goto out;
     }
     st_ingest_keep_first(in);
-    while ((len = getline(&line, &cap, f)) > 0) {
-        lineno++;
-        if (len == 1 || (lineno == 1 && line[0] != '{'))
-            continue;
-        rc = ml_dumpline_parse(&p, line, (size_t)len, &l);
-        if (rc != 0) {
-            rc = die(CLI_ERROR, "%s:%" PRIu64 ": %s", path, lineno,
-                     rc == ML_EPROTO ? p.err : st_strerror(rc));
-            goto out;
-        }
-        if (l.kind != ML_LINE_OBJECT)
-            continue;
+    cli_progress_start(path);      /* "heap.json: 120000 objects, 3s" */
+    while ((more = cli_dump_next(&d, &l)) > 0) {
         rc = st_ingest_object(in, &l);
         if (rc != 0) {
-            rc = die(CLI_ERROR, "%s:%" PRIu64 ": %s", path, lineno,
+            rc = die(CLI_ERROR, "%s:%" PRIu64 ": %s", path, d.lineno,
                      st_ingest_error(in));
             goto out;
         }
-        n++;
-        bytes += l.size;
+        cli_progress(d.objects);
     }
-    if (ferror(f)) {
-        rc = die(CLI_ERROR, "%s: %s", path, strerror(errno));
+    cli_progress_end();
+    if (more < 0) {
+        rc = die(d.code, "%s", d.err);
         goto out;
     }
-    rc = st_ingest_end(in, n, bytes);
+    cli_dump_hash_text(&d, hash);
+    rc = force ? 0 : stored_as(s, hash, &dup);
+    if (rc < 0) {
+        rc = die(CLI_ERROR, "%s: %s", path, st_strerror(rc));
+        goto out;
+    }
+    if (rc == 1) {
+        rc = die(CLI_ERROR, "%s: already stored as snapshot %" PRIu64 " (the "
+                 "same content); --force stores it again", path, dup);
+        goto out;
+    }
+    if (rc == 0)
+        rc = st_ingest_end(in, d.objects, d.bytes);
     if (rc == 0)
         rc = st_commit(s, in, &src, id);
     if (rc != 0) {
         rc = die(CLI_ERROR, "%s: %s", path, st_ingest_error(in));
         goto out;
     }
-    *objects = n;
+    *objects = d.objects;
     rc = CLI_OK;
 out:
-    free(line);
-    fclose(f);
+    cli_progress_end();
+    cli_dump_close(&d);
     st_ingest_free(in);
-    ml_dumpparser_free(&p);
     return rc;
 }
 
@@ -371,11 +433,26 @@ print_answer(const struct out *o, cJSON *doc)
         free(fixed);
         free(t);
     } else {
+        if (cli_escape_doc(doc) < 0)
+            return die(CLI_ERROR, "out of memory");
         cli_render(o, doc);
     }
     if (fflush(o->f) != 0 || ferror(o->f))
         return die(CLI_ERROR, "writing the answer: %s", strerror(errno));
     return CLI_OK;
+}
+
+/* The progress line's words for req ("top: working"). */
+static const char *
+progress_what(const cJSON *req)
+{
+    static char buf[64];
+    const cJSON *cmd = cJSON_GetObjectItemCaseSensitive(req, "cmd");
+
+    snprintf(buf, sizeof buf, "%s: %s", cJSON_IsString(cmd) ? cmd->valuestring
+             : "meliae-cli", cJSON_IsString(cmd) && strcmp(cmd->valuestring,
+             "snap") == 0 ? "waiting for the snapshot" : "working");
+    return buf;
 }
 
 /* Runs req on a store opened here. */
@@ -398,7 +475,9 @@ run_local(const char *dir, const cJSON *req, const struct out *o)
     if (stat(dir, &st) == 0)
         sc.owner = (uint32_t)st.st_uid;
     rc = rp_scope_request(req, &sc, err, sizeof err);
+    cli_progress_tick_start(progress_what(req));
     rc = rc < 0 ? rc : rp_run(s, req, &sc, &doc, err, sizeof err);
+    cli_progress_tick_stop();
     st_close(s);
     if (rc != 0)
         return die(exit_code(rc), "%s", err);
@@ -408,16 +487,18 @@ run_local(const char *dir, const cJSON *req, const struct out *o)
 }
 
 /* --dump: the file goes through the daemon's ingest into a temporary
- * store, and the command runs there; the store is removed after. */
+ * store, and the command runs there; the store is removed after.  diff
+ * of two files: both go there, and it compares them as snapshots. */
 static int
-run_dump(const char *path, const cJSON *req, const struct out *o)
+run_dump(const char *const *paths, int npaths, cJSON *req,
+         const struct out *o)
 {
     char dir[PATH_MAX], store[PATH_MAX + 8], err[512];
     const char *tmp = getenv("TMPDIR");
     struct st_store *s;
     uint64_t id, n;
     cJSON *doc;
-    int rc;
+    int rc = CLI_OK;
 
     snprintf(dir, sizeof dir, "%s/meliae-cli.XXXXXX", tmp && *tmp ? tmp : "/tmp");
     if (mkdtemp(dir) == NULL)
@@ -428,9 +509,21 @@ run_dump(const char *path, const cJSON *req, const struct out *o)
         rc = die(CLI_ERROR, "%s", err);
         goto out;
     }
-    rc = import_file(s, path, NULL, &id, &n);
+    for (int i = 0; i < npaths && rc == CLI_OK; i++) {
+        static const char *const key[] = { "a", "b" };
+        char ref[24];
+
+        /* one store, no label: the files are one "process" to diff */
+        rc = import_file(s, paths[i], NULL, 1, &id, &n);
+        snprintf(ref, sizeof ref, "%" PRIu64, id);
+        if (rc == CLI_OK && npaths == 2)
+            cJSON_ReplaceItemInObjectCaseSensitive(req, key[i],
+                                                   cJSON_CreateString(ref));
+    }
     if (rc == CLI_OK) {
+        cli_progress_tick_start(progress_what(req));
         rc = rp_run(s, req, NULL, &doc, err, sizeof err);
+        cli_progress_tick_stop();
         if (rc != 0) {
             rc = die(exit_code(rc), "%s", err);
         } else {
@@ -444,19 +537,46 @@ out:
     return rc;
 }
 
+/* A snapshot reference (an id, latest, latest~N) rather than a file? */
+static int
+is_ref(const char *s)
+{
+    if (strncmp(s, "latest", 6) == 0)
+        s += s[6] == '~' ? 7 : 6;
+    return strspn(s, "0123456789") == strlen(s);
+}
+
 static int
 run_daemon(const char *sock, const cJSON *req, const struct out *o,
            unsigned timeout)
 {
     char err[512];
     cJSON *doc = NULL;
-    int rc = cli_ask_daemon(sock, req, timeout, &doc, err, sizeof err);
+    int rc;
+
+    cli_progress_start(progress_what(req));
+    rc = cli_ask_daemon(sock, req, timeout, &doc, err, sizeof err);
+    cli_progress_end();
 
     if (rc != CLI_OK)
         return die(rc, "%s", err);
     rc = print_answer(o, doc);
     cJSON_Delete(doc);
     return rc;
+}
+
+/* The store at dir, to write (import, delete): not one a daemon holds. */
+static int
+open_to_write(const char *dir, const char *what, struct st_store **s)
+{
+    char err[512];
+    int rc = st_open(s, dir, NULL, err, sizeof err);
+
+    if (rc == -EBUSY)
+        return die(CLI_ERROR, "%s; drop --store to %s through it", err, what);
+    if (rc != 0)
+        return die(CLI_ERROR, "%s", err);
+    return CLI_OK;
 }
 
 static int
@@ -470,17 +590,15 @@ cmd_import(const struct opts *op, const char *sock, const char *file,
     if (op->store != NULL) {
         struct st_store *s;
 
-        rc = st_open(&s, op->store, NULL, err, sizeof err);
-        if (rc == -EBUSY)
-            return die(CLI_ERROR, "%s; drop --store to import through it", err);
-        if (rc != 0)
-            return die(CLI_ERROR, "%s", err);
-        rc = import_file(s, file, op->label, &id, &n);
+        if ((rc = open_to_write(op->store, "import", &s)) != CLI_OK)
+            return rc;
+        rc = import_file(s, file, op->label, op->force, &id, &n);
         st_close(s);
         if (rc != CLI_OK)
             return rc;
     } else {
-        rc = cli_send_dump(sock, file, op->label, &id, &n, err, sizeof err);
+        rc = cli_send_dump(sock, file, op->label, op->force, &id, &n, err,
+                           sizeof err);
         if (rc != CLI_OK)
             return die(rc, "%s", err);
     }
@@ -529,11 +647,63 @@ cmd_attach(const struct opts *op, const char *pid, int attach)
     return cli_attach(&a, &o);
 }
 
+/* delete ID: with --store in the store opened for writing, else by the
+ * daemon's writer; the same answer either way. */
+static int
+cmd_delete(const struct opts *op, const char *sock, const char *ref,
+           const struct out *o)
+{
+    char err[512], *end;
+    unsigned long long id;
+    cJSON *doc = NULL;
+    int rc;
+
+    errno = 0;
+    id = strtoull(ref, &end, 10);
+    if (ref[0] < '0' || ref[0] > '9' || *end != '\0' || errno != 0 || id == 0)
+        return die(CLI_USAGE, "delete needs a snapshot id, not \"%s\" (not "
+                   "latest: a deletion names what it deletes)", ref);
+    if (op->store != NULL) {
+        struct st_store *s;
+
+        if ((rc = open_to_write(op->store, "delete", &s)) != CLI_OK)
+            return rc;
+        rc = st_delete(s, id);
+        st_close(s);
+        if (rc != 0)
+            return die(exit_code(rc), "%s%llu%s%s", rc == ML_ENOTFOUND
+                       ? "no snapshot " : "deleting snapshot ", id,
+                       rc == ML_ENOTFOUND ? "" : ": ",
+                       rc == ML_ENOTFOUND ? "" : st_strerror(rc));
+        doc = cJSON_CreateObject();
+        cJSON_AddNumberToObject(doc, "schema_version", RP_SCHEMA_VERSION);
+        cJSON_AddStringToObject(doc, "command", "delete");
+        cJSON_AddNumberToObject(doc, "snapshot", (double)id);
+    } else {
+        cJSON *req = cJSON_CreateObject();
+
+        cJSON_AddStringToObject(req, "cmd", "delete");
+        cJSON_AddStringToObject(req, "snap", ref);
+        if (op->uid >= 0)               /* root: another user's */
+            cJSON_AddNumberToObject(req, "uid", (double)op->uid);
+        if (op->all_users)
+            cJSON_AddBoolToObject(req, "all_users", 1);
+        rc = cli_ask_daemon(sock, req, (unsigned)op->timeout, &doc, err,
+                            sizeof err);
+        cJSON_Delete(req);
+        if (rc != CLI_OK)
+            return die(rc, "%s", err);
+    }
+    rc = print_answer(o, doc);
+    cJSON_Delete(doc);
+    return rc;
+}
+
 enum {
     O_STORE = 256, O_SOCKET, O_DUMP, O_JSON, O_BYTES, O_PROCESS, O_SINCE,
     O_UNTIL, O_BY, O_TOP, O_DEPTH, O_CHAINS, O_LABEL, O_LIMIT, O_TIMEOUT,
     O_VERSION, O_SORT, O_HTML, O_ALIVE, O_RETAINED, O_PID, O_INTERVAL,
-    O_ONCE, O_UID, O_ALL_USERS,
+    O_ONCE, O_UID, O_ALL_USERS, O_ACROSS, O_FORCE,
 };
 
 /* One option; -1 to go on, or an exit code. */
@@ -547,6 +717,8 @@ handle_opt(int ch, char **argv, struct opts *op, int *help)
     case O_JSON: op->json = 1; break;
     case O_RETAINED: op->retained = 1; break;
     case O_ALL_USERS: op->all_users = 1; break;
+    case O_ACROSS: op->across = 1; break;
+    case O_FORCE: op->force = 1; break;
     case O_UID: return positive("--uid", optarg, &op->uid) ? CLI_USAGE : -1;
     case O_BYTES: op->bytes = 1; break;
     case O_PROCESS: op->process = optarg; break;
@@ -612,6 +784,8 @@ main(int argc, char **argv)
         { "once", no_argument, NULL, O_ONCE },
         { "uid", required_argument, NULL, O_UID },
         { "all-users", no_argument, NULL, O_ALL_USERS },
+        { "across-processes", no_argument, NULL, O_ACROSS },
+        { "force", no_argument, NULL, O_FORCE },
         { NULL, 0, NULL, 0 },
     };
     struct opts op = { .top = -1, .depth = -1, .chains = -1, .limit = -1,
@@ -681,6 +855,10 @@ main(int argc, char **argv)
                    "(and top, dominators)");
     if (op.retained && strcmp(c->name, "top") != 0)
         return die(CLI_USAGE, "--retained works with top");
+    if (op.across && strcmp(c->name, "diff") != 0)
+        return die(CLI_USAGE, "--across-processes works with diff");
+    if (op.force && strcmp(c->name, "import") != 0)
+        return die(CLI_USAGE, "--force works with import");
     int attach = strcmp(c->name, "attach") == 0;
     if ((op.interval != NULL || op.once) && !attach)
         return die(CLI_USAGE, "--interval and --once work with attach");
@@ -699,15 +877,30 @@ main(int argc, char **argv)
     const char *nc = getenv("NO_COLOR");
     o.color = o.utf8 && (nc == NULL || nc[0] == '\0');
 
+    /* diff a.json b.json: two dump files rather than two snapshots */
+    int dump_files = 0;
+    if (strcmp(c->name, "diff") == 0 && op.dump == NULL) {
+        struct stat st;
+
+        for (int i = 0; i < 2; i++)
+            dump_files += !is_ref(args[i]) && stat(args[i], &st) == 0 &&
+                          S_ISREG(st.st_mode);
+        if (dump_files == 1)
+            return die(CLI_USAGE, "diff compares two snapshots or two dump "
+                       "files, not one of each");
+    }
     const char *sock = op.socket;
-    if (sock == NULL && (op.store == NULL || strcmp(c->name, "snap") == 0 ||
-                         strcmp(c->name, "import") == 0)) {
+    if (sock == NULL && dump_files != 2 &&
+        (op.store == NULL || strcmp(c->name, "snap") == 0 ||
+         strcmp(c->name, "import") == 0)) {
         sock = cli_default_socket(sockbuf, sizeof sockbuf, err, sizeof err);
         if (sock == NULL && op.store == NULL)
             return die(CLI_UNAVAILABLE, "%s", err);
     }
     if (strcmp(c->name, "import") == 0)
         return cmd_import(&op, sock, args[0], &o);
+    if (strcmp(c->name, "delete") == 0)
+        return cmd_delete(&op, sock, args[0], &o);
 
     req = cJSON_CreateObject();
     cJSON_AddStringToObject(req, "cmd", c->name);
@@ -733,6 +926,8 @@ main(int argc, char **argv)
         cJSON_AddNumberToObject(req, "limit", (double)op.limit);
     if (op.retained)
         cJSON_AddBoolToObject(req, "retained", 1);
+    if (op.across)
+        cJSON_AddBoolToObject(req, "across_processes", 1);
     if (op.uid >= 0 && op.all_users) {
         cJSON_Delete(req);
         return die(CLI_USAGE, "--uid and --all-users do not go together");
@@ -776,7 +971,9 @@ main(int argc, char **argv)
         rc = sock ? run_daemon(sock, req, &o, (unsigned)op.timeout + 5)
                   : die(CLI_UNAVAILABLE, "%s", err);
     else if (op.dump != NULL)
-        rc = run_dump(op.dump, req, &o);
+        rc = run_dump(&op.dump, 1, req, &o);
+    else if (dump_files == 2)
+        rc = run_dump((const char *const *)args, 2, req, &o);
     else if (op.store != NULL)
         rc = run_local(op.store, req, &o);
     else

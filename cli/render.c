@@ -58,6 +58,34 @@ cli_size(const struct out *o, double bytes, char *buf)
     return buf;
 }
 
+#define TYPE_COL 32             /* growth's, diff's and report's TYPE */
+
+/* type in a column of TYPE_COL characters: padded, or cut in the middle
+ * ("breezy.bzr._stat…c.StaticTuple": a module path's both ends say the
+ * most) so that the columns after it stay in place; --json has the whole
+ * name.  buf: TYPE_COL * 4 + 8 bytes. */
+static const char *
+type_cell(const struct out *o, const char *type, char *buf, size_t n)
+{
+    const char *dots = o->utf8 ? "\xe2\x80\xa6" : "...";   /* U+2026 */
+    size_t nd = o->utf8 ? 1 : 3, len, chars = 0, head, tail;
+
+    if (type == NULL)
+        type = "?";
+    len = strlen(type);
+    for (size_t i = 0; i < len; i++)    /* lead bytes: characters */
+        chars += ((unsigned char)type[i] & 0xc0) != 0x80;
+    if (chars <= TYPE_COL) {
+        snprintf(buf, n, "%s%*s", type, (int)(TYPE_COL - chars), "");
+        return buf;
+    }
+    head = (TYPE_COL - nd) / 2;
+    tail = TYPE_COL - nd - head;
+    snprintf(buf, n, "%.*s%s%s", (int)ml_utf8_prefix(type, len, head), type,
+             dots, type + ml_utf8_prefix(type, len, chars - tail));
+    return buf;
+}
+
 /* "+1.2MiB" / "-3" style deltas; buf: 40 bytes. */
 static const char *
 delta_size(const struct out *o, double d, char *buf)
@@ -175,17 +203,53 @@ hop(const struct out *o, FILE *f, const cJSON *ob)
     }
 }
 
+/* Who took snapshot s: "pid 4242", or for an imported file (whose pid is
+ * 0, or the importing CLI's) "imported from heap.json"; buf: 300. */
+static const char *
+origin(const cJSON *s, char *buf)
+{
+    const char *file = str(s, "file");
+
+    if (file != NULL)
+        snprintf(buf, 300, "imported from %s", file);
+    else
+        snprintf(buf, 300, "pid %.0f", num(s, "pid"));
+    return buf;
+}
+
+/* A process's heading in growth and report: "process 4242 \"web\"
+ * app.py", or for files imported under one label "imported files
+ * \"fx\", the last dump3.json" (their pid says nothing); buf: 600. */
+static const char *
+proc_head(const cJSON *p, char *buf)
+{
+    const char *label = str(p, "label"), *prog = str(p, "program");
+    const char *file = str(cJSON_GetObjectItemCaseSensitive(p, "last"), "file");
+
+    if (file != NULL)
+        snprintf(buf, 600, "imported files%s%s%s, the last %s",
+                 label ? " \"" : "", label ? label : "", label ? "\"" : "",
+                 file);
+    else
+        snprintf(buf, 600, "process %.0f%s%s%s%s%s", num(p, "pid"),
+                 label ? " \"" : "", label ? label : "", label ? "\"" : "",
+                 prog ? " " : "", prog ? prog : "");
+    return buf;
+}
+
 static void
 snap_line(const struct out *o, FILE *f, const cJSON *s)
 {
     const char *label = str(s, "label"), *prog = str(s, "program");
-    char sz[32];
+    char sz[32], who[300];
 
-    fprintf(f, "snapshot %.0f at %s, pid %.0f%s%s%s%s%s, %.0f objects, %s",
-            num(s, "id"), str(s, "time") ? str(s, "time") : "?", num(s, "pid"),
-            label ? " \"" : "", label ? label : "", label ? "\"" : "",
-            prog ? " " : "", prog ? prog : "", num(s, "objects"),
-            cli_size(o, num(s, "bytes"), sz));
+    if (str(s, "file") != NULL)
+        prog = NULL;            /* the file's path, said by origin */
+    fprintf(f, "snapshot %.0f at %s, %s%s%s%s%s%s, %.0f objects, %s",
+            num(s, "id"), str(s, "time") ? str(s, "time") : "?",
+            origin(s, who), label ? " \"" : "", label ? label : "",
+            label ? "\"" : "", prog ? " " : "", prog ? prog : "",
+            num(s, "objects"), cli_size(o, num(s, "bytes"), sz));
 }
 
 static void
@@ -205,17 +269,21 @@ render_snapshots(const struct out *o, FILE *f, const cJSON *doc)
         const cJSON *uid = cJSON_GetObjectItemCaseSensitive(s, "uid");
         const cJSON *rss = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(s, "process"), "rss");
-        char ub[16] = "-", rs[32] = "-";
+        char ub[16] = "-", rs[32] = "-", pid[16] = "-", who[300];
+        const char *prog = str(s, "program") ? str(s, "program") : "-";
 
         if (cJSON_IsNumber(uid))
             snprintf(ub, sizeof ub, "%.0f", uid->valuedouble);
         if (cJSON_IsNumber(rss))
             cli_size(o, rss->valuedouble, rs);
-        fprintf(f, "%6.0f  %-24s %7.0f %6s  %-16s %10.0f %10s %10s  %s%s\n",
+        if (str(s, "file") != NULL)     /* not a process: a file */
+            prog = origin(s, who);
+        else
+            snprintf(pid, sizeof pid, "%.0f", num(s, "pid"));
+        fprintf(f, "%6.0f  %-24s %7s %6s  %-16s %10.0f %10s %10s  %s%s\n",
                 num(s, "id"), str(s, "time") ? str(s, "time") : "?",
-                num(s, "pid"), ub, str(s, "label") ? str(s, "label") : "-",
-                num(s, "objects"), cli_size(o, num(s, "bytes"), sz), rs,
-                str(s, "program") ? str(s, "program") : "-",
+                pid, ub, str(s, "label") ? str(s, "label") : "-",
+                num(s, "objects"), cli_size(o, num(s, "bytes"), sz), rs, prog,
                 cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(s, "graph"))
                     ? " (summary only)" : "");
     }
@@ -316,15 +384,13 @@ render_growth(const struct out *o, FILE *f, const cJSON *doc)
     cJSON_ArrayForEach(p, procs) {
         const cJSON *first = cJSON_GetObjectItemCaseSensitive(p, "first");
         const cJSON *last = cJSON_GetObjectItemCaseSensitive(p, "last");
-        const char *label = str(p, "label"), *prog = str(p, "program");
-        char a[32], b[32], d[40], sl[48];
+        char head[600], a[32], b[32], d[40], sl[48];
 
         memory_line(o, f, p, 1);
-        fprintf(f, "%sprocess %.0f%s%s%s%s%s%s: %.0f snapshots, %s .. %s (ids %.0f..%.0f)\n",
-                BOLD(o), num(p, "pid"), label ? " \"" : "", label ? label : "",
-                label ? "\"" : "", prog ? " " : "", prog ? prog : "", OFF(o),
-                num(p, "snapshots"), str(first, "time"), str(last, "time"),
-                num(first, "id"), num(last, "id"));
+        fprintf(f, "%s%s%s: %.0f snapshots, %s .. %s (ids %.0f..%.0f)\n",
+                BOLD(o), proc_head(p, head), OFF(o), num(p, "snapshots"),
+                str(first, "time"), str(last, "time"), num(first, "id"),
+                num(last, "id"));
         fprintf(f, "ranked by %s\n", sort_text(str(doc, "sort"), by_count));
         if (num(p, "snapshots") < num(doc, "min_snapshots"))
             fprintf(f, "%s(fewer than %.0f snapshots: no trend can be "
@@ -340,13 +406,14 @@ render_growth(const struct out *o, FILE *f, const cJSON *doc)
             const cJSON *tr = cJSON_GetObjectItemCaseSensitive(
                 cJSON_GetObjectItemCaseSensitive(t, "trend"),
                 by_count ? "count" : "bytes");
-            char cnt[48], siz[80];
+            char cnt[48], siz[80], name[TYPE_COL * 4 + 8];
 
             snprintf(cnt, sizeof cnt, "%.0f -> %.0f", cb, ca);
             snprintf(siz, sizeof siz, "%s -> %s", cli_size(o, bb, a),
                      cli_size(o, ba, b));
-            fprintf(f, "  %s%-32s%s %21s %+9.0f %21s %10s %+7.2f %13s", sus ? RED(o) : "",
-                    str(t, "type") ? str(t, "type") : "?", sus ? OFF(o) : "", cnt, ca - cb, siz,
+            fprintf(f, "  %s%s%s %21s %+9.0f %21s %10s %+7.2f %13s", sus ? RED(o) : "",
+                    type_cell(o, str(t, "type"), name, sizeof name),
+                    sus ? OFF(o) : "", cnt, ca - cb, siz,
                     delta_size(o, ba - bb, d), num(t, "score"),
                     slope_text(o, tr, by_count, sl));
             sparkline(o, f, cJSON_GetObjectItemCaseSensitive(t, "series"));
@@ -388,7 +455,7 @@ render_diff(const struct out *o, FILE *f, const cJSON *doc)
 {
     const cJSON *t, *nw = cJSON_GetObjectItemCaseSensitive(doc, "new_objects");
     const cJSON *gone = cJSON_GetObjectItemCaseSensitive(doc, "gone_objects");
-    char a[40], b[32];
+    char a[40], b[32], name[TYPE_COL * 4 + 8];
 
     fprintf(f, "from ");
     snap_line(o, f, cJSON_GetObjectItemCaseSensitive(doc, "a"));
@@ -397,8 +464,8 @@ render_diff(const struct out *o, FILE *f, const cJSON *doc)
     fprintf(f, "\n\n%s  %-32s %9s %12s %12s%s\n", BOLD(o), "TYPE", "+/- COUNT",
             "+/- SIZE", "SIZE NOW", OFF(o));
     cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(doc, "types")) {
-        fprintf(f, "  %-32s %+9.0f %12s %12s\n",
-                str(t, "type") ? str(t, "type") : "?",
+        fprintf(f, "  %s %+9.0f %12s %12s\n",
+                type_cell(o, str(t, "type"), name, sizeof name),
                 num(t, "count_after") - num(t, "count_before"),
                 delta_size(o, num(t, "bytes_after") - num(t, "bytes_before"), a),
                 cli_size(o, num(t, "bytes_after"), b));
@@ -567,6 +634,42 @@ report_suspect(const struct out *o, FILE *f, const cJSON *p, const cJSON *s,
     }
 }
 
+/* Too few snapshots for the trend test: what grew, first against last,
+ * rather than nothing at all. */
+static void
+report_deltas(const struct out *o, FILE *f, const cJSON *doc, const cJSON *p)
+{
+    const cJSON *t, *dl = cJSON_GetObjectItemCaseSensitive(p, "deltas");
+    char a[40], b[32], c[32], name[TYPE_COL * 4 + 8];
+
+    fprintf(f, "no verdict yet: the trend test needs %.0f snapshots or more "
+            "(%.0f so far)\n", num(doc, "min_snapshots"), num(p, "snapshots"));
+    if (cJSON_GetArraySize(dl) == 0) {
+        fprintf(f, "no type grew from snapshot %.0f to %.0f\n\n",
+                num(cJSON_GetObjectItemCaseSensitive(p, "first"), "id"),
+                num(cJSON_GetObjectItemCaseSensitive(p, "last"), "id"));
+        return;
+    }
+    fprintf(f, "what grew from snapshot %.0f to %.0f:\n",
+            num(cJSON_GetObjectItemCaseSensitive(p, "first"), "id"),
+            num(cJSON_GetObjectItemCaseSensitive(p, "last"), "id"));
+    fprintf(f, "%s  %s %9s %12s %21s%s\n", BOLD(o),
+            type_cell(o, "TYPE", name, sizeof name), "+/- COUNT", "+/- SIZE",
+            "SIZE", OFF(o));
+    cJSON_ArrayForEach(t, dl) {
+        char siz[80];
+
+        snprintf(siz, sizeof siz, "%s -> %s", cli_size(o, num(t, "bytes_before"), b),
+                 cli_size(o, num(t, "bytes_after"), c));
+        fprintf(f, "  %s %+9.0f %12s %21s\n",
+                type_cell(o, str(t, "type"), name, sizeof name),
+                num(t, "count_after") - num(t, "count_before"),
+                delta_size(o, num(t, "bytes_after") - num(t, "bytes_before"), a),
+                siz);
+    }
+    fputc('\n', f);
+}
+
 static void
 render_report(const struct out *o, FILE *f, const cJSON *doc)
 {
@@ -589,18 +692,16 @@ render_report(const struct out *o, FILE *f, const cJSON *doc)
         const cJSON *first = cJSON_GetObjectItemCaseSensitive(p, "first");
         const cJSON *last = cJSON_GetObjectItemCaseSensitive(p, "last");
         const cJSON *sus = cJSON_GetObjectItemCaseSensitive(p, "suspects");
-        const char *label = str(p, "label"), *prog = str(p, "program");
+        char head[600];
         int i = 0;
 
         memory_line(o, f, p, 1);
-        fprintf(f, "%sleak report: process %.0f%s%s%s%s%s%s: %.0f snapshots, %s .. %s\n",
-                BOLD(o), num(p, "pid"), label ? " \"" : "", label ? label : "",
-                label ? "\"" : "", prog ? " " : "", prog ? prog : "", OFF(o),
-                num(p, "snapshots"), str(first, "time"), str(last, "time"));
+        fprintf(f, "%sleak report: %s%s: %.0f snapshots, %s .. %s\n",
+                BOLD(o), proc_head(p, head), OFF(o), num(p, "snapshots"),
+                str(first, "time"), str(last, "time"));
         if (cJSON_GetArraySize(sus) == 0) {
             if (num(p, "snapshots") < num(doc, "min_snapshots"))
-                fprintf(f, "no verdict yet: the trend test needs %.0f "
-                        "snapshots or more\n\n", num(doc, "min_snapshots"));
+                report_deltas(o, f, doc, p);
             else
                 fprintf(f, "no leak suspect: no type's memory has a "
                         "significant upward trend that matters\n");
@@ -733,6 +834,8 @@ cli_render(const struct out *o, const cJSON *doc)
     else if (strcmp(cmd, "import") == 0)
         fprintf(f, "stored as snapshot %.0f (%.0f objects)\n",
                 num(doc, "snapshot"), num(doc, "objects"));
+    else if (strcmp(cmd, "delete") == 0)
+        fprintf(f, "deleted snapshot %.0f\n", num(doc, "snapshot"));
     else if (strcmp(cmd, "snap") == 0)
         fprintf(f, "%.0f\n", num(doc, "snapshot"));
 }

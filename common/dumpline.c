@@ -1102,3 +1102,12 @@ out:
     *used = (size_t)(q - s);
     return rc;
 }
+
+int
+ml_dumpline_blank(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
+            return 0;
+    return 1;
+}

@@ -68,6 +68,10 @@ struct ml_dumpparser {
 void ml_dumpparser_init(struct ml_dumpparser *p);
 void ml_dumpparser_free(struct ml_dumpparser *p);
 
+/* 1 if s[0..n) is only spaces, tabs, CRs and LFs: a line every reader of
+ * dumps skips. */
+int ml_dumpline_blank(const char *s, size_t n);
+
 /* Parses line s[0..n) (a trailing '\n' or "\r\n" is allowed).  Returns 0
  * and fills out; ML_EPROTO with p->err saying what is wrong; ML_ETOOBIG
  * (p->err too) past p->max_refs; or -ENOMEM.

@@ -253,6 +253,19 @@ md_header_parse(const char *line, size_t n, struct md_meta *m, char *err,
         *str_has[i] = r > 0;
     }
 
+    /* what import says of the file it sends (docs/protocol.md) */
+    static const char *const file_keys[] = { "file", "content_hash" };
+    char *file_bufs[2] = { m->file, m->content_hash };
+    for (int i = 0; i < 2; i++) {
+        r = get_str(j, file_keys[i], 1, file_bufs[i]);
+        if (r < 0) {
+            snprintf(err, errlen, "header \"%s\" is %s", file_keys[i],
+                     r == -2 ? "too long" : "not a UTF-8 string or null");
+            rc = r == -2 ? MD_LIMIT : MD_PROTO;
+            goto out;
+        }
+    }
+
     if (get_double(j, "start_time", &m->start_time) < 0) {
         snprintf(err, errlen, "header \"start_time\" is not a number");
         goto out;
@@ -416,6 +429,8 @@ md_meta_source(const struct md_meta *m, struct st_source *src)
     src->label = m->has_label ? m->label : NULL;
     src->values = m->values;
     src->mode = m->mode[0] != '\0' ? m->mode : NULL;
+    src->file = m->file[0] != '\0' ? m->file : NULL;
+    src->content_hash = m->content_hash[0] != '\0' ? m->content_hash : NULL;
     src->request = m->request;
     src->time = m->time;
     src->procfig = m->procfig;

@@ -50,6 +50,10 @@ struct md_meta {
     char program[MD_STR_MAX];
     char python[MD_STR_MAX];
     char label[MD_STR_MAX];
+    /* an imported file (mode "file"): its name and content hash; "" if
+     * not sent */
+    char file[MD_STR_MAX];
+    char content_hash[MD_STR_MAX];
     char values[16];            /* "none" | "truncated" | "full" */
     char mode[8];               /* "all" | "file"; "" if absent */
     uint64_t request;

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT
  *
  * serve_query.c -- query connections (docs/protocol.md, "Queries"): the
- * `meliae-cli` requests that read the store, and `snap`.
+ * `meliae-cli` requests that read the store, `snap` and `delete`.
  *
  * A connection whose first line has "meliae_query" (server.c reads it and
  * hands it here) is a query: CS_QUERY, one answer, then closed.
@@ -22,7 +22,10 @@
  *   - `snap` is answered here: the matching scanner connection is sent a
  *     request line, and the query connection waits (Q_SNAP) for the
  *     commit of the snapshot whose header carries that request id; the
- *     wait lives in the query's conn, so it goes when either side does.
+ *     wait lives in the query's conn, so it goes when either side does;
+ *   - `delete` goes to the writer thread (the one that writes the store),
+ *     which checks that the asker sees the snapshot; the query waits
+ *     (Q_DELETE) and is answered when the job comes back.
  *
  * All of this runs on the loop thread, except md_query_run (query.c).
  */
@@ -455,6 +458,67 @@ query_scope(struct conn *c, const cJSON *req, char *msg, size_t len)
     return 0;
 }
 
+/* ---- delete ---- */
+
+/* {"cmd": "delete", "snap": "ID"}: the snapshot goes, through the writer.
+ * An id only: a deletion names what it deletes, never "latest". */
+static void
+delete_start(struct conn *c, const cJSON *req)
+{
+    const cJSON *snap = cJSON_GetObjectItemCaseSensitive(req, "snap");
+    const char *s = cJSON_IsString(snap) ? cJSON_GetStringValue(snap) : "";
+    struct md_job *j;
+    char *end;
+    unsigned long long id;
+
+    errno = 0;
+    id = strtoull(s, &end, 10);
+    if (s[0] < '0' || s[0] > '9' || *end != '\0' || errno != 0 || id == 0) {
+        md__query_error(c, MD_USAGE, -EINVAL, "delete needs a snapshot id "
+                        "(not latest: a deletion names what it deletes)");
+        return;
+    }
+    j = calloc(1, sizeof(*j));
+    if (j == NULL) {
+        md__query_error(c, MD_ERROR, -ENOMEM, "out of memory");
+        return;
+    }
+    j->kind = MD_JOB_DELETE;
+    j->conn = c->serial;
+    j->del_id = id;
+    j->scope = c->qscope;
+    c->qstate = Q_DELETE;
+    md_writer_submit(c->srv->writer, j);
+}
+
+void
+md__delete_done(struct md_server *srv, const struct md_job *j)
+{
+    struct conn *c = md__conn_find(srv, j->conn);
+    char line[256], msg[128];
+    int n;
+
+    if (j->rc == 0)
+        md_info("snapshot_deleted", " id=%" PRIu64 " uid=%u", j->del_id,
+                (unsigned)j->scope.uid);
+    if (c == NULL || c->closing || c->qstate != Q_DELETE)
+        return;                 /* the client left: done all the same */
+    if (j->rc == ML_ENOTFOUND)
+        snprintf(msg, sizeof(msg), "no snapshot %" PRIu64, j->del_id);
+    else if (j->rc != 0)
+        snprintf(msg, sizeof(msg), "deleting snapshot %" PRIu64 ": %s",
+                 j->del_id, st_strerror(j->rc));
+    if (j->rc != 0) {
+        md__query_error(c, md_query_code(j->rc), j->rc, msg);
+        return;
+    }
+    n = snprintf(line, sizeof(line), "{\"answer\": {\"schema_version\": %d, "
+                 "\"command\": \"delete\", \"snapshot\": %" PRIu64 "}}\n",
+                 RP_SCHEMA_VERSION, j->del_id);
+    query_log(c, MD_OK, 0, (size_t)n, NULL);
+    query_reply(c, line, (size_t)n);
+}
+
 /* The query line of c: run it (queued) or, for snap, answer it here. */
 void
 md__query_start(struct conn *c, cJSON *req, enum md_code code,
@@ -476,6 +540,11 @@ md__query_start(struct conn *c, cJSON *req, enum md_code code,
     }
     if (cJSON_IsString(cmd) && strcmp(cJSON_GetStringValue(cmd), "snap") == 0) {
         snap_start(c, req);
+        cJSON_Delete(req);
+        return;
+    }
+    if (cJSON_IsString(cmd) && strcmp(cJSON_GetStringValue(cmd), "delete") == 0) {
+        delete_start(c, req);
         cJSON_Delete(req);
         return;
     }

@@ -83,6 +83,7 @@ enum qstate {
     Q_WAITING,                  /* in srv->qwait, for a slot */
     Q_RUNNING,                  /* in the threadpool */
     Q_SNAP,                     /* `snap`: waiting for the snapshot */
+    Q_DELETE,                   /* `delete`: waiting for the writer */
     Q_DONE,                     /* answered (or being answered) */
 };
 
@@ -242,6 +243,8 @@ void md__query_forget(struct conn *c);
 void md__snap_committing(struct md_server *srv, uint64_t target,
                          uint64_t request);
 void md__snap_stored(struct md_server *srv, const struct md_job *j);
+/* The writer ran delete job j: answer its query, if still there. */
+void md__delete_done(struct md_server *srv, const struct md_job *j);
 void md__snap_fail(struct md_server *srv, uint64_t target, uint64_t request,
                    const char *msg);
 void md__snap_target_gone(struct conn *c);

@@ -916,6 +916,9 @@ on_job_done(struct md_job *j, void *arg)
         }
         srv->ready(srv->ready_arg, 0, NULL);
         break;
+    case MD_JOB_DELETE:
+        md__delete_done(srv, j);
+        break;
     case MD_JOB_READER_CHECK:
         srv->reader_check_queued = 0;
         if (j->rc < 0)

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 
 #include "log.h"
+#include "ml-common.h"
 #include "writer.h"
 
 struct md_writer {
@@ -26,6 +27,26 @@ struct md_writer {
     unsigned pending;
     int stopped;
 };
+
+/* Deletes j's snapshot if j's scope sees it: another user's is "not
+ * found", as it is to every query (docs/protocol.md, "Who sees what").
+ * Here, not on the loop: the check reads the store, the delete writes. */
+static int
+delete_seen(struct st_store *s, const struct md_job *j)
+{
+    struct st_snapinfo si;
+    struct st_read *r;
+    int rc = st_read_begin(s, &r), seen;
+
+    if (rc != 0)
+        return rc;
+    rc = st_snap_get(r, j->del_id, &si);
+    seen = rc == 0 && rp_scope_sees(&j->scope, &si);
+    st_read_end(r);             /* before the write transaction */
+    if (rc != 0)
+        return rc;
+    return seen ? st_delete(s, j->del_id) : ML_ENOTFOUND;
+}
 
 static void
 run_job(struct md_writer *w, struct md_job *j)
@@ -58,6 +79,9 @@ run_job(struct md_writer *w, struct md_job *j)
         break;
     case MD_JOB_READER_CHECK:
         j->rc = st_reader_check(w->store, &j->dead);
+        break;
+    case MD_JOB_DELETE:
+        j->rc = delete_seen(w->store, j);
         break;
     case MD_JOB_STOP:
         j->rc = 0;

@@ -16,12 +16,14 @@
 
 #include "metrics.h"
 #include "proto.h"
+#include "report.h"
 #include "store.h"
 
 enum md_job_kind {
     MD_JOB_COMMIT,          /* st_commit(ing), then st_ingest_free(ing) */
     MD_JOB_SWEEP,           /* st_sweep, then st_reader_check */
     MD_JOB_READER_CHECK,    /* st_reader_check */
+    MD_JOB_DELETE,          /* st_delete(id) if scope sees it */
     MD_JOB_STOP,            /* the thread exits after this one */
 };
 
@@ -40,6 +42,9 @@ struct md_job {
     uint64_t objects;
     int metrics;                /* COMMIT: make mfrag (metrics.h) too */
     uint64_t submitted_ns;      /* uv_hrtime() */
+    /* in (DELETE): conn, and which snapshot as whom */
+    uint64_t del_id;
+    struct rp_scope scope;
     /* out */
     int rc;
     char errmsg[256];           /* COMMIT failed: st_ingest_error's text */

@@ -59,15 +59,6 @@ raise_rc(int rc)
     return -1;
 }
 
-static int
-blank(const char *s, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '\n')
-            return 0;
-    return 1;
-}
-
 static void
 record_skip(GraphObject *self, const char *err)
 {
@@ -86,7 +77,7 @@ do_line(GraphObject *self, const char *s, size_t n)
     int rc;
 
     self->lineno++;
-    if (blank(s, n))
+    if (ml_dumpline_blank(s, n))
         return 0;
     rc = ml_dumpline_parse(&self->p, s, n, &l);
     if (rc == ML_EPROTO) {
@@ -204,7 +195,7 @@ Graph_finish(GraphObject *self, PyObject *unused)
 
     if (self->finished)
         Py_RETURN_NONE;
-    if (self->plen && !blank(self->partial, self->plen)) {
+    if (self->plen && !ml_dumpline_blank(self->partial, self->plen)) {
         struct ml_dumpline l;
         size_t n = self->plen;
 
@@ -1613,7 +1604,7 @@ parse_line(PyObject *mod, PyObject *arg)
         n = view.len;
     }
     ml_dumpparser_init(&p);
-    if (blank(s, (size_t)n)) {
+    if (ml_dumpline_blank(s, (size_t)n)) {
         res = Py_NewRef(Py_None);
         goto out;
     }

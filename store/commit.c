@@ -1209,6 +1209,10 @@ meta_json(const struct job *j, uint64_t id, uint64_t time_ns, uint64_t proc,
             cJSON_AddNullToObject(c, "label");
         cJSON_AddStringToObject(c, "values", src->values ? src->values : "none");
         cJSON_AddStringToObject(c, "mode", src->mode ? src->mode : "all");
+        if (src->file)
+            cJSON_AddStringToObject(c, "file", src->file);
+        if (src->content_hash)
+            cJSON_AddStringToObject(c, "content_hash", src->content_hash);
         cJSON_AddNumberToObject(c, "request", (double)src->request);
         cJSON_AddNumberToObject(c, "time", src->time);
     }

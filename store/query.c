@@ -145,6 +145,8 @@ parse_meta(uint64_t id, const MDB_val *v, cJSON **doc, struct st_snapinfo *si)
     si->python = jstr(c, "python");
     si->values = jstr(c, "values");
     si->mode = jstr(c, "mode");
+    si->file = jstr(c, "file");
+    si->content_hash = jstr(c, "content_hash");
     {
         const char *bad;
 

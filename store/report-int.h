@@ -61,6 +61,7 @@ struct snap {
     uint32_t uid;
     int trusted, graph;
     char *label, *program;
+    char *file, *content_hash;  /* an imported file's; NULL otherwise */
     struct st_procfig procfig;  /* the process beside its objects */
 };
 
@@ -72,6 +73,9 @@ struct snaplist {
 void rp__snaps_free(struct snaplist *l);
 int rp__load_snaps(struct ctx *c, uint64_t since, uint64_t until,
                    const char *sel, struct snaplist *l);
+/* "pid 12 \"web\" /usr/bin/app": who took snapshot s, for messages;
+ * buf of n bytes. */
+const char *rp__proc_text(const struct snap *s, char *buf, size_t n);
 int rp__resolve(struct ctx *c, const struct snaplist *l, const char *ref,
                 const char *sel, const struct snap **out);
 
@@ -106,6 +110,8 @@ cJSON *rp__snap_json(const struct snap *s);
 struct ml_trend;
 cJSON *rp__trend_json(const struct ml_trend *t);
 void rp__add_strn(cJSON *o, const char *k, const char *s, size_t n);
+/* o[k] = s, or null when s is NULL. */
+void rp__add_str_or_null(cJSON *o, const char *k, const char *s);
 cJSON *rp__obj_json(const struct st_object *ob);
 int rp__is_root_type(const struct st_object *o);
 

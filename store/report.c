@@ -122,13 +122,20 @@ rp__arg_by(struct ctx *c, const cJSON *req, int *count)
 
 /* ---- snapshots ---- */
 
+static void
+snap_free(struct snap *s)
+{
+    free(s->label);
+    free(s->program);
+    free(s->file);
+    free(s->content_hash);
+}
+
 void
 rp__snaps_free(struct snaplist *l)
 {
-    for (size_t i = 0; i < l->n; i++) {
-        free(l->v[i].label);
-        free(l->v[i].program);
-    }
+    for (size_t i = 0; i < l->n; i++)
+        snap_free(&l->v[i]);
     free(l->v);
 }
 
@@ -155,9 +162,11 @@ snaps_add(void *arg, const struct st_snapinfo *si)
     s->procfig = si->procfig;
     s->label = si->label ? strdup(si->label) : NULL;
     s->program = si->program ? strdup(si->program) : NULL;
-    if ((si->label && !s->label) || (si->program && !s->program)) {
-        free(s->label);
-        free(s->program);
+    s->file = si->file ? strdup(si->file) : NULL;
+    s->content_hash = si->content_hash ? strdup(si->content_hash) : NULL;
+    if ((si->label && !s->label) || (si->program && !s->program) ||
+        (si->file && !s->file) || (si->content_hash && !s->content_hash)) {
+        snap_free(s);
         return -ENOMEM;
     }
     l->n++;
@@ -187,14 +196,26 @@ sel_match(const struct snap *s, const char *sel)
            (base != NULL && strcmp(base + 1, sel) == 0);
 }
 
-/* Is snapshot s in scope sc?  Only the kernel's uid counts: a header
- * claims a pid, a label, a program, never a uid. */
+/* Is a snapshot (trusted, uid) in scope sc?  Only the kernel's uid
+ * counts: a header claims a pid, a label, a program, never a uid. */
 static int
-scope_match(const struct snap *s, const struct rp_scope *sc)
+scope_has(const struct rp_scope *sc, int trusted, uint32_t uid)
 {
     if (sc == NULL || sc->all)
         return 1;
-    return (s->trusted ? s->uid : sc->owner) == sc->uid;
+    return (trusted ? uid : sc->owner) == sc->uid;
+}
+
+static int
+scope_match(const struct snap *s, const struct rp_scope *sc)
+{
+    return scope_has(sc, s->trusted, s->uid);
+}
+
+int
+rp_scope_sees(const struct rp_scope *sc, const struct st_snapinfo *si)
+{
+    return scope_has(sc, si->trusted, si->uid);
 }
 
 int
@@ -274,8 +295,7 @@ rp__load_snaps(struct ctx *c, uint64_t since, uint64_t until,
         if (scope_match(&all.v[i], c->scope) && sel_match(&all.v[i], sel)) {
             all.v[k++] = all.v[i];
         } else {
-            free(all.v[i].label);
-            free(all.v[i].program);
+            snap_free(&all.v[i]);
         }
     }
     all.n = k;
@@ -339,6 +359,55 @@ out:
 }
 
 /* A snapshot reference: an id, "latest" or "latest~N" (within sel). */
+const char *
+rp__proc_text(const struct snap *s, char *buf, size_t n)
+{
+    snprintf(buf, n, "pid %" PRId32 "%s%s%s%s%s", s->pid,
+             s->label ? " \"" : "", s->label ? s->label : "",
+             s->label ? "\"" : "", s->program ? " " : "",
+             s->program ? s->program : "");
+    return buf;
+}
+
+/* --process SEL names one process when a snapshot is picked from its
+ * latest: a label or a program that two processes share (or a pid the
+ * kernel reused) is refused with the matches, not settled by whichever
+ * stored last. */
+static int
+one_process(struct ctx *c, const struct snaplist *l, const char *sel)
+{
+    char list[1024], one[300], who[200];
+    size_t k = 0, nproc = 0;
+
+    if (sel == NULL || sel[0] == '\0')
+        return 0;
+    list[0] = '\0';
+    for (size_t i = 0; i < l->n; i++) {
+        size_t j = 0, last = i;
+
+        while (j < i && l->v[j].proc != l->v[i].proc)
+            j++;
+        if (j < i)
+            continue;               /* seen */
+        for (size_t m = i; m < l->n; m++)
+            if (l->v[m].proc == l->v[i].proc)
+                last = m;
+        nproc++;
+        snprintf(one, sizeof one, "%s%s (snapshots %" PRIu64 "..%" PRIu64 ")",
+                 k ? "; " : "", rp__proc_text(&l->v[i], who, sizeof who),
+                 l->v[i].id, l->v[last].id);
+        if (k + strlen(one) < sizeof list) {
+            memcpy(list + k, one, strlen(one) + 1);
+            k += strlen(one);
+        }
+    }
+    if (nproc < 2)
+        return 0;
+    return rp__fail(c, -EINVAL, "--process \"%s\" matches %zu processes: %.*s; "
+                    "name one by its pid, or a snapshot by its id", sel,
+                    nproc, (int)k, list);
+}
+
 int
 rp__resolve(struct ctx *c, const struct snaplist *l, const char *ref,
             const char *sel, const struct snap **out)
@@ -363,6 +432,10 @@ rp__resolve(struct ctx *c, const struct snaplist *l, const char *ref,
         } else if (ref[6] != '\0') {
             return rp__fail(c, -EINVAL, "bad snapshot reference \"%s\"", ref);
         }
+        int rc = one_process(c, l, sel);
+
+        if (rc != 0)
+            return rc;
         if (back >= l->n)
             return rp__fail(c, ML_ENOTFOUND, "no snapshot %s%s%s: %zu stored",
                             ref, sel ? " of " : "", sel ? sel : "", l->n);
@@ -396,6 +469,15 @@ iso_time(uint64_t ns, char buf[40])
     snprintf(buf + n, 40 - n, ".%03uZ", (unsigned)(ns / 1000000u % 1000u));
 }
 
+void
+rp__add_str_or_null(cJSON *o, const char *k, const char *s)
+{
+    if (s != NULL)
+        cJSON_AddStringToObject(o, k, s);
+    else
+        cJSON_AddNullToObject(o, k);
+}
+
 cJSON *
 rp__snap_json(const struct snap *s)
 {
@@ -415,14 +497,10 @@ rp__snap_json(const struct snap *s)
     else
         cJSON_AddNullToObject(o, "uid");
     cJSON_AddBoolToObject(o, "trusted", s->trusted);
-    if (s->label)
-        cJSON_AddStringToObject(o, "label", s->label);
-    else
-        cJSON_AddNullToObject(o, "label");
-    if (s->program)
-        cJSON_AddStringToObject(o, "program", s->program);
-    else
-        cJSON_AddNullToObject(o, "program");
+    rp__add_str_or_null(o, "label", s->label);
+    rp__add_str_or_null(o, "program", s->program);
+    rp__add_str_or_null(o, "file", s->file);
+    rp__add_str_or_null(o, "content_hash", s->content_hash);
     cJSON_AddNumberToObject(o, "objects", (double)s->objects);
     cJSON_AddNumberToObject(o, "bytes", (double)s->bytes);
     cJSON_AddBoolToObject(o, "graph", s->graph);
@@ -522,9 +600,14 @@ cmd_snapshots(struct ctx *c, const cJSON *req, cJSON *out)
         rp__snaps_free(&l);
         return rc;
     }
+    /* "content_hash": only the snapshots of that file (import's check
+     * for a duplicate: a short answer, whatever the store holds) */
+    const char *hash = rp__arg_str(req, "content_hash");
     arr = cJSON_AddArrayToObject(out, "snapshots");
     for (size_t i = 0; arr != NULL && i < l.n; i++)
-        cJSON_AddItemToArray(arr, rp__snap_json(&l.v[i]));
+        if (hash == NULL || (l.v[i].content_hash != NULL &&
+                             strcmp(l.v[i].content_hash, hash) == 0))
+            cJSON_AddItemToArray(arr, rp__snap_json(&l.v[i]));
     rp__snaps_free(&l);
     return 0;
 }

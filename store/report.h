@@ -55,6 +55,10 @@ struct rp_scope {
 int rp_scope_request(const cJSON *req, struct rp_scope *sc, char *err,
                      size_t errlen);
 
+/* Does scope sc (NULL: all) see snapshot si?  Only the kernel's uid
+ * counts; an imported file is the owner's. */
+int rp_scope_sees(const struct rp_scope *sc, const struct st_snapinfo *si);
+
 /* Runs one request as scope sc (NULL: every snapshot, no cap).  0 and
  * *out (caller frees with cJSON_Delete); or a negative code with a
  * one-line reason in err: ML_ENOTFOUND (unknown snapshot, address or

@@ -7,6 +7,7 @@
  */
 #define _GNU_SOURCE             /* strndup */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -492,6 +493,19 @@ rp__cmd_diff(struct ctx *c, const cJSON *req, cJSON *out)
     if ((rc = rp__resolve(c, &l, rp__arg_str(req, "a"), sel, &sa)) != 0 ||
         (rc = rp__resolve(c, &l, rp__arg_str(req, "b"), sel, &sb)) != 0)
         goto out;
+    /* latest~1 and latest of a store that two processes fill are two
+     * unrelated heaps: every object of one is "new" in the other */
+    if (sa->proc != sb->proc && !cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+                                    req, "across_processes"))) {
+        char pa[200], pb[200];
+
+        rc = rp__fail(c, -EINVAL, "snapshots %" PRIu64 " and %" PRIu64 " are "
+                      "of two processes (%s; %s): name one with --process "
+                      "SEL, or pass --across-processes", sa->id, sb->id,
+                      rp__proc_text(sa, pa, sizeof pa),
+                      rp__proc_text(sb, pb, sizeof pb));
+        goto out;
+    }
     rc = st_type_deltas(c->r, sa->id, sb->id, drow_add, &d);
     if (rc != 0) {
         rp__fail(c, rc, "reading summaries: %s", st_strerror(rc));

@@ -251,14 +251,8 @@ rp__growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
     snprintf(buf, sizeof buf, "%016" PRIx64, first->proc);
     cJSON_AddStringToObject(sec, "process", buf);
     cJSON_AddNumberToObject(sec, "pid", last->pid);
-    if (last->label)
-        cJSON_AddStringToObject(sec, "label", last->label);
-    else
-        cJSON_AddNullToObject(sec, "label");
-    if (last->program)
-        cJSON_AddStringToObject(sec, "program", last->program);
-    else
-        cJSON_AddNullToObject(sec, "program");
+    rp__add_str_or_null(sec, "label", last->label);
+    rp__add_str_or_null(sec, "program", last->program);
     cJSON_AddNumberToObject(sec, "snapshots", (double)n);
     cJSON_AddNumberToObject(sec, "floor_bytes",
                             sig6(ml_trend_floor((double)last->bytes)));

@@ -216,6 +216,44 @@ annotate_along(cJSON *arr)
     cJSON_Delete(along);
 }
 
+/* Below the trend test's minimum no type can be a suspect, but the
+ * deltas, first snapshot against last, still say what grew: "deltas",
+ * the top types by net growth of their size (growth's rows, trimmed). */
+static int
+few_snapshots(struct ctx *c, const struct snap *const *sn, size_t n,
+              uint64_t top, cJSON *sec)
+{
+    static const char *const keep[] = { "type", "count_before", "count_after",
+                                        "bytes_before", "bytes_after" };
+    cJSON *g = cJSON_CreateObject(), *dl = cJSON_AddArrayToObject(sec, "deltas");
+    const cJSON *t;
+    int rc;
+
+    if (g == NULL || dl == NULL) {
+        cJSON_Delete(g);
+        return rp__fail(c, -ENOMEM, "out of memory");
+    }
+    rc = n < 2 ? 0 : rp__growth_process(c, sn, n, 0, RP_SORT_BYTES, top, g);
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(g, "types")) {
+        cJSON *o;
+
+        if (rc != 0 || cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(
+                t, "bytes_after")) <= cJSON_GetNumberValue(
+                cJSON_GetObjectItemCaseSensitive(t, "bytes_before")))
+            continue;
+        if ((o = cJSON_CreateObject()) == NULL) {
+            rc = rp__fail(c, -ENOMEM, "out of memory");
+            break;
+        }
+        for (size_t i = 0; i < sizeof keep / sizeof keep[0]; i++)
+            cJSON_AddItemToObject(o, keep[i], cJSON_Duplicate(
+                cJSON_GetObjectItemCaseSensitive(t, keep[i]), 1));
+        cJSON_AddItemToArray(dl, o);
+    }
+    cJSON_Delete(g);
+    return rc;
+}
+
 /* One process's report: sn[0..n) are its snapshots in the window. */
 static int
 report_process(struct ctx *c, const struct snap *const *sn, size_t n,
@@ -326,6 +364,8 @@ report_process(struct ctx *c, const struct snap *const *sn, size_t n,
     while (top != 0 && (uint64_t)cJSON_GetArraySize(arr) > top)
         cJSON_DeleteItemFromArray(arr, cJSON_GetArraySize(arr) - 1);
     cJSON_AddNumberToObject(sec, "suspects_total", (double)ns);
+    if (n < ML_TREND_MIN_N && (rc = few_snapshots(c, sn, n, top, sec)) != 0)
+        goto out;
     rc = 0;
 out:
     rp__retained_free(ret);

@@ -701,6 +701,36 @@ st__drop_snapshot(struct st_store *s, MDB_txn *txn, uint64_t id, int all)
     return 0;
 }
 
+int
+st_delete(struct st_store *s, uint64_t id)
+{
+    unsigned char k[8];
+    MDB_val key = { 8, k }, v;
+    struct meta_min m;
+    MDB_txn *txn;
+    int rc;
+
+    rc = st__write_txn(s, &txn);
+    if (rc != 0)
+        return rc;
+    st_put_be64(k, id);
+    rc = mdb_get(txn, s->snaps, &key, &v);
+    if (rc == 0 && (meta_min(&v, &m) != 0 || !m.complete))
+        rc = MDB_NOTFOUND;      /* being ingested: not a snapshot yet */
+    if (rc == MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return ML_ENOTFOUND;
+    }
+    if (rc == 0)
+        rc = st__drop_snapshot(s, txn, id, 1);
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc > 0 ? -rc : rc;
+    }
+    rc = mdb_txn_commit(txn);
+    return rc > 0 ? -rc : rc;
+}
+
 /* ---- maintenance ---- */
 
 int

@@ -63,6 +63,11 @@ void st_close(struct st_store *s);
  * their number.  Writer only. */
 int st_sweep(struct st_store *s, uint64_t *n);
 
+/* Deletes complete snapshot id: its record, summaries, objects and
+ * indexes, in one transaction.  ML_ENOTFOUND if there is none.  Writer
+ * only. */
+int st_delete(struct st_store *s, uint64_t id);
+
 /* mdb_reader_check: clears reader slots of dead processes. */
 int st_reader_check(struct st_store *s, int *dead);
 
@@ -93,6 +98,8 @@ struct st_source {
     const char *hostname, *program, *python, *label;   /* NULL: none */
     const char *values;         /* "none" | "truncated" | "full" */
     const char *mode;           /* "all" | "gc" | "file" */
+    /* an imported file: its name (no directory) and content hash */
+    const char *file, *content_hash;    /* NULL: none */
     uint64_t request;
     double time;                /* client's walk start, epoch seconds */
     /* verified by the kernel (SO_PEERCRED + /proc); trusted == 0 for
@@ -163,6 +170,7 @@ struct st_snapinfo {
     int32_t pid;                /* trusted pid if trusted, else claimed */
     double walk_time;           /* client's walk start */
     const char *label, *program, *hostname, *python, *values, *mode;
+    const char *file, *content_hash;    /* NULL unless imported */
     const char *json;           /* the whole metadata record */
     struct st_procfig procfig;
 };

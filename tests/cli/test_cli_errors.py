@@ -246,6 +246,67 @@ class TestBadInput(TmpTestCase):
 
 
 @needs_cli
+class TestTwoProcesses(TmpTestCase):
+    """A store that two processes fill: a diff across them and a
+    --process that matches both are refused, not answered."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.store = os.path.join(cls.tmp, "store")
+        # one program (dump1.json, from two directories), two labels: two
+        # processes as the store sees them
+        for d, label in (("x", "web"), ("y", "worker")):
+            os.makedirs(os.path.join(cls.tmp, d))
+            shutil.copy(os.path.join(FIXTURES, "dump%s.json"
+                                     % (1 if d == "x" else 3)),
+                        os.path.join(cls.tmp, d, "dump1.json"))
+            r = run_cli(["--store", cls.store, "import",
+                         os.path.join(d, "dump1.json"), "--label", label],
+                        cwd=cls.tmp)
+            assert r.returncode == 0, r.stderr
+
+    check = TestBadInput.check
+
+    def test_diff_across_processes_is_refused(self):
+        err = self.check(["--store", self.store, "diff", "latest~1",
+                          "latest"], USAGE, "are of two processes")
+        self.assertIn('"web"', err)
+        self.assertIn('"worker"', err)
+        self.assertIn("--across-processes", err)
+
+    def test_diff_across_processes_when_asked(self):
+        r = run_cli(["--store", self.store, "--json", "diff", "1", "2",
+                     "--across-processes"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["b"]["label"], "worker")
+
+    def test_diff_within_one_process_needs_no_flag(self):
+        r = run_cli(["--store", self.store, "diff", "1", "1"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_across_processes_only_with_diff(self):
+        self.check(["--store", self.store, "summary", "1",
+                    "--across-processes"], USAGE, "works with diff")
+
+    def test_process_matching_two_lists_them(self):
+        for cmd in (["summary", "latest"], ["top", "latest~1"]):
+            with self.subTest(cmd=cmd):
+                err = self.check(["--store", self.store] + cmd +
+                                 ["--process", "dump1.json"], USAGE,
+                                 '--process "dump1.json" matches 2 processes')
+                self.assertIn('pid 0 "web" x/dump1.json (snapshots 1..1)',
+                              err)
+                self.assertIn('"worker" y/dump1.json', err)
+
+    def test_process_matching_one_is_answered(self):
+        r = run_cli(["--store", self.store, "--json", "summary", "latest",
+                     "--process", "web"])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(json.loads(r.stdout)["snapshot"]["id"], 1)
+
+
+@needs_cli
 class TestDumpInput(TmpTestCase):
     """What --dump and import accept (docs/dump-format.md, "Reading
     dumps")."""

@@ -294,6 +294,44 @@ class TestWhoSeesWhat(DaemonTestCase):
         self.assertEqual(len(r["lines"]), 1, r)
         return r["lines"][0]
 
+    def test_a_member_deletes_its_own_snapshots_only(self):
+        g, priv = self.member()
+        d = self.daemon(args=["--group", g.gr_name])
+        c = Client(d.sock)
+        c.send(snapshot(objs=objects(5, type_="OwnerSecret"),
+                        hdr=header(label="web")))
+        owner = c.reply()["ack"]
+        c.close()
+        r = self.as_user(d.sock, snapshot(objs=objects(7, type_="Mine"),
+                                          hdr=header(label="m")), priv)
+        mine = r["lines"][0]["ack"]
+        # the owner's is not there for the member, as to every query
+        a = self.query_as(d, priv, {"cmd": "delete", "snap": str(owner)})
+        self.assertEqual(a.get("code"), "notfound", a)
+        a = self.query_as(d, priv, {"cmd": "delete", "snap": "latest"})
+        self.assertEqual(a.get("code"), "usage", a)
+        a = self.query_as(d, priv, {"cmd": "delete", "snap": str(mine)})
+        self.assertEqual(a.get("answer"), {"schema_version": 1,
+                                           "command": "delete",
+                                           "snapshot": mine}, a)
+        rc, out, err = self.cli("--socket", d.sock, "--json", "snapshots",
+                                "--all-users")
+        self.assertEqual([s["id"] for s in json.loads(out)["snapshots"]],
+                         [owner])
+        # root deletes another user's only when it names them
+        r = self.as_user(d.sock, snapshot(objs=objects(3, type_="Mine"),
+                                          hdr=header(label="m")), priv)
+        theirs = r["lines"][0]["ack"]
+        rc, out, err = self.cli("--socket", d.sock, "delete", str(theirs))
+        self.assertEqual(rc, 3, err)
+        rc, out, err = self.cli("--socket", d.sock, "delete", str(theirs),
+                                "--all-users")
+        self.assertEqual((rc, out), (0, "deleted snapshot %d\n" % theirs),
+                         err)
+        rc, out, err = self.cli("--socket", d.sock, "delete", str(owner))
+        self.assertEqual((rc, out), (0, "deleted snapshot %d\n" % owner),
+                         err)
+
     def test_a_member_cannot_forge_the_owners_process_nor_read_its_snapshots(self):
         g, priv = self.member()
         d = self.daemon(args=["--group", g.gr_name])
