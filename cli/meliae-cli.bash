@@ -10,10 +10,10 @@ _meliae_cli()
 {
     local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]}
     local commands="snapshots summary growth diff referrers show top
-                    dominators report import delete snap"
+                    dominators report import delete snap attach detach"
     local global="--store --socket --dump --json --bytes --uid --all-users
                   --help --version"
-    local valued="--store|--socket|--dump|--html|--by|--sort|--since|--until|--top|--depth|--chains|--limit|--timeout|--label|--alive|--uid|--process"
+    local valued="--store|--socket|--dump|--html|--by|--sort|--since|--until|--top|--depth|--chains|--limit|--timeout|--label|--alive|--uid|--process|--pid|--interval"
     local i cmd= opts=
 
     COMPREPLY=()
@@ -61,7 +61,9 @@ _meliae_cli()
         report)     opts="--html --process --since --until --top --alive" ;;
         import)     opts="--label --force" ;;
         delete)     opts="--uid --all-users" ;;
-        snap)       opts="--timeout" ;;
+        snap)       opts="--timeout --pid" ;;
+        attach)     opts="--socket --interval --once --label --timeout" ;;
+        detach)     opts="--timeout" ;;
     esac
     if [[ $cur == -* ]]; then
         COMPREPLY=($(compgen -W "$opts --help" -- "$cur"))

@@ -66,6 +66,15 @@ def run_cli(args, cwd=None, env=None, timeout=60):
                           stdin=subprocess.DEVNULL)
 
 
+def answer_lines(text):
+    """The text's lines without growth's and report's memory verdict
+    ("meliae: RSS ... outside Python objects"), which opens a process's
+    answer when its RSS grows apart from its objects: under ASan
+    (PYTHONMALLOC=malloc and the sanitizer's quarantine) it does for any
+    program, and these tests read the lines that follow."""
+    return [l for l in text.splitlines() if not l.startswith("meliae: RSS ")]
+
+
 def make_fixture_store(store):
     """Imports the three fixture dumps into a new store at store (from the
     fixtures directory, so that each snapshot's program is the bare file

@@ -42,7 +42,7 @@ class TestCompletion(unittest.TestCase):
         self.assertEqual(complete(["meliae-cli", "--json", "su"]),
                          {"summary"})
         self.assertEqual(complete(["meliae-cli", "--store", "/x", "d"]),
-                         {"diff", "delete", "dominators"})
+                         {"diff", "delete", "dominators", "detach"})
 
     def test_each_commands_options_are_those_of_its_help(self):
         for cmd in commands():

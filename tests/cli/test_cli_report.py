@@ -20,7 +20,8 @@ import sys
 import tempfile
 import unittest
 
-from cli_support import HERE, Daemon, TmpTestCase, cli_env, needs_daemon, run_cli
+from cli_support import (HERE, Daemon, TmpTestCase, answer_lines, cli_env,
+                         needs_daemon, run_cli)
 
 STEPS = 12
 EVIL_TYPE = "<img src=x onerror=alert(1)>"
@@ -150,7 +151,7 @@ class TestReport(TmpTestCase):
 
     def test_text_report(self):
         out = self.cli("report", "--process", "burst", json_=False)
-        lines = out.splitlines()
+        lines = answer_lines(out)
         self.assertIn('leak report: process', lines[0])
         self.assertRegex(lines[1], r"^\d+ leak suspects \(rising trend")
         first = [l for l in lines if re.match(r"^\d+\. ", l)][0]

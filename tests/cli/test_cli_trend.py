@@ -15,7 +15,8 @@ import subprocess
 import sys
 import unittest
 
-from cli_support import HERE, Daemon, TmpTestCase, cli_env, needs_daemon, run_cli
+from cli_support import (HERE, Daemon, TmpTestCase, answer_lines, cli_env,
+                         needs_daemon, run_cli)
 
 MODES = ("burst", "cache", "steady")
 STEPS = 12
@@ -101,7 +102,7 @@ class TestTrendOnRealPrograms(TmpTestCase):
         r = run_cli(["--store", self.daemon.store, "growth", "--process",
                      "burst", "--top", "3"])
         self.assertEqual((r.returncode, r.stderr), (0, ""))
-        lines = r.stdout.splitlines()
+        lines = answer_lines(r.stdout)
         self.assertTrue(lines[1].startswith("ranked by score"), lines[1])
         row = [l for l in lines if l.lstrip().startswith("Leaked ")]
         self.assertEqual(len(row), 1, r.stdout)

@@ -106,6 +106,8 @@ class HiddenStateTest(unittest.TestCase):
                     d.decompress(first)
                 grown = used() - before
                 keep.append(d)
+                if grown <= 0:
+                    self.skipTest("malloc is not glibc's here (a sanitizer's?)")
                 # the Python object itself is pymalloc's, not malloc's
                 self.assert_close(scanner.size_of(d) - sys.getsizeof(d),
                                   grown, "BZ2Decompressor " + name)
