@@ -231,7 +231,15 @@ class TestAttachGdb(AttachTestCase):
         self.fails(cli(["--socket", d.sock, "attach", str(t.pid)]), 1,
                    "already attached")
         self.detach(t, before)
-        n = len(self.snaps_of(d, t.pid))
+        # a snapshot sent before the detach may still be committing: wait
+        # for the count to settle, then no new one may come
+        n, deadline = len(self.snaps_of(d, t.pid)), time.monotonic() + 30
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            m = len(self.snaps_of(d, t.pid))
+            if m == n:
+                break
+            n = m
         time.sleep(0.6)
         self.assertEqual(len(self.snaps_of(d, t.pid)), n)
         self.fails(cli(["detach", str(t.pid)]), 1, "not attached")
