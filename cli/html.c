@@ -146,12 +146,29 @@ obj(FILE *f, const struct out *o, const cJSON *ob)
     }
 }
 
-/* A chart's frame: its title, axes, the range of values (lo..hi) and
- * of snapshots (id0..idn).  The caller draws into it with XS()/YS(). */
+/* "+12 s", "+3.5 min", "+2.0 h": a time from the first snapshot. */
+static void
+span_text(double sec, char *buf, size_t n)
+{
+    if (sec < 120)
+        snprintf(buf, n, "+%.0f s", sec);
+    else if (sec < 7200)
+        snprintf(buf, n, "+%.1f min", sec / 60);
+    else if (sec < 172800)
+        snprintf(buf, n, "+%.1f h", sec / 3600);
+    else
+        snprintf(buf, n, "+%.1f d", sec / 86400);
+}
+
+/* A chart's frame: its title, axes, the range of values (lo..hi), and
+ * the time axis: the first snapshot's time (t0, ISO) to span seconds
+ * later.  The caller draws into it with XS()/YS(). */
 static void
 chart_frame(FILE *f, const struct out *o, const char *title, int n, double lo,
-            double hi, int is_bytes, double id0, double idn)
+            double hi, int is_bytes, const char *t0, double span)
 {
+    char sp[32];
+
     char a[32], b[32];
 
     fprintf(f, "<svg class=\"chart\" data-points=\"%d\" width=\"%d\" "
@@ -182,9 +199,35 @@ chart_frame(FILE *f, const struct out *o, const char *title, int n, double lo,
             PAD_L - 4, CHART_H - PAD_B);
     esc(f, b);
     fputs("</text>", f);
-    fprintf(f, "<text x=\"%d\" y=\"%d\">snapshot %.0f</text>"
-            "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">snapshot %.0f</text>",
-            PAD_L, CHART_H - 10, id0, CHART_W - PAD_R, CHART_H - 10, idn);
+    span_text(span, sp, sizeof sp);
+    fprintf(f, "<text x=\"%d\" y=\"%d\">", PAD_L, CHART_H - 10);
+    esc(f, t0 != NULL ? t0 : "");
+    fprintf(f, "</text><text x=\"%d\" y=\"%d\" text-anchor=\"end\">",
+            CHART_W - PAD_R, CHART_H - 10);
+    esc(f, sp);
+    fputs("</text>", f);
+}
+
+/* x of point k: its time since the first point (t, seconds) over the
+ * window's span, so that uneven snapshots sit where they were taken;
+ * evenly spaced when there are no times. */
+static double
+xpos(const cJSON *t, int k, int n, double span, double pw)
+{
+    const cJSON *x = cJSON_GetArrayItem(t, k);
+
+    if (cJSON_IsNumber(x) && span > 0)
+        return PAD_L + pw * x->valuedouble / span;
+    return PAD_L + (n > 1 ? pw * k / (n - 1) : pw / 2);
+}
+
+/* The span of the times t (seconds from the first), 0 without them. */
+static double
+span_of(const cJSON *t)
+{
+    const cJSON *last = cJSON_GetArrayItem(t, cJSON_GetArraySize(t) - 1);
+
+    return cJSON_IsNumber(last) ? last->valuedouble : 0;
 }
 
 static void
@@ -198,12 +241,12 @@ range_of(const cJSON *series, double *lo, double *hi)
     }
 }
 
-#define XS(k) (PAD_L + (n > 1 ? pw * (k) / (n - 1) : pw / 2))
+#define XS(k) xpos(ts, (k), n, span, pw)
 #define YS(v) (PAD_T + ph - ph * ((v) - lo) / (hi - lo))
 
 static void
-polyline(FILE *f, const char *cls, const cJSON *series, int n, double pw,
-         double ph, double lo, double hi)
+polyline(FILE *f, const char *cls, const cJSON *series, const cJSON *ts,
+         double span, int n, double pw, double ph, double lo, double hi)
 {
     const cJSON *x;
     int i = 0;
@@ -231,10 +274,15 @@ chart(FILE *f, const struct out *o, const char *title, const cJSON *series,
     if (hi <= lo)
         hi = lo + 1;
     double pw = CHART_W - PAD_L - PAD_R, ph = CHART_H - PAD_T - PAD_B;
+    cJSON *ts = cJSON_CreateArray();        /* the points' times */
+
+    cJSON_ArrayForEach(x, points)
+        cJSON_AddItemToArray(ts, cJSON_CreateNumber(num(x, "t")));
+    double span = span_of(ts);
     chart_frame(f, o, title, n, lo, hi, is_bytes,
-                num(cJSON_GetArrayItem(points, 0), "id"),
-                num(cJSON_GetArrayItem(points, n - 1), "id"));
-    polyline(f, is_bytes ? "line" : "line cnt", series, n, pw, ph, lo, hi);
+                str(cJSON_GetArrayItem(points, 0), "time"), span);
+    polyline(f, is_bytes ? "line" : "line cnt", series, ts, span, n, pw, ph,
+             lo, hi);
     cJSON_ArrayForEach(x, series) {
         const cJSON *p = cJSON_GetArrayItem(points, i);
 
@@ -254,6 +302,7 @@ chart(FILE *f, const struct out *o, const char *title, const cJSON *series,
         i++;
     }
     fputs("</svg>\n", f);
+    cJSON_Delete(ts);
 }
 
 /* The process's RSS against its Python objects, and what they leave
@@ -264,6 +313,7 @@ memory_chart(FILE *f, const struct out *o, const cJSON *mem)
     static const char *const keys[] = { "rss", "heap", "unexplained" };
     static const char *const cls[] = { "line rss", "line heap", "line unex" };
     const cJSON *ser = get(mem, "series"), *ids = get(ser, "id");
+    const cJSON *ts = get(ser, "t");
     int n = cJSON_GetArraySize(ids);
     double lo = INFINITY, hi = -INFINITY;
 
@@ -275,11 +325,11 @@ memory_chart(FILE *f, const struct out *o, const cJSON *mem)
     if (hi <= lo)
         hi = lo + 1;
     double pw = CHART_W - PAD_L - PAD_R, ph = CHART_H - PAD_T - PAD_B;
+    double span = span_of(ts);
     chart_frame(f, o, "RSS (red), Python objects (blue), outside them (grey)",
-                n, lo, hi, 1, cJSON_GetArrayItem(ids, 0)->valuedouble,
-                cJSON_GetArrayItem(ids, n - 1)->valuedouble);
+                n, lo, hi, 1, str(mem, "first_time"), span);
     for (size_t k = 0; k < 3; k++)
-        polyline(f, cls[k], get(ser, keys[k]), n, pw, ph, lo, hi);
+        polyline(f, cls[k], get(ser, keys[k]), ts, span, n, pw, ph, lo, hi);
     for (int i = 0; i < n; i++) {       /* one point per snapshot: RSS */
         double v = cJSON_GetArrayItem(get(ser, "rss"), i)->valuedouble;
 

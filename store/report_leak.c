@@ -290,6 +290,9 @@ report_process(struct ctx *c, const struct snap *const *sn, size_t n,
 
         cJSON_AddItemToObject(q, "id", detach(p, "id"));
         cJSON_AddItemToObject(q, "time", detach(p, "time"));
+        /* seconds since the first point: the charts' time axis */
+        cJSON_AddNumberToObject(q, "t", (double)(sn[i]->time_ns
+                                                 - sn[0]->time_ns) / 1e9);
         cJSON_AddItemToObject(q, "bytes", detach(p, "bytes"));
         if (sn[i]->procfig.has && sn[i]->procfig.rss >= 0)
             cJSON_AddNumberToObject(q, "rss", (double)sn[i]->procfig.rss);

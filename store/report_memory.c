@@ -76,6 +76,17 @@ rp__memory_json(const struct snap *const *sn, size_t n, cJSON *sec,
     a = cJSON_AddArrayToObject(ser, "id");
     for (size_t i = 0; i < k; i++)
         cJSON_AddItemToArray(a, cJSON_CreateNumber((double)v[i]->id));
+    a = cJSON_AddArrayToObject(ser, "t");
+    for (size_t i = 0; i < k; i++)
+        cJSON_AddItemToArray(a, cJSON_CreateNumber(
+            (double)(v[i]->time_ns - v[0]->time_ns) / 1e9));
+    if (k > 0) {
+        cJSON *first = rp__snap_json(v[0]);
+
+        cJSON_AddItemToObject(m, "first_time", cJSON_DetachItemFromObject(
+            first, "time"));
+        cJSON_Delete(first);
+    }
     a = cJSON_AddArrayToObject(ser, "rss");
     for (size_t i = 0; i < k; i++)
         cJSON_AddItemToArray(a, cJSON_CreateNumber((double)v[i]->procfig.rss));

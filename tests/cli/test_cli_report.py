@@ -225,10 +225,19 @@ class TestReport(TmpTestCase):
             len(re.findall(r"<article class=\"suspect", dom)))
         svgs = re.findall(r"<svg class=\"chart\"[^>]*>.*?</svg>", dom, re.S)
         self.assertGreaterEqual(len(svgs), 2 * 3)    # size and count each
+        # time on the x axis: each point where its snapshot was taken
+        [proc] = self.cli("report", "--process", "burst")["processes"]
+        t = [p["t"] for p in proc["points"]]
+        self.assertEqual(t[0], 0)
         for svg in svgs:
             self.assertEqual(len(re.findall(r"<circle ", svg)), STEPS, svg[:200])
             self.assertIn('data-points="%d"' % STEPS, svg)
             self.assertIn("<polyline", svg)
+            cx = [float(x) for x in re.findall(r'<circle [^>]*cx="([0-9.]+)"', svg)]
+            for ti, x in zip(t, cx):
+                want = cx[0] + (cx[-1] - cx[0]) * ti / t[-1]
+                self.assertLess(abs(x - want), 1.0, (t, cx))
+            self.assertRegex(svg, r">\+[0-9.]+ (s|min|h|d)<")
 
     @needs_chromium
     def test_escaped_names_render_as_text(self):
