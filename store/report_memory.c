@@ -54,7 +54,7 @@ rp__memory_json(const struct snap *const *sn, size_t n, cJSON *sec,
     const struct snap **v = malloc((n ? n : 1) * sizeof *v);
     double *y = malloc((n + ml_trend_scratch(n) + 1) * sizeof *y);
     uint64_t *t = malloc((n ? n : 1) * sizeof *t);
-    cJSON *m = cJSON_AddObjectToObject(sec, "memory"), *ser, *a;
+    cJSON *m = cJSON_AddObjectToObject(sec, "memory"), *ser;
     struct ml_trend tr;
     enum rp_mem_verdict vd = RP_MEM_UNKNOWN;
     const char *points_to = NULL;
@@ -73,13 +73,27 @@ rp__memory_json(const struct snap *const *sn, size_t n, cJSON *sec,
             v[k++] = sn[i];
     cJSON_AddNumberToObject(m, "snapshots", (double)k);
     ser = cJSON_AddObjectToObject(m, "series");
-    a = cJSON_AddArrayToObject(ser, "id");
-    for (size_t i = 0; i < k; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateNumber((double)v[i]->id));
-    a = cJSON_AddArrayToObject(ser, "t");
-    for (size_t i = 0; i < k; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateNumber(
-            (double)(v[i]->time_ns - v[0]->time_ns) / 1e9));
+    {
+        /* one pass: each snapshot's point in every series */
+        static const char *const names[] = { "id", "t", "rss", "heap",
+                                             "unexplained" };
+        cJSON *arr[5];
+
+        for (size_t j = 0; j < 5; j++)
+            arr[j] = cJSON_AddArrayToObject(ser, names[j]);
+        for (size_t i = 0; i < k; i++) {
+            double pt[5] = {
+                (double)v[i]->id,
+                (double)(v[i]->time_ns - v[0]->time_ns) / 1e9,
+                (double)v[i]->procfig.rss,
+                (double)v[i]->bytes,
+                (double)v[i]->procfig.rss - (double)v[i]->bytes,
+            };
+
+            for (size_t j = 0; j < 5; j++)
+                cJSON_AddItemToArray(arr[j], cJSON_CreateNumber(pt[j]));
+        }
+    }
     if (k > 0) {
         cJSON *first = rp__snap_json(v[0]);
 
@@ -87,16 +101,6 @@ rp__memory_json(const struct snap *const *sn, size_t n, cJSON *sec,
             first, "time"));
         cJSON_Delete(first);
     }
-    a = cJSON_AddArrayToObject(ser, "rss");
-    for (size_t i = 0; i < k; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateNumber((double)v[i]->procfig.rss));
-    a = cJSON_AddArrayToObject(ser, "heap");
-    for (size_t i = 0; i < k; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateNumber((double)v[i]->bytes));
-    a = cJSON_AddArrayToObject(ser, "unexplained");
-    for (size_t i = 0; i < k; i++)
-        cJSON_AddItemToArray(a, cJSON_CreateNumber(
-            (double)v[i]->procfig.rss - (double)v[i]->bytes));
 
     if (k >= 2) {
         const struct st_procfig *p0 = &v[0]->procfig, *p1 = &v[k - 1]->procfig;
