@@ -598,3 +598,175 @@ ml__code_visit(PyObject *op, visitproc visit, void *arg)
 #endif
     return 0;
 }
+
+/* ------------------------------------------------------------------ */
+/* Thread stacks: every frame of every thread of this interpreter.     */
+
+/* The code a frame runs, or NULL for the interpreter's own entry frames
+ * (3.11+: shims, incomplete frames) that the walk leaves out. */
+static PyCodeObject *
+frame_code(const void *fp)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    _PyInterpreterFrame *f = (_PyInterpreterFrame *)fp;
+
+    if (_PyFrame_IsIncomplete(f))
+        return NULL;
+#  if PY_VERSION_HEX >= 0x030E0000
+    {
+        PyObject *ex = PyStackRef_AsPyObjectBorrow(f->f_executable);
+
+        return ex != NULL && PyCode_Check(ex) ? (PyCodeObject *)ex : NULL;
+    }
+#  elif PY_VERSION_HEX >= 0x030D0000
+    return f->f_executable != NULL && PyCode_Check(f->f_executable)
+        ? (PyCodeObject *)f->f_executable : NULL;
+#  else
+    return f->f_code;
+#  endif
+#else
+    return ((PyFrameObject *)fp)->f_code;
+#endif
+}
+
+static int
+frame_line(const void *fp)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    return PyUnstable_InterpreterFrame_GetLine((_PyInterpreterFrame *)fp);
+#elif PY_VERSION_HEX >= 0x030B0000
+    _PyInterpreterFrame *f = (_PyInterpreterFrame *)fp;
+
+    return PyCode_Addr2Line(f->f_code,
+                            _PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT));
+#else
+    return PyFrame_GetLineNumber((PyFrameObject *)fp);
+#endif
+}
+
+/* The frame that called fp, or NULL. */
+static const void *
+frame_back(const void *fp)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return ((_PyInterpreterFrame *)fp)->previous;
+#else
+    return ((PyFrameObject *)fp)->f_back;
+#endif
+}
+
+static const void *
+thread_top_frame(PyThreadState *ts)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return ts->current_frame;
+#elif PY_VERSION_HEX >= 0x030B0000
+    return ts->cframe != NULL ? ts->cframe->current_frame : NULL;
+#else
+    return ts->frame;
+#endif
+}
+
+int
+ml__frames_foreach(ml_frame_fn fn, void *arg)
+{
+    PyInterpreterState *interp = PyInterpreterState_Get();
+    PyThreadState *ts;
+    int rc;
+
+    for (ts = PyInterpreterState_ThreadHead(interp); ts != NULL;
+         ts = PyThreadState_Next(ts)) {
+        int depth = 0;
+
+        for (const void *fp = thread_top_frame(ts); fp != NULL;
+             fp = frame_back(fp)) {
+            struct ml_frame fr;
+
+            if ((fr.code = (PyObject *)frame_code(fp)) == NULL)
+                continue;
+            fr.frame = fp;
+            fr.thread_id = (unsigned long)ts->thread_id;
+            fr.line = frame_line(fp);
+            fr.depth = depth++;
+            if ((rc = fn(&fr, arg)) != 0)
+                return rc;
+        }
+    }
+    return 0;
+}
+
+/* The name of local i of code co (co_localsplusnames; before 3.11
+ * co_varnames, then co_cellvars, then co_freevars, as f_localsplus is
+ * laid out), and the count of locals. */
+static Py_ssize_t
+code_nlocals(PyCodeObject *co)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return co->co_nlocalsplus;
+#else
+    return co->co_nlocals + PyTuple_GET_SIZE(co->co_cellvars)
+        + PyTuple_GET_SIZE(co->co_freevars);
+#endif
+}
+
+static PyObject *
+code_local_name(PyCodeObject *co, Py_ssize_t i)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return PyTuple_GET_ITEM(co->co_localsplusnames, i);
+#else
+    Py_ssize_t nc = PyTuple_GET_SIZE(co->co_cellvars);
+
+    if (i < co->co_nlocals)
+        return PyTuple_GET_ITEM(co->co_varnames, i);
+    i -= co->co_nlocals;
+    if (i < nc)
+        return PyTuple_GET_ITEM(co->co_cellvars, i);
+    return PyTuple_GET_ITEM(co->co_freevars, i - nc);
+#endif
+}
+
+int
+ml__frame_locals(const struct ml_frame *fr, ml_local_fn fn, void *arg)
+{
+    PyCodeObject *co = (PyCodeObject *)fr->code;
+    Py_ssize_t n = code_nlocals(co);
+    int rc;
+
+    for (Py_ssize_t i = 0; i < n; i++) {
+#if PY_VERSION_HEX >= 0x030E0000
+        _PyStackRef ref = ((_PyInterpreterFrame *)fr->frame)->localsplus[i];
+        PyObject *v;
+
+        /* a tagged int is no object (3.14's loops keep their index so) */
+        if (PyStackRef_IsNull(ref) || PyStackRef_IsTaggedInt(ref))
+            continue;
+        v = PyStackRef_AsPyObjectBorrow(ref);
+#elif PY_VERSION_HEX >= 0x030B0000
+        PyObject *v = ((_PyInterpreterFrame *)fr->frame)->localsplus[i];
+#else
+        PyObject *v = ((PyFrameObject *)fr->frame)->f_localsplus[i];
+#endif
+        if (v == NULL)
+            continue;
+        if ((rc = fn(code_local_name(co, i), v, arg)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+PyObject *
+ml__code_qualname(PyObject *op)
+{
+#if PY_VERSION_HEX >= 0x030B0000
+    return ((PyCodeObject *)op)->co_qualname;
+#else
+    return ((PyCodeObject *)op)->co_name;
+#endif
+}
+
+PyObject *
+ml__code_filename(PyObject *op)
+{
+    return ((PyCodeObject *)op)->co_filename;
+}

@@ -76,4 +76,28 @@ PyObject *ml__module_name(PyObject *op);     /* borrowed; NULL if none */
 PyObject *ml__code_name(PyObject *op);       /* borrowed */
 PyObject *ml__static_type_dict(PyTypeObject *tp);   /* borrowed; may be NULL */
 
+/* A frame on a thread's stack (3.11+ an _PyInterpreterFrame, before a
+ * PyFrameObject); the interpreter's own entry frames are skipped. */
+struct ml_frame {
+    const void *frame;
+    PyObject *code;             /* borrowed */
+    unsigned long thread_id;    /* threading.get_ident() of its thread */
+    int line;
+    int depth;                  /* 0 for the innermost frame of its thread */
+};
+typedef int (*ml_frame_fn)(const struct ml_frame *fr, void *arg);
+/* Calls fn for every frame of every thread, innermost first; stops at
+ * fn's first non-zero return, which it returns.  Allocates nothing and
+ * runs no Python code. */
+int ml__frames_foreach(ml_frame_fn fn, void *arg);
+
+/* Calls fn(name, value) for the frame's locals that are set (arguments,
+ * locals, cells, free variables), in co_localsplusnames order. */
+typedef int (*ml_local_fn)(PyObject *name, PyObject *value, void *arg);
+int ml__frame_locals(const struct ml_frame *fr, ml_local_fn fn, void *arg);
+
+/* co_qualname (co_name before 3.11) and co_filename of a code object. */
+PyObject *ml__code_qualname(PyObject *op);
+PyObject *ml__code_filename(PyObject *op);
+
 #endif /* ML_CPYTHON_H */

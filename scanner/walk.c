@@ -48,6 +48,9 @@
  * with ML_VALUES_TRUNCATED. */
 #define ML_VALUE_MAX_CHARS 100
 
+/* The type of the synthetic line of a thread's frame. */
+#define ML_THREAD_FRAME_TYPE "<thread frame>"
+
 /* Characters of a name or type name kept in the dump. */
 #define ML_NAME_MAX_CHARS 1000
 
@@ -293,6 +296,37 @@ put_value(struct ml_jsonw *w, PyObject *op, enum ml_kind kind,
     }
 }
 
+/* A str that names code, not data: interned (the compiler interns the
+ * names of attributes, globals, functions, keywords and locals; a str
+ * made at run time, a session id read from a socket, is not), exact
+ * type str, ASCII, a Python identifier, at most ML_CODE_NAME_MAX
+ * characters.  With values "none" these are the only str values sent
+ * (docs/dump-format.md, "Names of code"): they turn dict keys and
+ * attribute names into paths. */
+#define ML_CODE_NAME_MAX 100
+static int
+is_code_name(PyObject *op)
+{
+    const unsigned char *p;
+    Py_ssize_t n;
+
+    if (!PyUnicode_CheckExact(op) || !PyUnicode_IS_READY(op)
+            || !PyUnicode_CHECK_INTERNED(op) || !PyUnicode_IS_ASCII(op))
+        return 0;
+    n = PyUnicode_GET_LENGTH(op);
+    p = (const unsigned char *)PyUnicode_DATA(op);
+    if (n == 0 || n > ML_CODE_NAME_MAX || (p[0] >= '0' && p[0] <= '9'))
+        return 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        unsigned char ch = p[i];
+
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+              || (ch >= '0' && ch <= '9') || ch == '_'))
+            return 0;
+    }
+    return 1;
+}
+
 static int
 put_ref(PyObject *ref, void *arg)
 {
@@ -347,7 +381,8 @@ emit(struct walk *wk, PyObject *op)
         PUT_LIT(w, ", \"len\": ");
         ml_jsonw_u64(w, (uint64_t)len);
     }
-    if (wk->values != ML_VALUES_NONE)
+    if (wk->values != ML_VALUES_NONE
+            || (kind == ML_K_STR && is_code_name(op)))
         put_value(w, op, kind, wk->value_max);
     PUT_LIT(w, ", \"refs\": [");
     wk->nref = 0;
@@ -476,6 +511,218 @@ visit_gc_object(PyObject *op, void *arg)
     return drain(wk);
 }
 
+/* ------------------------------------------------------------------ */
+/* Thread stacks as roots (docs/dump-format.md, "Thread frames").      */
+
+/* Appends the UTF-8 of str s to b (at most cap - *n bytes), a NUL as
+ * '?' (a name may not hold one), a lone surrogate as '?'.  Reads the
+ * str's own storage: no allocation, unlike PyUnicode_AsUTF8. */
+static void
+buf_pystr(char *b, size_t *n, size_t cap, PyObject *s)
+{
+    if (s == NULL || !PyUnicode_Check(s) || !PyUnicode_IS_READY(s))
+        return;
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+
+    for (Py_ssize_t i = 0; i < PyUnicode_GET_LENGTH(s); i++) {
+        Py_UCS4 c = PyUnicode_READ(kind, data, i);
+        char u[4];
+        size_t k;
+
+        if (c == 0 || (c >= 0xD800 && c <= 0xDFFF))
+            c = '?';
+        if (c < 0x80) {
+            u[0] = (char)c;
+            k = 1;
+        } else if (c < 0x800) {
+            u[0] = (char)(0xC0 | (c >> 6));
+            u[1] = (char)(0x80 | (c & 0x3F));
+            k = 2;
+        } else if (c < 0x10000) {
+            u[0] = (char)(0xE0 | (c >> 12));
+            u[1] = (char)(0x80 | ((c >> 6) & 0x3F));
+            u[2] = (char)(0x80 | (c & 0x3F));
+            k = 3;
+        } else {
+            u[0] = (char)(0xF0 | (c >> 18));
+            u[1] = (char)(0x80 | ((c >> 12) & 0x3F));
+            u[2] = (char)(0x80 | ((c >> 6) & 0x3F));
+            u[3] = (char)(0x80 | (c & 0x3F));
+            k = 4;
+        }
+        if (*n + k > cap)
+            return;
+        memcpy(b + *n, u, k);
+        *n += k;
+    }
+}
+
+static void
+buf_lit(char *b, size_t *n, size_t cap, const char *s)
+{
+    for (; *s != '\0' && *n < cap; s++)
+        b[(*n)++] = *s;
+}
+
+/* The str value of the entry keyed "name" among the items of dict d:
+ * PyDict_Next and a compare, neither of which allocates nor runs Python
+ * code (a str key's compare is C). */
+static PyObject *
+dict_get_ascii(PyObject *d, const char *name)
+{
+    Py_ssize_t pos = 0;
+    PyObject *k, *v;
+
+    if (d == NULL || !PyDict_Check(d))
+        return NULL;
+    while (PyDict_Next(d, &pos, &k, &v))
+        if (PyUnicode_CheckExact(k) && PyUnicode_IS_READY(k)
+                && PyUnicode_CompareWithASCIIString(k, name) == 0)
+            return v;
+    return NULL;
+}
+
+/* Finding a Thread's "_name" among its refs: its __dict__, or the
+ * (name, value) pairs of its inline values. */
+struct attr_find {
+    const char *name;
+    PyObject *prev;
+    PyObject *found;
+};
+
+static int
+attr_visit(PyObject *ref, void *arg)
+{
+    struct attr_find *af = arg;
+
+    if (PyDict_CheckExact(ref))
+        af->found = dict_get_ascii(ref, af->name);
+    else if (af->prev != NULL && PyUnicode_CheckExact(af->prev)
+             && PyUnicode_IS_READY(af->prev)
+             && PyUnicode_CompareWithASCIIString(af->prev, af->name) == 0)
+        af->found = ref;
+    af->prev = ref;
+    return af->found != NULL;
+}
+
+/* threading's name of the thread ident (threading._active[ident]._name),
+ * or NULL: read from sys.modules as it stands, running no Python code
+ * (a forked child's walk may not). */
+static PyObject *
+thread_name(unsigned long ident)
+{
+    PyObject *mod = dict_get_ascii(PyImport_GetModuleDict(), "threading");
+    PyObject *active, *k, *v;
+    Py_ssize_t pos = 0;
+
+    if (mod == NULL || !PyModule_Check(mod))
+        return NULL;
+    active = dict_get_ascii(PyModule_GetDict(mod), "_active");
+    if (active == NULL || !PyDict_Check(active))
+        return NULL;
+    while (PyDict_Next(active, &pos, &k, &v)) {
+        struct attr_find af = { "_name", NULL, NULL };
+
+        if (!PyLong_CheckExact(k))
+            continue;
+        if (PyLong_AsUnsignedLong(k) != ident) {
+            PyErr_Clear();
+            continue;
+        }
+        ml__visit_refs(v, ml__kind(Py_TYPE(v)), attr_visit, &af, 0);
+        return af.found != NULL && PyUnicode_Check(af.found) ? af.found : NULL;
+    }
+    return NULL;
+}
+
+static int
+put_local(PyObject *name, PyObject *value, void *arg)
+{
+    put_ref(name, arg);
+    put_ref(value, arg);
+    return 0;
+}
+
+static int
+count_local(PyObject *name, PyObject *value, void *arg)
+{
+    (void)name;
+    (void)value;
+    (*(size_t *)arg)++;
+    return 0;
+}
+
+static int
+expand_local(PyObject *name, PyObject *value, void *arg)
+{
+    int rc = expand_ref(name, arg);
+
+    return rc != 0 ? rc : expand_ref(value, arg);
+}
+
+/* One line per frame of every thread: a root that names the thread, the
+ * function and the line, and refs its locals as (name, value) pairs. */
+static int
+emit_frame(const struct ml_frame *fr, void *arg)
+{
+    struct walk *wk = arg;
+    struct ml_jsonw *w = wk->w;
+    char nb[ML_NAME_MAX_CHARS];
+    size_t n = 0, nloc = 0, fstart;
+    PyObject *tn, *file = ml__code_filename(fr->code);
+    char num[24];
+
+    wk->res.nobj++;
+    if (w == NULL)
+        return 0;
+    ml__frame_locals(fr, count_local, &nloc);
+    tn = thread_name(fr->thread_id);
+    buf_lit(nb, &n, sizeof nb, "thread ");
+    if (tn != NULL) {
+        buf_lit(nb, &n, sizeof nb, "'");
+        buf_pystr(nb, &n, sizeof nb, tn);
+        buf_lit(nb, &n, sizeof nb, "'");
+    } else {
+        num[ml_fmt_u64(num, (uint64_t)fr->thread_id)] = '\0';
+        buf_lit(nb, &n, sizeof nb, num);
+    }
+    buf_lit(nb, &n, sizeof nb, " in ");
+    buf_pystr(nb, &n, sizeof nb, ml__code_qualname(fr->code));
+    buf_lit(nb, &n, sizeof nb, "() ");
+    /* the file's base name: the path is in the code object */
+    fstart = n;
+    buf_pystr(nb, &n, sizeof nb, file);
+    for (size_t i = n; i > fstart; i--)
+        if (nb[i - 1] == '/') {
+            memmove(nb + fstart, nb + i, n - i);
+            n -= i - fstart;
+            break;
+        }
+    buf_lit(nb, &n, sizeof nb, ":");
+    num[ml_fmt_u64(num, (uint64_t)(fr->line < 0 ? 0 : fr->line))] = '\0';
+    buf_lit(nb, &n, sizeof nb, num);
+
+    PUT_LIT(w, "{\"address\": ");
+    ml_jsonw_u64(w, (uint64_t)(uintptr_t)fr->frame + 1);
+    PUT_LIT(w, ", \"type\": \"" ML_THREAD_FRAME_TYPE "\", \"size\": 0, \"name\": ");
+    ml_jsonw_str_utf8(w, nb, n, ML_NAME_MAX_CHARS);
+    PUT_LIT(w, ", \"len\": ");
+    ml_jsonw_u64(w, (uint64_t)nloc);
+    PUT_LIT(w, ", \"refs\": [");
+    wk->nref = 0;
+    ml__frame_locals(fr, put_local, wk);
+    PUT_LIT(w, "]}\n");
+    if (w->err < 0)
+        return w->err;
+    /* the locals that the collector does not track get their lines */
+    wk->cur_type = NULL;
+    ml__frame_locals(fr, expand_local, wk);
+    if (wk->err < 0)
+        return wk->err;
+    return drain(wk);
+}
+
 /* meliae 0.5's dump_all_referenced(..., is_pending=True): root is a list
  * of objects to start from, walked as one closure; the list itself is
  * neither written nor its type kept from being followed. */
@@ -516,7 +763,11 @@ run_pass(struct walk *wk, PyObject *root)
     } else if (wk->mode == ML_WALK_PENDING) {
         rc = expand_pending(wk, root);
     } else {
-        rc = ml__gc_foreach(visit_gc_object, wk);
+        rc = 0;
+        if (wk->mode == ML_WALK_ALL)
+            rc = ml__frames_foreach(emit_frame, wk);
+        if (rc == 0)
+            rc = ml__gc_foreach(visit_gc_object, wk);
     }
     ml_addrset_free(&wk->seen);
     return rc > 0 ? 0 : rc;
