@@ -533,7 +533,15 @@ render_referrers(const struct out *o, FILE *f, const cJSON *doc)
     const cJSON *chains = cJSON_GetObjectItemCaseSensitive(doc, "chains"), *c;
     int n = 0;
 
+    const cJSON *paths = cJSON_GetObjectItemCaseSensitive(doc, "paths");
+
     cJSON_ArrayForEach(c, chains) {
+        const cJSON *pt = cJSON_GetArrayItem(paths, n);
+
+        /* the path in the program's words, then the objects it goes
+         * through: the target's address, each step's type */
+        if (str(pt, "text"))
+            fprintf(f, "%s%s%s\n    ", BOLD(o), str(pt, "text"), OFF(o));
         chain_line(o, f, c);
         n++;
     }

@@ -471,6 +471,16 @@ ml__visit_refs(PyObject *op, enum ml_kind kind, visitproc visit, void *arg,
             return 0;
         }
         break;
+    case ML_K_LIST:
+        /* list_traverse() goes backwards too: refs[i] is l[i], so that a
+         * path can say [17] (common/paths.c).  The GIL is held and no
+         * code runs: the list cannot change under the loop. */
+        if (Py_IS_TYPE(op, &PyList_Type)) {
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(op); i++)
+                Py_VISIT(PyList_GET_ITEM(op, i));
+            return 0;
+        }
+        break;
     case ML_K_TYPE:
         if (!(((PyTypeObject *)op)->tp_flags & Py_TPFLAGS_HEAPTYPE))
             return visit_static_type((PyTypeObject *)op, visit, arg);

@@ -146,6 +146,11 @@ int rp__object_diff(struct ctx *c, const struct snap *sa,
 
 /* report_refs.c */
 int rp__cmd_referrers(struct ctx *c, const cJSON *req, cJSON *out);
+/* The path (docs/cli-json.md "path": {"text", "steps"}) of a chain of
+ * addresses in snapshot snap, root first (report_paths.c).  0 or a
+ * negative code. */
+int rp__chain_path(struct ctx *c, uint64_t snap, const uint64_t *chain,
+                   size_t n, cJSON **out);
 int rp__cmd_show(struct ctx *c, const cJSON *req, cJSON *out);
 
 /* report_leak.c */

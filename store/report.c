@@ -565,7 +565,10 @@ rp__obj_json(const struct st_object *ob)
 int
 rp__is_root_type(const struct st_object *o)
 {
-    return o->type_len == 6 && memcmp(o->type, "module", 6) == 0;
+    /* a module (sys.modules holds it), or a thread's frame (its stack
+     * holds the frame's locals: docs/dump-format.md) */
+    return (o->type_len == 6 && memcmp(o->type, "module", 6) == 0)
+        || (o->type_len == 14 && memcmp(o->type, "<thread frame>", 14) == 0);
 }
 
 static cJSON *

@@ -120,13 +120,16 @@ static int
 search_run(struct ctx *c, const struct snap *s, uint32_t start,
            uint64_t depth_max, uint64_t chains, struct search *sr)
 {
-    size_t n = (size_t)s->objects, qi = 0, level_end, depth = 0;
+    size_t n = (size_t)s->objects, qi = 0, level_end, depth = 0, nunref = 0;
+    uint32_t *unref;
     int rc;
 
     if (start >= n)
         return rp__fail(c, ML_ECORRUPT, "object number past the snapshot");
     if ((sr->roots = malloc(chains * sizeof *sr->roots)) == NULL ||
         oidarr_new(&sr->pred, n) != 0 || oidarr_new(&sr->queue, n) != 0)
+        return rp__fail(c, -ENOMEM, "out of memory");
+    if ((unref = malloc(chains * sizeof *unref)) == NULL)
         return rp__fail(c, -ENOMEM, "out of memory");
     sr->pred.p[start] = PRED_START;
     sr->queue.p[sr->qn++] = start;
@@ -147,11 +150,17 @@ search_run(struct ctx *c, const struct snap *s, uint32_t start,
         }
         if (rc == 0)
             rc = st_parents(c->r, s->id, node, &par, &np);
-        if (rc != 0)
+        if (rc != 0) {
+            free(unref);
             return rp__fail(c, rc, "snapshot %" PRIu64 ": %s", s->id,
                             st_strerror(rc));
+        }
         if (np == 0) {
-            sr->roots[sr->nroots++] = node;
+            /* after the modules and frames of the same depth: a module's
+             * code runs in a function nothing refers to, which holds
+             * the same globals */
+            if (nunref < chains)
+                unref[nunref++] = node;
             goto next;
         }
         if (depth >= depth_max) {
@@ -168,11 +177,15 @@ search_run(struct ctx *c, const struct snap *s, uint32_t start,
             sr->visited++;
         }
 next:
-        if (qi == level_end) {          /* the next level of the search */
+        if (qi == level_end || qi == sr->qn) {  /* the next level */
+            for (size_t k = 0; k < nunref && sr->nroots < chains; k++)
+                sr->roots[sr->nroots++] = unref[k];
+            nunref = 0;
             depth++;
             level_end = sr->qn;
         }
     }
+    free(unref);
     st_read_refs_max(c->r, 0);
     return 0;
 }
@@ -191,7 +204,7 @@ rp__cmd_referrers(struct ctx *c, const cJSON *req, cJSON *out)
     struct snaplist l;
     struct search sr = { 0 };
     const struct snap *s;
-    uint64_t depth_max, chains, addr;
+    uint64_t depth_max, chains, addr, *addrs = NULL;
     uint32_t start;
     int rc;
     const char *sel = rp__arg_str(req, "process");
@@ -223,9 +236,15 @@ rp__cmd_referrers(struct ctx *c, const cJSON *req, cJSON *out)
         cJSON_AddItemToObject(out, "object", rp__obj_json(&o));
     }
     cJSON *arr = cJSON_AddArrayToObject(out, "chains");
+    cJSON *paths = cJSON_AddArrayToObject(out, "paths");
+    if ((addrs = malloc((depth_max + 2) * sizeof *addrs)) == NULL) {
+        rc = rp__fail(c, -ENOMEM, "out of memory");
+        goto out;
+    }
     for (size_t i = 0; i < sr.nroots; i++) {
-        cJSON *chain = cJSON_CreateArray();
+        cJSON *chain = cJSON_CreateArray(), *path = NULL;
         uint32_t x = sr.roots[i];
+        size_t na = 0;
 
         /* from the object to the root: the pred links, reversed */
         cJSON_AddItemToArray(arr, chain);
@@ -233,17 +252,28 @@ rp__cmd_referrers(struct ctx *c, const cJSON *req, cJSON *out)
             struct st_object o;
             uint32_t up = sr.pred.p[x];
 
-            if (st_object_get(c->r, s->id, x, &o) == 0)
+            if (st_object_get(c->r, s->id, x, &o) == 0) {
                 cJSON_InsertItemInArray(chain, 0, rp__obj_json(&o));
+                addrs[na++] = o.address;
+            }
             if (up == PRED_START)
                 break;
             x = up - 1;
         }
+        /* the same chain, root first, in the program's words */
+        rc = rp__chain_path(c, s->id, addrs, na, &path);
+        if (rc != 0) {
+            rp__fail(c, rc, "snapshot %" PRIu64 ": %s", s->id,
+                     st_strerror(rc));
+            goto out;
+        }
+        cJSON_AddItemToArray(paths, path);
     }
     cJSON_AddNumberToObject(out, "visited", (double)sr.visited);
     cJSON_AddBoolToObject(out, "truncated", sr.truncated);
     rc = 0;
 out:
+    free(addrs);
     search_free(&sr);
     rp__snaps_free(&l);
     return rc;
