@@ -19,6 +19,7 @@
 #include "dominators.h"
 #include "dumpline.h"
 #include "graph.h"
+#include "graph_path.h"
 #include "ml-common.h"
 
 #define CHUNK (1 << 20)
@@ -1489,6 +1490,83 @@ static PyGetSetDef Graph_getset[] = {
     {NULL, NULL, NULL, NULL, NULL},
 };
 
+/* path_to_root(i) -> None, or (chain, text, steps): the shortest chain
+ * from a root to i (indices, root first), its path text and its steps
+ * ({"via": name, "key"/"index": ..., "address", "type"}) as
+ * common/paths.c gives them, the store's answers' words. */
+static PyObject *
+Graph_path_to_root(GraphObject *self, PyObject *arg)
+{
+    uint32_t i, *chain = NULL;
+    size_t n = 0;
+    struct ml_path p = { 0 };
+    PyObject *lst = NULL, *steps = NULL, *res = NULL;
+    int rc;
+
+    if (get_index(self, arg, &i) < 0)
+        return NULL;
+    if (self->g.par_start == NULL && ml_graph_compute_parents(&self->g) != 0)
+        return PyErr_NoMemory();
+    rc = ml_graph_chain_to_root(&self->g, i, &chain, &n);
+    if (rc == 1)
+        Py_RETURN_NONE;
+    if (rc == 0)
+        rc = ml_graph_path(&self->g, chain, n, &p);
+    if (rc != 0) {
+        free(chain);
+        return rc == -ENOMEM ? PyErr_NoMemory()
+            : PyErr_Format(PyExc_ValueError, "path_to_root: error %d", rc);
+    }
+    if ((lst = PyList_New((Py_ssize_t)n)) == NULL
+            || (steps = PyList_New((Py_ssize_t)p.nsteps)) == NULL)
+        goto out;
+    for (size_t k = 0; k < n; k++) {
+        PyObject *o = PyLong_FromUnsignedLong(chain[k]);
+
+        if (o == NULL)
+            goto out;
+        PyList_SET_ITEM(lst, (Py_ssize_t)k, o);
+    }
+    for (size_t k = 0; k < p.nsteps; k++) {
+        const struct ml_path_step *st = &p.steps[k];
+        PyObject *d = Py_BuildValue("{s:s,s:K,s:s}", "via",
+                                    ml_path_via_name(st->via), "address",
+                                    (unsigned long long)st->address, "type",
+                                    st->type);
+
+        if (d == NULL)
+            goto out;
+        PyList_SET_ITEM(steps, (Py_ssize_t)k, d);
+        if (st->via == ML_VIA_INDEX) {
+            PyObject *x = PyLong_FromUnsignedLongLong(st->index);
+
+            if (x == NULL || PyDict_SetItemString(d, "index", x) < 0) {
+                Py_XDECREF(x);
+                goto out;
+            }
+            Py_DECREF(x);
+        } else if (st->key != NULL) {
+            PyObject *x = PyUnicode_DecodeUTF8(st->key, (Py_ssize_t)strlen(st->key),
+                                               "surrogatepass");
+
+            if (x == NULL || PyDict_SetItemString(d, "key", x) < 0) {
+                Py_XDECREF(x);
+                goto out;
+            }
+            Py_DECREF(x);
+        }
+    }
+    res = Py_BuildValue("(ONO)", lst,
+                        PyUnicode_DecodeUTF8(p.text, (Py_ssize_t)strlen(p.text),
+                                             "surrogatepass"), steps);
+out:
+    Py_XDECREF(lst);
+    Py_XDECREF(steps);
+    free(chain);
+    ml_path_free(&p);
+    return res;
+}
+
 static PyMethodDef Graph_methods[] = {
     {"feed", (PyCFunction)Graph_feed, METH_O,
      "feed(data): parse dump text (bytes or str); a partial last line is kept"},
@@ -1546,6 +1624,8 @@ static PyMethodDef Graph_methods[] = {
     {"retained", (PyCFunction)Graph_retained, METH_O, "retained(i) -> int"},
     {"idom", (PyCFunction)Graph_idom, METH_O,
      "idom(i) -> immediate dominator's index, -1 for the root"},
+    {"path_to_root", (PyCFunction)Graph_path_to_root, METH_O,
+     "path_to_root(i) -> None or (chain, text, steps)"},
     {"dominator_chain", (PyCFunction)Graph_dominator_chain, METH_O,
      "dominator_chain(i) -> [i, idom(i), ...]"},
     {"largest_retained", (PyCFunction)Graph_largest_retained, METH_O,

@@ -594,6 +594,26 @@ class _ObjView(collections.abc.Mapping):
     iteritems = items
 
 
+class Path(object):
+    """A chain of referrers as a path (ObjManager.path_to_root): text, the
+    steps ({"via": "root"|"global"|"attr"|"key"|"index"|"local"|"dict"|
+    "cache"|"ref", "key" or "index" when named, "address", "type"}, root
+    first) and objects (MemObjects, root first, the object last)."""
+
+    __slots__ = ("text", "steps", "objects")
+
+    def __init__(self, text, steps, objects):
+        self.text = text
+        self.steps = steps
+        self.objects = objects
+
+    def __str__(self):
+        return self.text
+
+    def __repr__(self):
+        return "Path(%r)" % (self.text,)
+
+
 class ObjManager(object):
     """A loaded dump: look objects up by address, summarise, walk."""
 
@@ -691,6 +711,22 @@ class ObjManager(object):
         self._ensure_retained()
         return [MemObject(self, j)
                 for j in self._g.dominator_chain(self._index(obj))]
+
+    def path_to_root(self, obj):
+        """How obj is kept alive, in the program's words: the shortest
+        chain from a root (a module, a thread's frame, or an object nothing
+        refers to) down to obj, as a Path -- its text
+        (``__main__.BUS.subscribers[17]``, ``thread 'collector' in
+        worker() app.py:42, local 'buf'``), its steps and its objects --
+        or None when only a cycle keeps obj alive.  Exact whatever the
+        fan-in (a breadth-first search over every referrer, each object
+        once); the same text as ``meliae-cli referrers`` (common/paths.c).
+        Builds the referrers if they were not."""
+        r = self._g.path_to_root(self._index(obj))
+        if r is None:
+            return None
+        chain, text, steps = r
+        return Path(text, steps, [MemObject(self, j) for j in chain])
 
     def top_retained(self, count=20):
         """The count objects of largest retained size, largest first."""

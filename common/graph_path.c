@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * graph_path.c -- the loader's chains to a root and their paths
+ * (graph_path.h); the store's are in store/report_refs.c and
+ * store/report_paths.c, the path text in paths.c for both.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph_path.h"
+
+#define PRED_START UINT32_MAX
+
+static int
+is_root(const struct ml_graph *g, uint32_t i)
+{
+    const char *t = ml_graph_type_name(g, g->type[i]);
+
+    return strcmp(t, "module") == 0 || strcmp(t, "<thread frame>") == 0;
+}
+
+int
+ml_graph_chain_to_root(const struct ml_graph *g, uint32_t start,
+                       uint32_t **chain, size_t *n)
+{
+    uint32_t *pred = NULL, *queue = NULL, found = ML_GRAPH_NONE;
+    uint32_t unref = ML_GRAPH_NONE;
+    size_t qi = 0, qn = 0, level_end, len;
+    int rc = 1;
+
+    *chain = NULL;
+    *n = 0;
+    if (start >= g->n || g->par_start == NULL)
+        return -EINVAL;
+    /* pred[i]: the child i was reached from, + 1; 0 unvisited */
+    pred = calloc(g->n, sizeof *pred);
+    queue = malloc(g->n * sizeof *queue);
+    if (pred == NULL || queue == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    pred[start] = PRED_START;
+    queue[qn++] = start;
+    level_end = qn;
+    while (qi < qn && found == ML_GRAPH_NONE) {
+        uint32_t node = queue[qi++];
+        uint32_t b = g->par_start[node], e = g->par_start[node + 1];
+
+        if (node != start && is_root(g, node)) {
+            found = node;
+            break;
+        }
+        if (b == e && unref == ML_GRAPH_NONE)
+            unref = node;
+        for (uint32_t k = b; k < e; k++) {
+            uint32_t p = g->par[k];
+
+            if (pred[p] != 0)
+                continue;
+            pred[p] = node + 1;
+            queue[qn++] = p;
+        }
+        /* a module or frame of the same depth goes before an object
+         * nothing refers to (a module's code runs in a function that
+         * holds its globals and that nothing refers to) */
+        if (qi == level_end) {
+            if (unref != ML_GRAPH_NONE)
+                found = unref;
+            level_end = qn;
+        }
+    }
+    if (found == ML_GRAPH_NONE && unref != ML_GRAPH_NONE)
+        found = unref;
+    if (found == ML_GRAPH_NONE)
+        goto out;
+    len = 1;
+    for (uint32_t x = found; pred[x] != PRED_START; x = pred[x] - 1)
+        len++;
+    if ((*chain = malloc(len * sizeof **chain)) == NULL) {
+        rc = -ENOMEM;
+        goto out;
+    }
+    *n = len;
+    len = 0;
+    for (uint32_t x = found;; x = pred[x] - 1) {
+        (*chain)[len++] = x;
+        if (pred[x] == PRED_START)
+            break;
+    }
+    rc = 0;
+out:
+    free(pred);
+    free(queue);
+    return rc;
+}
+
+struct gget {
+    const struct ml_graph *g;
+    uint64_t *refs;             /* the last object's refs, as addresses */
+    size_t cap;
+};
+
+static int
+gget(void *ctx, uint64_t addr, int want_refs, struct ml_path_obj *o)
+{
+    struct gget *gg = ctx;
+    const struct ml_graph *g = gg->g;
+    uint32_t i = ml_graph_find(g, addr);
+    const char *s;
+
+    if (i == ML_GRAPH_NONE)
+        return -ENOENT;
+    memset(o, 0, sizeof *o);
+    o->address = addr;
+    o->type = ml_graph_type_name(g, g->type[i]);
+    o->type_len = strlen(o->type);
+    if ((s = ml_graph_str(g, g->name[i])) != NULL) {
+        o->name = s;
+        o->name_len = strlen(s);
+    }
+    o->vkind = ml_graph_vkind(g, i);
+    if ((s = ml_graph_str(g, g->value[i])) != NULL) {
+        o->value = s;
+        o->value_len = ml_graph_value_len(g, i);
+    }
+    o->len = ml_graph_len(g, i);
+    if (o->len == ML_GRAPH_NOLEN)
+        o->len = UINT64_MAX;
+    if (want_refs) {
+        uint32_t b = g->ref_start[i], e = g->ref_start[i + 1];
+
+        if (e - b > gg->cap) {
+            uint64_t *nr = realloc(gg->refs, (e - b) * sizeof *nr);
+
+            if (nr == NULL)
+                return -ENOMEM;
+            gg->refs = nr;
+            gg->cap = e - b;
+        }
+        for (uint32_t k = b; k < e; k++)
+            gg->refs[k - b] = ml_graph_ref_addr(g, g->refs[k]);
+        o->refs = gg->refs;
+        o->nrefs = e - b;
+    }
+    return 0;
+}
+
+int
+ml_graph_path(const struct ml_graph *g, const uint32_t *chain, size_t n,
+              struct ml_path *out)
+{
+    struct gget gg = { g, NULL, 0 };
+    uint64_t *addrs = malloc((n ? n : 1) * sizeof *addrs);
+    int rc;
+
+    if (addrs == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < n; i++)
+        addrs[i] = g->addr[chain[i]];
+    rc = ml_path_build(addrs, n, gget, &gg, out);
+    free(addrs);
+    free(gg.refs);
+    return rc;
+}
