@@ -265,6 +265,21 @@ ml_path_build(const uint64_t *chain, size_t n, ml_path_get_fn get,
                 sb_put(&text, kval, kvlen);
                 sb_str(&text, "'");
             }
+        } else if ((is_type(ptype, "generator") || is_type(ptype, "coroutine")
+                    || is_type(ptype, "async_generator"))
+                   && kname && plen != UINT64_MAX && j < 2 * plen) {
+            /* a suspended generator's local: ", generator in gen()
+             * app.py:11, local 'buf'" */
+            st->via = ML_VIA_LOCAL;
+            sb_str(&text, ", ");
+            sb_str(&text, ptype);
+            if (pname != NULL) {
+                sb_str(&text, " in ");
+                sb_str(&text, pname);
+            }
+            sb_str(&text, ", local '");
+            sb_put(&text, kval, kvlen);
+            sb_str(&text, "'");
         } else if (col != COL_NONE && kname && is_dict_type(ptype)) {
             st->via = col == COL_MODULE ? ML_VIA_GLOBAL : ML_VIA_ATTR;
             sb_str(&text, ".");

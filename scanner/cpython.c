@@ -770,3 +770,54 @@ ml__code_filename(PyObject *op)
 {
     return ((PyCodeObject *)op)->co_filename;
 }
+
+/* The frame of a generator, coroutine or async generator that has not
+ * finished (created, suspended or running), as a frame of no thread:
+ * 1 and fr filled, or 0. */
+int
+ml__gen_frame(PyObject *op, struct ml_frame *fr)
+{
+    PyGenObject *gen = (PyGenObject *)op;
+    const void *fp;
+
+#if PY_VERSION_HEX >= 0x030B0000
+#  ifdef FRAME_STATE_FINISHED
+    if (FRAME_STATE_FINISHED(gen->gi_frame_state))
+        return 0;
+#  else
+    if (gen->gi_frame_state >= FRAME_COMPLETED)
+        return 0;
+#  endif
+#  if PY_VERSION_HEX >= 0x030E0000
+    fp = &gen->gi_iframe;
+#  else
+    fp = gen->gi_iframe;
+#  endif
+    {
+        PyCodeObject *co;
+#  if PY_VERSION_HEX >= 0x030E0000
+        PyObject *ex = PyStackRef_AsPyObjectBorrow(((_PyInterpreterFrame *)fp)->f_executable);
+
+        co = ex != NULL && PyCode_Check(ex) ? (PyCodeObject *)ex : NULL;
+#  elif PY_VERSION_HEX >= 0x030D0000
+        PyObject *ex = ((_PyInterpreterFrame *)fp)->f_executable;
+
+        co = ex != NULL && PyCode_Check(ex) ? (PyCodeObject *)ex : NULL;
+#  else
+        co = ((_PyInterpreterFrame *)fp)->f_code;
+#  endif
+        if (co == NULL)
+            return 0;
+        fr->code = (PyObject *)co;
+    }
+#else
+    if ((fp = gen->gi_frame) == NULL)
+        return 0;
+    fr->code = (PyObject *)((PyFrameObject *)fp)->f_code;
+#endif
+    fr->frame = fp;
+    fr->thread_id = 0;
+    fr->depth = 0;
+    fr->line = frame_line(fp);
+    return 1;
+}

@@ -96,6 +96,10 @@ int ml__frames_foreach(ml_frame_fn fn, void *arg);
 typedef int (*ml_local_fn)(PyObject *name, PyObject *value, void *arg);
 int ml__frame_locals(const struct ml_frame *fr, ml_local_fn fn, void *arg);
 
+/* The frame of a generator, coroutine or async generator (ML_K_GEN) that
+ * has not finished: 1 with fr filled (thread_id 0), else 0. */
+int ml__gen_frame(PyObject *op, struct ml_frame *fr);
+
 /* co_qualname (co_name before 3.11) and co_filename of a code object. */
 PyObject *ml__code_qualname(PyObject *op);
 PyObject *ml__code_filename(PyObject *op);

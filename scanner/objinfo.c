@@ -330,6 +330,15 @@ ml__size_of(PyObject *op, enum ml_kind kind)
     return res + ml__preheader_size(op) + ml__inline_values_size(op);
 }
 
+static int
+count_local(PyObject *name, PyObject *value, void *arg)
+{
+    (void)name;
+    (void)value;
+    (*(Py_ssize_t *)arg)++;
+    return 0;
+}
+
 Py_ssize_t
 ml__len_of(PyObject *op, enum ml_kind kind)
 {
@@ -350,6 +359,16 @@ ml__len_of(PyObject *op, enum ml_kind kind)
         return PySet_GET_SIZE(op);
     case ML_K_NDARRAY:
         return ml__ndarray_len(op);
+    case ML_K_GEN: {
+        /* the (name, value) pairs that start its refs */
+        struct ml_frame fr;
+        Py_ssize_t n = 0;
+
+        if (!ml__gen_frame(op, &fr))
+            return -1;
+        ml__frame_locals(&fr, count_local, &n);
+        return n;
+    }
     default:
         return -1;
     }
@@ -373,7 +392,19 @@ struct filter {
     void *arg;
     const struct ml_inline_values *iv;  /* skip these values, or NULL */
     int use_scratch;                    /* skip members of scratch */
+    const struct ml_frame *fr;          /* skip these locals, or NULL */
 };
+
+struct local_find {
+    PyObject *ref;
+};
+
+static int
+local_is(PyObject *name, PyObject *value, void *arg)
+{
+    (void)name;
+    return value == ((struct local_find *)arg)->ref;
+}
 
 static int
 filter_visit(PyObject *ref, void *arg)
@@ -386,6 +417,12 @@ filter_visit(PyObject *ref, void *arg)
         for (Py_ssize_t i = 0; i < f->iv->n; i++)
             if (f->iv->values[i] == ref)
                 return 0;
+    }
+    if (f->fr != NULL) {
+        struct local_find lf = { ref };
+
+        if (ml__frame_locals(f->fr, local_is, &lf) != 0)
+            return 0;
     }
     return f->visit(ref, f->arg);
 }
@@ -415,7 +452,7 @@ visit_dict(PyObject *op, enum ml_kind kind, visitproc visit, void *arg,
     if (!dedup)
         return Py_TYPE(op)->tp_traverse(op, visit, arg);
     {
-        struct filter f = { visit, arg, NULL, 1 };
+        struct filter f = { visit, arg, NULL, 1, NULL };
 
         pos = 0;
         while (PyDict_Next(op, &pos, &k, &v)) {
@@ -446,6 +483,20 @@ visit_static_type(PyTypeObject *tp, visitproc visit, void *arg)
     Py_VISIT(tp->tp_bases);
     Py_VISIT(tp->tp_mro);
     return 0;
+}
+
+struct gen_pairs {
+    visitproc visit;
+    void *arg;
+};
+
+static int
+visit_pair(PyObject *name, PyObject *value, void *arg)
+{
+    struct gen_pairs *gp = arg;
+    int rc = gp->visit(name, gp->arg);
+
+    return rc != 0 ? rc : gp->visit(value, gp->arg);
 }
 
 int
@@ -485,6 +536,22 @@ ml__visit_refs(PyObject *op, enum ml_kind kind, visitproc visit, void *arg,
         if (!(((PyTypeObject *)op)->tp_flags & Py_TPFLAGS_HEAPTYPE))
             return visit_static_type((PyTypeObject *)op, visit, arg);
         break;
+    case ML_K_GEN: {
+        /* A generator's (or coroutine's) locals by name, as a thread's
+         * frame lists them, then what gen_traverse visits but those. */
+        struct ml_frame fr;
+        struct gen_pairs gp = { visit, arg };
+        struct filter f = { visit, arg, NULL, 0, &fr };
+
+        if (!ml__gen_frame(op, &fr))
+            break;
+        if ((rc = ml__frame_locals(&fr, visit_pair, &gp)) != 0)
+            return rc;
+        if (tp->tp_traverse != NULL)
+            return tp->tp_traverse(op, dedup ? filter_visit : visit,
+                                   dedup ? (void *)&f : arg);
+        return 0;
+    }
     case ML_K_NDARRAY:
         /* No tp_traverse on ndarray itself; a Python subclass's traverse
          * (its __dict__, its type) follows below. */
@@ -503,7 +570,7 @@ ml__visit_refs(PyObject *op, enum ml_kind kind, visitproc visit, void *arg,
             return rc;
         break;
     case 1: {
-        struct filter f = { visit, arg, &iv, 0 };
+        struct filter f = { visit, arg, &iv, 0, NULL };
 
         for (Py_ssize_t i = 0; i < iv.n; i++) {
             PyObject *name = ml__inline_name(&iv, i);

@@ -327,6 +327,8 @@ is_code_name(PyObject *op)
     return 1;
 }
 
+static void put_gen_name(struct ml_jsonw *w, PyObject *op);
+
 static int
 put_ref(PyObject *ref, void *arg)
 {
@@ -376,7 +378,10 @@ emit(struct walk *wk, PyObject *op)
     }
     PUT_LIT(w, ", \"size\": ");
     ml_jsonw_u64(w, (uint64_t)size);
-    put_name(w, op, kind);
+    if (kind == ML_K_GEN)
+        put_gen_name(w, op);
+    else
+        put_name(w, op, kind);
     if ((len = ml__len_of(op, kind)) >= 0) {
         PUT_LIT(w, ", \"len\": ");
         ml_jsonw_u64(w, (uint64_t)len);
@@ -636,6 +641,46 @@ thread_name(unsigned long ident)
     return NULL;
 }
 
+/* "worker() app.py:42": the function's __qualname__, the base name of
+ * its file, the line the frame is at. */
+static void
+frame_where(char *nb, size_t *n, size_t cap, const struct ml_frame *fr)
+{
+    PyObject *file = ml__code_filename(fr->code);
+    size_t fstart;
+    char num[24];
+
+    buf_pystr(nb, n, cap, ml__code_qualname(fr->code));
+    buf_lit(nb, n, cap, "() ");
+    fstart = *n;
+    buf_pystr(nb, n, cap, file);
+    for (size_t i = *n; i > fstart; i--)
+        if (nb[i - 1] == '/') {
+            memmove(nb + fstart, nb + i, *n - i);
+            *n -= i - fstart;
+            break;
+        }
+    buf_lit(nb, n, cap, ":");
+    num[ml_fmt_u64(num, (uint64_t)(fr->line < 0 ? 0 : fr->line))] = '\0';
+    buf_lit(nb, n, cap, num);
+}
+
+/* A generator's or coroutine's "name": where its frame is, as a thread
+ * frame's line says it ("worker() app.py:42"); none once finished. */
+static void
+put_gen_name(struct ml_jsonw *w, PyObject *op)
+{
+    struct ml_frame fr;
+    char nb[ML_NAME_MAX_CHARS];
+    size_t n = 0;
+
+    if (!ml__gen_frame(op, &fr))
+        return;
+    frame_where(nb, &n, sizeof nb, &fr);
+    PUT_LIT(w, ", \"name\": ");
+    ml_jsonw_str_utf8(w, nb, n, ML_NAME_MAX_CHARS);
+}
+
 static int
 put_local(PyObject *name, PyObject *value, void *arg)
 {
@@ -669,8 +714,8 @@ emit_frame(const struct ml_frame *fr, void *arg)
     struct walk *wk = arg;
     struct ml_jsonw *w = wk->w;
     char nb[ML_NAME_MAX_CHARS];
-    size_t n = 0, nloc = 0, fstart;
-    PyObject *tn, *file = ml__code_filename(fr->code);
+    size_t n = 0, nloc = 0;
+    PyObject *tn;
     char num[24];
 
     wk->res.nobj++;
@@ -688,20 +733,7 @@ emit_frame(const struct ml_frame *fr, void *arg)
         buf_lit(nb, &n, sizeof nb, num);
     }
     buf_lit(nb, &n, sizeof nb, " in ");
-    buf_pystr(nb, &n, sizeof nb, ml__code_qualname(fr->code));
-    buf_lit(nb, &n, sizeof nb, "() ");
-    /* the file's base name: the path is in the code object */
-    fstart = n;
-    buf_pystr(nb, &n, sizeof nb, file);
-    for (size_t i = n; i > fstart; i--)
-        if (nb[i - 1] == '/') {
-            memmove(nb + fstart, nb + i, n - i);
-            n -= i - fstart;
-            break;
-        }
-    buf_lit(nb, &n, sizeof nb, ":");
-    num[ml_fmt_u64(num, (uint64_t)(fr->line < 0 ? 0 : fr->line))] = '\0';
-    buf_lit(nb, &n, sizeof nb, num);
+    frame_where(nb, &n, sizeof nb, fr);
 
     PUT_LIT(w, "{\"address\": ");
     ml_jsonw_u64(w, (uint64_t)(uintptr_t)fr->frame + 1);
