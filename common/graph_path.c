@@ -12,12 +12,14 @@
 
 #define PRED_START UINT32_MAX
 
+/* 2 for a module, 1 for a thread's frame, else 0. */
 static int
-is_root(const struct ml_graph *g, uint32_t i)
+root_kind(const struct ml_graph *g, uint32_t i)
 {
     const char *t = ml_graph_type_name(g, g->type[i]);
 
-    return strcmp(t, "module") == 0 || strcmp(t, "<thread frame>") == 0;
+    return strcmp(t, "module") == 0 ? 2
+        : strcmp(t, "<thread frame>") == 0 ? 1 : 0;
 }
 
 int
@@ -25,7 +27,7 @@ ml_graph_chain_to_root(const struct ml_graph *g, uint32_t start,
                        uint32_t **chain, size_t *n)
 {
     uint32_t *pred = NULL, *queue = NULL, found = ML_GRAPH_NONE;
-    uint32_t unref = ML_GRAPH_NONE;
+    uint32_t unref = ML_GRAPH_NONE, frame = ML_GRAPH_NONE;
     size_t qi = 0, qn = 0, level_end, len;
     int rc = 1;
 
@@ -47,9 +49,16 @@ ml_graph_chain_to_root(const struct ml_graph *g, uint32_t start,
         uint32_t node = queue[qi++];
         uint32_t b = g->par_start[node], e = g->par_start[node + 1];
 
-        if (node != start && is_root(g, node)) {
+        if (node != start && root_kind(g, node) == 2) {
             found = node;
             break;
+        }
+        if (node != start && root_kind(g, node) == 1) {
+            /* after the modules of its depth: python -m's runpy frame
+             * holds __main__'s dict in a local */
+            if (frame == ML_GRAPH_NONE)
+                frame = node;
+            goto level;
         }
         if (b == e && unref == ML_GRAPH_NONE)
             unref = node;
@@ -61,17 +70,20 @@ ml_graph_chain_to_root(const struct ml_graph *g, uint32_t start,
             pred[p] = node + 1;
             queue[qn++] = p;
         }
+level:
         /* a module or frame of the same depth goes before an object
          * nothing refers to (a module's code runs in a function that
          * holds its globals and that nothing refers to) */
         if (qi == level_end) {
-            if (unref != ML_GRAPH_NONE)
+            if (frame != ML_GRAPH_NONE)
+                found = frame;
+            else if (unref != ML_GRAPH_NONE)
                 found = unref;
             level_end = qn;
         }
     }
-    if (found == ML_GRAPH_NONE && unref != ML_GRAPH_NONE)
-        found = unref;
+    if (found == ML_GRAPH_NONE)
+        found = frame != ML_GRAPH_NONE ? frame : unref;
     if (found == ML_GRAPH_NONE)
         goto out;
     len = 1;

@@ -108,10 +108,10 @@ is_seq_type(const char *t)
         || is_type(t, "collections.deque");
 }
 
-static int
-is_identifier(const char *s, size_t n)
+int
+ml_is_code_name(const char *s, size_t n)
 {
-    if (n == 0 || (s[0] >= '0' && s[0] <= '9'))
+    if (n == 0 || n > ML_CODE_NAME_MAX || (s[0] >= '0' && s[0] <= '9'))
         return 0;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
@@ -254,7 +254,7 @@ ml_path_build(const uint64_t *chain, size_t n, ml_path_get_fn get,
         }
         st->via = ML_VIA_REF;
         int kstr = ktype != NULL && is_type(ktype, "str");
-        int kname = kstr && kval != NULL && is_identifier(kval, kvlen);
+        int kname = kstr && kval != NULL && ml_is_code_name(kval, kvlen);
 
         if (j >= nrefs) {
             /* not among the parent's refs: a chain from elsewhere */

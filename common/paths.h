@@ -81,6 +81,13 @@ int ml_path_build(const uint64_t *chain, size_t n, ml_path_get_fn get,
                   void *ctx, struct ml_path *out);
 void ml_path_free(struct ml_path *p);
 
+/* 1 if s (n bytes) is what values "none" may send as a str's value: an
+ * ASCII Python identifier of at most ML_CODE_NAME_MAX characters
+ * (docs/dump-format.md, "Names of code"; the scanner also requires the
+ * str to be interned). */
+#define ML_CODE_NAME_MAX 100
+int ml_is_code_name(const char *s, size_t n);
+
 /* The name of an enum ml_path_via in JSON ("attr", "key", ...). */
 const char *ml_path_via_name(enum ml_path_via v);
 

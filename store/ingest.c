@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ingest.h"
+#include "paths.h"
 #include "ml-common.h"
 #include "protocol.h"
 #include "utf8.h"
@@ -312,7 +313,12 @@ account(struct st_ingest *in, const struct ml_dumpline *l, int64_t *ltid_out)
         return fail(in, ML_ETOOBIG, "object 0x%llx has %zu refs (limit %llu)",
                     (unsigned long long)l->address, l->nrefs,
                     ML_PROTO_MAX_REFS);
-    if (l->vkind != ML_VAL_NONE && !in->keep_values)
+    /* with values "none", a str may carry its value only when it names
+     * code (docs/dump-format.md, "Names of code") */
+    if (l->vkind != ML_VAL_NONE && !in->keep_values
+            && !(l->vkind == ML_VAL_STR && l->type_len == 3
+                 && memcmp(l->type, "str", 3) == 0
+                 && ml_is_code_name(l->value, l->value_len)))
         return fail(in, ML_EPROTO, "object 0x%llx has a value but the header "
                     "said values \"none\"", (unsigned long long)l->address);
     ltid = intern(in, l->type, l->type_len);

@@ -121,7 +121,8 @@ search_run(struct ctx *c, const struct snap *s, uint32_t start,
            uint64_t depth_max, uint64_t chains, struct search *sr)
 {
     size_t n = (size_t)s->objects, qi = 0, level_end, depth = 0, nunref = 0;
-    uint32_t *unref;
+    size_t nframe = 0;
+    uint32_t *unref, *frame;
     int rc;
 
     if (start >= n)
@@ -129,8 +130,9 @@ search_run(struct ctx *c, const struct snap *s, uint32_t start,
     if ((sr->roots = malloc(chains * sizeof *sr->roots)) == NULL ||
         oidarr_new(&sr->pred, n) != 0 || oidarr_new(&sr->queue, n) != 0)
         return rp__fail(c, -ENOMEM, "out of memory");
-    if ((unref = malloc(chains * sizeof *unref)) == NULL)
+    if ((unref = malloc(2 * chains * sizeof *unref)) == NULL)
         return rp__fail(c, -ENOMEM, "out of memory");
+    frame = unref + chains;
     sr->pred.p[start] = PRED_START;
     sr->queue.p[sr->qn++] = start;
     sr->visited = 1;
@@ -145,7 +147,13 @@ search_run(struct ctx *c, const struct snap *s, uint32_t start,
 
         rc = st_object_get(c->r, s->id, node, &o);
         if (rc == 0 && node != start && rp__is_root_type(&o)) {
-            sr->roots[sr->nroots++] = node;
+            /* a module at once; a thread's frame after the modules of
+             * its depth (python -m's runpy frame holds __main__'s dict
+             * in a local: __main__.X reads better) */
+            if (o.type_len == 6)
+                sr->roots[sr->nroots++] = node;
+            else if (nframe < chains)
+                frame[nframe++] = node;
             goto next;
         }
         if (rc == 0)
@@ -178,9 +186,11 @@ search_run(struct ctx *c, const struct snap *s, uint32_t start,
         }
 next:
         if (qi == level_end || qi == sr->qn) {  /* the next level */
+            for (size_t k = 0; k < nframe && sr->nroots < chains; k++)
+                sr->roots[sr->nroots++] = frame[k];
             for (size_t k = 0; k < nunref && sr->nroots < chains; k++)
                 sr->roots[sr->nroots++] = unref[k];
-            nunref = 0;
+            nunref = nframe = 0;
             depth++;
             level_end = sr->qn;
         }
