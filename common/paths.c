@@ -123,6 +123,24 @@ ml_is_code_name(const char *s, size_t n)
     return 1;
 }
 
+int
+ml_is_small_int_text(const char *s, size_t n)
+{
+    long long v = 0;
+    size_t i = 0;
+
+    if (n > 0 && s[0] == '-')
+        i = 1;
+    if (i == n || n - i > 10)
+        return 0;
+    for (; i < n; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    return v <= 2147483647LL;
+}
+
 /* Characters (not bytes) of UTF-8 text. */
 static uint64_t
 utf8_chars(const char *s, size_t n)

@@ -88,6 +88,10 @@ void ml_path_free(struct ml_path *p);
 #define ML_CODE_NAME_MAX 100
 int ml_is_code_name(const char *s, size_t n);
 
+/* 1 if s (n bytes) is the text of an int that values "none" may send:
+ * from -(2^31 - 1) to 2^31 - 1, in decimal as JSON writes it. */
+int ml_is_small_int_text(const char *s, size_t n);
+
 /* The name of an enum ml_path_via in JSON ("attr", "key", ...). */
 const char *ml_path_via_name(enum ml_path_via v);
 

@@ -48,6 +48,9 @@
  * with ML_VALUES_TRUNCATED. */
 #define ML_VALUE_MAX_CHARS 100
 
+/* The largest int values "none" sends (common/paths.h). */
+#define ML_SMALL_INT_MAX 2147483647LL
+
 /* The type of the synthetic line of a thread's frame. */
 #define ML_THREAD_FRAME_TYPE "<thread frame>"
 
@@ -329,6 +332,25 @@ is_code_name(PyObject *op)
 
 static void put_gen_name(struct ml_jsonw *w, PyObject *op);
 
+/* An int that values "none" sends (a dict's key as [42] in a path): an
+ * exact int from -2^31 + 1 to 2^31 - 1.  Larger ones may be data (a card
+ * number), and are left out like every str that is not a name. */
+static int
+is_small_int(PyObject *op)
+{
+    int overflow = 0;
+    long long v;
+
+    if (!PyLong_CheckExact(op))
+        return 0;
+    v = PyLong_AsLongLongAndOverflow(op, &overflow);
+    if (v == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return 0;
+    }
+    return overflow == 0 && v >= -ML_SMALL_INT_MAX && v <= ML_SMALL_INT_MAX;
+}
+
 static int
 put_ref(PyObject *ref, void *arg)
 {
@@ -387,7 +409,8 @@ emit(struct walk *wk, PyObject *op)
         ml_jsonw_u64(w, (uint64_t)len);
     }
     if (wk->values != ML_VALUES_NONE
-            || (kind == ML_K_STR && is_code_name(op)))
+            || (kind == ML_K_STR && is_code_name(op))
+            || (kind == ML_K_INT && is_small_int(op)))
         put_value(w, op, kind, wk->value_max);
     PUT_LIT(w, ", \"refs\": [");
     wk->nref = 0;

@@ -314,11 +314,15 @@ account(struct st_ingest *in, const struct ml_dumpline *l, int64_t *ltid_out)
                     (unsigned long long)l->address, l->nrefs,
                     ML_PROTO_MAX_REFS);
     /* with values "none", a str may carry its value only when it names
-     * code (docs/dump-format.md, "Names of code") */
+     * code, an int only when it fits 32 bits (docs/dump-format.md,
+     * "Names of code") */
     if (l->vkind != ML_VAL_NONE && !in->keep_values
             && !(l->vkind == ML_VAL_STR && l->type_len == 3
                  && memcmp(l->type, "str", 3) == 0
-                 && ml_is_code_name(l->value, l->value_len)))
+                 && ml_is_code_name(l->value, l->value_len))
+            && !(l->vkind == ML_VAL_INT && l->type_len == 3
+                 && memcmp(l->type, "int", 3) == 0
+                 && ml_is_small_int_text(l->value, l->value_len)))
         return fail(in, ML_EPROTO, "object 0x%llx has a value but the header "
                     "said values \"none\"", (unsigned long long)l->address);
     ltid = intern(in, l->type, l->type_len);

@@ -51,9 +51,13 @@ _CODE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}\Z")
 
 def is_code_name(d):
     """What values "none" may send: a str whose value is an ASCII Python
-    identifier of at most 100 characters."""
-    return (d.get("type") == "str" and isinstance(d.get("value"), str)
-            and _CODE_NAME.match(d["value"]) is not None)
+    identifier of at most 100 characters, an int within 32 bits."""
+    v = d.get("value")
+    if d.get("type") == "int":
+        return (isinstance(v, int) and not isinstance(v, bool)
+                and abs(v) <= 2 ** 31 - 1)
+    return (d.get("type") == "str" and isinstance(v, str)
+            and _CODE_NAME.match(v) is not None)
 
 
 def wait_until(pred, timeout=60.0, interval=0.01, what=None):

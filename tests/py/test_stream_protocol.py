@@ -132,6 +132,28 @@ class ValuesTest(StreamTestCase, unittest.TestCase):
         self.assertEqual(by_addr[id(sys)]["name"], "sys")
         self.assertEqual(by_addr[id(ValuesTest)]["name"], "ValuesTest")
 
+    def test_values_none_sends_interned_identifiers_and_small_ints(self):
+        # made at run time: not interned, so data whatever its shape
+        made = "".join(["session", "_token_a1b2"])
+        interned = sys.intern("".join(["interned_", "name_x"]))
+        dashed = sys.intern("".join(["not-an-", "identifier"]))
+        spaced = sys.intern("".join(["two ", "words"]))
+        big, small, negative = 2 ** 40 + 7, 123457, -98765
+        lines, by_addr = self.snapshot_lines("none")
+        self.assertNotIn("value", by_addr[id(made)])
+        self.assertEqual(by_addr[id(interned)]["value"], interned)
+        self.assertNotIn("value", by_addr[id(dashed)])
+        self.assertNotIn("value", by_addr[id(spaced)])
+        self.assertNotIn("value", by_addr[id(big)])
+        self.assertEqual(by_addr[id(small)]["value"], small)
+        self.assertEqual(by_addr[id(negative)]["value"], negative)
+        self.assertNotIn("value", by_addr[id(self.blob)])
+        # the names of this very code: attribute and local names
+        names = {d["value"] for d in lines if d["type"] == "str"
+                 and "value" in d}
+        self.assertIn("snapshot_lines", names)
+        self.assertIn("interned", names)
+
     def test_values_truncated_cuts_str_and_bytes_to_100(self):
         lines, by_addr = self.snapshot_lines("truncated")
         self.assertEqual(by_addr[id(self.text)]["value"], self.text[:100])
