@@ -372,7 +372,10 @@ ml_path_build(const uint64_t *chain, size_t n, ml_path_get_fn get,
             st->key = kval;
             kval = NULL;
         }
-        if (st->via == ML_VIA_REF && !silent) {
+        if (st->via == ML_VIA_REF && !silent && j < nrefs && j % 2 == 0
+                && is_dict_type(ptype) && plen != UINT64_MAX && j < 2 * plen) {
+            sb_str(&text, "<key>");     /* the key object itself */
+        } else if (st->via == ML_VIA_REF && !silent) {
             sb_str(&text, "<");
             sb_str(&text, st->type);
             sb_str(&text, ">");
