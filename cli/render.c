@@ -612,6 +612,10 @@ report_suspect(const struct out *o, FILE *f, const cJSON *p, const cJSON *s,
                                                    : "not computed");
     fprintf(f, "   kept alive by: ");
     if (cJSON_IsArray(chain) && cJSON_GetArraySize(chain) > 0) {
+        const cJSON *path = cJSON_GetObjectItemCaseSensitive(s, "path");
+
+        if (str(path, "text"))
+            fprintf(f, "%s%s%s\n     ", BOLD(o), str(path, "text"), OFF(o));
         chain_line(o, f, chain);
     } else {
         fprintf(f, "%s\n", str(s, "chain_note") ? str(s, "chain_note")

@@ -99,11 +99,19 @@ report_chain(struct ctx *c, const struct snap *s, uint64_t addr, cJSON *sus)
     } else {
         cJSON *chains = cJSON_GetObjectItemCaseSensitive(ans, "chains");
 
+        cJSON *paths = cJSON_GetObjectItemCaseSensitive(ans, "paths");
+
         if (cJSON_GetArraySize(chains) > 0)
             cJSON_AddItemToObject(sus, "chain",
                                   cJSON_DetachItemFromArray(chains, 0));
         else
             cJSON_AddNullToObject(sus, "chain");
+        /* the same chain in the program's words (common/paths.c) */
+        if (cJSON_GetArraySize(paths) > 0)
+            cJSON_AddItemToObject(sus, "path",
+                                  cJSON_DetachItemFromArray(paths, 0));
+        else
+            cJSON_AddNullToObject(sus, "path");
         cJSON_AddBoolToObject(sus, "chain_truncated", cJSON_IsTrue(
             cJSON_GetObjectItemCaseSensitive(ans, "truncated")));
     }

@@ -156,7 +156,8 @@ class TestReport(TmpTestCase):
         self.assertRegex(lines[1], r"^\d+ leak suspects \(rising trend")
         first = [l for l in lines if re.match(r"^\d+\. ", l)][0]
         self.assertTrue(first.startswith("1. Leaked "), out)
-        self.assertIn("kept alive by: Leaked@0x", out)
+        # the path (common/paths.c), then the chain's objects
+        self.assertRegex(out, r"kept alive by: __main__\.LEAK\[\d+\]\n +Leaked@0x")
         self.assertIn("(__dict__ of module __main__)", out)
         self.assertIn("grows with Leaked", out)
         self.assertIn("retained size: ", out)
