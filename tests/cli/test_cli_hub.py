@@ -63,6 +63,9 @@ class HubTest(TmpTestCase):
         self.assertFalse(doc["truncated"])
         chains = [[o["address"] for o in ch] for ch in doc["chains"]]
         self.assertIn([HUB, DICT, MODULE], chains)
+        # and in the program's words
+        i = chains.index([HUB, DICT, MODULE])
+        self.assertEqual(doc["paths"][i]["text"], "__main__.BUS")
         # every referrer of the hub was looked at, and no more than that
         self.assertGreaterEqual(doc["visited"], N + 3)
 
@@ -70,6 +73,7 @@ class HubTest(TmpTestCase):
         doc = self.referrers(BASE + 12345, "--chains", "1")
         (chain,) = [[o["address"] for o in ch] for ch in doc["chains"]]
         self.assertEqual(chain, [BASE + 12345, LIST, HUB, DICT, MODULE])
+        self.assertEqual(doc["paths"][0]["text"], "__main__.BUS<list>[12345]")
 
     def test_a_depth_too_short_says_it_was_cut(self):
         doc = self.referrers(BASE + 1, "--depth", "2")
