@@ -19,6 +19,7 @@ import tempfile
 import time
 import unittest
 
+from fakedaemon import ASAN_FORK_SKIP, UNDER_ASAN
 from support import describe_child, run_child
 from meliae import loader
 
@@ -75,6 +76,9 @@ t = threading.Thread(target=worker, name="collector")
 t.start()
 ready.wait()
 scanner.dump_all_objects(sys.argv[1])
+if sys.argv[2] == "1":
+    # a forked child's walk: the threads' frames are still in its memory
+    scanner.dump_all_objects(sys.argv[1] + ".fork", fork=True).wait()
 done.set()
 t.join()
 print(json.dumps({"listener": id(BUS.subscribers[17]),
@@ -100,8 +104,9 @@ class PathsTest(unittest.TestCase):
         with open(prog, "w") as f:
             f.write(PROGRAM)
         dump = os.path.join(cls.tmp, "heap.json")
-        code = "import runpy, sys; sys.argv = [%r, %r]; " \
-               "runpy.run_path(%r, run_name='__main__')" % (prog, dump, prog)
+        code = "import runpy, sys; sys.argv = [%r, %r, %r]; " \
+               "runpy.run_path(%r, run_name='__main__')" % (
+                   prog, dump, "0" if UNDER_ASAN else "1", prog)
         p = run_child(code)
         if p.returncode != 0:
             raise AssertionError(describe_child(p))
@@ -156,6 +161,14 @@ class PathsTest(unittest.TestCase):
         self.assertEqual(
             p.text, "__main__.G, generator in gen() app.py:%d, local 'gbuf'"
             % marker_line("GEN-LINE"))
+
+    @unittest.skipIf(UNDER_ASAN, ASAN_FORK_SKIP)
+    def test_a_forked_dump_has_the_threads_frames_too(self):
+        om = loader.load(self.dump + ".fork", show_prog=False)
+        p = om.path_to_root(self.ids["buf"])
+        self.assertEqual(
+            p.text, "thread 'collector' in worker() app.py:%d, local 'buf'"
+            % marker_line("WORKER-LINE"))
 
     def test_every_thread_frame_line_is_a_root_with_local_pairs(self):
         frames = [d for d in self.lines if d["type"] == "<thread frame>"]
