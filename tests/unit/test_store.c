@@ -677,13 +677,31 @@ test_store_value_refused_when_values_none(void **state)
     struct fx *f = *state;
     struct st_ingest *in;
     struct ml_dumpline l;
+    /* a str that is not a name of code (docs/dump-format.md) */
     struct mobj o = { .addr = 0x1000, .type = 2, .size = 50,
-                      .has_value = 1, .value = "secret" };
+                      .has_value = 1, .value = "secret token" };
+    /* names of code pass: an identifier str, an int within 32 bits */
+    struct mobj name = { .addr = 0x2000, .type = 2, .size = 50,
+                         .has_value = 1, .value = "subscribers" };
+    struct mobj num = { .addr = 0x3000, .type = 3, .size = 28,
+                        .has_value = 1, .value = "2147483647" };
+    struct mobj big = { .addr = 0x4000, .type = 3, .size = 32,
+                        .has_value = 1, .value = "2147483648" };
 
     assert_int_equal(st_ingest_new(&in, st_tmpdir(f->s), 0), 0);
+    line_of(&name, &l);
+    assert_int_equal(st_ingest_object(in, &l), 0);
+    line_of(&num, &l);
+    l.vkind = ML_VAL_INT;
+    assert_int_equal(st_ingest_object(in, &l), 0);
     line_of(&o, &l);
     assert_int_equal(st_ingest_object(in, &l), ML_EPROTO);
     assert_non_null(strstr(st_ingest_error(in), "values"));
+    st_ingest_free(in);
+    assert_int_equal(st_ingest_new(&in, st_tmpdir(f->s), 0), 0);
+    line_of(&big, &l);
+    l.vkind = ML_VAL_INT;
+    assert_int_equal(st_ingest_object(in, &l), ML_EPROTO);
     st_ingest_free(in);
 }
 
