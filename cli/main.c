@@ -97,7 +97,8 @@ static const struct cmd cmds[] = {
     { "referrers", "the chains of referrers that keep an object alive",
       "SNAP ADDR", 2, 1, "[--depth N] [--chains K] [--process SEL]",
       "The shortest chains of referrers from an object to a root (a module,\n"
-      "or an object nothing refers to).",
+      "a thread's frame, or an object nothing refers to), each as a path in\n"
+      "the program's words (__main__.BUS.subscribers[17]), then its objects.",
       "  meliae-cli referrers latest 0x7f3a5c2b1e80\n"
       "  meliae-cli referrers 17 139889234567808 --chains 5\n" },
     { "show", "one object, its refs and its referrers",
