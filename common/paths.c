@@ -365,8 +365,9 @@ ml_path_build(const uint64_t *chain, size_t n, ml_path_get_fn get,
             st->via = ML_VIA_DICT;
             silent = 1;
         } else if (kname) {
-            /* inline values: [name0, value0, ..., type] */
-            st->via = ML_VIA_ATTR;
+            /* inline values: [name0, value0, ..., type]; a module whose
+             * __dict__ the loader collapsed into it reads the same */
+            st->via = is_type(ptype, "module") ? ML_VIA_GLOBAL : ML_VIA_ATTR;
             sb_str(&text, ".");
             sb_put(&text, kval, kvlen);
         }

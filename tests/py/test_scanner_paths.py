@@ -230,6 +230,8 @@ class HubPathTest(unittest.TestCase):
             self.assertEqual(p.text, "app.REACTOR")
             # (load() collapses the module's __dict__ into the module)
             self.assertEqual([o.address for o in p.objects], [mod, hub])
+            self.assertEqual([s["via"] for s in p.steps], ["root", "global"])
+            self.assertEqual(p.steps[1]["key"], "REACTOR")
             # a listener: through the hub's list?  No: the shortest is the
             # listener's own referrer, the list, held by the hub
             q = om.path_to_root(base + 5)
