@@ -77,7 +77,8 @@ struct cli_dump {
 
 /* 0, or -1 with d->code and d->err.  cli_dump_close after either. */
 int cli_dump_open(struct cli_dump *d, const char *path);
-/* The next object line: 1 (*l, and d->line[0..d->len) its text); 0 at
+/* The next object line, or table line of birth sites (l->kind
+ * ML_LINE_OTHER, l->has_traceback): 1 (*l, and d->line[0..d->len) its text); 0 at
  * the end; -1 (d->code, d->err): a read error, a line that does not
  * parse, a first line that is no dump line, no object line at all. */
 int cli_dump_next(struct cli_dump *d, struct ml_dumpline *l);
