@@ -40,6 +40,12 @@ int cli_html(const struct out *o, const cJSON *doc, const char *path);
 
 /* "1.5 MiB", or the raw number with --bytes.  buf: 32 bytes. */
 const char *cli_size(const struct out *o, double bytes, char *buf);
+/* Birth sites (render_births.c): "file:line in function" of a site;
+ * a type's entry as "born at" lines (at most max sites); diff's section. */
+void cli_births_site(FILE *f, const cJSON *site);
+void cli_births_lines(const struct out *o, FILE *f, const cJSON *births,
+                      const char *indent, int max);
+void cli_births_diff(const struct out *o, FILE *f, const cJSON *nw);
 /* growth's and report's "memory" in one sentence (render.c). */
 const char *cli_memory_sentence(const struct out *o, const cJSON *mem,
                                 char *buf, size_t n, int *alarm);

@@ -318,6 +318,19 @@ out:
     return arr;
 }
 
+void
+rp__births_diff(struct ctx *c, uint64_t sid, const uint8_t *isnew,
+                const uint32_t *tid, const uint64_t *size, size_t nobj,
+                uint64_t top, cJSON *nw)
+{
+    cJSON *b = rp__births_new(c, sid, isnew, tid, size, nobj, top);
+
+    if (b == NULL || cJSON_IsNull(b))
+        cJSON_Delete(b);
+    else
+        cJSON_AddItemToObject(nw, "births", b);
+}
+
 cJSON *
 rp__births_pick(const cJSON *births, const char *type)
 {

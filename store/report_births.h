@@ -41,6 +41,12 @@ cJSON *rp__births_new(struct ctx *c, uint64_t sid, const uint8_t *isnew,
 cJSON *rp_births_between(struct ctx *c, const struct snap *sa,
                          const struct snap *sb, uint64_t top);
 
+/* diff: adds "births" (rp__births_new's array) to new_objects nw, only
+ * when sid has birth sites (an untraced diff's document is unchanged). */
+void rp__births_diff(struct ctx *c, uint64_t sid, const uint8_t *isnew,
+                     const uint32_t *tid, const uint64_t *size, size_t nobj,
+                     uint64_t top, cJSON *nw);
+
 /* A copy of the entry of type in an array of entries, or JSON null. */
 cJSON *rp__births_pick(const cJSON *births, const char *type);
 

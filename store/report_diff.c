@@ -408,9 +408,7 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
         cJSON_AddItemToArray(arr, o);
     }
     /* where the new objects were allocated, when the stream had traces */
-    cJSON_AddItemToObject(nw, "births", rp__births_new(c, sb->id, b.isnew,
-                                                       b.tid, b.size, b.nobj,
-                                                       top));
+    rp__births_diff(c, sb->id, b.isnew, b.tid, b.size, b.nobj, top, nw);
     cJSON *gone = cJSON_AddObjectToObject(out, "gone_objects");
     cJSON_AddNumberToObject(gone, "count", (double)ngone);
     cJSON_AddNumberToObject(gone, "bytes", (double)bgone);
