@@ -99,7 +99,8 @@ is_tracing(PyObject *mod)
 }
 
 /* The resolver's answer must be a list of one list per traceback, each
- * with one str or None per frame: the table writer trusts it. */
+ * with one [file (str), function (str or None)] per frame: the table
+ * writer trusts it. */
 static int
 check_functions(PyObject *tbs, PyObject *fns)
 {
@@ -114,14 +115,18 @@ check_functions(PyObject *tbs, PyObject *fns)
         for (Py_ssize_t i = 0; i < PyList_GET_SIZE(f); i++) {
             PyObject *s = PyList_GET_ITEM(f, i);
 
-            if (s != Py_None && !PyUnicode_Check(s))
+            if (!PyList_Check(s) || PyList_GET_SIZE(s) != 2
+                || !PyUnicode_Check(PyList_GET_ITEM(s, 0))
+                || (PyList_GET_ITEM(s, 1) != Py_None
+                    && !PyUnicode_Check(PyList_GET_ITEM(s, 1))))
                 goto bad;
         }
     }
     return 0;
 bad:
     PyErr_SetString(PyExc_TypeError, "traces resolver must return a list "
-                    "of one list (str or None per frame) per traceback");
+                    "of one list ([file, function or None] per frame) per "
+                    "traceback");
     return -1;
 }
 
@@ -213,6 +218,12 @@ put_str(struct ml_jsonw *w, PyObject *s)
                      (size_t)PyUnicode_GET_LENGTH(s), ML_TRACE_NAME_MAX);
 }
 
+/* A table line stays under the daemon's line buffer (docs/protocol.md,
+ * ML_PROTO_LONG_LINE, 64 KiB): frames past this many bytes of the line
+ * are left out (one frame is at most two names of ML_TRACE_NAME_MAX
+ * characters of up to 6 bytes, about 12 KiB). */
+#define ML_TRACE_LINE_BUDGET (40u << 10)
+
 int
 ml__traces_write_table(const struct ml_traces *t, struct ml_jsonw *w)
 {
@@ -221,29 +232,32 @@ ml__traces_write_table(const struct ml_traces *t, struct ml_jsonw *w)
     for (Py_ssize_t k = 0; k < PyList_GET_SIZE(t->tracebacks); k++) {
         PyObject *tb = PyList_GET_ITEM(t->tracebacks, k);
         PyObject *fn = PyList_GET_ITEM(t->functions, k);
+        uint64_t start = w->nflushed + w->len;
 
         PUT_LIT(w, "{\"traceback\": ");
         ml_jsonw_u64(w, (uint64_t)k);
         PUT_LIT(w, ", \"frames\": [");
         for (Py_ssize_t i = 0; i < PyTuple_GET_SIZE(tb); i++) {
             PyObject *fr = PyTuple_GET_ITEM(tb, i);
+            PyObject *names = PyList_GET_ITEM(fn, i);
             long line = -1;
 
-            if (i > 0)
-                PUT_LIT(w, ", ");
-            PUT_LIT(w, "[");
+            if (w->nflushed + w->len - start > ML_TRACE_LINE_BUDGET)
+                break;
             if (PyTuple_Check(fr) && PyTuple_GET_SIZE(fr) >= 2) {
-                put_str(w, PyTuple_GET_ITEM(fr, 0));
                 line = PyLong_AsLong(PyTuple_GET_ITEM(fr, 1));
                 if (line == -1 && PyErr_Occurred())
                     PyErr_Clear();
-            } else {
-                PUT_LIT(w, "null");
             }
+            if (i > 0)
+                PUT_LIT(w, ", ");
+            /* the names the resolver made safe (valid UTF-8, no NUL) */
+            PUT_LIT(w, "[");
+            put_str(w, PyList_GET_ITEM(names, 0));
             PUT_LIT(w, ", ");
             ml_jsonw_u64(w, line < 0 ? 0 : (uint64_t)line);
             PUT_LIT(w, ", ");
-            put_str(w, PyList_GET_ITEM(fn, i));
+            put_str(w, PyList_GET_ITEM(names, 1));
             PUT_LIT(w, "]");
         }
         PUT_LIT(w, "]}\n");

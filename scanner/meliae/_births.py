@@ -78,9 +78,33 @@ class _Source:
         return best[1] if best else "<module>"
 
 
+def _safe(text):
+    """text as a dump line may carry it: valid UTF-8 (a file name's
+    undecodable bytes, held as lone surrogates, become backslash escapes)
+    and no NUL."""
+    if text is None:
+        return None
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", "surrogateescape").decode(
+            "utf-8", "backslashreplace") if _escapable(text) else \
+            text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text.replace("\0", "\\x00")
+
+
+def _escapable(text):
+    try:
+        text.encode("utf-8", "surrogateescape")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
 def resolve(tracebacks, codes):
-    """One list of function names (str or None) per traceback, one name
-    per frame; tracebacks is a list of tuples of (filename, lineno)."""
+    """One list per traceback of [file, function] per frame (function a
+    str or None), both made safe for a dump line (_safe); tracebacks is a
+    list of tuples of (filename, lineno), the allocation's frame first."""
     files = {f for tb in tracebacks for f, _ in tb}
     byfile = {}
     for code in codes:
@@ -118,7 +142,8 @@ def resolve(tracebacks, codes):
         named[key] = result
         return result
 
-    return [[name(fn, line) for fn, line in tb] for tb in tracebacks]
+    return [[[_safe(fn), _safe(name(fn, line))] for fn, line in tb]
+            for tb in tracebacks]
 
 
 def check_frames(traces):
