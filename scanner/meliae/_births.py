@@ -11,7 +11,9 @@ How a frame (file, line) is named:
 
 1. the code objects of the heap whose ``co_filename`` is the file and
    whose own line table holds the line: the innermost one (the largest
-   ``co_firstlineno``) gives its ``co_qualname`` (``co_name`` before 3.11);
+   ``co_firstlineno``) gives its ``co_qualname``; before 3.11, which has
+   only ``co_name``, the dotted name of step 3 when the source can be
+   read, else ``co_name``;
 2. else the innermost code object of that file whose lines span the line
    (first line to last line of its table);
 3. else the file's source, when it can be read and parsed (``ast``): the
@@ -27,6 +29,10 @@ import os
 import tracemalloc
 
 _MAX_SOURCE = 8 << 20       # bytes of a source file parsed for step 3
+
+
+# co_qualname: 3.11+
+_HAS_QUALNAME = hasattr(compile("", "<probe>", "exec"), "co_qualname")
 
 
 def _qualname(code):
@@ -133,11 +139,17 @@ def resolve(tracebacks, codes):
             for first, lo, hi, _, qual in cands:
                 if lo <= line <= hi and (best is None or first > best[0]):
                     best = (first, qual)
+        if fn not in sources and (best is None or not _HAS_QUALNAME):
+            sources[fn] = _Source(fn)
         if best is not None:
             result = best[1]
+            if not _HAS_QUALNAME:
+                # co_name only before 3.11: the source's dotted name
+                # (Class.method) says more, when it can be read
+                dotted = sources[fn].name(line)
+                if dotted is not None and dotted != "<module>":
+                    result = dotted
         else:
-            if fn not in sources:
-                sources[fn] = _Source(fn)
             result = sources[fn].name(line)
         named[key] = result
         return result

@@ -73,18 +73,22 @@ def child(code):
 class TestBirthSites(unittest.TestCase):
 
     def test_each_object_names_its_allocation_line_and_function(self):
-        code = r'''
+        module = (
+            "class Node:\n"
+            "    __slots__ = ('payload',)\n"
+            "    def __init__(self):\n"
+            "        self.payload = bytearray(64)\n"     # line 4
+            "\n"
+            "def build(n):\n"
+            "    return [Node() for _ in range(n)]\n")   # line 7
+        r = child(r'''
 tracemalloc.start(4)
-
-class Node:
-    __slots__ = ("payload",)
-    def __init__(self):
-        self.payload = bytearray(64)        # LINE_PAYLOAD
-
-def build(n):
-    return [Node() for _ in range(n)]       # LINE_NODE
-
-keep = build(30)
+path = os.path.join(tempfile.mkdtemp(), "births_mod.py")
+with open(path, "w") as f:
+    f.write(%r)
+sys.path.insert(0, os.path.dirname(path))
+import births_mod
+keep = births_mod.build(30)
 objs, table, order = dump(keep + [n.payload for n in keep], traces=4)
 res = []
 for node in keep[:5]:
@@ -95,22 +99,20 @@ for node in keep[:5]:
                     "tm": [[f.filename, f.lineno] for f in reversed(tm)]
                           if tm is not None else None})
 out({"res": res, "order": order, "ntable": len(table),
-     "ids": sorted(table)})
-'''
-        r = child(code)
+     "ids": sorted(table), "path": path})
+''' % module)
         self.assertEqual(r["ids"], list(range(r["ntable"])))
         # the table comes first: every id is known before an object names it
         self.assertEqual(r["order"], ["table", "object"])
         for row in r["res"]:
             top = row["frames"][0]
-            self.assertEqual(top[0], "<string>")
+            self.assertEqual(top[0], r["path"])
             if row["type"] == "Node":
-                self.assertEqual(top[1], line_of(code, "# LINE_NODE"))
+                self.assertEqual(top[1], 7)
                 self.assertIn(top[2], ("build", "build.<locals>.<listcomp>"))
             else:
                 self.assertEqual(row["type"], "bytearray")
-                self.assertEqual(top[1], line_of(code, "# LINE_PAYLOAD"))
-                self.assertEqual(top[2], "Node.__init__")
+                self.assertEqual(top[1:], [4, "Node.__init__"])
             if row["tm"] is not None:       # tracemalloc's own frames
                 self.assertEqual([f[:2] for f in row["frames"]], row["tm"])
 
