@@ -45,6 +45,8 @@ UNDER_ASAN = "libasan" in os.environ.get("LD_PRELOAD", "")
 ASAN_FORK_SKIP = ("ASan: GCC 12's libasan hangs a child forked while "
                   "another thread allocates (google/sanitizers#774)")
 _OBJECT_PREFIX = b'{"address": '
+# a table line of birth sites (docs/dump-format.md, "Birth sites")
+_TRACEBACK_PREFIX = b'{"traceback": '
 
 
 def wait_until(pred, timeout=60.0, interval=0.01, what=None):
@@ -77,6 +79,7 @@ class Snapshot:
         self.ack = None
         self.error = None               # the error line sent, if any
         self.problems = []
+        self.tracebacks = []            # table lines of birth sites
 
     def seal(self):
         if self.chunks:
@@ -194,6 +197,9 @@ class _Conn:
             cur = Snapshot(self.number, header)
             cur.problems.extend(check_header(header))
             d._started(cur)
+            return cur
+        if line.startswith(_TRACEBACK_PREFIX):
+            cur.tracebacks.append(json.loads(line))
             return cur
         if line.startswith(_OBJECT_PREFIX):
             cur.chunks.append(line)
