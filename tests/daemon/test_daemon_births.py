@@ -7,6 +7,9 @@ stream without them stores nothing of them.
 
 import json
 import subprocess
+import sys
+import textwrap
+import time
 import unittest
 
 import os
@@ -117,6 +120,66 @@ class TestBirthsThroughTheDaemon(DaemonTestCase):
         d2 = send(d.sock, traced_snapshot(1 << 40, 1, frames=[
             [None, 0, None]]))
         self.assertIn("ack", d2)        # unknown file and function: allowed
+
+
+# A program meliae run watches with --traces: a snapshot (SIGUSR2) before
+# it keeps 300 bytearrays, the exit's after (kept in sys: the script's
+# own globals are gone by then, as runpy leaves them).
+LEAKER = textwrap.dedent("""\
+    import os, signal, sys, time
+    time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGUSR2)
+    # until that snapshot is taken: the streamer's thread connects first
+    from meliae import stream
+    end = time.monotonic() + 60
+    while time.monotonic() < end and not any(
+            s.last_snapshot_id for s in list(stream._streamers)):
+        time.sleep(0.05)
+
+    def keep(n):
+        out = []
+        for i in range(n):
+            out.append(bytearray(1000))   # the birth site
+        return out
+
+    sys.KEPT = keep(300)
+    """)
+
+
+class TestRunTraces(DaemonTestCase):
+
+    def test_meliae_run_traces_streams_birth_sites(self):
+        d = self.daemon()
+        prog = os.path.join(self.tmp, "leaker.py")
+        with open(prog, "w") as f:
+            f.write(LEAKER)
+        r = subprocess.run([sys.executable, "-m", "meliae", "run", "--socket",
+                            d.sock, "--traces", "4", prog],
+                           capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ))
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        cli = [CLI, "--store", d.store, "--json"]
+        end = time.monotonic() + 30
+        while True:
+            snaps = json.loads(subprocess.run(
+                cli + ["snapshots"], capture_output=True, text=True,
+                timeout=60).stdout)["snapshots"]
+            if len(snaps) >= 2 or time.monotonic() > end:
+                break
+            time.sleep(0.2)
+        self.assertEqual(len(snaps), 2, snaps)
+        doc = json.loads(subprocess.run(
+            cli + ["diff", str(snaps[0]["id"]), str(snaps[1]["id"]),
+                   "--top", "0"],
+            capture_output=True, text=True, timeout=60).stdout)
+        [ba] = [t for t in doc["new_objects"]["births"]
+                if t["type"] == "bytearray"]
+        site = ba["sites"][0]
+        line = next(i for i, t in enumerate(LEAKER.splitlines(), 1)
+                    if "the birth site" in t)
+        self.assertEqual((site["file"], site["line"], site["function"]),
+                         (prog, line, "keep"))
+        self.assertGreaterEqual(site["count"], 300)
 
 
 if __name__ == "__main__":
