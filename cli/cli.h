@@ -40,6 +40,12 @@ int cli_html(const struct out *o, const cJSON *doc, const char *path);
 
 /* "1.5 MiB", or the raw number with --bytes.  buf: 32 bytes. */
 const char *cli_size(const struct out *o, double bytes, char *buf);
+/* Birth sites (render_births.c): "file:line in function" of a site;
+ * a type's entry as "born at" lines (at most max sites); diff's section. */
+void cli_births_site(FILE *f, const cJSON *site);
+void cli_births_lines(const struct out *o, FILE *f, const cJSON *births,
+                      const char *indent, int max);
+void cli_births_diff(const struct out *o, FILE *f, const cJSON *nw);
 /* growth's and report's "memory" in one sentence (render.c). */
 const char *cli_memory_sentence(const struct out *o, const cJSON *mem,
                                 char *buf, size_t n, int *alarm);
@@ -77,7 +83,8 @@ struct cli_dump {
 
 /* 0, or -1 with d->code and d->err.  cli_dump_close after either. */
 int cli_dump_open(struct cli_dump *d, const char *path);
-/* The next object line: 1 (*l, and d->line[0..d->len) its text); 0 at
+/* The next object line, or table line of birth sites (l->kind
+ * ML_LINE_OTHER, l->has_traceback): 1 (*l, and d->line[0..d->len) its text); 0 at
  * the end; -1 (d->code, d->err): a read error, a line that does not
  * parse, a first line that is no dump line, no object line at all. */
 int cli_dump_next(struct cli_dump *d, struct ml_dumpline *l);

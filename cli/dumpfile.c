@@ -150,12 +150,15 @@ cli_dump_next(struct cli_dump *d, struct ml_dumpline *l)
             return -1;
         }
         d->seen = 1;
-        if (l->kind != ML_LINE_OBJECT)
+        /* objects, and the birth sites' table lines (docs/dump-format.md) */
+        if (l->kind != ML_LINE_OBJECT && !l->has_traceback)
             continue;
         if (d->line[d->len - 1] != '\n') {  /* the last line, unterminated */
             d->line[d->len++] = '\n';      /* line_add left room */
             d->line[d->len] = '\0';
         }
+        if (l->kind != ML_LINE_OBJECT)
+            return 1;
         d->objects++;
         d->bytes += l->size;
         return 1;

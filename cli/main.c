@@ -370,7 +370,8 @@ import_file(struct st_store *s, const char *path, const char *label,
     st_ingest_keep_first(in);
     cli_progress_start(path);      /* "heap.json: 120000 objects, 3s" */
     while ((more = cli_dump_next(&d, &l)) > 0) {
-        rc = st_ingest_object(in, &l);
+        rc = l.kind == ML_LINE_OBJECT ? st_ingest_object(in, &l)
+             : st_ingest_traceback(in, &l, d.line, d.len);
         if (rc != 0) {
             rc = die(CLI_ERROR, "%s:%" PRIu64 ": %s", path, d.lineno,
                      st_ingest_error(in));

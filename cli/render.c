@@ -424,6 +424,9 @@ render_growth(const struct out *o, FILE *f, const cJSON *doc)
                 fprintf(f, "  %srising, but by less than the floor%s", DIM(o),
                         OFF(o));
             fputc('\n', f);
+            if (sus)
+                cli_births_lines(o, f, cJSON_GetObjectItemCaseSensitive(
+                                     t, "births"), "      ", 1);
         }
         memory_line(o, f, p, 0);
         fputc('\n', f);
@@ -496,6 +499,7 @@ render_diff(const struct out *o, FILE *f, const cJSON *doc)
             cJSON_GetObjectItemCaseSensitive(nw, "groups")))
         fprintf(f, "  %s(%.0f groups in all; --top 0 shows them all)%s\n",
                 DIM(o), num(nw, "groups_total"), OFF(o));
+    cli_births_diff(o, f, nw);
 }
 
 static int
@@ -621,6 +625,8 @@ report_suspect(const struct out *o, FILE *f, const cJSON *p, const cJSON *s,
         fprintf(f, "%s\n", str(s, "chain_note") ? str(s, "chain_note")
                                                 : "no chain to a root found");
     }
+    cli_births_lines(o, f, cJSON_GetObjectItemCaseSensitive(s, "births"),
+                     "   ", 3);
     if (!cJSON_IsObject(nw)) {
         fprintf(f, "   new objects: %s\n", str(diff, "note") ? str(diff, "note")
                                                             : "no diff");

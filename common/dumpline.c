@@ -500,7 +500,7 @@ read_refs(struct cur *c, size_t *nrefs)
 /* Which keys were seen, for duplicates and for what is required. */
 enum {
     K_ADDRESS = 1, K_TYPE = 2, K_SIZE = 4, K_NAME = 8, K_LEN = 16,
-    K_VALUE = 32, K_REFS = 64,
+    K_VALUE = 32, K_REFS = 64, K_TRACE = 128, K_TRACEBACK = 256,
 };
 
 static const char *
@@ -513,6 +513,8 @@ key_name(unsigned bit)
     case K_NAME: return "name";
     case K_LEN: return "len";
     case K_VALUE: return "value";
+    case K_TRACE: return "trace";
+    case K_TRACEBACK: return "traceback";
     default: return "refs";
     }
 }
@@ -541,7 +543,12 @@ fast_key(struct cur *c)
     return 0
     switch (*k) {
     case 'a': FK("address\"", K_ADDRESS);
-    case 't': FK("type\"", K_TYPE);
+    case 't':
+        if (avail >= 6 && memcmp(k, "trace\"", 6) == 0) {
+            c->s = k + 6;
+            return K_TRACE;
+        }
+        FK("type\"", K_TYPE);
     case 's': FK("size\"", K_SIZE);
     case 'n': FK("name\"", K_NAME);
     case 'l': FK("len\"", K_LEN);
@@ -577,6 +584,8 @@ line_reset(struct ml_dumpparser *p, struct ml_dumpline *out)
     out->type = out->name = out->value = NULL;
     out->type_len = out->name_len = out->value_len = 0;
     out->has_name = out->has_len = 0;
+    out->has_trace = out->has_traceback = 0;
+    out->trace = out->traceback = 0;
     out->vkind = ML_VAL_NONE;
     out->refs = NULL;
     out->nrefs = 0;
@@ -637,6 +646,10 @@ parse_line(struct ml_dumpparser *p, const char *s, size_t n,
                 bit = K_VALUE;
             else if (key_is(k, klen, "refs"))
                 bit = K_REFS;
+            else if (key_is(k, klen, "trace"))
+                bit = K_TRACE;
+            else if (key_is(k, klen, "traceback"))
+                bit = K_TRACEBACK;
             if (!kin)
                 p->slen = koff;         /* the key's scratch is free again */
 have_key:
@@ -668,6 +681,14 @@ have_key:
             case K_LEN:
                 out->has_len = 1;
                 rc = read_u64(&c, &out->len, "len");
+                break;
+            case K_TRACE:
+                out->has_trace = 1;
+                rc = read_u64(&c, &out->trace, "trace");
+                break;
+            case K_TRACEBACK:
+                out->has_traceback = 1;
+                rc = read_u64(&c, &out->traceback, "traceback");
                 break;
             case K_VALUE:
                 ws(&c);
@@ -870,6 +891,11 @@ fast_line(struct ml_dumpparser *p, const char *s, size_t n,
         } else {
             return 0;
         }
+    }
+    if (EAT(", \"trace\": ")) {
+        if ((q = fast_u64(q, end, &out->trace)) == NULL)
+            return 0;
+        out->has_trace = 1;
     }
     if (!EAT(", \"refs\": ["))
         return 0;

@@ -51,6 +51,13 @@ struct ml_dumpline {
     size_t value_len;
     const uint64_t *refs;
     size_t nrefs;
+    /* Birth sites (docs/dump-format.md): an object line's "trace", the
+     * id of its allocation traceback; a table line's "traceback", the id
+     * it defines (its "frames" are left to the caller). */
+    int has_trace;
+    uint64_t trace;
+    int has_traceback;
+    uint64_t traceback;
 };
 
 struct ml_dumpparser {

@@ -274,6 +274,12 @@ on_object_line(struct conn *c, const char *line, size_t n)
         md__conn_fail(c, MD_LIMIT, "daemon out of memory parsing a line", 0);
         return;
     }
+    if (dl.kind == ML_LINE_OTHER && dl.has_traceback) {
+        /* a table line of birth sites (docs/dump-format.md) */
+        if (c->state != CS_SKIP)
+            (void)ingest_rc(c, st_ingest_traceback(c->job->ing, &dl, line, n));
+        return;
+    }
     if (dl.kind == ML_LINE_OTHER) {
         on_trailer(c, line, n);
         return;

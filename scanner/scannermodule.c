@@ -22,6 +22,7 @@
 #include "ml-common.h"
 #include "objinfo.h"
 #include "sink.h"
+#include "traces.h"
 #include "walk.h"
 
 /* The writer's buffer: large writes, few syscalls. */
@@ -929,6 +930,50 @@ scanner_add_special_size(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* The birth sites table (traces.h), between prepare_traces and
+ * clear_traces.  Protected by the GIL. */
+static struct ml_traces traces_table;
+
+/* prepare_traces(resolver) -> number of distinct tracebacks: looks up
+ * every object's birth site now, for the whole-heap dumps that follow
+ * (in this process or a forked child) until clear_traces(). */
+static PyObject *
+scanner_prepare_traces(PyObject *self, PyObject *resolver)
+{
+    int rc;
+
+    if (!PyCallable_Check(resolver)) {
+        PyErr_SetString(PyExc_TypeError, "prepare_traces: a callable");
+        return NULL;
+    }
+    if (dump_active) {
+        PyErr_SetString(ScanError, "a dump is already in progress");
+        return NULL;
+    }
+    ml__traces_ready = NULL;
+    ml__traces_free(&traces_table);
+    dump_active = 1;
+    rc = ml__walk_traces(&traces_table, resolver);
+    dump_active = 0;
+    if (rc != 0)
+        return raise_rc(rc, "looking up birth sites");
+    ml__traces_ready = &traces_table;
+    return PyLong_FromSsize_t(traces_table.tracebacks == NULL ? 0
+                              : PyList_GET_SIZE(traces_table.tracebacks));
+}
+
+static PyObject *
+scanner_clear_traces(PyObject *self, PyObject *unused)
+{
+    if (dump_active) {
+        PyErr_SetString(ScanError, "a dump is in progress");
+        return NULL;
+    }
+    ml__traces_ready = NULL;
+    ml__traces_free(&traces_table);
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 scanner_dumping(PyObject *self, PyObject *unused)
 {
@@ -964,6 +1009,11 @@ static PyMethodDef scanner_methods[] = {
      "get_recursive_size(obj) -> (count, total_bytes)"},
     {"add_special_size", scanner_add_special_size, METH_VARARGS,
      "add_special_size(type_name, size_of_32, size_of_64)"},
+    {"prepare_traces", scanner_prepare_traces, METH_O,
+     "prepare_traces(resolver) -> tracebacks: birth sites for the "
+     "whole-heap dumps until clear_traces()"},
+    {"clear_traces", scanner_clear_traces, METH_NOARGS,
+     "clear_traces(): dumps write no birth sites"},
     {"dumping", scanner_dumping, METH_NOARGS,
      "True while a dump is in progress"},
     {NULL, NULL, 0, NULL},

@@ -38,6 +38,7 @@
 #include "ml-common.h"
 #include "objinfo.h"
 #include "protocol.h"
+#include "traces.h"
 #include "walk.h"
 
 /* Nesting depth of the second pass before the explicit stack is used.
@@ -88,6 +89,10 @@ struct walk {
     uint64_t *tkeys;
     Py_ssize_t *tvals;
     size_t tmask;
+    /* Birth sites (traces.h): noted by ml__walk_traces's pass; the
+     * table ml__traces_ready points to is written by whole-heap walks. */
+    struct ml_traces *trace_collect;
+    const struct ml_traces *trace_write;
 };
 
 /* ------------------------------------------------------------------ */
@@ -368,6 +373,18 @@ put_ref(PyObject *ref, void *arg)
     return 0;
 }
 
+/* ", \"trace\": K": op's birth site, when tracemalloc has one. */
+static void
+put_trace(struct walk *wk, PyObject *op)
+{
+    int64_t id = ml__traces_find(wk->trace_write, op);
+
+    if (id >= 0) {
+        PUT_LIT(wk->w, ", \"trace\": ");
+        ml_jsonw_u64(wk->w, (uint64_t)id);
+    }
+}
+
 /* Writes op's line, or only counts it.  Returns 0 or a negative code. */
 static int
 emit(struct walk *wk, PyObject *op)
@@ -383,6 +400,8 @@ emit(struct walk *wk, PyObject *op)
         return -ENOMEM;
     wk->res.nobj++;
     wk->res.nbytes += (uint64_t)size;
+    if (wk->trace_collect && ml__traces_note(wk->trace_collect, op) < 0)
+        return -ENOMEM;
     if (w == NULL)
         return 0;
 
@@ -412,6 +431,8 @@ emit(struct walk *wk, PyObject *op)
             || (kind == ML_K_STR && is_code_name(op))
             || (kind == ML_K_INT && is_small_int(op)))
         put_value(w, op, kind, wk->value_max);
+    if (wk->trace_write)
+        put_trace(wk, op);
     PUT_LIT(w, ", \"refs\": [");
     wk->nref = 0;
     rc = ml__visit_refs(op, kind, put_ref, wk, 1);
@@ -870,6 +891,7 @@ ml__walk(enum ml_walk_mode mode, PyObject *root, struct ml_jsonw *w,
 {
     struct walk wk;
     int rc = 0, gc_was, has_callables = 0;
+    const struct ml_traces *traces = NULL;
 
     memset(&wk, 0, sizeof(wk));
     wk.mode = mode;
@@ -890,6 +912,12 @@ ml__walk(enum ml_walk_mode mode, PyObject *root, struct ml_jsonw *w,
      * can allocate.  The caller's setting comes back afterwards. */
     gc_was = ml__gc_disable();
 
+    /* Birth sites: whole-heap dumps, when ml__walk_traces prepared them
+     * (traces.h). */
+    if (mode == ML_WALK_ALL && w != NULL && ml__traces_ready != NULL
+        && ml__traces_ready->keys != NULL)
+        traces = ml__traces_ready;
+
     if (has_callables) {
         /* Special-size callables are Python code: run them on the objects
          * a first pass finds, between the passes, never inside a walk. */
@@ -902,7 +930,13 @@ ml__walk(enum ml_walk_mode mode, PyObject *root, struct ml_jsonw *w,
     }
     if (rc == 0) {
         wk.w = w;
-        rc = run_pass(&wk, root);
+        /* the table first: readers know every id an object line names */
+        if (traces != NULL) {
+            wk.trace_write = traces;
+            rc = ml__traces_write_table(traces, w);
+        }
+        if (rc == 0)
+            rc = run_pass(&wk, root);
     }
     if (rc == 0 && w != NULL)
         rc = ml_jsonw_flush(w);
@@ -918,5 +952,33 @@ ml__walk(enum ml_walk_mode mode, PyObject *root, struct ml_jsonw *w,
     free(wk.tvals);
     free(wk.stack);
     ml__refs_release();
+    return rc;
+}
+
+int
+ml__walk_traces(struct ml_traces *t, PyObject *resolver)
+{
+    struct walk wk;
+    int rc, gc_was;
+
+    memset(&wk, 0, sizeof(wk));
+    memset(t, 0, sizeof(*t));
+    wk.mode = ML_WALK_ALL;
+    wk.values = ML_VALUES_NONE;
+    wk.trace_collect = t;
+    ml__kind_reset();
+    gc_was = ml__gc_disable();
+    rc = run_pass(&wk, NULL);
+    /* Nothing ran since the pass: every noted object is alive. */
+    if (rc == 0)
+        rc = ml__traces_lookup(t, resolver);
+    ml__gc_restore(gc_was);
+    free(wk.stack);
+    ml__refs_release();
+    free(t->objs);
+    t->objs = NULL;
+    t->nobjs = t->capobjs = 0;
+    if (rc != 0)
+        ml__traces_free(t);
     return rc;
 }

@@ -52,6 +52,16 @@ int ml__walk(enum ml_walk_mode mode, PyObject *root, struct ml_jsonw *w,
              enum ml_values values, const struct ml_special *specials,
              size_t nspecials, struct ml_walk_result *res);
 
+struct ml_traces;
+
+/* Birth sites (traces.h): a collecting pass over the whole heap, then
+ * every object's tracemalloc traceback looked up into t and its frames
+ * named by resolver(tracebacks, code_objects).  Creates Python objects
+ * (never inside a walk).  0, -ENOMEM or ML_EPYTHON (exception set).
+ * While ml__traces_ready points to such a t, ML_WALK_ALL dumps write
+ * its table and each object's "trace". */
+int ml__walk_traces(struct ml_traces *t, PyObject *resolver);
+
 /* The size the dump records for op, special sizes included (a callable
  * that returns -1 means the usual size).  Returns -1 with a Python
  * exception set if a special-size callable failed. */

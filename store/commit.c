@@ -35,6 +35,7 @@
 
 #include "procfig.h"
 
+#include "births.h"
 #include "ingest.h"
 #include "ml-common.h"
 
@@ -1271,6 +1272,26 @@ finish_snapshot(struct job *j, struct wtx *w, uint64_t id, uint64_t *proc)
     return wtx_commit(w, 1);
 }
 
+/* Birth sites (births.c), in the snapshot's transactions. */
+static int
+births_put(void *ctx, MDB_dbi db, const void *k, size_t klen, const void *v,
+           size_t vlen)
+{
+    return wtx_put(ctx, db, k, klen, v, vlen);
+}
+
+static int
+births_dropped(const void *dctx, uint64_t oid)
+{
+    return dropped(dctx, oid);
+}
+
+static int
+write_births(struct job *j, struct wtx *w, uint64_t id)
+{
+    return st__births_write(w->s, j->in, id, births_dropped, j, births_put, w);
+}
+
 /* Deletes what a failed attempt committed.  A failure here leaves an
  * "ingesting" record that st_sweep removes at the next start: so does a
  * full disk, whose unreserved page copies could otherwise land in a hole
@@ -1312,6 +1333,8 @@ attempt(struct job *j, uint64_t *id, uint64_t *proc)
         rc = write_addrs(j, &w, *id);
     if (rc == 0)
         rc = write_rev(j, &w, *id);
+    if (rc == 0)
+        rc = write_births(j, &w, *id);
     if (rc == 0)
         rc = finish_snapshot(j, &w, *id, proc);
     if (rc != 0)

@@ -15,6 +15,7 @@
 #include <sys/vfs.h>              /* fstatfs: statvfs.h clashes with ST_RDONLY */
 #include <unistd.h>
 
+#include "births.h"
 #include "ingest.h"
 #include "paths.h"
 #include "ml-common.h"
@@ -83,11 +84,13 @@ st_ingest_new(struct st_ingest **out, const char *tmpdir, int keep_values)
         return -ENOMEM;
     in->fd = in->pfd = -1;
     in->keep_values = keep_values;
+    in->tmpdir = strdup(tmpdir);
     in->buf = malloc(SPOOL_BUF);
     in->pbuf = malloc(PAIR_BUF * sizeof *in->pbuf);
     in->thcap = 64;
     in->thash = calloc(in->thcap, sizeof *in->thash);
-    if (in->buf == NULL || in->pbuf == NULL || in->thash == NULL)
+    if (in->buf == NULL || in->pbuf == NULL || in->thash == NULL
+        || in->tmpdir == NULL)
         goto fail;
     in->fd = st__tmpfile(tmpdir);
     if (in->fd < 0) {
@@ -120,6 +123,8 @@ st_ingest_free(struct st_ingest *in)
     free(in->thash);
     free(in->types);
     free(in->names);
+    free(in->tmpdir);
+    st__births_free(in->births);
     free(in);
 }
 
@@ -347,6 +352,7 @@ st_ingest_object(struct st_ingest *in, const struct ml_dumpline *l)
     int rc;
 
     if ((rc = account(in, l, &ltid)) != 0 ||
+        (rc = st__births_object(in, l)) != 0 ||
         (rc = add_pair(in, l->address)) != 0)
         return rc;
     need = st_rec_max(l->name_len, l->value_len, l->nrefs);
@@ -436,6 +442,7 @@ st_ingest_begin(struct st_ingest *in, const struct ml_dumpline *l)
     int rc;
 
     if ((rc = account(in, l, &ltid)) != 0 ||
+        (rc = st__births_object(in, l)) != 0 ||
         (rc = add_pair(in, l->address)) != 0)
         return rc;
     need = st_rec_max(l->name_len, l->value_len, 0) + REFCOUNT_WIDTH;

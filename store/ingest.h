@@ -54,6 +54,8 @@ struct st_ingest {
     size_t names_len, names_cap;
     uint32_t *thash;            /* open addressing: local id + 1, 0 empty */
     size_t thcap;
+    char *tmpdir;               /* where the spools are */
+    struct st_births *births;   /* birth sites (births.c); NULL: none yet */
 };
 
 /* An unlinked read-write file in dir: its fd, or -errno. */

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "report-int.h"
+#include "report_births.h"
 #include "trend.h"
 
 /* What a type's row of the answer costs at least, less its series. */
@@ -303,8 +304,11 @@ growth_section(struct ctx *c, const struct snap *const *sn, size_t n,
                void *arg, cJSON *sec)
 {
     const struct growth_args *a = arg;
+    int rc = rp__growth_process(c, sn, n, a->count, a->sort, a->top, sec);
 
-    return rp__growth_process(c, sn, n, a->count, a->sort, a->top, sec);
+    if (rc == 0 && rp__births_growth(c, sn, n, sec) != 0)
+        rc = rp__fail(c, -ENOMEM, "out of memory");
+    return rc;
 }
 
 int

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "report-int.h"
+#include "report_births.h"
 #include "trend.h"
 
 /* New-object groups shown per suspect. */
@@ -170,6 +171,9 @@ report_suspect(struct ctx *c, cJSON *t, const cJSON *bycount,
         cJSON_AddNumberToObject(o, "bytes", (double)bytes);
         cJSON_AddNumberToObject(o, "groups_total", (double)shown);
     }
+    /* where they were allocated (traced streams) */
+    cJSON_AddItemToObject(sus, "births", rp__births_pick(
+        cJSON_GetObjectItemCaseSensitive(nw, "births"), name));
     if (example != 0) {
         cJSON_AddNumberToObject(sus, "example", (double)example);
         report_chain(c, last, example, sus);

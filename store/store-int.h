@@ -59,6 +59,8 @@ struct st_store {
     /* Writer only: the snapshots that keep their graph, per process
      * (docs/store-format.md, "graphs"), for retention; 0 in readers. */
     MDB_dbi graphs;
+    /* Birth sites (births.c); 0 in a reader of a store made before them. */
+    MDB_dbi births, btrace;
     unsigned flags;
     uint64_t max_store;
     unsigned retain;
@@ -191,6 +193,10 @@ st_key32(unsigned char k[12], uint64_t snap, uint32_t x)
 /* Deletes every record of snapshot id from db (keys that start with its
  * 8-byte id). */
 int st__del_prefix(MDB_txn *txn, MDB_dbi db, uint64_t id);
+
+/* A read's transaction and store, for the readers outside query.c. */
+MDB_txn *st__read_txn(struct st_read *r);
+struct st_store *st__read_store(struct st_read *r);
 
 /* Deletes the graph (objs, addrs, rev) or, with all, everything of
  * snapshot id, in txn. */

@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "ml-common.h"
+#include "births.h"
 #include "store-int.h"
 
 static int
@@ -244,6 +245,10 @@ open_dbs(struct st_store *s, char *err, size_t errlen)
                "reads format %u", s->dir, st_get_be32(v.mv_data),
                ST_FORMAT_VERSION);
         rc = ML_ECORRUPT;
+        goto fail;
+    }
+    if ((rc = st__births_open(s, txn, ro)) != 0) {
+        seterr(err, errlen, rc, "%s: %s", s->dir, mdb_strerror(rc));
         goto fail;
     }
     /* The writer's graphs index; a store made before it has its graphs
@@ -660,7 +665,8 @@ st__drop_snapshot(struct st_store *s, MDB_txn *txn, uint64_t id, int all)
         meta_min(&v, &m);
     if ((rc = st__del_prefix(txn, s->objs, id)) != 0 ||
         (rc = st__del_prefix(txn, s->addrs, id)) != 0 ||
-        (rc = st__del_prefix(txn, s->rev, id)) != 0)
+        (rc = st__del_prefix(txn, s->rev, id)) != 0 ||
+        (rc = st__births_drop(s, txn, id)) != 0)
         return rc;
     if (have && m.complete && m.graph && s->graphs != 0) {
         unsigned char gk[24];

@@ -289,4 +289,27 @@ int st_summary_tids(struct st_read *r, uint64_t id,
 int st_type_name(struct st_read *r, uint32_t tid, const char **name,
                  size_t *len);
 
+/* ---- birth sites (store/births.c; docs/store-format.md) ---- */
+
+/* A table line of a stream ({"traceback": K, "frames": [...]}, parsed as
+ * l, text line[0..n)): K must be the next id (from 0).  Errors as
+ * st_ingest_object. */
+int st_ingest_traceback(struct st_ingest *in, const struct ml_dumpline *l,
+                        const char *line, size_t n);
+
+/* 1 if snapshot id has birth sites, 0 if not, or an error. */
+int st_births_has(struct st_read *r, uint64_t id);
+
+/* The frames of traceback trace of snapshot id, as JSON
+ * ([[file, line, function], ...], the allocation's frame first), valid
+ * until st_read_end.  ML_ENOTFOUND if there is none. */
+int st_traceback_get(struct st_read *r, uint64_t id, uint32_t trace,
+                     const char **json, size_t *len);
+
+/* cb(ctx, oid, trace) for every object of snapshot id that has a birth
+ * site, by oid.  cb returning non-zero stops with that value. */
+int st_trace_each(struct st_read *r, uint64_t id,
+                  int (*cb)(void *ctx, uint32_t oid, uint32_t trace),
+                  void *ctx);
+
 #endif /* ST_STORE_H */

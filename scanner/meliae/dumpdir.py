@@ -28,7 +28,8 @@ _dumpers = weakref.WeakSet()
 
 class DirDumper:
 
-    def __init__(self, directory, interval=None, signum=None):
+    def __init__(self, directory, interval=None, signum=None, traces=None):
+        self._traces = traces
         directory = os.fspath(directory)
         os.makedirs(directory, mode=0o700, exist_ok=True)
         if not os.access(directory, os.W_OK | os.X_OK):
@@ -69,9 +70,10 @@ class DirDumper:
             path = os.path.join(self.directory, "heap-%d-%d.json"
                                 % (os.getpid(), self._n))
             if stream._FORK_BY_DEFAULT:
-                scanner.dump_all_objects(path, fork=True).wait()
+                scanner.dump_all_objects(path, fork=True,
+                                         traces=self._traces).wait()
             else:
-                scanner.dump_all_objects(path)
+                scanner.dump_all_objects(path, traces=self._traces)
             return path
 
     def _run(self):

@@ -227,6 +227,11 @@ class MemObject(object):
     ref_list = children
 
     @property
+    def traceback(self):
+        """Where this object was allocated (ObjManager.traceback)."""
+        return self._om.traceback(self)
+
+    @property
     def num_refs(self):
         om = self._om
         return om._g.num_refs(self._j if self._gen is om._gen
@@ -622,9 +627,36 @@ class ObjManager(object):
         self.max_parents = (DEFAULT_MAX_PARENTS if max_parents is None
                             else max_parents)
         self._total_sizes = {}
+        self._births = None             # _loader_births.Births, on first use
+        self._source_path = None        # set by load() for a path
         self._gen = _Generation()
         self._alone = _Generation()     # getrefcount's baseline
         self.objs = _ObjView(self)
+
+    # Birth sites (docs/dump-format.md): read from the dump file.
+    def _birth_table(self):
+        if self._births is None:
+            if self._source_path is None:
+                raise ValueError("birth sites are read from the dump file: "
+                                 "load() it from a path")
+            from meliae._loader_births import Births
+            self._births = Births(self._source_path)
+        return self._births
+
+    def birth_sites(self, objs, top=5):
+        """Where objs (MemObjects) were allocated, for a dump taken with
+        traces=N: [{"file", "line", "function", "count", "bytes",
+        "traceback": [{"file", "line", "function"}, ...]}, ...], grouped
+        by the allocating line, most bytes first, at most top (0: all).
+        Objects without a birth site (allocated before tracemalloc
+        started, or a dump without traces) are left out: [] for those.
+        Needs the ObjManager to have been loaded from a path."""
+        return self._birth_table().sites(objs, top)
+
+    def traceback(self, obj):
+        """obj's allocation traceback, [(file, line, function), ...], the
+        allocating frame first; None when it has none."""
+        return self._birth_table().traceback(obj.address)
 
     # Counters of what the input held.
     @property
@@ -1116,6 +1148,8 @@ def load(source, using_json=None, show_prog=True, collapse=True,
     """
     g = _load_graph(source, show_prog, errors)
     om = ObjManager(g, max_parents)
+    if isinstance(source, (str, bytes, os.PathLike)):
+        om._source_path = os.fspath(source)
     if collapse:
         om.collapse_instance_dicts()
         om.compute_referrers()

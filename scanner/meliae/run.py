@@ -32,9 +32,10 @@ options (before SCRIPT or -m):
                       $XDG_RUNTIME_DIR/meliae.sock)
   --interval SECONDS  between snapshots (default 60)
   --label NAME        stored with every snapshot, to find the process by
-  --traces N          start tracemalloc keeping N frames per allocation.
-                      Only starts it for now: snapshots do not carry birth
-                      sites yet (a later version will).
+  --traces N          start tracemalloc keeping N frames per allocation:
+                      every snapshot then carries each object's birth site
+                      (the file:line and function that allocated it), for
+                      diff, growth and report to show
   --dump-dir DIR      no daemon: write a dump file into DIR at each
                       interval, on SIGUSR2 and at exit, each from a forked
                       child (the program pauses for the fork only);
@@ -106,15 +107,16 @@ def _start_watching(opts):
     """A Streamer or a DirDumper, started; None (with a warning) if
     neither could be."""
     interval = _number(opts, "interval", float, 0.001)
+    traces = _number(opts, "traces", int, 1)
     try:
         if "dump_dir" in opts:
             from meliae import dumpdir
             return dumpdir.DirDumper(opts["dump_dir"], interval,
-                                     signal.SIGUSR2)
+                                     signal.SIGUSR2, traces=traces)
         from meliae import stream
         return stream.stream_to(opts.get("socket"), interval=interval,
                                 label=opts.get("label"),
-                                signal=signal.SIGUSR2)
+                                signal=signal.SIGUSR2, traces=traces)
     except (OSError, ValueError, TypeError) as e:
         sys.stderr.write("meliae: not watching this program: %s\n" % (e,))
         return None

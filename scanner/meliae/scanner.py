@@ -40,7 +40,7 @@ import socket
 import sys
 import threading
 
-from meliae import _scanner
+from meliae import _births, _scanner
 from meliae._scanner import ScanError
 from meliae.stream import StreamError, Streamer, stream_to
 
@@ -223,7 +223,7 @@ def _reap(pid, fd, tmp):
                 pass
 
 
-def dump_all_objects(target, fork=False, timeout=None):
+def dump_all_objects(target, fork=False, timeout=None, traces=None):
     """Write every live object, each exactly once, to target.
 
     Every object the garbage collector tracks and everything they reach
@@ -247,18 +247,35 @@ def dump_all_objects(target, fork=False, timeout=None):
     the whole dump may take to reach such a target (None: no limit), then
     TimeoutError.  A path target is written under a temporary name and
     renamed: a failed dump leaves no part of itself there.
+
+    traces=N: birth sites (docs/dump-format.md, "Birth sites").  When
+    tracemalloc is tracing, every object it traced gets a "trace" that
+    names its allocation traceback in the dump's table; when it is not,
+    it is started with N frames (tracemalloc.start(N)), for the objects
+    allocated from then on: the next dump has them.  Looking them up walks
+    the heap once more and asks tracemalloc for each object, in this
+    process, before the dump (fork=True too: the child only writes them).
     """
-    if not fork:
-        _dump(_scanner.WALK_ALL, target, None, timeout)
-        return None
-    if not isinstance(target, (str, bytes, os.PathLike)):
-        raise TypeError("fork=True needs a path target, not %s"
-                        % type(target).__name__)
-    sys.audit("meliae.scanner.dump", target)
-    path = os.fsencode(target)
-    pid, status_fd, tmp = _scanner.fork_dump_path(
-        _scanner.WALK_ALL, path, None, path.endswith(b".gz"))
-    return ForkedDump(pid, status_fd, tmp, target)
+    frames = _births.check_frames(traces)
+    if frames is not None and not _births.start(frames):
+        frames = None           # just started: nothing is traced yet
+    if frames is not None:
+        _births.prepare(_scanner)
+    try:
+        if not fork:
+            _dump(_scanner.WALK_ALL, target, None, timeout)
+            return None
+        if not isinstance(target, (str, bytes, os.PathLike)):
+            raise TypeError("fork=True needs a path target, not %s"
+                            % type(target).__name__)
+        sys.audit("meliae.scanner.dump", target)
+        path = os.fsencode(target)
+        pid, status_fd, tmp = _scanner.fork_dump_path(
+            _scanner.WALK_ALL, path, None, path.endswith(b".gz"))
+        return ForkedDump(pid, status_fd, tmp, target)
+    finally:
+        if frames is not None:
+            _scanner.clear_traces()
 
 
 def dump_gc_objects(target, timeout=None):

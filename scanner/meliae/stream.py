@@ -67,7 +67,7 @@ import time
 import weakref
 import signal as _signal
 
-from meliae import _scanner
+from meliae import _births, _scanner
 
 __all__ = ["StreamError", "Streamer", "default_address", "stream_to"]
 
@@ -278,8 +278,9 @@ class Streamer:
     """
 
     def __init__(self, address, interval, label, values, mode, signum,
-                 timeout, fork=None):
+                 timeout, fork=None, traces=None):
         self._address = address
+        self._traces = traces
         self._interval = interval
         self._label = label
         self._values = values
@@ -630,8 +631,19 @@ class Streamer:
 
     def _take(self, header, deadline):
         """Walks the heap and sends the snapshot, in a forked child or
-        in-process.  Raises OSError when the connection was cut
-        mid-snapshot, another exception when nothing was sent."""
+        in-process, with birth sites when traces=N asked and tracemalloc
+        traces (looked up here, in this process, before the walk).  Raises
+        OSError when the connection was cut mid-snapshot, another
+        exception when nothing was sent."""
+        if self._traces is None or not _births.start(self._traces):
+            return self._take_walk(header, deadline)
+        _births.prepare(_scanner)
+        try:
+            return self._take_walk(header, deadline)
+        finally:
+            _scanner.clear_traces()
+
+    def _take_walk(self, header, deadline):
         def ms():
             return max(1, int((deadline - time.monotonic()) * 1000))
         fork = self._fork
@@ -681,6 +693,8 @@ class Streamer:
             "request": request,
             "time": time.time(),
         }
+        if self._traces is not None:
+            h["traces"] = self._traces
         if hello:
             h["hello"] = True
         else:
@@ -918,7 +932,8 @@ def _check_timeout(value, name="timeout"):
 
 
 def stream_to(address=None, interval=None, label=None, values="none",
-              signal=None, *, timeout=_DEFAULT_TIMEOUT, fork=None):
+              signal=None, *, timeout=_DEFAULT_TIMEOUT, fork=None,
+              traces=None):
     """Stream snapshots of this process to meliae-monitord; return a Streamer.
 
     address: the daemon's Unix socket (str, bytes or os.PathLike); by
@@ -950,6 +965,13 @@ def stream_to(address=None, interval=None, label=None, values="none",
       while the child streams: pass False where memory is tighter than
       latency, or where fork() must not be used.  (The walk mode, 'all',
       is the header's "mode"; hence a separate argument.)
+    traces: None (the default), or N frames: birth sites.  tracemalloc is
+      started with N frames unless it is tracing already, and each snapshot
+      then carries every traced object's allocation traceback
+      (docs/dump-format.md, "Birth sites"), looked up in this process
+      before the walk (a second pass over the heap; bench/RESULTS.md).
+      The header says "traces": N.  tracemalloc itself slows the
+      application down while it traces.
 
     Raises ValueError or TypeError for a bad argument; a daemon that cannot
     be reached is not an error here (see Streamer.last_error).
@@ -975,6 +997,7 @@ def stream_to(address=None, interval=None, label=None, values="none",
                              % (n, _MAX_LABEL))
     if fork not in (None, True, False):
         raise TypeError("fork must be True, False or None, not %r" % (fork,))
+    traces = _births.check_frames(traces)
     if fork and not hasattr(os, "fork"):
         raise ValueError("fork=True: this platform has no fork()")
     if signal is not None and (isinstance(signal, bool)
@@ -985,7 +1008,7 @@ def stream_to(address=None, interval=None, label=None, values="none",
     # Always the objects of dump_all_objects, each once: dump_gc_objects
     # repeats objects, which a stored graph cannot hold.
     return Streamer(address, interval, label, values, "all", signal, timeout,
-                    fork)
+                    fork, traces)
 
 
 def _after_fork_child():

@@ -228,7 +228,7 @@ class TestRun(RunTestCase):
                 self.assertIn(msg, r.stderr.splitlines()[-1])
         r = self.python(["-m", "meliae", "run", "--help"], env=env)
         self.assertEqual(r.returncode, 0)
-        self.assertIn("only starts it for now", r.stdout.replace("\n", " ")
+        self.assertIn("carries each object's birth site", r.stdout.replace("\n", " ")
                       .replace("  ", " ").replace("  ", " ").lower())
 
 

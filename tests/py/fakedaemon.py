@@ -58,6 +58,8 @@ def is_code_name(d):
                 and abs(v) <= 2 ** 31 - 1)
     return (d.get("type") == "str" and isinstance(v, str)
             and _CODE_NAME.match(v) is not None)
+# a table line of birth sites (docs/dump-format.md, "Birth sites")
+_TRACEBACK_PREFIX = b'{"traceback": '
 
 
 def wait_until(pred, timeout=60.0, interval=0.01, what=None):
@@ -90,6 +92,7 @@ class Snapshot:
         self.ack = None
         self.error = None               # the error line sent, if any
         self.problems = []
+        self.tracebacks = []            # table lines of birth sites
 
     def seal(self):
         if self.chunks:
@@ -207,6 +210,9 @@ class _Conn:
             cur = Snapshot(self.number, header)
             cur.problems.extend(check_header(header))
             d._started(cur)
+            return cur
+        if line.startswith(_TRACEBACK_PREFIX):
+            cur.tracebacks.append(json.loads(line))
             return cur
         if line.startswith(_OBJECT_PREFIX):
             cur.chunks.append(line)

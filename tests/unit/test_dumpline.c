@@ -2480,6 +2480,53 @@ test_dumpline_refuses_a_nul_in_type_or_name_not_in_value(void **state)
     ml_dumpparser_free(&p);
 }
 
+/* Birth sites (docs/dump-format.md): an object line's "trace", by the
+ * fast path (the writer's order) and the general one alike; a table line
+ * is no object line but says its "traceback". */
+static void
+test_dumpline_reads_trace_and_traceback_ids(void **state)
+{
+    static const char *const lines[] = {
+        "{\"address\": 7, \"type\": \"list\", \"size\": 56, \"len\": 0, "
+        "\"trace\": 12, \"refs\": [1, 2]}",
+        "{\"trace\": 12, \"address\": 7, \"type\": \"list\", \"size\": 56, "
+        "\"len\": 0, \"refs\": [1, 2]}",
+        "{\"address\": 7,\"type\": \"list\", \"size\": 56, \"len\": 0, "
+        "\"trace\" : 12, \"refs\": [1, 2]}",
+    };
+    static const char table[] = "{\"traceback\": 3, \"frames\": [[\"a.py\", "
+                                "4, \"f\"], [null, 0, null]]}";
+    static const char plain[] = "{\"address\": 7, \"type\": \"list\", "
+                                "\"size\": 56, \"refs\": []}";
+    struct ml_dumpparser p;
+    struct ml_dumpline d;
+
+    (void)state;
+    ml_dumpparser_init(&p);
+    for (size_t i = 0; i < 3; i++) {
+        assert_int_equal(ml_dumpline_parse(&p, lines[i], strlen(lines[i]),
+                                           &d), 0);
+        assert_int_equal(d.kind, ML_LINE_OBJECT);
+        assert_true(d.has_trace);
+        assert_int_equal(d.trace, 12);
+        assert_int_equal(d.nrefs, 2);
+        assert_int_equal(d.refs[1], 2);
+    }
+    assert_int_equal(ml_dumpline_parse(&p, table, strlen(table), &d), 0);
+    assert_int_equal(d.kind, ML_LINE_OTHER);
+    assert_true(d.has_traceback);
+    assert_int_equal(d.traceback, 3);
+    assert_false(d.has_trace);
+    /* nothing of a line before shows in the next */
+    assert_int_equal(ml_dumpline_parse(&p, plain, strlen(plain), &d), 0);
+    assert_false(d.has_trace);
+    assert_false(d.has_traceback);
+    assert_int_equal(ml_dumpline_parse(&p, "{\"address\": 7, \"type\": \"x\", "
+                                       "\"size\": 1, \"trace\": -1}", 51, &d),
+                     ML_EPROTO);
+    ml_dumpparser_free(&p);
+}
+
 int
 main(void)
 {
@@ -2487,6 +2534,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dumpline_max_refs_refuses_longer_lists),
         cmocka_unit_test(test_dumpline_refuses_a_nul_in_type_or_name_not_in_value),
+        cmocka_unit_test(test_dumpline_reads_trace_and_traceback_ids),
         T(test_dumpline_parses_every_key_of_an_object_line),
         T(test_dumpline_parses_the_documented_example_lines),
         T(test_dumpline_parses_name),

@@ -1,0 +1,495 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * report_births.c -- birth sites in the answers (docs/cli-json.md,
+ * "births"): for the new objects of a snapshot, per type, the places that
+ * allocated them, from the tracebacks tracemalloc recorded (store/births.c).
+ *
+ * A site is the traceback's first frame (where the allocation happened:
+ * file, line and function); objects whose tracebacks differ only further
+ * up are counted together, and the site shows the full traceback of its
+ * largest share.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ml-common.h"
+#include "report-int.h"
+#include "report_births.h"
+
+/* Sites shown per type. */
+#define RB_SITES 5
+/* Frames shown of a site's traceback. */
+#define RB_FRAMES 10
+/* The trace that stands for "all new objects of the type" in the table. */
+#define RB_ALL UINT32_MAX
+
+struct acc {
+    uint64_t key;               /* (tid << 32 | trace) + 1; 0: empty */
+    uint64_t count, bytes;
+};
+
+struct agg {
+    struct acc *v;
+    size_t cap, n;
+};
+
+static int
+agg_add(struct agg *g, uint32_t tid, uint32_t trace, uint64_t bytes)
+{
+    uint64_t key = ((uint64_t)tid << 32 | trace) + 1;
+    size_t i;
+
+    if (g->n * 2 >= g->cap) {
+        size_t ncap = g->cap ? g->cap * 2 : 1024;
+        struct acc *nv = calloc(ncap, sizeof *nv);
+
+        if (nv == NULL)
+            return -ENOMEM;
+        for (size_t k = 0; k < g->cap; k++) {
+            if (g->v[k].key == 0)
+                continue;
+            for (i = (g->v[k].key * 0x9e3779b97f4a7c15ull >> 20) & (ncap - 1);
+                 nv[i].key != 0; i = (i + 1) & (ncap - 1))
+                ;
+            nv[i] = g->v[k];
+        }
+        free(g->v);
+        g->v = nv;
+        g->cap = ncap;
+    }
+    for (i = (key * 0x9e3779b97f4a7c15ull >> 20) & (g->cap - 1);
+         g->v[i].key != 0 && g->v[i].key != key; i = (i + 1) & (g->cap - 1))
+        ;
+    if (g->v[i].key == 0) {
+        g->v[i].key = key;
+        g->n++;
+    }
+    g->v[i].count++;
+    g->v[i].bytes += bytes;
+    return 0;
+}
+
+static uint32_t acc_tid(const struct acc *a) { return (uint32_t)((a->key - 1) >> 32); }
+static uint32_t acc_trace(const struct acc *a) { return (uint32_t)(a->key - 1); }
+
+/* by type, the type's total (RB_ALL) first, then by bytes */
+static int
+acc_cmp(const void *x, const void *y)
+{
+    const struct acc *a = x, *b = y;
+    uint32_t ta = acc_tid(a), tb = acc_tid(b);
+
+    if (ta != tb)
+        return ta < tb ? -1 : 1;
+    if ((acc_trace(a) == RB_ALL) != (acc_trace(b) == RB_ALL))
+        return acc_trace(a) == RB_ALL ? -1 : 1;
+    if (a->bytes != b->bytes)
+        return a->bytes < b->bytes ? 1 : -1;
+    return acc_trace(a) < acc_trace(b) ? -1 : 1;
+}
+
+struct scan {
+    struct agg *g;
+    const uint8_t *isnew;
+    const uint32_t *tid;
+    const uint64_t *size;
+    size_t nobj;
+};
+
+static int
+on_trace(void *ctx, uint32_t oid, uint32_t trace)
+{
+    struct scan *s = ctx;
+
+    if (oid >= s->nobj || !s->isnew[oid] || trace == RB_ALL)
+        return 0;
+    return agg_add(s->g, s->tid[oid], trace, s->size[oid]);
+}
+
+/* One site: the first frame of a traceback, and its counts. */
+struct site {
+    cJSON *frames;              /* the parsed traceback (owned) */
+    const cJSON *top;           /* its first frame */
+    uint64_t count, bytes;
+};
+
+static int
+same_frame(const cJSON *a, const cJSON *b)
+{
+    for (int i = 0; i < 3; i++) {
+        const cJSON *x = cJSON_GetArrayItem(a, i), *y = cJSON_GetArrayItem(b, i);
+
+        if (cJSON_IsNumber(x) != cJSON_IsNumber(y)
+            || cJSON_IsString(x) != cJSON_IsString(y))
+            return 0;
+        if (cJSON_IsNumber(x) && x->valuedouble != y->valuedouble)
+            return 0;
+        if (cJSON_IsString(x) && strcmp(x->valuestring, y->valuestring) != 0)
+            return 0;
+    }
+    return 1;
+}
+
+static int
+site_cmp(const void *x, const void *y)
+{
+    const struct site *a = x, *b = y;
+
+    if (a->bytes != b->bytes)
+        return a->bytes < b->bytes ? 1 : -1;
+    return a->count < b->count ? 1 : a->count > b->count ? -1 : 0;
+}
+
+static cJSON *
+frame_json(const cJSON *f)
+{
+    cJSON *o = cJSON_CreateObject();
+    const cJSON *file = cJSON_GetArrayItem(f, 0), *fn = cJSON_GetArrayItem(f, 2);
+
+    if (o == NULL)
+        return NULL;
+    if (cJSON_IsString(file))
+        cJSON_AddStringToObject(o, "file", file->valuestring);
+    else
+        cJSON_AddNullToObject(o, "file");
+    cJSON_AddNumberToObject(o, "line",
+                            cJSON_GetArrayItem(f, 1)->valuedouble);
+    if (cJSON_IsString(fn))
+        cJSON_AddStringToObject(o, "function", fn->valuestring);
+    else
+        cJSON_AddNullToObject(o, "function");
+    return o;
+}
+
+/* The sites of one type: run[0..n) are its traces, largest first. */
+static cJSON *
+type_sites(struct ctx *c, uint64_t sid, const struct acc *run, size_t n,
+           size_t top)
+{
+    struct site *s = calloc(n + 1, sizeof *s);
+    size_t ns = 0;
+    cJSON *arr = cJSON_CreateArray();
+
+    if (s == NULL || arr == NULL)
+        goto fail;
+    for (size_t i = 0; i < n; i++) {
+        const char *json;
+        size_t len;
+        cJSON *fr;
+        const cJSON *f0;
+        size_t k;
+
+        if (st_traceback_get(c->r, sid, acc_trace(&run[i]), &json, &len) != 0
+            || (fr = cJSON_ParseWithLength(json, len)) == NULL)
+            continue;           /* a store from a hostile stream: skip */
+        f0 = cJSON_GetArrayItem(fr, 0);
+        if (!cJSON_IsArray(f0) || !cJSON_IsNumber(cJSON_GetArrayItem(f0, 1))) {
+            cJSON_Delete(fr);
+            continue;
+        }
+        for (k = 0; k < ns && !same_frame(s[k].top, f0); k++)
+            ;
+        if (k < ns) {           /* run is by bytes: the first keeps its frames */
+            s[k].count += run[i].count;
+            s[k].bytes += run[i].bytes;
+            cJSON_Delete(fr);
+            continue;
+        }
+        s[ns++] = (struct site){ fr, f0, run[i].count, run[i].bytes };
+    }
+    rp__sort(s, ns, sizeof *s, site_cmp);
+    for (size_t k = 0; k < ns && k < top; k++) {
+        cJSON *o = frame_json(s[k].top), *tb;
+        const cJSON *f;
+        int nf = 0;
+
+        if (o == NULL)
+            goto fail;
+        cJSON_AddNumberToObject(o, "count", (double)s[k].count);
+        cJSON_AddNumberToObject(o, "bytes", (double)s[k].bytes);
+        tb = cJSON_AddArrayToObject(o, "traceback");
+        cJSON_ArrayForEach(f, s[k].frames)
+            if (nf++ < RB_FRAMES)
+                cJSON_AddItemToArray(tb, frame_json(f));
+        cJSON_AddItemToArray(arr, o);
+    }
+    for (size_t k = 0; k < ns; k++)
+        cJSON_Delete(s[k].frames);
+    free(s);
+    return arr;
+fail:
+    for (size_t k = 0; s != NULL && k < ns; k++)
+        cJSON_Delete(s[k].frames);
+    free(s);
+    cJSON_Delete(arr);
+    return NULL;
+}
+
+struct trow {
+    uint32_t tid;
+    size_t at, n;               /* its traces in the sorted table */
+    uint64_t count, bytes;      /* all its new objects */
+    uint64_t tcount, tbytes;    /* those with a birth site */
+};
+
+static int
+trow_cmp(const void *x, const void *y)
+{
+    const struct trow *a = x, *b = y;
+
+    if (a->tbytes != b->tbytes)
+        return a->tbytes < b->tbytes ? 1 : -1;
+    return a->tid < b->tid ? -1 : a->tid > b->tid;
+}
+
+cJSON *
+rp__births_new(struct ctx *c, uint64_t sid, const uint8_t *isnew,
+               const uint32_t *tid, const uint64_t *size, size_t nobj,
+               uint64_t top)
+{
+    struct agg g = { 0 };
+    struct scan sc = { &g, isnew, tid, size, nobj };
+    struct trow *rows = NULL;
+    size_t nrows = 0, k = 0;
+    cJSON *arr = NULL;
+    int rc;
+
+    if ((rc = st_births_has(c->r, sid)) <= 0)
+        return rc < 0 ? NULL : cJSON_CreateNull();
+    for (size_t i = 0; i < nobj; i++)
+        if (isnew[i] && agg_add(&g, tid[i], RB_ALL, size[i]) != 0)
+            goto out;
+    if (st_trace_each(c->r, sid, on_trace, &sc) != 0)
+        goto out;
+    for (size_t i = 0; i < g.cap; i++)          /* compact, then sort */
+        if (g.v[i].key != 0)
+            g.v[k++] = g.v[i];
+    rp__sort(g.v, k, sizeof *g.v, acc_cmp);
+    rows = calloc(k + 1, sizeof *rows);
+    if (rows == NULL)
+        goto out;
+    for (size_t i = 0; i < k;) {
+        struct trow *r = &rows[nrows++];
+        size_t j = i + 1;
+
+        r->tid = acc_tid(&g.v[i]);
+        r->count = g.v[i].count;        /* RB_ALL sorts first */
+        r->bytes = g.v[i].bytes;
+        while (j < k && acc_tid(&g.v[j]) == r->tid) {
+            r->tcount += g.v[j].count;
+            r->tbytes += g.v[j].bytes;
+            j++;
+        }
+        r->at = i + 1;
+        r->n = j - i - 1;
+        i = j;
+    }
+    rp__sort(rows, nrows, sizeof *rows, trow_cmp);
+    arr = cJSON_CreateArray();
+    for (size_t i = 0; arr != NULL && i < nrows; i++) {
+        const char *name;
+        size_t len;
+        cJSON *o, *sites;
+
+        if (rows[i].tcount == 0 || (top != 0 && i >= top))
+            break;
+        if (st_type_name(c->r, rows[i].tid, &name, &len) != 0)
+            continue;
+        sites = type_sites(c, sid, g.v + rows[i].at, rows[i].n, RB_SITES);
+        if (sites == NULL || (o = cJSON_CreateObject()) == NULL) {
+            cJSON_Delete(sites);
+            cJSON_Delete(arr);
+            arr = NULL;
+            break;
+        }
+        rp__add_strn(o, "type", name, len);
+        cJSON_AddNumberToObject(o, "count", (double)rows[i].count);
+        cJSON_AddNumberToObject(o, "bytes", (double)rows[i].bytes);
+        cJSON_AddNumberToObject(o, "traced_count", (double)rows[i].tcount);
+        cJSON_AddNumberToObject(o, "traced_bytes", (double)rows[i].tbytes);
+        cJSON_AddItemToObject(o, "sites", sites);
+        cJSON_AddItemToArray(arr, o);
+    }
+out:
+    free(rows);
+    free(g.v);
+    return arr;
+}
+
+void
+rp__births_diff(struct ctx *c, uint64_t sid, const uint8_t *isnew,
+                const uint32_t *tid, const uint64_t *size, size_t nobj,
+                uint64_t top, cJSON *nw)
+{
+    cJSON *b = rp__births_new(c, sid, isnew, tid, size, nobj, top);
+
+    if (b == NULL || cJSON_IsNull(b))
+        cJSON_Delete(b);
+    else
+        cJSON_AddItemToObject(nw, "births", b);
+}
+
+cJSON *
+rp__births_pick(const cJSON *births, const char *type)
+{
+    const cJSON *b;
+
+    cJSON_ArrayForEach(b, births) {
+        const cJSON *t = cJSON_GetObjectItemCaseSensitive(b, "type");
+
+        if (cJSON_IsString(t) && strcmp(t->valuestring, type) == 0)
+            return cJSON_Duplicate(b, 1);
+    }
+    return cJSON_CreateNull();
+}
+
+/* ---- from two snapshots ---- */
+
+struct aside {
+    uint64_t *addr;             /* by address, */
+    uint32_t *oid;              /* its oid */
+    uint32_t *tid;              /* by oid */
+    uint64_t *size;
+    size_t n, cap;
+};
+
+static int
+a_addr(void *arg, uint64_t address, uint32_t oid)
+{
+    struct aside *a = arg;
+
+    if (a->n == a->cap || oid >= a->cap)
+        return ML_ECORRUPT;
+    a->addr[a->n] = address;
+    a->oid[a->n++] = oid;
+    return 0;
+}
+
+static int
+a_obj(void *arg, const struct st_object *o)
+{
+    struct aside *a = arg;
+
+    if (o->oid >= a->cap)
+        return ML_ECORRUPT;
+    a->tid[o->oid] = o->tid;
+    a->size[o->oid] = o->size;
+    return 0;
+}
+
+struct bside {
+    const struct aside *a;
+    uint8_t *isnew;
+    uint32_t *tid;
+    uint64_t *size;
+    size_t nobj;
+};
+
+/* new: no object of a at its address with its type and size (diff's rule,
+ * docs/cli-json.md) */
+static int
+b_obj(void *arg, const struct st_object *o)
+{
+    struct bside *b = arg;
+    const struct aside *a = b->a;
+    size_t lo = 0, hi = a->n;
+
+    if (o->oid >= b->nobj)
+        return ML_ECORRUPT;
+    b->tid[o->oid] = o->tid;
+    b->size[o->oid] = o->size;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (a->addr[mid] < o->address)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    b->isnew[o->oid] = !(lo < a->n && a->addr[lo] == o->address
+                         && a->tid[a->oid[lo]] == o->tid
+                         && a->size[a->oid[lo]] == o->size);
+    return 0;
+}
+
+cJSON *
+rp_births_between(struct ctx *c, const struct snap *sa, const struct snap *sb,
+                  uint64_t top)
+{
+    struct aside a = { 0 };
+    struct bside b = { .a = &a };
+    cJSON *out = NULL;
+    int rc;
+
+    if ((rc = st_births_has(c->r, sb->id)) <= 0) {
+        if (rc < 0)
+            rp__fail(c, rc, "reading birth sites: %s", st_strerror(rc));
+        return rc < 0 ? NULL : cJSON_CreateNull();
+    }
+    a.cap = (size_t)sa->objects;
+    b.nobj = (size_t)sb->objects;
+    a.addr = malloc((a.cap + 1) * sizeof *a.addr);
+    a.oid = malloc((a.cap + 1) * sizeof *a.oid);
+    a.tid = calloc(a.cap + 1, sizeof *a.tid);
+    a.size = calloc(a.cap + 1, sizeof *a.size);
+    b.isnew = calloc(b.nobj + 1, 1);
+    b.tid = malloc((b.nobj + 1) * sizeof *b.tid);
+    b.size = malloc((b.nobj + 1) * sizeof *b.size);
+    if (!a.addr || !a.oid || !a.tid || !a.size || !b.isnew || !b.tid
+        || !b.size) {
+        rp__fail(c, -ENOMEM, "out of memory");
+        goto out;
+    }
+    if ((rc = st_address_each(c->r, sa->id, a_addr, &a)) != 0 ||
+        (rc = st_object_each(c->r, sa->id, a_obj, &a)) != 0 ||
+        (rc = st_object_each(c->r, sb->id, b_obj, &b)) != 0) {
+        rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
+        goto out;
+    }
+    out = rp__births_new(c, sb->id, b.isnew, b.tid, b.size, b.nobj, top);
+    if (out == NULL)
+        rp__fail(c, -ENOMEM, "reading birth sites: out of memory");
+out:
+    free(a.addr);
+    free(a.oid);
+    free(a.tid);
+    free(a.size);
+    free(b.isnew);
+    free(b.tid);
+    free(b.size);
+    return out;
+}
+
+int
+rp__births_growth(struct ctx *c, const struct snap *const *sn, size_t n,
+                  cJSON *sec)
+{
+    const struct snap *a = NULL, *b = sn[n - 1];
+    cJSON *births, *t;
+    int any = 0;
+
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(sec, "types"))
+        any |= cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "suspect"));
+    if (!any || !b->graph || st_births_has(c->r, b->id) <= 0)
+        return 0;
+    for (size_t i = 0; i + 1 < n && a == NULL; i++)
+        if (sn[i]->graph)
+            a = sn[i];
+    if (a == NULL)
+        return 0;
+    if ((births = rp_births_between(c, a, b, 0)) == NULL)
+        return -ENOMEM;
+    cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(sec, "types")) {
+        const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "type");
+
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "suspect"))
+            && cJSON_IsString(name))
+            cJSON_AddItemToObject(t, "births",
+                                  rp__births_pick(births, name->valuestring));
+    }
+    cJSON_AddNumberToObject(sec, "births_a", (double)a->id);
+    cJSON_Delete(births);
+    return 0;
+}
