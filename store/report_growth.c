@@ -189,8 +189,10 @@ growth_trends(struct grow *g, const struct snap *const *sn, size_t n,
         for (size_t k = 0; k < n; k++)
             y[k] = (double)s->bytes[k];
         ml_trend(y, t, n, y + n, &s->tb);
-        s->verdict = ml_trend_verdict(&s->tc, &s->tb, (double)s->bytes[n - 1] -
-                                      (double)s->bytes[0], floor);
+        double net = (double)s->bytes[n - 1] - (double)s->bytes[0];
+        s->verdict = ml_trend_verdict_late(
+            ml_trend_verdict(&s->tc, &s->tb, net, floor),
+            ml_trend_late_growth(y, t, n), net, floor);
 
         const struct ml_trend *by = count ? &s->tc : &s->tb;
         switch (sort) {

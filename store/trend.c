@@ -214,6 +214,34 @@ ml_trend_verdict(const struct ml_trend *count, const struct ml_trend *bytes,
     return ML_VERDICT_SUSPECT;
 }
 
+double
+ml_trend_late_growth(const double *y, const uint64_t *t, size_t n)
+{
+    size_t m = n > 0 ? (n - 1) / 2 : 0;
+
+    if (n < 2)
+        return 0;
+    if (t != NULL && t[n - 1] > t[0]) {
+        /* the middle time without overflow: t0 + (t1 - t0) / 2 */
+        uint64_t mid = t[0] + (t[n - 1] - t[0]) / 2;
+
+        for (m = 0; m + 1 < n && t[m + 1] <= mid; m++)
+            ;
+    }
+    return y[n - 1] - y[m];
+}
+
+enum ml_verdict
+ml_trend_verdict_late(enum ml_verdict v, double late_bytes, double net_bytes,
+                      double floor)
+{
+    if (v != ML_VERDICT_SUSPECT)
+        return v;
+    if (late_bytes < floor || late_bytes < ML_TREND_LATE_FRACTION * net_bytes)
+        return ML_VERDICT_STOPPED;
+    return v;
+}
+
 const char *
 ml_verdict_name(enum ml_verdict v)
 {
@@ -222,6 +250,7 @@ ml_verdict_name(enum ml_verdict v)
     case ML_VERDICT_FEW_SNAPSHOTS: return "few_snapshots";
     case ML_VERDICT_NO_TREND: return "no_trend";
     case ML_VERDICT_BELOW_FLOOR: return "below_floor";
+    case ML_VERDICT_STOPPED: return "stopped";
     }
     return "?";
 }

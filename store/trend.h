@@ -57,17 +57,29 @@ struct ml_trend {
  * then most pairs have slope 0 and so has the median) or earlier, when
  * the slope times the span drops below the floor; a cache that fills and
  * is evicted again (sawtooth) has as many falling pairs across cycles as
- * rising ones and no significant S; noise has neither. */
+ * rising ones and no significant S; noise has neither.
+ *
+ * A warm-up is not a leak: a type that passes the test above stays a
+ * suspect only if it still grew in the latter half of the window
+ * (ml_trend_late_growth: its last value less its value at the window's
+ * middle time) by at least the floor and by at least
+ * ML_TREND_LATE_FRACTION of its net growth; else its growth stopped in
+ * the first half (a cache that fills, then holds steady) and its verdict
+ * is ML_VERDICT_STOPPED.  A leak that grows in bursts and keeps what it
+ * got has a burst in the latter half and stays a suspect; so does one
+ * that grows for most of the window and stops near its end. */
 #define ML_TREND_ALPHA 0.01
 #define ML_TREND_MIN_N 5
 #define ML_TREND_FLOOR_FRACTION 0.01
 #define ML_TREND_FLOOR_MIN 4096.0
+#define ML_TREND_LATE_FRACTION 0.1
 
 enum ml_verdict {
     ML_VERDICT_SUSPECT,
     ML_VERDICT_FEW_SNAPSHOTS,   /* n < ML_TREND_MIN_N */
     ML_VERDICT_NO_TREND,        /* no significant upward trend */
     ML_VERDICT_BELOW_FLOOR,     /* rising, but not by enough to matter */
+    ML_VERDICT_STOPPED,         /* rose, but not in the latter half: warm-up */
 };
 
 /* The floor for a process whose last snapshot holds total bytes. */
@@ -79,7 +91,19 @@ enum ml_verdict ml_trend_verdict(const struct ml_trend *count,
                                  const struct ml_trend *bytes,
                                  double net_bytes, double floor);
 
-/* "suspect", "few_snapshots", "no_trend", "below_floor" (docs/cli-json.md) */
+/* The growth of y[0..n) in the latter half of its window: y[n-1] - y[m],
+ * m the last point taken at or before the middle time (t[0] + t[n-1]) / 2
+ * (t NULL, or all the times equal: m = (n - 1) / 2).  0 when n < 2. */
+double ml_trend_late_growth(const double *y, const uint64_t *t, size_t n);
+
+/* v, or ML_VERDICT_STOPPED when v is ML_VERDICT_SUSPECT and the late
+ * growth (ml_trend_late_growth of the bytes) is below the floor or below
+ * ML_TREND_LATE_FRACTION of the net growth. */
+enum ml_verdict ml_trend_verdict_late(enum ml_verdict v, double late_bytes,
+                                      double net_bytes, double floor);
+
+/* "suspect", "few_snapshots", "no_trend", "below_floor", "stopped"
+ * (docs/cli-json.md) */
 const char *ml_verdict_name(enum ml_verdict v);
 
 /* Doubles of scratch ml_trend needs for n points. */
