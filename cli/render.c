@@ -430,18 +430,32 @@ render_growth(const struct out *o, FILE *f, const cJSON *doc)
     }
 }
 
-/* "held by list@0x.. owned by module app" */
+/* Where a group of new objects hangs off the old heap (its accumulation
+ * point, docs/cli-json.md "diff"): its path when the answer has one
+ * ("__main__.__dict__ > list@0x.. len=4800"), else the object and its
+ * owner ("list@0x.. owned by module app"). */
 static void
 holder(const struct out *o, FILE *f, const cJSON *h)
 {
     const cJSON *owner;
+    const char *path = str(h, "path");
 
     if (h == NULL || cJSON_IsNull(h)) {
-        fprintf(f, "not referred to by anything in the snapshot");
+        fprintf(f, "held only by new objects in cycles");
         return;
     }
-    fprintf(f, "held by %s", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "new"))
-                                 ? "new " : "");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "new"))) {
+        fprintf(f, "at new ");
+        hop(o, f, h);
+        return;
+    }
+    if (path != NULL) {
+        fprintf(f, "at %s%s%s", BOLD(o), path, OFF(o));
+        if (cJSON_GetObjectItemCaseSensitive(h, "len"))
+            fprintf(f, " len=%.0f", num(h, "len"));
+        return;
+    }
+    fprintf(f, "at ");
     hop(o, f, h);
     owner = cJSON_GetObjectItemCaseSensitive(h, "owner");
     if (owner != NULL) {
@@ -453,7 +467,7 @@ holder(const struct out *o, FILE *f, const cJSON *h)
 static void
 render_diff(const struct out *o, FILE *f, const cJSON *doc)
 {
-    const cJSON *t, *nw = cJSON_GetObjectItemCaseSensitive(doc, "new_objects");
+    const cJSON *t, *x, *nw = cJSON_GetObjectItemCaseSensitive(doc, "new_objects");
     const cJSON *gone = cJSON_GetObjectItemCaseSensitive(doc, "gone_objects");
     char a[40], b[32], name[TYPE_COL * 4 + 8];
 
@@ -477,19 +491,23 @@ render_diff(const struct out *o, FILE *f, const cJSON *doc)
     fprintf(f, "\n%sNew objects: %.0f (%s); gone: %.0f (%s)%s\n", BOLD(o),
             num(nw, "count"), cli_size(o, num(nw, "bytes"), a),
             num(gone, "count"), cli_size(o, num(gone, "bytes"), b), OFF(o));
+    fprintf(f, "%sby where they hang off the objects of the first snapshot:%s\n",
+            DIM(o), OFF(o));
+    /* one line per accumulation point, its types after the colon */
     cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(nw, "groups")) {
-        const cJSON *h = cJSON_GetObjectItemCaseSensitive(t, "holder");
+        const cJSON *types = cJSON_GetObjectItemCaseSensitive(t, "types");
+        int k = 0;
 
-        fprintf(f, "  %.0f new %s (%s), ", num(t, "count"),
-                str(t, "type") ? str(t, "type") : "?",
+        fprintf(f, "  %.0f new (%s) ", num(t, "count"),
                 cli_size(o, num(t, "bytes"), a));
-        if (num(t, "holders") > 1 && h != NULL && !cJSON_IsNull(h)) {
-            fprintf(f, "held by %.0f new %s objects, e.g. ", num(t, "holders"),
-                    str(h, "type") ? str(h, "type") : "?");
-            hop(o, f, h);
-        } else {
-            holder(o, f, h);
-        }
+        holder(o, f, cJSON_GetObjectItemCaseSensitive(t, "holder"));
+        fputc(':', f);
+        cJSON_ArrayForEach(x, types)
+            fprintf(f, "%s %.0f %s (%s)", k++ ? "," : "", num(x, "count"),
+                    str(x, "type") ? str(x, "type") : "?",
+                    cli_size(o, num(x, "bytes"), b));
+        if (num(t, "types_total") > k)
+            fprintf(f, ", %.0f more types", num(t, "types_total") - k);
         fputc('\n', f);
     }
     if (num(nw, "groups_total") > cJSON_GetArraySize(
