@@ -159,6 +159,15 @@ int rp__cmd_show(struct ctx *c, const cJSON *req, cJSON *out);
 /* report_leak.c */
 int rp__cmd_report(struct ctx *c, const cJSON *req, cJSON *out);
 
+/* report_verdict.c: the index in suspects (the report's, grows_with
+ * set) of the leaking type, or -1 when no suspect leaks. */
+int rp__verdict_pick(const cJSON *suspects);
+/* Adds "verdict" to out (a report section): leak, its suspect object
+ * (its groups named: "path"), or NULL; seconds: the window's span.
+ * 0 or -ENOMEM. */
+int rp__verdict_json(const cJSON *sec, const cJSON *leak, double seconds,
+                     size_t min_snapshots, cJSON *out);
+
 /* report_dominators.c */
 int rp__cmd_top(struct ctx *c, const cJSON *req, cJSON *out);
 int rp__cmd_dominators(struct ctx *c, const cJSON *req, cJSON *out);

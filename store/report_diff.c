@@ -410,7 +410,7 @@ group_json(struct ctx *c, const struct snap *sb, const struct bside *b,
         if (with_path && cJSON_IsObject(h))
             path = rp__path_json(c, sb, (uint64_t)cJSON_GetNumberValue(
                 cJSON_GetObjectItemCaseSensitive(h, "address")));
-        if (cJSON_IsObject(h))
+        if (with_path && cJSON_IsObject(h))
             cJSON_AddItemToObject(h, "path", path ? path : cJSON_CreateNull());
         cJSON_AddItemToObject(o, "holder", h);
     }
