@@ -44,6 +44,13 @@ const char *cli_size(const struct out *o, double bytes, char *buf);
 const char *cli_memory_sentence(const struct out *o, const cJSON *mem,
                                 char *buf, size_t n, int *alarm);
 
+/* The report's verdict on process section proc ("verdict",
+ * docs/cli-json.md) as the one sentence that opens it ("meliae: the leak
+ * is Session: ..."), into buf (n bytes); "" without a verdict
+ * (verdict.c). */
+const char *cli_verdict_sentence(const struct out *o, const cJSON *proc,
+                                 char *buf, size_t n);
+
 /* Asks the daemon at sock to run req (docs/protocol.md, "Queries").
  * Returns an exit code; *answer on CLI_OK; err gets a one-line reason. */
 int cli_ask_daemon(const char *sock, const cJSON *req, unsigned timeout_s,

@@ -612,8 +612,8 @@ report_suspect(const struct out *o, FILE *f, const cJSON *p, const cJSON *s,
     sparkline(o, f, cJSON_GetObjectItemCaseSensitive(s, "series_bytes"));
     fputc('\n', f);
     if (str(s, "grows_with"))
-        fprintf(f, "   grows with %s: its new objects are held by new %s objects\n",
-                str(s, "grows_with"), str(s, "grows_with"));
+        fprintf(f, "   grows with %s: its new objects hang below the new %s "
+                "objects\n", str(s, "grows_with"), str(s, "grows_with"));
     fprintf(f, "   retained size: ");
     if (cJSON_IsObject(ret))
         fprintf(f, "%s\n", cli_size(o, num(ret, "bytes"), b));
@@ -636,19 +636,14 @@ report_suspect(const struct out *o, FILE *f, const cJSON *p, const cJSON *s,
             num(diff, "a"), cJSON_GetArraySize(
                 cJSON_GetObjectItemCaseSensitive(diff, "alive_in")),
             num(nw, "count"), cli_size(o, num(nw, "bytes"), b));
+    /* by accumulation point: where they hang off the old heap */
     cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(nw, "groups")) {
-        const cJSON *h = cJSON_GetObjectItemCaseSensitive(x, "holder");
-
-        fprintf(f, "     %.0f (%s), ", num(x, "count"),
+        fprintf(f, "     %.0f (%s) ", num(x, "count"),
                 cli_size(o, num(x, "bytes"), b));
-        if (num(x, "holders") > 1 && h != NULL && !cJSON_IsNull(h)) {
-            fprintf(f, "held by %.0f new %s objects, e.g. ", num(x, "holders"),
-                    str(h, "type") ? str(h, "type") : "?");
-            hop(o, f, h);
-        } else {
-            holder(o, f, h);
-        }
-        fputc('\n', f);
+        holder(o, f, cJSON_GetObjectItemCaseSensitive(x, "holder"));
+        fprintf(f, ", %.0f hop%s down, with %.0f new objects in all (%s)\n",
+                num(x, "depth"), num(x, "depth") == 1 ? "" : "s",
+                num(x, "group_count"), cli_size(o, num(x, "group_bytes"), c));
     }
 }
 
@@ -710,9 +705,14 @@ render_report(const struct out *o, FILE *f, const cJSON *doc)
         const cJSON *first = cJSON_GetObjectItemCaseSensitive(p, "first");
         const cJSON *last = cJSON_GetObjectItemCaseSensitive(p, "last");
         const cJSON *sus = cJSON_GetObjectItemCaseSensitive(p, "suspects");
-        char head[600];
+        char head[600], verdict[2048];
         int i = 0;
 
+        /* the verdict first: the one line that answers */
+        cli_verdict_sentence(o, p, verdict, sizeof verdict);
+        if (verdict[0] != '\0')
+            fprintf(f, "%s%s%s\n", cJSON_GetArraySize(sus) > 0 ? RED(o)
+                    : BOLD(o), verdict, OFF(o));
         memory_line(o, f, p, 1);
         fprintf(f, "%sleak report: %s%s: %.0f snapshots, %s .. %s\n",
                 BOLD(o), proc_head(p, head), OFF(o), num(p, "snapshots"),
