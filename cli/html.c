@@ -447,7 +447,8 @@ suspect(FILE *f, const struct out *o, const cJSON *proc, const cJSON *s,
             size(f, o, num(x, "bytes"));
             fputs("</td><td>", f);
             if (!cJSON_IsObject(h)) {
-                fputs("only new objects in cycles", f);
+                fputs("nothing older (unreferenced, or only new objects in "
+                  "cycles)", f);
             } else {
                 if (cJSON_IsTrue(get(h, "new")))
                     fputs("new ", f);

@@ -441,7 +441,8 @@ holder(const struct out *o, FILE *f, const cJSON *h)
     const char *path = str(h, "path");
 
     if (h == NULL || cJSON_IsNull(h)) {
-        fprintf(f, "held only by new objects in cycles");
+        fprintf(f, "held by nothing older (unreferenced, or only by new "
+                "objects in cycles)");
         return;
     }
     if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "new"))) {

@@ -110,7 +110,8 @@ held_text(const cJSON *h, char *buf, size_t n, size_t *len)
     char c[40];
 
     if (!cJSON_IsObject(h)) {
-        add(buf, n, len, ", held only by new objects in cycles");
+        add(buf, n, len, ", held by nothing older (unreferenced, or only "
+            "by new objects in cycles)");
         return;
     }
     if (type == NULL)

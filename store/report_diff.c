@@ -49,6 +49,7 @@ enum {
     B_PASS = 2,                 /* new, but not alive in them: walked
                                  * through, not counted ("transient") */
     B_HASPAR = 4,               /* flag: something refers to it */
+    B_KIDS = 8,                 /* flag: a new root that new objects hang off */
 };
 
 struct bside {
@@ -177,7 +178,8 @@ b_par(void *arg, uint32_t child, const uint32_t *par, size_t n)
  * (depth 1), down the edges, each new object reached first from its
  * nearest anchor; then from the new objects nothing refers to (new roots:
  * a module imported since, a thread's new frame), each its own anchor.
- * What neither reaches is new and held only by new cycles: NONE. */
+ * What neither reaches is held only by new cycles: NONE, and so is a
+ * new root with nothing new below it. */
 static int
 anchor_search(struct bside *b)
 {
@@ -226,6 +228,19 @@ anchor_search(struct bside *b)
             }
         }
     }
+    /* a new root is an accumulation point only with something below it:
+     * lone ones (an object only C or a stack refers to) go with the new
+     * cycles, in the group held by nothing older */
+    for (size_t i = 0; i < b->nobj; i++) {
+        uint32_t r = b->anchor[i];
+
+        if (NEWISH(b->state[i]) && r != NONE && r != i && NEWISH(b->state[r]))
+            b->state[r] |= B_KIDS;
+    }
+    for (size_t i = 0; i < b->nobj; i++)
+        if (NEWISH(b->state[i]) && b->anchor[i] == i &&
+            !(b->state[i] & B_KIDS))
+            b->anchor[i] = NONE;
     rc = 0;
 out:
     free(off);
