@@ -7,12 +7,9 @@
  *
  * The accumulation point of a new object is the first old object reached
  * walking up through new holders: where the new structure hangs off what
- * existed before.  A module's list that got new Nodes, each holding a new
- * Block holding new bytes, is one group (the list, with its Nodes, Blocks
- * and bytes), not one group per holder.  It is found by a breadth-first
- * search down from the old objects through the new ones (the edges among
- * new objects, from the referrer index, in one array), so each new object
- * gets its nearest old ancestor and its distance from it.
+ * existed before (common/accum.h, which finds them).  A module's list that
+ * got new Nodes, each holding a new Block holding new bytes, is one group
+ * (the list, with its Nodes, Blocks and bytes), not one group per holder.
  */
 #define _GNU_SOURCE             /* strndup */
 #include <errno.h>
@@ -21,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accum.h"
 #include "ml-common.h"
 #include "report-int.h"
 
@@ -29,7 +27,7 @@
 /* Types listed per group by diff (the report asks for all of them). */
 #define RP_DIFF_GROUP_TYPES 8
 
-#define NONE UINT32_MAX
+#define NONE ML_ACCUM_NONE
 
 /* ---- per object ---- */
 
@@ -48,13 +46,12 @@ enum {
     B_NEW = 1,                  /* new, and alive in the keep snapshots */
     B_PASS = 2,                 /* new, but not alive in them: walked
                                  * through, not counted ("transient") */
-    B_HASPAR = 4,               /* flag: something refers to it */
-    B_KIDS = 8,                 /* flag: a new root that new objects hang off */
 };
 
 struct bside {
     struct aside *a;
-    uint8_t *state;             /* by oid */
+    uint8_t *state;             /* by oid: B_* (nonzero: new) */
+    uint8_t *referred;          /* by oid: something refers to it */
     uint32_t *tid;              /* by oid */
     uint64_t *size;             /* by oid */
     uint32_t *anchor;           /* by oid: the accumulation point, or NONE */
@@ -66,8 +63,6 @@ struct bside {
     uint64_t sid;               /* b's snapshot */
     uint64_t transient;         /* new in b, but not in a keep snapshot */
 };
-
-#define NEWISH(s) (((s) & 3) != B_OLD)
 
 static int
 a_addr(void *arg, uint64_t address, uint32_t oid)
@@ -144,16 +139,16 @@ b_par(void *arg, uint32_t child, const uint32_t *par, size_t n)
 {
     struct bside *b = arg;
 
-    if (child >= b->nobj || !NEWISH(b->state[child]))
+    if (child >= b->nobj || b->state[child] == B_OLD)
         return 0;
     if (n > 0)
-        b->state[child] |= B_HASPAR;
+        b->referred[child] = 1;
     for (size_t i = 0; i < n; i++) {
         uint32_t p = par[i];
 
         if (p >= b->nobj || p == child)
             continue;
-        if (!NEWISH(b->state[p])) {
+        if (b->state[p] == B_OLD) {
             if (b->anchor[child] == NONE) {
                 b->anchor[child] = p;
                 b->depth[child] = 1;
@@ -172,81 +167,6 @@ b_par(void *arg, uint32_t child, const uint32_t *par, size_t n)
         b->edge[b->nedge++][1] = child;
     }
     return 0;
-}
-
-/* The breadth-first search: from the new objects an old one refers to
- * (depth 1), down the edges, each new object reached first from its
- * nearest anchor; then from the new objects nothing refers to (new roots:
- * a module imported since, a thread's new frame), each its own anchor.
- * What neither reaches is held only by new cycles: NONE, and so is a
- * new root with nothing new below it. */
-static int
-anchor_search(struct bside *b)
-{
-    uint32_t *off = calloc(b->nobj + 2, sizeof *off);
-    uint32_t *kid = malloc((b->nedge + 1) * sizeof *kid);
-    uint32_t *queue = malloc((b->nobj + 1) * sizeof *queue);
-    size_t head = 0, tail = 0;
-    int rc = -ENOMEM;
-
-    if (off == NULL || kid == NULL || queue == NULL)
-        goto out;
-    rc = ML_ECORRUPT;
-    if (b->nedge >= UINT32_MAX)
-        goto out;
-    /* the edges by parent (counting sort): kid[off[p] .. off[p + 1]) */
-    for (size_t i = 0; i < b->nedge; i++)
-        off[b->edge[i][0] + 2]++;
-    for (size_t i = 2; i < b->nobj + 2; i++)
-        off[i] += off[i - 1];
-    for (size_t i = 0; i < b->nedge; i++)
-        kid[off[b->edge[i][0] + 1]++] = b->edge[i][1];
-    for (int pass = 0; pass < 2; pass++) {
-        for (size_t i = 0; i < b->nobj; i++) {
-            if (!NEWISH(b->state[i]))
-                continue;
-            if (pass == 0 && b->anchor[i] != NONE)
-                queue[tail++] = (uint32_t)i;
-            else if (pass == 1 && b->anchor[i] == NONE &&
-                     !(b->state[i] & B_HASPAR)) {
-                b->anchor[i] = (uint32_t)i;
-                b->depth[i] = 0;
-                queue[tail++] = (uint32_t)i;
-            }
-        }
-        while (head < tail) {
-            uint32_t x = queue[head++];
-
-            for (uint32_t k = off[x]; k < off[x + 1]; k++) {
-                uint32_t y = kid[k];
-
-                if (b->anchor[y] != NONE)
-                    continue;
-                b->anchor[y] = b->anchor[x];
-                b->depth[y] = b->depth[x] + 1;
-                queue[tail++] = y;
-            }
-        }
-    }
-    /* a new root is an accumulation point only with something below it:
-     * lone ones (an object only C or a stack refers to) go with the new
-     * cycles, in the group held by nothing older */
-    for (size_t i = 0; i < b->nobj; i++) {
-        uint32_t r = b->anchor[i];
-
-        if (NEWISH(b->state[i]) && r != NONE && r != i && NEWISH(b->state[r]))
-            b->state[r] |= B_KIDS;
-    }
-    for (size_t i = 0; i < b->nobj; i++)
-        if (NEWISH(b->state[i]) && b->anchor[i] == i &&
-            !(b->state[i] & B_KIDS))
-            b->anchor[i] = NONE;
-    rc = 0;
-out:
-    free(off);
-    free(kid);
-    free(queue);
-    return rc;
 }
 
 /* New objects of one type at one accumulation point. */
@@ -419,7 +339,7 @@ group_json(struct ctx *c, const struct snap *sb, const struct bside *b,
         cJSON_AddNullToObject(o, "holder");
     } else {
         cJSON *h = holder_json(c, sb->id, g->anchor,
-                               NEWISH(b->state[g->anchor]));
+                               b->state[g->anchor] != B_OLD);
         cJSON *path = NULL;
 
         if (with_path && cJSON_IsObject(h))
@@ -471,11 +391,13 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
     a.size = malloc((a.nobj + 1) * sizeof *a.size);
     a.seen = calloc(a.nobj + 1, 1);
     b.state = calloc(b.nobj + 1, 1);
+    b.referred = calloc(b.nobj + 1, 1);
     b.tid = malloc((b.nobj + 1) * sizeof *b.tid);
     b.size = malloc((b.nobj + 1) * sizeof *b.size);
     b.anchor = malloc((b.nobj + 1) * sizeof *b.anchor);
     b.depth = malloc((b.nobj + 1) * sizeof *b.depth);
     if (!a.addr || !a.oid || !a.tid || !a.size || !a.seen || !b.state ||
+        !b.referred ||
         !b.tid || !b.size || !b.anchor || !b.depth)
         goto out;
     if ((rc = st_address_each(c->r, sa->id, a_addr, &a)) != 0 ||
@@ -494,7 +416,12 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
             rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
         goto out;
     }
-    if ((rc = anchor_search(&b)) != 0) {
+    struct ml_accum ac = {
+        .n = b.nobj, .isnew = b.state, .referred = b.referred,
+        .edge = (const uint32_t (*)[2])b.edge, .nedge = b.nedge,
+        .anchor = b.anchor, .depth = b.depth,
+    };
+    if ((rc = ml_accum_search(&ac)) != 0) {
         if (rc != -ENOMEM)
             rp__fail(c, rc, "too many references among the new objects");
         goto out;
@@ -508,7 +435,7 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
     if ((rows = malloc((b.nnew + 1) * sizeof *rows)) == NULL)
         goto out;
     for (size_t i = 0; i < b.nobj; i++)
-        if ((b.state[i] & 3) == B_NEW)
+        if (b.state[i] == B_NEW)
             rows[nr++] = (struct row){ b.anchor[i], b.tid[i], b.depth[i],
                                        (uint32_t)i, 1, b.size[i] };
     rp__sort(rows, nr, sizeof *rows, row_key_cmp);
@@ -581,6 +508,7 @@ out:
     free(a.size);
     free(a.seen);
     free(b.state);
+    free(b.referred);
     free(b.tid);
     free(b.size);
     free(b.anchor);
