@@ -423,6 +423,9 @@ render_growth(const struct out *o, FILE *f, const cJSON *doc)
             else if (verdict && strcmp(verdict, "below_floor") == 0)
                 fprintf(f, "  %srising, but by less than the floor%s", DIM(o),
                         OFF(o));
+            else if (verdict && strcmp(verdict, "stopped") == 0)
+                fprintf(f, "  %sgrew in the first half only: a warm-up%s",
+                        DIM(o), OFF(o));
             fputc('\n', f);
         }
         memory_line(o, f, p, 0);
@@ -709,12 +712,17 @@ render_report(const struct out *o, FILE *f, const cJSON *doc)
         char head[600], verdict[2048];
         int i = 0;
 
-        /* the verdict first: the one line that answers */
+        /* the verdict first: the one line that answers.  When the memory
+         * grows outside Python objects, that alarm is the first line (it
+         * is the bigger story), and with no leaking type the only one. */
+        memory_line(o, f, p, 1);
         cli_verdict_sentence(o, p, verdict, sizeof verdict);
-        if (verdict[0] != '\0')
+        if (verdict[0] != '\0' && !(cJSON_GetArraySize(sus) == 0 &&
+                                    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+                                        cJSON_GetObjectItemCaseSensitive(
+                                            p, "verdict"), "outside"))))
             fprintf(f, "%s%s%s\n", cJSON_GetArraySize(sus) > 0 ? RED(o)
                     : BOLD(o), verdict, OFF(o));
-        memory_line(o, f, p, 1);
         fprintf(f, "%sleak report: %s%s: %.0f snapshots, %s .. %s\n",
                 BOLD(o), proc_head(p, head), OFF(o), num(p, "snapshots"),
                 str(first, "time"), str(last, "time"));
