@@ -46,6 +46,11 @@ enum {
     B_NEW = 1,                  /* new, and alive in the keep snapshots */
     B_PASS = 2,                 /* new, but not alive in them: walked
                                  * through, not counted ("transient") */
+    B_REUSED = 3,               /* a has an object at its address with its
+                                 * type, but only new objects refer to it:
+                                 * a new one where an old one was freed (a
+                                 * new instance's __dict__); new once the
+                                 * referrers are read */
 };
 
 struct bside {
@@ -132,19 +137,52 @@ b_obj(void *arg, const struct st_object *o)
     return 0;
 }
 
+static int
+add_edge(struct bside *b, uint32_t p, uint32_t child)
+{
+    if (b->nedge == b->edgecap) {
+        void *q = rp__grow(b->edge, &b->edgecap, b->nedge, sizeof *b->edge,
+                           1024);
+
+        if (q == NULL)
+            return -ENOMEM;
+        b->edge = q;
+    }
+    b->edge[b->nedge][0] = p;
+    b->edge[b->nedge++][1] = child;
+    return 0;
+}
+
+/* Was the object at this address in a (whether or not it is really the
+ * same object: the B_REUSED test reads what a had). */
+#define MATCHED(st) ((st) == B_OLD || (st) == B_REUSED)
+
 /* A new child: its first old referrer is its anchor (at depth 1); each
- * new referrer is an edge of the search. */
+ * new referrer is an edge of the search.  An object a had at the same
+ * address whose referrers are all new is marked B_REUSED, its referrers
+ * kept as edges. */
 static int
 b_par(void *arg, uint32_t child, const uint32_t *par, size_t n)
 {
     struct bside *b = arg;
+    size_t i;
 
-    if (child >= b->nobj || b->state[child] == B_OLD)
+    if (child >= b->nobj)
         return 0;
+    if (b->state[child] == B_OLD) {
+        for (i = 0; i < n; i++)
+            if (par[i] >= b->nobj || par[i] == child ||
+                MATCHED(b->state[par[i]]))
+                return 0;       /* an old referrer: the same object */
+        if (n == 0)
+            return 0;
+        b->state[child] = B_REUSED;
+    }
     if (n > 0)
         b->referred[child] = 1;
-    for (size_t i = 0; i < n; i++) {
+    for (i = 0; i < n; i++) {
         uint32_t p = par[i];
+        int rc;
 
         if (p >= b->nobj || p == child)
             continue;
@@ -155,16 +193,42 @@ b_par(void *arg, uint32_t child, const uint32_t *par, size_t n)
             }
             continue;
         }
-        if (b->nedge == b->edgecap) {
-            void *q = rp__grow(b->edge, &b->edgecap, b->nedge,
-                               sizeof *b->edge, 1024);
+        if ((rc = add_edge(b, p, child)) != 0)
+            return rc;
+    }
+    return 0;
+}
 
-            if (q == NULL)
-                return -ENOMEM;
-            b->edge = q;
+/* After the referrers: the B_REUSED objects become new (the one a had at
+ * their address is gone), and a new object that was given one of them as
+ * its old referrer hangs off it instead (an edge of the search). */
+static int
+settle_reused(struct ctx *c, struct bside *b)
+{
+    struct st_object o;
+    int rc;
+
+    for (size_t i = 0; i < b->nobj; i++) {
+        uint32_t r = b->anchor[i];
+
+        if (b->state[i] != B_OLD && b->state[i] != B_REUSED && r != NONE &&
+            b->state[r] == B_REUSED) {
+            b->anchor[i] = NONE;
+            if ((rc = add_edge(b, r, (uint32_t)i)) != 0)
+                return rc;
         }
-        b->edge[b->nedge][0] = p;
-        b->edge[b->nedge++][1] = child;
+    }
+    for (size_t i = 0; i < b->nobj; i++) {
+        if (b->state[i] != B_REUSED)
+            continue;
+        if ((rc = st_object_get(c->r, b->sid, (uint32_t)i, &o)) != 0)
+            return rc;
+        uint32_t ao = a_find(b->a, o.address, o.tid);
+        if (ao != NONE)
+            b->a->seen[ao] = 0;
+        b->state[i] = B_NEW;
+        b->nnew++;
+        b->bnew += b->size[i];
     }
     return 0;
 }
@@ -412,6 +476,11 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
             goto out;
         }
     if ((rc = st_parents_each(c->r, sb->id, b_par, &b)) != 0) {
+        if (rc != -ENOMEM)
+            rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
+        goto out;
+    }
+    if ((rc = settle_reused(c, &b)) != 0) {
         if (rc != -ENOMEM)
             rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
         goto out;

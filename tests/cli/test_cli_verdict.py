@@ -238,6 +238,54 @@ class TestVerdictOnRealPrograms(TmpTestCase):
         self.assertEqual(json.loads(r.stdout), local)
 
 
+def dump(path, objs):
+    with open(path, "w") as f:
+        for o in objs:
+            f.write(json.dumps(o) + "\n")
+
+
+class TestAccumulationPointsOfDumps(TmpTestCase):
+
+    def test_an_address_reused_by_a_new_object_is_new(self):
+        """a: module -> dict -> list L, and a dict D at 0x5000 held by L.
+        b: D is gone; a new Node at 0x6000 in L holds a new dict at 0x5000
+        (the same address and type, another size: a new instance's
+        __dict__ where a freed one was).  It is new, in L's group, 2 hops
+        down; the old D is gone."""
+        mod = {"address": 0x1000, "type": "module", "size": 72,
+               "name": "app", "refs": [0x2000]}
+        a = [mod,
+             {"address": 0x2000, "type": "dict", "size": 360, "len": 1,
+              "refs": [0x3000]},
+             {"address": 0x3000, "type": "list", "size": 72, "len": 1,
+              "refs": [0x5000]},
+             {"address": 0x5000, "type": "dict", "size": 232, "len": 0,
+              "refs": []}]
+        b = [mod, a[1],
+             {"address": 0x3000, "type": "list", "size": 72, "len": 1,
+              "refs": [0x6000]},
+             {"address": 0x6000, "type": "Node", "size": 48,
+              "refs": [0x5000]},
+             {"address": 0x5000, "type": "dict", "size": 104, "len": 1,
+              "refs": [0x7000]},
+             {"address": 0x7000, "type": "bytes", "size": 81, "len": 48,
+              "refs": []}]
+        pa, pb = (os.path.join(self.tmp, n) for n in ("ra.json", "rb.json"))
+        dump(pa, a)
+        dump(pb, b)
+        r = run_cli(["--json", "diff", pa, pb])
+        self.assertEqual((r.returncode, r.stderr), (0, ""))
+        doc = json.loads(r.stdout)
+        nw = doc["new_objects"]
+        self.assertEqual((nw["count"], nw["bytes"]), (3, 48 + 104 + 81))
+        [g] = nw["groups"]
+        self.assertEqual(g["holder"]["address"], 0x3000)
+        self.assertEqual(g["holder"]["path"], "app.__dict__ > list@0x3000")
+        self.assertEqual([(t["type"], t["depth"]) for t in g["types"]],
+                         [("dict", 2), ("bytes", 3), ("Node", 1)])
+        self.assertEqual(doc["gone_objects"], {"count": 1, "bytes": 232})
+
+
 class TestNoVerdictYet(TmpTestCase):
 
     def test_three_snapshots_have_no_verdict_yet(self):
