@@ -179,7 +179,8 @@ cli_verdict_sentence(const struct out *o, const cJSON *proc, char *buf,
         add(buf, n, &len, ", %s%s a snapshot",
             num(v, "bytes_per_snapshot") > 0 ? "+" : "", r);
     }
-    held_text(get(v, "held_by"), buf, n, &len);
+    if (cJSON_IsNumber(get(v, "held_count")))  /* else no diff to tell */
+        held_text(get(v, "held_by"), buf, n, &len);
     /* SLOT(i18-births): where they were born, when the snapshots were
      * traced (the first of the suspect's "births") */
     if (str(get(v, "born"), "site") != NULL)

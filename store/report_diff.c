@@ -546,6 +546,12 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
             ngone++;
             bgone += a.size[i];
         }
+    /* a group is ~1 KiB of JSON with its 8 types: refused before it is
+     * built when over the daemon's cap (the report's own use is not the
+     * answer) */
+    if (!all_types && (rc = rp__budget_rows(c, ng, top, 1024, "diff")) != 0)
+        goto out;
+    rc = -ENOMEM;
     cJSON *nw = cJSON_AddObjectToObject(out, "new_objects");
     cJSON_AddNumberToObject(nw, "count", (double)b.nnew);
     cJSON_AddNumberToObject(nw, "bytes", (double)b.bnew);

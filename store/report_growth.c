@@ -196,8 +196,7 @@ growth_trends(struct grow *g, const struct snap *const *sn, size_t n,
         if (s->verdict == ML_VERDICT_SUSPECT) {     /* y: the bytes */
             for (size_t k = 0; k < n; k++)
                 yc[k] = (double)s->count[k];
-            s->verdict = ml_trend_verdict_late(s->verdict, yc, y, n, mid,
-                                               floor);
+            s->verdict = ml_trend_verdict_late(s->verdict, yc, y, n, mid);
         }
 
         const struct ml_trend *by = count ? &s->tc : &s->tb;

@@ -96,11 +96,11 @@ rp__verdict_json(const cJSON *sec, const cJSON *leak, double seconds,
     cJSON_AddNumberToObject(v, "count_per_snapshot", num(tc, "slope"));
     cJSON_AddNumberToObject(v, "bytes_per_snapshot", num(tb, "slope"));
     cJSON_AddNumberToObject(v, "p", fmin(num(tb, "p"), num(tc, "p")));
-    if (cJSON_IsObject(g) && cJSON_IsObject(get(g, "holder"))) {
+    if (cJSON_IsObject(g)) {            /* its holder may be null */
         cJSON_AddItemToObject(v, "held_by", cJSON_Duplicate(get(g, "holder"), 1));
         cJSON_AddNumberToObject(v, "held_count", num(g, "count"));
         cJSON_AddNumberToObject(v, "held_bytes", num(g, "bytes"));
-    } else {
+    } else {                            /* no diff, or none alive */
         cJSON_AddNullToObject(v, "held_by");
         cJSON_AddNullToObject(v, "held_count");
         cJSON_AddNullToObject(v, "held_bytes");

@@ -231,7 +231,7 @@ ml_trend_mid(const uint64_t *t, size_t n)
 
 enum ml_verdict
 ml_trend_verdict_late(enum ml_verdict v, const double *count,
-                      const double *bytes, size_t n, size_t mid, double floor)
+                      const double *bytes, size_t n, size_t mid)
 {
     size_t rises = 0;
 
@@ -241,7 +241,9 @@ ml_trend_verdict_late(enum ml_verdict v, const double *count,
     double net = bytes[n - 1] - bytes[0];
     for (size_t i = mid + 1; i < n; i++)
         rises += bytes[i] > bytes[i - 1];
-    if (late < floor || late < ML_TREND_LATE_FRACTION * net)
+    /* relative: the floor is the whole rise's, which a leak just over it
+     * does not reach in half the window */
+    if (!(late > 0) || late < ML_TREND_LATE_FRACTION * net)
         return ML_VERDICT_STOPPED;
     if (!(count[n - 1] > count[mid]) && rises < 2)
         return ML_VERDICT_STOPPED;

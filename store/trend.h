@@ -62,8 +62,9 @@ struct ml_trend {
  * A warm-up is not a leak.  A type that passes the test above stays a
  * suspect only if it still grows in the latter half of the window, from
  * the last snapshot taken at or before the window's middle time
- * (ml_trend_mid) to the last one: its bytes by at least the floor and by
- * at least ML_TREND_LATE_FRACTION of its net growth, and either its count
+ * (ml_trend_mid) to the last one: its bytes by at least
+ * ML_TREND_LATE_FRACTION of its net growth (the floor is the whole
+ * rise's: a leak just over it grows by less in half the window), and either its count
  * grows there too (new objects keep coming) or its bytes rise in two or
  * more of the latter half's steps (an object that keeps growing; the one
  * resize of a full cache's dict table is one step).  Else its growth
@@ -104,7 +105,7 @@ size_t ml_trend_mid(const uint64_t *t, size_t n);
  * n values, mid is ml_trend_mid of their times. */
 enum ml_verdict ml_trend_verdict_late(enum ml_verdict v, const double *count,
                                       const double *bytes, size_t n,
-                                      size_t mid, double floor);
+                                      size_t mid);
 
 /* "suspect", "few_snapshots", "no_trend", "below_floor", "stopped"
  * (docs/cli-json.md) */

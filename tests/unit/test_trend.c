@@ -237,7 +237,7 @@ verdict_at(const double *count, const double *bytes, const double *sec,
     return ml_trend_verdict_late(ml_trend_verdict(&tc, &tb,
                                                   bytes[n - 1] - bytes[0],
                                                   floor),
-                                 count, bytes, n, ml_trend_mid(t, n), floor);
+                                 count, bytes, n, ml_trend_mid(t, n));
 }
 
 static void
@@ -339,16 +339,22 @@ test_trend_late_growth_is_measured_from_the_middle_time(void **state)
     assert_int_equal(ml_trend_mid(t, 0), 0);
     /* a time exactly at the middle belongs to the first half */
     assert_int_equal(ml_trend_mid(at, 6), 2);
-    /* late growth 50 - 20 = 30 of a net 50: the floor decides */
-    assert_int_equal(ml_trend_verdict_late(ML_VERDICT_SUSPECT, c, y, 6, 2, 30),
+    /* late growth 50 - 20 = 30 of a net 50, whatever the floor (the
+     * whole rise met it) */
+    assert_int_equal(ml_trend_verdict_late(ML_VERDICT_SUSPECT, c, y, 6, 2),
                      ML_VERDICT_SUSPECT);
-    assert_int_equal(ml_trend_verdict_late(ML_VERDICT_SUSPECT, c, y, 6, 2, 31),
+    /* measured from a later middle: 50 - 40 = 10, a fifth of 50 */
+    assert_int_equal(ml_trend_verdict_late(ML_VERDICT_SUSPECT, c, y, 6, 4),
+                     ML_VERDICT_SUSPECT);
+    /* a tenth is the line: 50 - 46 = 4 < 5 is stopped, 5 is not */
+    static const double y2[] = { 0, 10, 20, 30, 46, 50 };
+    static const double y3[] = { 0, 10, 20, 30, 45, 50 };
+    assert_int_equal(ml_trend_verdict_late(ML_VERDICT_SUSPECT, c, y2, 6, 4),
                      ML_VERDICT_STOPPED);
-    /* measured from a later middle: 50 - 40 = 10, over a fifth of 50 */
-    assert_int_equal(ml_trend_verdict_late(ML_VERDICT_SUSPECT, c, y, 6, 4, 10),
+    assert_int_equal(ml_trend_verdict_late(ML_VERDICT_SUSPECT, c, y3, 6, 4),
                      ML_VERDICT_SUSPECT);
     /* and the rule only ever demotes a suspect */
-    assert_int_equal(ml_trend_verdict_late(ML_VERDICT_NO_TREND, c, y, 6, 2, 1),
+    assert_int_equal(ml_trend_verdict_late(ML_VERDICT_NO_TREND, c, y, 6, 2),
                      ML_VERDICT_NO_TREND);
 }
 
