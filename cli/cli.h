@@ -50,6 +50,13 @@ void cli_births_diff(const struct out *o, FILE *f, const cJSON *nw);
 const char *cli_memory_sentence(const struct out *o, const cJSON *mem,
                                 char *buf, size_t n, int *alarm);
 
+/* The report's verdict on process section proc ("verdict",
+ * docs/cli-json.md) as the one sentence that opens it ("meliae: the leak
+ * is Session: ..."), into buf (n bytes); "" without a verdict
+ * (verdict.c). */
+const char *cli_verdict_sentence(const struct out *o, const cJSON *proc,
+                                 char *buf, size_t n);
+
 /* Asks the daemon at sock to run req (docs/protocol.md, "Queries").
  * Returns an exit code; *answer on CLI_OK; err gets a one-line reason. */
 int cli_ask_daemon(const char *sock, const cJSON *req, unsigned timeout_s,

@@ -62,7 +62,11 @@ static const char css[] =
     "ol.chain{margin:.2em 0;padding-left:1.6em;font-family:ui-monospace,"
     "monospace;font-size:.85em}ol.chain li{margin:.1em 0}\n"
     "code{font-family:ui-monospace,monospace;font-size:.9em}\n"
-    ".ok{color:#1e7b3a;font-weight:600}\n";
+    ".ok{color:#1e7b3a;font-weight:600}\n"
+    ".headline{font-size:1.05em;font-weight:600;padding:.5em .8em;"
+    "border-radius:4px;margin:.4em 0}.headline.leak{background:#fdecea;"
+    "color:#a5281b}.headline.clear{background:#e8f5ec;color:#1e7b3a}"
+    ".headline.wait{background:#f3f5f9;color:#3b4660}\n";
 
 static double
 num(const cJSON *o, const char *k)
@@ -432,8 +436,9 @@ suspect(FILE *f, const struct out *o, const cJSON *proc, const cJSON *s,
         int k = 0;
         cJSON_ArrayForEach(x, get(diff, "alive_in"))
             fprintf(f, "%s%.0f", k++ ? ", " : "", x->valuedouble);
-        fputs("</p>\n<table><tr><th>count</th><th>size</th><th>held by</th>"
-              "</tr>", f);
+        fputs("</p>\n<table><tr><th>count</th><th>size</th><th>where they "
+              "hang off the old heap</th><th>hops down</th><th>all new "
+              "objects there</th></tr>", f);
         cJSON_ArrayForEach(x, get(nw, "groups")) {
             const cJSON *h = get(x, "holder"), *owner = get(h, "owner");
 
@@ -442,21 +447,26 @@ suspect(FILE *f, const struct out *o, const cJSON *proc, const cJSON *s,
             size(f, o, num(x, "bytes"));
             fputs("</td><td>", f);
             if (!cJSON_IsObject(h)) {
-                fputs("nothing in the snapshot", f);
+                fputs("nothing older (unreferenced, or only new objects in "
+                  "cycles)", f);
             } else {
-                if (num(x, "holders") > 1)
-                    fprintf(f, "%.0f new ", num(x, "holders"));
-                else if (cJSON_IsTrue(get(h, "new")))
+                if (cJSON_IsTrue(get(h, "new")))
                     fputs("new ", f);
+                if (str(h, "path")) {
+                    fputs("<code>", f);
+                    esc(f, str(h, "path"));
+                    fputs("</code> ", f);
+                }
                 obj(f, o, h);
-                if (num(x, "holders") > 1)
-                    fputs(" and the like", f);
-                if (cJSON_IsObject(owner)) {
+                if (!str(h, "path") && cJSON_IsObject(owner)) {
                     fputs(", owned by ", f);
                     obj(f, o, owner);
                 }
             }
-            fputs("</td></tr>", f);
+            fprintf(f, "</td><td class=\"n\">%.0f</td><td class=\"n\">%.0f (",
+                    num(x, "depth"), num(x, "group_count"));
+            size(f, o, num(x, "group_bytes"));
+            fputs(")</td></tr>", f);
         }
         fputs("</table>\n", f);
     }
@@ -590,13 +600,33 @@ cli_html(const struct out *o, const cJSON *doc, const char *path)
             "initial-scale=1\">\n<meta http-equiv=\"Content-Security-Policy\" "
             "content=\"default-src 'none'; style-src 'unsafe-inline'; "
             "img-src data:\">\n<title>meliae leak report</title>\n"
-            "<style>%s</style></head><body>\n<h1>meliae leak report</h1>\n"
+            "<style>%s</style></head><body>\n<h1>meliae leak report</h1>\n",
+            css);
+    /* the verdicts first: one line per process */
+    cJSON_ArrayForEach(p, get(doc, "processes")) {
+        const char *st = str(get(p, "verdict"), "status");
+        char line[2048];
+
+        cli_verdict_sentence(o, p, line, sizeof line);
+        if (line[0] == '\0')
+            continue;
+        /* "no verdict yet" is not the colour of "all clear" */
+        fprintf(f, "<p class=\"headline %s\">", st == NULL ? "wait"
+                : strcmp(st, "leak") == 0 ? "leak"
+                : strcmp(st, "no_leak") == 0 && !cJSON_IsTrue(get(get(
+                    p, "verdict"), "outside")) ? "clear" : "wait");
+        esc(f, line);
+        fputs("</p>\n", f);
+    }
+    fprintf(f, 
             "<p class=\"sub\">A leak suspect is a type whose count or size has "
             "a significant upward trend (Mann-Kendall, one-sided p &lt; %.2g, "
             "%.0f snapshots or more) that matters (its net growth and "
-            "Theil-Sen slope reach 1%% of the process). A type that its "
-            "objects hold grows with it: the chain and the holders tell "
-            "which one leaks.</p>\n", css, num(doc, "alpha"),
+            "Theil-Sen slope reach 1%% of the process) and still grows in "
+            "the latter half of the window (a warm-up is none). New objects "
+            "are grouped by where they hang off the objects of the first "
+            "snapshot; a suspect whose new objects hang further below the "
+            "same place than another's grows with it.</p>\n", num(doc, "alpha"),
             num(doc, "min_snapshots"));
     cJSON_ArrayForEach(p, get(doc, "processes"))
         process(f, o, doc, p, ++i);

@@ -423,6 +423,9 @@ render_growth(const struct out *o, FILE *f, const cJSON *doc)
             else if (verdict && strcmp(verdict, "below_floor") == 0)
                 fprintf(f, "  %srising, but by less than the floor%s", DIM(o),
                         OFF(o));
+            else if (verdict && strcmp(verdict, "stopped") == 0)
+                fprintf(f, "  %sgrew in the first half only: a warm-up%s",
+                        DIM(o), OFF(o));
             fputc('\n', f);
             if (sus)
                 cli_births_lines(o, f, cJSON_GetObjectItemCaseSensitive(
@@ -433,18 +436,33 @@ render_growth(const struct out *o, FILE *f, const cJSON *doc)
     }
 }
 
-/* "held by list@0x.. owned by module app" */
+/* Where a group of new objects hangs off the old heap (its accumulation
+ * point, docs/cli-json.md "diff"): its path when the answer has one
+ * ("__main__.__dict__ > list@0x.. len=4800"), else the object and its
+ * owner ("list@0x.. owned by module app"). */
 static void
 holder(const struct out *o, FILE *f, const cJSON *h)
 {
     const cJSON *owner;
+    const char *path = str(h, "path");
 
     if (h == NULL || cJSON_IsNull(h)) {
-        fprintf(f, "not referred to by anything in the snapshot");
+        fprintf(f, "held by nothing older (unreferenced, or only by new "
+                "objects in cycles)");
         return;
     }
-    fprintf(f, "held by %s", cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "new"))
-                                 ? "new " : "");
+    if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "new"))) {
+        fprintf(f, "at new ");
+        hop(o, f, h);
+        return;
+    }
+    if (path != NULL) {
+        fprintf(f, "at %s%s%s", BOLD(o), path, OFF(o));
+        if (cJSON_GetObjectItemCaseSensitive(h, "len"))
+            fprintf(f, " len=%.0f", num(h, "len"));
+        return;
+    }
+    fprintf(f, "at ");
     hop(o, f, h);
     owner = cJSON_GetObjectItemCaseSensitive(h, "owner");
     if (owner != NULL) {
@@ -456,7 +474,7 @@ holder(const struct out *o, FILE *f, const cJSON *h)
 static void
 render_diff(const struct out *o, FILE *f, const cJSON *doc)
 {
-    const cJSON *t, *nw = cJSON_GetObjectItemCaseSensitive(doc, "new_objects");
+    const cJSON *t, *x, *nw = cJSON_GetObjectItemCaseSensitive(doc, "new_objects");
     const cJSON *gone = cJSON_GetObjectItemCaseSensitive(doc, "gone_objects");
     char a[40], b[32], name[TYPE_COL * 4 + 8];
 
@@ -480,19 +498,23 @@ render_diff(const struct out *o, FILE *f, const cJSON *doc)
     fprintf(f, "\n%sNew objects: %.0f (%s); gone: %.0f (%s)%s\n", BOLD(o),
             num(nw, "count"), cli_size(o, num(nw, "bytes"), a),
             num(gone, "count"), cli_size(o, num(gone, "bytes"), b), OFF(o));
+    fprintf(f, "%sby where they hang off the objects of the first snapshot:%s\n",
+            DIM(o), OFF(o));
+    /* one line per accumulation point, its types after the colon */
     cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(nw, "groups")) {
-        const cJSON *h = cJSON_GetObjectItemCaseSensitive(t, "holder");
+        const cJSON *types = cJSON_GetObjectItemCaseSensitive(t, "types");
+        int k = 0;
 
-        fprintf(f, "  %.0f new %s (%s), ", num(t, "count"),
-                str(t, "type") ? str(t, "type") : "?",
+        fprintf(f, "  %.0f new (%s) ", num(t, "count"),
                 cli_size(o, num(t, "bytes"), a));
-        if (num(t, "holders") > 1 && h != NULL && !cJSON_IsNull(h)) {
-            fprintf(f, "held by %.0f new %s objects, e.g. ", num(t, "holders"),
-                    str(h, "type") ? str(h, "type") : "?");
-            hop(o, f, h);
-        } else {
-            holder(o, f, h);
-        }
+        holder(o, f, cJSON_GetObjectItemCaseSensitive(t, "holder"));
+        fputc(':', f);
+        cJSON_ArrayForEach(x, types)
+            fprintf(f, "%s %.0f %s (%s)", k++ ? "," : "", num(x, "count"),
+                    str(x, "type") ? str(x, "type") : "?",
+                    cli_size(o, num(x, "bytes"), b));
+        if (num(t, "types_total") > k)
+            fprintf(f, ", %.0f more types", num(t, "types_total") - k);
         fputc('\n', f);
     }
     if (num(nw, "groups_total") > cJSON_GetArraySize(
@@ -606,8 +628,8 @@ report_suspect(const struct out *o, FILE *f, const cJSON *p, const cJSON *s,
     sparkline(o, f, cJSON_GetObjectItemCaseSensitive(s, "series_bytes"));
     fputc('\n', f);
     if (str(s, "grows_with"))
-        fprintf(f, "   grows with %s: its new objects are held by new %s objects\n",
-                str(s, "grows_with"), str(s, "grows_with"));
+        fprintf(f, "   grows with %s: its new objects hang below the new %s "
+                "objects\n", str(s, "grows_with"), str(s, "grows_with"));
     fprintf(f, "   retained size: ");
     if (cJSON_IsObject(ret))
         fprintf(f, "%s\n", cli_size(o, num(ret, "bytes"), b));
@@ -636,19 +658,14 @@ report_suspect(const struct out *o, FILE *f, const cJSON *p, const cJSON *s,
             num(diff, "a"), cJSON_GetArraySize(
                 cJSON_GetObjectItemCaseSensitive(diff, "alive_in")),
             num(nw, "count"), cli_size(o, num(nw, "bytes"), b));
+    /* by accumulation point: where they hang off the old heap */
     cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(nw, "groups")) {
-        const cJSON *h = cJSON_GetObjectItemCaseSensitive(x, "holder");
-
-        fprintf(f, "     %.0f (%s), ", num(x, "count"),
+        fprintf(f, "     %.0f (%s) ", num(x, "count"),
                 cli_size(o, num(x, "bytes"), b));
-        if (num(x, "holders") > 1 && h != NULL && !cJSON_IsNull(h)) {
-            fprintf(f, "held by %.0f new %s objects, e.g. ", num(x, "holders"),
-                    str(h, "type") ? str(h, "type") : "?");
-            hop(o, f, h);
-        } else {
-            holder(o, f, h);
-        }
-        fputc('\n', f);
+        holder(o, f, cJSON_GetObjectItemCaseSensitive(x, "holder"));
+        fprintf(f, ", %.0f hop%s down, with %.0f new objects in all (%s)\n",
+                num(x, "depth"), num(x, "depth") == 1 ? "" : "s",
+                num(x, "group_count"), cli_size(o, num(x, "group_bytes"), c));
     }
 }
 
@@ -710,10 +727,20 @@ render_report(const struct out *o, FILE *f, const cJSON *doc)
         const cJSON *first = cJSON_GetObjectItemCaseSensitive(p, "first");
         const cJSON *last = cJSON_GetObjectItemCaseSensitive(p, "last");
         const cJSON *sus = cJSON_GetObjectItemCaseSensitive(p, "suspects");
-        char head[600];
+        char head[600], verdict[2048];
         int i = 0;
 
+        /* the verdict first: the one line that answers.  When the memory
+         * grows outside Python objects, that alarm is the first line (it
+         * is the bigger story), and with no leaking type the only one. */
         memory_line(o, f, p, 1);
+        cli_verdict_sentence(o, p, verdict, sizeof verdict);
+        if (verdict[0] != '\0' && !(cJSON_GetArraySize(sus) == 0 &&
+                                    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
+                                        cJSON_GetObjectItemCaseSensitive(
+                                            p, "verdict"), "outside"))))
+            fprintf(f, "%s%s%s\n", cJSON_GetArraySize(sus) > 0 ? RED(o)
+                    : BOLD(o), verdict, OFF(o));
         fprintf(f, "%sleak report: %s%s: %.0f snapshots, %s .. %s\n",
                 BOLD(o), proc_head(p, head), OFF(o), num(p, "snapshots"),
                 str(first, "time"), str(last, "time"));

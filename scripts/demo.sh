@@ -2,7 +2,8 @@
 # The main job: build meliae, start meliae-monitord on a temporary store,
 # run a small HTTP service that leaks (examples/leaky_service) and stream
 # its heap every 3 s while a load client drives it, then ask meliae-cli
-# what grew, what is new and who keeps it alive, and say what the leak is.
+# what grew, what is new and who keeps it alive, and what the leak is (the
+# report's verdict, its first line).
 #
 #   bash scripts/demo.sh            # about 30 s of load
 #   MELIAE_DEMO_SECONDS=10 bash scripts/demo.sh
@@ -67,27 +68,25 @@ first=$(cli --json snapshots | "$ML_PY" -c 'import json, sys; print(json.load(sy
 step "meliae-cli diff $first latest --top 5   (the first snapshot against the last)"
 cli diff "$first" latest --top 5
 
-cli --json growth --since 5m >"$work/growth.json"
-cli --json diff "$first" latest --top 0 >"$work/diff.json"
-leak=$("$ML_PY" examples/leaky_service/verdict.py pick "$work/diff.json" \
-  "$work/growth.json")
-if [ -z "$leak" ]; then      # no suspect: say so, and stop there
-  echo
-  "$ML_PY" examples/leaky_service/verdict.py say "$work/growth.json" \
-    "$work/diff.json" /dev/null
-  exit 0
-fi
-addr=$(cli --json summary latest --top 0 | "$ML_PY" -c '
+# the report's verdict names the leaking type: the referrers of its
+# biggest object show the chain that keeps it alive
+cli --json report --since 5m --process demo-web >"$work/report.json"
+leak=$("$ML_PY" -c '
+import json, sys
+procs = json.load(open(sys.argv[1]))["processes"]
+print(procs[-1]["verdict"].get("type") or "" if procs else "")' "$work/report.json")
+if [ -n "$leak" ]; then
+  addr=$(cli --json summary latest --top 0 | "$ML_PY" -c '
 import json, sys
 d = json.load(sys.stdin)
 print(next(t["max_address"] for t in d["types"] if t["type"] == sys.argv[1]))' "$leak")
-step "meliae-cli referrers latest $addr   (the biggest $leak)"
-cli referrers latest "$addr"
-cli --json referrers latest "$addr" >"$work/referrers.json"
+  step "meliae-cli referrers latest $addr   (the biggest $leak)"
+  cli referrers latest "$addr"
+fi
 
 step "meliae-cli report --top 2   (the leak report; --html FILE writes it as a page)"
-cli report --top 2
+cli report --since 5m --process demo-web --top 2 | tee "$work/report.txt"
 
+# the report's first line is its verdict: the answer, said last again
 echo
-"$ML_PY" examples/leaky_service/verdict.py say "$work/growth.json" \
-  "$work/diff.json" "$work/referrers.json"
+head -n 1 "$work/report.txt"

@@ -136,13 +136,21 @@ int rp__growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
 /* report_diff.c */
 int rp__cmd_diff(struct ctx *c, const cJSON *req, cJSON *out);
 /* The object-level part of a diff of sa and sb (both with a graph) into
- * out: "new_objects" (grouped by type and holder, each group with an
- * "example" address) and "gone_objects".  With keep[0..nkeep): only the
- * new objects also alive in each of those snapshots count as new (the
- * others: "transient"). */
+ * out: "new_objects" (grouped by accumulation point, each group with its
+ * types and an "example" address) and "gone_objects".  With
+ * keep[0..nkeep): only the new objects also alive in each of those
+ * snapshots count as new (the others: "transient").  all_types: every
+ * type of each group and no paths (the report's own use); else the first
+ * 8 types, and the first groups' paths. */
 int rp__object_diff(struct ctx *c, const struct snap *sa,
                     const struct snap *sb, const struct snap *const *keep,
-                    size_t nkeep, uint64_t top, cJSON *out);
+                    size_t nkeep, uint64_t top, int all_types, cJSON *out);
+
+/* report_path.c: the path from a root to the object at addr in s, as a
+ * JSON string ("__main__.__dict__ > list@0x7f3a5c2b1e80"), or NULL when
+ * there is none (or no memory).  The one place that names an object for
+ * the diff's accumulation points and the report's verdict. */
+cJSON *rp__path_json(struct ctx *c, const struct snap *s, uint64_t addr);
 
 /* report_refs.c */
 int rp__cmd_referrers(struct ctx *c, const cJSON *req, cJSON *out);
@@ -155,6 +163,15 @@ int rp__cmd_show(struct ctx *c, const cJSON *req, cJSON *out);
 
 /* report_leak.c */
 int rp__cmd_report(struct ctx *c, const cJSON *req, cJSON *out);
+
+/* report_verdict.c: the index in suspects (the report's, grows_with
+ * set) of the leaking type, or -1 when no suspect leaks. */
+int rp__verdict_pick(const cJSON *suspects);
+/* Adds "verdict" to out (a report section): leak, its suspect object
+ * (its groups named: "path"), or NULL; seconds: the window's span.
+ * 0 or -ENOMEM. */
+int rp__verdict_json(const cJSON *sec, const cJSON *leak, double seconds,
+                     size_t min_snapshots, cJSON *out);
 
 /* report_dominators.c */
 int rp__cmd_top(struct ctx *c, const cJSON *req, cJSON *out);

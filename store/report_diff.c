@@ -2,8 +2,14 @@
  *
  * report_diff.c -- the "diff" answer (report.h, docs/cli-json.md) between
  * snapshots a and b: the types whose count or bytes changed and, when both
- * kept their object graph, the new objects grouped by type and holder and
- * the gone ones counted.
+ * kept their object graph, the new objects grouped by their accumulation
+ * point and the gone ones counted.
+ *
+ * The accumulation point of a new object is the first old object reached
+ * walking up through new holders: where the new structure hangs off what
+ * existed before (common/accum.h, which finds them).  A module's list that
+ * got new Nodes, each holding a new Block holding new bytes, is one group
+ * (the list, with its Nodes, Blocks and bytes), not one group per holder.
  */
 #define _GNU_SOURCE             /* strndup */
 #include <errno.h>
@@ -12,9 +18,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "accum.h"
 #include "ml-common.h"
 #include "report-int.h"
 #include "report_births.h"
+
+/* Shown groups of diff that get a path (each is a referrer search). */
+#define RP_DIFF_PATHS 10
+/* Types listed per group by diff (the report asks for all of them). */
+#define RP_DIFF_GROUP_TYPES 8
+
+#define NONE ML_ACCUM_NONE
 
 /* ---- per object ---- */
 
@@ -27,12 +41,29 @@ struct aside {                  /* snapshot a, for membership tests */
     size_t n, cap, nobj;
 };
 
+/* What an object of b is. */
+enum {
+    B_OLD = 0,                  /* a has it: same address and type */
+    B_NEW = 1,                  /* new, and alive in the keep snapshots */
+    B_PASS = 2,                 /* new, but not alive in them: walked
+                                 * through, not counted ("transient") */
+    B_REUSED = 3,               /* a has an object at its address with its
+                                 * type, but only new objects refer to it:
+                                 * a new one where an old one was freed (a
+                                 * new instance's __dict__); new once the
+                                 * referrers are read */
+};
+
 struct bside {
     struct aside *a;
-    uint8_t *isnew;             /* by oid */
+    uint8_t *state;             /* by oid: B_* (nonzero: new) */
+    uint8_t *referred;          /* by oid: something refers to it */
     uint32_t *tid;              /* by oid */
     uint64_t *size;             /* by oid */
-    uint32_t *holder;           /* by oid: first old parent, else first */
+    uint32_t *anchor;           /* by oid: the accumulation point, or NONE */
+    uint32_t *depth;            /* by oid: hops below the anchor */
+    uint32_t (*edge)[2];        /* (parent, child), both new */
+    size_t nedge, edgecap;
     size_t nobj;
     uint64_t nnew, bnew;
     uint64_t sid;               /* b's snapshot */
@@ -63,64 +94,181 @@ a_obj(void *arg, const struct st_object *o)
     return 0;
 }
 
+/* The oid in a of an object at address with type tid, or NONE. */
+static uint32_t
+a_find(const struct aside *a, uint64_t address, uint32_t tid)
+{
+    size_t lo = 0, hi = a->n;
+
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (a->addr[mid] < address)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < a->n && a->addr[lo] == address && a->tid[a->oid[lo]] == tid)
+        return a->oid[lo];
+    return NONE;
+}
+
 static int
 b_obj(void *arg, const struct st_object *o)
 {
     struct bside *b = arg;
-    struct aside *a = b->a;
-    size_t lo = 0, hi = a->n;
+    uint32_t ao;
 
     if (o->oid >= b->nobj)
         return ML_ECORRUPT;
     b->tid[o->oid] = o->tid;
     b->size[o->oid] = o->size;
-    b->holder[o->oid] = UINT32_MAX;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-
-        if (a->addr[mid] < o->address)
-            lo = mid + 1;
-        else
-            hi = mid;
+    b->anchor[o->oid] = NONE;
+    b->depth[o->oid] = 0;
+    /* the same object even when its size changed: a list that grew is
+     * the list that was there, and new things hang off it */
+    if ((ao = a_find(b->a, o->address, o->tid)) != NONE) {
+        b->a->seen[ao] = 1;
+        b->state[o->oid] = B_OLD;
+        return 0;
     }
-    if (lo < a->n && a->addr[lo] == o->address) {
-        uint32_t ao = a->oid[lo];
-
-        if (a->tid[ao] == o->tid && a->size[ao] == o->size) {
-            a->seen[ao] = 1;
-            return 0;
-        }
-    }
-    b->isnew[o->oid] = 1;
+    b->state[o->oid] = B_NEW;
     b->nnew++;
     b->bnew += o->size;
     return 0;
 }
 
 static int
-b_par(void *arg, uint32_t child, const uint32_t *par, size_t n)
+add_edge(struct bside *b, uint32_t p, uint32_t child)
 {
-    struct bside *b = arg;
+    if (b->nedge == b->edgecap) {
+        void *q = rp__grow(b->edge, &b->edgecap, b->nedge, sizeof *b->edge,
+                           1024);
 
-    if (child >= b->nobj || !b->isnew[child] || n == 0)
-        return 0;
-    b->holder[child] = par[0];
-    for (size_t i = 0; i < n; i++)
-        if (par[i] < b->nobj && !b->isnew[par[i]]) {
-            b->holder[child] = par[i];
-            break;
-        }
+        if (q == NULL)
+            return -ENOMEM;
+        b->edge = q;
+    }
+    b->edge[b->nedge][0] = p;
+    b->edge[b->nedge++][1] = child;
     return 0;
 }
 
-/* New objects of one type held by one old holder, or (byt) by new
- * holders of one type: "1,760 new int held by 1,760 new Session". */
-struct group {
-    uint32_t tid, holder, htid;
-    int byt;
-    uint64_t count, bytes, holders;
-    uint32_t example;           /* one of the new objects (oid in b) */
+/* Was the object at this address in a (whether or not it is really the
+ * same object: the B_REUSED test reads what a had). */
+#define MATCHED(st) ((st) == B_OLD || (st) == B_REUSED)
+
+/* A new child: its first old referrer is its anchor (at depth 1); each
+ * new referrer is an edge of the search.  An object a had at the same
+ * address whose referrers are all new is marked B_REUSED, its referrers
+ * kept as edges. */
+static int
+b_par(void *arg, uint32_t child, const uint32_t *par, size_t n)
+{
+    struct bside *b = arg;
+    size_t i;
+
+    if (child >= b->nobj)
+        return 0;
+    if (b->state[child] == B_OLD) {
+        for (i = 0; i < n; i++)
+            if (par[i] >= b->nobj || par[i] == child ||
+                MATCHED(b->state[par[i]]))
+                return 0;       /* an old referrer: the same object */
+        if (n == 0)
+            return 0;
+        b->state[child] = B_REUSED;
+    }
+    if (n > 0)
+        b->referred[child] = 1;
+    for (i = 0; i < n; i++) {
+        uint32_t p = par[i];
+        int rc;
+
+        if (p >= b->nobj || p == child)
+            continue;
+        if (b->state[p] == B_OLD) {
+            if (b->anchor[child] == NONE) {
+                b->anchor[child] = p;
+                b->depth[child] = 1;
+            }
+            continue;
+        }
+        if ((rc = add_edge(b, p, child)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* After the referrers: the B_REUSED objects become new (the one a had at
+ * their address is gone), and a new object that was given one of them as
+ * its old referrer hangs off it instead (an edge of the search). */
+static int
+settle_reused(struct ctx *c, struct bside *b)
+{
+    struct st_object o;
+    int rc;
+
+    for (size_t i = 0; i < b->nobj; i++) {
+        uint32_t r = b->anchor[i];
+
+        if (b->state[i] != B_OLD && b->state[i] != B_REUSED && r != NONE &&
+            b->state[r] == B_REUSED) {
+            b->anchor[i] = NONE;
+            if ((rc = add_edge(b, r, (uint32_t)i)) != 0)
+                return rc;
+        }
+    }
+    for (size_t i = 0; i < b->nobj; i++) {
+        if (b->state[i] != B_REUSED)
+            continue;
+        if ((rc = st_object_get(c->r, b->sid, (uint32_t)i, &o)) != 0)
+            return rc;
+        uint32_t ao = a_find(b->a, o.address, o.tid);
+        if (ao != NONE)
+            b->a->seen[ao] = 0;
+        b->state[i] = B_NEW;
+        b->nnew++;
+        b->bnew += b->size[i];
+    }
+    return 0;
+}
+
+/* New objects of one type at one accumulation point. */
+struct row {
+    uint32_t anchor, tid, depth, example;
+    uint64_t count, bytes;
 };
+
+/* The rows of one accumulation point. */
+struct group {
+    uint32_t anchor;
+    size_t first, n;            /* its rows */
+    uint64_t count, bytes;
+    uint32_t depth;             /* deepest row */
+};
+
+static int
+row_key_cmp(const void *x, const void *y)
+{
+    const struct row *a = x, *b = y;
+
+    if (a->anchor != b->anchor)
+        return a->anchor < b->anchor ? -1 : 1;
+    if (a->tid != b->tid)
+        return a->tid < b->tid ? -1 : 1;
+    return a->example < b->example ? -1 : a->example > b->example;
+}
+
+static int
+row_bytes_cmp(const void *x, const void *y)
+{
+    const struct row *a = x, *b = y;
+
+    if (a->bytes != b->bytes)
+        return a->bytes < b->bytes ? 1 : -1;
+    return a->tid < b->tid ? -1 : a->tid > b->tid;
+}
 
 static int
 group_cmp(const void *x, const void *y)
@@ -129,38 +277,15 @@ group_cmp(const void *x, const void *y)
 
     if (a->bytes != b->bytes)
         return a->bytes < b->bytes ? 1 : -1;
-    if (a->tid != b->tid)
-        return a->tid < b->tid ? -1 : 1;
-    return a->holder < b->holder ? -1 : a->holder > b->holder;
-}
-
-static int
-key_cmp(const void *x, const void *y)
-{
-    const struct group *a = x, *b = y;
-
-    if (a->tid != b->tid)
-        return a->tid < b->tid ? -1 : 1;
-    if (a->byt != b->byt)
-        return a->byt - b->byt;
-    if (a->byt && a->htid != b->htid)
-        return a->htid < b->htid ? -1 : 1;
-    return a->holder < b->holder ? -1 : a->holder > b->holder;
-}
-
-static int
-same_group(const struct group *a, const struct group *b)
-{
-    return a->tid == b->tid && a->byt == b->byt &&
-           (a->byt ? a->htid == b->htid : a->holder == b->holder);
+    return a->anchor < b->anchor ? -1 : a->anchor > b->anchor;
 }
 
 /* Among the referrers of oid (and, failing that, theirs): a module if
- * any, else the first object with a name.  UINT32_MAX if none. */
+ * any, else the first object with a name.  NONE if none. */
 static uint32_t
 find_owner(struct ctx *c, uint64_t id, uint32_t oid)
 {
-    uint32_t level[64], named = UINT32_MAX;
+    uint32_t level[64], named = NONE;
     size_t nl = 0;
     const uint32_t *par;
     size_t np;
@@ -168,7 +293,7 @@ find_owner(struct ctx *c, uint64_t id, uint32_t oid)
 
     st_read_parents_max(c->r, 64);      /* no more are looked at */
     if (st_parents(c->r, id, oid, &par, &np) != 0)
-        return UINT32_MAX;
+        return NONE;
     for (size_t i = 0; i < np && nl < 64; i++)
         level[nl++] = par[i];
     for (int depth = 0; depth < 2; depth++) {
@@ -180,13 +305,13 @@ find_owner(struct ctx *c, uint64_t id, uint32_t oid)
                 continue;
             if (rp__is_root_type(&o))
                 return level[i];
-            if (o.name != NULL && named == UINT32_MAX)
+            if (o.name != NULL && named == NONE)
                 named = level[i];
             if (depth == 0 && st_parents(c->r, id, level[i], &par, &np) == 0)
                 for (size_t k = 0; k < np && nn < 64; k++)
                     next[nn++] = par[k];
         }
-        if (named != UINT32_MAX)
+        if (named != NONE)
             return named;
         rp__copy(level, next, nn * sizeof *next);
         nl = nn;
@@ -210,13 +335,14 @@ holder_json(struct ctx *c, uint64_t id, uint32_t oid, int isnew)
     if (o.name != NULL)
         return j;
     owner = find_owner(c, id, oid);
-    if (owner != UINT32_MAX && st_object_get(c->r, id, owner, &o) == 0)
+    if (owner != NONE && st_object_get(c->r, id, owner, &o) == 0)
         cJSON_AddItemToObject(j, "owner", rp__obj_json(&o));
     return j;
 }
 
 /* Keeps as new only the new objects of b also in snapshot k (the same
- * address, type and size): "alive in the last k snapshots". */
+ * address and type): "alive in the last k snapshots".  The others are
+ * still new (the search walks through them) but not counted. */
 static int
 keep_alive(struct ctx *c, const struct snap *sk, struct bside *b)
 {
@@ -234,24 +360,14 @@ keep_alive(struct ctx *c, const struct snap *sk, struct bside *b)
         (rc = st_object_each(c->r, sk->id, a_obj, &k)) != 0)
         goto out;
     for (size_t i = 0; i < b->nobj; i++) {
-        if (!b->isnew[i])
+        if (b->state[i] != B_NEW)
             continue;
         struct st_object o;
         if ((rc = st_object_get(c->r, b->sid, (uint32_t)i, &o)) != 0)
             goto out;
-        size_t lo = 0, hi = k.n;
-        while (lo < hi) {
-            size_t mid = lo + (hi - lo) / 2;
-
-            if (k.addr[mid] < o.address)
-                lo = mid + 1;
-            else
-                hi = mid;
-        }
-        if (lo < k.n && k.addr[lo] == o.address &&
-            k.tid[k.oid[lo]] == b->tid[i] && k.size[k.oid[lo]] == b->size[i])
+        if (a_find(&k, o.address, b->tid[i]) != NONE)
             continue;
-        b->isnew[i] = 0;
+        b->state[i] = B_PASS;
         b->nnew--;
         b->bnew -= b->size[i];
         b->transient++;
@@ -265,15 +381,71 @@ out:
     return rc;
 }
 
+/* One group's JSON: its accumulation point ("holder"), its totals and its
+ * first tmax rows (0: all), biggest first. */
+static cJSON *
+group_json(struct ctx *c, const struct snap *sb, const struct bside *b,
+           const struct group *g, const struct row *rows, size_t tmax,
+           int with_path)
+{
+    cJSON *o = cJSON_CreateObject(), *types;
+    const struct row *top = &rows[g->first];
+    struct st_object ob;
+    const char *name;
+    size_t len;
+
+    if (o == NULL)
+        return NULL;
+    if (st_type_name(c->r, top->tid, &name, &len) == 0)
+        rp__add_strn(o, "type", name, len);
+    cJSON_AddNumberToObject(o, "count", (double)g->count);
+    cJSON_AddNumberToObject(o, "bytes", (double)g->bytes);
+    if (g->anchor == NONE) {
+        cJSON_AddNullToObject(o, "holder");
+    } else {
+        cJSON *h = holder_json(c, sb->id, g->anchor,
+                               b->state[g->anchor] != B_OLD);
+        cJSON *path = NULL;
+
+        if (with_path && cJSON_IsObject(h))
+            path = rp__path_json(c, sb, (uint64_t)cJSON_GetNumberValue(
+                cJSON_GetObjectItemCaseSensitive(h, "address")));
+        if (with_path && cJSON_IsObject(h))
+            cJSON_AddItemToObject(h, "path", path ? path : cJSON_CreateNull());
+        cJSON_AddItemToObject(o, "holder", h);
+    }
+    cJSON_AddNumberToObject(o, "depth", (double)g->depth);
+    if (st_object_get(c->r, sb->id, top->example, &ob) == 0)
+        cJSON_AddNumberToObject(o, "example", (double)ob.address);
+    cJSON_AddNumberToObject(o, "types_total", (double)g->n);
+    types = cJSON_AddArrayToObject(o, "types");
+    for (size_t k = 0; types != NULL && k < g->n && (tmax == 0 || k < tmax);
+         k++) {
+        const struct row *r = &rows[g->first + k];
+        cJSON *t = cJSON_CreateObject();
+
+        if (st_type_name(c->r, r->tid, &name, &len) == 0)
+            rp__add_strn(t, "type", name, len);
+        cJSON_AddNumberToObject(t, "count", (double)r->count);
+        cJSON_AddNumberToObject(t, "bytes", (double)r->bytes);
+        cJSON_AddNumberToObject(t, "depth", (double)r->depth);
+        if (st_object_get(c->r, sb->id, r->example, &ob) == 0)
+            cJSON_AddNumberToObject(t, "example", (double)ob.address);
+        cJSON_AddItemToArray(types, t);
+    }
+    return o;
+}
+
 int
 rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
                 const struct snap *const *keep, size_t nkeep, uint64_t top,
-                cJSON *out)
+                int all_types, cJSON *out)
 {
     struct aside a = { 0 };
     struct bside b = { .a = &a, .sid = sb->id };
+    struct row *rows = NULL;
     struct group *g = NULL;
-    size_t ng = 0;
+    size_t nr = 0, ng = 0;
     int rc = -ENOMEM;
 
     a.nobj = a.cap = (size_t)sa->objects;
@@ -283,12 +455,15 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
     a.tid = malloc((a.nobj + 1) * sizeof *a.tid);
     a.size = malloc((a.nobj + 1) * sizeof *a.size);
     a.seen = calloc(a.nobj + 1, 1);
-    b.isnew = calloc(b.nobj + 1, 1);
+    b.state = calloc(b.nobj + 1, 1);
+    b.referred = calloc(b.nobj + 1, 1);
     b.tid = malloc((b.nobj + 1) * sizeof *b.tid);
     b.size = malloc((b.nobj + 1) * sizeof *b.size);
-    b.holder = malloc((b.nobj + 1) * sizeof *b.holder);
-    if (!a.addr || !a.oid || !a.tid || !a.size || !a.seen || !b.isnew ||
-        !b.tid || !b.size || !b.holder)
+    b.anchor = malloc((b.nobj + 1) * sizeof *b.anchor);
+    b.depth = malloc((b.nobj + 1) * sizeof *b.depth);
+    if (!a.addr || !a.oid || !a.tid || !a.size || !a.seen || !b.state ||
+        !b.referred ||
+        !b.tid || !b.size || !b.anchor || !b.depth)
         goto out;
     if ((rc = st_address_each(c->r, sa->id, a_addr, &a)) != 0 ||
         (rc = st_object_each(c->r, sa->id, a_obj, &a)) != 0 ||
@@ -302,71 +477,68 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
             goto out;
         }
     if ((rc = st_parents_each(c->r, sb->id, b_par, &b)) != 0) {
-        rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
+        if (rc != -ENOMEM)
+            rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
         goto out;
     }
-    /* group the new objects by (type, holder): sort keys, then runs */
-    g = malloc((b.nnew + 1) * sizeof *g);
-    if (g == NULL) {
-        rc = -ENOMEM;
+    if ((rc = settle_reused(c, &b)) != 0) {
+        if (rc != -ENOMEM)
+            rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
         goto out;
     }
-    /* First by (type, holder).  Then the groups whose holder is new and
-     * itself one of many new objects held alike (ints held by leaked
-     * Sessions) are merged by the holder's type; a new holder that stands
-     * alone (the cache's list, reallocated) keeps its own group. */
-    for (size_t i = 0; i < b.nobj; i++)
-        if (b.isnew[i])
-            g[ng++] = (struct group){ b.tid[i], b.holder[i], 0, 0, 1,
-                                      b.size[i], 1, (uint32_t)i };
-    rp__sort(g, ng, sizeof *g, key_cmp);
-    size_t k = 0;
-    for (size_t i = 0; i < ng; i++) {
-        if (k > 0 && same_group(&g[k - 1], &g[i])) {
-            g[k - 1].count++;
-            g[k - 1].bytes += g[i].bytes;
-        } else {
-            g[k++] = g[i];
-        }
-    }
-    ng = k;
-    int merged = 0;
-    /* decide on the sorted array first (bsearch), then re-key */
-    uint8_t *roll = calloc(ng + 1, 1);
-    if (roll == NULL) {
-        rc = -ENOMEM;
+    struct ml_accum ac = {
+        .n = b.nobj, .isnew = b.state, .referred = b.referred,
+        .edge = (const uint32_t (*)[2])b.edge, .nedge = b.nedge,
+        .anchor = b.anchor, .depth = b.depth,
+    };
+    if ((rc = ml_accum_search(&ac)) != 0) {
+        if (rc != -ENOMEM)
+            rp__fail(c, rc, "too many references among the new objects");
         goto out;
     }
-    for (size_t i = 0; i < ng; i++) {
-        uint32_t h = g[i].holder;
+    free(b.edge);
+    b.edge = NULL;
 
-        if (h == UINT32_MAX || h >= b.nobj || !b.isnew[h])
-            continue;
-        struct group key = { .tid = b.tid[h], .holder = b.holder[h] };
-        struct group *hg = bsearch(&key, g, ng, sizeof *g, key_cmp);
-        roll[i] = hg != NULL && hg->count > 1;
-    }
-    for (size_t i = 0; i < ng; i++)
-        if (roll[i]) {
-            g[i].byt = 1;
-            g[i].htid = b.tid[g[i].holder];
-            merged = 1;
-        }
-    free(roll);
-    if (merged) {
-        rp__sort(g, ng, sizeof *g, key_cmp);
-        k = 0;
-        for (size_t i = 0; i < ng; i++) {
-            if (k > 0 && same_group(&g[k - 1], &g[i])) {
-                g[k - 1].count += g[i].count;
-                g[k - 1].bytes += g[i].bytes;
-                g[k - 1].holders += g[i].holders;
-            } else {
-                g[k++] = g[i];
-            }
+    /* the rows: (anchor, type) of each counted new object, sorted, then
+     * runs summed; then the runs of one anchor are its group */
+    rc = -ENOMEM;
+    if ((rows = malloc((b.nnew + 1) * sizeof *rows)) == NULL)
+        goto out;
+    for (size_t i = 0; i < b.nobj; i++)
+        if (b.state[i] == B_NEW)
+            rows[nr++] = (struct row){ b.anchor[i], b.tid[i], b.depth[i],
+                                       (uint32_t)i, 1, b.size[i] };
+    rp__sort(rows, nr, sizeof *rows, row_key_cmp);
+    size_t k = 0;
+    for (size_t i = 0; i < nr; i++) {
+        if (k > 0 && rows[k - 1].anchor == rows[i].anchor &&
+            rows[k - 1].tid == rows[i].tid) {
+            rows[k - 1].count++;
+            rows[k - 1].bytes += rows[i].bytes;
+            if (rows[i].depth < rows[k - 1].depth)
+                rows[k - 1].depth = rows[i].depth;
+        } else {
+            rows[k++] = rows[i];
         }
     }
-    ng = k;
+    nr = k;
+    if ((g = malloc((nr + 1) * sizeof *g)) == NULL)
+        goto out;
+    for (size_t i = 0; i < nr;) {
+        struct group *x = &g[ng++];
+        size_t j = i;
+
+        *x = (struct group){ .anchor = rows[i].anchor, .first = i };
+        for (; j < nr && rows[j].anchor == x->anchor; j++) {
+            x->count += rows[j].count;
+            x->bytes += rows[j].bytes;
+            if (rows[j].depth > x->depth)
+                x->depth = rows[j].depth;
+        }
+        x->n = j - i;
+        rp__sort(rows + i, x->n, sizeof *rows, row_bytes_cmp);
+        i = j;
+    }
     rp__sort(g, ng, sizeof *g, group_cmp);
 
     uint64_t ngone = 0, bgone = 0;
@@ -375,6 +547,12 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
             ngone++;
             bgone += a.size[i];
         }
+    /* a group is ~1 KiB of JSON with its 8 types: refused before it is
+     * built when over the daemon's cap (the report's own use is not the
+     * answer) */
+    if (!all_types && (rc = rp__budget_rows(c, ng, top, 1024, "diff")) != 0)
+        goto out;
+    rc = -ENOMEM;
     cJSON *nw = cJSON_AddObjectToObject(out, "new_objects");
     cJSON_AddNumberToObject(nw, "count", (double)b.nnew);
     cJSON_AddNumberToObject(nw, "bytes", (double)b.bnew);
@@ -382,29 +560,13 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
     if (nkeep > 0)
         cJSON_AddNumberToObject(nw, "transient", (double)b.transient);
     cJSON *arr = cJSON_AddArrayToObject(nw, "groups");
-    for (size_t i = 0; i < ng && (top == 0 || i < top); i++) {
-        cJSON *o = cJSON_CreateObject();
-        const char *name;
-        size_t len;
+    for (size_t i = 0; arr != NULL && i < ng && (top == 0 || i < top); i++) {
+        cJSON *o = group_json(c, sb, &b, &g[i], rows,
+                              all_types ? 0 : RP_DIFF_GROUP_TYPES,
+                              !all_types && i < RP_DIFF_PATHS);
 
-        if (st_type_name(c->r, g[i].tid, &name, &len) == 0)
-            rp__add_strn(o, "type", name, len);
-        cJSON_AddNumberToObject(o, "count", (double)g[i].count);
-        cJSON_AddNumberToObject(o, "bytes", (double)g[i].bytes);
-        if (g[i].holder == UINT32_MAX)
-            cJSON_AddNullToObject(o, "holder");
-        else
-            cJSON_AddItemToObject(o, "holder", holder_json(c, sb->id, g[i].holder,
-                                                           b.isnew[g[i].holder]));
-        /* > 1: held by that many new objects of the holder's type, the
-         * holder shown being one of them */
-        cJSON_AddNumberToObject(o, "holders", (double)g[i].holders);
-        {
-            struct st_object ex;
-
-            if (st_object_get(c->r, sb->id, g[i].example, &ex) == 0)
-                cJSON_AddNumberToObject(o, "example", (double)ex.address);
-        }
+        if (o == NULL)
+            goto out;
         cJSON_AddItemToArray(arr, o);
     }
     /* where the new objects were allocated, when the stream had traces */
@@ -416,16 +578,20 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
 out:
     if (rc == -ENOMEM)
         rp__fail(c, rc, "out of memory");
+    free(rows);
     free(g);
     free(a.addr);
     free(a.oid);
     free(a.tid);
     free(a.size);
     free(a.seen);
-    free(b.isnew);
+    free(b.state);
+    free(b.referred);
     free(b.tid);
     free(b.size);
-    free(b.holder);
+    free(b.anchor);
+    free(b.depth);
+    free(b.edge);
     return rc;
 }
 
@@ -531,7 +697,7 @@ rp__cmd_diff(struct ctx *c, const cJSON *req, cJSON *out)
         cJSON_AddItemToArray(arr, o);
     }
     if (sa->graph && sb->graph) {
-        rc = rp__object_diff(c, sa, sb, NULL, 0, top, out);
+        rc = rp__object_diff(c, sa, sb, NULL, 0, top, 0, out);
     } else {
         cJSON_AddNullToObject(out, "new_objects");
         cJSON_AddStringToObject(out, "note", "object-level diff needs both "

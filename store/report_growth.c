@@ -170,7 +170,7 @@ static int
 growth_trends(struct grow *g, const struct snap *const *sn, size_t n,
               int count, int sort)
 {
-    double *y = malloc((n + ml_trend_scratch(n)) * sizeof *y);
+    double *y = malloc((2 * n + ml_trend_scratch(n)) * sizeof *y);
     uint64_t *t = malloc(n * sizeof *t);
     double floor = ml_trend_floor((double)sn[n - 1]->bytes);
 
@@ -179,8 +179,10 @@ growth_trends(struct grow *g, const struct snap *const *sn, size_t n,
         free(t);
         return -ENOMEM;
     }
+    double *yc = y + n + ml_trend_scratch(n);   /* the count, for the rule */
     for (size_t k = 0; k < n; k++)
         t[k] = sn[k]->time_ns;
+    size_t mid = ml_trend_mid(t, n);
     for (size_t i = 0; i < g->n; i++) {
         struct series *s = &g->v[i];
 
@@ -192,6 +194,11 @@ growth_trends(struct grow *g, const struct snap *const *sn, size_t n,
         ml_trend(y, t, n, y + n, &s->tb);
         s->verdict = ml_trend_verdict(&s->tc, &s->tb, (double)s->bytes[n - 1] -
                                       (double)s->bytes[0], floor);
+        if (s->verdict == ML_VERDICT_SUSPECT) {     /* y: the bytes */
+            for (size_t k = 0; k < n; k++)
+                yc[k] = (double)s->count[k];
+            s->verdict = ml_trend_verdict_late(s->verdict, yc, y, n, mid);
+        }
 
         const struct ml_trend *by = count ? &s->tc : &s->tb;
         switch (sort) {

@@ -120,18 +120,102 @@ report_chain(struct ctx *c, const struct snap *s, uint64_t addr, cJSON *sus)
     cJSON_Delete(ans);
 }
 
+/* One accumulation point of a suspect's new objects: the diff's group g
+ * and g's row of the suspect's type. */
+struct spot {
+    const cJSON *g, *row;
+    double bytes;
+};
+
+static int
+spot_cmp(const void *x, const void *y)
+{
+    const struct spot *a = x, *b = y;
+
+    return a->bytes < b->bytes ? 1 : a->bytes > b->bytes ? -1 : 0;
+}
+
+static double
+numk(const cJSON *o, const char *k)
+{
+    return cJSON_GetNumberValue(cJSON_GetObjectItemCaseSensitive(o, k));
+}
+
+/* The suspect's new objects: each accumulation point (diff group) that
+ * has some, biggest first, at most RP_REPORT_GROUPS of them, as
+ * {"holder", "count", "bytes", "depth", "example" (the suspect's type's
+ * in that group), "group_count", "group_bytes" (all of the group)}.
+ * *top: the group with most of them (NULL if none), for grows_with. */
+static int
+suspect_groups(const char *name, const cJSON *nw, cJSON *sus,
+               const cJSON **top, uint64_t *example)
+{
+    const cJSON *g, *t;
+    struct spot *v = NULL;
+    size_t n = 0, cap = 0;
+    double count = 0, bytes = 0;
+
+    *top = NULL;
+    *example = 0;
+    cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(nw, "groups")) {
+        cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(g, "types")) {
+            const cJSON *tt = cJSON_GetObjectItemCaseSensitive(t, "type");
+
+            if (!cJSON_IsString(tt) || strcmp(tt->valuestring, name) != 0)
+                continue;
+            void *q = rp__grow(v, &cap, n, sizeof *v, 16);
+            if (q == NULL) {
+                free(v);
+                return -ENOMEM;
+            }
+            v = q;
+            v[n++] = (struct spot){ g, t, numk(t, "bytes") };
+            count += numk(t, "count");
+            bytes += numk(t, "bytes");
+            break;
+        }
+    }
+    rp__sort(v, n, sizeof *v, spot_cmp);
+    cJSON *o = cJSON_AddObjectToObject(sus, "new_objects");
+    cJSON *groups = cJSON_AddArrayToObject(o, "groups");
+    for (size_t i = 0; groups != NULL && i < n && i < RP_REPORT_GROUPS; i++) {
+        cJSON *x = cJSON_CreateObject();
+
+        cJSON_AddItemToObject(x, "holder", cJSON_Duplicate(
+            cJSON_GetObjectItemCaseSensitive(v[i].g, "holder"), 1));
+        cJSON_AddNumberToObject(x, "count", numk(v[i].row, "count"));
+        cJSON_AddNumberToObject(x, "bytes", numk(v[i].row, "bytes"));
+        cJSON_AddNumberToObject(x, "depth", numk(v[i].row, "depth"));
+        cJSON_AddNumberToObject(x, "example", numk(v[i].row, "example"));
+        cJSON_AddNumberToObject(x, "group_count", numk(v[i].g, "count"));
+        cJSON_AddNumberToObject(x, "group_bytes", numk(v[i].g, "bytes"));
+        cJSON_AddItemToArray(groups, x);
+    }
+    cJSON_AddNumberToObject(o, "count", count);
+    cJSON_AddNumberToObject(o, "bytes", bytes);
+    cJSON_AddNumberToObject(o, "groups_total", (double)n);
+    if (n > 0) {
+        *top = v[0].g;
+        *example = (uint64_t)numk(v[0].row, "example");
+    }
+    free(v);
+    return 0;
+}
+
 /* The suspect named t: growth's row, both series, its new objects, its
- * chain and its retained size. */
+ * chain and its retained size.  *top: its main accumulation point. */
 static int
 report_suspect(struct ctx *c, cJSON *t, const cJSON *bycount,
                const cJSON *diff, const struct snap *last,
-               const struct rp_retained *ret, const char *ret_why, cJSON *arr)
+               const struct rp_retained *ret, const char *ret_why, cJSON *arr,
+               const cJSON **top)
 {
     const char *name = cJSON_GetObjectItemCaseSensitive(t, "type")->valuestring;
-    const cJSON *ct = type_in(bycount, name), *g;
+    const cJSON *ct = type_in(bycount, name);
     cJSON *sus = cJSON_CreateObject();
-    uint64_t example = 0, n = 0, bytes = 0;
+    uint64_t example = 0;
 
+    *top = NULL;
     if (sus == NULL)
         return -ENOMEM;
     cJSON_AddItemToArray(arr, sus);
@@ -147,30 +231,10 @@ report_suspect(struct ctx *c, cJSON *t, const cJSON *bycount,
                                    ct, "series"), 1)
                              : cJSON_CreateNull());
     const cJSON *nw = cJSON_GetObjectItemCaseSensitive(diff, "new_objects");
-    if (!cJSON_IsObject(nw)) {
+    if (!cJSON_IsObject(nw))
         cJSON_AddNullToObject(sus, "new_objects");
-    } else {
-        cJSON *o = cJSON_AddObjectToObject(sus, "new_objects");
-        cJSON *groups = cJSON_AddArrayToObject(o, "groups");
-        size_t shown = 0;
-
-        cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(nw, "groups")) {
-            const cJSON *gt = cJSON_GetObjectItemCaseSensitive(g, "type");
-
-            if (!cJSON_IsString(gt) || strcmp(gt->valuestring, name) != 0)
-                continue;
-            n += (uint64_t)cJSON_GetObjectItemCaseSensitive(g, "count")->valuedouble;
-            bytes += (uint64_t)cJSON_GetObjectItemCaseSensitive(g, "bytes")->valuedouble;
-            if (example == 0 && cJSON_GetObjectItemCaseSensitive(g, "example"))
-                example = (uint64_t)cJSON_GetObjectItemCaseSensitive(
-                    g, "example")->valuedouble;
-            if (shown++ < RP_REPORT_GROUPS)
-                cJSON_AddItemToArray(groups, cJSON_Duplicate(g, 1));
-        }
-        cJSON_AddNumberToObject(o, "count", (double)n);
-        cJSON_AddNumberToObject(o, "bytes", (double)bytes);
-        cJSON_AddNumberToObject(o, "groups_total", (double)shown);
-    }
+    else if (suspect_groups(name, nw, sus, top, &example) != 0)
+        return -ENOMEM;
     /* where they were allocated (traced streams) */
     cJSON_AddItemToObject(sus, "births", rp__births_pick(
         cJSON_GetObjectItemCaseSensitive(nw, "births"), name));
@@ -186,36 +250,48 @@ report_suspect(struct ctx *c, cJSON *t, const cJSON *bycount,
     return report_retained(c, ret, ret_why, name, example, sus);
 }
 
-/* A suspect whose biggest group of new objects is held by many new
- * objects of another suspect (the diff's "holders" > 1) grows with it
- * ("grows_with": that type): a Session's buffers rise with the leaked
- * Sessions.  (One new holder is a container that grew, the cache.)  Those go after the others, so
- * the report starts with the types that leak. */
+/* A suspect grows with another ("grows_with": that type) when, at its main
+ * accumulation point, the other suspect's new objects sit nearer the old
+ * object they hang off (fewer hops: the leaked Sessions in the cache,
+ * their buffers one hop further).  The nearest one, then the biggest.
+ * tops[i]: suspect i's main accumulation point (diff group) or NULL.
+ * Those that grow with another go after the others, so the report starts
+ * with the types that leak. */
 static void
-annotate_along(cJSON *arr)
+annotate_along(cJSON *arr, const cJSON *const *tops)
 {
     cJSON *s, *along = cJSON_CreateArray();
-    int n = cJSON_GetArraySize(arr);
+    int n = cJSON_GetArraySize(arr), i = 0;
 
     cJSON_ArrayForEach(s, arr) {
-        const cJSON *g = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(s, "new_objects"), "groups"), 0);
-        const cJSON *h = cJSON_GetObjectItemCaseSensitive(g, "holder");
-        const cJSON *ht = cJSON_GetObjectItemCaseSensitive(h, "type");
         const char *self = cJSON_GetObjectItemCaseSensitive(s, "type")->valuestring;
+        const cJSON *g = tops[i++], *r, *mine = NULL, *best = NULL;
 
-        const cJSON *nh = cJSON_GetObjectItemCaseSensitive(g, "holders");
+        cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(g, "types")) {
+            const cJSON *rt = cJSON_GetObjectItemCaseSensitive(r, "type");
 
-        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(h, "new")) &&
-            cJSON_IsNumber(nh) && nh->valuedouble > 1 &&
-            cJSON_IsString(ht) && strcmp(ht->valuestring, self) != 0 &&
-            type_in(arr, ht->valuestring) != NULL)
-            cJSON_AddStringToObject(s, "grows_with", ht->valuestring);
+            if (cJSON_IsString(rt) && strcmp(rt->valuestring, self) == 0)
+                mine = r;
+        }
+        cJSON_ArrayForEach(r, cJSON_GetObjectItemCaseSensitive(g, "types")) {
+            const cJSON *rt = cJSON_GetObjectItemCaseSensitive(r, "type");
+            double d = numk(r, "depth");
+
+            if (mine == NULL || r == mine || !cJSON_IsString(rt) || d < 1 ||
+                d >= numk(mine, "depth") || type_in(arr, rt->valuestring) == NULL)
+                continue;
+            if (best == NULL || d < numk(best, "depth") ||
+                (d == numk(best, "depth") && numk(r, "bytes") > numk(best, "bytes")))
+                best = r;
+        }
+        if (best != NULL)
+            cJSON_AddStringToObject(s, "grows_with", cJSON_GetObjectItemCaseSensitive(
+                best, "type")->valuestring);
         else
             cJSON_AddNullToObject(s, "grows_with");
     }
     /* stable: the leaking ones in their order, then the others */
-    for (int i = 0, k = 0; i < n; i++) {
+    for (int j = 0, k = 0; j < n; j++) {
         cJSON *x = cJSON_GetArrayItem(arr, k);
 
         if (cJSON_IsString(cJSON_GetObjectItemCaseSensitive(x, "grows_with")))
@@ -226,6 +302,39 @@ annotate_along(cJSON *arr)
     while (cJSON_GetArraySize(along) > 0)
         cJSON_AddItemToArray(arr, cJSON_DetachItemFromArray(along, 0));
     cJSON_Delete(along);
+}
+
+/* Names each accumulation point of suspect sus (its groups' "holder"
+ * gets "path", report_path.c), each address looked up once per report
+ * section: the leak's Sessions, their strs and ints are at one point.
+ * *cache: an object of address -> path, made on first use. */
+static int
+add_paths(struct ctx *c, const struct snap *b, cJSON *sus, cJSON **cache)
+{
+    cJSON *g;
+    char key[24];
+
+    if (*cache == NULL && (*cache = cJSON_CreateObject()) == NULL)
+        return -ENOMEM;
+    cJSON_ArrayForEach(g, cJSON_GetObjectItemCaseSensitive(
+                           cJSON_GetObjectItemCaseSensitive(sus, "new_objects"),
+                           "groups")) {
+        cJSON *h = cJSON_GetObjectItemCaseSensitive(g, "holder"), *p;
+
+        if (!cJSON_IsObject(h) || cJSON_HasObjectItem(h, "path"))
+            continue;
+        snprintf(key, sizeof key, "%.0f", numk(h, "address"));
+        if ((p = cJSON_GetObjectItemCaseSensitive(*cache, key)) == NULL) {
+            p = rp__path_json(c, b, (uint64_t)numk(h, "address"));
+            if (p == NULL)
+                p = cJSON_CreateNull();
+            if (p == NULL)
+                return -ENOMEM;
+            cJSON_AddItemToObject(*cache, key, p);
+        }
+        cJSON_AddItemToObject(h, "path", cJSON_Duplicate(p, 1));
+    }
+    return 0;
 }
 
 /* Below the trend test's minimum no type can be a suspect, but the
@@ -277,6 +386,7 @@ report_process(struct ctx *c, const struct snap *const *sn, size_t n,
     const struct snap **keep = NULL;
     struct rp_retained *ret = NULL;
     char ret_why[200] = "not computed";
+    cJSON *paths = NULL;        /* add_paths' cache */
     size_t nkeep = 0;
     int rc;
 
@@ -341,7 +451,7 @@ report_process(struct ctx *c, const struct snap *const *sn, size_t n,
         cJSON_AddItemToArray(ka, cJSON_CreateNumber((double)b->id));
         for (size_t i = 0; i < nkeep; i++)
             cJSON_AddItemToArray(ka, cJSON_CreateNumber((double)keep[i]->id));
-        if ((rc = rp__object_diff(c, a, b, keep, nkeep, 0, diff)) != 0)
+        if ((rc = rp__object_diff(c, a, b, keep, nkeep, 0, 1, diff)) != 0)
             goto out;
         const cJSON *nw = cJSON_GetObjectItemCaseSensitive(diff, "new_objects");
         static const char *const tot[] = { "count", "bytes", "transient" };
@@ -354,13 +464,14 @@ report_process(struct ctx *c, const struct snap *const *sn, size_t n,
     cJSON *arr = cJSON_AddArrayToObject(sec, "suspects");
     cJSON *types = cJSON_GetObjectItemCaseSensitive(bysize, "types"), *t;
     const cJSON *ctypes = cJSON_GetObjectItemCaseSensitive(bycount, "types");
+    const cJSON *tops[RP_REPORT_SUSPECTS_MAX];
     uint64_t ns = 0;
     cJSON_ArrayForEach(t, types) {
         if (!cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "suspect")))
             continue;
         if (ns >= RP_REPORT_SUSPECTS_MAX)
             break;
-        if (ns++ == 0) {        /* the dominators of b, once for all */
+        if (ns == 0) {          /* the dominators of b, once for all */
             if (!b->graph) {
                 snprintf(ret_why, sizeof ret_why, "the last snapshot has no "
                          "object graph any more (retention)");
@@ -370,19 +481,38 @@ report_process(struct ctx *c, const struct snap *const *sn, size_t n,
             }
         }
         if ((rc = report_suspect(c, t, ctypes, diff, b, ret, ret_why,
-                                 arr)) != 0) {
+                                 arr, &tops[ns])) != 0) {
             rc = rp__fail(c, rc, "out of memory");
             goto out;
         }
+        ns++;
     }
-    annotate_along(arr);
+    annotate_along(arr, tops);
+    /* the verdict's type first; its groups named; then the verdict */
+    int lk = rp__verdict_pick(arr);
+    if (lk > 0)
+        cJSON_InsertItemInArray(arr, 0, cJSON_DetachItemFromArray(arr, lk));
+    if ((rc = add_paths(c, b, cJSON_GetArrayItem(arr, 0), &paths)) != 0 ||
+        (rc = rp__verdict_json(sec, lk >= 0 ? cJSON_GetArrayItem(arr, 0) : NULL,
+                               (double)(b->time_ns - sn[0]->time_ns) / 1e9,
+                               ML_TREND_MIN_N, sec)) != 0) {
+        rc = rp__fail(c, rc, "out of memory");
+        goto out;
+    }
     while (top != 0 && (uint64_t)cJSON_GetArraySize(arr) > top)
         cJSON_DeleteItemFromArray(arr, cJSON_GetArraySize(arr) - 1);
+    cJSON *sx;
+    cJSON_ArrayForEach(sx, arr)
+        if ((rc = add_paths(c, b, sx, &paths)) != 0) {
+            rc = rp__fail(c, rc, "out of memory");
+            goto out;
+        }
     cJSON_AddNumberToObject(sec, "suspects_total", (double)ns);
     if (n < ML_TREND_MIN_N && (rc = few_snapshots(c, sn, n, top, sec)) != 0)
         goto out;
     rc = 0;
 out:
+    cJSON_Delete(paths);
     rp__retained_free(ret);
     free(keep);
     cJSON_Delete(bysize);

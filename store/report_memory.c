@@ -143,6 +143,7 @@ rp__memory_json(const struct snap *const *sn, size_t n, cJSON *sec,
             vd = RP_MEM_FEW;
             break;
         case ML_VERDICT_NO_TREND:
+        case ML_VERDICT_STOPPED:        /* not from ml_trend_verdict */
             vd = RP_MEM_NO_TREND;
             break;
         case ML_VERDICT_BELOW_FLOOR:

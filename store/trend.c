@@ -214,6 +214,42 @@ ml_trend_verdict(const struct ml_trend *count, const struct ml_trend *bytes,
     return ML_VERDICT_SUSPECT;
 }
 
+size_t
+ml_trend_mid(const uint64_t *t, size_t n)
+{
+    size_t m = n > 0 ? (n - 1) / 2 : 0;
+
+    if (n > 1 && t != NULL && t[n - 1] > t[0]) {
+        /* the middle time without overflow: t0 + (t1 - t0) / 2 */
+        uint64_t mid = t[0] + (t[n - 1] - t[0]) / 2;
+
+        for (m = 0; m + 1 < n && t[m + 1] <= mid; m++)
+            ;
+    }
+    return m;
+}
+
+enum ml_verdict
+ml_trend_verdict_late(enum ml_verdict v, const double *count,
+                      const double *bytes, size_t n, size_t mid)
+{
+    size_t rises = 0;
+
+    if (v != ML_VERDICT_SUSPECT || n < 2 || mid >= n)
+        return v;
+    double late = bytes[n - 1] - bytes[mid];
+    double net = bytes[n - 1] - bytes[0];
+    for (size_t i = mid + 1; i < n; i++)
+        rises += bytes[i] > bytes[i - 1];
+    /* relative: the floor is the whole rise's, which a leak just over it
+     * does not reach in half the window */
+    if (!(late > 0) || late < ML_TREND_LATE_FRACTION * net)
+        return ML_VERDICT_STOPPED;
+    if (!(count[n - 1] > count[mid]) && rises < 2)
+        return ML_VERDICT_STOPPED;
+    return v;
+}
+
 const char *
 ml_verdict_name(enum ml_verdict v)
 {
@@ -222,6 +258,7 @@ ml_verdict_name(enum ml_verdict v)
     case ML_VERDICT_FEW_SNAPSHOTS: return "few_snapshots";
     case ML_VERDICT_NO_TREND: return "no_trend";
     case ML_VERDICT_BELOW_FLOOR: return "below_floor";
+    case ML_VERDICT_STOPPED: return "stopped";
     }
     return "?";
 }

@@ -57,17 +57,33 @@ struct ml_trend {
  * then most pairs have slope 0 and so has the median) or earlier, when
  * the slope times the span drops below the floor; a cache that fills and
  * is evicted again (sawtooth) has as many falling pairs across cycles as
- * rising ones and no significant S; noise has neither. */
+ * rising ones and no significant S; noise has neither.
+ *
+ * A warm-up is not a leak.  A type that passes the test above stays a
+ * suspect only if it still grows in the latter half of the window, from
+ * the last snapshot taken at or before the window's middle time
+ * (ml_trend_mid) to the last one: its bytes by at least
+ * ML_TREND_LATE_FRACTION of its net growth (the floor is the whole
+ * rise's: a leak just over it grows by less in half the window), and either its count
+ * grows there too (new objects keep coming) or its bytes rise in two or
+ * more of the latter half's steps (an object that keeps growing; the one
+ * resize of a full cache's dict table is one step).  Else its growth
+ * stopped in the first half (a cache that fills, then holds steady) and
+ * its verdict is ML_VERDICT_STOPPED.  A leak that grows in bursts and
+ * keeps what it got has a burst in the latter half and stays a suspect;
+ * so does one that grows for most of the window and stops near its end. */
 #define ML_TREND_ALPHA 0.01
 #define ML_TREND_MIN_N 5
 #define ML_TREND_FLOOR_FRACTION 0.01
 #define ML_TREND_FLOOR_MIN 4096.0
+#define ML_TREND_LATE_FRACTION 0.1
 
 enum ml_verdict {
     ML_VERDICT_SUSPECT,
     ML_VERDICT_FEW_SNAPSHOTS,   /* n < ML_TREND_MIN_N */
     ML_VERDICT_NO_TREND,        /* no significant upward trend */
     ML_VERDICT_BELOW_FLOOR,     /* rising, but not by enough to matter */
+    ML_VERDICT_STOPPED,         /* rose, but not in the latter half: warm-up */
 };
 
 /* The floor for a process whose last snapshot holds total bytes. */
@@ -79,7 +95,20 @@ enum ml_verdict ml_trend_verdict(const struct ml_trend *count,
                                  const struct ml_trend *bytes,
                                  double net_bytes, double floor);
 
-/* "suspect", "few_snapshots", "no_trend", "below_floor" (docs/cli-json.md) */
+/* The index of the last of n points taken at or before the middle time
+ * (t[0] + t[n-1]) / 2; (n - 1) / 2 when t is NULL or the times are all
+ * equal; 0 when n is 0. */
+size_t ml_trend_mid(const uint64_t *t, size_t n);
+
+/* v, or ML_VERDICT_STOPPED when v is ML_VERDICT_SUSPECT and the type did
+ * not grow in the latter half (the rule above): count and bytes are its
+ * n values, mid is ml_trend_mid of their times. */
+enum ml_verdict ml_trend_verdict_late(enum ml_verdict v, const double *count,
+                                      const double *bytes, size_t n,
+                                      size_t mid);
+
+/* "suspect", "few_snapshots", "no_trend", "below_floor", "stopped"
+ * (docs/cli-json.md) */
 const char *ml_verdict_name(enum ml_verdict v);
 
 /* Doubles of scratch ml_trend needs for n points. */

@@ -178,12 +178,20 @@ class TestGolden(TmpTestCase):
         self.assertEqual(len(doc["chains"]), 1)
         doc = json.loads(run_cli(["--store", self.store, "--json", "diff",
                                   "latest~1", "latest"]).stdout)
-        g = doc["new_objects"]["groups"][0]
+        # the 3 new Sessions and their strs and ints: one group, at the
+        # old list they hang off (an accumulation point), named by its path
+        [g] = doc["new_objects"]["groups"]
         self.assertEqual((g["type"], g["count"], g["bytes"]),
-                         ("Session", 3, 312))
+                         ("Session", 9, 606))
+        self.assertEqual([(t["type"], t["count"], t["bytes"], t["depth"])
+                          for t in g["types"]],
+                         [("Session", 3, 312, 1), ("str", 3, 210, 2),
+                          ("int", 3, 84, 2)])
         self.assertEqual(g["holder"]["address"], ADDR["l_sessions"])
         self.assertFalse(g["holder"]["new"])
         self.assertEqual(g["holder"]["owner"]["name"], "app.cache")
+        self.assertEqual(g["holder"]["path"], "app.cache.__dict__ > list@0x%x"
+                         % ADDR["l_sessions"])
         doc = json.loads(run_cli(["--store", self.store, "--json",
                                   "growth"]).stdout)
         [p] = doc["processes"]

@@ -11,8 +11,8 @@ it stops, and the test asks:
 - growth --since 1m: Session first (by size), marked suspect;
 - referrers latest ADDR (a leaked Session): the first chain ends at module
   sessioncache, through the CACHE list and the module's __dict__;
-- diff latest~2 latest: the new Sessions are one group, held by the CACHE
-  list, owned by module sessioncache;
+- diff latest~2 latest: the new Sessions are in one group, at the CACHE
+  list (their accumulation point), named sessioncache.__dict__ > list@...;
 
 as --json documents with --store, the same documents through the daemon,
 and as tables.
@@ -157,23 +157,27 @@ class TestLeakScenario(TmpTestCase):
         new = t["count_after"] - t["count_before"]
         self.assertGreater(new, 0)
         groups = [g for g in doc["new_objects"]["groups"]
-                  if g["type"] == "Session"]
+                  if "Session" in [t["type"] for t in g["types"]]]
         self.assertEqual(len(groups), 1, groups)
         g = groups[0]
-        self.assertEqual(g["count"], new)                # every new one
+        rows = {t["type"]: t for t in g["types"]}
+        self.assertEqual(rows["Session"]["count"], new)  # every new one
+        self.assertEqual(rows["Session"]["depth"], 1)    # in the list
         self.assertEqual(g["holder"]["address"], cache["address"])
-        self.assertEqual(g["holder"]["type"], "list")
+        self.assertEqual((g["holder"]["type"], g["holder"]["new"]),
+                         ("list", False))
         self.assertEqual((g["holder"]["owner"]["type"],
                           g["holder"]["owner"]["name"]), ("module", MODULE))
         self.assertEqual(g["holder"]["owner"]["address"], module["address"])
+        self.assertEqual(g["holder"]["path"], "%s.__dict__ > list@0x%x"
+                         % (MODULE, cache["address"]))
         out = self.cli("diff", "latest~2", "latest", "--process", "leaky",
                        json_=False)
-        line = [l for l in out.splitlines()
-                if re.match(r"\s+\d+ new Session \(", l)]
+        line = [l for l in out.splitlines() if " Session (" in l]
         self.assertEqual(len(line), 1, out)
-        self.assertIn("list@0x%x" % cache["address"], line[0])
-        self.assertIn("owned by module@0x%x" % module["address"], line[0])
-        self.assertTrue(line[0].endswith(" " + MODULE), line[0])
+        self.assertIn(" at %s.__dict__ > list@0x%x len=" % (
+            MODULE, cache["address"]), line[0])
+        self.assertIn(": %d Session (" % new, line[0])
 
     def test_the_daemon_gives_the_same_answers(self):
         addr = self.leaked_session()

@@ -112,10 +112,19 @@ class TestReport(TmpTestCase):
         self.assertEqual([h["type"] for h in chain],
                          ["Leaked", "list", "dict", "module"], chain)
         self.assertEqual(chain[-1]["name"], "__main__")
-        # the new ones: held by the one list, owned by the module
+        # the new ones: at the one list (their accumulation point, one hop
+        # below it), owned by the module, with their strs and ints
         g = leaked["new_objects"]["groups"][0]
         self.assertEqual(g["holder"]["address"], chain[1]["address"])
         self.assertEqual(g["holder"]["owner"]["name"], "__main__")
+        self.assertEqual(g["holder"]["path"],
+                         "__main__.__dict__ > list@0x%x" % chain[1]["address"])
+        self.assertEqual(g["depth"], 1)
+        self.assertEqual(len(leaked["new_objects"]["groups"]), 1)
+        self.assertGreater(g["group_count"], g["count"])
+        self.assertEqual(p["verdict"]["type"], "Leaked")
+        self.assertEqual(p["verdict"]["held_by"]["address"],
+                         chain[1]["address"])
         self.assertGreaterEqual(leaked["new_objects"]["count"], 2000)
         self.assertEqual(p["diff"]["b"], p["last"]["id"])
         self.assertEqual(len(p["diff"]["alive_in"]), 2)
@@ -152,8 +161,15 @@ class TestReport(TmpTestCase):
     def test_text_report(self):
         out = self.cli("report", "--process", "burst", json_=False)
         lines = answer_lines(out)
-        self.assertIn('leak report: process', lines[0])
-        self.assertRegex(lines[1], r"^\d+ leak suspects \(rising trend")
+        # the verdict first: the leak, its list, its rate
+        [p] = self.cli("report", "--process", "burst")["processes"]
+        held = p["verdict"]["held_by"]
+        self.assertTrue(lines[0].startswith(
+            "meliae: the leak is Leaked: +18,000 objects ("), lines[0])
+        self.assertIn("/h, held by __main__.__dict__ > list@0x%x (a list of "
+                      "20,000 entries)" % held["address"], lines[0])
+        self.assertIn('leak report: process', lines[1])
+        self.assertRegex(lines[2], r"^\d+ leak suspects \(rising trend")
         first = [l for l in lines if re.match(r"^\d+\. ", l)][0]
         self.assertTrue(first.startswith("1. Leaked "), out)
         # the path (common/paths.c), then the chain's objects

@@ -92,7 +92,7 @@ class TestText(TmpTestCase):
         cut = [row for row in rows if "StaticTuple" in row][0]
         self.assertIn("breezy.bzr._st...e_c.StaticTuple", cut)
         # the whole name in --json and in the new objects' lines
-        self.assertIn("4 new " + LONG, r.stdout)
+        self.assertIn(": 4 %s (400B)" % LONG, r.stdout)
 
     def test_long_type_names_in_growth(self):
         store = os.path.join(self.tmp, "g")
@@ -143,8 +143,11 @@ class TestText(TmpTestCase):
         self.assertEqual((r.returncode, r.stderr), (0, ""))
         self.assertIn("no verdict yet: the trend test needs 5 snapshots "
                       "or more (3 so far)", r.stdout)
-        # files, not a process: no pid 0
-        self.assertTrue(r.stdout.startswith(
+        # the verdict, then the heading: files, not a process (no pid 0)
+        lines = r.stdout.splitlines()
+        self.assertEqual(lines[0], "meliae: no verdict yet: 3 snapshots, and "
+                         "the trend test needs 5 or more")
+        self.assertTrue(lines[1].startswith(
             'leak report: imported files "%s", the last dump3.json: 3 '
             'snapshots' % LABEL), r.stdout)
         self.assertIn("what grew from snapshot 1 to 3:", r.stdout)

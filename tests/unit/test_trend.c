@@ -219,6 +219,145 @@ test_trend_small_rise_is_below_the_floor(void **state)
     near(ml_trend_floor(1000), ML_TREND_FLOOR_MIN, 1e-12);
 }
 
+/* The verdict as growth makes it: the trend test, then the warm-up rule,
+ * on a type's count and bytes taken at times sec (seconds). */
+static enum ml_verdict
+verdict_at(const double *count, const double *bytes, const double *sec,
+           size_t n, double floor)
+{
+    uint64_t t[64];
+    struct ml_trend tc, tb;
+    static double scratch2[2 * MAXN + 4096];
+
+    assert_true(n <= 64);
+    for (size_t i = 0; i < n; i++)
+        t[i] = (uint64_t)(sec[i] * 1e9);
+    ml_trend(count, t, n, scratch, &tc);
+    ml_trend(bytes, t, n, scratch2, &tb);
+    return ml_trend_verdict_late(ml_trend_verdict(&tc, &tb,
+                                                  bytes[n - 1] - bytes[0],
+                                                  floor),
+                                 count, bytes, n, ml_trend_mid(t, n));
+}
+
+static void
+test_trend_warm_up_that_holds_steady_is_not_a_suspect(void **state)
+{
+    /* a cache of 100 B entries that fills for 4 s (a snapshot every
+     * 0.5 s), then holds steady until 10 s: the trend test alone calls
+     * it a suspect */
+    double c[21], y[21], sec[21];
+    struct ml_trend tr;
+
+    (void)state;
+    for (size_t i = 0; i < 21; i++) {
+        sec[i] = 0.5 * (double)i;
+        c[i] = 1e3 * fmin(sec[i], 4.0);
+        y[i] = 1e6 + 100 * c[i];
+    }
+    tr = trend(y, 21);
+    assert_true(tr.p < ML_TREND_ALPHA && tr.slope > 0);
+    assert_int_equal(ml_trend_verdict(&tr, &tr, y[20] - y[0], 1e4),
+                     ML_VERDICT_SUSPECT);
+    assert_int_equal(verdict_at(c, y, sec, 21, 1e4), ML_VERDICT_STOPPED);
+    assert_string_equal(ml_verdict_name(ML_VERDICT_STOPPED), "stopped");
+    /* still growing after the fill, by less than a tenth of its rise:
+     * stopped; by a fifth: a suspect */
+    for (size_t i = 9; i < 21; i++) {
+        c[i] = 4000 + 30 * (double)(i - 8);
+        y[i] = 1e6 + 100 * c[i];
+    }
+    assert_int_equal(verdict_at(c, y, sec, 21, 1e4), ML_VERDICT_STOPPED);
+    for (size_t i = 9; i < 21; i++) {
+        c[i] = 4000 + 100 * (double)(i - 8);
+        y[i] = 1e6 + 100 * c[i];
+    }
+    assert_int_equal(verdict_at(c, y, sec, 21, 1e4), ML_VERDICT_SUSPECT);
+}
+
+static void
+test_trend_full_cache_dict_resized_once_late_is_not_a_suspect(void **state)
+{
+    /* one dict: its table grows with the fill, then once more at 7 s
+     * (deleted entries used its room up): one step, no new dict */
+    double c[16], y[16], sec[16];
+
+    (void)state;
+    for (size_t i = 0; i < 16; i++) {
+        sec[i] = (double)i;
+        c[i] = 1;
+        y[i] = i < 2 ? 2e5 : i < 5 ? 4e5 : i < 10 ? 6e5 : 9e5;
+    }
+    assert_int_equal(verdict_at(c, y, sec, 16, 1e4), ML_VERDICT_STOPPED);
+    /* a list that keeps growing (its items are old objects): a rise in
+     * most steps of the latter half, a suspect though no list is new */
+    for (size_t i = 0; i < 16; i++)
+        y[i] = 2e5 + 3e4 * (double)i;
+    assert_int_equal(verdict_at(c, y, sec, 16, 1e4), ML_VERDICT_SUSPECT);
+}
+
+static void
+test_trend_burst_leak_that_keeps_what_it_got_is_a_suspect(void **state)
+{
+    /* +3,000 objects of 100 B at 0, 4, 8 and 12 s of a 16 s window (a
+     * snapshot a second), nothing freed: flat between the bursts */
+    double c[16], y[16], sec[16];
+
+    (void)state;
+    for (size_t i = 0; i < 16; i++) {
+        sec[i] = (double)i;
+        c[i] = 3000 * (double)(i / 4 + 1);
+        y[i] = 1e6 + 100 * c[i];
+    }
+    assert_int_equal(verdict_at(c, y, sec, 16, 1e4), ML_VERDICT_SUSPECT);
+    /* the same bursts at 0 and 4 s only: it stopped in the first half
+     * (here the flat half already makes the median slope 0) */
+    for (size_t i = 8; i < 16; i++) {
+        c[i] = c[7];
+        y[i] = y[7];
+    }
+    assert_int_not_equal(verdict_at(c, y, sec, 16, 1e4), ML_VERDICT_SUSPECT);
+}
+
+static void
+test_trend_late_growth_is_measured_from_the_middle_time(void **state)
+{
+    /* uneven snapshots: the middle of 0..100 s is 50 s, so the point at
+     * 40 s (index 2) is the last one before it */
+    static const uint64_t t[] = { 0, 20e9, 40e9, 90e9, 95e9, 100e9 };
+    static const uint64_t same[] = { 5, 5, 5, 5, 5, 5 };
+    static const uint64_t at[] = { 0, 10e9, 50e9, 60e9, 70e9, 100e9 };
+    static const double c[] = { 0, 1, 2, 3, 4, 5 };
+    static const double y[] = { 0, 10, 20, 30, 40, 50 };
+
+    (void)state;
+    assert_int_equal(ml_trend_mid(t, 6), 2);
+    /* no distinct times, or none: the middle index, (6 - 1) / 2 = 2 */
+    assert_int_equal(ml_trend_mid(same, 6), 2);
+    assert_int_equal(ml_trend_mid(NULL, 6), 2);
+    assert_int_equal(ml_trend_mid(t, 1), 0);
+    assert_int_equal(ml_trend_mid(t, 0), 0);
+    /* a time exactly at the middle belongs to the first half */
+    assert_int_equal(ml_trend_mid(at, 6), 2);
+    /* late growth 50 - 20 = 30 of a net 50, whatever the floor (the
+     * whole rise met it) */
+    assert_int_equal(ml_trend_verdict_late(ML_VERDICT_SUSPECT, c, y, 6, 2),
+                     ML_VERDICT_SUSPECT);
+    /* measured from a later middle: 50 - 40 = 10, a fifth of 50 */
+    assert_int_equal(ml_trend_verdict_late(ML_VERDICT_SUSPECT, c, y, 6, 4),
+                     ML_VERDICT_SUSPECT);
+    /* a tenth is the line: 50 - 46 = 4 < 5 is stopped, 5 is not */
+    static const double y2[] = { 0, 10, 20, 30, 46, 50 };
+    static const double y3[] = { 0, 10, 20, 30, 45, 50 };
+    assert_int_equal(ml_trend_verdict_late(ML_VERDICT_SUSPECT, c, y2, 6, 4),
+                     ML_VERDICT_STOPPED);
+    assert_int_equal(ml_trend_verdict_late(ML_VERDICT_SUSPECT, c, y3, 6, 4),
+                     ML_VERDICT_SUSPECT);
+    /* and the rule only ever demotes a suspect */
+    assert_int_equal(ml_trend_verdict_late(ML_VERDICT_NO_TREND, c, y, 6, 2),
+                     ML_VERDICT_NO_TREND);
+}
+
 static void
 test_trend_s_and_var_match_all_pairs_on_random_series(void **state)
 {
@@ -292,6 +431,10 @@ main(void)
         cmocka_unit_test(test_trend_steady_state_marks_nothing),
         cmocka_unit_test(test_trend_needs_five_snapshots),
         cmocka_unit_test(test_trend_small_rise_is_below_the_floor),
+        cmocka_unit_test(test_trend_warm_up_that_holds_steady_is_not_a_suspect),
+        cmocka_unit_test(test_trend_full_cache_dict_resized_once_late_is_not_a_suspect),
+        cmocka_unit_test(test_trend_burst_leak_that_keeps_what_it_got_is_a_suspect),
+        cmocka_unit_test(test_trend_late_growth_is_measured_from_the_middle_time),
         cmocka_unit_test(test_trend_s_and_var_match_all_pairs_on_random_series),
         cmocka_unit_test(test_trend_slope_over_many_snapshots_and_per_hour),
     };
