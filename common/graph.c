@@ -3,9 +3,16 @@
  * graph.c -- the flat-array dump graph; see graph.h.
  *
  * Growth is by doubling, so loading n objects makes O(log n) allocations,
- * none per object.
+ * none per object.  Adding an object only appends (no lookup: a hash map
+ * probe per line was most of the loader's time, two cache misses each);
+ * ml_graph_finish then groups the objects by a hash of their address (a
+ * counting sort: sequential passes and scattered writes, no dependent
+ * misses), finds the repeated addresses inside each group, and resolves
+ * every ref with a prefetching lookup, half the refs on each of two
+ * threads.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +43,8 @@ ml_graph_free(struct ml_graph *g)
     free(g->par);
     free(g->types);
     free(g->tmap);
-    free(g->map);
+    free(g->perm);
+    free(g->dir);
     free(g->arena);
     free(g->biglen);
     free(g->nulvals);
@@ -187,43 +195,6 @@ intern_type(struct ml_graph *g, const char *s, size_t n, uint32_t *id)
     return 0;
 }
 
-/* Fills map (capacity mask + 1, zeroed) from addr[0..n). */
-static void
-fill_map(uint32_t *map, size_t mask, const uint64_t *addr, size_t n)
-{
-    for (size_t j = 0; j < n; j++) {
-        size_t i;
-
-        for (i = ml_graph_hash64(addr[j]) & mask; map[i] != 0; i = (i + 1) & mask)
-            ;
-        map[i] = (uint32_t)j + 1;
-    }
-}
-
-static int
-grow_map(struct ml_graph *g)
-{
-    size_t ncap = g->map ? (g->map_mask + 1) * 2 : 4096;
-    uint32_t *nm = calloc(ncap, sizeof(*nm));
-
-    if (nm == NULL)
-        return -ENOMEM;
-    fill_map(nm, ncap - 1, g->addr, g->n);
-    free(g->map);
-    g->map = nm;
-    g->map_mask = ncap - 1;
-    return 0;
-}
-
-void
-ml_graph_rehash(struct ml_graph *g)
-{
-    if (g->map == NULL)
-        return;
-    memset(g->map, 0, (g->map_mask + 1) * sizeof(*g->map));
-    fill_map(g->map, g->map_mask, g->addr, g->n);
-}
-
 void
 ml_graph_drop_parents(struct ml_graph *g)
 {
@@ -233,38 +204,108 @@ ml_graph_drop_parents(struct ml_graph *g)
     g->par = NULL;
 }
 
+/* ---- the address index ----------------------------------------------- */
+
+static inline size_t
+bucket_of(uint64_t address, unsigned bits)
+{
+    /* The top bits of the mix: they depend on every bit of the address. */
+    return bits ? (size_t)((uint64_t)ml_graph_hash64(address) >> (64 - bits)) : 0;
+}
+
+/* Groups addr[0..n) by bucket into perm (and keys[pos] = the address, when
+ * keys is not NULL), dir[b] the start of bucket b; dir has 2^bits + 1
+ * entries, zeroed.  Stable: a bucket lists its objects in index order. */
+static void
+index_fill(const uint64_t *addr, size_t n, unsigned bits, uint32_t *perm,
+           uint32_t *dir, uint64_t *keys)
+{
+    size_t nb = (size_t)1 << bits;
+
+    for (size_t j = 0; j < n; j++)
+        dir[bucket_of(addr[j], bits) + 1]++;
+    for (size_t b = 0; b < nb; b++)
+        dir[b + 1] += dir[b];
+    /* Place with dir[b] as the fill pointer; it ends as the start of
+     * bucket b + 1, and the shift puts every start back. */
+    for (size_t j = 0; j < n; j++) {
+        size_t b = bucket_of(addr[j], bits);
+        uint32_t pos = dir[b]++;
+
+        perm[pos] = (uint32_t)j;
+        if (keys != NULL)
+            keys[pos] = addr[j];
+    }
+    memmove(dir + 1, dir, nb * sizeof(*dir));
+    dir[0] = 0;
+}
+
+/* Bits of the directory for n objects: about 4 objects a bucket. */
+static unsigned
+index_bits(size_t n)
+{
+    unsigned bits = 0;
+
+    while (bits < 30 && ((size_t)1 << bits) * 4 < n)
+        bits++;
+    return bits;
+}
+
+/* Allocates and fills the index for addr[0..n); keys as index_fill. */
+static int
+index_build(struct ml_graph *g, uint64_t *keys)
+{
+    unsigned bits = index_bits(g->n);
+
+    free(g->perm);
+    free(g->dir);
+    g->perm = malloc((g->n ? g->n : 1) * sizeof(*g->perm));
+    g->dir = calloc(((size_t)1 << bits) + 1, sizeof(*g->dir));
+    if (g->perm == NULL || g->dir == NULL) {
+        free(g->perm);
+        free(g->dir);
+        g->perm = NULL;
+        g->dir = NULL;
+        return -ENOMEM;
+    }
+    g->dir_bits = bits;
+    index_fill(g->addr, g->n, bits, g->perm, g->dir, keys);
+    return 0;
+}
+
+void
+ml_graph_rehash(struct ml_graph *g)
+{
+    if (g->dir == NULL)
+        return;
+    memset(g->dir, 0, (((size_t)1 << g->dir_bits) + 1) * sizeof(*g->dir));
+    index_fill(g->addr, g->n, g->dir_bits, g->perm, g->dir, NULL);
+}
+
 uint32_t
 ml_graph_find(const struct ml_graph *g, uint64_t address)
 {
-    if (g->map == NULL)
+    size_t b;
+
+    if (g->dir == NULL)
         return ML_GRAPH_NONE;
-    for (size_t i = ml_graph_hash64(address) & g->map_mask; g->map[i] != 0;
-         i = (i + 1) & g->map_mask)
-        if (g->addr[g->map[i] - 1] == address)
-            return g->map[i] - 1;
+    b = bucket_of(address, g->dir_bits);
+    for (uint32_t p = g->dir[b]; p < g->dir[b + 1]; p++)
+        if (g->addr[g->perm[p]] == address)
+            return g->perm[p];
     return ML_GRAPH_NONE;
 }
+
+/* ---- loading ------------------------------------------------------------ */
 
 int
 ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
 {
-    size_t i;
     uint32_t idx;
     int rc;
 
     if (g->finished)
         return -EINVAL;
-    if (g->map == NULL || (g->n + 1) * 2 > g->map_mask + 1) {
-        if ((rc = grow_map(g)) < 0)
-            return rc;
-    }
-    for (i = ml_graph_hash64(l->address) & g->map_mask; g->map[i] != 0;
-         i = (i + 1) & g->map_mask) {
-        if (g->addr[g->map[i] - 1] == l->address) {
-            g->nduplicates++;
-            return 0;
-        }
-    }
     if (g->n == g->cap && (rc = grow_objects(g)) < 0)
         return rc;
     idx = (uint32_t)g->n;
@@ -321,9 +362,105 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
     g->ref_start[idx] = (uint32_t)g->nrefs;
     g->nrefs += l->nrefs;
     g->ref_start[idx + 1] = (uint32_t)g->nrefs;
-    g->map[i] = idx + 1;
     g->n++;
     return 0;
+}
+
+/* Grows the object arrays to hold at least n (exactly n when larger than
+ * doubling would give). */
+static int
+reserve_objects(struct ml_graph *g, size_t n)
+{
+    while (g->cap < n) {
+        int rc = grow_objects(g);
+
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int
+ml_graph_append(struct ml_graph *g, struct ml_graph *o)
+{
+    uint32_t *tmap = NULL;
+    uint32_t base = 0;
+    int rc = -ENOMEM;
+
+    if (g->finished || o->finished)
+        return -EINVAL;
+    if (o->n == 0 && o->ntypes == 0) {
+        g->nduplicates += o->nduplicates;
+        ml_graph_free(o);
+        return 0;
+    }
+    if (g->n + o->n >= UINT32_MAX - 1 || g->nrefs + o->nrefs >= UINT32_MAX)
+        return ML_ETOOBIG;
+    /* o's strings follow g's: every offset of o shifts by base. */
+    if (o->arena_len > 0) {
+        uint32_t off1;
+
+        if ((rc = arena_put(g, o->arena, o->arena_len - 1, &off1)) < 0)
+            return rc;
+        base = off1 - 1;
+    }
+    tmap = malloc((o->ntypes ? o->ntypes : 1) * sizeof(*tmap));
+    if (tmap == NULL)
+        return -ENOMEM;
+    for (size_t t = 0; t < o->ntypes; t++) {
+        const char *tn = o->arena + o->types[t];
+
+        if ((rc = intern_type(g, tn, strlen(tn), &tmap[t])) < 0)
+            goto out;
+    }
+    if ((rc = reserve_objects(g, g->n + o->n)) < 0)
+        goto out;
+    rc = -ENOMEM;
+    if (g->nrefs + o->nrefs > g->raw_cap) {
+        if (grow((void **)&g->raw, sizeof(*g->raw), g->nrefs + o->nrefs) < 0)
+            goto out;
+        g->raw_cap = g->nrefs + o->nrefs;
+    }
+    if (o->nbiglen > 0) {
+        void *nb = realloc(g->biglen, (g->nbiglen + o->nbiglen) * sizeof(*g->biglen));
+
+        if (nb == NULL)
+            goto out;
+        g->biglen = nb;
+        memcpy(g->biglen + g->nbiglen, o->biglen, o->nbiglen * sizeof(*o->biglen));
+        g->nbiglen += o->nbiglen;
+    }
+    if (o->nnulvals > 0) {
+        void *nv = realloc(g->nulvals, (g->nnulvals + o->nnulvals) * sizeof(*g->nulvals));
+
+        if (nv == NULL)
+            goto out;
+        g->nulvals = nv;
+        memcpy(g->nulvals + g->nnulvals, o->nulvals, o->nnulvals * sizeof(*o->nulvals));
+        g->nnulvals += o->nnulvals;
+    }
+    memcpy(g->addr + g->n, o->addr, o->n * sizeof(*o->addr));
+    memcpy(g->size + g->n, o->size, o->n * sizeof(*o->size));
+    memcpy(g->len + g->n, o->len, o->n * sizeof(*o->len));
+    memcpy(g->vkind + g->n, o->vkind, o->n * sizeof(*o->vkind));
+    for (size_t i = 0; i < o->n; i++) {
+        g->type[g->n + i] = tmap[o->type[i]];
+        g->name[g->n + i] = o->name[i] ? o->name[i] + base : 0;
+        g->value[g->n + i] = o->value[i] ? o->value[i] + base : 0;
+        g->ref_start[g->n + i + 1] = o->ref_start[i + 1] + (uint32_t)g->nrefs;
+    }
+    if (o->nrefs > 0)
+        memcpy(g->raw + g->nrefs, o->raw, o->nrefs * sizeof(*o->raw));
+    if (g->n == 0)
+        g->ref_start[0] = 0;
+    g->n += o->n;
+    g->nrefs += o->nrefs;
+    g->nduplicates += o->nduplicates;
+    ml_graph_free(o);
+    rc = 0;
+out:
+    free(tmap);
+    return rc;
 }
 
 /* Gives back the slack of doubling once loading is over: up to half of
@@ -357,10 +494,181 @@ shrink(struct ml_graph *g)
         g->arena_cap = g->arena_len ? g->arena_len : 1;
 }
 
+/* Drops the objects marked in dup (repeated addresses: their first line
+ * stays), with their refs, before the refs are resolved. */
+static void
+drop_duplicates(struct ml_graph *g, const uint8_t *dup)
+{
+    size_t j = 0;
+    uint64_t nr = 0;
+
+    for (size_t i = 0; i < g->n; i++) {
+        uint32_t a = g->ref_start[i], e = g->ref_start[i + 1];
+
+        if (dup[i])
+            continue;
+        g->addr[j] = g->addr[i];
+        g->type[j] = g->type[i];
+        g->size[j] = g->size[i];
+        g->len[j] = g->len[i];
+        g->name[j] = g->name[i];
+        g->value[j] = g->value[i];
+        g->vkind[j] = g->vkind[i];
+        memmove(g->raw + nr, g->raw + a, (size_t)(e - a) * sizeof(*g->raw));
+        g->ref_start[j] = (uint32_t)nr;
+        nr += e - a;
+        j++;
+    }
+    g->ref_start[j] = (uint32_t)nr;
+    g->nduplicates += g->n - j;
+    g->n = j;
+    g->nrefs = nr;
+}
+
+/* Marks in dup every object whose address an earlier object has (they
+ * share a bucket); the number marked. */
+static size_t
+find_duplicates(const struct ml_graph *g, const uint64_t *keys, uint8_t *dup)
+{
+    size_t nb = (size_t)1 << g->dir_bits, count = 0;
+
+    for (size_t b = 0; b < nb; b++)
+        for (uint32_t p = g->dir[b] + 1; p < g->dir[b + 1]; p++)
+            for (uint32_t q = g->dir[b]; q < p; q++)
+                if (keys[q] == keys[p]) {
+                    dup[g->perm[p]] = 1;
+                    count++;
+                    break;
+                }
+    return count;
+}
+
+/* Half of finish's lookups: refs[lo..hi) from raw, the positions of the
+ * dangling ones (no object has the address) listed in dang. */
+struct resolve_job {
+    const struct ml_graph *g;
+    const uint64_t *keys;
+    uint64_t lo, hi;
+    uint64_t *dang;
+    size_t ndang, dcap;
+    int rc;
+};
+
+#define PREFETCH_DIR 16         /* refs ahead whose bucket start is fetched */
+#define PREFETCH_KEYS 8         /* refs ahead whose bucket keys are */
+
+static void *
+resolve_run(void *arg)
+{
+    struct resolve_job *j = arg;
+    const struct ml_graph *g = j->g;
+    const uint64_t *raw = g->raw, *keys = j->keys;
+    const uint32_t *dir = g->dir, *perm = g->perm;
+    uint32_t *refs = g->refs;
+    unsigned bits = g->dir_bits;
+
+    /* A lookup is a chain of misses (dir, then the bucket's keys); the
+     * refs ahead are independent, so their lines are fetched early. */
+    for (uint64_t k = j->lo; k < j->hi; k++) {
+        uint64_t a = raw[k];
+        size_t b = bucket_of(a, bits);
+        uint32_t p, e, r = ML_GRAPH_NONE;
+
+        if (k + PREFETCH_DIR < j->hi)
+            __builtin_prefetch(&dir[bucket_of(raw[k + PREFETCH_DIR], bits)]);
+        if (k + PREFETCH_KEYS < j->hi) {
+            uint32_t s = dir[bucket_of(raw[k + PREFETCH_KEYS], bits)];
+
+            __builtin_prefetch(&keys[s]);
+            __builtin_prefetch(&perm[s]);
+        }
+        for (p = dir[b], e = dir[b + 1]; p < e; p++)
+            if (keys[p] == a) {
+                r = perm[p];
+                break;
+            }
+        if (r == ML_GRAPH_NONE) {
+            if (j->ndang == j->dcap) {
+                size_t ncap = j->dcap ? j->dcap * 2 : 64;
+                uint64_t *nd = realloc(j->dang, ncap * sizeof(*nd));
+
+                if (nd == NULL) {
+                    j->rc = -ENOMEM;
+                    return NULL;
+                }
+                j->dang = nd;
+                j->dcap = ncap;
+            }
+            j->dang[j->ndang++] = k;
+        }
+        refs[k] = r;
+    }
+    return NULL;
+}
+
+/* Below this many refs one thread resolves them all. */
+#define RESOLVE_THREADED_MIN (1u << 16)
+
+/* Resolves raw into refs; dangling refs get n + their rank, in ref
+ * order. */
+static int
+resolve_refs(struct ml_graph *g, const uint64_t *keys)
+{
+    struct resolve_job job[2];
+    pthread_t th;
+    int threaded = 0, rc = 0;
+    size_t dcap = 0;
+
+    memset(job, 0, sizeof(job));
+    for (int t = 0; t < 2; t++) {
+        job[t].g = g;
+        job[t].keys = keys;
+    }
+    job[0].hi = g->nrefs;
+    if (g->nrefs >= RESOLVE_THREADED_MIN) {
+        job[0].hi = g->nrefs / 2;
+        job[1].lo = job[0].hi;
+        job[1].hi = g->nrefs;
+        threaded = pthread_create(&th, NULL, resolve_run, &job[1]) == 0;
+    }
+    resolve_run(&job[0]);
+    if (threaded)
+        pthread_join(th, NULL);
+    else if (job[1].hi > job[1].lo)
+        resolve_run(&job[1]);       /* no thread: the second half here */
+    for (int t = 0; t < 2 && rc == 0; t++) {
+        rc = job[t].rc;
+        for (size_t d = 0; rc == 0 && d < job[t].ndang; d++) {
+            uint64_t k = job[t].dang[d];
+
+            /* One entry per reference, in order; a dump rarely has many,
+             * and they need no index. */
+            if (g->ndangling == dcap) {
+                dcap = dcap ? dcap * 2 : 64;
+                if (grow((void **)&g->dangling, sizeof(*g->dangling), dcap) < 0) {
+                    rc = -ENOMEM;
+                    break;
+                }
+            }
+            if (g->n + g->ndangling >= UINT32_MAX) {
+                rc = ML_ETOOBIG;
+                break;
+            }
+            g->dangling[g->ndangling] = g->raw[k];
+            g->refs[k] = (uint32_t)(g->n + g->ndangling++);
+        }
+    }
+    free(job[0].dang);
+    free(job[1].dang);
+    return rc;
+}
+
 int
 ml_graph_finish(struct ml_graph *g)
 {
-    size_t dcap = 0;
+    uint64_t *keys = NULL;
+    uint8_t *dup = NULL;
+    int rc = -ENOMEM;
 
     if (g->finished)
         return 0;
@@ -369,33 +677,35 @@ ml_graph_finish(struct ml_graph *g)
         if (g->ref_start == NULL)
             return -ENOMEM;
     }
+    keys = malloc((g->n ? g->n : 1) * sizeof(*keys));
+    if (keys == NULL || (rc = index_build(g, keys)) < 0)
+        goto out;
+    rc = -ENOMEM;
+    dup = calloc(g->n ? g->n : 1, 1);
+    if (dup == NULL)
+        goto out;
+    if (find_duplicates(g, keys, dup) > 0) {
+        drop_duplicates(g, dup);
+        if ((rc = index_build(g, keys)) < 0)
+            goto out;
+    }
+    free(dup);
+    dup = NULL;
     g->refs = malloc((g->nrefs ? g->nrefs : 1) * sizeof(*g->refs));
     if (g->refs == NULL)
-        return -ENOMEM;
-    for (uint64_t k = 0; k < g->nrefs; k++) {
-        uint32_t r = ml_graph_find(g, g->raw[k]);
-
-        if (r == ML_GRAPH_NONE) {
-            /* Dangling: one entry per reference, in order; a dump rarely
-             * has many, and they need no map. */
-            if (g->ndangling == dcap) {
-                dcap = dcap ? dcap * 2 : 64;
-                if (grow((void **)&g->dangling, sizeof(*g->dangling), dcap) < 0)
-                    return -ENOMEM;
-            }
-            if (g->n + g->ndangling >= UINT32_MAX)
-                return ML_ETOOBIG;
-            g->dangling[g->ndangling] = g->raw[k];
-            r = (uint32_t)(g->n + g->ndangling++);
-        }
-        g->refs[k] = r;
-    }
+        goto out;
+    if ((rc = resolve_refs(g, keys)) < 0)
+        goto out;
     free(g->raw);
     g->raw = NULL;
     g->raw_cap = 0;
     g->finished = 1;
     shrink(g);
-    return 0;
+    rc = 0;
+out:
+    free(keys);
+    free(dup);
+    return rc;
 }
 
 /* Counts each object's distinct referrers into start[r + 1], with last[r]

@@ -6,12 +6,21 @@
  * No object per node.  Object i (0 <= i < n) is the i-th distinct address
  * loaded; its fields are parallel arrays, its type an interned id, its
  * strings offsets into one arena, its refs a CSR slice of 32-bit indices.
- * An address -> index map (open addressing) finds objects.  Refs to
- * addresses that no line defined are kept as "dangling" entries, indices at
- * or above n, so nothing is lost and nothing crashes.
+ * An address index (objects grouped by a hash of their address: perm and
+ * dir below, about 5 bytes an object) finds objects.  Refs to addresses
+ * that no line defined are kept as "dangling" entries, indices at or above
+ * n, so nothing is lost and nothing crashes.
  *
- * Lifecycle: ml_graph_init, ml_graph_add per line, ml_graph_finish (turns
- * addresses in refs into indices), then the queries.  Not thread-safe.
+ * Lifecycle: ml_graph_init, ml_graph_add per line (appends only: no
+ * lookup, so loading runs at the parser's speed), ml_graph_finish (builds
+ * the address index, drops repeated addresses, turns addresses in refs
+ * into indices, on two threads), then the queries.  Not thread-safe.
+ *
+ * The arrays' shape is the interface for other C code (path_to_root,
+ * dominators): object i is addr[i], type[i], ...; its refs are
+ * refs[ref_start[i] .. ref_start[i + 1]); its referrers, after
+ * ml_graph_compute_parents, par[par_start[i] .. par_start[i + 1]), each
+ * once, in increasing index order.
  */
 #ifndef ML_GRAPH_H
 #define ML_GRAPH_H
@@ -63,9 +72,14 @@ struct ml_graph {
     uint32_t *tmap;             /* open addressing: type id + 1 */
     size_t tmap_mask;
 
-    /* address -> index + 1, open addressing. */
-    uint32_t *map;
-    size_t map_mask;
+    /* The address index, built by ml_graph_finish: bucket b (the top
+     * dir_bits bits of ml_graph_hash64(address)) holds the objects
+     * perm[dir[b] .. dir[b + 1]), in increasing index order; 2^dir_bits is
+     * about n / 4.  NULL before finish (ml_graph_find then finds
+     * nothing). */
+    uint32_t *perm;             /* n entries */
+    uint32_t *dir;              /* 2^dir_bits + 1 entries */
+    unsigned dir_bits;
 
     /* Strings: type names, names and values, each NUL-terminated. */
     char *arena;
@@ -85,7 +99,7 @@ struct ml_graph {
     uint64_t nduplicates;       /* lines whose address was already loaded */
 };
 
-/* The hash of the address map; collapse.c rebuilds the map with it. */
+/* The hash of the address index. */
 static inline size_t
 ml_graph_hash64(uint64_t v)
 {
@@ -99,13 +113,22 @@ void ml_graph_init(struct ml_graph *g);
 void ml_graph_free(struct ml_graph *g);
 
 /* Adds one object line (l->kind must be ML_LINE_OBJECT).  A duplicate
- * address keeps the first line and counts the others.  0, -ENOMEM, or
+ * address keeps the first line and counts the others (in ml_graph_finish,
+ * which removes them).  0, -ENOMEM, or
  * ML_ETOOBIG (more than 2^32 - 2 objects or refs, or a 4 GiB string
  * arena: 32-bit indices keep the graph at about half the memory). */
 int ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l);
 
-/* Resolves refs to indices; after this, no more ml_graph_add.  0 or
- * -ENOMEM (the graph is then unusable). */
+/* Appends the objects of other (not finished; it is emptied and can be
+ * freed) to g (not finished), as if other's lines had been added to g
+ * after g's: the loader parses two halves of a file on two threads and
+ * joins them.  0, -ENOMEM or ML_ETOOBIG (g is then unusable). */
+int ml_graph_append(struct ml_graph *g, struct ml_graph *other);
+
+/* Builds the address index, drops the objects of repeated addresses (the
+ * first line of an address is kept) and resolves refs to indices (on two
+ * threads); after this, no more ml_graph_add.  0, -ENOMEM or ML_ETOOBIG
+ * (the graph is then unusable). */
 int ml_graph_finish(struct ml_graph *g);
 
 /* Index of address, or ML_GRAPH_NONE. */
@@ -114,8 +137,9 @@ uint32_t ml_graph_find(const struct ml_graph *g, uint64_t address);
 /* Id of the type named name, or ML_GRAPH_NONE. */
 uint32_t ml_graph_type_id(const struct ml_graph *g, const char *name);
 
-/* Rebuilds the address map from addr[0..n) after objects were removed or
- * moved (ml_graph_collapse_instance_dicts). */
+/* Rebuilds the address index from addr[0..n) after objects were removed
+ * or moved (ml_graph_collapse_instance_dicts), in place: n must not have
+ * grown since ml_graph_finish. */
 void ml_graph_rehash(struct ml_graph *g);
 
 /* Frees the referrer CSR after refs changed; par_start is then NULL
