@@ -32,8 +32,7 @@ ml_graph_free(struct ml_graph *g)
     free(g->type);
     free(g->size);
     free(g->len);
-    free(g->name);
-    free(g->value);
+    free(g->str);
     free(g->vkind);
     free(g->ref_start);
     free(g->raw);
@@ -47,6 +46,7 @@ ml_graph_free(struct ml_graph *g)
     free(g->dir);
     free(g->arena);
     free(g->biglen);
+    free(g->bigsize);
     free(g->nulvals);
     ml_graph_init(g);
 }
@@ -76,8 +76,7 @@ grow_objects(struct ml_graph *g)
             || grow((void **)&g->type, sizeof(*g->type), ncap) < 0
             || grow((void **)&g->size, sizeof(*g->size), ncap) < 0
             || grow((void **)&g->len, sizeof(*g->len), ncap) < 0
-            || grow((void **)&g->name, sizeof(*g->name), ncap) < 0
-            || grow((void **)&g->value, sizeof(*g->value), ncap) < 0
+            || grow((void **)&g->str, sizeof(*g->str), ncap) < 0
             || grow((void **)&g->vkind, sizeof(*g->vkind), ncap) < 0
             || grow((void **)&g->ref_start, sizeof(*g->ref_start), ncap + 1) < 0)
         return -ENOMEM;
@@ -299,6 +298,46 @@ ml_graph_find(const struct ml_graph *g, uint64_t address)
 /* ---- loading ------------------------------------------------------------ */
 
 int
+ml_graph_reserve_bigsize(struct ml_graph *g, size_t extra)
+{
+    if (g->nbigsize + extra > g->bigsize_cap) {
+        size_t ncap = g->nbigsize + extra;
+        void *nb = realloc(g->bigsize, ncap * sizeof(*g->bigsize));
+
+        if (nb == NULL)
+            return -ENOMEM;
+        g->bigsize = nb;
+        g->bigsize_cap = ncap;
+    }
+    return 0;
+}
+
+int
+ml_graph_set_size(struct ml_graph *g, size_t i, uint64_t size)
+{
+    int rc;
+
+    if (size < ML_GRAPH_SIZE32_BIG) {
+        g->size[i] = (uint32_t)size;
+        return 0;
+    }
+    /* The entry of an earlier size of this object, else a new one. */
+    if (g->size[i] == ML_GRAPH_SIZE32_BIG)
+        for (size_t k = 0; k < g->nbigsize; k++)
+            if (g->bigsize[k].addr == g->addr[i]) {
+                g->bigsize[k].size = size;
+                return 0;
+            }
+    if (g->nbigsize == g->bigsize_cap
+            && (rc = ml_graph_reserve_bigsize(g, g->nbigsize + 1)) < 0)
+        return rc;
+    g->bigsize[g->nbigsize].addr = g->addr[i];
+    g->bigsize[g->nbigsize++].size = size;
+    g->size[i] = ML_GRAPH_SIZE32_BIG;
+    return 0;
+}
+
+int
 ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
 {
     uint32_t idx;
@@ -312,7 +351,9 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
     if ((rc = intern_type(g, l->type, l->type_len, &g->type[idx])) < 0)
         return rc;
     g->addr[idx] = l->address;
-    g->size[idx] = l->size;
+    g->size[idx] = 0;
+    if ((rc = ml_graph_set_size(g, idx, l->size)) < 0)
+        return rc;
     if (!l->has_len) {
         g->len[idx] = ML_GRAPH_LEN32_NONE;
     } else if (l->len < ML_GRAPH_LEN32_BIG) {
@@ -327,24 +368,31 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
         g->biglen[g->nbiglen++].len = l->len;
         g->len[idx] = ML_GRAPH_LEN32_BIG;
     }
-    g->name[idx] = 0;
-    g->value[idx] = 0;
+    /* One offset for both strings: the value's text, then the name. */
+    g->str[idx] = 0;
     g->vkind[idx] = (uint8_t)l->vkind;
-    if (l->has_name && (rc = arena_put(g, l->name, l->name_len, &g->name[idx])) < 0)
-        return rc;
-    if ((l->vkind == ML_VAL_STR || l->vkind == ML_VAL_INT
-            || l->vkind == ML_VAL_FLOAT)
-            && (rc = arena_put(g, l->value, l->value_len, &g->value[idx])) < 0)
-        return rc;
-    if (g->value[idx] != 0 && memchr(l->value, '\0', l->value_len) != NULL) {
-        void *nv = realloc(g->nulvals, (g->nnulvals + 1) * sizeof(*g->nulvals));
+    if (ml_graph_vkind_has_text(l->vkind)) {
+        if ((rc = arena_put(g, l->value, l->value_len, &g->str[idx])) < 0)
+            return rc;
+        if (memchr(l->value, '\0', l->value_len) != NULL) {
+            void *nv = realloc(g->nulvals, (g->nnulvals + 1) * sizeof(*g->nulvals));
 
-        if (nv == NULL)
-            return -ENOMEM;
-        g->nulvals = nv;
-        g->nulvals[g->nnulvals].addr = l->address;
-        g->nulvals[g->nnulvals++].len = l->value_len;
-        g->vkind[idx] |= ML_GRAPH_VNUL;
+            if (nv == NULL)
+                return -ENOMEM;
+            g->nulvals = nv;
+            g->nulvals[g->nnulvals].addr = l->address;
+            g->nulvals[g->nnulvals++].len = l->value_len;
+            g->vkind[idx] |= ML_GRAPH_VNUL;
+        }
+    }
+    if (l->has_name) {
+        uint32_t off1;
+
+        if ((rc = arena_put(g, l->name, l->name_len, &off1)) < 0)
+            return rc;
+        if (g->str[idx] == 0)
+            g->str[idx] = off1;
+        g->vkind[idx] |= ML_GRAPH_VNAME;
     }
     if (g->nrefs + l->nrefs >= UINT32_MAX)
         return ML_ETOOBIG;
@@ -430,6 +478,12 @@ ml_graph_append(struct ml_graph *g, struct ml_graph *o)
         memcpy(g->biglen + g->nbiglen, o->biglen, o->nbiglen * sizeof(*o->biglen));
         g->nbiglen += o->nbiglen;
     }
+    if (o->nbigsize > 0) {
+        if (ml_graph_reserve_bigsize(g, o->nbigsize) < 0)
+            goto out;
+        memcpy(g->bigsize + g->nbigsize, o->bigsize, o->nbigsize * sizeof(*o->bigsize));
+        g->nbigsize += o->nbigsize;
+    }
     if (o->nnulvals > 0) {
         void *nv = realloc(g->nulvals, (g->nnulvals + o->nnulvals) * sizeof(*g->nulvals));
 
@@ -445,8 +499,7 @@ ml_graph_append(struct ml_graph *g, struct ml_graph *o)
     memcpy(g->vkind + g->n, o->vkind, o->n * sizeof(*o->vkind));
     for (size_t i = 0; i < o->n; i++) {
         g->type[g->n + i] = tmap[o->type[i]];
-        g->name[g->n + i] = o->name[i] ? o->name[i] + base : 0;
-        g->value[g->n + i] = o->value[i] ? o->value[i] + base : 0;
+        g->str[g->n + i] = o->str[i] ? o->str[i] + base : 0;
         g->ref_start[g->n + i + 1] = o->ref_start[i + 1] + (uint32_t)g->nrefs;
     }
     if (o->nrefs > 0)
@@ -484,8 +537,7 @@ shrink(struct ml_graph *g)
     shrink_one((void **)&g->type, sizeof(*g->type), g->n);
     shrink_one((void **)&g->size, sizeof(*g->size), g->n);
     shrink_one((void **)&g->len, sizeof(*g->len), g->n);
-    shrink_one((void **)&g->name, sizeof(*g->name), g->n);
-    shrink_one((void **)&g->value, sizeof(*g->value), g->n);
+    shrink_one((void **)&g->str, sizeof(*g->str), g->n);
     shrink_one((void **)&g->vkind, sizeof(*g->vkind), g->n);
     shrink_one((void **)&g->ref_start, sizeof(*g->ref_start), g->n + 1);
     shrink_one((void **)&g->arena, 1, g->arena_len);
@@ -511,8 +563,7 @@ drop_duplicates(struct ml_graph *g, const uint8_t *dup)
         g->type[j] = g->type[i];
         g->size[j] = g->size[i];
         g->len[j] = g->len[i];
-        g->name[j] = g->name[i];
-        g->value[j] = g->value[i];
+        g->str[j] = g->str[i];
         g->vkind[j] = g->vkind[i];
         memmove(g->raw + nr, g->raw + a, (size_t)(e - a) * sizeof(*g->raw));
         g->ref_start[j] = (uint32_t)nr;
@@ -780,14 +831,16 @@ ml_graph_summarize(const struct ml_graph *g, const uint8_t *mask,
     }
     for (size_t i = 0; i < g->n; i++) {
         struct ml_type_summary *s;
+        uint64_t sz;
 
         if (mask != NULL && !mask[i])
             continue;
+        sz = ml_graph_size(g, i);
         s = &out[g->type[i]];
         s->count++;
-        s->size += g->size[i];
-        if (s->max_index == ML_GRAPH_NONE || g->size[i] > s->max_size) {
-            s->max_size = g->size[i];
+        s->size += sz;
+        if (s->max_index == ML_GRAPH_NONE || sz > s->max_size) {
+            s->max_size = sz;
             s->max_index = (uint32_t)i;
         }
     }

@@ -34,6 +34,8 @@
 #define ML_GRAPH_NONE UINT32_MAX        /* no such index */
 #define ML_GRAPH_NOLEN UINT64_MAX       /* object has no "len" */
 #define ML_GRAPH_VNUL 0x80              /* in vkind[]: value holds a NUL */
+#define ML_GRAPH_VNAME 0x40             /* in vkind[]: the object has a name */
+#define ML_GRAPH_SIZE32_BIG UINT32_MAX  /* in size[]: see bigsize */
 #define ML_GRAPH_LEN32_NONE UINT32_MAX  /* in len[]: no "len" */
 #define ML_GRAPH_LEN32_BIG (UINT32_MAX - 1) /* in len[]: see biglen */
 
@@ -43,11 +45,13 @@ struct ml_graph {
     size_t cap;
     uint64_t *addr;
     uint32_t *type;             /* index into types */
-    uint64_t *size;
+    uint32_t *size;             /* use ml_graph_size(); 4 bytes, not 8 */
     uint32_t *len;              /* use ml_graph_len(); 4 bytes, not 8 */
-    uint32_t *name;             /* arena offset + 1, 0 when absent */
-    uint32_t *value;            /* arena offset + 1, 0 when absent */
-    uint8_t *vkind;             /* enum ml_vkind | ML_GRAPH_VNUL */
+    uint32_t *str;              /* arena offset + 1 of the value's text
+                                 * followed by the name's, 0 when neither:
+                                 * use ml_graph_value(), ml_graph_name() */
+    uint8_t *vkind;             /* enum ml_vkind | ML_GRAPH_VNUL
+                                 * | ML_GRAPH_VNAME */
 
     /* Refs, CSR: object i's refs are refs[ref_start[i] .. ref_start[i+1]).
      * Before ml_graph_finish they are addresses (raw); after, indices, where
@@ -90,6 +94,10 @@ struct ml_graph {
      * container is rare enough for a linear search). */
     struct { uint64_t addr, len; } *biglen;
     size_t nbiglen;
+    /* Sizes of 4 GiB and more, the same way. */
+    struct { uint64_t addr, size; } *bigsize;
+    size_t nbigsize;
+    size_t bigsize_cap;
     /* Lengths of the values that hold a NUL (strlen does for the others,
      * which saves 4 bytes an object), by address. */
     struct { uint64_t addr, len; } *nulvals;
@@ -167,27 +175,80 @@ ml_graph_len(const struct ml_graph *g, size_t i)
     return v;
 }
 
+/* Object i's size. */
+static inline uint64_t
+ml_graph_size(const struct ml_graph *g, size_t i)
+{
+    uint32_t v = g->size[i];
+
+    if (v == ML_GRAPH_SIZE32_BIG)
+        for (size_t k = 0; k < g->nbigsize; k++)
+            if (g->bigsize[k].addr == g->addr[i])
+                return g->bigsize[k].size;
+    return v;
+}
+
+/* Sets object i's size: 0, or -ENOMEM (only for a size of 4 GiB or more,
+ * unless ml_graph_reserve_bigsize made room). */
+int ml_graph_set_size(struct ml_graph *g, size_t i, uint64_t size);
+
+/* Makes room for extra more sizes of 4 GiB or more.  0 or -ENOMEM. */
+int ml_graph_reserve_bigsize(struct ml_graph *g, size_t extra);
+
 /* Object i's value kind (enum ml_vkind). */
 static inline int
 ml_graph_vkind(const struct ml_graph *g, size_t i)
 {
-    return g->vkind[i] & ~ML_GRAPH_VNUL;
+    return g->vkind[i] & ~(ML_GRAPH_VNUL | ML_GRAPH_VNAME);
+}
+
+/* 1 if a value of kind k has a text (a str, an int or a float). */
+static inline int
+ml_graph_vkind_has_text(int k)
+{
+    return k == ML_VAL_STR || k == ML_VAL_INT || k == ML_VAL_FLOAT;
+}
+
+/* Object i's value text, NUL-terminated (see ml_graph_value_len), or
+ * NULL. */
+static inline const char *
+ml_graph_value(const struct ml_graph *g, size_t i)
+{
+    if (!ml_graph_vkind_has_text(ml_graph_vkind(g, i)) || g->str[i] == 0)
+        return NULL;
+    return g->arena + g->str[i] - 1;
 }
 
 /* Bytes of object i's value text (0 when it has none). */
 static inline size_t
 ml_graph_value_len(const struct ml_graph *g, size_t i)
 {
-    if (g->value[i] == 0)
+    const char *v = ml_graph_value(g, i);
+
+    if (v == NULL)
         return 0;
     if (g->vkind[i] & ML_GRAPH_VNUL)
         for (size_t k = 0; k < g->nnulvals; k++)
             if (g->nulvals[k].addr == g->addr[i])
                 return (size_t)g->nulvals[k].len;
-    return strlen(g->arena + g->value[i] - 1);
+    return strlen(v);
 }
 
-/* The string at an offset from name[] / value[] (NULL for 0). */
+/* Object i's name, or NULL: it follows the value's text and its NUL. */
+static inline const char *
+ml_graph_name(const struct ml_graph *g, size_t i)
+{
+    const char *v;
+
+    if (!(g->vkind[i] & ML_GRAPH_VNAME))
+        return NULL;
+    v = ml_graph_value(g, i);
+    if (v != NULL)
+        return v + ml_graph_value_len(g, i) + 1;
+    return g->arena + g->str[i] - 1;
+}
+
+/* The string at an arena offset + 1 (NULL for 0). */
 static inline const char *
 ml_graph_str(const struct ml_graph *g, uint32_t off1)
 {

@@ -454,7 +454,7 @@ Graph_size(GraphObject *self, PyObject *arg)
 
     if (get_index(self, arg, &i) < 0)
         return NULL;
-    return PyLong_FromUnsignedLongLong(self->g.size[i]);
+    return PyLong_FromUnsignedLongLong(ml_graph_size(&self->g, i));
 }
 
 static PyObject *
@@ -482,9 +482,9 @@ Graph_name(GraphObject *self, PyObject *arg)
 
     if (get_index(self, arg, &i) < 0)
         return NULL;
-    if (self->g.name[i] == 0)
+    if (ml_graph_name(&self->g, i) == NULL)
         Py_RETURN_NONE;
-    return decode(ml_graph_str(&self->g, self->g.name[i]));
+    return decode(ml_graph_name(&self->g, i));
 }
 
 /* A value as Python: str, int, float, bool or None. */
@@ -546,7 +546,7 @@ Graph_value(GraphObject *self, PyObject *arg)
 
     if (get_index(self, arg, &i) < 0)
         return NULL;
-    s = ml_graph_str(&self->g, self->g.value[i]);
+    s = ml_graph_value(&self->g, i);
     return value_obj(strcmp(ml_graph_type_name(&self->g, self->g.type[i]),
                             "float") == 0,
                      ml_graph_vkind(&self->g, i), s,
@@ -763,7 +763,7 @@ dict_name_value(const struct ml_graph *g, uint32_t d)
         uint32_t key = g->refs[k];
 
         if (key < g->n && ml_graph_vkind(g, key) == ML_VAL_STR && ml_graph_value_len(g, key) == 8
-                && memcmp(ml_graph_str(g, g->value[key]), "__name__", 8) == 0)
+                && memcmp(ml_graph_value(g, key), "__name__", 8) == 0)
             return g->refs[k + 1] + 1;
     }
     return 0;
@@ -1120,6 +1120,7 @@ Graph_compute_retained(GraphObject *self, PyObject *unused)
     struct ml_graph *g = &self->g;
     struct ml_dom_input in;
     struct modroot m;
+    uint64_t *sizes;
     int rc;
 
     if (check_finished(self) < 0)
@@ -1138,12 +1139,21 @@ Graph_compute_retained(GraphObject *self, PyObject *unused)
     in.succ = g->refs;
     in.pred_start = g->par_start;
     in.pred = g->par;
-    in.size = g->size;
+    /* The dominator code takes 64-bit sizes (the store's); a copy for
+     * its run. */
+    sizes = PyMem_Malloc(g->n * sizeof(*sizes));
+    if (sizes == NULL)
+        return PyErr_NoMemory();
+    for (size_t i = 0; i < g->n; i++)
+        sizes[i] = ml_graph_size(g, i);
+    in.size = sizes;
     in.is_root = m.t_module != ML_GRAPH_NONE ? is_module : NULL;
     in.arg = &m;
     in.type = g->type;
     in.ntypes = g->ntypes;
-    if ((rc = ml_dom_compute(&self->dom, &in)) < 0) {
+    rc = ml_dom_compute(&self->dom, &in);
+    PyMem_Free(sizes);
+    if (rc < 0) {
         raise_rc(rc);
         return NULL;
     }
@@ -1303,13 +1313,13 @@ Graph_mask_size(GraphObject *self, PyObject *arg)
         return NULL;
     if (view.buf == NULL) {
         for (size_t i = 0; i < self->g.n; i++)
-            tot += self->g.size[i];
+            tot += ml_graph_size(&self->g, i);
     } else {
         const uint8_t *m = view.buf;
 
         for (size_t i = 0; i < self->g.n; i++)
             if (m[i])
-                tot += self->g.size[i];
+                tot += ml_graph_size(&self->g, i);
         PyBuffer_Release(&view);
     }
     return PyLong_FromUnsignedLongLong(tot);
@@ -1317,15 +1327,16 @@ Graph_mask_size(GraphObject *self, PyObject *arg)
 
 /* indices_of_type(type_str) -> indices of that type, largest size first
  * (ties: dump order). */
-static const uint64_t *sort_sizes;
+static const struct ml_graph *sort_graph;
 
 static int
 cmp_size_desc(const void *pa, const void *pb)
 {
     uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    uint64_t sa = ml_graph_size(sort_graph, a), sb = ml_graph_size(sort_graph, b);
 
-    if (sort_sizes[a] != sort_sizes[b])
-        return sort_sizes[a] > sort_sizes[b] ? -1 : 1;
+    if (sa != sb)
+        return sa > sb ? -1 : 1;
     return a < b ? -1 : a > b;
 }
 
@@ -1360,7 +1371,7 @@ Graph_indices_of_type(GraphObject *self, PyObject *arg)
     for (size_t i = 0; i < self->g.n; i++)
         if (self->g.type[i] == t)
             v[cnt++] = (uint32_t)i;
-    sort_sizes = self->g.size;      /* GIL held: no concurrent sort */
+    sort_graph = &self->g;          /* GIL held: no concurrent sort */
     qsort(v, cnt, sizeof(*v), cmp_size_desc);
     res = index_list(v, cnt);
     PyMem_Free(v);

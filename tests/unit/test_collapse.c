@@ -182,14 +182,14 @@ test_collapse_folds_a_private_dict_into_its_instance(void **state)
     assert_no_refs(&g, 1);
     i = idx(&g, 4);
     assert_string_equal(ml_graph_type_name(&g, g.type[i]), "str");
-    assert_string_equal(ml_graph_str(&g, g.value[i]), "a");
+    assert_string_equal(ml_graph_value(&g, i), "a");
     assert_int_equal(g.size[i], 50);
     assert_int_equal(g.len[i], 1);
     i = idx(&g, 7);
     assert_int_equal(g.vkind[i], ML_VAL_INT);
-    assert_string_equal(ml_graph_str(&g, g.value[i]), "7");
+    assert_string_equal(ml_graph_value(&g, i), "7");
     i = idx(&g, 1);
-    assert_string_equal(ml_graph_str(&g, g.name[i]), "Leak");
+    assert_string_equal(ml_graph_name(&g, i), "Leak");
     assert_int_equal(g.size[i], 1000);
     assert_consistent(&g);
 

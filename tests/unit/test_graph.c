@@ -52,10 +52,10 @@ test_graph_resolves_refs_to_indices_and_keeps_fields(void **state)
     assert_int_equal(g.size[d], 184);
     assert_int_equal(g.len[d], 1);
     assert_true(ml_graph_len(&g, t) == ML_GRAPH_NOLEN);
-    assert_string_equal(ml_graph_str(&g, g.value[s]), "a\xc3\xa9");
+    assert_string_equal(ml_graph_value(&g, s), "a\xc3\xa9");
     assert_int_equal(g.vkind[s], ML_VAL_STR);
-    assert_string_equal(ml_graph_str(&g, g.name[t]), "f");
-    assert_null(ml_graph_str(&g, g.name[d]));
+    assert_string_equal(ml_graph_name(&g, t), "f");
+    assert_null(ml_graph_name(&g, d));
     assert_int_equal(g.ref_start[d + 1] - g.ref_start[d], 2);
     assert_int_equal(g.refs[g.ref_start[d]], s);
     assert_int_equal(g.refs[g.ref_start[d] + 1], t);
