@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <zlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "collapse.h"
 #include "dominators.h"
@@ -45,6 +48,17 @@ typedef struct {
 static PyTypeObject Graph_Type;
 
 /* ---- loading ---------------------------------------------------------- */
+
+/* Gives the free pages inside the heap back to the system: the arrays
+ * grew by doubling and the old copies, freed, left holes that glibc keeps
+ * resident (4 bytes an object) until asked. */
+static void
+trim_heap(void)
+{
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
 
 static int
 raise_rc(int rc)
@@ -232,6 +246,7 @@ Graph_finish(GraphObject *self, PyObject *unused)
     self->partial = NULL;
     self->pcap = 0;
     ml_dumpparser_free(&self->p);
+    trim_heap();
     Py_RETURN_NONE;
 }
 
@@ -647,6 +662,7 @@ Graph_compute_parents(GraphObject *self, PyObject *unused)
         raise_rc(rc);
         return NULL;
     }
+    trim_heap();
     Py_RETURN_NONE;
 }
 
