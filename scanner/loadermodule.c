@@ -18,10 +18,13 @@
 #include <malloc.h>
 #endif
 
+#include <sys/stat.h>
+
 #include "collapse.h"
 #include "dominators.h"
 #include "dumpline.h"
 #include "graph.h"
+#include "ldfeed.h"
 #include "ml-common.h"
 
 #define CHUNK (1 << 20)
@@ -29,17 +32,7 @@
 typedef struct {
     PyObject_HEAD
     struct ml_graph g;
-    struct ml_dumpparser p;
-    char *partial;              /* an incomplete last line, across feeds */
-    size_t plen;
-    size_t pcap;
-    unsigned long long lineno;  /* lines seen so far */
-    unsigned long long skipped; /* malformed lines, errors='skip' */
-    unsigned long long first_skipped_line;
-    char first_skipped_err[200];
-    unsigned long long nother;  /* lines without "address" */
-    unsigned long long bytes_fed;
-    int skip;
+    struct ldfeed ld;           /* lines -> g; errors='skip' is ld.skip */
     int finished;
     int expensive_removed;      /* remove_expensive_references() was run */
     struct ml_dom dom;          /* compute_retained(); idom NULL until then */
@@ -73,68 +66,27 @@ raise_rc(int rc)
     return -1;
 }
 
-static void
-record_skip(GraphObject *self, const char *err)
-{
-    if (self->skipped++ == 0) {
-        self->first_skipped_line = self->lineno;
-        snprintf(self->first_skipped_err, sizeof(self->first_skipped_err),
-                 "%s", err);
-    }
-}
-
-/* One complete line (without or with its '\n'). */
+/* The exception for what stopped self->ld (which then goes on, as a
+ * feed after an error always could). */
 static int
-do_line(GraphObject *self, const char *s, size_t n)
+raise_ld(GraphObject *self)
 {
-    struct ml_dumpline l;
-    int rc;
+    int rc = self->ld.err_rc;
 
-    self->lineno++;
-    if (ml_dumpline_blank(s, n))
-        return 0;
-    rc = ml_dumpline_parse(&self->p, s, n, &l);
+    self->ld.err_rc = 0;
     if (rc == ML_EPROTO) {
-        if (self->skip) {
-            record_skip(self, self->p.err);
-            return 0;
-        }
-        PyErr_Format(PyExc_ValueError, "line %llu: %s", self->lineno,
-                     self->p.err);
+        PyErr_Format(PyExc_ValueError, "line %llu: %s", self->ld.err_line,
+                     self->ld.err_msg);
         return -1;
     }
-    if (rc < 0)
-        return raise_rc(rc);
-    if (l.kind != ML_LINE_OBJECT) {
-        self->nother++;
+    if (rc == 0)
         return 0;
+    if (rc > -30000 && rc != -ENOMEM) {     /* -errno: a read error */
+        errno = -rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
     }
-    rc = ml_graph_add(&self->g, &l);
-    if (rc < 0)
-        return raise_rc(rc);
-    return 0;
-}
-
-static int
-partial_append(GraphObject *self, const char *s, size_t n)
-{
-    if (self->plen + n > self->pcap) {
-        size_t ncap = self->pcap ? self->pcap : 4096;
-        char *np;
-
-        while (ncap < self->plen + n)
-            ncap *= 2;
-        np = PyMem_Realloc(self->partial, ncap);
-        if (np == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        self->partial = np;
-        self->pcap = ncap;
-    }
-    memcpy(self->partial + self->plen, s, n);
-    self->plen += n;
-    return 0;
+    return raise_rc(rc);
 }
 
 static int
@@ -150,28 +102,8 @@ check_open(GraphObject *self)
 static int
 feed_buf(GraphObject *self, const char *s, size_t n)
 {
-    const char *end = s + n;
-
-    self->bytes_fed += n;
-    while (s < end) {
-        const char *nl = memchr(s, '\n', (size_t)(end - s));
-
-        if (nl == NULL)
-            return partial_append(self, s, (size_t)(end - s));
-        if (self->plen) {
-            size_t len;
-
-            if (partial_append(self, s, (size_t)(nl - s)) < 0)
-                return -1;
-            len = self->plen;
-            self->plen = 0;     /* do_line may raise; the line is consumed */
-            if (do_line(self, self->partial, len) < 0)
-                return -1;
-        } else if (do_line(self, s, (size_t)(nl - s)) < 0) {
-            return -1;
-        }
-        s = nl + 1;
-    }
+    if (ldfeed_feed(&self->ld, s, n) < 0)
+        return raise_ld(self);
     return 0;
 }
 
@@ -209,43 +141,16 @@ Graph_finish(GraphObject *self, PyObject *unused)
 
     if (self->finished)
         Py_RETURN_NONE;
-    if (self->plen && !ml_dumpline_blank(self->partial, self->plen)) {
-        struct ml_dumpline l;
-        size_t n = self->plen;
-
-        self->plen = 0;
-        self->lineno++;
-        rc = ml_dumpline_parse(&self->p, self->partial, n, &l);
-        if (rc == ML_EPROTO) {
-            if (self->skip) {
-                record_skip(self, "truncated (the dump was cut short)");
-            } else {
-                PyErr_Format(PyExc_ValueError,
-                             "line %llu: truncated (the dump was cut short)",
-                             self->lineno);
-                return NULL;
-            }
-        } else if (rc < 0) {
-            return PyErr_NoMemory();
-        } else if (l.kind == ML_LINE_OBJECT) {
-            if ((rc = ml_graph_add(&self->g, &l)) < 0) {
-                raise_rc(rc);
-                return NULL;
-            }
-        } else {
-            self->nother++;
-        }
+    if (ldfeed_end(&self->ld) < 0) {
+        raise_ld(self);
+        return NULL;
     }
-    self->plen = 0;
     if ((rc = ml_graph_finish(&self->g)) < 0) {
         raise_rc(rc);
         return NULL;
     }
     self->finished = 1;
-    PyMem_Free(self->partial);
-    self->partial = NULL;
-    self->pcap = 0;
-    ml_dumpparser_free(&self->p);
+    ldfeed_free(&self->ld);
     trim_heap();
     Py_RETURN_NONE;
 }
@@ -275,8 +180,10 @@ Graph_load_file(GraphObject *self, PyObject *args, PyObject *kw)
     FILE *f = NULL;
     char *in = NULL, *out = NULL;
     z_stream z;
-    int zinit = 0, gz = 0, ok = 0, in_member = 0;
-    unsigned long long nread = 0;
+    int zinit = 0, gz = 0, ok = 0, in_member = 0, split = 0;
+    unsigned long long nread = 0, limit = ~0ull;
+    struct ldfeed_split sp;
+    struct stat st;
     size_t n;
 
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|O:load_file", kwlist,
@@ -297,7 +204,7 @@ Graph_load_file(GraphObject *self, PyObject *args, PyObject *kw)
     }
     memset(&z, 0, sizeof(z));
     for (int first = 1;; first = 0) {
-        n = fread(in, 1, CHUNK, f);
+        n = fread(in, 1, limit - nread < CHUNK ? (size_t)(limit - nread) : CHUNK, f);
         if (n == 0) {
             if (ferror(f)) {
                 PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
@@ -315,6 +222,22 @@ Graph_load_file(GraphObject *self, PyObject *args, PyObject *kw)
             }
             zinit = 1;
             in_member = 1;
+        }
+        if (first && !gz && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
+            /* A plain file: a thread parses its second half meanwhile. */
+            int rc = ldfeed_split_start(&sp, fileno(f),
+                                        (unsigned long long)st.st_size,
+                                        self->ld.skip);
+
+            if (rc < 0) {
+                errno = -rc;
+                PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+                goto out;
+            }
+            if (rc > 0) {
+                split = 1;
+                limit = sp.at;
+            }
         }
         if (!gz) {
             if (feed_buf(self, in, n) < 0)
@@ -351,9 +274,23 @@ Graph_load_file(GraphObject *self, PyObject *args, PyObject *kw)
                     break;
             } while (z.avail_in > 0 || z.avail_out == 0);
         }
-        if (report(progress, nread, self->g.n) < 0)
+        if (report(progress, nread + (split ? __atomic_load_n(&sp.nread, __ATOMIC_RELAXED) : 0),
+                   self->g.n) < 0)
             goto out;
         if (PyErr_CheckSignals() < 0)
+            goto out;
+    }
+    if (split) {
+        Py_BEGIN_ALLOW_THREADS
+        ldfeed_split_join(&sp, 0);
+        Py_END_ALLOW_THREADS
+        split = 0;
+        nread += sp.nread;
+        if (ldfeed_split_merge(&self->ld, &sp) < 0) {
+            raise_ld(self);
+            goto out;
+        }
+        if (report(progress, nread, self->g.n) < 0)
             goto out;
     }
     if (gz && in_member) {
@@ -363,6 +300,12 @@ Graph_load_file(GraphObject *self, PyObject *args, PyObject *kw)
     }
     ok = 1;
 out:
+    if (split) {                /* an error in the first half */
+        Py_BEGIN_ALLOW_THREADS
+        ldfeed_split_join(&sp, 1);
+        Py_END_ALLOW_THREADS
+        ldfeed_split_free(&sp);
+    }
     if (zinit)
         inflateEnd(&z);
     if (f != NULL)
@@ -1415,8 +1358,7 @@ Graph_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     if (self == NULL)
         return NULL;
     ml_graph_init(&self->g);
-    ml_dumpparser_init(&self->p);
-    self->skip = errors[0] == 's' && errors[1] == 'k';
+    ldfeed_init(&self->ld, &self->g, errors[0] == 's' && errors[1] == 'k');
     return (PyObject *)self;
 }
 
@@ -1425,8 +1367,7 @@ Graph_dealloc(GraphObject *self)
 {
     ml_graph_free(&self->g);
     ml_dom_free(&self->dom);
-    ml_dumpparser_free(&self->p);
-    PyMem_Free(self->partial);
+    ldfeed_free(&self->ld);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1439,12 +1380,12 @@ Graph_dealloc(GraphObject *self)
 
 GETTER(Graph_get_nduplicates, self->g.nduplicates)
 GETTER(Graph_get_ndangling, self->g.ndangling)
-GETTER(Graph_get_skipped, self->skipped)
-GETTER(Graph_get_lineno, self->lineno)
-GETTER(Graph_get_nother, self->nother)
+GETTER(Graph_get_skipped, self->ld.skipped)
+GETTER(Graph_get_lineno, self->ld.lineno)
+GETTER(Graph_get_nother, self->ld.nother)
 GETTER(Graph_get_nrefs, self->g.nrefs)
 GETTER(Graph_get_ntypes, self->g.ntypes)
-GETTER(Graph_get_bytes_fed, self->bytes_fed)
+GETTER(Graph_get_bytes_fed, self->ld.bytes_fed)
 
 static PyObject *
 Graph_get_finished(GraphObject *self, void *closure)
@@ -1482,10 +1423,10 @@ Graph_get_expensive_removed(GraphObject *self, void *closure)
 static PyObject *
 Graph_get_first_skipped(GraphObject *self, void *closure)
 {
-    if (self->skipped == 0)
+    if (self->ld.skipped == 0)
         Py_RETURN_NONE;
-    return Py_BuildValue("(Ks)", self->first_skipped_line,
-                         self->first_skipped_err);
+    return Py_BuildValue("(Ks)", self->ld.first_skipped_line,
+                         self->ld.first_skipped_err);
 }
 
 static PyGetSetDef Graph_getset[] = {
