@@ -227,12 +227,7 @@ ml_graph_collapse_renumbering(struct ml_graph *g, uint32_t **renumber)
 
         if (j == ML_GRAPH_NONE || j == i)
             continue;
-        g->addr[j] = g->addr[i];
-        g->type[j] = g->type[i];
-        g->size[j] = g->size[i];
-        g->len[j] = g->len[i];
-        g->str[j] = g->str[i];
-        g->vkind[j] = g->vkind[i];
+        ml_graph_move_object(g, j, i);
     }
     free(g->ref_start);
     g->ref_start = nstart;

@@ -28,7 +28,9 @@ ml_graph_init(struct ml_graph *g)
 void
 ml_graph_free(struct ml_graph *g)
 {
-    free(g->addr);
+    free(g->addr_lo);
+    free(g->addr_seg);
+    free(g->addr64);
     free(g->type);
     free(g->size);
     free(g->len);
@@ -72,7 +74,10 @@ grow_objects(struct ml_graph *g)
         ncap = UINT32_MAX - 1;
     if (ncap <= g->n)
         return ML_ETOOBIG;
-    if (grow((void **)&g->addr, sizeof(*g->addr), ncap) < 0
+    if ((g->addr64 != NULL
+                ? grow((void **)&g->addr64, sizeof(*g->addr64), ncap) < 0
+                : grow((void **)&g->addr_lo, sizeof(*g->addr_lo), ncap) < 0
+                  || grow((void **)&g->addr_seg, sizeof(*g->addr_seg), ncap) < 0)
             || grow((void **)&g->type, sizeof(*g->type), ncap) < 0
             || grow((void **)&g->size, sizeof(*g->size), ncap) < 0
             || grow((void **)&g->len, sizeof(*g->len), ncap) < 0
@@ -82,6 +87,76 @@ grow_objects(struct ml_graph *g)
         return -ENOMEM;
     g->cap = ncap;
     return 0;
+}
+
+/* From 255 distinct high halves to whole addresses: addr64 (cap
+ * entries) replaces addr_lo and addr_seg, whose objects [0, upto) are
+ * set. */
+static int
+to_addr64(struct ml_graph *g, size_t upto)
+{
+    uint64_t *a = malloc((g->cap ? g->cap : 1) * sizeof(*a));
+
+    if (a == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < upto; i++)
+        a[i] = ml_graph_addr(g, i);
+    free(g->addr_lo);
+    free(g->addr_seg);
+    g->addr_lo = NULL;
+    g->addr_seg = NULL;
+    g->addr64 = a;
+    return 0;
+}
+
+/* Sets object i's address (i < cap; objects below i are set).  0 or
+ * -ENOMEM. */
+static int
+set_addr(struct ml_graph *g, size_t i, uint64_t a)
+{
+    uint32_t hi = (uint32_t)(a >> 32);
+    unsigned k;
+    int rc;
+
+    if (g->addr64 != NULL) {
+        g->addr64[i] = a;
+        return 0;
+    }
+    if (g->nsegs > 0 && g->segs[g->seg_last] == hi) {
+        k = g->seg_last;
+    } else {
+        for (k = 0; k < g->nsegs && g->segs[k] != hi; k++)
+            ;
+        if (k == g->nsegs) {
+            if (k == sizeof(g->segs) / sizeof(g->segs[0])) {
+                if ((rc = to_addr64(g, i)) < 0)
+                    return rc;
+                g->addr64[i] = a;
+                return 0;
+            }
+            g->segs[g->nsegs++] = hi;
+        }
+        g->seg_last = k;
+    }
+    g->addr_lo[i] = (uint32_t)a;
+    g->addr_seg[i] = (uint8_t)k;
+    return 0;
+}
+
+void
+ml_graph_move_object(struct ml_graph *g, size_t j, size_t i)
+{
+    if (g->addr64 != NULL) {
+        g->addr64[j] = g->addr64[i];
+    } else {
+        g->addr_lo[j] = g->addr_lo[i];
+        g->addr_seg[j] = g->addr_seg[i];
+    }
+    g->type[j] = g->type[i];
+    g->size[j] = g->size[i];
+    g->len[j] = g->len[i];
+    g->str[j] = g->str[i];
+    g->vkind[j] = g->vkind[i];
 }
 
 /* Appends s[0..n) and a NUL; *off1 = offset + 1. */
@@ -216,24 +291,25 @@ bucket_of(uint64_t address, unsigned bits)
  * keys is not NULL), dir[b] the start of bucket b; dir has 2^bits + 1
  * entries, zeroed.  Stable: a bucket lists its objects in index order. */
 static void
-index_fill(const uint64_t *addr, size_t n, unsigned bits, uint32_t *perm,
+index_fill(const struct ml_graph *g, size_t n, unsigned bits, uint32_t *perm,
            uint32_t *dir, uint64_t *keys)
 {
     size_t nb = (size_t)1 << bits;
 
     for (size_t j = 0; j < n; j++)
-        dir[bucket_of(addr[j], bits) + 1]++;
+        dir[bucket_of(ml_graph_addr(g, j), bits) + 1]++;
     for (size_t b = 0; b < nb; b++)
         dir[b + 1] += dir[b];
     /* Place with dir[b] as the fill pointer; it ends as the start of
      * bucket b + 1, and the shift puts every start back. */
     for (size_t j = 0; j < n; j++) {
-        size_t b = bucket_of(addr[j], bits);
+        uint64_t a = ml_graph_addr(g, j);
+        size_t b = bucket_of(a, bits);
         uint32_t pos = dir[b]++;
 
         perm[pos] = (uint32_t)j;
         if (keys != NULL)
-            keys[pos] = addr[j];
+            keys[pos] = a;
     }
     memmove(dir + 1, dir, nb * sizeof(*dir));
     dir[0] = 0;
@@ -268,7 +344,7 @@ index_build(struct ml_graph *g, uint64_t *keys)
         return -ENOMEM;
     }
     g->dir_bits = bits;
-    index_fill(g->addr, g->n, bits, g->perm, g->dir, keys);
+    index_fill(g, g->n, bits, g->perm, g->dir, keys);
     return 0;
 }
 
@@ -278,7 +354,7 @@ ml_graph_rehash(struct ml_graph *g)
     if (g->dir == NULL)
         return;
     memset(g->dir, 0, (((size_t)1 << g->dir_bits) + 1) * sizeof(*g->dir));
-    index_fill(g->addr, g->n, g->dir_bits, g->perm, g->dir, NULL);
+    index_fill(g, g->n, g->dir_bits, g->perm, g->dir, NULL);
 }
 
 uint32_t
@@ -290,7 +366,7 @@ ml_graph_find(const struct ml_graph *g, uint64_t address)
         return ML_GRAPH_NONE;
     b = bucket_of(address, g->dir_bits);
     for (uint32_t p = g->dir[b]; p < g->dir[b + 1]; p++)
-        if (g->addr[g->perm[p]] == address)
+        if (ml_graph_addr(g, g->perm[p]) == address)
             return g->perm[p];
     return ML_GRAPH_NONE;
 }
@@ -324,14 +400,14 @@ ml_graph_set_size(struct ml_graph *g, size_t i, uint64_t size)
     /* The entry of an earlier size of this object, else a new one. */
     if (g->size[i] == ML_GRAPH_SIZE32_BIG)
         for (size_t k = 0; k < g->nbigsize; k++)
-            if (g->bigsize[k].addr == g->addr[i]) {
+            if (g->bigsize[k].addr == ml_graph_addr(g, i)) {
                 g->bigsize[k].size = size;
                 return 0;
             }
     if (g->nbigsize == g->bigsize_cap
             && (rc = ml_graph_reserve_bigsize(g, g->nbigsize + 1)) < 0)
         return rc;
-    g->bigsize[g->nbigsize].addr = g->addr[i];
+    g->bigsize[g->nbigsize].addr = ml_graph_addr(g, i);
     g->bigsize[g->nbigsize++].size = size;
     g->size[i] = ML_GRAPH_SIZE32_BIG;
     return 0;
@@ -350,7 +426,8 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
     idx = (uint32_t)g->n;
     if ((rc = intern_type(g, l->type, l->type_len, &g->type[idx])) < 0)
         return rc;
-    g->addr[idx] = l->address;
+    if ((rc = set_addr(g, idx, l->address)) < 0)
+        return rc;
     g->size[idx] = 0;
     if ((rc = ml_graph_set_size(g, idx, l->size)) < 0)
         return rc;
@@ -493,7 +570,10 @@ ml_graph_append(struct ml_graph *g, struct ml_graph *o)
         memcpy(g->nulvals + g->nnulvals, o->nulvals, o->nnulvals * sizeof(*o->nulvals));
         g->nnulvals += o->nnulvals;
     }
-    memcpy(g->addr + g->n, o->addr, o->n * sizeof(*o->addr));
+    for (size_t i = 0; i < o->n; i++)
+        if ((rc = set_addr(g, g->n + i, ml_graph_addr(o, i))) < 0)
+            goto out;
+    rc = -ENOMEM;
     memcpy(g->size + g->n, o->size, o->n * sizeof(*o->size));
     memcpy(g->len + g->n, o->len, o->n * sizeof(*o->len));
     memcpy(g->vkind + g->n, o->vkind, o->n * sizeof(*o->vkind));
@@ -533,7 +613,9 @@ shrink_one(void **p, size_t es, size_t n)
 static void
 shrink(struct ml_graph *g)
 {
-    shrink_one((void **)&g->addr, sizeof(*g->addr), g->n);
+    shrink_one((void **)&g->addr_lo, sizeof(*g->addr_lo), g->n);
+    shrink_one((void **)&g->addr_seg, sizeof(*g->addr_seg), g->n);
+    shrink_one((void **)&g->addr64, sizeof(*g->addr64), g->n);
     shrink_one((void **)&g->type, sizeof(*g->type), g->n);
     shrink_one((void **)&g->size, sizeof(*g->size), g->n);
     shrink_one((void **)&g->len, sizeof(*g->len), g->n);
@@ -559,12 +641,7 @@ drop_duplicates(struct ml_graph *g, const uint8_t *dup)
 
         if (dup[i])
             continue;
-        g->addr[j] = g->addr[i];
-        g->type[j] = g->type[i];
-        g->size[j] = g->size[i];
-        g->len[j] = g->len[i];
-        g->str[j] = g->str[i];
-        g->vkind[j] = g->vkind[i];
+        ml_graph_move_object(g, j, i);
         memmove(g->raw + nr, g->raw + a, (size_t)(e - a) * sizeof(*g->raw));
         g->ref_start[j] = (uint32_t)nr;
         nr += e - a;

@@ -17,7 +17,7 @@
  * into indices, on two threads), then the queries.  Not thread-safe.
  *
  * The arrays' shape is the interface for other C code (path_to_root,
- * dominators): object i is addr[i], type[i], ...; its refs are
+ * dominators): object i is ml_graph_addr(g, i), type[i], ...; its refs are
  * refs[ref_start[i] .. ref_start[i + 1]); its referrers, after
  * ml_graph_compute_parents, par[par_start[i] .. par_start[i + 1]), each
  * once, in increasing index order.
@@ -43,7 +43,16 @@ struct ml_graph {
     /* Objects. */
     size_t n;
     size_t cap;
-    uint64_t *addr;
+    /* Addresses, use ml_graph_addr(): the low 32 bits in addr_lo, the
+     * high 32 as an index into segs (a heap's objects share a few high
+     * halves), 5 bytes an object; from the 256th distinct high half on,
+     * addr64 holds them whole (addr_lo and addr_seg are then NULL). */
+    uint32_t *addr_lo;
+    uint8_t *addr_seg;
+    uint64_t *addr64;
+    uint32_t segs[255];
+    unsigned nsegs;
+    unsigned seg_last;          /* the last segment used: tried first */
     uint32_t *type;             /* index into types */
     uint32_t *size;             /* use ml_graph_size(); 4 bytes, not 8 */
     uint32_t *len;              /* use ml_graph_len(); 4 bytes, not 8 */
@@ -120,6 +129,19 @@ ml_graph_hash64(uint64_t v)
 void ml_graph_init(struct ml_graph *g);
 void ml_graph_free(struct ml_graph *g);
 
+/* Object i's address. */
+static inline uint64_t
+ml_graph_addr(const struct ml_graph *g, size_t i)
+{
+    if (g->addr64 != NULL)
+        return g->addr64[i];
+    return (uint64_t)g->segs[g->addr_seg[i]] << 32 | g->addr_lo[i];
+}
+
+/* Copies object i's per-object fields (not its refs) over object j's: the
+ * compactions of collapse.c and of repeated addresses. */
+void ml_graph_move_object(struct ml_graph *g, size_t j, size_t i);
+
 /* Adds one object line (l->kind must be ML_LINE_OBJECT).  A duplicate
  * address keeps the first line and counts the others (in ml_graph_finish,
  * which removes them).  0, -ENOMEM, or
@@ -145,7 +167,7 @@ uint32_t ml_graph_find(const struct ml_graph *g, uint64_t address);
 /* Id of the type named name, or ML_GRAPH_NONE. */
 uint32_t ml_graph_type_id(const struct ml_graph *g, const char *name);
 
-/* Rebuilds the address index from addr[0..n) after objects were removed
+/* Rebuilds the address index from the addresses after objects were removed
  * or moved (ml_graph_collapse_instance_dicts), in place: n must not have
  * grown since ml_graph_finish. */
 void ml_graph_rehash(struct ml_graph *g);
@@ -170,7 +192,7 @@ ml_graph_len(const struct ml_graph *g, size_t i)
         return ML_GRAPH_NOLEN;
     if (v == ML_GRAPH_LEN32_BIG)
         for (size_t k = 0; k < g->nbiglen; k++)
-            if (g->biglen[k].addr == g->addr[i])
+            if (g->biglen[k].addr == ml_graph_addr(g, i))
                 return g->biglen[k].len;
     return v;
 }
@@ -183,7 +205,7 @@ ml_graph_size(const struct ml_graph *g, size_t i)
 
     if (v == ML_GRAPH_SIZE32_BIG)
         for (size_t k = 0; k < g->nbigsize; k++)
-            if (g->bigsize[k].addr == g->addr[i])
+            if (g->bigsize[k].addr == ml_graph_addr(g, i))
                 return g->bigsize[k].size;
     return v;
 }
@@ -229,7 +251,7 @@ ml_graph_value_len(const struct ml_graph *g, size_t i)
         return 0;
     if (g->vkind[i] & ML_GRAPH_VNUL)
         for (size_t k = 0; k < g->nnulvals; k++)
-            if (g->nulvals[k].addr == g->addr[i])
+            if (g->nulvals[k].addr == ml_graph_addr(g, i))
                 return (size_t)g->nulvals[k].len;
     return strlen(v);
 }
@@ -259,7 +281,7 @@ ml_graph_str(const struct ml_graph *g, uint32_t off1)
 static inline uint64_t
 ml_graph_ref_addr(const struct ml_graph *g, uint32_t r)
 {
-    return r < g->n ? g->addr[r] : g->dangling[r - g->n];
+    return r < g->n ? ml_graph_addr(g, r) : g->dangling[r - g->n];
 }
 
 /* Builds the referrer CSR (par_start/par), replacing an older one.  Only

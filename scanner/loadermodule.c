@@ -380,7 +380,7 @@ Graph_address(GraphObject *self, PyObject *arg)
 
     if (get_index(self, arg, &i) < 0)
         return NULL;
-    return PyLong_FromUnsignedLongLong(self->g.addr[i]);
+    return PyLong_FromUnsignedLongLong(ml_graph_addr(&self->g, i));
 }
 
 static PyObject *
@@ -932,7 +932,7 @@ Graph_summarize(GraphObject *self, PyObject *args, PyObject *kw)
         tup = Py_BuildValue("(NKKKK)", name, (unsigned long long)s[t].count,
                             (unsigned long long)s[t].size,
                             (unsigned long long)s[t].max_size,
-                            (unsigned long long)self->g.addr[s[t].max_index]);
+                            (unsigned long long)ml_graph_addr(&self->g, s[t].max_index));
         if (tup == NULL)
             goto fail;
         if (PyList_Append(list, tup) < 0) {
@@ -1242,7 +1242,7 @@ Graph_retained_summary(GraphObject *self, PyObject *unused)
         tup = Py_BuildValue("(NKKKKK)", name, (unsigned long long)cnt[t],
                             (unsigned long long)self->dom.type_retained[t],
                             (unsigned long long)self->dom.retained[maxi[t]],
-                            (unsigned long long)g->addr[maxi[t]],
+                            (unsigned long long)ml_graph_addr(g, maxi[t]),
                             (unsigned long long)self->dom.type_top[t]);
         if (tup == NULL)
             goto fail;

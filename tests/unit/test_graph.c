@@ -206,14 +206,14 @@ test_graph_summarize_counts_sizes_and_largest(void **state)
     assert_int_equal(s[0].count, 3);
     assert_int_equal(s[0].size, 60);
     assert_int_equal(s[0].max_size, 30);
-    assert_int_equal(g.addr[s[0].max_index], 3);
+    assert_int_equal(ml_graph_addr(&g, s[0].max_index), 3);
     assert_int_equal(s[1].count, 1);
     assert_int_equal(s[1].size, 7);
     ml_graph_summarize(&g, mask, s);
     assert_int_equal(s[0].count, 2);
     assert_int_equal(s[0].size, 30);
     assert_int_equal(s[0].max_size, 20);
-    assert_int_equal(g.addr[s[0].max_index], 4);
+    assert_int_equal(ml_graph_addr(&g, s[0].max_index), 4);
     ml_dumpparser_free(&p);
     ml_graph_free(&g);
 }
