@@ -38,7 +38,7 @@ module_dict(const struct ml_graph *g, size_t i, uint32_t dict_t,
     if (g->ref_start[i + 1] - a != 1)
         return ML_GRAPH_NONE;
     r = g->refs[a];
-    if (r >= g->n || r == i || g->type[r] != dict_t || nref[r] != 1)
+    if (r >= g->n || r == i || ml_graph_type(g, r) != dict_t || nref[r] != 1)
         return ML_GRAPH_NONE;
     return r;
 }
@@ -89,12 +89,12 @@ ml_graph_collapse_renumbering(struct ml_graph *g, uint32_t **renumber)
 
     /* Pick the pairs. */
     for (size_t i = 0; i < n; i++) {
-        const char *tn = ml_graph_type_name(g, g->type[i]);
+        const char *tn = ml_graph_type_name(g, ml_graph_type(g, i));
         uint32_t cand = ML_GRAPH_NONE;
         int ncand = 0, has_type = 0;
 
         dictof[i] = ML_GRAPH_NONE;
-        if (g->type[i] == module_t) {
+        if (ml_graph_type(g, i) == module_t) {
             if ((cand = module_dict(g, i, dict_t, nref)) != ML_GRAPH_NONE) {
                 dictof[i] = cand;
                 removed[cand] = 1;
@@ -104,19 +104,19 @@ ml_graph_collapse_renumbering(struct ml_graph *g, uint32_t **renumber)
         }
         /* Named objects are modules, functions, classes (of any
          * metaclass) and code: never instances with a __dict__ to fold. */
-        if (skip_t[g->type[i]] || (g->vkind[i] & ML_GRAPH_VNAME))
+        if (skip_t[ml_graph_type(g, i)] || (g->vkind[i] & ML_GRAPH_VNAME))
             continue;
         for (uint64_t k = g->ref_start[i]; k < g->ref_start[i + 1]; k++) {
             uint32_t r = g->refs[k];
 
             if (r >= n) {
                 has_type = 1;
-            } else if (g->type[r] == dict_t) {
+            } else if (ml_graph_type(g, r) == dict_t) {
                 if (nref[r] == 1 && r != i) {
                     cand = r;
                     ncand++;
                 }
-            } else if (g->type[r] == type_t && (g->vkind[r] & ML_GRAPH_VNAME)
+            } else if (ml_graph_type(g, r) == type_t && (g->vkind[r] & ML_GRAPH_VNAME)
                        && strcmp(ml_graph_name(g, r), tn) == 0) {
                 has_type = 1;
             }
@@ -131,7 +131,7 @@ ml_graph_collapse_renumbering(struct ml_graph *g, uint32_t **renumber)
             for (uint64_t k = g->ref_start[i]; k < g->ref_start[i + 1]; k++) {
                 uint32_t r = g->refs[k];
                 int ok = r == cand || r >= n
-                    || (g->type[r] == type_t && (g->vkind[r] & ML_GRAPH_VNAME));
+                    || (ml_graph_type(g, r) == type_t && (g->vkind[r] & ML_GRAPH_VNAME));
 
                 for (uint64_t m = g->ref_start[cand];
                      !ok && m < g->ref_start[cand + 1]; m++)

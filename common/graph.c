@@ -31,7 +31,8 @@ ml_graph_free(struct ml_graph *g)
     free(g->addr_lo);
     free(g->addr_seg);
     free(g->addr64);
-    free(g->type);
+    free(g->type16);
+    free(g->type32);
     free(g->size);
     free(g->len);
     free(g->str);
@@ -78,7 +79,9 @@ grow_objects(struct ml_graph *g)
                 ? grow((void **)&g->addr64, sizeof(*g->addr64), ncap) < 0
                 : grow((void **)&g->addr_lo, sizeof(*g->addr_lo), ncap) < 0
                   || grow((void **)&g->addr_seg, sizeof(*g->addr_seg), ncap) < 0)
-            || grow((void **)&g->type, sizeof(*g->type), ncap) < 0
+            || (g->type32 != NULL
+                ? grow((void **)&g->type32, sizeof(*g->type32), ncap) < 0
+                : grow((void **)&g->type16, sizeof(*g->type16), ncap) < 0)
             || grow((void **)&g->size, sizeof(*g->size), ncap) < 0
             || grow((void **)&g->len, sizeof(*g->len), ncap) < 0
             || grow((void **)&g->str, sizeof(*g->str), ncap) < 0
@@ -143,6 +146,29 @@ set_addr(struct ml_graph *g, size_t i, uint64_t a)
     return 0;
 }
 
+/* Sets object i's type id (i < cap; objects below i are set), going to
+ * 32-bit ids at the 65536th type.  0 or -ENOMEM. */
+static int
+set_type(struct ml_graph *g, size_t i, uint32_t t)
+{
+    if (g->type32 == NULL && t >= UINT16_MAX) {
+        uint32_t *a = malloc((g->cap ? g->cap : 1) * sizeof(*a));
+
+        if (a == NULL)
+            return -ENOMEM;
+        for (size_t k = 0; k < i; k++)
+            a[k] = g->type16[k];
+        free(g->type16);
+        g->type16 = NULL;
+        g->type32 = a;
+    }
+    if (g->type32 != NULL)
+        g->type32[i] = t;
+    else
+        g->type16[i] = (uint16_t)t;
+    return 0;
+}
+
 void
 ml_graph_move_object(struct ml_graph *g, size_t j, size_t i)
 {
@@ -152,7 +178,10 @@ ml_graph_move_object(struct ml_graph *g, size_t j, size_t i)
         g->addr_lo[j] = g->addr_lo[i];
         g->addr_seg[j] = g->addr_seg[i];
     }
-    g->type[j] = g->type[i];
+    if (g->type32 != NULL)
+        g->type32[j] = g->type32[i];
+    else
+        g->type16[j] = g->type16[i];
     g->size[j] = g->size[i];
     g->len[j] = g->len[i];
     g->str[j] = g->str[i];
@@ -416,7 +445,7 @@ ml_graph_set_size(struct ml_graph *g, size_t i, uint64_t size)
 int
 ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
 {
-    uint32_t idx;
+    uint32_t idx, t;
     int rc;
 
     if (g->finished)
@@ -424,7 +453,8 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
     if (g->n == g->cap && (rc = grow_objects(g)) < 0)
         return rc;
     idx = (uint32_t)g->n;
-    if ((rc = intern_type(g, l->type, l->type_len, &g->type[idx])) < 0)
+    if ((rc = intern_type(g, l->type, l->type_len, &t)) < 0
+            || (rc = set_type(g, idx, t)) < 0)
         return rc;
     if ((rc = set_addr(g, idx, l->address)) < 0)
         return rc;
@@ -578,7 +608,8 @@ ml_graph_append(struct ml_graph *g, struct ml_graph *o)
     memcpy(g->len + g->n, o->len, o->n * sizeof(*o->len));
     memcpy(g->vkind + g->n, o->vkind, o->n * sizeof(*o->vkind));
     for (size_t i = 0; i < o->n; i++) {
-        g->type[g->n + i] = tmap[o->type[i]];
+        if ((rc = set_type(g, g->n + i, tmap[ml_graph_type(o, i)])) < 0)
+            goto out;
         g->str[g->n + i] = o->str[i] ? o->str[i] + base : 0;
         g->ref_start[g->n + i + 1] = o->ref_start[i + 1] + (uint32_t)g->nrefs;
     }
@@ -616,7 +647,8 @@ shrink(struct ml_graph *g)
     shrink_one((void **)&g->addr_lo, sizeof(*g->addr_lo), g->n);
     shrink_one((void **)&g->addr_seg, sizeof(*g->addr_seg), g->n);
     shrink_one((void **)&g->addr64, sizeof(*g->addr64), g->n);
-    shrink_one((void **)&g->type, sizeof(*g->type), g->n);
+    shrink_one((void **)&g->type16, sizeof(*g->type16), g->n);
+    shrink_one((void **)&g->type32, sizeof(*g->type32), g->n);
     shrink_one((void **)&g->size, sizeof(*g->size), g->n);
     shrink_one((void **)&g->len, sizeof(*g->len), g->n);
     shrink_one((void **)&g->str, sizeof(*g->str), g->n);
@@ -913,7 +945,7 @@ ml_graph_summarize(const struct ml_graph *g, const uint8_t *mask,
         if (mask != NULL && !mask[i])
             continue;
         sz = ml_graph_size(g, i);
-        s = &out[g->type[i]];
+        s = &out[ml_graph_type(g, i)];
         s->count++;
         s->size += sz;
         if (s->max_index == ML_GRAPH_NONE || sz > s->max_size) {

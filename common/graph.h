@@ -17,7 +17,8 @@
  * into indices, on two threads), then the queries.  Not thread-safe.
  *
  * The arrays' shape is the interface for other C code (path_to_root,
- * dominators): object i is ml_graph_addr(g, i), type[i], ...; its refs are
+ * dominators): object i is ml_graph_addr(g, i), ml_graph_type(g, i),
+ * ml_graph_size(g, i), ...; its refs are
  * refs[ref_start[i] .. ref_start[i + 1]); its referrers, after
  * ml_graph_compute_parents, par[par_start[i] .. par_start[i + 1]), each
  * once, in increasing index order.
@@ -53,7 +54,10 @@ struct ml_graph {
     uint32_t segs[255];
     unsigned nsegs;
     unsigned seg_last;          /* the last segment used: tried first */
-    uint32_t *type;             /* index into types */
+    /* Type ids (indices into types), use ml_graph_type(): 16 bits until
+     * the 65536th type, then 32 (type32; type16 is then NULL). */
+    uint16_t *type16;
+    uint32_t *type32;
     uint32_t *size;             /* use ml_graph_size(); 4 bytes, not 8 */
     uint32_t *len;              /* use ml_graph_len(); 4 bytes, not 8 */
     uint32_t *str;              /* arena offset + 1 of the value's text
@@ -136,6 +140,13 @@ ml_graph_addr(const struct ml_graph *g, size_t i)
     if (g->addr64 != NULL)
         return g->addr64[i];
     return (uint64_t)g->segs[g->addr_seg[i]] << 32 | g->addr_lo[i];
+}
+
+/* Object i's type id. */
+static inline uint32_t
+ml_graph_type(const struct ml_graph *g, size_t i)
+{
+    return g->type32 != NULL ? g->type32[i] : g->type16[i];
 }
 
 /* Copies object i's per-object fields (not its refs) over object j's: the

@@ -390,8 +390,8 @@ Graph_type_str(GraphObject *self, PyObject *arg)
 
     if (get_index(self, arg, &i) < 0)
         return NULL;
-    return PyUnicode_DecodeUTF8(ml_graph_type_name(&self->g, self->g.type[i]),
-                                (Py_ssize_t)strlen(ml_graph_type_name(&self->g, self->g.type[i])),
+    return PyUnicode_DecodeUTF8(ml_graph_type_name(&self->g, ml_graph_type(&self->g, i)),
+                                (Py_ssize_t)strlen(ml_graph_type_name(&self->g, ml_graph_type(&self->g, i))),
                                 "surrogatepass");
 }
 
@@ -402,7 +402,7 @@ Graph_type_id(GraphObject *self, PyObject *arg)
 
     if (get_index(self, arg, &i) < 0)
         return NULL;
-    return PyLong_FromUnsignedLong(self->g.type[i]);
+    return PyLong_FromUnsignedLong(ml_graph_type(&self->g, i));
 }
 
 static PyObject *
@@ -505,7 +505,7 @@ Graph_value(GraphObject *self, PyObject *arg)
     if (get_index(self, arg, &i) < 0)
         return NULL;
     s = ml_graph_value(&self->g, i);
-    return value_obj(strcmp(ml_graph_type_name(&self->g, self->g.type[i]),
+    return value_obj(strcmp(ml_graph_type_name(&self->g, ml_graph_type(&self->g, i)),
                             "float") == 0,
                      ml_graph_vkind(&self->g, i), s,
                      ml_graph_value_len(&self->g, i));
@@ -766,7 +766,7 @@ Graph_remove_expensive_references(GraphObject *self, PyObject *unused)
         return PyErr_NoMemory();
     }
     for (size_t i = 0; i < n; i++) {
-        uint32_t t = g->type[i];
+        uint32_t t = ml_graph_type(g, i);
 
         if (t == t_module || t == t_frame || t == t_type)
             fl[i] |= EX_NOREF;
@@ -776,7 +776,7 @@ Graph_remove_expensive_references(GraphObject *self, PyObject *unused)
             for (uint64_t k = g->ref_start[i]; k < g->ref_start[i + 1]; k++) {
                 uint32_t r = g->refs[k];
 
-                if (r < n && g->type[r] == t_dict)
+                if (r < n && ml_graph_type(g, r) == t_dict)
                     fl[r] |= EX_MODDICT;
             }
     }
@@ -785,11 +785,11 @@ Graph_remove_expensive_references(GraphObject *self, PyObject *unused)
     a = g->ref_start[0];
     for (size_t i = 0; i < n; i++) {
         uint64_t b = g->ref_start[i + 1], k = a;
-        uint32_t t = g->type[i];
+        uint32_t t = ml_graph_type(g, i);
 
         g->ref_start[i] = w;
         if (t == t_func && b - a >= 2 && g->refs[a + 1] < n
-                && g->type[g->refs[a + 1]] == t_dict) {
+                && ml_graph_type(g, g->refs[a + 1]) == t_dict) {
             /* code, globals, [builtins,] module name, ...: tp_traverse's
              * order on every CPython (builtins since 3.10). */
             uint32_t glob = g->refs[a + 1], name1;
@@ -806,7 +806,7 @@ Graph_remove_expensive_references(GraphObject *self, PyObject *unused)
             /* __builtins__ when the builtins module has no line: a dict
              * right before the module name. */
             if (k == a + 2 && k + 1 < b && name1 != 0 && g->refs[k] < n
-                    && g->type[g->refs[k]] == t_dict
+                    && ml_graph_type(g, g->refs[k]) == t_dict
                     && g->refs[k + 1] == name1 - 1)
                 k++;
             if (k < b && name1 != 0 && g->refs[k] == name1 - 1)
@@ -855,18 +855,18 @@ Graph_guess_intern_dict(GraphObject *self, PyObject *unused)
     if (nref == NULL)
         return PyErr_NoMemory();
     for (uint64_t k = 0; k < g->nrefs; k++)
-        if (g->refs[k] < n && g->type[g->refs[k]] == t_dict)
+        if (g->refs[k] < n && ml_graph_type(g, g->refs[k]) == t_dict)
             nref[g->refs[k]] = 1;
     for (size_t i = 0; i < n; i++) {
         uint64_t a = g->ref_start[i], b = g->ref_start[i + 1], k;
 
-        if (g->type[i] != t_dict || nref[i] || a == b || (b - a) % 2 != 0
+        if (ml_graph_type(g, i) != t_dict || nref[i] || a == b || (b - a) % 2 != 0
                 || (b - a) / 2 <= best_pairs)
             continue;
         for (k = a; k < b; k += 2) {
             uint32_t r = g->refs[k];
 
-            if (r != g->refs[k + 1] || r >= n || g->type[r] != t_str)
+            if (r != g->refs[k + 1] || r >= n || ml_graph_type(g, r) != t_str)
                 break;
         }
         if (k == b) {
@@ -1067,7 +1067,7 @@ is_module(void *arg, uint32_t v)
 {
     const struct modroot *m = arg;
 
-    return m->g->type[v] == m->t_module;
+    return ml_graph_type(m->g, v) == m->t_module;
 }
 
 /* compute_retained() -> None: the dominator tree and retained sizes of
@@ -1080,6 +1080,7 @@ Graph_compute_retained(GraphObject *self, PyObject *unused)
     struct ml_dom_input in;
     struct modroot m;
     uint64_t *sizes;
+    uint32_t *types;
     int rc;
 
     if (check_finished(self) < 0)
@@ -1098,20 +1099,27 @@ Graph_compute_retained(GraphObject *self, PyObject *unused)
     in.succ = g->refs;
     in.pred_start = g->par_start;
     in.pred = g->par;
-    /* The dominator code takes 64-bit sizes (the store's); a copy for
-     * its run. */
+    /* The dominator code takes 64-bit sizes and 32-bit type ids (the
+     * store's); copies for its run. */
     sizes = PyMem_Malloc(g->n * sizeof(*sizes));
-    if (sizes == NULL)
+    types = PyMem_Malloc(g->n * sizeof(*types));
+    if (sizes == NULL || types == NULL) {
+        PyMem_Free(sizes);
+        PyMem_Free(types);
         return PyErr_NoMemory();
-    for (size_t i = 0; i < g->n; i++)
+    }
+    for (size_t i = 0; i < g->n; i++) {
         sizes[i] = ml_graph_size(g, i);
+        types[i] = ml_graph_type(g, i);
+    }
     in.size = sizes;
     in.is_root = m.t_module != ML_GRAPH_NONE ? is_module : NULL;
     in.arg = &m;
-    in.type = g->type;
+    in.type = types;
     in.ntypes = g->ntypes;
     rc = ml_dom_compute(&self->dom, &in);
     PyMem_Free(sizes);
+    PyMem_Free(types);
     if (rc < 0) {
         raise_rc(rc);
         return NULL;
@@ -1225,7 +1233,7 @@ Graph_retained_summary(GraphObject *self, PyObject *unused)
         goto out;
     }
     for (size_t i = 0; i < g->n; i++) {
-        uint32_t t = g->type[i];
+        uint32_t t = ml_graph_type(g, i);
 
         if (cnt[t]++ == 0 || self->dom.retained[i] > self->dom.retained[maxi[t]])
             maxi[t] = (uint32_t)i;
@@ -1322,13 +1330,13 @@ Graph_indices_of_type(GraphObject *self, PyObject *arg)
     if (t == ML_GRAPH_NONE)
         return PyList_New(0);
     for (size_t i = 0; i < self->g.n; i++)
-        cnt += self->g.type[i] == t;
+        cnt += ml_graph_type(&self->g, i) == t;
     v = PyMem_Malloc((cnt ? cnt : 1) * sizeof(*v));
     if (v == NULL)
         return PyErr_NoMemory();
     cnt = 0;
     for (size_t i = 0; i < self->g.n; i++)
-        if (self->g.type[i] == t)
+        if (ml_graph_type(&self->g, i) == t)
             v[cnt++] = (uint32_t)i;
     sort_graph = &self->g;          /* GIL held: no concurrent sort */
     qsort(v, cnt, sizeof(*v), cmp_size_desc);

@@ -47,8 +47,8 @@ test_graph_resolves_refs_to_indices_and_keeps_fields(void **state)
     s = ml_graph_find(&g, 20);
     t = ml_graph_find(&g, 30);
     assert_int_equal(ml_graph_find(&g, 40), ML_GRAPH_NONE);
-    assert_string_equal(ml_graph_type_name(&g, g.type[d]), "dict");
-    assert_string_equal(ml_graph_type_name(&g, g.type[s]), "str");
+    assert_string_equal(ml_graph_type_name(&g, ml_graph_type(&g, d)), "dict");
+    assert_string_equal(ml_graph_type_name(&g, ml_graph_type(&g, s)), "str");
     assert_int_equal(g.size[d], 184);
     assert_int_equal(g.len[d], 1);
     assert_true(ml_graph_len(&g, t) == ML_GRAPH_NOLEN);
@@ -80,7 +80,7 @@ test_graph_keeps_first_of_duplicate_addresses_and_counts_the_rest(void **state)
     assert_int_equal(ml_graph_finish(&g), 0);
     assert_int_equal(g.n, 1);
     assert_int_equal(g.nduplicates, 2);
-    assert_string_equal(ml_graph_type_name(&g, g.type[0]), "str");
+    assert_string_equal(ml_graph_type_name(&g, ml_graph_type(&g, 0)), "str");
     ml_dumpparser_free(&p);
     ml_graph_free(&g);
 }

@@ -3,7 +3,8 @@
  * test_graph_layout.c -- the compact arrays of common/graph.c: 5-byte
  * addresses and their whole-address fallback, 32-bit sizes and their side
  * table, one string offset for value and name, ml_graph_append (the
- * loader's two halves) and the two-thread resolution of many refs.
+ * loader's two halves), the two-thread resolution of many refs, and
+ * 16-bit type ids with their 32-bit fallback.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -80,8 +81,8 @@ assert_same_graph(const struct ml_graph *a, const struct ml_graph *b)
         const char *na = ml_graph_name(a, i), *nb = ml_graph_name(b, i);
 
         assert_true(ml_graph_addr(a, i) == ml_graph_addr(b, i));
-        assert_string_equal(ml_graph_type_name(a, a->type[i]),
-                            ml_graph_type_name(b, b->type[i]));
+        assert_string_equal(ml_graph_type_name(a, ml_graph_type(a, i)),
+                            ml_graph_type_name(b, ml_graph_type(b, i)));
         assert_true(ml_graph_size(a, i) == ml_graph_size(b, i));
         assert_true(ml_graph_len(a, i) == ml_graph_len(b, i));
         assert_int_equal(ml_graph_vkind(a, i), ml_graph_vkind(b, i));
@@ -251,6 +252,44 @@ test_graph_keeps_a_value_and_a_name_side_by_side(void **state)
     ml_dumpparser_free(&p);
 }
 
+static void
+test_graph_keeps_type_ids_past_65535_types(void **state)
+{
+    const size_t n = 90000;
+    struct ml_graph one, g1, g2;
+    struct ml_dumpparser p;
+    char line[160], want[32];
+
+    (void)state;
+    ml_graph_init(&one);
+    ml_graph_init(&g1);
+    ml_graph_init(&g2);
+    ml_dumpparser_init(&p);
+    for (size_t k = 0; k < n; k++) {
+        /* Three objects in four have a type of their own. */
+        snprintf(line, sizeof(line), "{\"address\": %zu, \"type\": \"t%zu\", "
+                 "\"size\": 1, \"refs\": [%zu]}", 16 * k + 16,
+                 k % 4 ? k : (size_t)0, 16 * ((k * 7) % n) + 16);
+        add(&one, &p, line);
+        add(k < n / 2 ? &g1 : &g2, &p, line);
+    }
+    assert_int_equal(ml_graph_append(&g1, &g2), 0);
+    assert_int_equal(ml_graph_finish(&one), 0);
+    assert_int_equal(ml_graph_finish(&g1), 0);
+    assert_int_equal(one.ntypes, n - n / 4 + 1);
+    assert_non_null(one.type32);
+    assert_same_graph(&one, &g1);
+    for (size_t k = 0; k < n; k++) {
+        snprintf(want, sizeof(want), "t%zu", k % 4 ? k : (size_t)0);
+        assert_string_equal(ml_graph_type_name(&one, ml_graph_type(&one, k)),
+                            want);
+    }
+    ml_graph_free(&one);
+    ml_graph_free(&g1);
+    ml_graph_free(&g2);
+    ml_dumpparser_free(&p);
+}
+
 int
 main(void)
 {
@@ -260,6 +299,7 @@ main(void)
         cmocka_unit_test(test_graph_resolves_many_refs_on_two_threads),
         cmocka_unit_test(test_graph_sizes_of_4_gib_and_more_are_exact),
         cmocka_unit_test(test_graph_keeps_a_value_and_a_name_side_by_side),
+        cmocka_unit_test(test_graph_keeps_type_ids_past_65535_types),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
