@@ -7,7 +7,7 @@
  * loaded; its fields are parallel arrays, its type an interned id, its
  * strings offsets into one arena, its refs a CSR slice of 32-bit indices.
  * An address index (objects grouped by a hash of their address: perm and
- * dir below, about 5 bytes an object) finds objects.  Refs to addresses
+ * dir below, 4.5 to 5 bytes an object) finds objects.  Refs to addresses
  * that no line defined are kept as "dangling" entries, indices at or above
  * n, so nothing is lost and nothing crashes.
  *
@@ -92,7 +92,7 @@ struct ml_graph {
     /* The address index, built by ml_graph_finish: bucket b (the top
      * dir_bits bits of ml_graph_hash64(address)) holds the objects
      * perm[dir[b] .. dir[b + 1]), in increasing index order; 2^dir_bits is
-     * about n / 4.  NULL before finish (ml_graph_find then finds
+     * n / 8 to n / 4.  NULL before finish (ml_graph_find then finds
      * nothing). */
     uint32_t *perm;             /* n entries */
     uint32_t *dir;              /* 2^dir_bits + 1 entries */
