@@ -101,15 +101,18 @@ def child_meliae(path):
     rss0 = _rss()
     reset_hwm()
     pc = time.perf_counter
+    c0 = time.process_time()
     t0 = pc()
     om = loader.load(path, show_prog=False, collapse=False)
     t1 = pc()
+    c1 = time.process_time()
     st = proc_status("VmRSS", "VmHWM")
     nobjs = len(om)
     om.compute_referrers()
     t2 = pc()
     s1 = om.summarize()
     t3 = pc()
+    rss_summref = _rss()
     folded = om.collapse_instance_dicts()
     t4 = pc()
     om.compute_referrers()
@@ -140,9 +143,22 @@ def child_meliae(path):
         t11 = pc()
     except IndexError:      # a tree whose MemObjects do not survive it
         nbytes2 = t11 = None
+    # load(collapse=True) (collapse + referrers), then compute_retained.
+    del keep, om
+    gc.collect()
+    t12 = pc()
+    om = loader.load(path, show_prog=False, collapse=True)
+    t13 = pc()
+    om.compute_retained()
+    t14 = pc()
     res = {
         "mode": "meliae",
         "load_s": t1 - t0,
+        "load_cpu_s": c1 - c0,
+        "rss_summref_kib": rss_summref,
+        "load_collapse_s": t13 - t12,
+        "retained_s": t14 - t13,
+        "lines": count_lines(path),
         "referrers_s": t2 - t1,
         "summarize_s": t3 - t2,
         "collapse_s": t4 - t3,
@@ -363,13 +379,18 @@ def report(n, dump, m, b, baseline_note):
     return out
 
 
-def bench_against(n, repeat, tmpdir, previous, log):
+def bench_against(n, repeat, tmpdir, previous, log, given=None):
     """This tree's loader against the one on PYTHONPATH previous, on one
-    dump, interleaved: the ratios this / previous of each step."""
-    path = os.path.join(tmpdir, "dump-%d.json" % n)
-    dump = run_child(["--child", "dump", "--n", str(n), "--path", path])
-    if "error" in dump:
-        raise SystemExit("dump failed: %s" % dump["error"])
+    dump (made here, or the file given: kept), interleaved: the ratios
+    this / previous of each step."""
+    if given:
+        path = given
+        dump = {"lines": count_lines(path)}
+    else:
+        path = os.path.join(tmpdir, "dump-%d.json" % n)
+        dump = run_child(["--child", "dump", "--n", str(n), "--path", path])
+        if "error" in dump:
+            raise SystemExit("dump failed: %s" % dump["error"])
     env = dict(os.environ, PYTHONPATH=previous)
     this, prev = [], []
     try:
@@ -386,7 +407,8 @@ def bench_against(n, repeat, tmpdir, previous, log):
                                           prev[-1]["collapse_s"]))
     finally:
         try:
-            os.unlink(path)
+            if not given:
+                os.unlink(path)
         except OSError:
             pass
     t, p = _best(this), _best(prev)
@@ -395,7 +417,20 @@ def bench_against(n, repeat, tmpdir, previous, log):
            "",
            "| step | this | previous | this / previous |",
            "|---|---|---|---|"]
+    lines_n = t["lines"]
+    for label, tv, pv in (
+            ("load, lines/s (wall)", lines_n / t["load_s"],
+             lines_n / p["load_s"]),
+            ("load, lines per CPU second (all threads)",
+             lines_n / t["load_cpu_s"], lines_n / p["load_cpu_s"]),
+            ("B/object after load + compute_referrers + summarize",
+             (t["rss_summref_kib"] - t["rss0_kib"]) * 1024.0 / t["objects"],
+             (p["rss_summref_kib"] - p["rss0_kib"]) * 1024.0 / p["objects"])):
+        out.append("| %s | %.3g | %.3g | %.2f |" % (label, tv, pv, tv / pv))
     for label, key in (("load s", "load_s"),
+                       ("load CPU s (all threads)", "load_cpu_s"),
+                       ("load(collapse=True) s", "load_collapse_s"),
+                       ("compute_retained s (after it)", "retained_s"),
                        ("compute_referrers s", "referrers_s"),
                        ("summarize s", "summarize_s"),
                        ("collapse_instance_dicts s", "collapse_s"),
@@ -497,6 +532,9 @@ def main():
     ap.add_argument("--against", metavar="PYTHONPATH",
                     help="compare with the meliae on this PYTHONPATH (a "
                     "build of the previous tree) instead of the baseline")
+    ap.add_argument("--dump", metavar="FILE",
+                    help="with --against: this dump file (kept) instead of "
+                    "a new one of --n objects")
     ap.add_argument("--out", help="append the markdown report to this file")
     ap.add_argument("--child", choices=("dump", "meliae", "baseline"),
                     help=argparse.SUPPRESS)
@@ -523,7 +561,7 @@ def main():
     if args.against:
         try:
             lines += bench_against(args.n, args.repeat, tmpdir, args.against,
-                                   log)
+                                   log, args.dump)
         finally:
             shutil.rmtree(tmpdir, ignore_errors=True)
     else:

@@ -38,7 +38,7 @@ module_dict(const struct ml_graph *g, size_t i, uint32_t dict_t,
     if (g->ref_start[i + 1] - a != 1)
         return ML_GRAPH_NONE;
     r = g->refs[a];
-    if (r >= g->n || r == i || g->type[r] != dict_t || nref[r] != 1)
+    if (r >= g->n || r == i || ml_graph_type(g, r) != dict_t || nref[r] != 1)
         return ML_GRAPH_NONE;
     return r;
 }
@@ -89,12 +89,12 @@ ml_graph_collapse_renumbering(struct ml_graph *g, uint32_t **renumber)
 
     /* Pick the pairs. */
     for (size_t i = 0; i < n; i++) {
-        const char *tn = ml_graph_type_name(g, g->type[i]);
+        const char *tn = ml_graph_type_name(g, ml_graph_type(g, i));
         uint32_t cand = ML_GRAPH_NONE;
         int ncand = 0, has_type = 0;
 
         dictof[i] = ML_GRAPH_NONE;
-        if (g->type[i] == module_t) {
+        if (ml_graph_type(g, i) == module_t) {
             if ((cand = module_dict(g, i, dict_t, nref)) != ML_GRAPH_NONE) {
                 dictof[i] = cand;
                 removed[cand] = 1;
@@ -104,20 +104,20 @@ ml_graph_collapse_renumbering(struct ml_graph *g, uint32_t **renumber)
         }
         /* Named objects are modules, functions, classes (of any
          * metaclass) and code: never instances with a __dict__ to fold. */
-        if (skip_t[g->type[i]] || g->name[i] != 0)
+        if (skip_t[ml_graph_type(g, i)] || (g->vkind[i] & ML_GRAPH_VNAME))
             continue;
         for (uint64_t k = g->ref_start[i]; k < g->ref_start[i + 1]; k++) {
             uint32_t r = g->refs[k];
 
             if (r >= n) {
                 has_type = 1;
-            } else if (g->type[r] == dict_t) {
+            } else if (ml_graph_type(g, r) == dict_t) {
                 if (nref[r] == 1 && r != i) {
                     cand = r;
                     ncand++;
                 }
-            } else if (g->type[r] == type_t && g->name[r] != 0
-                       && strcmp(ml_graph_str(g, g->name[r]), tn) == 0) {
+            } else if (ml_graph_type(g, r) == type_t && (g->vkind[r] & ML_GRAPH_VNAME)
+                       && strcmp(ml_graph_name(g, r), tn) == 0) {
                 has_type = 1;
             }
         }
@@ -131,7 +131,7 @@ ml_graph_collapse_renumbering(struct ml_graph *g, uint32_t **renumber)
             for (uint64_t k = g->ref_start[i]; k < g->ref_start[i + 1]; k++) {
                 uint32_t r = g->refs[k];
                 int ok = r == cand || r >= n
-                    || (g->type[r] == type_t && g->name[r] != 0);
+                    || (ml_graph_type(g, r) == type_t && (g->vkind[r] & ML_GRAPH_VNAME));
 
                 for (uint64_t m = g->ref_start[cand];
                      !ok && m < g->ref_start[cand + 1]; m++)
@@ -161,6 +161,18 @@ ml_graph_collapse_renumbering(struct ml_graph *g, uint32_t **renumber)
     stamp = calloc(n + g->ndangling, sizeof(*stamp));
     if (newidx == NULL || nstart == NULL || nrefs_arr == NULL || stamp == NULL)
         goto out;
+    {
+        /* Room for the folded sizes of 4 GiB or more, so that nothing
+         * fails once the graph is being changed. */
+        size_t nbig = 0;
+
+        for (size_t i = 0; i < n; i++)
+            nbig += dictof[i] != ML_GRAPH_NONE
+                && ml_graph_size(g, i) + ml_graph_size(g, dictof[i])
+                   >= ML_GRAPH_SIZE32_BIG;
+        if (nbig > 0 && ml_graph_reserve_bigsize(g, nbig) < 0)
+            goto out;
+    }
     for (size_t i = 0, j = 0; i < n; i++)
         newidx[i] = removed[i] ? ML_GRAPH_NONE : (uint32_t)j++;
 
@@ -207,20 +219,15 @@ ml_graph_collapse_renumbering(struct ml_graph *g, uint32_t **renumber)
 
     /* Sizes, then compaction of the per-object arrays (j <= i: in place). */
     for (size_t i = 0; i < n; i++)
-        if (dictof[i] != ML_GRAPH_NONE)
-            g->size[i] += g->size[dictof[i]];
+        if (dictof[i] != ML_GRAPH_NONE)     /* room reserved: cannot fail */
+            ml_graph_set_size(g, i, ml_graph_size(g, i)
+                              + ml_graph_size(g, dictof[i]));
     for (size_t i = 0; i < n; i++) {
         uint32_t j = newidx[i];
 
         if (j == ML_GRAPH_NONE || j == i)
             continue;
-        g->addr[j] = g->addr[i];
-        g->type[j] = g->type[i];
-        g->size[j] = g->size[i];
-        g->len[j] = g->len[i];
-        g->name[j] = g->name[i];
-        g->value[j] = g->value[i];
-        g->vkind[j] = g->vkind[i];
+        ml_graph_move_object(g, j, i);
     }
     free(g->ref_start);
     g->ref_start = nstart;

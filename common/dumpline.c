@@ -850,12 +850,25 @@ fast_line(struct ml_dumpparser *p, const char *s, size_t n,
     }
     if (EAT(", \"value\": ")) {
         if (q < end && *q == '"') {
-            if ((e = fast_str(q + 1, end)) == NULL)
-                return 0;
             out->vkind = ML_VAL_STR;
-            out->value = q + 1;
-            out->value_len = (size_t)(e - out->value);
-            q = e + 1;
+            if ((e = fast_str(q + 1, end)) != NULL) {
+                out->value = q + 1;
+                out->value_len = (size_t)(e - out->value);
+                q = e + 1;
+            } else {
+                /* Escapes or UTF-8 (a tenth of a heap's strs): the
+                 * general string reader, for this string only (it is
+                 * the line's only one in sbuf). */
+                struct cur c = { q, end, p, s };
+                size_t off, len;
+                int in_line;
+
+                if (read_str(&c, &off, &len, &in_line, s, "value") != 0)
+                    return 0;
+                out->value = (in_line ? s : p->sbuf) + off;
+                out->value_len = len;
+                q = c.s;
+            }
         } else if (q < end && (is_digit(*q) || *q == '-')) {
             uint64_t v;
 

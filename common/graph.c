@@ -3,9 +3,16 @@
  * graph.c -- the flat-array dump graph; see graph.h.
  *
  * Growth is by doubling, so loading n objects makes O(log n) allocations,
- * none per object.
+ * none per object.  Adding an object only appends (no lookup: a hash map
+ * probe per line was most of the loader's time, two cache misses each);
+ * ml_graph_finish then groups the objects by a hash of their address (a
+ * counting sort: sequential passes and scattered writes, no dependent
+ * misses), finds the repeated addresses inside each group, and resolves
+ * every ref with a prefetching lookup, half the refs on each of two
+ * threads.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -21,12 +28,14 @@ ml_graph_init(struct ml_graph *g)
 void
 ml_graph_free(struct ml_graph *g)
 {
-    free(g->addr);
-    free(g->type);
+    free(g->addr_lo);
+    free(g->addr_seg);
+    free(g->addr64);
+    free(g->type16);
+    free(g->type32);
     free(g->size);
     free(g->len);
-    free(g->name);
-    free(g->value);
+    free(g->str);
     free(g->vkind);
     free(g->ref_start);
     free(g->raw);
@@ -36,9 +45,11 @@ ml_graph_free(struct ml_graph *g)
     free(g->par);
     free(g->types);
     free(g->tmap);
-    free(g->map);
+    free(g->perm);
+    free(g->dir);
     free(g->arena);
     free(g->biglen);
+    free(g->bigsize);
     free(g->nulvals);
     ml_graph_init(g);
 }
@@ -64,17 +75,117 @@ grow_objects(struct ml_graph *g)
         ncap = UINT32_MAX - 1;
     if (ncap <= g->n)
         return ML_ETOOBIG;
-    if (grow((void **)&g->addr, sizeof(*g->addr), ncap) < 0
-            || grow((void **)&g->type, sizeof(*g->type), ncap) < 0
+    if ((g->addr64 != NULL
+                ? grow((void **)&g->addr64, sizeof(*g->addr64), ncap) < 0
+                : grow((void **)&g->addr_lo, sizeof(*g->addr_lo), ncap) < 0
+                  || grow((void **)&g->addr_seg, sizeof(*g->addr_seg), ncap) < 0)
+            || (g->type32 != NULL
+                ? grow((void **)&g->type32, sizeof(*g->type32), ncap) < 0
+                : grow((void **)&g->type16, sizeof(*g->type16), ncap) < 0)
             || grow((void **)&g->size, sizeof(*g->size), ncap) < 0
             || grow((void **)&g->len, sizeof(*g->len), ncap) < 0
-            || grow((void **)&g->name, sizeof(*g->name), ncap) < 0
-            || grow((void **)&g->value, sizeof(*g->value), ncap) < 0
+            || grow((void **)&g->str, sizeof(*g->str), ncap) < 0
             || grow((void **)&g->vkind, sizeof(*g->vkind), ncap) < 0
             || grow((void **)&g->ref_start, sizeof(*g->ref_start), ncap + 1) < 0)
         return -ENOMEM;
     g->cap = ncap;
     return 0;
+}
+
+/* From 255 distinct high halves to whole addresses: addr64 (cap
+ * entries) replaces addr_lo and addr_seg, whose objects [0, upto) are
+ * set. */
+static int
+to_addr64(struct ml_graph *g, size_t upto)
+{
+    uint64_t *a = malloc((g->cap ? g->cap : 1) * sizeof(*a));
+
+    if (a == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < upto; i++)
+        a[i] = ml_graph_addr(g, i);
+    free(g->addr_lo);
+    free(g->addr_seg);
+    g->addr_lo = NULL;
+    g->addr_seg = NULL;
+    g->addr64 = a;
+    return 0;
+}
+
+/* Sets object i's address (i < cap; objects below i are set).  0 or
+ * -ENOMEM. */
+static int
+set_addr(struct ml_graph *g, size_t i, uint64_t a)
+{
+    uint32_t hi = (uint32_t)(a >> 32);
+    unsigned k;
+    int rc;
+
+    if (g->addr64 != NULL) {
+        g->addr64[i] = a;
+        return 0;
+    }
+    if (g->nsegs > 0 && g->segs[g->seg_last] == hi) {
+        k = g->seg_last;
+    } else {
+        for (k = 0; k < g->nsegs && g->segs[k] != hi; k++)
+            ;
+        if (k == g->nsegs) {
+            if (k == sizeof(g->segs) / sizeof(g->segs[0])) {
+                if ((rc = to_addr64(g, i)) < 0)
+                    return rc;
+                g->addr64[i] = a;
+                return 0;
+            }
+            g->segs[g->nsegs++] = hi;
+        }
+        g->seg_last = k;
+    }
+    g->addr_lo[i] = (uint32_t)a;
+    g->addr_seg[i] = (uint8_t)k;
+    return 0;
+}
+
+/* Sets object i's type id (i < cap; objects below i are set), going to
+ * 32-bit ids at the 65536th type.  0 or -ENOMEM. */
+static int
+set_type(struct ml_graph *g, size_t i, uint32_t t)
+{
+    if (g->type32 == NULL && t >= UINT16_MAX) {
+        uint32_t *a = malloc((g->cap ? g->cap : 1) * sizeof(*a));
+
+        if (a == NULL)
+            return -ENOMEM;
+        for (size_t k = 0; k < i; k++)
+            a[k] = g->type16[k];
+        free(g->type16);
+        g->type16 = NULL;
+        g->type32 = a;
+    }
+    if (g->type32 != NULL)
+        g->type32[i] = t;
+    else
+        g->type16[i] = (uint16_t)t;
+    return 0;
+}
+
+void
+ml_graph_move_object(struct ml_graph *g, size_t j, size_t i)
+{
+    if (g->addr64 != NULL) {
+        g->addr64[j] = g->addr64[i];
+    } else {
+        g->addr_lo[j] = g->addr_lo[i];
+        g->addr_seg[j] = g->addr_seg[i];
+    }
+    if (g->type32 != NULL)
+        g->type32[j] = g->type32[i];
+    else
+        g->type16[j] = g->type16[i];
+    g->size[j] = g->size[i];
+    g->len[j] = g->len[i];
+    g->str[j] = g->str[i];
+    g->vkind[j] = g->vkind[i];
 }
 
 /* Appends s[0..n) and a NUL; *off1 = offset + 1. */
@@ -187,43 +298,6 @@ intern_type(struct ml_graph *g, const char *s, size_t n, uint32_t *id)
     return 0;
 }
 
-/* Fills map (capacity mask + 1, zeroed) from addr[0..n). */
-static void
-fill_map(uint32_t *map, size_t mask, const uint64_t *addr, size_t n)
-{
-    for (size_t j = 0; j < n; j++) {
-        size_t i;
-
-        for (i = ml_graph_hash64(addr[j]) & mask; map[i] != 0; i = (i + 1) & mask)
-            ;
-        map[i] = (uint32_t)j + 1;
-    }
-}
-
-static int
-grow_map(struct ml_graph *g)
-{
-    size_t ncap = g->map ? (g->map_mask + 1) * 2 : 4096;
-    uint32_t *nm = calloc(ncap, sizeof(*nm));
-
-    if (nm == NULL)
-        return -ENOMEM;
-    fill_map(nm, ncap - 1, g->addr, g->n);
-    free(g->map);
-    g->map = nm;
-    g->map_mask = ncap - 1;
-    return 0;
-}
-
-void
-ml_graph_rehash(struct ml_graph *g)
-{
-    if (g->map == NULL)
-        return;
-    memset(g->map, 0, (g->map_mask + 1) * sizeof(*g->map));
-    fill_map(g->map, g->map_mask, g->addr, g->n);
-}
-
 void
 ml_graph_drop_parents(struct ml_graph *g)
 {
@@ -233,45 +307,162 @@ ml_graph_drop_parents(struct ml_graph *g)
     g->par = NULL;
 }
 
+/* ---- the address index ----------------------------------------------- */
+
+static inline size_t
+bucket_of(uint64_t address, unsigned bits)
+{
+    /* The top bits of the mix: they depend on every bit of the address. */
+    return bits ? (size_t)((uint64_t)ml_graph_hash64(address) >> (64 - bits)) : 0;
+}
+
+/* Groups addr[0..n) by bucket into perm (and keys[pos] = the address, when
+ * keys is not NULL), dir[b] the start of bucket b; dir has 2^bits + 1
+ * entries, zeroed.  Stable: a bucket lists its objects in index order. */
+static void
+index_fill(const struct ml_graph *g, size_t n, unsigned bits, uint32_t *perm,
+           uint32_t *dir, uint64_t *keys)
+{
+    size_t nb = (size_t)1 << bits;
+
+    for (size_t j = 0; j < n; j++)
+        dir[bucket_of(ml_graph_addr(g, j), bits) + 1]++;
+    for (size_t b = 0; b < nb; b++)
+        dir[b + 1] += dir[b];
+    /* Place with dir[b] as the fill pointer; it ends as the start of
+     * bucket b + 1, and the shift puts every start back. */
+    for (size_t j = 0; j < n; j++) {
+        uint64_t a = ml_graph_addr(g, j);
+        size_t b = bucket_of(a, bits);
+        uint32_t pos = dir[b]++;
+
+        perm[pos] = (uint32_t)j;
+        if (keys != NULL)
+            keys[pos] = a;
+    }
+    memmove(dir + 1, dir, nb * sizeof(*dir));
+    dir[0] = 0;
+}
+
+/* Bits of the directory for n objects: 4 to 8 objects a bucket (a
+ * bucket's keys fill a cache line; the directory costs 0.5 to 1 byte an
+ * object). */
+static unsigned
+index_bits(size_t n)
+{
+    unsigned bits = 0;
+
+    while (bits < 30 && ((size_t)1 << bits) * 8 < n)
+        bits++;
+    return bits;
+}
+
+/* Allocates and fills the index for addr[0..n); keys as index_fill. */
+static int
+index_build(struct ml_graph *g, uint64_t *keys)
+{
+    unsigned bits = index_bits(g->n);
+
+    free(g->perm);
+    free(g->dir);
+    g->perm = malloc((g->n ? g->n : 1) * sizeof(*g->perm));
+    g->dir = calloc(((size_t)1 << bits) + 1, sizeof(*g->dir));
+    if (g->perm == NULL || g->dir == NULL) {
+        free(g->perm);
+        free(g->dir);
+        g->perm = NULL;
+        g->dir = NULL;
+        return -ENOMEM;
+    }
+    g->dir_bits = bits;
+    index_fill(g, g->n, bits, g->perm, g->dir, keys);
+    return 0;
+}
+
+void
+ml_graph_rehash(struct ml_graph *g)
+{
+    if (g->dir == NULL)
+        return;
+    memset(g->dir, 0, (((size_t)1 << g->dir_bits) + 1) * sizeof(*g->dir));
+    index_fill(g, g->n, g->dir_bits, g->perm, g->dir, NULL);
+}
+
 uint32_t
 ml_graph_find(const struct ml_graph *g, uint64_t address)
 {
-    if (g->map == NULL)
+    size_t b;
+
+    if (g->dir == NULL)
         return ML_GRAPH_NONE;
-    for (size_t i = ml_graph_hash64(address) & g->map_mask; g->map[i] != 0;
-         i = (i + 1) & g->map_mask)
-        if (g->addr[g->map[i] - 1] == address)
-            return g->map[i] - 1;
+    b = bucket_of(address, g->dir_bits);
+    for (uint32_t p = g->dir[b]; p < g->dir[b + 1]; p++)
+        if (ml_graph_addr(g, g->perm[p]) == address)
+            return g->perm[p];
     return ML_GRAPH_NONE;
+}
+
+/* ---- loading ------------------------------------------------------------ */
+
+int
+ml_graph_reserve_bigsize(struct ml_graph *g, size_t extra)
+{
+    if (g->nbigsize + extra > g->bigsize_cap) {
+        size_t ncap = g->nbigsize + extra;
+        void *nb = realloc(g->bigsize, ncap * sizeof(*g->bigsize));
+
+        if (nb == NULL)
+            return -ENOMEM;
+        g->bigsize = nb;
+        g->bigsize_cap = ncap;
+    }
+    return 0;
+}
+
+int
+ml_graph_set_size(struct ml_graph *g, size_t i, uint64_t size)
+{
+    int rc;
+
+    if (size < ML_GRAPH_SIZE32_BIG) {
+        g->size[i] = (uint32_t)size;
+        return 0;
+    }
+    /* The entry of an earlier size of this object, else a new one. */
+    if (g->size[i] == ML_GRAPH_SIZE32_BIG)
+        for (size_t k = 0; k < g->nbigsize; k++)
+            if (g->bigsize[k].addr == ml_graph_addr(g, i)) {
+                g->bigsize[k].size = size;
+                return 0;
+            }
+    if (g->nbigsize == g->bigsize_cap
+            && (rc = ml_graph_reserve_bigsize(g, g->nbigsize + 1)) < 0)
+        return rc;
+    g->bigsize[g->nbigsize].addr = ml_graph_addr(g, i);
+    g->bigsize[g->nbigsize++].size = size;
+    g->size[i] = ML_GRAPH_SIZE32_BIG;
+    return 0;
 }
 
 int
 ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
 {
-    size_t i;
-    uint32_t idx;
+    uint32_t idx, t;
     int rc;
 
     if (g->finished)
         return -EINVAL;
-    if (g->map == NULL || (g->n + 1) * 2 > g->map_mask + 1) {
-        if ((rc = grow_map(g)) < 0)
-            return rc;
-    }
-    for (i = ml_graph_hash64(l->address) & g->map_mask; g->map[i] != 0;
-         i = (i + 1) & g->map_mask) {
-        if (g->addr[g->map[i] - 1] == l->address) {
-            g->nduplicates++;
-            return 0;
-        }
-    }
     if (g->n == g->cap && (rc = grow_objects(g)) < 0)
         return rc;
     idx = (uint32_t)g->n;
-    if ((rc = intern_type(g, l->type, l->type_len, &g->type[idx])) < 0)
+    if ((rc = intern_type(g, l->type, l->type_len, &t)) < 0
+            || (rc = set_type(g, idx, t)) < 0)
         return rc;
-    g->addr[idx] = l->address;
-    g->size[idx] = l->size;
+    if ((rc = set_addr(g, idx, l->address)) < 0)
+        return rc;
+    g->size[idx] = 0;
+    if ((rc = ml_graph_set_size(g, idx, l->size)) < 0)
+        return rc;
     if (!l->has_len) {
         g->len[idx] = ML_GRAPH_LEN32_NONE;
     } else if (l->len < ML_GRAPH_LEN32_BIG) {
@@ -286,24 +477,31 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
         g->biglen[g->nbiglen++].len = l->len;
         g->len[idx] = ML_GRAPH_LEN32_BIG;
     }
-    g->name[idx] = 0;
-    g->value[idx] = 0;
+    /* One offset for both strings: the value's text, then the name. */
+    g->str[idx] = 0;
     g->vkind[idx] = (uint8_t)l->vkind;
-    if (l->has_name && (rc = arena_put(g, l->name, l->name_len, &g->name[idx])) < 0)
-        return rc;
-    if ((l->vkind == ML_VAL_STR || l->vkind == ML_VAL_INT
-            || l->vkind == ML_VAL_FLOAT)
-            && (rc = arena_put(g, l->value, l->value_len, &g->value[idx])) < 0)
-        return rc;
-    if (g->value[idx] != 0 && memchr(l->value, '\0', l->value_len) != NULL) {
-        void *nv = realloc(g->nulvals, (g->nnulvals + 1) * sizeof(*g->nulvals));
+    if (ml_graph_vkind_has_text(l->vkind)) {
+        if ((rc = arena_put(g, l->value, l->value_len, &g->str[idx])) < 0)
+            return rc;
+        if (memchr(l->value, '\0', l->value_len) != NULL) {
+            void *nv = realloc(g->nulvals, (g->nnulvals + 1) * sizeof(*g->nulvals));
 
-        if (nv == NULL)
-            return -ENOMEM;
-        g->nulvals = nv;
-        g->nulvals[g->nnulvals].addr = l->address;
-        g->nulvals[g->nnulvals++].len = l->value_len;
-        g->vkind[idx] |= ML_GRAPH_VNUL;
+            if (nv == NULL)
+                return -ENOMEM;
+            g->nulvals = nv;
+            g->nulvals[g->nnulvals].addr = l->address;
+            g->nulvals[g->nnulvals++].len = l->value_len;
+            g->vkind[idx] |= ML_GRAPH_VNUL;
+        }
+    }
+    if (l->has_name) {
+        uint32_t off1;
+
+        if ((rc = arena_put(g, l->name, l->name_len, &off1)) < 0)
+            return rc;
+        if (g->str[idx] == 0)
+            g->str[idx] = off1;
+        g->vkind[idx] |= ML_GRAPH_VNAME;
     }
     if (g->nrefs + l->nrefs >= UINT32_MAX)
         return ML_ETOOBIG;
@@ -321,9 +519,114 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
     g->ref_start[idx] = (uint32_t)g->nrefs;
     g->nrefs += l->nrefs;
     g->ref_start[idx + 1] = (uint32_t)g->nrefs;
-    g->map[i] = idx + 1;
     g->n++;
     return 0;
+}
+
+/* Grows the object arrays to hold at least n (exactly n when larger than
+ * doubling would give). */
+static int
+reserve_objects(struct ml_graph *g, size_t n)
+{
+    while (g->cap < n) {
+        int rc = grow_objects(g);
+
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+int
+ml_graph_append(struct ml_graph *g, struct ml_graph *o)
+{
+    uint32_t *tmap = NULL;
+    uint32_t base = 0;
+    int rc = -ENOMEM;
+
+    if (g->finished || o->finished)
+        return -EINVAL;
+    if (o->n == 0 && o->ntypes == 0) {
+        g->nduplicates += o->nduplicates;
+        ml_graph_free(o);
+        return 0;
+    }
+    if (g->n + o->n >= UINT32_MAX - 1 || g->nrefs + o->nrefs >= UINT32_MAX)
+        return ML_ETOOBIG;
+    /* o's strings follow g's: every offset of o shifts by base. */
+    if (o->arena_len > 0) {
+        uint32_t off1;
+
+        if ((rc = arena_put(g, o->arena, o->arena_len - 1, &off1)) < 0)
+            return rc;
+        base = off1 - 1;
+    }
+    tmap = malloc((o->ntypes ? o->ntypes : 1) * sizeof(*tmap));
+    if (tmap == NULL)
+        return -ENOMEM;
+    for (size_t t = 0; t < o->ntypes; t++) {
+        const char *tn = o->arena + o->types[t];
+
+        if ((rc = intern_type(g, tn, strlen(tn), &tmap[t])) < 0)
+            goto out;
+    }
+    if ((rc = reserve_objects(g, g->n + o->n)) < 0)
+        goto out;
+    rc = -ENOMEM;
+    if (g->nrefs + o->nrefs > g->raw_cap) {
+        if (grow((void **)&g->raw, sizeof(*g->raw), g->nrefs + o->nrefs) < 0)
+            goto out;
+        g->raw_cap = g->nrefs + o->nrefs;
+    }
+    if (o->nbiglen > 0) {
+        void *nb = realloc(g->biglen, (g->nbiglen + o->nbiglen) * sizeof(*g->biglen));
+
+        if (nb == NULL)
+            goto out;
+        g->biglen = nb;
+        memcpy(g->biglen + g->nbiglen, o->biglen, o->nbiglen * sizeof(*o->biglen));
+        g->nbiglen += o->nbiglen;
+    }
+    if (o->nbigsize > 0) {
+        if (ml_graph_reserve_bigsize(g, o->nbigsize) < 0)
+            goto out;
+        memcpy(g->bigsize + g->nbigsize, o->bigsize, o->nbigsize * sizeof(*o->bigsize));
+        g->nbigsize += o->nbigsize;
+    }
+    if (o->nnulvals > 0) {
+        void *nv = realloc(g->nulvals, (g->nnulvals + o->nnulvals) * sizeof(*g->nulvals));
+
+        if (nv == NULL)
+            goto out;
+        g->nulvals = nv;
+        memcpy(g->nulvals + g->nnulvals, o->nulvals, o->nnulvals * sizeof(*o->nulvals));
+        g->nnulvals += o->nnulvals;
+    }
+    for (size_t i = 0; i < o->n; i++)
+        if ((rc = set_addr(g, g->n + i, ml_graph_addr(o, i))) < 0)
+            goto out;
+    rc = -ENOMEM;
+    memcpy(g->size + g->n, o->size, o->n * sizeof(*o->size));
+    memcpy(g->len + g->n, o->len, o->n * sizeof(*o->len));
+    memcpy(g->vkind + g->n, o->vkind, o->n * sizeof(*o->vkind));
+    for (size_t i = 0; i < o->n; i++) {
+        if ((rc = set_type(g, g->n + i, tmap[ml_graph_type(o, i)])) < 0)
+            goto out;
+        g->str[g->n + i] = o->str[i] ? o->str[i] + base : 0;
+        g->ref_start[g->n + i + 1] = o->ref_start[i + 1] + (uint32_t)g->nrefs;
+    }
+    if (o->nrefs > 0)
+        memcpy(g->raw + g->nrefs, o->raw, o->nrefs * sizeof(*o->raw));
+    if (g->n == 0)
+        g->ref_start[0] = 0;
+    g->n += o->n;
+    g->nrefs += o->nrefs;
+    g->nduplicates += o->nduplicates;
+    ml_graph_free(o);
+    rc = 0;
+out:
+    free(tmap);
+    return rc;
 }
 
 /* Gives back the slack of doubling once loading is over: up to half of
@@ -343,12 +646,14 @@ shrink_one(void **p, size_t es, size_t n)
 static void
 shrink(struct ml_graph *g)
 {
-    shrink_one((void **)&g->addr, sizeof(*g->addr), g->n);
-    shrink_one((void **)&g->type, sizeof(*g->type), g->n);
+    shrink_one((void **)&g->addr_lo, sizeof(*g->addr_lo), g->n);
+    shrink_one((void **)&g->addr_seg, sizeof(*g->addr_seg), g->n);
+    shrink_one((void **)&g->addr64, sizeof(*g->addr64), g->n);
+    shrink_one((void **)&g->type16, sizeof(*g->type16), g->n);
+    shrink_one((void **)&g->type32, sizeof(*g->type32), g->n);
     shrink_one((void **)&g->size, sizeof(*g->size), g->n);
     shrink_one((void **)&g->len, sizeof(*g->len), g->n);
-    shrink_one((void **)&g->name, sizeof(*g->name), g->n);
-    shrink_one((void **)&g->value, sizeof(*g->value), g->n);
+    shrink_one((void **)&g->str, sizeof(*g->str), g->n);
     shrink_one((void **)&g->vkind, sizeof(*g->vkind), g->n);
     shrink_one((void **)&g->ref_start, sizeof(*g->ref_start), g->n + 1);
     shrink_one((void **)&g->arena, 1, g->arena_len);
@@ -357,10 +662,175 @@ shrink(struct ml_graph *g)
         g->arena_cap = g->arena_len ? g->arena_len : 1;
 }
 
+/* Drops the objects marked in dup (repeated addresses: their first line
+ * stays), with their refs, before the refs are resolved. */
+static void
+drop_duplicates(struct ml_graph *g, const uint8_t *dup)
+{
+    size_t j = 0;
+    uint64_t nr = 0;
+
+    for (size_t i = 0; i < g->n; i++) {
+        uint32_t a = g->ref_start[i], e = g->ref_start[i + 1];
+
+        if (dup[i])
+            continue;
+        ml_graph_move_object(g, j, i);
+        memmove(g->raw + nr, g->raw + a, (size_t)(e - a) * sizeof(*g->raw));
+        g->ref_start[j] = (uint32_t)nr;
+        nr += e - a;
+        j++;
+    }
+    g->ref_start[j] = (uint32_t)nr;
+    g->nduplicates += g->n - j;
+    g->n = j;
+    g->nrefs = nr;
+}
+
+/* Marks in dup every object whose address an earlier object has (they
+ * share a bucket); the number marked. */
+static size_t
+find_duplicates(const struct ml_graph *g, const uint64_t *keys, uint8_t *dup)
+{
+    size_t nb = (size_t)1 << g->dir_bits, count = 0;
+
+    for (size_t b = 0; b < nb; b++)
+        for (uint32_t p = g->dir[b] + 1; p < g->dir[b + 1]; p++)
+            for (uint32_t q = g->dir[b]; q < p; q++)
+                if (keys[q] == keys[p]) {
+                    dup[g->perm[p]] = 1;
+                    count++;
+                    break;
+                }
+    return count;
+}
+
+/* Half of finish's lookups: refs[lo..hi) from raw, the positions of the
+ * dangling ones (no object has the address) listed in dang. */
+struct resolve_job {
+    const struct ml_graph *g;
+    const uint64_t *keys;
+    uint64_t lo, hi;
+    uint64_t *dang;
+    size_t ndang, dcap;
+    int rc;
+};
+
+#define PREFETCH_DIR 16         /* refs ahead whose bucket start is fetched */
+#define PREFETCH_KEYS 8         /* refs ahead whose bucket keys are */
+
+static void *
+resolve_run(void *arg)
+{
+    struct resolve_job *j = arg;
+    const struct ml_graph *g = j->g;
+    const uint64_t *raw = g->raw, *keys = j->keys;
+    const uint32_t *dir = g->dir, *perm = g->perm;
+    uint32_t *refs = g->refs;
+    unsigned bits = g->dir_bits;
+
+    /* A lookup is a chain of misses (dir, then the bucket's keys); the
+     * refs ahead are independent, so their lines are fetched early. */
+    for (uint64_t k = j->lo; k < j->hi; k++) {
+        uint64_t a = raw[k];
+        size_t b = bucket_of(a, bits);
+        uint32_t p, e, r = ML_GRAPH_NONE;
+
+        if (k + PREFETCH_DIR < j->hi)
+            __builtin_prefetch(&dir[bucket_of(raw[k + PREFETCH_DIR], bits)]);
+        if (k + PREFETCH_KEYS < j->hi) {
+            uint32_t s = dir[bucket_of(raw[k + PREFETCH_KEYS], bits)];
+
+            __builtin_prefetch(&keys[s]);
+            __builtin_prefetch(&perm[s]);
+        }
+        for (p = dir[b], e = dir[b + 1]; p < e; p++)
+            if (keys[p] == a) {
+                r = perm[p];
+                break;
+            }
+        if (r == ML_GRAPH_NONE) {
+            if (j->ndang == j->dcap) {
+                size_t ncap = j->dcap ? j->dcap * 2 : 64;
+                uint64_t *nd = realloc(j->dang, ncap * sizeof(*nd));
+
+                if (nd == NULL) {
+                    j->rc = -ENOMEM;
+                    return NULL;
+                }
+                j->dang = nd;
+                j->dcap = ncap;
+            }
+            j->dang[j->ndang++] = k;
+        }
+        refs[k] = r;
+    }
+    return NULL;
+}
+
+/* Below this many refs one thread resolves them all. */
+#define RESOLVE_THREADED_MIN (1u << 16)
+
+/* Resolves raw into refs; dangling refs get n + their rank, in ref
+ * order. */
+static int
+resolve_refs(struct ml_graph *g, const uint64_t *keys)
+{
+    struct resolve_job job[2];
+    pthread_t th;
+    int threaded = 0, rc = 0;
+    size_t dcap = 0;
+
+    memset(job, 0, sizeof(job));
+    for (int t = 0; t < 2; t++) {
+        job[t].g = g;
+        job[t].keys = keys;
+    }
+    job[0].hi = g->nrefs;
+    if (g->nrefs >= RESOLVE_THREADED_MIN) {
+        job[0].hi = g->nrefs / 2;
+        job[1].lo = job[0].hi;
+        job[1].hi = g->nrefs;
+        threaded = pthread_create(&th, NULL, resolve_run, &job[1]) == 0;
+    }
+    resolve_run(&job[0]);
+    if (threaded)
+        pthread_join(th, NULL);
+    else if (job[1].hi > job[1].lo)
+        resolve_run(&job[1]);       /* no thread: the second half here */
+    for (int t = 0; t < 2 && rc == 0; t++) {
+        rc = job[t].rc;
+        for (size_t d = 0; rc == 0 && d < job[t].ndang; d++) {
+            uint64_t k = job[t].dang[d];
+
+            /* One entry per reference, in order; a dump rarely has many,
+             * and they need no index. */
+            if (g->ndangling == dcap) {
+                dcap = dcap ? dcap * 2 : 64;
+                if (grow((void **)&g->dangling, sizeof(*g->dangling), dcap) < 0) {
+                    rc = -ENOMEM;
+                    break;
+                }
+            }
+            if (g->n + g->ndangling >= UINT32_MAX) {
+                rc = ML_ETOOBIG;
+                break;
+            }
+            g->dangling[g->ndangling] = g->raw[k];
+            g->refs[k] = (uint32_t)(g->n + g->ndangling++);
+        }
+    }
+    free(job[0].dang);
+    free(job[1].dang);
+    return rc;
+}
+
 int
 ml_graph_finish(struct ml_graph *g)
 {
-    size_t dcap = 0;
+    uint64_t *keys = NULL;
+    uint8_t *dup = NULL;
+    int rc = -ENOMEM;
 
     if (g->finished)
         return 0;
@@ -369,33 +839,35 @@ ml_graph_finish(struct ml_graph *g)
         if (g->ref_start == NULL)
             return -ENOMEM;
     }
+    keys = malloc((g->n ? g->n : 1) * sizeof(*keys));
+    if (keys == NULL || (rc = index_build(g, keys)) < 0)
+        goto out;
+    rc = -ENOMEM;
+    dup = calloc(g->n ? g->n : 1, 1);
+    if (dup == NULL)
+        goto out;
+    if (find_duplicates(g, keys, dup) > 0) {
+        drop_duplicates(g, dup);
+        if ((rc = index_build(g, keys)) < 0)
+            goto out;
+    }
+    free(dup);
+    dup = NULL;
     g->refs = malloc((g->nrefs ? g->nrefs : 1) * sizeof(*g->refs));
     if (g->refs == NULL)
-        return -ENOMEM;
-    for (uint64_t k = 0; k < g->nrefs; k++) {
-        uint32_t r = ml_graph_find(g, g->raw[k]);
-
-        if (r == ML_GRAPH_NONE) {
-            /* Dangling: one entry per reference, in order; a dump rarely
-             * has many, and they need no map. */
-            if (g->ndangling == dcap) {
-                dcap = dcap ? dcap * 2 : 64;
-                if (grow((void **)&g->dangling, sizeof(*g->dangling), dcap) < 0)
-                    return -ENOMEM;
-            }
-            if (g->n + g->ndangling >= UINT32_MAX)
-                return ML_ETOOBIG;
-            g->dangling[g->ndangling] = g->raw[k];
-            r = (uint32_t)(g->n + g->ndangling++);
-        }
-        g->refs[k] = r;
-    }
+        goto out;
+    if ((rc = resolve_refs(g, keys)) < 0)
+        goto out;
     free(g->raw);
     g->raw = NULL;
     g->raw_cap = 0;
     g->finished = 1;
     shrink(g);
-    return 0;
+    rc = 0;
+out:
+    free(keys);
+    free(dup);
+    return rc;
 }
 
 /* Counts each object's distinct referrers into start[r + 1], with last[r]
@@ -470,14 +942,16 @@ ml_graph_summarize(const struct ml_graph *g, const uint8_t *mask,
     }
     for (size_t i = 0; i < g->n; i++) {
         struct ml_type_summary *s;
+        uint64_t sz;
 
         if (mask != NULL && !mask[i])
             continue;
-        s = &out[g->type[i]];
+        sz = ml_graph_size(g, i);
+        s = &out[ml_graph_type(g, i)];
         s->count++;
-        s->size += g->size[i];
-        if (s->max_index == ML_GRAPH_NONE || g->size[i] > s->max_size) {
-            s->max_size = g->size[i];
+        s->size += sz;
+        if (s->max_index == ML_GRAPH_NONE || sz > s->max_size) {
+            s->max_size = sz;
             s->max_index = (uint32_t)i;
         }
     }

@@ -14,12 +14,18 @@
 #include <stdio.h>
 #include <string.h>
 #include <zlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+#include <sys/stat.h>
 
 #include "collapse.h"
 #include "dominators.h"
 #include "dumpline.h"
 #include "graph.h"
 #include "graph_path.h"
+#include "ldfeed.h"
 #include "ml-common.h"
 
 #define CHUNK (1 << 20)
@@ -27,17 +33,7 @@
 typedef struct {
     PyObject_HEAD
     struct ml_graph g;
-    struct ml_dumpparser p;
-    char *partial;              /* an incomplete last line, across feeds */
-    size_t plen;
-    size_t pcap;
-    unsigned long long lineno;  /* lines seen so far */
-    unsigned long long skipped; /* malformed lines, errors='skip' */
-    unsigned long long first_skipped_line;
-    char first_skipped_err[200];
-    unsigned long long nother;  /* lines without "address" */
-    unsigned long long bytes_fed;
-    int skip;
+    struct ldfeed ld;           /* lines -> g; errors='skip' is ld.skip */
     int finished;
     int expensive_removed;      /* remove_expensive_references() was run */
     struct ml_dom dom;          /* compute_retained(); idom NULL until then */
@@ -46,6 +42,17 @@ typedef struct {
 static PyTypeObject Graph_Type;
 
 /* ---- loading ---------------------------------------------------------- */
+
+/* Gives the free pages inside the heap back to the system: the arrays
+ * grew by doubling and the old copies, freed, left holes that glibc keeps
+ * resident (4 bytes an object) until asked. */
+static void
+trim_heap(void)
+{
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
 
 static int
 raise_rc(int rc)
@@ -60,68 +67,27 @@ raise_rc(int rc)
     return -1;
 }
 
-static void
-record_skip(GraphObject *self, const char *err)
-{
-    if (self->skipped++ == 0) {
-        self->first_skipped_line = self->lineno;
-        snprintf(self->first_skipped_err, sizeof(self->first_skipped_err),
-                 "%s", err);
-    }
-}
-
-/* One complete line (without or with its '\n'). */
+/* The exception for what stopped self->ld (which then goes on, as a
+ * feed after an error always could). */
 static int
-do_line(GraphObject *self, const char *s, size_t n)
+raise_ld(GraphObject *self)
 {
-    struct ml_dumpline l;
-    int rc;
+    int rc = self->ld.err_rc;
 
-    self->lineno++;
-    if (ml_dumpline_blank(s, n))
-        return 0;
-    rc = ml_dumpline_parse(&self->p, s, n, &l);
+    self->ld.err_rc = 0;
     if (rc == ML_EPROTO) {
-        if (self->skip) {
-            record_skip(self, self->p.err);
-            return 0;
-        }
-        PyErr_Format(PyExc_ValueError, "line %llu: %s", self->lineno,
-                     self->p.err);
+        PyErr_Format(PyExc_ValueError, "line %llu: %s", self->ld.err_line,
+                     self->ld.err_msg);
         return -1;
     }
-    if (rc < 0)
-        return raise_rc(rc);
-    if (l.kind != ML_LINE_OBJECT) {
-        self->nother++;
+    if (rc == 0)
         return 0;
+    if (rc > -30000 && rc != -ENOMEM) {     /* -errno: a read error */
+        errno = -rc;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
     }
-    rc = ml_graph_add(&self->g, &l);
-    if (rc < 0)
-        return raise_rc(rc);
-    return 0;
-}
-
-static int
-partial_append(GraphObject *self, const char *s, size_t n)
-{
-    if (self->plen + n > self->pcap) {
-        size_t ncap = self->pcap ? self->pcap : 4096;
-        char *np;
-
-        while (ncap < self->plen + n)
-            ncap *= 2;
-        np = PyMem_Realloc(self->partial, ncap);
-        if (np == NULL) {
-            PyErr_NoMemory();
-            return -1;
-        }
-        self->partial = np;
-        self->pcap = ncap;
-    }
-    memcpy(self->partial + self->plen, s, n);
-    self->plen += n;
-    return 0;
+    return raise_rc(rc);
 }
 
 static int
@@ -137,28 +103,8 @@ check_open(GraphObject *self)
 static int
 feed_buf(GraphObject *self, const char *s, size_t n)
 {
-    const char *end = s + n;
-
-    self->bytes_fed += n;
-    while (s < end) {
-        const char *nl = memchr(s, '\n', (size_t)(end - s));
-
-        if (nl == NULL)
-            return partial_append(self, s, (size_t)(end - s));
-        if (self->plen) {
-            size_t len;
-
-            if (partial_append(self, s, (size_t)(nl - s)) < 0)
-                return -1;
-            len = self->plen;
-            self->plen = 0;     /* do_line may raise; the line is consumed */
-            if (do_line(self, self->partial, len) < 0)
-                return -1;
-        } else if (do_line(self, s, (size_t)(nl - s)) < 0) {
-            return -1;
-        }
-        s = nl + 1;
-    }
+    if (ldfeed_feed(&self->ld, s, n) < 0)
+        return raise_ld(self);
     return 0;
 }
 
@@ -196,43 +142,17 @@ Graph_finish(GraphObject *self, PyObject *unused)
 
     if (self->finished)
         Py_RETURN_NONE;
-    if (self->plen && !ml_dumpline_blank(self->partial, self->plen)) {
-        struct ml_dumpline l;
-        size_t n = self->plen;
-
-        self->plen = 0;
-        self->lineno++;
-        rc = ml_dumpline_parse(&self->p, self->partial, n, &l);
-        if (rc == ML_EPROTO) {
-            if (self->skip) {
-                record_skip(self, "truncated (the dump was cut short)");
-            } else {
-                PyErr_Format(PyExc_ValueError,
-                             "line %llu: truncated (the dump was cut short)",
-                             self->lineno);
-                return NULL;
-            }
-        } else if (rc < 0) {
-            return PyErr_NoMemory();
-        } else if (l.kind == ML_LINE_OBJECT) {
-            if ((rc = ml_graph_add(&self->g, &l)) < 0) {
-                raise_rc(rc);
-                return NULL;
-            }
-        } else {
-            self->nother++;
-        }
+    if (ldfeed_end(&self->ld) < 0) {
+        raise_ld(self);
+        return NULL;
     }
-    self->plen = 0;
     if ((rc = ml_graph_finish(&self->g)) < 0) {
         raise_rc(rc);
         return NULL;
     }
     self->finished = 1;
-    PyMem_Free(self->partial);
-    self->partial = NULL;
-    self->pcap = 0;
-    ml_dumpparser_free(&self->p);
+    ldfeed_free(&self->ld);
+    trim_heap();
     Py_RETURN_NONE;
 }
 
@@ -261,8 +181,10 @@ Graph_load_file(GraphObject *self, PyObject *args, PyObject *kw)
     FILE *f = NULL;
     char *in = NULL, *out = NULL;
     z_stream z;
-    int zinit = 0, gz = 0, ok = 0, in_member = 0;
-    unsigned long long nread = 0;
+    int zinit = 0, gz = 0, ok = 0, in_member = 0, split = 0;
+    unsigned long long nread = 0, limit = ~0ull;
+    struct ldfeed_split sp;
+    struct stat st;
     size_t n;
 
     if (!PyArg_ParseTupleAndKeywords(args, kw, "O&|O:load_file", kwlist,
@@ -283,7 +205,7 @@ Graph_load_file(GraphObject *self, PyObject *args, PyObject *kw)
     }
     memset(&z, 0, sizeof(z));
     for (int first = 1;; first = 0) {
-        n = fread(in, 1, CHUNK, f);
+        n = fread(in, 1, limit - nread < CHUNK ? (size_t)(limit - nread) : CHUNK, f);
         if (n == 0) {
             if (ferror(f)) {
                 PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
@@ -301,6 +223,22 @@ Graph_load_file(GraphObject *self, PyObject *args, PyObject *kw)
             }
             zinit = 1;
             in_member = 1;
+        }
+        if (first && !gz && fstat(fileno(f), &st) == 0 && S_ISREG(st.st_mode)) {
+            /* A plain file: a thread parses its second half meanwhile. */
+            int rc = ldfeed_split_start(&sp, fileno(f),
+                                        (unsigned long long)st.st_size,
+                                        self->ld.skip);
+
+            if (rc < 0) {
+                errno = -rc;
+                PyErr_SetFromErrnoWithFilenameObject(PyExc_OSError, path);
+                goto out;
+            }
+            if (rc > 0) {
+                split = 1;
+                limit = sp.at;
+            }
         }
         if (!gz) {
             if (feed_buf(self, in, n) < 0)
@@ -337,9 +275,23 @@ Graph_load_file(GraphObject *self, PyObject *args, PyObject *kw)
                     break;
             } while (z.avail_in > 0 || z.avail_out == 0);
         }
-        if (report(progress, nread, self->g.n) < 0)
+        if (report(progress, nread + (split ? __atomic_load_n(&sp.nread, __ATOMIC_RELAXED) : 0),
+                   self->g.n) < 0)
             goto out;
         if (PyErr_CheckSignals() < 0)
+            goto out;
+    }
+    if (split) {
+        Py_BEGIN_ALLOW_THREADS
+        ldfeed_split_join(&sp, 0);
+        Py_END_ALLOW_THREADS
+        split = 0;
+        nread += sp.nread;
+        if (ldfeed_split_merge(&self->ld, &sp) < 0) {
+            raise_ld(self);
+            goto out;
+        }
+        if (report(progress, nread, self->g.n) < 0)
             goto out;
     }
     if (gz && in_member) {
@@ -349,6 +301,12 @@ Graph_load_file(GraphObject *self, PyObject *args, PyObject *kw)
     }
     ok = 1;
 out:
+    if (split) {                /* an error in the first half */
+        Py_BEGIN_ALLOW_THREADS
+        ldfeed_split_join(&sp, 1);
+        Py_END_ALLOW_THREADS
+        ldfeed_split_free(&sp);
+    }
     if (zinit)
         inflateEnd(&z);
     if (f != NULL)
@@ -423,7 +381,7 @@ Graph_address(GraphObject *self, PyObject *arg)
 
     if (get_index(self, arg, &i) < 0)
         return NULL;
-    return PyLong_FromUnsignedLongLong(self->g.addr[i]);
+    return PyLong_FromUnsignedLongLong(ml_graph_addr(&self->g, i));
 }
 
 static PyObject *
@@ -433,8 +391,8 @@ Graph_type_str(GraphObject *self, PyObject *arg)
 
     if (get_index(self, arg, &i) < 0)
         return NULL;
-    return PyUnicode_DecodeUTF8(ml_graph_type_name(&self->g, self->g.type[i]),
-                                (Py_ssize_t)strlen(ml_graph_type_name(&self->g, self->g.type[i])),
+    return PyUnicode_DecodeUTF8(ml_graph_type_name(&self->g, ml_graph_type(&self->g, i)),
+                                (Py_ssize_t)strlen(ml_graph_type_name(&self->g, ml_graph_type(&self->g, i))),
                                 "surrogatepass");
 }
 
@@ -445,7 +403,7 @@ Graph_type_id(GraphObject *self, PyObject *arg)
 
     if (get_index(self, arg, &i) < 0)
         return NULL;
-    return PyLong_FromUnsignedLong(self->g.type[i]);
+    return PyLong_FromUnsignedLong(ml_graph_type(&self->g, i));
 }
 
 static PyObject *
@@ -455,7 +413,7 @@ Graph_size(GraphObject *self, PyObject *arg)
 
     if (get_index(self, arg, &i) < 0)
         return NULL;
-    return PyLong_FromUnsignedLongLong(self->g.size[i]);
+    return PyLong_FromUnsignedLongLong(ml_graph_size(&self->g, i));
 }
 
 static PyObject *
@@ -483,9 +441,9 @@ Graph_name(GraphObject *self, PyObject *arg)
 
     if (get_index(self, arg, &i) < 0)
         return NULL;
-    if (self->g.name[i] == 0)
+    if (ml_graph_name(&self->g, i) == NULL)
         Py_RETURN_NONE;
-    return decode(ml_graph_str(&self->g, self->g.name[i]));
+    return decode(ml_graph_name(&self->g, i));
 }
 
 /* A value as Python: str, int, float, bool or None. */
@@ -547,8 +505,8 @@ Graph_value(GraphObject *self, PyObject *arg)
 
     if (get_index(self, arg, &i) < 0)
         return NULL;
-    s = ml_graph_str(&self->g, self->g.value[i]);
-    return value_obj(strcmp(ml_graph_type_name(&self->g, self->g.type[i]),
+    s = ml_graph_value(&self->g, i);
+    return value_obj(strcmp(ml_graph_type_name(&self->g, ml_graph_type(&self->g, i)),
                             "float") == 0,
                      ml_graph_vkind(&self->g, i), s,
                      ml_graph_value_len(&self->g, i));
@@ -648,6 +606,7 @@ Graph_compute_parents(GraphObject *self, PyObject *unused)
         raise_rc(rc);
         return NULL;
     }
+    trim_heap();
     Py_RETURN_NONE;
 }
 
@@ -764,7 +723,7 @@ dict_name_value(const struct ml_graph *g, uint32_t d)
         uint32_t key = g->refs[k];
 
         if (key < g->n && ml_graph_vkind(g, key) == ML_VAL_STR && ml_graph_value_len(g, key) == 8
-                && memcmp(ml_graph_str(g, g->value[key]), "__name__", 8) == 0)
+                && memcmp(ml_graph_value(g, key), "__name__", 8) == 0)
             return g->refs[k + 1] + 1;
     }
     return 0;
@@ -808,7 +767,7 @@ Graph_remove_expensive_references(GraphObject *self, PyObject *unused)
         return PyErr_NoMemory();
     }
     for (size_t i = 0; i < n; i++) {
-        uint32_t t = g->type[i];
+        uint32_t t = ml_graph_type(g, i);
 
         if (t == t_module || t == t_frame || t == t_type)
             fl[i] |= EX_NOREF;
@@ -818,7 +777,7 @@ Graph_remove_expensive_references(GraphObject *self, PyObject *unused)
             for (uint64_t k = g->ref_start[i]; k < g->ref_start[i + 1]; k++) {
                 uint32_t r = g->refs[k];
 
-                if (r < n && g->type[r] == t_dict)
+                if (r < n && ml_graph_type(g, r) == t_dict)
                     fl[r] |= EX_MODDICT;
             }
     }
@@ -827,11 +786,11 @@ Graph_remove_expensive_references(GraphObject *self, PyObject *unused)
     a = g->ref_start[0];
     for (size_t i = 0; i < n; i++) {
         uint64_t b = g->ref_start[i + 1], k = a;
-        uint32_t t = g->type[i];
+        uint32_t t = ml_graph_type(g, i);
 
         g->ref_start[i] = w;
         if (t == t_func && b - a >= 2 && g->refs[a + 1] < n
-                && g->type[g->refs[a + 1]] == t_dict) {
+                && ml_graph_type(g, g->refs[a + 1]) == t_dict) {
             /* code, globals, [builtins,] module name, ...: tp_traverse's
              * order on every CPython (builtins since 3.10). */
             uint32_t glob = g->refs[a + 1], name1;
@@ -848,7 +807,7 @@ Graph_remove_expensive_references(GraphObject *self, PyObject *unused)
             /* __builtins__ when the builtins module has no line: a dict
              * right before the module name. */
             if (k == a + 2 && k + 1 < b && name1 != 0 && g->refs[k] < n
-                    && g->type[g->refs[k]] == t_dict
+                    && ml_graph_type(g, g->refs[k]) == t_dict
                     && g->refs[k + 1] == name1 - 1)
                 k++;
             if (k < b && name1 != 0 && g->refs[k] == name1 - 1)
@@ -897,18 +856,18 @@ Graph_guess_intern_dict(GraphObject *self, PyObject *unused)
     if (nref == NULL)
         return PyErr_NoMemory();
     for (uint64_t k = 0; k < g->nrefs; k++)
-        if (g->refs[k] < n && g->type[g->refs[k]] == t_dict)
+        if (g->refs[k] < n && ml_graph_type(g, g->refs[k]) == t_dict)
             nref[g->refs[k]] = 1;
     for (size_t i = 0; i < n; i++) {
         uint64_t a = g->ref_start[i], b = g->ref_start[i + 1], k;
 
-        if (g->type[i] != t_dict || nref[i] || a == b || (b - a) % 2 != 0
+        if (ml_graph_type(g, i) != t_dict || nref[i] || a == b || (b - a) % 2 != 0
                 || (b - a) / 2 <= best_pairs)
             continue;
         for (k = a; k < b; k += 2) {
             uint32_t r = g->refs[k];
 
-            if (r != g->refs[k + 1] || r >= n || g->type[r] != t_str)
+            if (r != g->refs[k + 1] || r >= n || ml_graph_type(g, r) != t_str)
                 break;
         }
         if (k == b) {
@@ -974,7 +933,7 @@ Graph_summarize(GraphObject *self, PyObject *args, PyObject *kw)
         tup = Py_BuildValue("(NKKKK)", name, (unsigned long long)s[t].count,
                             (unsigned long long)s[t].size,
                             (unsigned long long)s[t].max_size,
-                            (unsigned long long)self->g.addr[s[t].max_index]);
+                            (unsigned long long)ml_graph_addr(&self->g, s[t].max_index));
         if (tup == NULL)
             goto fail;
         if (PyList_Append(list, tup) < 0) {
@@ -1109,7 +1068,7 @@ is_module(void *arg, uint32_t v)
 {
     const struct modroot *m = arg;
 
-    return m->g->type[v] == m->t_module;
+    return ml_graph_type(m->g, v) == m->t_module;
 }
 
 /* compute_retained() -> None: the dominator tree and retained sizes of
@@ -1121,6 +1080,8 @@ Graph_compute_retained(GraphObject *self, PyObject *unused)
     struct ml_graph *g = &self->g;
     struct ml_dom_input in;
     struct modroot m;
+    uint64_t *sizes;
+    uint32_t *types;
     int rc;
 
     if (check_finished(self) < 0)
@@ -1139,12 +1100,28 @@ Graph_compute_retained(GraphObject *self, PyObject *unused)
     in.succ = g->refs;
     in.pred_start = g->par_start;
     in.pred = g->par;
-    in.size = g->size;
+    /* The dominator code takes 64-bit sizes and 32-bit type ids (the
+     * store's); copies for its run. */
+    sizes = PyMem_Malloc(g->n * sizeof(*sizes));
+    types = PyMem_Malloc(g->n * sizeof(*types));
+    if (sizes == NULL || types == NULL) {
+        PyMem_Free(sizes);
+        PyMem_Free(types);
+        return PyErr_NoMemory();
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        sizes[i] = ml_graph_size(g, i);
+        types[i] = ml_graph_type(g, i);
+    }
+    in.size = sizes;
     in.is_root = m.t_module != ML_GRAPH_NONE ? is_module : NULL;
     in.arg = &m;
-    in.type = g->type;
+    in.type = types;
     in.ntypes = g->ntypes;
-    if ((rc = ml_dom_compute(&self->dom, &in)) < 0) {
+    rc = ml_dom_compute(&self->dom, &in);
+    PyMem_Free(sizes);
+    PyMem_Free(types);
+    if (rc < 0) {
         raise_rc(rc);
         return NULL;
     }
@@ -1257,7 +1234,7 @@ Graph_retained_summary(GraphObject *self, PyObject *unused)
         goto out;
     }
     for (size_t i = 0; i < g->n; i++) {
-        uint32_t t = g->type[i];
+        uint32_t t = ml_graph_type(g, i);
 
         if (cnt[t]++ == 0 || self->dom.retained[i] > self->dom.retained[maxi[t]])
             maxi[t] = (uint32_t)i;
@@ -1274,7 +1251,7 @@ Graph_retained_summary(GraphObject *self, PyObject *unused)
         tup = Py_BuildValue("(NKKKKK)", name, (unsigned long long)cnt[t],
                             (unsigned long long)self->dom.type_retained[t],
                             (unsigned long long)self->dom.retained[maxi[t]],
-                            (unsigned long long)g->addr[maxi[t]],
+                            (unsigned long long)ml_graph_addr(g, maxi[t]),
                             (unsigned long long)self->dom.type_top[t]);
         if (tup == NULL)
             goto fail;
@@ -1304,13 +1281,13 @@ Graph_mask_size(GraphObject *self, PyObject *arg)
         return NULL;
     if (view.buf == NULL) {
         for (size_t i = 0; i < self->g.n; i++)
-            tot += self->g.size[i];
+            tot += ml_graph_size(&self->g, i);
     } else {
         const uint8_t *m = view.buf;
 
         for (size_t i = 0; i < self->g.n; i++)
             if (m[i])
-                tot += self->g.size[i];
+                tot += ml_graph_size(&self->g, i);
         PyBuffer_Release(&view);
     }
     return PyLong_FromUnsignedLongLong(tot);
@@ -1318,15 +1295,16 @@ Graph_mask_size(GraphObject *self, PyObject *arg)
 
 /* indices_of_type(type_str) -> indices of that type, largest size first
  * (ties: dump order). */
-static const uint64_t *sort_sizes;
+static const struct ml_graph *sort_graph;
 
 static int
 cmp_size_desc(const void *pa, const void *pb)
 {
     uint32_t a = *(const uint32_t *)pa, b = *(const uint32_t *)pb;
+    uint64_t sa = ml_graph_size(sort_graph, a), sb = ml_graph_size(sort_graph, b);
 
-    if (sort_sizes[a] != sort_sizes[b])
-        return sort_sizes[a] > sort_sizes[b] ? -1 : 1;
+    if (sa != sb)
+        return sa > sb ? -1 : 1;
     return a < b ? -1 : a > b;
 }
 
@@ -1353,15 +1331,15 @@ Graph_indices_of_type(GraphObject *self, PyObject *arg)
     if (t == ML_GRAPH_NONE)
         return PyList_New(0);
     for (size_t i = 0; i < self->g.n; i++)
-        cnt += self->g.type[i] == t;
+        cnt += ml_graph_type(&self->g, i) == t;
     v = PyMem_Malloc((cnt ? cnt : 1) * sizeof(*v));
     if (v == NULL)
         return PyErr_NoMemory();
     cnt = 0;
     for (size_t i = 0; i < self->g.n; i++)
-        if (self->g.type[i] == t)
+        if (ml_graph_type(&self->g, i) == t)
             v[cnt++] = (uint32_t)i;
-    sort_sizes = self->g.size;      /* GIL held: no concurrent sort */
+    sort_graph = &self->g;          /* GIL held: no concurrent sort */
     qsort(v, cnt, sizeof(*v), cmp_size_desc);
     res = index_list(v, cnt);
     PyMem_Free(v);
@@ -1389,8 +1367,7 @@ Graph_new(PyTypeObject *type, PyObject *args, PyObject *kw)
     if (self == NULL)
         return NULL;
     ml_graph_init(&self->g);
-    ml_dumpparser_init(&self->p);
-    self->skip = errors[0] == 's' && errors[1] == 'k';
+    ldfeed_init(&self->ld, &self->g, errors[0] == 's' && errors[1] == 'k');
     return (PyObject *)self;
 }
 
@@ -1399,8 +1376,7 @@ Graph_dealloc(GraphObject *self)
 {
     ml_graph_free(&self->g);
     ml_dom_free(&self->dom);
-    ml_dumpparser_free(&self->p);
-    PyMem_Free(self->partial);
+    ldfeed_free(&self->ld);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1413,12 +1389,12 @@ Graph_dealloc(GraphObject *self)
 
 GETTER(Graph_get_nduplicates, self->g.nduplicates)
 GETTER(Graph_get_ndangling, self->g.ndangling)
-GETTER(Graph_get_skipped, self->skipped)
-GETTER(Graph_get_lineno, self->lineno)
-GETTER(Graph_get_nother, self->nother)
+GETTER(Graph_get_skipped, self->ld.skipped)
+GETTER(Graph_get_lineno, self->ld.lineno)
+GETTER(Graph_get_nother, self->ld.nother)
 GETTER(Graph_get_nrefs, self->g.nrefs)
 GETTER(Graph_get_ntypes, self->g.ntypes)
-GETTER(Graph_get_bytes_fed, self->bytes_fed)
+GETTER(Graph_get_bytes_fed, self->ld.bytes_fed)
 
 static PyObject *
 Graph_get_finished(GraphObject *self, void *closure)
@@ -1456,10 +1432,10 @@ Graph_get_expensive_removed(GraphObject *self, void *closure)
 static PyObject *
 Graph_get_first_skipped(GraphObject *self, void *closure)
 {
-    if (self->skipped == 0)
+    if (self->ld.skipped == 0)
         Py_RETURN_NONE;
-    return Py_BuildValue("(Ks)", self->first_skipped_line,
-                         self->first_skipped_err);
+    return Py_BuildValue("(Ks)", self->ld.first_skipped_line,
+                         self->ld.first_skipped_err);
 }
 
 static PyGetSetDef Graph_getset[] = {

@@ -1167,7 +1167,7 @@ def remove_expensive_references(source, total_objs=0, show_progress=False):
     objects, or MemObjects); it is called twice.  iter_objs' objects are
     changed in place; a MemObject is given as a copy, its ObjManager is
     left as it was.  The whole stream is held as a graph meanwhile (about
-    65 bytes an object): which refs to drop depends on objects anywhere in
+    60 bytes an object): which refs to drop depends on objects anywhere in
     it.  total_objs is accepted for 0.5's sake (a progress hint there).
     show_progress: one line on stderr at the end, how many references
     were removed.

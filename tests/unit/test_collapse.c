@@ -45,7 +45,7 @@ idx(const struct ml_graph *g, uint64_t address)
 
     assert_true(i != ML_GRAPH_NONE);
     assert_true(i < g->n);
-    assert_true(g->addr[i] == address);
+    assert_true(ml_graph_addr(g, i) == address);
     return i;
 }
 
@@ -86,7 +86,7 @@ assert_consistent(const struct ml_graph *g)
     assert_true(g->ref_start[g->n] == g->nrefs);
     for (size_t i = 0; i < g->n; i++) {
         assert_true(g->ref_start[i] <= g->ref_start[i + 1]);
-        assert_int_equal(ml_graph_find(g, g->addr[i]), i);
+        assert_int_equal(ml_graph_find(g, ml_graph_addr(g, i)), i);
     }
     for (uint64_t k = 0; k < g->nrefs; k++)
         assert_true(g->refs[k] < g->n + g->ndangling);
@@ -116,9 +116,15 @@ snap_take(struct snap *s, const struct ml_graph *g)
 {
     s->n = g->n;
     s->nrefs = g->nrefs;
-    s->addr = dup_bytes(g->addr, g->n * sizeof(*g->addr));
+    s->addr = malloc((g->n ? g->n : 1) * sizeof(uint64_t));
+    assert_non_null(s->addr);
+    for (size_t i = 0; i < g->n; i++)
+        ((uint64_t *)s->addr)[i] = ml_graph_addr(g, i);
     s->size = dup_bytes(g->size, g->n * sizeof(*g->size));
-    s->type = dup_bytes(g->type, g->n * sizeof(*g->type));
+    s->type = malloc((g->n ? g->n : 1) * sizeof(uint32_t));
+    assert_non_null(s->type);
+    for (size_t i = 0; i < g->n; i++)
+        ((uint32_t *)s->type)[i] = ml_graph_type(g, i);
     s->ref_start = dup_bytes(g->ref_start, (g->n + 1) * sizeof(*g->ref_start));
     s->refs = dup_bytes(g->refs, g->nrefs * sizeof(*g->refs));
 }
@@ -128,9 +134,11 @@ snap_assert_same(struct snap *s, const struct ml_graph *g)
 {
     assert_int_equal(g->n, s->n);
     assert_int_equal(g->nrefs, s->nrefs);
-    assert_memory_equal(g->addr, s->addr, s->n * sizeof(*g->addr));
+    for (size_t i = 0; i < s->n; i++)
+        assert_true(ml_graph_addr(g, i) == ((uint64_t *)s->addr)[i]);
     assert_memory_equal(g->size, s->size, s->n * sizeof(*g->size));
-    assert_memory_equal(g->type, s->type, s->n * sizeof(*g->type));
+    for (size_t i = 0; i < s->n; i++)
+        assert_int_equal(ml_graph_type(g, i), ((uint32_t *)s->type)[i]);
     assert_memory_equal(g->ref_start, s->ref_start,
                         (s->n + 1) * sizeof(*g->ref_start));
     if (s->nrefs > 0)
@@ -174,22 +182,22 @@ test_collapse_folds_a_private_dict_into_its_instance(void **state)
     ASSERT_REFS(&g, 2, 4, 5, 6, 7, 1);
     i = idx(&g, 2);
     assert_int_equal(g.size[i], 48 + 104);
-    assert_string_equal(ml_graph_type_name(&g, g.type[i]), "Leak");
+    assert_string_equal(ml_graph_type_name(&g, ml_graph_type(&g, i)), "Leak");
     assert_true(ml_graph_len(&g, i) == ML_GRAPH_NOLEN);
     /* The others are where their addresses say, fields intact. */
     ASSERT_REFS(&g, 5, 4);
     ASSERT_REFS(&g, 8, 2);
     assert_no_refs(&g, 1);
     i = idx(&g, 4);
-    assert_string_equal(ml_graph_type_name(&g, g.type[i]), "str");
-    assert_string_equal(ml_graph_str(&g, g.value[i]), "a");
+    assert_string_equal(ml_graph_type_name(&g, ml_graph_type(&g, i)), "str");
+    assert_string_equal(ml_graph_value(&g, i), "a");
     assert_int_equal(g.size[i], 50);
     assert_int_equal(g.len[i], 1);
     i = idx(&g, 7);
     assert_int_equal(g.vkind[i], ML_VAL_INT);
-    assert_string_equal(ml_graph_str(&g, g.value[i]), "7");
+    assert_string_equal(ml_graph_value(&g, i), "7");
     i = idx(&g, 1);
-    assert_string_equal(ml_graph_str(&g, g.name[i]), "Leak");
+    assert_string_equal(ml_graph_name(&g, i), "Leak");
     assert_int_equal(g.size[i], 1000);
     assert_consistent(&g);
 
@@ -509,7 +517,7 @@ test_collapse_many_instances_then_every_address_is_found(void **state)
             assert_int_equal(g.size[idx(&g, inst)], 48);
             ASSERT_REFS(&g, list, inst, 777);
         }
-        assert_string_equal(ml_graph_type_name(&g, g.type[idx(&g, list)]),
+        assert_string_equal(ml_graph_type_name(&g, ml_graph_type(&g, idx(&g, list))),
                             "list");
     }
     /* Referrers of the shared str: every instance that took a dict, and

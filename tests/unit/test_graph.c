@@ -47,15 +47,15 @@ test_graph_resolves_refs_to_indices_and_keeps_fields(void **state)
     s = ml_graph_find(&g, 20);
     t = ml_graph_find(&g, 30);
     assert_int_equal(ml_graph_find(&g, 40), ML_GRAPH_NONE);
-    assert_string_equal(ml_graph_type_name(&g, g.type[d]), "dict");
-    assert_string_equal(ml_graph_type_name(&g, g.type[s]), "str");
+    assert_string_equal(ml_graph_type_name(&g, ml_graph_type(&g, d)), "dict");
+    assert_string_equal(ml_graph_type_name(&g, ml_graph_type(&g, s)), "str");
     assert_int_equal(g.size[d], 184);
     assert_int_equal(g.len[d], 1);
     assert_true(ml_graph_len(&g, t) == ML_GRAPH_NOLEN);
-    assert_string_equal(ml_graph_str(&g, g.value[s]), "a\xc3\xa9");
+    assert_string_equal(ml_graph_value(&g, s), "a\xc3\xa9");
     assert_int_equal(g.vkind[s], ML_VAL_STR);
-    assert_string_equal(ml_graph_str(&g, g.name[t]), "f");
-    assert_null(ml_graph_str(&g, g.name[d]));
+    assert_string_equal(ml_graph_name(&g, t), "f");
+    assert_null(ml_graph_name(&g, d));
     assert_int_equal(g.ref_start[d + 1] - g.ref_start[d], 2);
     assert_int_equal(g.refs[g.ref_start[d]], s);
     assert_int_equal(g.refs[g.ref_start[d] + 1], t);
@@ -80,7 +80,7 @@ test_graph_keeps_first_of_duplicate_addresses_and_counts_the_rest(void **state)
     assert_int_equal(ml_graph_finish(&g), 0);
     assert_int_equal(g.n, 1);
     assert_int_equal(g.nduplicates, 2);
-    assert_string_equal(ml_graph_type_name(&g, g.type[0]), "str");
+    assert_string_equal(ml_graph_type_name(&g, ml_graph_type(&g, 0)), "str");
     ml_dumpparser_free(&p);
     ml_graph_free(&g);
 }
@@ -206,14 +206,14 @@ test_graph_summarize_counts_sizes_and_largest(void **state)
     assert_int_equal(s[0].count, 3);
     assert_int_equal(s[0].size, 60);
     assert_int_equal(s[0].max_size, 30);
-    assert_int_equal(g.addr[s[0].max_index], 3);
+    assert_int_equal(ml_graph_addr(&g, s[0].max_index), 3);
     assert_int_equal(s[1].count, 1);
     assert_int_equal(s[1].size, 7);
     ml_graph_summarize(&g, mask, s);
     assert_int_equal(s[0].count, 2);
     assert_int_equal(s[0].size, 30);
     assert_int_equal(s[0].max_size, 20);
-    assert_int_equal(g.addr[s[0].max_index], 4);
+    assert_int_equal(ml_graph_addr(&g, s[0].max_index), 4);
     ml_dumpparser_free(&p);
     ml_graph_free(&g);
 }

@@ -1,0 +1,306 @@
+/* SPDX-License-Identifier: MIT
+ *
+ * test_graph_layout.c -- the compact arrays of common/graph.c: 5-byte
+ * addresses and their whole-address fallback, 32-bit sizes and their side
+ * table, one string offset for value and name, ml_graph_append (the
+ * loader's two halves), the two-thread resolution of many refs, and
+ * 16-bit type ids with their 32-bit fallback.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "graph.h"
+#include "ml-common.h"
+
+static void
+add(struct ml_graph *g, struct ml_dumpparser *p, const char *line)
+{
+    struct ml_dumpline l;
+
+    assert_int_equal(ml_dumpline_parse(p, line, strlen(line), &l), 0);
+    assert_int_equal(l.kind, ML_LINE_OBJECT);
+    assert_int_equal(ml_graph_add(g, &l), 0);
+}
+
+/* A deterministic generator (xorshift). */
+static uint64_t
+rnd(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+/* Line k of a random dump whose addresses are addr[0..n): refs to others,
+ * sometimes to an address no line has; a repeat of an earlier address
+ * now and then. */
+static void
+make_line(char *buf, size_t cap, const uint64_t *addr, size_t n, size_t k,
+          uint64_t *seed)
+{
+    int o;
+    unsigned nr = (unsigned)(rnd(seed) % 4);
+    uint64_t a = addr[k];
+
+    if (k > 10 && rnd(seed) % 50 == 0)
+        a = addr[rnd(seed) % k];            /* a repeated address */
+    o = snprintf(buf, cap, "{\"address\": %" PRIu64 ", \"type\": \"t%u\", "
+                 "\"size\": %" PRIu64 ", ", a, (unsigned)(rnd(seed) % 7),
+                 rnd(seed) % 3 == 0 ? (uint64_t)1 << 33 : k);
+    if (k % 5 == 0)
+        o += snprintf(buf + o, cap - (size_t)o, "\"name\": \"n%zu\", ", k);
+    if (k % 3 == 0)
+        o += snprintf(buf + o, cap - (size_t)o, "\"value\": \"v\\u0000%zu\", ", k);
+    o += snprintf(buf + o, cap - (size_t)o, "\"refs\": [");
+    for (unsigned r = 0; r < nr; r++) {
+        uint64_t t = rnd(seed) % 20 == 0 ? 0xdead0000u + k : addr[rnd(seed) % n];
+
+        o += snprintf(buf + o, cap - (size_t)o, "%s%" PRIu64, r ? ", " : "", t);
+    }
+    snprintf(buf + o, cap - (size_t)o, "]}");
+}
+
+/* Every field, ref and count of a and b are the same. */
+static void
+assert_same_graph(const struct ml_graph *a, const struct ml_graph *b)
+{
+    assert_int_equal(a->n, b->n);
+    assert_int_equal(a->nrefs, b->nrefs);
+    assert_int_equal(a->ndangling, b->ndangling);
+    assert_int_equal(a->nduplicates, b->nduplicates);
+    for (size_t i = 0; i < a->n; i++) {
+        const char *na = ml_graph_name(a, i), *nb = ml_graph_name(b, i);
+
+        assert_true(ml_graph_addr(a, i) == ml_graph_addr(b, i));
+        assert_string_equal(ml_graph_type_name(a, ml_graph_type(a, i)),
+                            ml_graph_type_name(b, ml_graph_type(b, i)));
+        assert_true(ml_graph_size(a, i) == ml_graph_size(b, i));
+        assert_true(ml_graph_len(a, i) == ml_graph_len(b, i));
+        assert_int_equal(ml_graph_vkind(a, i), ml_graph_vkind(b, i));
+        assert_int_equal(ml_graph_value_len(a, i), ml_graph_value_len(b, i));
+        if (ml_graph_value(a, i) != NULL)
+            assert_memory_equal(ml_graph_value(a, i), ml_graph_value(b, i),
+                                 ml_graph_value_len(a, i));
+        assert_true((na == NULL) == (nb == NULL));
+        if (na != NULL)
+            assert_string_equal(na, nb);
+        assert_int_equal(a->ref_start[i + 1], b->ref_start[i + 1]);
+    }
+    for (uint64_t k = 0; k < a->nrefs; k++) {
+        assert_int_equal(a->refs[k], b->refs[k]);
+        assert_true(ml_graph_ref_addr(a, a->refs[k])
+                    == ml_graph_ref_addr(b, b->refs[k]));
+    }
+}
+
+/* n lines over addresses spread on nseg high halves: into one graph, and
+ * into two joined by ml_graph_append after line cut. */
+static void
+check_append(size_t n, unsigned nseg, size_t cut)
+{
+    struct ml_graph one, g1, g2;
+    struct ml_dumpparser p;
+    uint64_t *addr = malloc(n * sizeof(*addr));
+    uint64_t seed = 88172645463325252ull;
+    char line[512];
+
+    assert_non_null(addr);
+    for (size_t k = 0; k < n; k++)
+        addr[k] = ((uint64_t)(k % nseg) << 32) + 16 * k + 8;
+    ml_graph_init(&one);
+    ml_graph_init(&g1);
+    ml_graph_init(&g2);
+    ml_dumpparser_init(&p);
+    for (size_t k = 0; k < n; k++) {
+        uint64_t s2 = seed;
+
+        make_line(line, sizeof(line), addr, n, k, &seed);
+        add(&one, &p, line);
+        make_line(line, sizeof(line), addr, n, k, &s2);
+        add(k < cut ? &g1 : &g2, &p, line);
+    }
+    assert_int_equal(ml_graph_append(&g1, &g2), 0);
+    assert_int_equal(ml_graph_finish(&one), 0);
+    assert_int_equal(ml_graph_finish(&g1), 0);
+    assert_same_graph(&one, &g1);
+    /* The graph against the lines: every first address is found. */
+    for (size_t k = 0; k < n; k++) {
+        uint32_t i = ml_graph_find(&one, addr[k]);
+
+        if (i != ML_GRAPH_NONE)
+            assert_true(ml_graph_addr(&one, i) == addr[k]);
+    }
+    assert_true(one.nduplicates > 0);
+    assert_true(one.ndangling > 0);
+    ml_graph_free(&one);
+    ml_graph_free(&g1);
+    ml_graph_free(&g2);
+    ml_dumpparser_free(&p);
+    free(addr);
+}
+
+static void
+test_graph_append_gives_the_graph_of_all_lines_in_order(void **state)
+{
+    (void)state;
+    check_append(2000, 3, 700);
+    check_append(2000, 3, 0);
+    check_append(2000, 3, 2000);
+}
+
+static void
+test_graph_keeps_addresses_whole_past_255_high_halves(void **state)
+{
+    (void)state;
+    check_append(3000, 1000, 1500);     /* both halves past 255 */
+    check_append(3000, 400, 2500);      /* g1 within, g2 past */
+    check_append(3000, 300, 100);       /* only the second has most */
+}
+
+static void
+test_graph_resolves_many_refs_on_two_threads(void **state)
+{
+    const size_t n = 150000;            /* refs above the threaded minimum */
+
+    (void)state;
+    check_append(n, 5, n / 3);
+}
+
+static void
+test_graph_sizes_of_4_gib_and_more_are_exact(void **state)
+{
+    static const uint64_t sizes[] = {
+        0, 1, UINT32_MAX - 1, UINT32_MAX, (uint64_t)UINT32_MAX + 1,
+        (uint64_t)1 << 40, UINT64_MAX,
+    };
+    const size_t ns = sizeof(sizes) / sizeof(sizes[0]);
+    struct ml_graph g;
+    struct ml_dumpparser p;
+    struct ml_type_summary s[1];
+    char line[256];
+    uint64_t total = 0;
+
+    (void)state;
+    ml_graph_init(&g);
+    ml_dumpparser_init(&p);
+    for (size_t k = 0; k < ns; k++) {
+        snprintf(line, sizeof(line), "{\"address\": %zu, \"type\": \"x\", "
+                 "\"size\": %" PRIu64 ", \"refs\": []}", 100 + k, sizes[k]);
+        add(&g, &p, line);
+        if (k + 1 < ns)
+            total += sizes[k];
+    }
+    assert_int_equal(ml_graph_finish(&g), 0);
+    for (size_t k = 0; k < ns; k++)
+        assert_true(ml_graph_size(&g, ml_graph_find(&g, 100 + k)) == sizes[k]);
+    /* A size changed in place (collapse adds a dict's). */
+    assert_int_equal(ml_graph_set_size(&g, 4, 5), 0);
+    assert_true(ml_graph_size(&g, 4) == 5);
+    assert_int_equal(ml_graph_set_size(&g, 1, (uint64_t)1 << 50), 0);
+    assert_true(ml_graph_size(&g, 1) == (uint64_t)1 << 50);
+    assert_int_equal(ml_graph_set_size(&g, 1, (uint64_t)1 << 51), 0);
+    assert_true(ml_graph_size(&g, 1) == (uint64_t)1 << 51);
+    assert_int_equal(ml_graph_set_size(&g, 6, 7), 0);
+    ml_graph_summarize(&g, NULL, s);
+    total = total - sizes[4] + 5 - sizes[1] + ((uint64_t)1 << 51) + 7;
+    assert_true(s[0].size == total);
+    assert_true(s[0].max_size == (uint64_t)1 << 51);
+    assert_int_equal(s[0].max_index, 1);
+    ml_graph_free(&g);
+    ml_dumpparser_free(&p);
+}
+
+static void
+test_graph_keeps_a_value_and_a_name_side_by_side(void **state)
+{
+    struct ml_graph g;
+    struct ml_dumpparser p;
+    uint32_t a, b, c, d;
+
+    (void)state;
+    ml_graph_init(&g);
+    ml_dumpparser_init(&p);
+    add(&g, &p, "{\"address\": 1, \"type\": \"x\", \"size\": 1, \"name\": \"nm\", \"value\": \"a\\u0000b\", \"refs\": []}");
+    add(&g, &p, "{\"address\": 2, \"type\": \"x\", \"size\": 1, \"name\": \"only\", \"refs\": []}");
+    add(&g, &p, "{\"address\": 3, \"type\": \"x\", \"size\": 1, \"value\": 12, \"refs\": []}");
+    add(&g, &p, "{\"address\": 4, \"type\": \"x\", \"size\": 1, \"name\": \"\", \"value\": true, \"refs\": []}");
+    assert_int_equal(ml_graph_finish(&g), 0);
+    a = ml_graph_find(&g, 1);
+    b = ml_graph_find(&g, 2);
+    c = ml_graph_find(&g, 3);
+    d = ml_graph_find(&g, 4);
+    assert_int_equal(ml_graph_value_len(&g, a), 3);
+    assert_memory_equal(ml_graph_value(&g, a), "a\0b", 3);
+    assert_string_equal(ml_graph_name(&g, a), "nm");
+    assert_null(ml_graph_value(&g, b));
+    assert_string_equal(ml_graph_name(&g, b), "only");
+    assert_string_equal(ml_graph_value(&g, c), "12");
+    assert_null(ml_graph_name(&g, c));
+    assert_int_equal(ml_graph_vkind(&g, d), ML_VAL_TRUE);
+    assert_null(ml_graph_value(&g, d));
+    assert_string_equal(ml_graph_name(&g, d), "");
+    ml_graph_free(&g);
+    ml_dumpparser_free(&p);
+}
+
+static void
+test_graph_keeps_type_ids_past_65535_types(void **state)
+{
+    const size_t n = 90000;
+    struct ml_graph one, g1, g2;
+    struct ml_dumpparser p;
+    char line[160], want[32];
+
+    (void)state;
+    ml_graph_init(&one);
+    ml_graph_init(&g1);
+    ml_graph_init(&g2);
+    ml_dumpparser_init(&p);
+    for (size_t k = 0; k < n; k++) {
+        /* Three objects in four have a type of their own. */
+        snprintf(line, sizeof(line), "{\"address\": %zu, \"type\": \"t%zu\", "
+                 "\"size\": 1, \"refs\": [%zu]}", 16 * k + 16,
+                 k % 4 ? k : (size_t)0, 16 * ((k * 7) % n) + 16);
+        add(&one, &p, line);
+        add(k < n / 2 ? &g1 : &g2, &p, line);
+    }
+    assert_int_equal(ml_graph_append(&g1, &g2), 0);
+    assert_int_equal(ml_graph_finish(&one), 0);
+    assert_int_equal(ml_graph_finish(&g1), 0);
+    assert_int_equal(one.ntypes, n - n / 4 + 1);
+    assert_non_null(one.type32);
+    assert_same_graph(&one, &g1);
+    for (size_t k = 0; k < n; k++) {
+        snprintf(want, sizeof(want), "t%zu", k % 4 ? k : (size_t)0);
+        assert_string_equal(ml_graph_type_name(&one, ml_graph_type(&one, k)),
+                            want);
+    }
+    ml_graph_free(&one);
+    ml_graph_free(&g1);
+    ml_graph_free(&g2);
+    ml_dumpparser_free(&p);
+}
+
+int
+main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_graph_append_gives_the_graph_of_all_lines_in_order),
+        cmocka_unit_test(test_graph_keeps_addresses_whole_past_255_high_halves),
+        cmocka_unit_test(test_graph_resolves_many_refs_on_two_threads),
+        cmocka_unit_test(test_graph_sizes_of_4_gib_and_more_are_exact),
+        cmocka_unit_test(test_graph_keeps_a_value_and_a_name_side_by_side),
+        cmocka_unit_test(test_graph_keeps_type_ids_past_65535_types),
+    };
+
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
