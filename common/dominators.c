@@ -265,6 +265,24 @@ type_totals(struct ml_dom *d, const struct ml_dom_input *in,
     return 0;
 }
 
+static void *
+dom_alloc(const struct ml_dom_input *in, size_t bytes)
+{
+    return in->alloc != NULL ? in->alloc(in->alloc_arg, bytes) : malloc(bytes);
+}
+
+static void
+dom_release(void (*release)(void *, void *, size_t), void *arg, void *p,
+            size_t bytes)
+{
+    if (p == NULL)
+        return;
+    if (release != NULL)
+        release(arg, p, bytes);
+    else
+        free(p);
+}
+
 int
 ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
 {
@@ -279,11 +297,13 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
     if (n >= MARKS - 1)
         return ML_ETOOBIG;
     out->n = n;
-    w.pre = malloc((n ? n : 1) * sizeof(*w.pre));
-    w.vertex = malloc((N + 1) * sizeof(*w.vertex));
-    w.anc = malloc(N * sizeof(*w.anc));
-    w.idom = malloc((N + 1) * sizeof(*w.idom));
-    sl = malloc(2 * N * sizeof(*sl));
+    out->release = in->alloc != NULL ? in->release : NULL;
+    out->alloc_arg = in->alloc_arg;
+    w.pre = dom_alloc(in, (n ? n : 1) * sizeof(*w.pre));
+    w.vertex = dom_alloc(in, (N + 1) * sizeof(*w.vertex));
+    w.anc = dom_alloc(in, N * sizeof(*w.anc));
+    w.idom = dom_alloc(in, (N + 1) * sizeof(*w.idom));
+    sl = dom_alloc(in, 2 * N * sizeof(*sl));
     if (w.pre == NULL || w.vertex == NULL || w.anc == NULL || w.idom == NULL
             || sl == NULL)
         goto out;
@@ -402,11 +422,14 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
         goto out;
     rc = 0;
 out:
-    free(w.pre);
-    free(w.vertex);
-    free(w.anc);
-    free(w.idom);
-    free(sl);
+    dom_release(out->release, out->alloc_arg, w.pre,
+                (n ? n : 1) * sizeof(*w.pre));
+    dom_release(out->release, out->alloc_arg, w.vertex,
+                (N + 1) * sizeof(*w.vertex));
+    dom_release(out->release, out->alloc_arg, w.anc, N * sizeof(*w.anc));
+    dom_release(out->release, out->alloc_arg, w.idom,
+                (N + 1) * sizeof(*w.idom));
+    dom_release(out->release, out->alloc_arg, sl, 2 * N * sizeof(*sl));
     if (rc < 0)
         ml_dom_free(out);
     return rc;
@@ -415,8 +438,12 @@ out:
 void
 ml_dom_free(struct ml_dom *d)
 {
-    free(d->idom);
-    free(d->retained);
+    /* the sizes ml_dom_compute allocated them with: anc (n + 1 uint32)
+     * became idom, the semi/label block (2 (n + 1) uint32) retained */
+    dom_release(d->release, d->alloc_arg, d->idom,
+                (d->n + 1) * sizeof(*d->idom));
+    dom_release(d->release, d->alloc_arg, d->retained,
+                (d->n + 1) * sizeof(*d->retained));
     free(d->type_retained);
     free(d->type_top);
     memset(d, 0, sizeof(*d));
