@@ -34,6 +34,10 @@
 #define DONECOMP (UINT32_MAX - 3)       /* in a component already built */
 #define MARKS DONECOMP                  /* pre[v] >= MARKS: not numbered */
 
+/* The k-th referrer (in->pred_stride: 0 or 1 contiguous). */
+#define PRED(in, k) ((in)->pred[(size_t)(k) * ((in)->pred_stride \
+                                               ? (in)->pred_stride : 1)])
+
 struct work {
     const struct ml_dom_input *in;
     uint32_t *pre, *vertex, *anc, *semi, *label, *idom;
@@ -174,7 +178,7 @@ component(struct work *w, uint32_t v)
         uint32_t end = in->pred_start[x + 1], y = 0;
 
         for (; k < end; k++) {
-            y = in->pred[k];
+            y = PRED(in, k);
             if (y >= in->n)
                 continue;
             if (w->pre[y] == DONECOMP)
@@ -203,7 +207,7 @@ static int
 unreferred(const struct ml_dom_input *in, uint32_t v)
 {
     for (uint32_t k = in->pred_start[v]; k < in->pred_start[v + 1]; k++)
-        if (in->pred[k] < in->n)
+        if (PRED(in, k) < in->n)
             return 0;
     return 1;
 }
@@ -369,7 +373,7 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
         if (s != 0 && in->is_root != NULL && in->is_root(in->arg, v))
             s = 0;
         for (uint32_t k = in->pred_start[v]; s != 0 && k < in->pred_start[v + 1]; k++) {
-            uint32_t u = in->pred[k], p;
+            uint32_t u = PRED(in, k), p;
 
             if (u >= n)
                 continue;

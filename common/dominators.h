@@ -37,6 +37,10 @@ struct ml_dom_input {
     size_t n;                           /* nodes; < UINT32_MAX - 2 */
     const uint32_t *succ_start, *succ;  /* CSR, n + 1 starts */
     const uint32_t *pred_start, *pred;  /* CSR, n + 1 starts */
+    /* Optional (0: 1): the k-th referrer is pred[k * pred_stride].  The
+     * store's commit reads them out of its edges (child << 32 | parent,
+     * sorted by child) where they are, without a copy. */
+    size_t pred_stride;
     const uint64_t *size;               /* n sizes */
     /* Optional (NULL): node v is a root even if something refers to it. */
     int (*is_root)(void *arg, uint32_t v);

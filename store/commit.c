@@ -948,6 +948,15 @@ work_stage(struct job *j, int stage)
     pthread_mutex_unlock(&j->mu);
 }
 
+/* What a mapping of len bytes holds: whole pages. */
+static size_t
+page_up(size_t len)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+
+    return len == 0 ? 0 : (len + pg - 1) / pg * pg;
+}
+
 /* The ingest's number of type "module" (docs/retained.md: modules are
  * roots), UINT32_MAX if none. */
 static uint32_t
@@ -987,7 +996,8 @@ work_run(struct job *j)
      * the dominator tree, for write_retained. */
     if (j->erc == 0 && j->rrc == 0)
         j->rrc = st__retwork_compute(&j->rw, j->edges.p, module_tid(j->in),
-                                     j->in->ntypes);
+                                     j->in->ntypes, j->ptmp.p,
+                                     page_up(j->ptmp.len));
     work_stage(j, WORK_DONE);
 }
 
@@ -1541,6 +1551,7 @@ out:
         st__size_refresh(s);            /* grown, pruned, or both */
     if (map != NULL)
         munmap(map, j.spool_len);
+    st__retwork_free(&j.rw);            /* before ptmp, its pool */
     scratch_free(&j.pairs);
     scratch_free(&j.ptmp);
     scratch_free(&j.edges);
@@ -1549,6 +1560,5 @@ out:
     scratch_free(&j.amap.tab);
     free(j.gtid);
     scratch_free(&j.dropsc);
-    st__retwork_free(&j.rw);
     return rc > 0 ? -rc : rc;           /* LMDB's errno values are positive */
 }

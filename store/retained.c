@@ -77,16 +77,38 @@ st__unmap(void *p, size_t bytes)
         munmap(p, bytes ? bytes : 1);
 }
 
+/* The dominators' arrays: first out of a pool of pages the commit
+ * touched already and needs no more (its sort's scratch: no new page to
+ * fault in and zero, the commit's largest cost after the algorithm),
+ * then new mappings. */
+struct pool {
+    const char *tmpdir;
+    unsigned char *p, *end;     /* what is left */
+    unsigned char *lo, *hi;     /* the whole pool */
+};
+
 static void *
 dom_alloc(void *arg, size_t bytes)
 {
-    return st__map_tmp(arg, bytes);
+    struct pool *pl = arg;
+    size_t need = (bytes + 63) & ~(size_t)63;
+
+    if (pl->p != NULL && need <= (size_t)(pl->end - pl->p)) {
+        void *r = pl->p;
+
+        pl->p += need;
+        return r;
+    }
+    return st__map_tmp(pl->tmpdir, bytes);
 }
 
 static void
 dom_release(void *arg, void *p, size_t bytes)
 {
-    (void)arg;
+    struct pool *pl = arg;
+
+    if ((unsigned char *)p >= pl->lo && (unsigned char *)p < pl->hi)
+        return;                         /* the pool's owner unmaps it */
     st__unmap(p, bytes);
 }
 
@@ -154,25 +176,35 @@ is_module(void *arg, uint32_t v)
 
 int
 st__retwork_compute(struct st__retwork *w, const uint64_t *edges,
-                    uint32_t module_tid, size_t ntypes)
+                    uint32_t module_tid, size_t ntypes, void *pool,
+                    size_t pool_len)
 {
     struct ml_dom_input in;
     struct modroot m = { w->tid, module_tid };
     int rc;
 
-    w->pred_start = st__map_tmp(w->tmpdir, (w->n + 1) * sizeof *w->pred_start);
-    w->pred = st__map_tmp(w->tmpdir, w->nedges * sizeof *w->pred);
-    if (w->pred_start == NULL || w->pred == NULL)
+    w->pool = calloc(1, sizeof(struct pool));
+    if (w->pool == NULL)
+        return -ENOMEM;
+    *(struct pool *)w->pool = (struct pool){
+        .tmpdir = w->tmpdir, .p = pool, .end = (unsigned char *)pool + pool_len,
+        .lo = pool, .hi = (unsigned char *)pool + pool_len };
+    w->pred_start = dom_alloc(w->pool, (w->n + 1) * sizeof *w->pred_start);
+    if (w->pred_start == NULL)
         return -errno;
     starts(w->pred_start, w->n, edges, w->nedges, 32);
-    for (uint64_t k = 0; k < w->nedges; k++)
-        w->pred[k] = (uint32_t)edges[k];
     memset(&in, 0, sizeof in);
     in.n = w->n;
     in.succ_start = w->succ_start;
     in.succ = w->succ;
     in.pred_start = w->pred_start;
-    in.pred = w->pred;
+    /* the parents where they are: the low halves of the edges */
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    in.pred = (const uint32_t *)(const void *)edges;
+#else
+    in.pred = (const uint32_t *)(const void *)edges + 1;
+#endif
+    in.pred_stride = 2;
     in.size = w->size;
     in.is_root = module_tid != UINT32_MAX ? is_module : NULL;
     in.arg = &m;
@@ -180,14 +212,13 @@ st__retwork_compute(struct st__retwork *w, const uint64_t *edges,
     in.ntypes = ntypes;
     in.alloc = dom_alloc;
     in.release = dom_release;
-    in.alloc_arg = (void *)w->tmpdir;
+    in.alloc_arg = w->pool;
     rc = ml_dom_compute(&w->d, &in);
     /* the graph is not needed any more: only sizes and types */
     st__unmap(w->succ_start, (w->n + 1) * sizeof *w->succ_start);
     st__unmap(w->succ, w->nedges * sizeof *w->succ);
-    st__unmap(w->pred_start, (w->n + 1) * sizeof *w->pred_start);
-    st__unmap(w->pred, w->nedges * sizeof *w->pred);
-    w->succ_start = w->succ = w->pred_start = w->pred = NULL;
+    dom_release(w->pool, w->pred_start, (w->n + 1) * sizeof *w->pred_start);
+    w->succ_start = w->succ = w->pred_start = NULL;
     w->done = rc == 0;
     return rc;
 }
@@ -199,9 +230,11 @@ st__retwork_free(struct st__retwork *w)
     st__unmap(w->tid, w->n * sizeof *w->tid);
     st__unmap(w->succ_start, (w->n + 1) * sizeof *w->succ_start);
     st__unmap(w->succ, w->nedges * sizeof *w->succ);
-    st__unmap(w->pred_start, (w->n + 1) * sizeof *w->pred_start);
-    st__unmap(w->pred, w->nedges * sizeof *w->pred);
-    ml_dom_free(&w->d);
+    if (w->pool != NULL)
+        dom_release(w->pool, w->pred_start,
+                    (w->n + 1) * sizeof *w->pred_start);
+    ml_dom_free(&w->d);             /* before the pool it may be in */
+    free(w->pool);
     memset(w, 0, sizeof *w);
 }
 
@@ -571,7 +604,7 @@ fgraph_free(struct fgraph *g, uint64_t total, int all)
 /* Reads snapshot id's graph into g (file-backed) and computes d. */
 static int
 fill_compute(struct st_store *s, uint64_t id, struct fgraph *g,
-             struct ml_dom *d, uint64_t *total, int *have)
+             struct ml_dom *d, struct pool *pl, uint64_t *total, int *have)
 {
     struct st_read *r;
     struct st_snapinfo si;
@@ -664,7 +697,7 @@ fill_compute(struct st_store *s, uint64_t id, struct fgraph *g,
     in.ntypes = g->ntids;
     in.alloc = dom_alloc;
     in.release = dom_release;
-    in.alloc_arg = s->tmpdir;
+    in.alloc_arg = pl;
     rc = ml_dom_compute(d, &in);
 out:
     st_read_end(r);
@@ -717,6 +750,7 @@ st_retained_fill(struct st_store *s, uint64_t id)
     struct fgraph g;
     struct ml_dom d;
     struct fput f = { .s = s };
+    struct pool pl = { .tmpdir = s->tmpdir };   /* no pool: new mappings */
     uint64_t total = 0;
     int rc, have;
 
@@ -726,7 +760,7 @@ st_retained_fill(struct st_store *s, uint64_t id)
         return MDB_PANIC;
     memset(&g, 0, sizeof g);
     memset(&d, 0, sizeof d);
-    rc = fill_compute(s, id, &g, &d, &total, &have);
+    rc = fill_compute(s, id, &g, &d, &pl, &total, &have);
     fgraph_free(&g, total, 0);          /* the types are still needed */
     if (rc != 0 || have)
         goto out;

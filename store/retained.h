@@ -103,8 +103,9 @@ struct st__retwork {
     size_t n;
     uint64_t *size;             /* n, filled by the caller */
     uint32_t *tid;              /* n, the ingest's type numbers */
-    uint32_t *succ_start, *succ, *pred_start, *pred;
+    uint32_t *succ_start, *succ, *pred_start;
     uint64_t nedges;
+    void *pool;                 /* retained.c's allocator */
     struct ml_dom d;
     int done;                   /* d is computed */
 };
@@ -117,11 +118,15 @@ int st__retwork_init(struct st__retwork *w, const char *tmpdir, size_t n);
 int st__retwork_succ(struct st__retwork *w, const uint64_t *edges,
                      uint64_t nedges);
 
-/* The referrers CSR from the same edges sorted by child, then the
- * dominators; type numbers below ntypes, module_tid the module type's
- * (UINT32_MAX: none). */
+/* The referrers CSR from the same edges sorted by child (read where
+ * they are: they must stay until st__retwork_free), then the dominators;
+ * type numbers below ntypes, module_tid the module type's (UINT32_MAX:
+ * none).  pool: pool_len bytes of mapped pages the caller needs no more,
+ * used first (NULL: none); unmapped by the caller after
+ * st__retwork_free. */
 int st__retwork_compute(struct st__retwork *w, const uint64_t *edges,
-                        uint32_t module_tid, size_t ntypes);
+                        uint32_t module_tid, size_t ntypes, void *pool,
+                        size_t pool_len);
 
 void st__retwork_free(struct st__retwork *w);
 
