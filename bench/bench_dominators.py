@@ -176,7 +176,8 @@ class Daemon:
         import threading
         self.threading = threading
         self.sock = os.path.join(tmp, "d-%d.sock" % os.getpid())
-        self.log = open(os.path.join(tmp, "daemon.log"), "ab")
+        self.log = open(os.path.join(tmp, "daemon-%s.log" % os.path.basename(
+            store)), "ab")
         self.p = subprocess.Popen(
             [os.path.join(build, "monitord", "meliae-monitord"), "--store",
              store, "--socket", self.sock, "--foreground", "--log-level",
@@ -277,7 +278,14 @@ def store_queries(n, builds, tmp, runs, log):
                          "wall": w, "cpu": None, "rss_kib": None,
                          "anon_kib": a})
             log("  old store #%d: %.2f s, +%d KiB" % (k + 1, w, a))
-            time.sleep(2 if k == 0 else 0)  # the writer stores them
+            if k == 0:                  # the writer stores them: wait
+                t = time.perf_counter()
+                while b"retained_stored" not in open(dm.log.name, "rb").read():
+                    if time.perf_counter() - t > 900:
+                        raise SystemExit("the daemon did not store them")
+                    time.sleep(0.2)
+                log("  stored by the writer %.1f s after the answer"
+                    % (time.perf_counter() - t))
     finally:
         dm.stop()
     return {"n": n, "objects": d["lines"], "rows": rows}

@@ -580,6 +580,10 @@ rp__cmd_top(struct ctx *c, const cJSON *req, cJSON *out)
     n = a.n;
     if (k == 0 || k > n)
         k = n;
+    /* refused before k oids are held (and their rows built) when the
+     * daemon could not send them anyway */
+    if ((rc = rp__budget_rows(c, n, k, 120, "top")) != 0)
+        goto out;
     if ((top = malloc((k ? k : 1) * sizeof(*top))) == NULL) {
         rc = rp__fail(c, -ENOMEM, "out of memory");
         goto out;

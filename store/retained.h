@@ -85,7 +85,7 @@ int st_retained_fill(struct st_store *s, uint64_t id);
 #include "dominators.h"
 
 /* Objects per "retained" value. */
-#define ST_RET_RUN 128
+#define ST_RET_RUN 256
 
 /* Largest retained sizes kept in the snapshot's figures: `top
  * --retained` of up to this many reads nothing else of the kind. */
