@@ -203,6 +203,16 @@ component(struct work *w, uint32_t v)
     return source ? low : UNSEEN;
 }
 
+/* A root even if something refers to it: of in->root_type, or as
+ * in->is_root says. */
+static inline int
+is_root(const struct ml_dom_input *in, uint32_t v)
+{
+    if (in->has_root_type && in->type != NULL && in->type[v] == in->root_type)
+        return 1;
+    return in->is_root != NULL && in->is_root(in->arg, v);
+}
+
 static int
 unreferred(const struct ml_dom_input *in, uint32_t v)
 {
@@ -329,7 +339,7 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
     w.anc[0] = 0;
     w.num = 1;
     for (uint32_t v = 0; v < n; v++) {
-        if (unreferred(in, v) || (in->is_root && in->is_root(in->arg, v))) {
+        if (unreferred(in, v) || is_root(in, v)) {
             out->nroots++;
             /* An is_root node reached before its turn is a root all the
              * same: the semidominator step gives it the root's edge. */
@@ -370,7 +380,7 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
     for (uint32_t i = (uint32_t)N; i-- > 1;) {
         uint32_t v = w.vertex[i], s = w.anc[i];
 
-        if (s != 0 && in->is_root != NULL && in->is_root(in->arg, v))
+        if (s != 0 && is_root(in, v))
             s = 0;
         for (uint32_t k = in->pred_start[v]; s != 0 && k < in->pred_start[v + 1]; k++) {
             uint32_t u = PRED(in, k), p;

@@ -45,6 +45,10 @@ struct ml_dom_input {
     /* Optional (NULL): node v is a root even if something refers to it. */
     int (*is_root)(void *arg, uint32_t v);
     void *arg;
+    /* Optional (has_root_type 0): so is every node of type root_type (the
+     * modules), without a call per node. */
+    int has_root_type;
+    uint32_t root_type;
     /* Optional (NULL): node types, for the per-type totals. */
     const uint32_t *type;
     size_t ntypes;

@@ -161,26 +161,12 @@ st__retwork_succ(struct st__retwork *w, const uint64_t *edges,
     return 0;
 }
 
-struct modroot {
-    const uint32_t *tid;
-    uint32_t module;
-};
-
-static int
-is_module(void *arg, uint32_t v)
-{
-    const struct modroot *m = arg;
-
-    return m->tid[v] == m->module;
-}
-
 int
 st__retwork_compute(struct st__retwork *w, const uint64_t *edges,
                     uint32_t module_tid, size_t ntypes, void *pool,
                     size_t pool_len)
 {
     struct ml_dom_input in;
-    struct modroot m = { w->tid, module_tid };
     int rc;
 
     w->pool = calloc(1, sizeof(struct pool));
@@ -206,8 +192,8 @@ st__retwork_compute(struct st__retwork *w, const uint64_t *edges,
 #endif
     in.pred_stride = 2;
     in.size = w->size;
-    in.is_root = module_tid != UINT32_MAX ? is_module : NULL;
-    in.arg = &m;
+    in.has_root_type = module_tid != UINT32_MAX;
+    in.root_type = module_tid;
     in.type = w->tid;
     in.ntypes = ntypes;
     in.alloc = dom_alloc;
@@ -610,7 +596,6 @@ fill_compute(struct st_store *s, uint64_t id, struct fgraph *g,
     struct st_snapinfo si;
     struct st_retinfo ri;
     struct ml_dom_input in;
-    struct modroot m;
     int rc = st_read_begin(s, &r);
 
     *have = 0;
@@ -682,8 +667,6 @@ fill_compute(struct st_store *s, uint64_t id, struct fgraph *g,
     for (size_t c = g->n; c-- > 0;)
         for (uint32_t k = g->pred_start[c]; k < g->pred_start[c + 1]; k++)
             g->succ[--g->succ_start[g->pred[k]]] = (uint32_t)c;
-    m.tid = g->tid;
-    m.module = g->module_tid;
     memset(&in, 0, sizeof in);
     in.n = g->n;
     in.succ_start = g->succ_start;
@@ -691,8 +674,8 @@ fill_compute(struct st_store *s, uint64_t id, struct fgraph *g,
     in.pred_start = g->pred_start;
     in.pred = g->pred;
     in.size = g->size;
-    in.is_root = g->module_tid != UINT32_MAX ? is_module : NULL;
-    in.arg = &m;
+    in.has_root_type = g->module_tid != UINT32_MAX;
+    in.root_type = g->module_tid;
     in.type = g->tid;
     in.ntypes = g->ntids;
     in.alloc = dom_alloc;
@@ -758,6 +741,8 @@ st_retained_fill(struct st_store *s, uint64_t id)
         return -EROFS;
     if (s->broken)
         return MDB_PANIC;
+    if (!s->has_ret)            /* opened on a full disk: not created */
+        return ML_ENOTFOUND;
     memset(&g, 0, sizeof g);
     memset(&d, 0, sizeof d);
     rc = fill_compute(s, id, &g, &d, &pl, &total, &have);
