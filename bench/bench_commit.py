@@ -12,6 +12,10 @@ blurs both alike.  Cases:
   (one container of N entries, 2N refs for a dict; shared: N objects
   referring to one, a child with N parents).
 
+Since issue 21 (point 3) st_commit also computes the dominator tree on
+its work thread and stores the retained sizes (store/retained.h): the
+"all threads" CPU counts it, "its thread" the records it adds.
+
 Per case and build: the best wall time and the best CPU time of the
 committing thread (the CPU figure is the steadier one on a shared VM),
 the process's CPU (st_commit runs a second thread), the peak RssAnon

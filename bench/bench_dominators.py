@@ -19,6 +19,22 @@ comes with its baseline from the same run.
     meson setup build-rel -Dbuildtype=release -Dpython=/usr/bin/python3
     ninja -C build-rel
     /usr/bin/python3 bench/bench_dominators.py --build build-rel --n 1e6 --n 1e7
+
+--queries (issue 21, point 3: retained sizes stored at commit) instead
+compares the store's answers of two builds in the same run, BASE (the
+previous main: computes per request) and --build (reads what the commit
+stored): the dump is imported by each build's CLI into its own store,
+then `top --retained`, `dominators ADDR` (an object at the bottom of the
+largest one's chain) and `report` are timed through `meliae-cli --store`
+(wall, CPU, peak RSS from wait4) and through each build's meliae-monitord
+(wall; the daemon's RssAnon sampled every 5 ms during the query, its
+peak over the value before); and once more with --build's daemon on
+BASE's store (an old store: the first query computes, the writer then
+stores the answers, the next ones read them).  Targets: <= 0.5 s at 10M
+objects, no memory of the snapshot's size in the CLI or the daemon.
+
+    /usr/bin/python3 bench/bench_dominators.py --build build-rel \
+        --queries BASE/build-rel --n 1e7 --runs 2
 """
 
 import argparse
@@ -144,6 +160,154 @@ def bench(n, cli, tmp, runs, log):
             "store_summary": ss[:2] + ss[3:], "store_top1": doc["objects"][0]["retained"]}
 
 
+def rss_anon_kib(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for ln in f:
+            if ln.startswith("RssAnon:"):
+                return int(ln.split()[1])
+    return 0
+
+
+class Daemon:
+    """A meliae-monitord of build on store; peak(cmd) runs one CLI query
+    through it, sampling its RssAnon."""
+
+    def __init__(self, build, store, tmp):
+        import threading
+        self.threading = threading
+        self.sock = os.path.join(tmp, "d-%d.sock" % os.getpid())
+        self.log = open(os.path.join(tmp, "daemon-%s.log" % os.path.basename(
+            store)), "ab")
+        self.p = subprocess.Popen(
+            [os.path.join(build, "monitord", "meliae-monitord"), "--store",
+             store, "--socket", self.sock, "--foreground", "--log-level",
+             "info"], stderr=self.log, stdout=self.log)
+        for _ in range(3000):
+            if os.path.exists(self.sock):
+                break
+            time.sleep(0.01)
+        self.cli = os.path.join(build, "cli", "meliae-cli")
+
+    def query(self, args):
+        before = rss_anon_kib(self.p.pid)
+        peak = [before]
+        done = [False]
+
+        def sample():
+            while not done[0]:
+                peak[0] = max(peak[0], rss_anon_kib(self.p.pid))
+                time.sleep(0.005)
+        th = self.threading.Thread(target=sample)
+        th.start()
+        t = time.perf_counter()
+        r = subprocess.run([self.cli, "--socket", self.sock, "--json"] + args,
+                           capture_output=True, timeout=1200)
+        wall = time.perf_counter() - t
+        done[0] = True
+        th.join()
+        if r.returncode != 0:
+            raise SystemExit("daemon query %s: %s" % (args, r.stderr))
+        return wall, peak[0] - before, r.stdout
+
+    def stop(self):
+        self.p.terminate()
+        self.p.wait(timeout=300)
+        self.log.close()
+
+
+QUERIES = [("top --retained", ["top", "--retained", "latest"]),
+           ("dominators", None), ("report", ["report"])]
+
+
+def store_queries(n, builds, tmp, runs, log):
+    """The three queries of each build, on its own store (and --build's
+    daemon on the base's store)."""
+    dump = os.path.join(tmp, "heap-%d.json" % n)
+    log("N=%d: building and dumping the workload" % n)
+    d = run_child(["--child", "dump", "--n", str(n), "--path", dump])
+    rows, stores, addr = [], {}, None
+    for name, build in builds:
+        cli = os.path.join(build, "cli", "meliae-cli")
+        store = os.path.join(tmp, "store-%s" % name)
+        t = time.perf_counter()
+        subprocess.run([cli, "--store", store, "import", dump], check=True,
+                       stdout=subprocess.DEVNULL)
+        log("  %s: import %.1f s" % (name, time.perf_counter() - t))
+        stores[name] = store
+        if addr is None:
+            doc = json.loads(subprocess.run(
+                [cli, "--store", store, "--json", "dominators", "latest",
+                 str(json.loads(subprocess.run(
+                     [cli, "--store", store, "--json", "top", "--retained",
+                      "latest", "--top", "20"], check=True,
+                     capture_output=True).stdout)["objects"][-1]["address"])],
+                check=True, capture_output=True).stdout)
+            addr = doc["object"]["address"]
+    os.unlink(dump)
+    for name, build in builds:
+        cli = os.path.join(build, "cli", "meliae-cli")
+        for label, q in QUERIES:
+            args = q or ["dominators", "latest", str(addr)]
+            res = best([cli, "--store", stores[name], "--json"] + args, runs)
+            rows.append({"build": name, "via": "--store", "query": label,
+                         "wall": res[0], "cpu": res[3],
+                         "rss_kib": res[1], "anon_kib": None})
+            log("  %s --store %s: %.2f s, %d KiB" % (name, label, res[0],
+                                                     res[1]))
+        dm = Daemon(build, stores[name], tmp)
+        try:
+            for label, q in QUERIES:
+                args = q or ["dominators", "latest", str(addr)]
+                res = [dm.query(args) for _ in range(runs)]
+                rows.append({"build": name, "via": "daemon", "query": label,
+                             "wall": min(r[0] for r in res), "cpu": None,
+                             "rss_kib": None,
+                             "anon_kib": max(r[1] for r in res)})
+                log("  %s daemon %s: %.2f s, +%d KiB anon" % (
+                    name, label, rows[-1]["wall"], rows[-1]["anon_kib"]))
+        finally:
+            dm.stop()
+    # --build's daemon on the base's store: computed once, then stored
+    name, build = builds[0]
+    dm = Daemon(build, stores[builds[1][0]], tmp)
+    try:
+        for k in range(3):
+            w, a, _ = dm.query(QUERIES[0][1])
+            rows.append({"build": name, "via": "daemon, %s's store, #%d"
+                         % (builds[1][0], k + 1), "query": "top --retained",
+                         "wall": w, "cpu": None, "rss_kib": None,
+                         "anon_kib": a})
+            log("  old store #%d: %.2f s, +%d KiB" % (k + 1, w, a))
+            if k == 0:                  # the writer stores them: wait
+                t = time.perf_counter()
+                while b"retained_stored" not in open(dm.log.name, "rb").read():
+                    if time.perf_counter() - t > 900:
+                        raise SystemExit("the daemon did not store them")
+                    time.sleep(0.2)
+                log("  stored by the writer %.1f s after the answer"
+                    % (time.perf_counter() - t))
+    finally:
+        dm.stop()
+    return {"n": n, "objects": d["lines"], "rows": rows}
+
+
+def queries_report(res, cmdline):
+    out = ["", "### %s, release builds" % time.strftime(
+        "%Y-%m-%d %H:%M UTC", time.gmtime()), "",
+        "`%s`; load average %.1f at the end." % (cmdline, os.getloadavg()[0]),
+        "", "| N (objects) | build | via | query | wall s | CPU s "
+        "| peak RSS MiB | daemon RssAnon +MiB |",
+        "|---|---|---|---|---|---|---|---|"]
+    for r in res["rows"]:
+        out.append("| %d | %s | %s | %s | %.3f | %s | %s | %s |" % (
+            res["objects"], r["build"], r["via"], r["query"], r["wall"],
+            "%.2f" % r["cpu"] if r["cpu"] is not None else "",
+            "%.0f" % (r["rss_kib"] / 1024.0) if r["rss_kib"] else "",
+            "%.1f" % (r["anon_kib"] / 1024.0) if r["anon_kib"] is not None
+            else ""))
+    return "\n".join(out) + "\n"
+
+
 def verdict(ok):
     return "PASS" if ok else "MISS"
 
@@ -198,6 +362,9 @@ def main():
     ap.add_argument("--build", default="build-rel")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--out", help="append the markdown report to this file")
+    ap.add_argument("--queries", metavar="BASE",
+                    help="compare the store's answers of --build and of "
+                    "the build dir BASE")
     ap.add_argument("--child", choices=("dump", "loader"), help=argparse.SUPPRESS)
     ap.add_argument("--path", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -215,12 +382,19 @@ def main():
         sys.stderr.write(msg + "\n")
         sys.stderr.flush()
 
+    cmdline = " ".join(["bench/bench_dominators.py"] + sys.argv[1:])
     try:
-        results = [bench(n, cli, tmp, a.runs, log)
-                   for n in (a.n or [1_000_000])]
+        if a.queries:
+            builds = [("new", build), ("base", os.path.abspath(a.queries))]
+            text = "".join(queries_report(
+                store_queries(n, builds, tmp, a.runs, log), cmdline)
+                for n in (a.n or [1_000_000]))
+        else:
+            results = [bench(n, cli, tmp, a.runs, log)
+                       for n in (a.n or [1_000_000])]
+            text = report(results, cmdline)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    text = report(results, " ".join(["bench/bench_dominators.py"] + sys.argv[1:]))
     print(text)
     if a.out:
         with open(a.out, "a") as f:

@@ -34,6 +34,10 @@
 #define DONECOMP (UINT32_MAX - 3)       /* in a component already built */
 #define MARKS DONECOMP                  /* pre[v] >= MARKS: not numbered */
 
+/* The k-th referrer (in->pred_stride: 0 or 1 contiguous). */
+#define PRED(in, k) ((in)->pred[(size_t)(k) * ((in)->pred_stride \
+                                               ? (in)->pred_stride : 1)])
+
 struct work {
     const struct ml_dom_input *in;
     uint32_t *pre, *vertex, *anc, *semi, *label, *idom;
@@ -174,7 +178,7 @@ component(struct work *w, uint32_t v)
         uint32_t end = in->pred_start[x + 1], y = 0;
 
         for (; k < end; k++) {
-            y = in->pred[k];
+            y = PRED(in, k);
             if (y >= in->n)
                 continue;
             if (w->pre[y] == DONECOMP)
@@ -199,11 +203,21 @@ component(struct work *w, uint32_t v)
     return source ? low : UNSEEN;
 }
 
+/* A root even if something refers to it: of in->root_type, or as
+ * in->is_root says. */
+static inline int
+is_root(const struct ml_dom_input *in, uint32_t v)
+{
+    if (in->has_root_type && in->type != NULL && in->type[v] == in->root_type)
+        return 1;
+    return in->is_root != NULL && in->is_root(in->arg, v);
+}
+
 static int
 unreferred(const struct ml_dom_input *in, uint32_t v)
 {
     for (uint32_t k = in->pred_start[v]; k < in->pred_start[v + 1]; k++)
-        if (in->pred[k] < in->n)
+        if (PRED(in, k) < in->n)
             return 0;
     return 1;
 }
@@ -265,6 +279,24 @@ type_totals(struct ml_dom *d, const struct ml_dom_input *in,
     return 0;
 }
 
+static void *
+dom_alloc(const struct ml_dom_input *in, size_t bytes)
+{
+    return in->alloc != NULL ? in->alloc(in->alloc_arg, bytes) : malloc(bytes);
+}
+
+static void
+dom_release(void (*release)(void *, void *, size_t), void *arg, void *p,
+            size_t bytes)
+{
+    if (p == NULL)
+        return;
+    if (release != NULL)
+        release(arg, p, bytes);
+    else
+        free(p);
+}
+
 int
 ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
 {
@@ -279,11 +311,13 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
     if (n >= MARKS - 1)
         return ML_ETOOBIG;
     out->n = n;
-    w.pre = malloc((n ? n : 1) * sizeof(*w.pre));
-    w.vertex = malloc((N + 1) * sizeof(*w.vertex));
-    w.anc = malloc(N * sizeof(*w.anc));
-    w.idom = malloc((N + 1) * sizeof(*w.idom));
-    sl = malloc(2 * N * sizeof(*sl));
+    out->release = in->alloc != NULL ? in->release : NULL;
+    out->alloc_arg = in->alloc_arg;
+    w.pre = dom_alloc(in, (n ? n : 1) * sizeof(*w.pre));
+    w.vertex = dom_alloc(in, (N + 1) * sizeof(*w.vertex));
+    w.anc = dom_alloc(in, N * sizeof(*w.anc));
+    w.idom = dom_alloc(in, (N + 1) * sizeof(*w.idom));
+    sl = dom_alloc(in, 2 * N * sizeof(*sl));
     if (w.pre == NULL || w.vertex == NULL || w.anc == NULL || w.idom == NULL
             || sl == NULL)
         goto out;
@@ -305,7 +339,7 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
     w.anc[0] = 0;
     w.num = 1;
     for (uint32_t v = 0; v < n; v++) {
-        if (unreferred(in, v) || (in->is_root && in->is_root(in->arg, v))) {
+        if (unreferred(in, v) || is_root(in, v)) {
             out->nroots++;
             /* An is_root node reached before its turn is a root all the
              * same: the semidominator step gives it the root's edge. */
@@ -346,10 +380,10 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
     for (uint32_t i = (uint32_t)N; i-- > 1;) {
         uint32_t v = w.vertex[i], s = w.anc[i];
 
-        if (s != 0 && in->is_root != NULL && in->is_root(in->arg, v))
+        if (s != 0 && is_root(in, v))
             s = 0;
         for (uint32_t k = in->pred_start[v]; s != 0 && k < in->pred_start[v + 1]; k++) {
-            uint32_t u = in->pred[k], p;
+            uint32_t u = PRED(in, k), p;
 
             if (u >= n)
                 continue;
@@ -402,11 +436,14 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
         goto out;
     rc = 0;
 out:
-    free(w.pre);
-    free(w.vertex);
-    free(w.anc);
-    free(w.idom);
-    free(sl);
+    dom_release(out->release, out->alloc_arg, w.pre,
+                (n ? n : 1) * sizeof(*w.pre));
+    dom_release(out->release, out->alloc_arg, w.vertex,
+                (N + 1) * sizeof(*w.vertex));
+    dom_release(out->release, out->alloc_arg, w.anc, N * sizeof(*w.anc));
+    dom_release(out->release, out->alloc_arg, w.idom,
+                (N + 1) * sizeof(*w.idom));
+    dom_release(out->release, out->alloc_arg, sl, 2 * N * sizeof(*sl));
     if (rc < 0)
         ml_dom_free(out);
     return rc;
@@ -415,8 +452,12 @@ out:
 void
 ml_dom_free(struct ml_dom *d)
 {
-    free(d->idom);
-    free(d->retained);
+    /* the sizes ml_dom_compute allocated them with: anc (n + 1 uint32)
+     * became idom, the semi/label block (2 (n + 1) uint32) retained */
+    dom_release(d->release, d->alloc_arg, d->idom,
+                (d->n + 1) * sizeof(*d->idom));
+    dom_release(d->release, d->alloc_arg, d->retained,
+                (d->n + 1) * sizeof(*d->retained));
     free(d->type_retained);
     free(d->type_top);
     memset(d, 0, sizeof(*d));

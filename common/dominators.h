@@ -21,8 +21,8 @@
  * compression by pointer reversal: near-linear, iterative (no recursion:
  * explicit stacks kept in arrays the later phases reuse), six uint32
  * arrays of n + 1, i.e. at most 24 bytes per node at the peak, allocated
- * as five blocks whatever n is; 12 bytes per node stay (idom and
- * retained).
+ * as five blocks whatever n is (malloc'd, or in->alloc's: the store
+ * maps files); 12 bytes per node stay (idom and retained).
  */
 #ifndef ML_DOMINATORS_H
 #define ML_DOMINATORS_H
@@ -37,13 +37,29 @@ struct ml_dom_input {
     size_t n;                           /* nodes; < UINT32_MAX - 2 */
     const uint32_t *succ_start, *succ;  /* CSR, n + 1 starts */
     const uint32_t *pred_start, *pred;  /* CSR, n + 1 starts */
+    /* Optional (0: 1): the k-th referrer is pred[k * pred_stride].  The
+     * store's commit reads them out of its edges (child << 32 | parent,
+     * sorted by child) where they are, without a copy. */
+    size_t pred_stride;
     const uint64_t *size;               /* n sizes */
     /* Optional (NULL): node v is a root even if something refers to it. */
     int (*is_root)(void *arg, uint32_t v);
     void *arg;
+    /* Optional (has_root_type 0): so is every node of type root_type (the
+     * modules), without a call per node. */
+    int has_root_type;
+    uint32_t root_type;
     /* Optional (NULL): node types, for the per-type totals. */
     const uint32_t *type;
     size_t ntypes;
+    /* Optional (NULL: malloc and free): where the O(n) arrays live, the
+     * work arrays and the idom and retained results alike.  The store's
+     * commit maps files (store/retained.c): the daemon's memory must not
+     * grow with the snapshot.  alloc returns uninitialised memory of
+     * bytes, or NULL; release gets the same bytes back. */
+    void *(*alloc)(void *arg, size_t bytes);
+    void (*release)(void *arg, void *p, size_t bytes);
+    void *alloc_arg;
 };
 
 struct ml_dom {
@@ -60,6 +76,10 @@ struct ml_dom {
     uint64_t nroots;            /* unreferred or is_root() nodes */
     uint64_t nleftover;         /* picked among unreached cycles */
     uint64_t total;             /* sum of sizes */
+    /* How idom and retained were allocated (in->alloc's), for
+     * ml_dom_free. */
+    void (*release)(void *arg, void *p, size_t bytes);
+    void *alloc_arg;
 };
 
 /* Computes out (zeroed or freed first by the caller: it is overwritten).

@@ -97,8 +97,8 @@ md_query_run(struct md_query *q)
     cJSON *doc = NULL;
 
     q->err[0] = '\0';
-    q->rc = rp_run(q->store, q->req, &q->scope, &doc, q->err,
-                   sizeof(q->err));
+    q->rc = rp_run_ex(q->store, q->req, &q->scope, &doc, q->err,
+                      sizeof(q->err), &q->computed);
     cJSON_Delete(q->req);
     q->req = NULL;
     if (q->rc == 0)

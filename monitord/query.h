@@ -38,6 +38,9 @@ struct md_query {
     uint64_t submitted_ns;      /* uv_hrtime() */
     /* out */
     int rc;                     /* rp_run's */
+    uint64_t computed;          /* rp_run_ex's: a snapshot whose retained
+                                 * sizes were computed, not read (an older
+                                 * store): the writer then stores them */
     enum md_code code;          /* MD_OK, or the error line's code */
     char *text;                 /* MD_OK: the answer document (cJSON_free) */
     size_t len;

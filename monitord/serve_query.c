@@ -160,6 +160,21 @@ query_answer(struct conn *c, struct md_query *q)
     md__conn_drain_close(c, "query answered");
 }
 
+/* A query computed the retained sizes of a snapshot stored before they
+ * were kept (store/retained.h): the writer stores them, so the next
+ * query reads them.  Best effort: without them queries compute again. */
+static void
+retain_start(struct md_server *srv, uint64_t id)
+{
+    struct md_job *j = calloc(1, sizeof(*j));
+
+    if (j == NULL)
+        return;
+    j->kind = MD_JOB_RETAIN;
+    j->ret_id = id;
+    md_writer_submit(srv->writer, j);
+}
+
 static void
 on_query_work(uv_work_t *w)
 {
@@ -178,6 +193,8 @@ on_query_done(uv_work_t *w, int status)
         srv->heavy_running--;
     if (c != NULL && (c->closing || c->qstate != Q_RUNNING))
         c = NULL;
+    if (q->computed != 0 && srv->writer != NULL && !srv->stopping)
+        retain_start(srv, q->computed);
     if (status < 0 && q->code == MD_OK) {   /* UV_ECANCELED: not used */
         q->code = MD_ERROR;
         snprintf(q->err, sizeof(q->err), "query cancelled: %s",

@@ -919,6 +919,15 @@ on_job_done(struct md_job *j, void *arg)
     case MD_JOB_DELETE:
         md__delete_done(srv, j);
         break;
+    case MD_JOB_RETAIN:
+        /* -ENODATA: retention took the graph meanwhile */
+        if (j->rc < 0 && j->rc != -ENODATA)
+            md_warn("retained_store_failed", " id=%" PRIu64 " error=%s",
+                    j->ret_id, st_strerror(j->rc));
+        else if (j->rc == 0)
+            md_info("retained_stored", " id=%" PRIu64 " ms=%" PRIu64,
+                    j->ret_id, j->took_ns / 1000000);
+        break;
     case MD_JOB_READER_CHECK:
         srv->reader_check_queued = 0;
         if (j->rc < 0)

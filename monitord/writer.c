@@ -9,6 +9,7 @@
 
 #include "log.h"
 #include "ml-common.h"
+#include "retained.h"
 #include "writer.h"
 
 struct md_writer {
@@ -82,6 +83,9 @@ run_job(struct md_writer *w, struct md_job *j)
         break;
     case MD_JOB_DELETE:
         j->rc = delete_seen(w->store, j);
+        break;
+    case MD_JOB_RETAIN:
+        j->rc = st_retained_fill(w->store, j->ret_id);
         break;
     case MD_JOB_STOP:
         j->rc = 0;

@@ -24,6 +24,7 @@ enum md_job_kind {
     MD_JOB_SWEEP,           /* st_sweep, then st_reader_check */
     MD_JOB_READER_CHECK,    /* st_reader_check */
     MD_JOB_DELETE,          /* st_delete(id) if scope sees it */
+    MD_JOB_RETAIN,          /* st_retained_fill(ret_id) */
     MD_JOB_STOP,            /* the thread exits after this one */
 };
 
@@ -45,6 +46,8 @@ struct md_job {
     /* in (DELETE): conn, and which snapshot as whom */
     uint64_t del_id;
     struct rp_scope scope;
+    /* in (RETAIN): a snapshot whose retained sizes a query computed */
+    uint64_t ret_id;
     /* out */
     int rc;
     char errmsg[256];           /* COMMIT failed: st_ingest_error's text */

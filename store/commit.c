@@ -38,6 +38,7 @@
 #include "births.h"
 #include "ingest.h"
 #include "ml-common.h"
+#include "retained.h"
 
 /* ---- file-backed work arrays ---- */
 
@@ -484,7 +485,7 @@ block_next(struct wtx *w, MDB_dbi db, uint64_t id, struct block *b,
 
 /* ---- the commit ---- */
 
-enum { WORK_RUNNING, WORK_PREPARED, WORK_DONE };
+enum { WORK_RUNNING, WORK_PREPARED, WORK_EDGES, WORK_DONE };
 
 struct job {
     struct st_store *s;
@@ -501,6 +502,11 @@ struct job {
     uint64_t *drop;                 /* keep_first: bitmap of dropped oids */
     uint32_t *dcum;                 /* dropped before each 64-oid word */
     struct scratch dropsc;          /* both: O(n), file-backed too */
+    /* The dominator tree (retained.h), on the work thread after the
+     * edges; rrc its result (not the commit's: without it the snapshot
+     * is stored all the same, its retained sizes computed on demand). */
+    struct st__retwork rw;
+    int rrc;
     /* The work thread (work_main): prepare, then resolve_edges. */
     int prepared;                   /* prepare ran before it started */
     pthread_t wth;
@@ -891,6 +897,10 @@ resolve_edges(struct job *j)
             return ML_ECORRUPT;
         sprev = r.addr;
         int keep = !dropped(j, si);
+        if (keep && j->rw.size != NULL) {
+            j->rw.size[i] = r.size;
+            j->rw.tid[i] = (uint32_t)r.tid;
+        }
         for (uint64_t k = 0; k < r.nrefs; k++) {
             if (st_rec_ref(&p, end, &r, &ab.addr[ab.n]) != 0)
                 return ML_ECORRUPT;
@@ -904,6 +914,9 @@ resolve_edges(struct job *j)
     }
     amap_resolve(&j->amap, &ab, edges, &j->nedges, j->in->nrefs);
     n = j->nedges;
+    /* the refs CSR wants them in parent order: before the sort */
+    if (j->rw.size != NULL && j->rrc == 0)
+        j->rrc = st__retwork_succ(&j->rw, edges, n);
     if (n > 0) {
         void *tmp = j->ptmp.p;
 
@@ -936,6 +949,27 @@ work_stage(struct job *j, int stage)
     pthread_mutex_unlock(&j->mu);
 }
 
+/* What a mapping of len bytes holds: whole pages. */
+static size_t
+page_up(size_t len)
+{
+    size_t pg = (size_t)sysconf(_SC_PAGESIZE);
+
+    return len == 0 ? 0 : (len + pg - 1) / pg * pg;
+}
+
+/* The ingest's number of type "module" (docs/retained.md: modules are
+ * roots), UINT32_MAX if none. */
+static uint32_t
+module_tid(const struct st_ingest *in)
+{
+    for (uint32_t t = 0; t < in->ntypes; t++)
+        if (in->types[t].name_len == 6
+            && memcmp(in->names + in->types[t].name_off, "module", 6) == 0)
+            return t;
+    return UINT32_MAX;
+}
+
 static void
 work_run(struct job *j)
 {
@@ -949,10 +983,22 @@ work_run(struct job *j)
     } else {
         rc = scratch_new(&j->edges, j->s->tmpdir,
                          j->in->nrefs * sizeof(uint64_t));
+        /* the stored answers need the store's databases (a writer that
+         * opened a full disk's store read-only may not have them) */
+        j->rrc = j->s->has_ret ? st__retwork_init(&j->rw, j->s->tmpdir,
+                                                  (size_t)j->nkept)
+                               : ML_ENOTFOUND;
         j->erc = rc != 0 ? pfail(j, rc, "work file in %s: %s", j->s->tmpdir,
                                  strerror(-rc))
                          : resolve_edges(j);
     }
+    work_stage(j, WORK_EDGES);
+    /* Beside write_objs, write_addrs and write_rev on the writer thread:
+     * the dominator tree, for write_retained. */
+    if (j->erc == 0 && j->rrc == 0)
+        j->rrc = st__retwork_compute(&j->rw, j->edges.p, module_tid(j->in),
+                                     j->in->ntypes, j->ptmp.p,
+                                     page_up(j->ptmp.len));
     work_stage(j, WORK_DONE);
 }
 
@@ -999,7 +1045,7 @@ work_wait(struct job *j, int stage)
         pthread_join(j->wth, NULL);
         j->wth_running = 0;
     }
-    return stage == WORK_DONE ? j->erc : j->prc;
+    return stage >= WORK_EDGES ? j->erc : j->prc;
 }
 
 /* rev: per child object number (ascending), its parents (ascending). */
@@ -1009,7 +1055,7 @@ write_rev(struct job *j, struct wtx *w, uint64_t id)
     uint64_t *edges;
     struct block b = { 0 };
     uint64_t n, prev_child = 0;
-    int rc = work_wait(j, WORK_DONE);
+    int rc = work_wait(j, WORK_EDGES);
 
     if (rc != 0)
         return rc;
@@ -1084,6 +1130,25 @@ write_rev(struct job *j, struct wtx *w, uint64_t id)
         rc = block_flush(w, w->s->rev, id, &b, 1);
     free(b.p);
     return rc;
+}
+
+static int
+ret_put(void *arg, MDB_dbi db, const void *k, size_t klen, const void *v,
+        size_t vlen)
+{
+    return wtx_put(arg, db, k, klen, v, vlen);
+}
+
+/* retained, rtypes: the dominator tree's answers (retained.h), when the
+ * work thread could compute them. */
+static int
+write_retained(struct job *j, struct wtx *w, uint64_t id)
+{
+    int rc = work_wait(j, WORK_DONE);
+
+    if (rc != 0 || j->rrc != 0 || !j->rw.done)
+        return rc;
+    return st__ret_write(w->s, id, &j->rw.d, j->rw.tid, j->gtid, ret_put, w);
 }
 
 static int
@@ -1336,6 +1401,8 @@ attempt(struct job *j, uint64_t *id, uint64_t *proc)
     if (rc == 0)
         rc = write_births(j, &w, *id);
     if (rc == 0)
+        rc = write_retained(j, &w, *id);
+    if (rc == 0)
         rc = finish_snapshot(j, &w, *id, proc);
     if (rc != 0)
         wtx_abort(&w);
@@ -1507,6 +1574,7 @@ out:
         st__size_refresh(s);            /* grown, pruned, or both */
     if (map != NULL)
         munmap(map, j.spool_len);
+    st__retwork_free(&j.rw);            /* before ptmp, its pool */
     scratch_free(&j.pairs);
     scratch_free(&j.ptmp);
     scratch_free(&j.edges);

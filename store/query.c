@@ -632,6 +632,24 @@ with_graph(struct st_read *r, uint64_t id)
 }
 
 int
+st__with_graph(struct st_read *r, uint64_t id)
+{
+    return with_graph(r, id);
+}
+
+MDB_txn *
+st__read_txn(const struct st_read *r)
+{
+    return r->txn;
+}
+
+struct st_store *
+st__read_store(const struct st_read *r)
+{
+    return r->s;
+}
+
+int
 st_object_find(struct st_read *r, uint64_t id, uint64_t address,
                struct st_object *out)
 {

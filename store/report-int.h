@@ -33,6 +33,7 @@ struct ctx {
     size_t errlen;
     const struct rp_scope *scope;       /* NULL: all, no cap */
     size_t est;                         /* answer bytes promised so far */
+    uint64_t computed;                  /* rp_run_ex's *computed */
 };
 
 /* Adds bytes to the answer's estimate: -E2BIG (reason set) once it is

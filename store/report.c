@@ -757,12 +757,21 @@ int
 rp_run(struct st_store *s, const cJSON *req, const struct rp_scope *sc,
        cJSON **out, char *err, size_t errlen)
 {
+    return rp_run_ex(s, req, sc, out, err, errlen, NULL);
+}
+
+int
+rp_run_ex(struct st_store *s, const cJSON *req, const struct rp_scope *sc,
+          cJSON **out, char *err, size_t errlen, uint64_t *computed)
+{
     struct ctx c = { .err = err, .errlen = errlen, .scope = sc };
     const char *cmd = rp__arg_str(req, "cmd");
     cJSON *doc;
     int rc;
 
     *out = NULL;
+    if (computed != NULL)
+        *computed = 0;
     if (err != NULL && errlen > 0)
         err[0] = '\0';
     if (cmd == NULL)
@@ -781,6 +790,8 @@ rp_run(struct st_store *s, const cJSON *req, const struct rp_scope *sc,
         st_read_refs_max(c.r, 0);       /* only show wants refs (its own) */
         rc = cmds[i].fn(&c, req, doc);
         st_read_end(c.r);
+        if (computed != NULL)
+            *computed = c.computed;
         if (rc != 0) {
             if (err != NULL && err[0] == '\0')
                 rp__fail(&c, rc, "%s", st_strerror(rc));

@@ -68,4 +68,11 @@ int rp_scope_sees(const struct rp_scope *sc, const struct st_snapinfo *si);
 int rp_run(struct st_store *s, const cJSON *req, const struct rp_scope *sc,
            cJSON **out, char *err, size_t errlen);
 
+/* rp_run; *computed (may be NULL) gets the id of a snapshot whose
+ * retained sizes the answer had to compute, for want of stored ones (a
+ * snapshot stored before they were, store/retained.h), else 0: a writer
+ * then keeps them with st_retained_fill (the daemon does). */
+int rp_run_ex(struct st_store *s, const cJSON *req, const struct rp_scope *sc,
+              cJSON **out, char *err, size_t errlen, uint64_t *computed);
+
 #endif /* RP_REPORT_H */

@@ -4,12 +4,16 @@
  * docs/cli-json.md): the objects and types that keep the most memory
  * alive in one stored snapshot, and an object's chain of dominators.
  *
- * Both read the snapshot's whole graph into flat arrays indexed by oid
- * (sizes and type ids from st_object_each, the referrers CSR from
+ * The answers were computed when the snapshot was committed and stored
+ * with it (retained.h): a few records are read, whatever the snapshot's
+ * size.  A snapshot stored before that has none: then, as before, the
+ * snapshot's whole graph is read into flat arrays indexed by oid (sizes
+ * and type ids from st_object_each, the referrers CSR from
  * st_parents_each, the refs CSR as its transpose: no address lookups) and
- * run common/dominators.c on it, per request; docs/retained.md says what
- * the roots are.  Memory: 8 + 4 + 8 bytes an object and 8 bytes a
- * reference for the graph, and the algorithm's 24 bytes an object.
+ * common/dominators.c runs on it, per request (memory: 8 + 4 + 8 bytes an
+ * object and 8 bytes a reference for the graph, and the algorithm's 24
+ * bytes an object); c->computed says so, for the daemon to store them
+ * (st_retained_fill).  docs/retained.md says what the roots are.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,6 +23,7 @@
 #include "dominators.h"
 #include "ml-common.h"
 #include "report-int.h"
+#include "retained.h"
 
 /* A snapshot's graph, by oid. */
 struct sgraph {
@@ -195,23 +200,98 @@ dominate(struct ctx *c, const struct snap *s, struct sgraph *g,
     return 0;
 }
 
-/* The object oid as JSON, with its retained size (d may be NULL) and
+/* One snapshot's answers: stored, or computed here (an older store). */
+struct answers {
+    uint64_t snap;
+    int stored;
+    struct st_retinfo info;             /* stored */
+    struct sgraph g;                    /* computed */
+    struct ml_dom d;
+    uint64_t n, total, nroots, nleftover;
+};
+
+static void
+answers_free(struct answers *a)
+{
+    ml_dom_free(&a->d);
+    sgraph_free(&a->g);
+    memset(a, 0, sizeof(*a));
+}
+
+static int
+no_graph(struct ctx *c, const struct snap *s)
+{
+    return rp__fail(c, ML_ENOTFOUND, "snapshot %" PRIu64 " has no object "
+                    "graph any more (retention keeps the newest ones)", s->id);
+}
+
+static int
+answers_open(struct ctx *c, const struct snap *s, struct answers *a)
+{
+    int rc;
+
+    memset(a, 0, sizeof(*a));
+    a->snap = s->id;
+    rc = st_retained_info(c->r, s->id, &a->info);
+    if (rc == 0) {
+        a->stored = 1;
+        a->n = a->info.objects;
+        a->total = a->info.total;
+        a->nroots = a->info.roots;
+        a->nleftover = a->info.leftover;
+        return 0;
+    }
+    if (rc == -ENODATA)
+        return no_graph(c, s);
+    if (rc != ML_ENOTFOUND)
+        return rp__fail(c, rc, "snapshot %" PRIu64 ": %s", s->id,
+                        st_strerror(rc));
+    rc = dominate(c, s, &a->g, &a->d);
+    if (rc != 0)
+        return rc;
+    c->computed = s->id;
+    a->n = a->g.n;
+    a->total = a->d.total;
+    a->nroots = a->d.nroots;
+    a->nleftover = a->d.nleftover;
+    return 0;
+}
+
+static int
+answers_get(struct ctx *c, const struct answers *a, uint32_t oid,
+            uint64_t *retained, uint32_t *idom)
+{
+    if (a->stored)
+        return st_retained_get(c->r, a->snap, oid, retained, idom);
+    if (oid >= a->d.n)
+        return ML_ECORRUPT;
+    *retained = a->d.retained[oid];
+    *idom = a->d.idom[oid];
+    return 0;
+}
+
+/* The object oid as JSON, with its retained size (a may be NULL) and
  * its immediate dominator's address. */
 static cJSON *
-obj_json(struct ctx *c, const struct snap *s, const struct ml_dom *d,
+obj_json(struct ctx *c, const struct snap *s, const struct answers *a,
          uint32_t oid)
 {
     struct st_object o;
+    uint64_t ret;
+    uint32_t dom;
     cJSON *j;
 
     if (st_object_get(c->r, s->id, oid, &o) != 0 ||
         (j = rp__obj_json(&o)) == NULL)
         return NULL;
-    if (d == NULL)
+    if (a == NULL)
         return j;
-    cJSON_AddNumberToObject(j, "retained", (double)d->retained[oid]);
-    if (d->idom[oid] != ML_DOM_ROOT &&
-        st_object_get(c->r, s->id, d->idom[oid], &o) == 0)
+    if (answers_get(c, a, oid, &ret, &dom) != 0) {
+        cJSON_Delete(j);
+        return NULL;
+    }
+    cJSON_AddNumberToObject(j, "retained", (double)ret);
+    if (dom != ML_DOM_ROOT && st_object_get(c->r, s->id, dom, &o) == 0)
         cJSON_AddNumberToObject(j, "dominator", (double)o.address);
     else
         cJSON_AddNullToObject(j, "dominator");
@@ -251,17 +331,46 @@ by_retained(const void *a, const void *b)
     return x->tid < y->tid ? -1 : x->tid > y->tid;
 }
 
-/* Per-type rows: retained totals (d) and the largest object of each. */
-static cJSON *
-type_rows(struct ctx *c, const struct snap *s, const struct sgraph *g,
-          const struct ml_dom *d, uint64_t top)
-{
-    struct trow *rows = calloc(g->ntids ? g->ntids : 1, sizeof(*rows));
-    size_t nrows = 0;
-    cJSON *arr;
+struct rows {
+    struct trow *v;
+    size_t n, cap;
+};
 
+static int
+on_rettype(void *arg, const struct st_rettype *t)
+{
+    struct rows *r = arg;
+
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? 2 * r->cap : 64;
+        void *p = realloc(r->v, cap * sizeof(*r->v));
+
+        if (p == NULL)
+            return -ENOMEM;
+        r->v = p;
+        r->cap = cap;
+    }
+    r->v[r->n++] = (struct trow){ .tid = t->tid, .count = t->count,
+                                  .retained = t->retained, .top = t->top,
+                                  .max_retained = t->max_retained,
+                                  .max_oid = t->max_oid };
+    return 0;
+}
+
+/* The per-type rows of a: stored, or from the computed tree. */
+static int
+answers_rows(struct ctx *c, const struct answers *a, struct rows *out)
+{
+    const struct sgraph *g = &a->g;
+    const struct ml_dom *d = &a->d;
+    struct trow *rows;
+
+    memset(out, 0, sizeof(*out));
+    if (a->stored)
+        return st_retained_types(c->r, a->snap, on_rettype, out);
+    rows = calloc(g->ntids ? g->ntids : 1, sizeof(*rows));
     if (rows == NULL)
-        return NULL;
+        return -ENOMEM;
     for (size_t v = 0; v < g->n; v++) {
         struct trow *t = &rows[g->tid[v]];
 
@@ -273,17 +382,34 @@ type_rows(struct ctx *c, const struct snap *s, const struct sgraph *g,
     for (uint32_t t = 0; t < g->ntids; t++) {
         if (rows[t].count == 0)
             continue;
-        rows[nrows] = rows[t];
-        rows[nrows].tid = t;
-        rows[nrows].retained = d->type_retained[t];
-        rows[nrows++].top = d->type_top[t];
+        rows[out->n] = rows[t];
+        rows[out->n].tid = t;
+        rows[out->n].retained = d->type_retained[t];
+        rows[out->n++].top = d->type_top[t];
     }
-    rp__sort(rows, nrows, sizeof(*rows), by_retained);
-    if ((arr = cJSON_CreateArray()) == NULL) {
-        free(rows);
+    out->v = rows;
+    out->cap = g->ntids;
+    return 0;
+}
+
+/* Per-type rows: retained totals and the largest object of each. */
+static cJSON *
+type_rows(struct ctx *c, const struct snap *s, const struct answers *a,
+          uint64_t top)
+{
+    struct rows r;
+    cJSON *arr;
+
+    if (answers_rows(c, a, &r) != 0) {
+        free(r.v);
         return NULL;
     }
-    for (size_t i = 0; i < nrows && (top == 0 || i < top); i++) {
+    rp__sort(r.v, r.n, sizeof(*r.v), by_retained);
+    if ((arr = cJSON_CreateArray()) == NULL) {
+        free(r.v);
+        return NULL;
+    }
+    for (size_t i = 0; i < r.n && (top == 0 || i < top); i++) {
         cJSON *o = cJSON_CreateObject();
         struct st_object ob;
         const char *name;
@@ -291,19 +417,19 @@ type_rows(struct ctx *c, const struct snap *s, const struct sgraph *g,
 
         if (o == NULL)
             break;
-        if (st_type_name(c->r, rows[i].tid, &name, &len) == 0)
+        if (st_type_name(c->r, r.v[i].tid, &name, &len) == 0)
             rp__add_strn(o, "type", name, len);
         else
             cJSON_AddNullToObject(o, "type");
-        cJSON_AddNumberToObject(o, "count", (double)rows[i].count);
-        cJSON_AddNumberToObject(o, "retained", (double)rows[i].retained);
-        cJSON_AddNumberToObject(o, "top_count", (double)rows[i].top);
-        cJSON_AddNumberToObject(o, "max_retained", (double)rows[i].max_retained);
-        if (st_object_get(c->r, s->id, rows[i].max_oid, &ob) == 0)
+        cJSON_AddNumberToObject(o, "count", (double)r.v[i].count);
+        cJSON_AddNumberToObject(o, "retained", (double)r.v[i].retained);
+        cJSON_AddNumberToObject(o, "top_count", (double)r.v[i].top);
+        cJSON_AddNumberToObject(o, "max_retained", (double)r.v[i].max_retained);
+        if (st_object_get(c->r, s->id, r.v[i].max_oid, &ob) == 0)
             cJSON_AddNumberToObject(o, "max_address", (double)ob.address);
         cJSON_AddItemToArray(arr, o);
     }
-    free(rows);
+    free(r.v);
     return arr;
 }
 
@@ -316,17 +442,115 @@ top_by_size(const struct sgraph *g, uint32_t *top, size_t k)
     return ml_dom_top(&d, top, k);      /* the same selection, on sizes */
 }
 
+/* The k largest retained sizes read from the store, more than it keeps
+ * in order (ST_RET_TOP): ml_dom_top's selection (largest first, ties:
+ * lower oid) over every object's record, in a heap of k. */
+struct topk {
+    uint32_t *oid;
+    uint64_t *ret;
+    size_t k, m;
+};
+
+static int
+tk_worse(const struct topk *t, size_t a, size_t b)
+{
+    return t->ret[a] != t->ret[b] ? t->ret[a] < t->ret[b]
+                                  : t->oid[a] > t->oid[b];
+}
+
+static void
+tk_swap(struct topk *t, size_t a, size_t b)
+{
+    uint32_t o = t->oid[a];
+    uint64_t r = t->ret[a];
+
+    t->oid[a] = t->oid[b];
+    t->ret[a] = t->ret[b];
+    t->oid[b] = o;
+    t->ret[b] = r;
+}
+
+static void
+tk_down(struct topk *t, size_t m, size_t i)
+{
+    for (;;) {
+        size_t l = 2 * i + 1, w = i;
+
+        if (l < m && tk_worse(t, l, w))
+            w = l;
+        if (l + 1 < m && tk_worse(t, l + 1, w))
+            w = l + 1;
+        if (w == i)
+            return;
+        tk_swap(t, i, w);
+        i = w;
+    }
+}
+
+static int
+on_retained(void *arg, uint32_t oid, uint64_t retained, uint32_t idom)
+{
+    struct topk *t = arg;
+
+    (void)idom;
+    if (t->m < t->k) {
+        size_t i = t->m++;
+
+        t->oid[i] = oid;
+        t->ret[i] = retained;
+        while (i > 0 && tk_worse(t, i, (i - 1) / 2)) {
+            tk_swap(t, i, (i - 1) / 2);
+            i = (i - 1) / 2;
+        }
+    } else if (t->k > 0 && (retained > t->ret[0]
+                            || (retained == t->ret[0] && oid < t->oid[0]))) {
+        t->oid[0] = oid;
+        t->ret[0] = retained;
+        tk_down(t, t->m, 0);
+    }
+    return 0;
+}
+
+/* The k largest by retained size into top (room for k); how many. */
+static int
+answers_top(struct ctx *c, const struct answers *a, uint32_t *top, size_t k,
+            size_t *m)
+{
+    struct topk t = { .oid = top, .k = k };
+    int rc;
+
+    if (!a->stored) {
+        *m = ml_dom_top(&a->d, top, k);
+        return 0;
+    }
+    if (k <= a->info.ntop || a->info.ntop >= a->n) {
+        *m = k < a->info.ntop ? k : a->info.ntop;
+        for (size_t i = 0; i < *m; i++)
+            top[i] = st_retinfo_top(&a->info, i);
+        return 0;
+    }
+    if ((t.ret = malloc(k * sizeof(*t.ret))) == NULL)
+        return -ENOMEM;
+    rc = st_retained_each(c->r, a->snap, on_retained, &t);
+    for (size_t e = t.m; rc == 0 && e > 1; e--) {   /* worst goes last */
+        tk_swap(&t, 0, e - 1);
+        tk_down(&t, e - 1, 0);
+    }
+    *m = t.m;
+    free(t.ret);
+    return rc;
+}
+
 int
 rp__cmd_top(struct ctx *c, const cJSON *req, cJSON *out)
 {
     const cJSON *rx = cJSON_GetObjectItemCaseSensitive(req, "retained");
     struct snaplist l;
     const struct snap *s;
-    struct sgraph g;
-    struct ml_dom d;
+    struct answers a;
     uint32_t *top = NULL;
-    uint64_t k, tk;
-    size_t m;
+    uint64_t k, tk, n;
+    size_t m = 0;
     int rc, retained = cJSON_IsTrue(rx);
 
     if (rx != NULL && !cJSON_IsBool(rx))
@@ -339,52 +563,61 @@ rp__cmd_top(struct ctx *c, const cJSON *req, cJSON *out)
         rp__snaps_free(&l);
         return rc;
     }
-    memset(&g, 0, sizeof(g));
-    memset(&d, 0, sizeof(d));
+    memset(&a, 0, sizeof(a));
     if (retained) {
-        rc = dominate(c, s, &g, &d);
+        rc = answers_open(c, s, &a);
     } else {
-        rc = st_object_each(c->r, s->id, on_object, &g);
+        rc = st_object_each(c->r, s->id, on_object, &a.g);
         if (rc == -ENODATA)
-            rc = rp__fail(c, ML_ENOTFOUND, "snapshot %" PRIu64 " has no "
-                          "object graph any more (retention keeps the "
-                          "newest ones)", s->id);
+            rc = no_graph(c, s);
         else if (rc != 0)
             rc = rp__fail(c, rc, "snapshot %" PRIu64 ": %s", s->id,
                           st_strerror(rc));
+        a.n = a.g.n;
     }
     if (rc != 0)
         goto out;
-    if (k == 0 || k > g.n)
-        k = g.n;
+    n = a.n;
+    if (k == 0 || k > n)
+        k = n;
+    /* refused before k oids are held (and their rows built) when the
+     * daemon could not send them anyway */
+    if ((rc = rp__budget_rows(c, n, k, 120, "top")) != 0)
+        goto out;
     if ((top = malloc((k ? k : 1) * sizeof(*top))) == NULL) {
         rc = rp__fail(c, -ENOMEM, "out of memory");
         goto out;
     }
-    m = retained ? ml_dom_top(&d, top, k) : top_by_size(&g, top, k);
+    if (!retained)
+        m = top_by_size(&a.g, top, k);
+    else if ((rc = answers_top(c, &a, top, k, &m)) != 0) {
+        rc = rp__fail(c, rc, "snapshot %" PRIu64 ": %s", s->id,
+                      st_strerror(rc));
+        goto out;
+    }
     cJSON_AddItemToObject(out, "snapshot", rp__snap_json(s));
     cJSON_AddBoolToObject(out, "retained", retained);
-    cJSON_AddNumberToObject(out, "total_objects", (double)g.n);
+    cJSON_AddNumberToObject(out, "total_objects", (double)n);
     if (retained) {
-        cJSON_AddNumberToObject(out, "total_bytes", (double)d.total);
-        cJSON_AddNumberToObject(out, "roots", (double)d.nroots);
-        cJSON_AddNumberToObject(out, "leftover_roots", (double)d.nleftover);
+        cJSON_AddNumberToObject(out, "total_bytes", (double)a.total);
+        cJSON_AddNumberToObject(out, "roots", (double)a.nroots);
+        cJSON_AddNumberToObject(out, "leftover_roots", (double)a.nleftover);
     } else {
         uint64_t tb = 0;
 
-        for (size_t v = 0; v < g.n; v++)
-            tb += g.size[v];
+        for (size_t v = 0; v < a.g.n; v++)
+            tb += a.g.size[v];
         cJSON_AddNumberToObject(out, "total_bytes", (double)tb);
     }
     cJSON *arr = cJSON_AddArrayToObject(out, "objects");
     for (size_t i = 0; arr != NULL && i < m; i++) {
-        cJSON *j = obj_json(c, s, retained ? &d : NULL, top[i]);
+        cJSON *j = obj_json(c, s, retained ? &a : NULL, top[i]);
 
         if (j != NULL)
             cJSON_AddItemToArray(arr, j);
     }
     if (retained) {
-        cJSON *types = type_rows(c, s, &g, &d, tk);
+        cJSON *types = type_rows(c, s, &a, tk);
         if (types == NULL) {
             rc = rp__fail(c, -ENOMEM, "out of memory");
             goto out;
@@ -393,8 +626,7 @@ rp__cmd_top(struct ctx *c, const cJSON *req, cJSON *out)
     }
 out:
     free(top);
-    ml_dom_free(&d);
-    sgraph_free(&g);
+    answers_free(&a);
     rp__snaps_free(&l);
     return rc;
 }
@@ -402,9 +634,7 @@ out:
 /* ---- for other reports (report-int.h) ---- */
 
 struct rp_retained {
-    struct sgraph g;
-    struct ml_dom d;
-    uint64_t snap;
+    struct answers a;
 };
 
 int
@@ -416,12 +646,11 @@ rp__retained_new(struct ctx *c, const struct snap *s, struct rp_retained **out)
     *out = NULL;
     if (r == NULL)
         return rp__fail(c, -ENOMEM, "out of memory");
-    rc = dominate(c, s, &r->g, &r->d);
+    rc = answers_open(c, s, &r->a);
     if (rc != 0) {
         rp__retained_free(r);
         return rc;
     }
-    r->snap = s->id;
     *out = r;
     return 0;
 }
@@ -431,32 +660,37 @@ rp__retained_type(struct ctx *c, const struct rp_retained *r,
                   const char *name, uint64_t *bytes)
 {
     size_t n = strlen(name);
+    struct rows rows;
+    int rc = answers_rows(c, &r->a, &rows);
 
-    for (uint32_t t = 0; t < r->d.ntypes; t++) {
+    for (size_t i = 0; rc == 0 && i < rows.n; i++) {
         const char *tn;
         size_t tl;
 
-        if (r->d.type_top[t] == 0 || st_type_name(c->r, t, &tn, &tl) != 0)
+        if (rows.v[i].top == 0
+            || st_type_name(c->r, rows.v[i].tid, &tn, &tl) != 0)
             continue;
         if (tl == n && memcmp(tn, name, n) == 0) {
-            *bytes = r->d.type_retained[t];
+            *bytes = rows.v[i].retained;
+            free(rows.v);
             return 0;
         }
     }
-    return ML_ENOTFOUND;
+    free(rows.v);
+    return rc != 0 ? rc : ML_ENOTFOUND;
 }
 
 int
 rp__retained_addr(struct ctx *c, const struct rp_retained *r, uint64_t addr,
                   uint64_t *bytes)
 {
-    uint32_t oid;
-    int rc = st_oid_of(c->r, r->snap, addr, &oid);
+    uint32_t oid, dom;
+    int rc = st_oid_of(c->r, r->a.snap, addr, &oid);
 
-    if (rc == 0 && oid >= r->d.n)
+    if (rc == 0 && oid >= r->a.n)
         rc = ML_ECORRUPT;
     if (rc == 0)
-        *bytes = r->d.retained[oid];
+        rc = answers_get(c, &r->a, oid, bytes, &dom);
     return rc;
 }
 
@@ -465,8 +699,7 @@ rp__retained_free(struct rp_retained *r)
 {
     if (r == NULL)
         return;
-    ml_dom_free(&r->d);
-    sgraph_free(&r->g);
+    answers_free(&r->a);
     free(r);
 }
 
@@ -477,9 +710,8 @@ rp__cmd_dominators(struct ctx *c, const cJSON *req, cJSON *out)
 {
     struct snaplist l;
     const struct snap *s;
-    struct sgraph g;
-    struct ml_dom d;
-    uint64_t addr;
+    struct answers a;
+    uint64_t addr, ret;
     uint32_t oid;
     int rc;
 
@@ -490,41 +722,46 @@ rp__cmd_dominators(struct ctx *c, const cJSON *req, cJSON *out)
         rp__snaps_free(&l);
         return rc;
     }
-    memset(&g, 0, sizeof(g));
-    memset(&d, 0, sizeof(d));
+    memset(&a, 0, sizeof(a));
     rc = st_oid_of(c->r, s->id, addr, &oid);
     if (rc == ML_ENOTFOUND)
         rc = rp__fail(c, rc, "no object at 0x%" PRIx64 " in snapshot "
                       "%" PRIu64, addr, s->id);
     else if (rc == -ENODATA)
-        rc = rp__fail(c, ML_ENOTFOUND, "snapshot %" PRIu64 " has no object "
-                      "graph any more (retention keeps the newest ones)",
-                      s->id);
+        rc = no_graph(c, s);
     else if (rc != 0)
         rc = rp__fail(c, rc, "snapshot %" PRIu64 ": %s", s->id,
                       st_strerror(rc));
     if (rc == 0)
-        rc = dominate(c, s, &g, &d);
+        rc = answers_open(c, s, &a);
     if (rc != 0)
         goto out;
-    if (oid >= g.n) {
+    if (oid >= a.n) {
         rc = rp__fail(c, ML_ECORRUPT, "snapshot %" PRIu64 ": malformed "
                       "object graph", s->id);
         goto out;
     }
     cJSON_AddItemToObject(out, "snapshot", rp__snap_json(s));
-    cJSON_AddNumberToObject(out, "total_bytes", (double)d.total);
-    cJSON_AddItemToObject(out, "object", obj_json(c, s, &d, oid));
+    cJSON_AddNumberToObject(out, "total_bytes", (double)a.total);
+    cJSON_AddItemToObject(out, "object", obj_json(c, s, &a, oid));
     cJSON *arr = cJSON_AddArrayToObject(out, "chain");
-    for (uint32_t x = oid; arr != NULL && x != ML_DOM_ROOT; x = d.idom[x]) {
-        cJSON *j = obj_json(c, s, &d, x);
+    /* at most n steps: a corrupt record cannot make it loop */
+    for (uint64_t x = oid, steps = 0; arr != NULL && x != ML_DOM_ROOT
+         && steps <= a.n; steps++) {
+        cJSON *j = obj_json(c, s, &a, (uint32_t)x);
+        uint32_t dom;
 
         if (j != NULL)
             cJSON_AddItemToArray(arr, j);
+        if ((rc = answers_get(c, &a, (uint32_t)x, &ret, &dom)) != 0) {
+            rc = rp__fail(c, rc, "snapshot %" PRIu64 ": %s", s->id,
+                          st_strerror(rc));
+            goto out;
+        }
+        x = dom;
     }
 out:
-    ml_dom_free(&d);
-    sgraph_free(&g);
+    answers_free(&a);
     rp__snaps_free(&l);
     return rc;
 }

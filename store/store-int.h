@@ -61,6 +61,10 @@ struct st_store {
     MDB_dbi graphs;
     /* Birth sites (births.c); 0 in a reader of a store made before them. */
     MDB_dbi births, btrace;
+    /* The dominator tree's answers (retained.h); has_ret 0 in a reader
+     * of a store made before them. */
+    MDB_dbi ret, rtypes;
+    int has_ret;
     unsigned flags;
     uint64_t max_store;
     unsigned retain;
@@ -211,5 +215,12 @@ int st__retain(struct st_store *s, uint64_t proc, uint64_t now_ns);
 int st__prune_oldest(struct st_store *s, uint64_t keep);
 
 uint64_t st__now_ns(void);
+
+/* For readers of the store's other databases (retained.c): r's
+ * transaction and store, and 0 if snapshot id is complete with its
+ * graph (-ENODATA: dropped; ML_ENOTFOUND: no such snapshot). */
+MDB_txn *st__read_txn(const struct st_read *r);
+struct st_store *st__read_store(const struct st_read *r);
+int st__with_graph(struct st_read *r, uint64_t id);
 
 #endif /* ST_STORE_INT_H */

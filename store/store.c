@@ -251,6 +251,16 @@ open_dbs(struct st_store *s, char *err, size_t errlen)
         seterr(err, errlen, rc, "%s: %s", s->dir, mdb_strerror(rc));
         goto fail;
     }
+    /* The dominator tree's answers (retained.h): a store made before
+     * them has none, which its readers take as "compute on demand". */
+    rc = mdb_dbi_open(txn, "retained", ro ? 0 : MDB_CREATE, &s->ret);
+    if (rc == 0)
+        rc = mdb_dbi_open(txn, "rtypes", ro ? 0 : MDB_CREATE, &s->rtypes);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        seterr(err, errlen, rc, "%s: %s", s->dir, mdb_strerror(rc));
+        goto fail;
+    }
+    s->has_ret = rc == 0;
     /* The writer's graphs index; a store made before it has its graphs
      * listed once, here (index_graphs). */
     if (!ro && (rc = index_graphs(s, txn)) != 0) {
@@ -293,7 +303,7 @@ env_open(struct st_store *s, const char *dir, const struct st_options *opt,
     int rc = mdb_env_create(&s->env);
 
     if (rc == 0)
-        rc = mdb_env_set_maxdbs(s->env, 16);
+        rc = mdb_env_set_maxdbs(s->env, 32);
     if (rc == 0 && !(s->flags & ST_RDONLY)) {
         uint64_t first = opt->map_size ? opt->map_size : ST_INITIAL_MAP;
 
@@ -667,6 +677,10 @@ st__drop_snapshot(struct st_store *s, MDB_txn *txn, uint64_t id, int all)
         (rc = st__del_prefix(txn, s->addrs, id)) != 0 ||
         (rc = st__del_prefix(txn, s->rev, id)) != 0 ||
         (rc = st__births_drop(s, txn, id)) != 0)
+        return rc;
+    /* the retained sizes go with the graph they were computed on */
+    if (s->has_ret && ((rc = st__del_prefix(txn, s->ret, id)) != 0 ||
+                       (rc = st__del_prefix(txn, s->rtypes, id)) != 0))
         return rc;
     if (have && m.complete && m.graph && s->graphs != 0) {
         unsigned char gk[24];

@@ -357,6 +357,27 @@ def store_list(store):
     return [json.loads(ln) for ln in out.stdout.splitlines() if ln.strip()]
 
 
+def forget_retained(store, snap):
+    """Deletes snapshot snap's stored retained sizes (store/retained.h):
+    as a snapshot stored before they were.  The store must have no
+    writer."""
+    out = subprocess.run([STORE_TOOL, "forget-retained", store, str(snap)],
+                         capture_output=True, text=True, env=plain_env(),
+                         timeout=120)
+    if out.returncode != 0:
+        raise AssertionError("store_tool forget-retained: %s" % out.stderr)
+
+
+def retained_stored(store, snap):
+    """Whether snapshot snap has its retained sizes stored."""
+    out = subprocess.run([STORE_TOOL, "retained", store, str(snap)],
+                         capture_output=True, text=True, env=plain_env(),
+                         timeout=120)
+    if out.returncode != 0:
+        raise AssertionError("store_tool retained: %s" % out.stderr)
+    return out.stdout.strip() == "stored"
+
+
 def store_pending(store):
     out = subprocess.run([STORE_TOOL, "pending", store], capture_output=True,
                          text=True, env=plain_env(), timeout=120)

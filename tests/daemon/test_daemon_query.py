@@ -16,8 +16,9 @@ import threading
 import time
 import unittest
 
-from daemon_support import (UNDER_ASAN, Client, DaemonTestCase, header,
-                            honest_ack, line, plain_env, snapshot,
+from daemon_support import (UNDER_ASAN, Client, DaemonTestCase,
+                            forget_retained, header, honest_ack, line,
+                            plain_env, retained_stored, snapshot,
                             wide_snapshot)
 from metrics_support import metrics_port, scrape
 
@@ -567,6 +568,44 @@ class TestSnap(QueryCase):
         self.assertNotIn("ERROR: AddressSanitizer", d.log())
 
 
+class TestRetainedKept(QueryCase):
+    """Retained sizes are stored at commit (store/retained.h); a snapshot
+    stored without them (an older store) still answers, computed, and the
+    daemon's writer then keeps them."""
+
+    def test_commit_stores_them_and_a_query_of_an_old_snapshot_keeps_them(self):
+        d = self.daemon()
+        c = Client(d.sock, timeout=300)
+        c.send(snapshot(objs=heap(20000)))
+        self.assertIn("ack", c.reply())
+        c.close()
+        args = ["top", "--retained", "latest", "--top", "7"]
+        first = cli("--socket", d.sock, "--json", *args)
+        self.assertEqual(first[0], OK, first[2])
+        self.stop_clean(d)
+        self.assertTrue(retained_stored(d.store, 1))
+        forget_retained(d.store, 1)
+        self.assertFalse(retained_stored(d.store, 1))
+        # read-only, without them: computed, the same answer
+        self.assertEqual(cli("--store", d.store, "--json", *args)[1],
+                         first[1])
+        d = self.daemon(store=d.store)
+        again = cli("--socket", d.sock, "--json", *args)
+        self.assertEqual(again[0], OK, again[2])
+        self.assertEqual(again[1], first[1])
+        d.wait_log("retained_stored", timeout=60)
+        self.assertTrue(retained_stored(d.store, 1))
+        third = cli("--socket", d.sock, "--json", "dominators", "latest",
+                    str(BASE + 7))
+        self.assertEqual(third[0], OK, third[2])
+        self.assertEqual(third[1], cli("--store", d.store, "--json",
+                                       "dominators", "latest",
+                                       str(BASE + 7))[1])
+        # stored once: the later queries read them
+        self.assertEqual(d.log().count(" retained_stored "), 1, d.log())
+        self.stop_clean(d)
+
+
 class TestUnderLoad(QueryCase):
 
     def big_store(self, d, n=60000):
@@ -638,6 +677,12 @@ class TestUnderLoad(QueryCase):
         c.send(snapshot(objs=heap(300000 if not UNDER_ASAN else 100000)))
         self.assertIn("ack", c.reply())
         c.close()
+        # The commit stored the retained sizes: queries read them at once.
+        # As a snapshot from before that, they compute (the daemon then
+        # stores them: TestRetainedKept).
+        self.stop_clean(d)
+        forget_retained(d.store, 1)
+        d = self.daemon(store=d.store)
         heavy = [["top", "--retained", "latest", "--top", "5"],
                  ["dominators", "latest", str(BASE + 7)],
                  ["top", "--retained", "latest", "--top", "3"]]

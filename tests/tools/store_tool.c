@@ -19,6 +19,10 @@
  *                                          dict (one dict of N entries), list,
  *                                          set (N ints), shared (N objects
  *                                          referring to one), heap (N small)
+ *   store_tool forget-retained DIR ID   -> deletes snapshot ID's retained
+ *                                          records (store/retained.h): a
+ *                                          snapshot from before them
+ *   store_tool retained DIR ID          -> "stored" or "none"
  *
  * import and synth time st_commit alone (the ingest before it is not
  * counted) and sample the process's RssAnon while it runs: "rss_anon_kib"
@@ -40,6 +44,7 @@
 
 #include "ml-common.h"
 #include "../unit/test_rss.h"
+#include "retained.h"
 #include "store-int.h"
 #include "dumpline.h"
 
@@ -361,6 +366,48 @@ cmd_synth(const char *dir, const char *kind, uint64_t count)
     return rc;
 }
 
+/* forget-retained: snapshot id's retained records deleted, as if it
+ * were stored before they were (store/retained.h); retained: "stored" or
+ * "none". */
+static int
+cmd_forget_retained(const char *dir, uint64_t id)
+{
+    struct st_store *s;
+    MDB_txn *txn;
+    char err[256] = "";
+    int rc = st_open(&s, dir, NULL, err, sizeof err);
+
+    if (rc != 0)
+        return die(dir, rc, err);
+    rc = st__write_txn(s, &txn);
+    if (rc == 0 && (rc = st__del_prefix(txn, s->ret, id)) == 0
+        && (rc = st__del_prefix(txn, s->rtypes, id)) == 0)
+        rc = mdb_txn_commit(txn);
+    else if (rc == 0)
+        mdb_txn_abort(txn);
+    st_close(s);
+    return rc == 0 ? 0 : die("forget-retained", rc > 0 ? -rc : rc, NULL);
+}
+
+static int
+cmd_retained(const char *dir, uint64_t id)
+{
+    struct st_store *s;
+    struct st_read *r;
+    struct st_retinfo info;
+    int rc;
+
+    if (open_ro(dir, &s, &r) != 0)
+        return 1;
+    rc = st_retained_info(r, id, &info);
+    st_read_end(r);
+    st_close(s);
+    if (rc != 0 && rc != ML_ENOTFOUND)
+        return die("retained", rc, NULL);
+    printf("%s\n", rc == 0 ? "stored" : "none");
+    return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -380,6 +427,10 @@ main(int argc, char **argv)
     }
     if (argc == 4 && strcmp(argv[1], "import") == 0)
         return cmd_import(argv[2], argv[3]);
+    if (argc == 4 && strcmp(argv[1], "forget-retained") == 0)
+        return cmd_forget_retained(argv[2], strtoull(argv[3], NULL, 10));
+    if (argc == 4 && strcmp(argv[1], "retained") == 0)
+        return cmd_retained(argv[2], strtoull(argv[3], NULL, 10));
     if (argc == 5 && strcmp(argv[1], "synth") == 0)
         return cmd_synth(argv[2], argv[3], strtoull(argv[4], NULL, 10));
     if (argc == 3 && strcmp(argv[1], "list") == 0) {
@@ -422,6 +473,7 @@ main(int argc, char **argv)
     }
     fprintf(stderr, "usage: store_tool list DIR | "
             "summary DIR ID | referrers DIR ID ADDR | pending DIR | size DIR | "
-            "import DIR FILE | synth DIR dict|list|set|shared|heap N\n");
+            "import DIR FILE | synth DIR dict|list|set|shared|heap N | "
+            "forget-retained DIR ID | retained DIR ID\n");
     return 2;
 }

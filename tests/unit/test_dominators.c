@@ -290,6 +290,83 @@ test_order_of_refs_changes_nothing(void **state)
     }
 }
 
+/* The store's commit feeds the same code otherwise: modules as roots by
+ * type (no callback), the referrers read out of its edges with a stride,
+ * every array from its own allocator (mapped files).  Same answers, and
+ * every byte the allocator gave is given back. */
+static size_t alloc_live, alloc_calls;
+
+static void *
+count_alloc(void *arg, size_t bytes)
+{
+    (void)arg;
+    alloc_live += bytes;
+    alloc_calls++;
+    return malloc(bytes);
+}
+
+static void
+count_release(void *arg, void *p, size_t bytes)
+{
+    (void)arg;
+    assert_true(alloc_live >= bytes);
+    alloc_live -= bytes;
+    free(p);
+}
+
+static void
+test_root_type_stride_and_allocator_change_nothing(void **state)
+{
+    static struct tg g;
+    static uint32_t pred2[2 * 4096];
+    uint64_t seed = 7;
+
+    (void)state;
+    for (int iter = 0; iter < 300; iter++) {
+        struct ml_dom_input in;
+        struct ml_dom d1, d2;
+
+        memset(&g, 0, sizeof(g));
+        g.n = 1 + rng_below(&seed, MAXN);
+        for (size_t v = 0; v < g.n; v++) {
+            g.size[v] = 1 + rng_below(&seed, 100);
+            g.type[v] = (uint32_t)rng_below(&seed, 4);
+            g.root[v] = g.type[v] == 3;
+        }
+        for (size_t e = 0; e < g.n * (1 + iter % 3); e++)
+            edge(&g, (uint32_t)rng_below(&seed, g.n),
+                 (uint32_t)rng_below(&seed, g.n + 2));  /* some dangling */
+        build(&g, &in);
+        assert_int_equal(ml_dom_compute(&d1, &in), 0);
+        for (size_t k = 0; k < g.pred_start[g.n]; k++) {
+            pred2[2 * k] = g.pred[k];
+            pred2[2 * k + 1] = (uint32_t)rng_below(&seed, g.n);  /* noise */
+        }
+        in.is_root = NULL;
+        in.has_root_type = 1;
+        in.root_type = 3;
+        in.pred = pred2;
+        in.pred_stride = 2;
+        in.alloc = count_alloc;
+        in.release = count_release;
+        alloc_calls = 0;
+        assert_int_equal(ml_dom_compute(&d2, &in), 0);
+        assert_true(alloc_calls >= 5);
+        assert_memory_equal(d1.idom, d2.idom, g.n * sizeof(*d1.idom));
+        assert_memory_equal(d1.retained, d2.retained,
+                            g.n * sizeof(*d1.retained));
+        assert_memory_equal(d1.type_retained, d2.type_retained,
+                            4 * sizeof(uint64_t));
+        assert_memory_equal(d1.type_top, d2.type_top, 4 * sizeof(uint64_t));
+        assert_int_equal(d1.nroots, d2.nroots);
+        assert_int_equal(d1.nleftover, d2.nleftover);
+        assert_int_equal(d1.total, d2.total);
+        ml_dom_free(&d1);
+        ml_dom_free(&d2);
+        assert_int_equal(alloc_live, 0);
+    }
+}
+
 /* Cooper, Harvey and Kennedy's iterative algorithm, a second oracle for
  * graphs too big for the brute force: deep trees and long chains, where
  * the path compression has long paths to work on.  Node 0 is the only
@@ -593,6 +670,7 @@ main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_graphs_match_the_oracle),
         cmocka_unit_test(test_order_of_refs_changes_nothing),
+        cmocka_unit_test(test_root_type_stride_and_allocator_change_nothing),
         cmocka_unit_test(test_big_graphs_match_cooper_harvey_kennedy),
         cmocka_unit_test(test_diamond_is_dominated_by_its_top),
         cmocka_unit_test(test_chain_retains_its_tail),
