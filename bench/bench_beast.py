@@ -97,9 +97,13 @@ def build(n):
         rows.append(i + 0.5)
     return [recs, drecs, rows, by_id, by_name, by_rec]
 
+# The collector off while building: its passes over a heap of tens of
+# millions of containers would be most of the build's time.
+gc.disable()
 t = time.perf_counter()
 root = build(int(sys.argv[1]))
 build_s = time.perf_counter() - t
+gc.enable()
 gc.collect()
 target = id(root[0][len(root[0]) // 2])   # only its address: no global
 print(json.dumps({"build_s": build_s, "target": target,
@@ -130,7 +134,9 @@ for line in sys.stdin:
         print(json.dumps({"id": sid, "ack_s": ack, "error": err}), flush=True)
     elif cmd["op"] == "grow":
         # The leak between two snapshots: 1% more, held from the heap.
+        gc.disable()
         root.append(build(cmd["n"]))
+        gc.enable()
         print("{}", flush=True)
     else:
         break
@@ -281,7 +287,10 @@ def run_cli(build, sock, args, timeout, res, key, sampler):
     with Ticker("meliae-cli " + " ".join(args)), \
             tempfile.TemporaryFile() as fo, tempfile.TemporaryFile() as fe:
         # Files, not pipes: the answer may be long, and wait4 must reap.
-        p = subprocess.Popen([exe, "--socket", sock] + args,
+        # --timeout: the CLI's default (60 s) is shorter than report at
+        # 80M objects on the previous main.
+        p = subprocess.Popen([exe, "--socket", sock, "--timeout",
+                              "%d" % timeout] + args,
                              stdout=fo, stderr=fe)
         rc, maxrss = wait_rusage(p, timeout)
         fo.seek(0)
@@ -313,7 +322,10 @@ def side(name, build, n, tmp, timeout, skip, snapshots):
     daemon = sampler = app = None
     try:
         with Ticker("[%s] build the heap of %d objects" % (name, n)):
-            app = subprocess.Popen([sys.executable, "-c", APP, str(n)],
+            appf = os.path.join(work, "beast_app.py")
+            with open(appf, "w") as f:
+                f.write(APP)
+            app = subprocess.Popen([sys.executable, appf, str(n)],
                                    stdin=subprocess.PIPE,
                                    stdout=subprocess.PIPE, text=True, env=env)
             r = read_json(app.stdout, "application")
@@ -363,6 +375,7 @@ def side(name, build, n, tmp, timeout, skip, snapshots):
             res["ack%d_s" % (k + 1)] = r["ack_s"]
         end = ask({"op": "quit"})
         res["app_hwm_kib"] = end["VmHWM"]
+        app.kill()              # not a minute of freeing 80M objects
         app.wait()
         app = None
         with open(logp) as f:
@@ -397,14 +410,23 @@ def side(name, build, n, tmp, timeout, skip, snapshots):
             run_cli(build, sock, args, timeout, res, key, sampler)
         sampler.halt = True
         res["daemon_peak_kib"] = sampler.peak()
+        t = time.monotonic()
         daemon.send_signal(signal.SIGTERM)
-        daemon.wait(60)
+        try:
+            daemon.wait(timeout)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait()
+        res["daemon_stop_s"] = time.monotonic() - t
         daemon = None
         shutil.rmtree(store, ignore_errors=True)
 
         if "loader" not in skip and os.path.exists(dump):
             with Ticker("[%s] loader" % name) as tk:
-                p = subprocess.Popen([sys.executable, "-c", LOADER, dump],
+                loadf = os.path.join(work, "beast_loader.py")
+                with open(loadf, "w") as f:
+                    f.write(LOADER)
+                p = subprocess.Popen([sys.executable, loadf, dump],
                                      stdout=subprocess.PIPE, text=True,
                                      env=env)
                 while True:
@@ -456,6 +478,7 @@ ROWS = [
     ("cli referrers", lambda r: r.get("referrers_s"), "s"),
     ("cli top --retained", lambda r: r.get("top_retained_s"), "s"),
     ("cli report", lambda r: r.get("report_s"), "s"),
+    ("daemon: stop (SIGTERM to exit)", lambda r: r.get("daemon_stop_s"), "s"),
     ("loader.load(collapse=False)", lambda r: L(r, "load_s"), "s"),
     ("summarize", lambda r: L(r, "summarize_s"), "s"),
     ("compute_referrers", lambda r: L(r, "compute_referrers_s"), "s"),
