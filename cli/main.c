@@ -201,6 +201,8 @@ usage(FILE *f)
         "                  dominators)\n"
         "  --json          one JSON document (docs/cli-json.md)\n"
         "  --bytes         sizes in bytes instead of KiB/MiB/GiB\n"
+        "  --timeout S     seconds to wait for the daemon's answer (default 600;\n"
+        "                  snap, delete, attach, detach: 60)\n"
         "  --uid N, --all-users  another user's processes, or all (root and the\n"
         "                  daemon's user; the daemon shows each user their own)\n"
         "\n"
@@ -537,6 +539,25 @@ out:
     return rc;
 }
 
+/* The default --timeout: a minute for what acts on a process or the
+ * store (snap waits for a walk, attach for a target); ten for the
+ * queries, whose answers on an old store compute a dominator tree of the
+ * snapshot's size: more than a minute at 80M objects (bench_beast.py). */
+#define CLI_TIMEOUT_ACT 60
+#define CLI_TIMEOUT_QUERY 600
+
+static long
+cmd_timeout(const char *name)
+{
+    static const char *const act[] = { "snap", "delete", "attach",
+                                       "detach" };
+
+    for (size_t i = 0; i < sizeof act / sizeof act[0]; i++)
+        if (strcmp(name, act[i]) == 0)
+            return CLI_TIMEOUT_ACT;
+    return CLI_TIMEOUT_QUERY;
+}
+
 /* A snapshot reference (an id, latest, latest~N) rather than a file? */
 static int
 is_ref(const char *s)
@@ -789,7 +810,7 @@ main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct opts op = { .top = -1, .depth = -1, .chains = -1, .limit = -1,
-                       .timeout = 60, .alive = -1, .uid = -1 };
+                       .timeout = -1, .alive = -1, .uid = -1 };
     struct out o = { .f = stdout };
     const struct cmd *c = NULL;
     int help = 0, ch, rc;
@@ -859,6 +880,8 @@ main(int argc, char **argv)
         return die(CLI_USAGE, "--across-processes works with diff");
     if (op.force && strcmp(c->name, "import") != 0)
         return die(CLI_USAGE, "--force works with import");
+    if (op.timeout < 0)
+        op.timeout = cmd_timeout(c->name);
     int attach = strcmp(c->name, "attach") == 0;
     if ((op.interval != NULL || op.once) && !attach)
         return die(CLI_USAGE, "--interval and --once work with attach");
