@@ -267,8 +267,9 @@ out:
 int
 rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
                 const struct snap *const *keep, size_t nkeep, uint64_t top,
-                cJSON *out)
+                uint64_t holders, cJSON *out)
 {
+    uint32_t *shown = NULL;     /* groups given a holder, per type id */
     struct aside a = { 0 };
     struct bside b = { .a = &a, .sid = sb->id };
     struct group *g = NULL;
@@ -380,6 +381,18 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
     cJSON_AddNumberToObject(nw, "groups_total", (double)ng);
     if (nkeep > 0)
         cJSON_AddNumberToObject(nw, "transient", (double)b.transient);
+    if (holders > 0) {
+        uint32_t maxtid = 0;
+
+        for (size_t i = 0; i < ng; i++)
+            if (g[i].tid > maxtid)
+                maxtid = g[i].tid;
+        shown = calloc((size_t)maxtid + 1, sizeof *shown);
+        if (shown == NULL) {
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
     cJSON *arr = cJSON_AddArrayToObject(nw, "groups");
     for (size_t i = 0; i < ng && (top == 0 || i < top); i++) {
         cJSON *o = cJSON_CreateObject();
@@ -390,7 +403,9 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
             rp__add_strn(o, "type", name, len);
         cJSON_AddNumberToObject(o, "count", (double)g[i].count);
         cJSON_AddNumberToObject(o, "bytes", (double)g[i].bytes);
-        if (g[i].holder == UINT32_MAX)
+        if (shown != NULL && shown[g[i].tid]++ >= holders)
+            ;                   /* past the groups the caller shows */
+        else if (g[i].holder == UINT32_MAX)
             cJSON_AddNullToObject(o, "holder");
         else
             cJSON_AddItemToObject(o, "holder", holder_json(c, sb->id, g[i].holder,
@@ -423,6 +438,7 @@ out:
     free(b.tid);
     free(b.size);
     free(b.holder);
+    free(shown);
     return rc;
 }
 
@@ -528,7 +544,7 @@ rp__cmd_diff(struct ctx *c, const cJSON *req, cJSON *out)
         cJSON_AddItemToArray(arr, o);
     }
     if (sa->graph && sb->graph) {
-        rc = rp__object_diff(c, sa, sb, NULL, 0, top, out);
+        rc = rp__object_diff(c, sa, sb, NULL, 0, top, 0, out);
     } else {
         cJSON_AddNullToObject(out, "new_objects");
         cJSON_AddStringToObject(out, "note", "object-level diff needs both "

@@ -329,7 +329,9 @@ report_process(struct ctx *c, const struct snap *const *sn, size_t n,
         cJSON_AddItemToArray(ka, cJSON_CreateNumber((double)b->id));
         for (size_t i = 0; i < nkeep; i++)
             cJSON_AddItemToArray(ka, cJSON_CreateNumber((double)keep[i]->id));
-        if ((rc = rp__object_diff(c, a, b, keep, nkeep, 0, diff)) != 0)
+        /* holders for the groups report_suspect shows only */
+        if ((rc = rp__object_diff(c, a, b, keep, nkeep, 0, RP_REPORT_GROUPS,
+                                  diff)) != 0)
             goto out;
         const cJSON *nw = cJSON_GetObjectItemCaseSensitive(diff, "new_objects");
         static const char *const tot[] = { "count", "bytes", "transient" };
