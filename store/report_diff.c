@@ -14,6 +14,7 @@
 
 #include "ml-common.h"
 #include "report-int.h"
+#include "scratch.h"
 
 /* ---- per object ---- */
 
@@ -223,10 +224,10 @@ keep_alive(struct ctx *c, const struct snap *sk, struct bside *b)
     int rc = -ENOMEM;
 
     k.nobj = k.cap = (size_t)sk->objects;
-    k.addr = malloc((k.cap + 1) * sizeof *k.addr);
-    k.oid = malloc((k.cap + 1) * sizeof *k.oid);
-    k.tid = malloc((k.nobj + 1) * sizeof *k.tid);
-    k.size = malloc((k.nobj + 1) * sizeof *k.size);
+    k.addr = st_scratch((k.cap + 1) * sizeof *k.addr);
+    k.oid = st_scratch((k.cap + 1) * sizeof *k.oid);
+    k.tid = st_scratch((k.nobj + 1) * sizeof *k.tid);
+    k.size = st_scratch((k.nobj + 1) * sizeof *k.size);
     if (!k.addr || !k.oid || !k.tid || !k.size)
         goto out;
     if ((rc = st_address_each(c->r, sk->id, a_addr, &k)) != 0 ||
@@ -257,10 +258,10 @@ keep_alive(struct ctx *c, const struct snap *sk, struct bside *b)
     }
     rc = 0;
 out:
-    free(k.addr);
-    free(k.oid);
-    free(k.tid);
-    free(k.size);
+    st_scratch_free(k.addr);
+    st_scratch_free(k.oid);
+    st_scratch_free(k.tid);
+    st_scratch_free(k.size);
     return rc;
 }
 
@@ -278,15 +279,15 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
 
     a.nobj = a.cap = (size_t)sa->objects;
     b.nobj = (size_t)sb->objects;
-    a.addr = malloc((a.cap + 1) * sizeof *a.addr);
-    a.oid = malloc((a.cap + 1) * sizeof *a.oid);
-    a.tid = malloc((a.nobj + 1) * sizeof *a.tid);
-    a.size = malloc((a.nobj + 1) * sizeof *a.size);
-    a.seen = calloc(a.nobj + 1, 1);
-    b.isnew = calloc(b.nobj + 1, 1);
-    b.tid = malloc((b.nobj + 1) * sizeof *b.tid);
-    b.size = malloc((b.nobj + 1) * sizeof *b.size);
-    b.holder = malloc((b.nobj + 1) * sizeof *b.holder);
+    a.addr = st_scratch((a.cap + 1) * sizeof *a.addr);
+    a.oid = st_scratch((a.cap + 1) * sizeof *a.oid);
+    a.tid = st_scratch((a.nobj + 1) * sizeof *a.tid);
+    a.size = st_scratch((a.nobj + 1) * sizeof *a.size);
+    a.seen = st_scratch(a.nobj + 1);
+    b.isnew = st_scratch(b.nobj + 1);
+    b.tid = st_scratch((b.nobj + 1) * sizeof *b.tid);
+    b.size = st_scratch((b.nobj + 1) * sizeof *b.size);
+    b.holder = st_scratch((b.nobj + 1) * sizeof *b.holder);
     if (!a.addr || !a.oid || !a.tid || !a.size || !a.seen || !b.isnew ||
         !b.tid || !b.size || !b.holder)
         goto out;
@@ -306,7 +307,7 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
         goto out;
     }
     /* group the new objects by (type, holder): sort keys, then runs */
-    g = malloc((b.nnew + 1) * sizeof *g);
+    g = st_scratch((b.nnew + 1) * sizeof *g);
     if (g == NULL) {
         rc = -ENOMEM;
         goto out;
@@ -332,7 +333,7 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
     ng = k;
     int merged = 0;
     /* decide on the sorted array first (bsearch), then re-key */
-    uint8_t *roll = calloc(ng + 1, 1);
+    uint8_t *roll = st_scratch(ng + 1);
     if (roll == NULL) {
         rc = -ENOMEM;
         goto out;
@@ -352,7 +353,7 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
             g[i].htid = b.tid[g[i].holder];
             merged = 1;
         }
-    free(roll);
+    st_scratch_free(roll);
     if (merged) {
         rp__sort(g, ng, sizeof *g, key_cmp);
         k = 0;
@@ -428,16 +429,16 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
 out:
     if (rc == -ENOMEM)
         rp__fail(c, rc, "out of memory");
-    free(g);
-    free(a.addr);
-    free(a.oid);
-    free(a.tid);
-    free(a.size);
-    free(a.seen);
-    free(b.isnew);
-    free(b.tid);
-    free(b.size);
-    free(b.holder);
+    st_scratch_free(g);
+    st_scratch_free(a.addr);
+    st_scratch_free(a.oid);
+    st_scratch_free(a.tid);
+    st_scratch_free(a.size);
+    st_scratch_free(a.seen);
+    st_scratch_free(b.isnew);
+    st_scratch_free(b.tid);
+    st_scratch_free(b.size);
+    st_scratch_free(b.holder);
     free(shown);
     return rc;
 }
