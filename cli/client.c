@@ -232,6 +232,10 @@ cli_ask_daemon(const char *sock, const cJSON *req, unsigned timeout_s,
         rc = CLI_OK;
     } else {
         rc = read_reply(fd, deadline, &msg, err, errlen);
+        /* the daemon may still be computing: say how to wait longer */
+        if (rc != CLI_OK && msg == NULL && now() >= deadline)
+            snprintf(err, errlen, "no answer from the daemon within %u s "
+                     "(--timeout S waits longer)", timeout_s);
     }
     close(fd);
     if (rc != CLI_OK)

@@ -202,6 +202,8 @@ usage(FILE *f)
         "                  dominators)\n"
         "  --json          one JSON document (docs/cli-json.md)\n"
         "  --bytes         sizes in bytes instead of KiB/MiB/GiB\n"
+        "  --timeout S     seconds to wait for the daemon's answer (default 600;\n"
+        "                  snap 300; delete, attach, detach 60)\n"
         "  --uid N, --all-users  another user's processes, or all (root and the\n"
         "                  daemon's user; the daemon shows each user their own)\n"
         "\n"
@@ -539,6 +541,29 @@ out:
     return rc;
 }
 
+/* The default --timeout.  A snapshot (snap) is walked and committed in
+ * 2.2-2.4 min at 80M objects on a loaded two-core machine
+ * (bench/bench_beast.py), as stream_to's default deadline allows; a
+ * query on an old store computes a dominator tree of the snapshot's
+ * size (report: more than a minute at 80M objects); delete, attach and
+ * detach a minute (attach: the target's safe point). */
+#define CLI_TIMEOUT_ACT 60
+#define CLI_TIMEOUT_SNAP 300
+#define CLI_TIMEOUT_QUERY 600
+
+static long
+cmd_timeout(const char *name)
+{
+    static const char *const act[] = { "delete", "attach", "detach" };
+
+    if (strcmp(name, "snap") == 0)
+        return CLI_TIMEOUT_SNAP;
+    for (size_t i = 0; i < sizeof act / sizeof act[0]; i++)
+        if (strcmp(name, act[i]) == 0)
+            return CLI_TIMEOUT_ACT;
+    return CLI_TIMEOUT_QUERY;
+}
+
 /* A snapshot reference (an id, latest, latest~N) rather than a file? */
 static int
 is_ref(const char *s)
@@ -791,7 +816,7 @@ main(int argc, char **argv)
         { NULL, 0, NULL, 0 },
     };
     struct opts op = { .top = -1, .depth = -1, .chains = -1, .limit = -1,
-                       .timeout = 60, .alive = -1, .uid = -1 };
+                       .timeout = -1, .alive = -1, .uid = -1 };
     struct out o = { .f = stdout };
     const struct cmd *c = NULL;
     int help = 0, ch, rc;
@@ -861,6 +886,8 @@ main(int argc, char **argv)
         return die(CLI_USAGE, "--across-processes works with diff");
     if (op.force && strcmp(c->name, "import") != 0)
         return die(CLI_USAGE, "--force works with import");
+    if (op.timeout < 0)
+        op.timeout = cmd_timeout(c->name);
     int attach = strcmp(c->name, "attach") == 0;
     if ((op.interval != NULL || op.once) && !attach)
         return die(CLI_USAGE, "--interval and --once work with attach");

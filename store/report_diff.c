@@ -22,6 +22,7 @@
 #include "ml-common.h"
 #include "report-int.h"
 #include "report_births.h"
+#include "scratch.h"
 
 /* Shown groups of diff that get a path (each is a referrer search). */
 #define RP_DIFF_PATHS 10
@@ -350,10 +351,10 @@ keep_alive(struct ctx *c, const struct snap *sk, struct bside *b)
     int rc = -ENOMEM;
 
     k.nobj = k.cap = (size_t)sk->objects;
-    k.addr = malloc((k.cap + 1) * sizeof *k.addr);
-    k.oid = malloc((k.cap + 1) * sizeof *k.oid);
-    k.tid = malloc((k.nobj + 1) * sizeof *k.tid);
-    k.size = malloc((k.nobj + 1) * sizeof *k.size);
+    k.addr = st_scratch((k.cap + 1) * sizeof *k.addr);
+    k.oid = st_scratch((k.cap + 1) * sizeof *k.oid);
+    k.tid = st_scratch((k.nobj + 1) * sizeof *k.tid);
+    k.size = st_scratch((k.nobj + 1) * sizeof *k.size);
     if (!k.addr || !k.oid || !k.tid || !k.size)
         goto out;
     if ((rc = st_address_each(c->r, sk->id, a_addr, &k)) != 0 ||
@@ -374,10 +375,10 @@ keep_alive(struct ctx *c, const struct snap *sk, struct bside *b)
     }
     rc = 0;
 out:
-    free(k.addr);
-    free(k.oid);
-    free(k.tid);
-    free(k.size);
+    st_scratch_free(k.addr);
+    st_scratch_free(k.oid);
+    st_scratch_free(k.tid);
+    st_scratch_free(k.size);
     return rc;
 }
 
@@ -450,17 +451,17 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
 
     a.nobj = a.cap = (size_t)sa->objects;
     b.nobj = (size_t)sb->objects;
-    a.addr = malloc((a.cap + 1) * sizeof *a.addr);
-    a.oid = malloc((a.cap + 1) * sizeof *a.oid);
-    a.tid = malloc((a.nobj + 1) * sizeof *a.tid);
-    a.size = malloc((a.nobj + 1) * sizeof *a.size);
-    a.seen = calloc(a.nobj + 1, 1);
-    b.state = calloc(b.nobj + 1, 1);
-    b.referred = calloc(b.nobj + 1, 1);
-    b.tid = malloc((b.nobj + 1) * sizeof *b.tid);
-    b.size = malloc((b.nobj + 1) * sizeof *b.size);
-    b.anchor = malloc((b.nobj + 1) * sizeof *b.anchor);
-    b.depth = malloc((b.nobj + 1) * sizeof *b.depth);
+    a.addr = st_scratch((a.cap + 1) * sizeof *a.addr);
+    a.oid = st_scratch((a.cap + 1) * sizeof *a.oid);
+    a.tid = st_scratch((a.nobj + 1) * sizeof *a.tid);
+    a.size = st_scratch((a.nobj + 1) * sizeof *a.size);
+    a.seen = st_scratch(a.nobj + 1);
+    b.state = st_scratch(b.nobj + 1);
+    b.referred = st_scratch(b.nobj + 1);
+    b.tid = st_scratch((b.nobj + 1) * sizeof *b.tid);
+    b.size = st_scratch((b.nobj + 1) * sizeof *b.size);
+    b.anchor = st_scratch((b.nobj + 1) * sizeof *b.anchor);
+    b.depth = st_scratch((b.nobj + 1) * sizeof *b.depth);
     if (!a.addr || !a.oid || !a.tid || !a.size || !a.seen || !b.state ||
         !b.referred ||
         !b.tid || !b.size || !b.anchor || !b.depth)
@@ -502,7 +503,7 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
     /* the rows: (anchor, type) of each counted new object, sorted, then
      * runs summed; then the runs of one anchor are its group */
     rc = -ENOMEM;
-    if ((rows = malloc((b.nnew + 1) * sizeof *rows)) == NULL)
+    if ((rows = st_scratch((b.nnew + 1) * sizeof *rows)) == NULL)
         goto out;
     for (size_t i = 0; i < b.nobj; i++)
         if (b.state[i] == B_NEW)
@@ -578,19 +579,19 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
 out:
     if (rc == -ENOMEM)
         rp__fail(c, rc, "out of memory");
-    free(rows);
+    st_scratch_free(rows);
     free(g);
-    free(a.addr);
-    free(a.oid);
-    free(a.tid);
-    free(a.size);
-    free(a.seen);
-    free(b.state);
-    free(b.referred);
-    free(b.tid);
-    free(b.size);
-    free(b.anchor);
-    free(b.depth);
+    st_scratch_free(a.addr);
+    st_scratch_free(a.oid);
+    st_scratch_free(a.tid);
+    st_scratch_free(a.size);
+    st_scratch_free(a.seen);
+    st_scratch_free(b.state);
+    st_scratch_free(b.referred);
+    st_scratch_free(b.tid);
+    st_scratch_free(b.size);
+    st_scratch_free(b.anchor);
+    st_scratch_free(b.depth);
     free(b.edge);
     return rc;
 }

@@ -31,7 +31,7 @@ What it costs the application:
   snapshot's size in memory there).  Sending happens after the walk,
   without the GIL, so a slow or stalled daemon never freezes the other
   threads.
-- Every snapshot has a deadline (`timeout`, 60 s by default) that covers
+- Every snapshot has a deadline (`timeout`, 300 s by default) that covers
   the walk, the sending and the daemon's ack.  A daemon that stops reading
   costs at most that, then the connection is dropped.
 - A daemon that is not there, goes away or restarts is retried in the
@@ -104,7 +104,10 @@ _BACKOFF_MAX = 30.0
 # How much longer than its deadline snapshot(wait=True) waits for the
 # streamer's thread to report (which enforces the deadline itself).
 _WAIT_SLACK = 0.5
-_DEFAULT_TIMEOUT = 60.0
+# A snapshot's deadline: the walk, the sending and the daemon's commit.
+# An 80M-object heap (6 GB) is acked in 2.2-2.4 min on a loaded two-core
+# machine (bench/bench_beast.py); 60 s failed it every time.
+_DEFAULT_TIMEOUT = 300.0
 
 
 class StreamError(OSError):
@@ -952,7 +955,9 @@ def stream_to(address=None, interval=None, label=None, values="none",
       snapshot, and then calls the handler it replaced.  Only from the main
       thread (ValueError otherwise); close() restores the old handler.
     timeout: seconds each snapshot may take, walk, sending and the daemon's
-      ack included; also snapshot()'s default wait.
+      ack included; also snapshot()'s default wait.  The default, 300 s,
+      leaves room for a heap of 80M objects (acked in about 2.5 min on a
+      two-core machine).
     fork: where the heap is walked.  True: in a child made by fork(), which
       streams the snapshot while the application goes on (paused only for
       the fork); a snapshot that cannot fork fails.  False: in this process,

@@ -9,7 +9,8 @@ the header says values "none", unique addresses in mode "all") and answers
 received is kept in .snapshots for the tests to inspect.
 
 It can be told to misbehave: stop reading (stop_reading, or stall_after
-some lines of the next snapshot), answer the next
+some lines of the next snapshot), ack the next snapshot late (delay_ack),
+answer the next
 snapshot with an error (error_next), close a connection in the middle of
 the next snapshot (close_after), send a request, keepalive or any line
 (send_request, send_line), and go away and come back on the same path
@@ -245,6 +246,9 @@ class _Conn:
             # finds the snapshot in .snapshots.
             cur.ack = d._new_id()
             d._finish(cur)
+            delay = d._take_ack_delay()
+            if delay:
+                time.sleep(delay)       # a daemon whose commit is slow
             self.send({"ack": cur.ack, "objects": cur.nlines})
         return None
 
@@ -327,6 +331,7 @@ class FakeDaemon:
         self._error_next = None
         self._close_after = None
         self._stall_after = None
+        self._ack_delay = 0.0
         self._listener = None
         self._accepter = None
         self._stopping = False
@@ -411,6 +416,17 @@ class FakeDaemon:
         with self.cond:
             self._stall_after = None
             self.reading.set()
+
+    def delay_ack(self, seconds):
+        """Send the next ack seconds after its trailer arrived (as a
+        daemon committing a big snapshot does)."""
+        with self.cond:
+            self._ack_delay = seconds
+
+    def _take_ack_delay(self):
+        with self.cond:
+            delay, self._ack_delay = self._ack_delay, 0.0
+            return delay
 
     def stall_after(self, nlines):
         """Stop reading once the next snapshot has sent nlines object
