@@ -16,7 +16,7 @@
 static int
 root_kind(const struct ml_graph *g, uint32_t i)
 {
-    const char *t = ml_graph_type_name(g, g->type[i]);
+    const char *t = ml_graph_type_name(g, ml_graph_type(g, i));
 
     return strcmp(t, "module") == 0 ? 2
         : strcmp(t, "<thread frame>") == 0 ? 1 : 0;
@@ -125,14 +125,14 @@ gget(void *ctx, uint64_t addr, int want_refs, struct ml_path_obj *o)
         return -ENOENT;
     memset(o, 0, sizeof *o);
     o->address = addr;
-    o->type = ml_graph_type_name(g, g->type[i]);
+    o->type = ml_graph_type_name(g, ml_graph_type(g, i));
     o->type_len = strlen(o->type);
-    if ((s = ml_graph_str(g, g->name[i])) != NULL) {
+    if ((s = ml_graph_name(g, i)) != NULL) {
         o->name = s;
         o->name_len = strlen(s);
     }
     o->vkind = ml_graph_vkind(g, i);
-    if ((s = ml_graph_str(g, g->value[i])) != NULL) {
+    if ((s = ml_graph_value(g, i)) != NULL) {
         o->value = s;
         o->value_len = ml_graph_value_len(g, i);
     }
@@ -169,7 +169,7 @@ ml_graph_path(const struct ml_graph *g, const uint32_t *chain, size_t n,
     if (addrs == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < n; i++)
-        addrs[i] = g->addr[chain[i]];
+        addrs[i] = ml_graph_addr(g, chain[i]);
     rc = ml_path_build(addrs, n, gget, &gg, out);
     free(addrs);
     free(gg.refs);

@@ -32,18 +32,6 @@ struct st_read {
     size_t par_total;           /* of the last st_parents */
 };
 
-MDB_txn *
-st__read_txn(struct st_read *r)
-{
-    return r->txn;
-}
-
-struct st_store *
-st__read_store(struct st_read *r)
-{
-    return r->s;
-}
-
 static int
 norm(int rc)
 {

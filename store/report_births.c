@@ -103,7 +103,7 @@ on_trace(void *ctx, uint32_t oid, uint32_t trace)
 {
     struct scan *s = ctx;
 
-    if (oid >= s->nobj || !s->isnew[oid] || trace == RB_ALL)
+    if (oid >= s->nobj || s->isnew[oid] != 1 || trace == RB_ALL)
         return 0;
     return agg_add(s->g, s->tid[oid], trace, s->size[oid]);
 }
@@ -259,7 +259,7 @@ rp__births_new(struct ctx *c, uint64_t sid, const uint8_t *isnew,
     if ((rc = st_births_has(c->r, sid)) <= 0)
         return rc < 0 ? NULL : cJSON_CreateNull();
     for (size_t i = 0; i < nobj; i++)
-        if (isnew[i] && agg_add(&g, tid[i], RB_ALL, size[i]) != 0)
+        if (isnew[i] == 1 && agg_add(&g, tid[i], RB_ALL, size[i]) != 0)
             goto out;
     if (st_trace_each(c->r, sid, on_trace, &sc) != 0)
         goto out;

@@ -42,7 +42,9 @@ cJSON *rp_births_between(struct ctx *c, const struct snap *sa,
                          const struct snap *sb, uint64_t top);
 
 /* diff: adds "births" (rp__births_new's array) to new_objects nw, only
- * when sid has birth sites (an untraced diff's document is unchanged). */
+ * when sid has birth sites (an untraced diff's document is unchanged).
+ * isnew[oid] == 1 marks the new objects counted (report_diff.c's B_NEW;
+ * 2, new but not alive in the keep snapshots, is not counted). */
 void rp__births_diff(struct ctx *c, uint64_t sid, const uint8_t *isnew,
                      const uint32_t *tid, const uint64_t *size, size_t nobj,
                      uint64_t top, cJSON *nw);

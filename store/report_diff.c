@@ -571,7 +571,7 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
         cJSON_AddItemToArray(arr, o);
     }
     /* where the new objects were allocated, when the stream had traces */
-    rp__births_diff(c, sb->id, b.isnew, b.tid, b.size, b.nobj, top, nw);
+    rp__births_diff(c, sb->id, b.state, b.tid, b.size, b.nobj, top, nw);
     cJSON *gone = cJSON_AddObjectToObject(out, "gone_objects");
     cJSON_AddNumberToObject(gone, "count", (double)ngone);
     cJSON_AddNumberToObject(gone, "bytes", (double)bgone);

@@ -198,10 +198,6 @@ st_key32(unsigned char k[12], uint64_t snap, uint32_t x)
  * 8-byte id). */
 int st__del_prefix(MDB_txn *txn, MDB_dbi db, uint64_t id);
 
-/* A read's transaction and store, for the readers outside query.c. */
-MDB_txn *st__read_txn(struct st_read *r);
-struct st_store *st__read_store(struct st_read *r);
-
 /* Deletes the graph (objs, addrs, rev) or, with all, everything of
  * snapshot id, in txn. */
 int st__drop_snapshot(struct st_store *s, MDB_txn *txn, uint64_t id,
@@ -216,7 +212,7 @@ int st__prune_oldest(struct st_store *s, uint64_t keep);
 
 uint64_t st__now_ns(void);
 
-/* For readers of the store's other databases (retained.c): r's
+/* For readers of the store's other databases (births.c, retained.c): r's
  * transaction and store, and 0 if snapshot id is complete with its
  * graph (-ENODATA: dropped; ML_ENOTFOUND: no such snapshot). */
 MDB_txn *st__read_txn(const struct st_read *r);
