@@ -39,7 +39,7 @@ def make_lines(n, rng):
         if rng.random() < 0.5:
             d["len"] = rng.choice([0, 3, 2**32 - 1, 2**33])
         if rng.random() < 0.01:
-            d["trace"] = [1, 2]             # an unknown key
+            d["extra"] = [1, 2]             # an unknown key
         refs = [rng.choice(addrs) for _ in range(rng.randrange(4))]
         if rng.random() < 0.01:
             refs.append(0xDEAD0000 + i)     # dangling
