@@ -190,8 +190,7 @@ class TestGolden(TmpTestCase):
         self.assertEqual(g["holder"]["address"], ADDR["l_sessions"])
         self.assertFalse(g["holder"]["new"])
         self.assertEqual(g["holder"]["owner"]["name"], "app.cache")
-        self.assertEqual(g["holder"]["path"], "app.cache.__dict__ > list@0x%x"
-                         % ADDR["l_sessions"])
+        self.assertEqual(g["holder"]["path"], "app.cache.SESSIONS")
         doc = json.loads(run_cli(["--store", self.store, "--json",
                                   "growth"]).stdout)
         [p] = doc["processes"]

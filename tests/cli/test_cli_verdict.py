@@ -106,8 +106,7 @@ class TestVerdictOnRealPrograms(TmpTestCase):
         self.assertEqual(g["holder"]["address"], self.held["nested"])
         self.assertEqual((g["holder"]["type"], g["holder"]["new"]),
                          ("list", False))
-        self.assertEqual(g["holder"]["path"],
-                         "__main__.__dict__ > list@0x%x" % self.held["nested"])
+        self.assertEqual(g["holder"]["path"], "__main__.HELD")
         rows = {t["type"]: t for t in g["types"]}
         # every new Node and Block is in it, and a bytes for each, each
         # at its distance from the list (1, 2, 3 hops; 1, 3, 5 where
@@ -126,8 +125,8 @@ class TestVerdictOnRealPrograms(TmpTestCase):
                        "nested", "--top", "0", json_=False)
         lines = [l for l in out.splitlines() if " Block (" in l]
         self.assertEqual(len(lines), 1, out)
-        self.assertIn("at __main__.__dict__ > list@0x%x len=%d:"
-                      % (self.held["nested"], g["holder"]["len"]), lines[0])
+        self.assertIn("at __main__.HELD len=%d:" % g["holder"]["len"],
+                      lines[0])
         self.assertIn(" %d Node (" % added["Node"], lines[0])
 
     def test_suspects_nested_below_the_leak_grow_with_it(self):
@@ -167,8 +166,7 @@ class TestVerdictOnRealPrograms(TmpTestCase):
             % size_text(v["bytes_delta"])), line)
         self.assertIn(", +%s/h, " % size_text(v["bytes_per_hour"]), line)
         self.assertRegex(line, r" in [0-9]+ s, ")
-        self.assertIn(", held by __main__.__dict__ > list@0x%x (a list of "
-                      % self.held["leak"], line)
+        self.assertIn(", held by __main__.HELD (a list of ", line)
         self.assertTrue(line.endswith(" entries)"), line)
         self.assertNotIn("born at", line)     # not traced
 
@@ -255,14 +253,16 @@ class TestAccumulationPointsOfDumps(TmpTestCase):
         down; the old D is gone."""
         mod = {"address": 0x1000, "type": "module", "size": 72,
                "name": "app", "refs": [0x2000]}
-        a = [mod,
+        key = {"address": 0x2800, "type": "str", "size": 54, "len": 5,
+               "value": "cache", "refs": []}
+        a = [mod, key,
              {"address": 0x2000, "type": "dict", "size": 360, "len": 1,
-              "refs": [0x3000]},
+              "refs": [0x2800, 0x3000]},
              {"address": 0x3000, "type": "list", "size": 72, "len": 1,
               "refs": [0x5000]},
              {"address": 0x5000, "type": "dict", "size": 232, "len": 0,
               "refs": []}]
-        b = [mod, a[1],
+        b = [mod, key, a[2],
              {"address": 0x3000, "type": "list", "size": 72, "len": 1,
               "refs": [0x6000]},
              {"address": 0x6000, "type": "Node", "size": 48,
@@ -281,7 +281,7 @@ class TestAccumulationPointsOfDumps(TmpTestCase):
         self.assertEqual((nw["count"], nw["bytes"]), (3, 48 + 104 + 81))
         [g] = nw["groups"]
         self.assertEqual(g["holder"]["address"], 0x3000)
-        self.assertEqual(g["holder"]["path"], "app.__dict__ > list@0x3000")
+        self.assertEqual(g["holder"]["path"], "app.cache")
         self.assertEqual([(t["type"], t["depth"]) for t in g["types"]],
                          [("dict", 2), ("bytes", 3), ("Node", 1)])
         self.assertEqual(doc["gone_objects"], {"count": 1, "bytes": 232})

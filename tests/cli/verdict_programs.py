@@ -90,8 +90,8 @@ def step(mode, k):
 
 def main():
     mode, sock = sys.argv[1], sys.argv[2]
-    holder = CACHE if mode == "warmup" else HELD
-    print("list %d" % id(holder), flush=True)
+    # no local names the list: its path is the module's global
+    print("list %d" % id(CACHE if mode == "warmup" else HELD), flush=True)
     st = scanner.stream_to(sock, label=mode)
     added, times = [], []
     start = time.monotonic()
