@@ -676,7 +676,8 @@ drop_duplicates(struct ml_graph *g, const uint8_t *dup)
         if (dup[i])
             continue;
         ml_graph_move_object(g, j, i);
-        memmove(g->raw + nr, g->raw + a, (size_t)(e - a) * sizeof(*g->raw));
+        if (e > a)              /* raw is NULL when no line had refs */
+            memmove(g->raw + nr, g->raw + a, (size_t)(e - a) * sizeof(*g->raw));
         g->ref_start[j] = (uint32_t)nr;
         nr += e - a;
         j++;

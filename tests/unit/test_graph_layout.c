@@ -169,7 +169,7 @@ test_graph_keeps_addresses_whole_past_255_high_halves(void **state)
 static void
 test_graph_resolves_many_refs_on_two_threads(void **state)
 {
-    const size_t n = 150000;            /* refs above the threaded minimum */
+    const size_t n = 60000;             /* ~90000 refs: past the threaded minimum */
 
     (void)state;
     check_append(n, 5, n / 3);
@@ -255,7 +255,7 @@ test_graph_keeps_a_value_and_a_name_side_by_side(void **state)
 static void
 test_graph_keeps_type_ids_past_65535_types(void **state)
 {
-    const size_t n = 90000;
+    const size_t n = 75000;
     struct ml_graph one, g1, g2;
     struct ml_dumpparser p;
     char line[160], want[32];
@@ -266,21 +266,21 @@ test_graph_keeps_type_ids_past_65535_types(void **state)
     ml_graph_init(&g2);
     ml_dumpparser_init(&p);
     for (size_t k = 0; k < n; k++) {
-        /* Three objects in four have a type of their own. */
+        /* Seven objects in eight have a type of their own. */
         snprintf(line, sizeof(line), "{\"address\": %zu, \"type\": \"t%zu\", "
                  "\"size\": 1, \"refs\": [%zu]}", 16 * k + 16,
-                 k % 4 ? k : (size_t)0, 16 * ((k * 7) % n) + 16);
+                 k % 8 ? k : (size_t)0, 16 * ((k * 7) % n) + 16);
         add(&one, &p, line);
         add(k < n / 2 ? &g1 : &g2, &p, line);
     }
     assert_int_equal(ml_graph_append(&g1, &g2), 0);
     assert_int_equal(ml_graph_finish(&one), 0);
     assert_int_equal(ml_graph_finish(&g1), 0);
-    assert_int_equal(one.ntypes, n - n / 4 + 1);
+    assert_int_equal(one.ntypes, n - n / 8 + 1);
     assert_non_null(one.type32);
     assert_same_graph(&one, &g1);
     for (size_t k = 0; k < n; k++) {
-        snprintf(want, sizeof(want), "t%zu", k % 4 ? k : (size_t)0);
+        snprintf(want, sizeof(want), "t%zu", k % 8 ? k : (size_t)0);
         assert_string_equal(ml_graph_type_name(&one, ml_graph_type(&one, k)),
                             want);
     }
