@@ -496,28 +496,6 @@ st_retained_types(struct st_read *r, uint64_t id,
     return rc == MDB_NOTFOUND ? 0 : norm(rc);
 }
 
-int
-st_retained_type(struct st_read *r, uint64_t id, uint32_t tid,
-                 struct st_rettype *out)
-{
-    struct st_store *s = st__read_store(r);
-    unsigned char k[12];
-    MDB_val key = { 12, k }, v;
-    int rc = st__with_graph(r, id);
-
-    if (rc != 0)
-        return rc;
-    if (!s->has_ret || tid == 0)
-        return ML_ENOTFOUND;
-    st_key32(k, id, tid);
-    rc = mdb_get(st__read_txn(r), s->rtypes, &key, &v);
-    if (rc == MDB_NOTFOUND)
-        return ML_ENOTFOUND;
-    if (rc != 0)
-        return norm(rc);
-    return type_row(&key, &v, out);
-}
-
 /* ---- st_retained_fill: from a stored graph ---- */
 
 struct fgraph {

@@ -67,10 +67,6 @@ int st_retained_types(struct st_read *r, uint64_t id,
                       int (*cb)(void *arg, const struct st_rettype *t),
                       void *arg);
 
-/* One type's row; ML_ENOTFOUND if the snapshot has none of it. */
-int st_retained_type(struct st_read *r, uint64_t id, uint32_t tid,
-                     struct st_rettype *out);
-
 /* Computes and stores the answers of snapshot id, whose graph is
  * stored, if they are not there yet (0 then too).  Writer thread only:
  * it writes.  Memory: file-backed arrays in the store's tmp/, as the
