@@ -896,7 +896,7 @@ resolve_edges(struct job *j)
             return ML_ECORRUPT;
         sprev = r.addr;
         int keep = !dropped(j, si);
-        if (keep && j->rw.size != NULL) {
+        if (keep && j->rrc == 0) {     /* its arrays are there */
             j->rw.size[i] = r.size;
             j->rw.tid[i] = (uint32_t)r.tid;
         }
@@ -914,7 +914,7 @@ resolve_edges(struct job *j)
     amap_resolve(&j->amap, &ab, edges, &j->nedges, j->in->nrefs);
     n = j->nedges;
     /* the refs CSR wants them in parent order: before the sort */
-    if (j->rw.size != NULL && j->rrc == 0)
+    if (j->rrc == 0)
         j->rrc = st__retwork_succ(&j->rw, edges, n);
     if (n > 0) {
         void *tmp = j->ptmp.p;
