@@ -897,7 +897,7 @@ resolve_edges(struct job *j)
             return ML_ECORRUPT;
         sprev = r.addr;
         int keep = !dropped(j, si);
-        if (keep && j->rw.size != NULL) {
+        if (keep && j->rrc == 0) {     /* its arrays are there */
             j->rw.size[i] = r.size;
             j->rw.tid[i] = (uint32_t)r.tid;
         }
@@ -915,7 +915,7 @@ resolve_edges(struct job *j)
     amap_resolve(&j->amap, &ab, edges, &j->nedges, j->in->nrefs);
     n = j->nedges;
     /* the refs CSR wants them in parent order: before the sort */
-    if (j->rw.size != NULL && j->rrc == 0)
+    if (j->rrc == 0)
         j->rrc = st__retwork_succ(&j->rw, edges, n);
     if (n > 0) {
         void *tmp = j->ptmp.p;
@@ -1411,8 +1411,8 @@ attempt(struct job *j, uint64_t *id, uint64_t *proc)
 
 /* Doubles the map until it holds want bytes, up to --max-store.  0, or
  * MDB_PANIC when LMDB could not map it again. */
-static int
-grow_map(struct st_store *s, uint64_t mapsize, uint64_t want)
+int
+st__grow_map(struct st_store *s, uint64_t mapsize, uint64_t want)
 {
     uint64_t size = mapsize;
     int rc;
@@ -1441,7 +1441,7 @@ make_room(struct st_store *s)
 
     mdb_env_info(s->env, &info);
     if (info.me_mapsize < s->max_store)
-        return grow_map(s, info.me_mapsize, info.me_mapsize * 2);
+        return st__grow_map(s, info.me_mapsize, info.me_mapsize * 2);
     rc = st__prune_oldest(s, 0);
     return rc == ML_ENOTFOUND ? ML_EFULL : rc;
 }
@@ -1464,7 +1464,7 @@ map_ahead(struct st_store *s, const struct st_ingest *in)
     need += need / 4 + (1u << 20);
     if (mdb_env_info(s->env, &info) != 0)
         return 0;
-    return grow_map(s, info.me_mapsize, st__used_end(s) + need);
+    return st__grow_map(s, info.me_mapsize, st__used_end(s) + need);
 }
 
 int

@@ -496,28 +496,6 @@ st_retained_types(struct st_read *r, uint64_t id,
     return rc == MDB_NOTFOUND ? 0 : norm(rc);
 }
 
-int
-st_retained_type(struct st_read *r, uint64_t id, uint32_t tid,
-                 struct st_rettype *out)
-{
-    struct st_store *s = st__read_store(r);
-    unsigned char k[12];
-    MDB_val key = { 12, k }, v;
-    int rc = st__with_graph(r, id);
-
-    if (rc != 0)
-        return rc;
-    if (!s->has_ret || tid == 0)
-        return ML_ENOTFOUND;
-    st_key32(k, id, tid);
-    rc = mdb_get(st__read_txn(r), s->rtypes, &key, &v);
-    if (rc == MDB_NOTFOUND)
-        return ML_ENOTFOUND;
-    if (rc != 0)
-        return norm(rc);
-    return type_row(&key, &v, out);
-}
-
 /* ---- st_retained_fill: from a stored graph ---- */
 
 struct fgraph {
@@ -727,6 +705,31 @@ fput(void *arg, MDB_dbi db, const void *k, size_t klen, const void *v,
     return rc;
 }
 
+/* Writes d's records in transactions of their own, after deleting what
+ * a crash may have left of an earlier fill (in the first one); the
+ * figures, in the last, make them visible. */
+static int
+fill_write(struct st_store *s, uint64_t id, const struct ml_dom *d,
+           const uint32_t *tid, struct fput *f)
+{
+    int rc = fput_begin(f);
+
+    if (rc == 0)
+        rc = st__del_prefix(f->txn, s->ret, id);
+    if (rc == 0)
+        rc = st__del_prefix(f->txn, s->rtypes, id);
+    if (rc == 0)
+        rc = st__ret_write(s, id, d, tid, NULL, fput, f);
+    if (rc == 0) {
+        rc = mdb_txn_commit(f->txn);
+        f->txn = NULL;
+    }
+    if (f->txn != NULL)
+        mdb_txn_abort(f->txn);
+    f->txn = NULL;
+    return rc;
+}
+
 int
 st_retained_fill(struct st_store *s, uint64_t id)
 {
@@ -749,21 +752,22 @@ st_retained_fill(struct st_store *s, uint64_t id)
     fgraph_free(&g, total, 0);          /* the types are still needed */
     if (rc != 0 || have)
         goto out;
-    /* A crash half way through an earlier fill left records without the
-     * figures: gone first, in the first transaction. */
-    rc = fput_begin(&f);
-    if (rc == 0)
-        rc = st__del_prefix(f.txn, s->ret, id);
-    if (rc == 0)
-        rc = st__del_prefix(f.txn, s->rtypes, id);
-    if (rc == 0)
-        rc = st__ret_write(s, id, &d, g.tid, NULL, fput, &f);
-    if (rc == 0) {
-        rc = mdb_txn_commit(f.txn);
-        f.txn = NULL;
+    /* The map was sized for what the store held: grown first for the
+     * records (a few bytes an object, generously), again if that was not
+     * enough; --max-store bounds it (MDB_MAP_FULL then: computed on
+     * demand, as before). */
+    for (int attempt = 0; attempt < 4; attempt++) {
+        MDB_envinfo info;
+        uint64_t want = st__used_end(s) + (12 + attempt * 12) * (uint64_t)d.n
+                        + (1u << 20);
+
+        if (mdb_env_info(s->env, &info) == 0
+            && (rc = st__grow_map(s, info.me_mapsize, want)) != 0)
+            break;
+        rc = fill_write(s, id, &d, g.tid, &f);
+        if (rc != MDB_MAP_FULL)
+            break;
     }
-    if (f.txn != NULL)
-        mdb_txn_abort(f.txn);
 out:
     fgraph_free(&g, total, 1);
     ml_dom_free(&d);

@@ -67,15 +67,13 @@ int st_retained_types(struct st_read *r, uint64_t id,
                       int (*cb)(void *arg, const struct st_rettype *t),
                       void *arg);
 
-/* One type's row; ML_ENOTFOUND if the snapshot has none of it. */
-int st_retained_type(struct st_read *r, uint64_t id, uint32_t tid,
-                     struct st_rettype *out);
-
 /* Computes and stores the answers of snapshot id, whose graph is
  * stored, if they are not there yet (0 then too).  Writer thread only:
  * it writes.  Memory: file-backed arrays in the store's tmp/, as the
  * commit's.  The record the readers look for is written last, so a
- * crash half way leaves nothing they use (the next fill deletes it). */
+ * crash half way leaves nothing they use (the next fill deletes it).
+ * The map is grown first for the records (up to --max-store:
+ * MDB_MAP_FULL past it). */
 int st_retained_fill(struct st_store *s, uint64_t id);
 
 /* ---- for the store's own files (commit.c, query.c) ---- */

@@ -207,6 +207,11 @@ int st__drop_snapshot(struct st_store *s, MDB_txn *txn, uint64_t id,
  * a snapshot of process proc. */
 int st__retain(struct st_store *s, uint64_t proc, uint64_t now_ns);
 
+/* Doubles the map (of mapsize bytes) until it holds want bytes, up to
+ * --max-store (commit.c).  0, or MDB_PANIC when LMDB could not map it
+ * again.  Writer thread, no read of its own open. */
+int st__grow_map(struct st_store *s, uint64_t mapsize, uint64_t want);
+
 /* Frees the oldest graph other than keep's; ML_ENOTFOUND when none. */
 int st__prune_oldest(struct st_store *s, uint64_t keep);
 

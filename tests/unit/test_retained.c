@@ -637,6 +637,36 @@ test_store_without_the_databases_still_answers(void **state)
     heap_free(&h);
 }
 
+/* The map sized for what the store held: the fill grows it for its
+ * records (the daemon's store of a 10M-object import had no room). */
+static void
+test_fill_grows_the_map(void **state)
+{
+    struct fx *f = *state;
+    struct heap h, h2;
+    struct refdom ref;
+    MDB_envinfo before, after;
+    uint64_t id;
+
+    heap_make(&h, 50000, 31);
+    heap_make(&h2, 60000, 32);
+    refdom_make(&ref, &h);
+    id = commit_heap(f->s, &h, 0);
+    forget(f->s, id);
+    commit_heap(f->s, &h2, 0);          /* takes the freed pages, more */
+    /* LMDB makes it no smaller than the pages in use */
+    assert_int_equal(mdb_env_set_mapsize(f->s->env, 4096), 0);
+    assert_int_equal(mdb_env_info(f->s->env, &before), 0);
+    assert_int_equal(st_retained_fill(f->s, id), 0);
+    /* grown ahead of the records, whatever LMDB's free pages held */
+    assert_int_equal(mdb_env_info(f->s->env, &after), 0);
+    assert_true(after.me_mapsize > before.me_mapsize);
+    check_stored(f->s, id, &ref);
+    refdom_free(&ref);
+    heap_free(&h);
+    heap_free(&h2);
+}
+
 /* Killed after its first transaction of several: the records written
  * are not used (no figures record), the answers are computed and right,
  * and the next fill replaces them. */
@@ -784,6 +814,8 @@ main(void)
             test_repeated_addresses_dropped_before_the_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_store_without_the_databases_still_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_fill_grows_the_map, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(
             test_fill_killed_half_way_leaves_right_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(
