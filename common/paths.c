@@ -168,6 +168,7 @@ ml_path_via_name(enum ml_path_via v)
     case ML_VIA_DICT:   return "dict";
     case ML_VIA_CACHE:  return "cache";
     case ML_VIA_REF:    return "ref";
+    case ML_VIA_TLOCAL: return "thread_local";
     }
     return "ref";
 }
@@ -186,7 +187,7 @@ ml_path_free(struct ml_path *p)
 }
 
 /* What a parent's __dict__ makes of the keys of the next step. */
-enum collapse { COL_NONE, COL_MODULE, COL_ATTRS };
+enum collapse { COL_NONE, COL_MODULE, COL_ATTRS, COL_TLOCAL };
 
 int
 ml_path_build(const uint64_t *chain, size_t n, ml_path_get_fn get,
@@ -301,7 +302,20 @@ ml_path_build(const uint64_t *chain, size_t n, ml_path_get_fn get,
             sb_str(&text, ", local '");
             sb_put(&text, kval, kvlen);
             sb_str(&text, "'");
-        } else if (col != COL_NONE && kname && is_dict_type(ptype)) {
+        } else if (is_type(ptype, "_thread._local")
+                   && is_dict_type(st->type)) {
+            /* a threading.local's dict of its threads' dicts (keyed by
+             * a weakref, or 3.13's per-thread key object) */
+            st->via = ML_VIA_DICT;
+            silent = 1;
+        } else if (col == COL_TLOCAL && is_dict_type(ptype)
+                   && is_dict_type(st->type) && j % 2 == 1) {
+            /* one thread's dict of the local: its keys are attributes
+             * (LOCAL.buf) */
+            st->via = ML_VIA_TLOCAL;
+            silent = 1;
+        } else if (col != COL_NONE && col != COL_TLOCAL && kname
+                   && is_dict_type(ptype)) {
             st->via = col == COL_MODULE ? ML_VIA_GLOBAL : ML_VIA_ATTR;
             sb_str(&text, ".");
             sb_put(&text, kval, kvlen);
@@ -384,8 +398,10 @@ ml_path_build(const uint64_t *chain, size_t n, ml_path_get_fn get,
             sb_str(&text, st->type);
             sb_str(&text, ">");
         }
-        col = st->via != ML_VIA_DICT ? COL_NONE
-            : is_type(ptype, "module") ? COL_MODULE : COL_ATTRS;
+        col = st->via == ML_VIA_TLOCAL ? COL_ATTRS
+            : st->via != ML_VIA_DICT ? COL_NONE
+            : is_type(ptype, "module") ? COL_MODULE
+            : is_type(ptype, "_thread._local") ? COL_TLOCAL : COL_ATTRS;
         free(kval);
         free(ktype);
         if (text.err)

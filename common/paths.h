@@ -15,6 +15,7 @@
  *   sessions._SESSIONS[<str>]             a str key sent without value
  *   functools.lru_cache(app.render)[42]   a cache of lru_cache
  *   thread 'collector' in worker() app.py:42, local 'buf'
+ *   __main__.LOCAL.buf                    a threading.local's attribute
  *
  * An instance's, class's or module's __dict__ is not a step of its own:
  * its keys read as .attr / module.global.  An edge without a name reads
@@ -57,6 +58,7 @@ enum ml_path_via {
     ML_VIA_DICT,        /* an instance's, class's or module's __dict__ */
     ML_VIA_CACHE,       /* functools.lru_cache's cache */
     ML_VIA_REF,         /* held without a name the dump gives */
+    ML_VIA_TLOCAL,      /* one thread's attributes of a threading.local */
 };
 
 struct ml_path_step {

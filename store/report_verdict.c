@@ -13,6 +13,7 @@
 #include <errno.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "report-int.h"
@@ -105,15 +106,35 @@ rp__verdict_json(const cJSON *sec, const cJSON *leak, double seconds,
         cJSON_AddNullToObject(v, "held_count");
         cJSON_AddNullToObject(v, "held_bytes");
     }
-    /* SLOT(i18-births): where the leaking objects were created, when the
-     * snapshots carry allocation tracebacks: the suspect's "births"
-     * ([{"site": "app.py:42 in f", "count", "bytes"}, ...], biggest
-     * first), its first one. */
-    if (cJSON_IsArray(births) && cJSON_GetArraySize(births) > 0)
-        cJSON_AddItemToObject(v, "born", cJSON_Duplicate(
-            cJSON_GetArrayItem(births, 0), 1));
-    else
+    /* Where the leaking objects were created, when the snapshots carry
+     * allocation tracebacks: the first (most traced new bytes) of the
+     * suspect's birth sites (docs/cli-json.md, *births*), as
+     * {"site": "app.py:42 in f", "file", "line", "function", "count",
+     * "bytes"}. */
+    const cJSON *site = cJSON_GetArrayItem(get(births, "sites"), 0);
+    const cJSON *file = get(site, "file"), *fn = get(site, "function");
+    if (cJSON_IsObject(site) && cJSON_IsString(file)) {
+        cJSON *b = cJSON_AddObjectToObject(v, "born");
+        char text[600];
+
+        if (cJSON_IsString(fn))
+            snprintf(text, sizeof text, "%.400s:%.0f in %.150s",
+                     file->valuestring, num(site, "line"), fn->valuestring);
+        else
+            snprintf(text, sizeof text, "%.400s:%.0f", file->valuestring,
+                     num(site, "line"));
+        cJSON_AddStringToObject(b, "site", text);
+        cJSON_AddStringToObject(b, "file", file->valuestring);
+        cJSON_AddNumberToObject(b, "line", num(site, "line"));
+        if (cJSON_IsString(fn))
+            cJSON_AddStringToObject(b, "function", fn->valuestring);
+        else
+            cJSON_AddNullToObject(b, "function");
+        cJSON_AddNumberToObject(b, "count", num(site, "count"));
+        cJSON_AddNumberToObject(b, "bytes", num(site, "bytes"));
+    } else {
         cJSON_AddNullToObject(v, "born");
+    }
     cJSON *also = cJSON_AddArrayToObject(v, "also");
     cJSON_ArrayForEach(s, get(sec, "suspects")) {
         const cJSON *w = get(s, "grows_with");

@@ -144,6 +144,29 @@ class TestTracedLeak(TmpTestCase):
         self.assertRegex(text, r"born at %s:%d in Blob\.__init__: \d+ \("
                          % (PROGRAM.replace(".", r"\."), marked_line("buf")))
 
+    def test_the_verdict_says_where_the_leak_was_born(self):
+        """The report's one line ends with the leaking type's birth site:
+        Blob (its bytearrays grow with it, one hop further down), born in
+        grow()."""
+        doc = self.cli("report", "--process", "traced")
+        [proc] = doc["processes"]
+        v = proc["verdict"]
+        self.assertEqual((v["status"], v["type"]), ("leak", "Blob"))
+        born = v["born"]
+        self.assertEqual((born["file"], born["line"], born["function"]),
+                         (PROGRAM, marked_line("blob"), "grow"))
+        self.assertEqual(born["site"], "%s:%d in grow"
+                         % (PROGRAM, marked_line("blob")))
+        self.assertGreater(born["count"], 0)
+        text = self.cli("report", "--process", "traced", json_=False)
+        [line] = [l for l in text.splitlines()
+                  if l.startswith("meliae: the leak is ")]
+        self.assertTrue(line.startswith("meliae: the leak is Blob: +"), line)
+        self.assertIn(", held by __main__.LEAK (a list of ", line)
+        self.assertTrue(line.endswith(", born at %s:%d in grow"
+                                      % (PROGRAM, marked_line("blob"))),
+                        line)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -58,9 +58,13 @@ ready = threading.Event()
 done = threading.Event()
 HELD = {}
 
+LOCAL = threading.local()
+
 def worker():
     buf = bytearray(4321)
     HELD["buf"] = id(buf)
+    LOCAL.tbuf = bytearray(6543)
+    HELD["tbuf"] = id(LOCAL.tbuf)
     ready.set()
     done.wait()  # WORKER-LINE
 
@@ -84,7 +88,8 @@ t.join()
 print(json.dumps({"listener": id(BUS.subscribers[17]),
                   "session": id(_SESSIONS["sess-3"]),
                   "cached": id(render(77)),
-                  "buf": HELD["buf"], "gbuf": HELD["gbuf"]}))
+                  "buf": HELD["buf"], "gbuf": HELD["gbuf"],
+                  "tbuf": HELD["tbuf"]}))
 '''
 
 
@@ -155,6 +160,14 @@ class PathsTest(unittest.TestCase):
             % marker_line("WORKER-LINE"))
         self.assertEqual(p.objects[0].type_str, "<thread frame>")
         self.assertEqual([s["via"] for s in p.steps], ["root", "local"])
+
+    def test_a_threading_local_attribute_reads_as_an_attribute(self):
+        # the local's dict of its threads' dicts is no step of its own
+        p = self.path("tbuf")
+        self.assertEqual(p.text, "__main__.LOCAL.tbuf")
+        self.assertEqual([s["via"] for s in p.steps][-3:],
+                         ["dict", "thread_local", "attr"])
+        self.assertEqual(p.steps[-1]["key"], "tbuf")
 
     def test_a_suspended_generator_local_names_function_and_line(self):
         p = self.path("gbuf")
