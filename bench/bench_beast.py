@@ -527,8 +527,7 @@ def fmt(v, unit):
 
 def table(sides):
     names = [s["side"] for s in sides]
-    head = "| step | " + " | ".join(
-        "%s%s" % (nm, " MiB/s" if False else "") for nm in names)
+    head = "| step | " + " | ".join(names)
     if len(sides) == 2:
         head += " | %s/%s |" % (names[0], names[1])
     else:

@@ -3,8 +3,8 @@
  * test_scratch.c -- cmocka tests for store/scratch.c, the queries' arrays
  * of a snapshot's size: zeroed, aligned, writable to the last byte, and
  * (what they are for) written without growing this process's anonymous
- * memory, where anonymous pages do grow it (the oracle: the same writes
- * to an anonymous mapping).  The report's diff keeps its per-object arrays
+ * memory, where calloc's pages do grow it (the oracle: the same writes
+ * to anonymous pages).  The report's diff keeps its per-object arrays
  * there (store/report_diff.c).
  */
 #define _GNU_SOURCE 1
@@ -85,14 +85,14 @@ test_scratch_pages_are_not_anonymous_memory(void **state)
 #if defined(__SANITIZE_ADDRESS__)
     skip();
 #endif
-    /* mmap, not calloc: with MALLOC_PERTURB_ (meson test sets it) glibc
-     * touches a calloc'd block before the watch starts */
+    /* the oracle: what calloc gives a big block (mmap'd directly here:
+     * MALLOC_PERTURB_, as meson test sets it, would touch calloc's pages
+     * before the writes), anonymous pages, all 64 MiB of them */
     uint8_t *heap = mmap(NULL, BIG, PROT_READ | PROT_WRITE,
                          MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     assert_true(heap != MAP_FAILED);
     long heap_kib = anon_growth_of_writing(heap);
     munmap(heap, BIG);
-    /* the oracle: anonymous pages are, all 64 MiB of them */
     assert_true(heap_kib >= (long)(BIG >> 10) * 9 / 10);
 
     uint8_t *p = st_scratch(BIG);
