@@ -15,6 +15,30 @@
 
 #include "dumpline.h"
 
+/* A member of an answer's JSON object: any, a number (0 when absent or
+ * not a number), a string (NULL likewise).  Shared by the renderers. */
+static inline const cJSON *
+cli_get(const cJSON *o, const char *k)
+{
+    return cJSON_GetObjectItemCaseSensitive(o, k);
+}
+
+static inline double
+cli_num(const cJSON *o, const char *k)
+{
+    const cJSON *x = cli_get(o, k);
+
+    return cJSON_IsNumber(x) ? x->valuedouble : 0;
+}
+
+static inline const char *
+cli_str(const cJSON *o, const char *k)
+{
+    const cJSON *x = cli_get(o, k);
+
+    return cJSON_IsString(x) ? x->valuestring : NULL;
+}
+
 /* Exit codes (meliae-cli(1)). */
 #define CLI_OK 0
 #define CLI_ERROR 1

@@ -68,28 +68,6 @@ static const char css[] =
     "color:#a5281b}.headline.clear{background:#e8f5ec;color:#1e7b3a}"
     ".headline.wait{background:#f3f5f9;color:#3b4660}\n";
 
-static double
-num(const cJSON *o, const char *k)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-
-    return cJSON_IsNumber(x) ? x->valuedouble : 0;
-}
-
-static const char *
-str(const cJSON *o, const char *k)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-
-    return cJSON_IsString(x) ? x->valuestring : NULL;
-}
-
-static const cJSON *
-get(const cJSON *o, const char *k)
-{
-    return cJSON_GetObjectItemCaseSensitive(o, k);
-}
-
 /* s as HTML text or attribute value. */
 static void
 esc(FILE *f, const char *s)
@@ -125,15 +103,15 @@ dsize(FILE *f, const struct out *o, double v)
 static void
 obj(FILE *f, const struct out *o, const cJSON *ob)
 {
-    const char *type = str(ob, "type"), *name = str(ob, "name");
-    const char *value = str(ob, "value");
+    const char *type = cli_str(ob, "type"), *name = cli_str(ob, "name");
+    const char *value = cli_str(ob, "value");
 
     fputs("<b>", f);
     esc(f, type ? type : "?");
-    fprintf(f, "</b>@0x%" PRIx64 " ", (uint64_t)num(ob, "address"));
-    size(f, o, num(ob, "size"));
-    if (get(ob, "len") && cJSON_IsNumber(get(ob, "len")))
-        fprintf(f, " len=%.0f", num(ob, "len"));
+    fprintf(f, "</b>@0x%" PRIx64 " ", (uint64_t)cli_num(ob, "address"));
+    size(f, o, cli_num(ob, "size"));
+    if (cli_get(ob, "len") && cJSON_IsNumber(cli_get(ob, "len")))
+        fprintf(f, " len=%.0f", cli_num(ob, "len"));
     if (name) {
         fputc(' ', f);
         esc(f, name);
@@ -281,10 +259,10 @@ chart(FILE *f, const struct out *o, const char *title, const cJSON *series,
     cJSON *ts = cJSON_CreateArray();        /* the points' times */
 
     cJSON_ArrayForEach(x, points)
-        cJSON_AddItemToArray(ts, cJSON_CreateNumber(num(x, "t")));
+        cJSON_AddItemToArray(ts, cJSON_CreateNumber(cli_num(x, "t")));
     double span = span_of(ts);
     chart_frame(f, o, title, n, lo, hi, is_bytes,
-                str(cJSON_GetArrayItem(points, 0), "time"), span);
+                cli_str(cJSON_GetArrayItem(points, 0), "time"), span);
     polyline(f, is_bytes ? "line" : "line cnt", series, ts, span, n, pw, ph,
              lo, hi);
     cJSON_ArrayForEach(x, series) {
@@ -292,10 +270,10 @@ chart(FILE *f, const struct out *o, const char *title, const cJSON *series,
 
         fprintf(f, "<circle class=\"%s\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\">"
                 "<title>snapshot %.0f", is_bytes ? "pt" : "cpt", XS(i),
-                YS(x->valuedouble), num(p, "id"));
-        if (str(p, "time")) {
+                YS(x->valuedouble), cli_num(p, "id"));
+        if (cli_str(p, "time")) {
             fputs(" at ", f);
-            esc(f, str(p, "time"));
+            esc(f, cli_str(p, "time"));
         }
         fputs(": ", f);
         if (is_bytes)
@@ -316,33 +294,33 @@ memory_chart(FILE *f, const struct out *o, const cJSON *mem)
 {
     static const char *const keys[] = { "rss", "heap", "unexplained" };
     static const char *const cls[] = { "line rss", "line heap", "line unex" };
-    const cJSON *ser = get(mem, "series"), *ids = get(ser, "id");
-    const cJSON *ts = get(ser, "t");
+    const cJSON *ser = cli_get(mem, "series"), *ids = cli_get(ser, "id");
+    const cJSON *ts = cli_get(ser, "t");
     int n = cJSON_GetArraySize(ids);
     double lo = INFINITY, hi = -INFINITY;
 
     if (n < 2)
         return;
     for (size_t k = 0; k < 3; k++)
-        range_of(get(ser, keys[k]), &lo, &hi);
+        range_of(cli_get(ser, keys[k]), &lo, &hi);
     lo = fmin(lo, 0);
     if (hi <= lo)
         hi = lo + 1;
     double pw = CHART_W - PAD_L - PAD_R, ph = CHART_H - PAD_T - PAD_B;
     double span = span_of(ts);
     chart_frame(f, o, "RSS (red), Python objects (blue), outside them (grey)",
-                n, lo, hi, 1, str(mem, "first_time"), span);
+                n, lo, hi, 1, cli_str(mem, "first_time"), span);
     for (size_t k = 0; k < 3; k++)
-        polyline(f, cls[k], get(ser, keys[k]), ts, span, n, pw, ph, lo, hi);
+        polyline(f, cls[k], cli_get(ser, keys[k]), ts, span, n, pw, ph, lo, hi);
     for (int i = 0; i < n; i++) {       /* one point per snapshot: RSS */
-        double v = cJSON_GetArrayItem(get(ser, "rss"), i)->valuedouble;
+        double v = cJSON_GetArrayItem(cli_get(ser, "rss"), i)->valuedouble;
 
         fprintf(f, "<circle class=\"pt\" cx=\"%.1f\" cy=\"%.1f\" r=\"3\">"
                 "<title>snapshot %.0f: RSS ", XS(i), YS(v),
                 cJSON_GetArrayItem(ids, i)->valuedouble);
         size(f, o, v);
         fputs(", objects ", f);
-        size(f, o, cJSON_GetArrayItem(get(ser, "heap"), i)->valuedouble);
+        size(f, o, cJSON_GetArrayItem(cli_get(ser, "heap"), i)->valuedouble);
         fputs("</title></circle>", f);
     }
     fputs("</svg>\n", f);
@@ -355,53 +333,53 @@ static void
 suspect(FILE *f, const struct out *o, const cJSON *proc, const cJSON *s,
         int idx, int pidx)
 {
-    const cJSON *points = get(proc, "points"), *x;
-    const cJSON *tb = get(get(s, "trend"), "bytes");
-    const cJSON *tc = get(get(s, "trend"), "count");
-    const cJSON *nw = get(s, "new_objects"), *chain = get(s, "chain");
-    const cJSON *diff = get(proc, "diff");
-    const char *type = str(s, "type");
+    const cJSON *points = cli_get(proc, "points"), *x;
+    const cJSON *tb = cli_get(cli_get(s, "trend"), "bytes");
+    const cJSON *tc = cli_get(cli_get(s, "trend"), "count");
+    const cJSON *nw = cli_get(s, "new_objects"), *chain = cli_get(s, "chain");
+    const cJSON *diff = cli_get(proc, "diff");
+    const char *type = cli_str(s, "type");
 
     fprintf(f, "<article class=\"suspect%s\" id=\"p%d-s%d\">\n<h3>%d. ",
-            str(s, "grows_with") ? " along" : "", pidx, idx, idx);
+            cli_str(s, "grows_with") ? " along" : "", pidx, idx, idx);
     esc(f, type);
-    if (str(s, "grows_with")) {
+    if (cli_str(s, "grows_with")) {
         fputs("<span class=\"badge along\">grows with ", f);
-        esc(f, str(s, "grows_with"));
+        esc(f, cli_str(s, "grows_with"));
         fputs("</span></h3>\n", f);
     } else {
         fputs("<span class=\"badge\">leak suspect</span></h3>\n", f);
     }
     fputs("<div class=\"charts\">", f);
-    chart(f, o, "size", get(s, "series_bytes"), points, 1);
-    if (cJSON_IsArray(get(s, "series_count")))
-        chart(f, o, "count", get(s, "series_count"), points, 0);
+    chart(f, o, "size", cli_get(s, "series_bytes"), points, 1);
+    if (cJSON_IsArray(cli_get(s, "series_count")))
+        chart(f, o, "count", cli_get(s, "series_count"), points, 0);
     fputs("</div>\n<dl class=\"facts\">", f);
     fprintf(f, "<dt>grew</dt><dd>%+.0f objects (%.0f &rarr; %.0f), ",
-            num(s, "count_after") - num(s, "count_before"),
-            num(s, "count_before"), num(s, "count_after"));
-    dsize(f, o, num(s, "bytes_after") - num(s, "bytes_before"));
+            cli_num(s, "count_after") - cli_num(s, "count_before"),
+            cli_num(s, "count_before"), cli_num(s, "count_after"));
+    dsize(f, o, cli_num(s, "bytes_after") - cli_num(s, "bytes_before"));
     fputs(" (", f);
-    size(f, o, num(s, "bytes_before"));
+    size(f, o, cli_num(s, "bytes_before"));
     fputs(" &rarr; ", f);
-    size(f, o, num(s, "bytes_after"));
-    fprintf(f, ") over %.0f snapshots</dd>", num(proc, "snapshots"));
+    size(f, o, cli_num(s, "bytes_after"));
+    fprintf(f, ") over %.0f snapshots</dd>", cli_num(proc, "snapshots"));
     fprintf(f, "<dt>trend</dt><dd>Mann-Kendall Z %.2f, p %.2g (size), "
-            "p %.2g (count), tau %.2f</dd>", num(tb, "z"), num(tb, "p"),
-            num(tc, "p"), num(tb, "tau"));
+            "p %.2g (count), tau %.2f</dd>", cli_num(tb, "z"), cli_num(tb, "p"),
+            cli_num(tc, "p"), cli_num(tb, "tau"));
     fputs("<dt>slope</dt><dd>", f);
-    if (cJSON_IsNumber(get(tb, "slope_per_hour"))) {
-        dsize(f, o, num(tb, "slope_per_hour"));
-        fprintf(f, " an hour, %+.0f objects an hour", num(tc, "slope_per_hour"));
+    if (cJSON_IsNumber(cli_get(tb, "slope_per_hour"))) {
+        dsize(f, o, cli_num(tb, "slope_per_hour"));
+        fprintf(f, " an hour, %+.0f objects an hour", cli_num(tc, "slope_per_hour"));
     } else {
-        dsize(f, o, num(tb, "slope"));
-        fprintf(f, " a snapshot, %+.0f objects a snapshot", num(tc, "slope"));
+        dsize(f, o, cli_num(tb, "slope"));
+        fprintf(f, " a snapshot, %+.0f objects a snapshot", cli_num(tc, "slope"));
     }
     fputs(" (Theil-Sen)</dd><dt>retained size</dt><dd>", f);
-    if (cJSON_IsObject(get(s, "retained"))) {
-        size(f, o, num(get(s, "retained"), "bytes"));
+    if (cJSON_IsObject(cli_get(s, "retained"))) {
+        size(f, o, cli_num(cli_get(s, "retained"), "bytes"));
     } else {
-        esc(f, str(s, "retained_note") ? str(s, "retained_note") : "not computed");
+        esc(f, cli_str(s, "retained_note") ? cli_str(s, "retained_note") : "not computed");
     }
     fputs("</dd></dl>\n<h4>Kept alive by</h4>\n", f);
     if (cJSON_IsArray(chain) && cJSON_GetArraySize(chain) > 0) {
@@ -412,60 +390,60 @@ suspect(FILE *f, const struct out *o, const cJSON *proc, const cJSON *s,
             fputs("</li>", f);
         }
         fputs("</ol>\n", f);
-        if (cJSON_IsTrue(get(s, "chain_truncated")))
+        if (cJSON_IsTrue(cli_get(s, "chain_truncated")))
             fputs("<p class=\"note\">(search cut short)</p>\n", f);
     } else {
         fputs("<p class=\"note\">", f);
-        esc(f, str(s, "chain_note") ? str(s, "chain_note")
+        esc(f, cli_str(s, "chain_note") ? cli_str(s, "chain_note")
                                     : "no chain to a root found");
         fputs("</p>\n", f);
     }
     fputs("<h4>New objects</h4>\n", f);
     if (!cJSON_IsObject(nw)) {
         fputs("<p class=\"note\">", f);
-        esc(f, str(diff, "note") ? str(diff, "note") : "no object-level diff");
+        esc(f, cli_str(diff, "note") ? cli_str(diff, "note") : "no object-level diff");
         fputs("</p>\n", f);
     } else {
-        fprintf(f, "<p class=\"note\">%.0f new ", num(nw, "count"));
+        fprintf(f, "<p class=\"note\">%.0f new ", cli_num(nw, "count"));
         esc(f, type);
         fputs(" objects (", f);
-        size(f, o, num(nw, "bytes"));
+        size(f, o, cli_num(nw, "bytes"));
         fprintf(f, ") born after snapshot %.0f and alive in snapshot%s ",
-                num(diff, "a"), cJSON_GetArraySize(get(diff, "alive_in")) > 1
+                cli_num(diff, "a"), cJSON_GetArraySize(cli_get(diff, "alive_in")) > 1
                 ? "s" : "");
         int k = 0;
-        cJSON_ArrayForEach(x, get(diff, "alive_in"))
+        cJSON_ArrayForEach(x, cli_get(diff, "alive_in"))
             fprintf(f, "%s%.0f", k++ ? ", " : "", x->valuedouble);
         fputs("</p>\n<table><tr><th>count</th><th>size</th><th>where they "
               "hang off the old heap</th><th>hops down</th><th>all new "
               "objects there</th></tr>", f);
-        cJSON_ArrayForEach(x, get(nw, "groups")) {
-            const cJSON *h = get(x, "holder"), *owner = get(h, "owner");
+        cJSON_ArrayForEach(x, cli_get(nw, "groups")) {
+            const cJSON *h = cli_get(x, "holder"), *owner = cli_get(h, "owner");
 
             fprintf(f, "<tr><td class=\"n\">%.0f</td><td class=\"n\">",
-                    num(x, "count"));
-            size(f, o, num(x, "bytes"));
+                    cli_num(x, "count"));
+            size(f, o, cli_num(x, "bytes"));
             fputs("</td><td>", f);
             if (!cJSON_IsObject(h)) {
                 fputs("nothing older (unreferenced, or only new objects in "
                   "cycles)", f);
             } else {
-                if (cJSON_IsTrue(get(h, "new")))
+                if (cJSON_IsTrue(cli_get(h, "new")))
                     fputs("new ", f);
-                if (str(h, "path")) {
+                if (cli_str(h, "path")) {
                     fputs("<code>", f);
-                    esc(f, str(h, "path"));
+                    esc(f, cli_str(h, "path"));
                     fputs("</code> ", f);
                 }
                 obj(f, o, h);
-                if (!str(h, "path") && cJSON_IsObject(owner)) {
+                if (!cli_str(h, "path") && cJSON_IsObject(owner)) {
                     fputs(", owned by ", f);
                     obj(f, o, owner);
                 }
             }
             fprintf(f, "</td><td class=\"n\">%.0f</td><td class=\"n\">%.0f (",
-                    num(x, "depth"), num(x, "group_count"));
-            size(f, o, num(x, "group_bytes"));
+                    cli_num(x, "depth"), cli_num(x, "group_count"));
+            size(f, o, cli_num(x, "group_bytes"));
             fputs(")</td></tr>", f);
         }
         fputs("</table>\n", f);
@@ -477,12 +455,12 @@ static void
 process(FILE *f, const struct out *o, const cJSON *doc, const cJSON *p,
         int pidx)
 {
-    const char *label = str(p, "label"), *prog = str(p, "program");
-    const cJSON *first = get(p, "first"), *last = get(p, "last");
-    const cJSON *sus = get(p, "suspects"), *s;
+    const char *label = cli_str(p, "label"), *prog = cli_str(p, "program");
+    const cJSON *first = cli_get(p, "first"), *last = cli_get(p, "last");
+    const cJSON *sus = cli_get(p, "suspects"), *s;
     int i = 0;
 
-    fprintf(f, "<section class=\"proc\">\n<h2>process %.0f", num(p, "pid"));
+    fprintf(f, "<section class=\"proc\">\n<h2>process %.0f", cli_num(p, "pid"));
     if (label) {
         fputs(" &ldquo;", f);
         esc(f, label);
@@ -493,35 +471,35 @@ process(FILE *f, const struct out *o, const cJSON *doc, const cJSON *p,
         esc(f, prog);
         fputs("</code>", f);
     }
-    fprintf(f, "</h2>\n<p class=\"sub\">%.0f snapshots, ", num(p, "snapshots"));
-    esc(f, str(first, "time"));
+    fprintf(f, "</h2>\n<p class=\"sub\">%.0f snapshots, ", cli_num(p, "snapshots"));
+    esc(f, cli_str(first, "time"));
     fputs(" &rarr; ", f);
-    esc(f, str(last, "time"));
+    esc(f, cli_str(last, "time"));
     fputs(" (", f);
-    size(f, o, num(first, "bytes"));
+    size(f, o, cli_num(first, "bytes"));
     fputs(" &rarr; ", f);
-    size(f, o, num(last, "bytes"));
+    size(f, o, cli_num(last, "bytes"));
     fputs(" in objects); a suspect's size must rise by ", f);
-    size(f, o, num(p, "floor_bytes"));
+    size(f, o, cli_num(p, "floor_bytes"));
     fputs(" or more</p>\n", f);
     char line[512];
     int alarm;
 
     {
-        cli_memory_sentence(o, get(p, "memory"), line, sizeof line, &alarm);
+        cli_memory_sentence(o, cli_get(p, "memory"), line, sizeof line, &alarm);
         if (line[0] != '\0') {
             fprintf(f, "<p class=\"%s\">", alarm ? "verdict" : "note");
             esc(f, line);
             fputs("</p>\n<div class=\"charts\">", f);
-            memory_chart(f, o, get(p, "memory"));
+            memory_chart(f, o, cli_get(p, "memory"));
             fputs("</div>\n", f);
         }
     }
     if (cJSON_GetArraySize(sus) == 0) {
         /* not the colour of "all clear": nothing is known yet */
-        if (num(p, "snapshots") < num(doc, "min_snapshots"))
+        if (cli_num(p, "snapshots") < cli_num(doc, "min_snapshots"))
             fprintf(f, "<p class=\"note\">No verdict yet: the trend test needs "
-                    "%.0f snapshots or more.</p>\n", num(doc, "min_snapshots"));
+                    "%.0f snapshots or more.</p>\n", cli_num(doc, "min_snapshots"));
         else
             fprintf(f, "<p class=\"%s\">No leak suspect: no type's memory "
                     "has a significant upward trend that matters.</p>\n",
@@ -529,15 +507,15 @@ process(FILE *f, const struct out *o, const cJSON *doc, const cJSON *p,
         fputs("</section>\n", f);
         return;
     }
-    if (num(p, "suspects_total") > cJSON_GetArraySize(sus))
+    if (cli_num(p, "suspects_total") > cJSON_GetArraySize(sus))
         fprintf(f, "<p class=\"note\">%.0f leak suspects; the report shows "
                 "the first %d (<code>--top 0</code> shows them all).</p>\n",
-                num(p, "suspects_total"), cJSON_GetArraySize(sus));
+                cli_num(p, "suspects_total"), cJSON_GetArraySize(sus));
     fputs("<table class=\"summary\"><tr><th>#</th><th>type</th><th>count"
           "</th><th>size</th><th>trend p</th><th>retained</th><th>kept alive "
           "by</th><th></th></tr>\n", f);
     cJSON_ArrayForEach(s, sus) {
-        const cJSON *chain = get(s, "chain");
+        const cJSON *chain = cli_get(s, "chain");
         const cJSON *root = cJSON_GetArraySize(chain) > 1
             ? cJSON_GetArrayItem(chain, 1) : NULL;
         const cJSON *end = cJSON_GetArraySize(chain) > 0
@@ -546,34 +524,34 @@ process(FILE *f, const struct out *o, const cJSON *doc, const cJSON *p,
         i++;
         fprintf(f, "<tr><td class=\"n\">%d</td><td><a href=\"#p%d-s%d\">", i,
                 pidx, i);
-        esc(f, str(s, "type"));
+        esc(f, cli_str(s, "type"));
         fprintf(f, "</a></td><td class=\"n\">%+.0f</td><td class=\"n\">",
-                num(s, "count_after") - num(s, "count_before"));
-        dsize(f, o, num(s, "bytes_after") - num(s, "bytes_before"));
+                cli_num(s, "count_after") - cli_num(s, "count_before"));
+        dsize(f, o, cli_num(s, "bytes_after") - cli_num(s, "bytes_before"));
         fprintf(f, "</td><td class=\"n\">%.2g</td><td>",
-                num(get(get(s, "trend"), "bytes"), "p"));
-        if (cJSON_IsObject(get(s, "retained")))
-            size(f, o, num(get(s, "retained"), "bytes"));
+                cli_num(cli_get(cli_get(s, "trend"), "bytes"), "p"));
+        if (cJSON_IsObject(cli_get(s, "retained")))
+            size(f, o, cli_num(cli_get(s, "retained"), "bytes"));
         else
-            esc(f, str(s, "retained_note") ? str(s, "retained_note") : "-");
+            esc(f, cli_str(s, "retained_note") ? cli_str(s, "retained_note") : "-");
         fputs("</td><td>", f);
         if (root != NULL) {
-            esc(f, str(root, "type"));
+            esc(f, cli_str(root, "type"));
             if (end != NULL && end != root) {
                 fputs(" &larr; &hellip; ", f);
-                esc(f, str(end, "type"));
-                if (str(end, "name")) {
+                esc(f, cli_str(end, "type"));
+                if (cli_str(end, "name")) {
                     fputc(' ', f);
-                    esc(f, str(end, "name"));
+                    esc(f, cli_str(end, "name"));
                 }
             }
         } else {
             fputs("-", f);
         }
         fputs("</td><td>", f);
-        if (str(s, "grows_with")) {
+        if (cli_str(s, "grows_with")) {
             fputs("grows with ", f);
-            esc(f, str(s, "grows_with"));
+            esc(f, cli_str(s, "grows_with"));
         } else {
             fputs("<b>leaks</b>", f);
         }
@@ -603,8 +581,8 @@ cli_html(const struct out *o, const cJSON *doc, const char *path)
             "<style>%s</style></head><body>\n<h1>meliae leak report</h1>\n",
             css);
     /* the verdicts first: one line per process */
-    cJSON_ArrayForEach(p, get(doc, "processes")) {
-        const char *st = str(get(p, "verdict"), "status");
+    cJSON_ArrayForEach(p, cli_get(doc, "processes")) {
+        const char *st = cli_str(cli_get(p, "verdict"), "status");
         char line[2048];
 
         cli_verdict_sentence(o, p, line, sizeof line);
@@ -613,7 +591,7 @@ cli_html(const struct out *o, const cJSON *doc, const char *path)
         /* "no verdict yet" is not the colour of "all clear" */
         fprintf(f, "<p class=\"headline %s\">", st == NULL ? "wait"
                 : strcmp(st, "leak") == 0 ? "leak"
-                : strcmp(st, "no_leak") == 0 && !cJSON_IsTrue(get(get(
+                : strcmp(st, "no_leak") == 0 && !cJSON_IsTrue(cli_get(cli_get(
                     p, "verdict"), "outside")) ? "clear" : "wait");
         esc(f, line);
         fputs("</p>\n", f);
@@ -626,9 +604,9 @@ cli_html(const struct out *o, const cJSON *doc, const char *path)
             "the latter half of the window (a warm-up is none). New objects "
             "are grouped by where they hang off the objects of the first "
             "snapshot; a suspect whose new objects hang further below the "
-            "same place than another's grows with it.</p>\n", num(doc, "alpha"),
-            num(doc, "min_snapshots"));
-    cJSON_ArrayForEach(p, get(doc, "processes"))
+            "same place than another's grows with it.</p>\n", cli_num(doc, "alpha"),
+            cli_num(doc, "min_snapshots"));
+    cJSON_ArrayForEach(p, cli_get(doc, "processes"))
         process(f, o, doc, p, ++i);
     if (i == 0)
         fputs("<p class=\"ok\">No snapshots in the window.</p>\n", f);

@@ -20,22 +20,6 @@
 #define DIM(o) ((o)->color ? "\033[2m" : "")
 #define OFF(o) ((o)->color ? "\033[0m" : "")
 
-static double
-num(const cJSON *o, const char *k)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-
-    return cJSON_IsNumber(x) ? x->valuedouble : 0;
-}
-
-static const char *
-str(const cJSON *o, const char *k)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-
-    return cJSON_IsString(x) ? x->valuestring : NULL;
-}
-
 const char *
 cli_size(const struct out *o, double bytes, char *buf)
 {
@@ -108,15 +92,15 @@ cli_memory_sentence(const struct out *o, const cJSON *mem, char *buf,
     const cJSON *rss = cJSON_GetObjectItemCaseSensitive(mem, "rss");
     const cJSON *heap = cJSON_GetObjectItemCaseSensitive(mem, "heap");
     const cJSON *pm = cJSON_GetObjectItemCaseSensitive(mem, "pymalloc");
-    const char *v = str(mem, "verdict"), *to = str(mem, "points_to");
+    const char *v = cli_str(mem, "verdict"), *to = cli_str(mem, "points_to");
     char r0[32], r1[32], dr[40], dh[40], un[40], ar[40], al[40];
 
     *alarm = 0;
     buf[0] = '\0';
     if (!cJSON_IsObject(rss) || !cJSON_IsObject(heap) || v == NULL)
         return buf;
-    delta_size(o, num(rss, "delta"), dr);
-    delta_size(o, num(heap, "delta"), dh);
+    delta_size(o, cli_num(rss, "delta"), dr);
+    delta_size(o, cli_num(heap, "delta"), dh);
     if (strcmp(v, "outside") == 0) {
         const cJSON *tr = cJSON_GetObjectItemCaseSensitive(mem, "trend");
         const char *which = "native allocations or fragmentation (no "
@@ -124,9 +108,9 @@ cli_memory_sentence(const struct out *o, const cJSON *mem, char *buf,
         char w[200];
 
         if (cJSON_IsObject(pm)) {
-            delta_size(o, num(cJSON_GetObjectItemCaseSensitive(pm, "arena_bytes"),
+            delta_size(o, cli_num(cJSON_GetObjectItemCaseSensitive(pm, "arena_bytes"),
                               "delta"), ar);
-            delta_size(o, num(cJSON_GetObjectItemCaseSensitive(pm, "allocated_bytes"),
+            delta_size(o, cli_num(cJSON_GetObjectItemCaseSensitive(pm, "allocated_bytes"),
                               "delta"), al);
             if (to != NULL && strcmp(to, "fragmentation") == 0)
                 snprintf(w, sizeof w, "fragmentation: Python's object "
@@ -141,12 +125,12 @@ cli_memory_sentence(const struct out *o, const cJSON *mem, char *buf,
         *alarm = 1;
         snprintf(buf, n, "RSS %s over %.0f snapshots (a rising trend, p=%.2g); "
                  "Python objects %s: the growth is outside Python objects, "
-                 "%s", dr, num(mem, "snapshots"), num(tr, "p"), dh, which);
+                 "%s", dr, cli_num(mem, "snapshots"), cli_num(tr, "p"), dh, which);
         return buf;
     }
-    delta_size(o, num(mem, "unexplained_delta"), un);
+    delta_size(o, cli_num(mem, "unexplained_delta"), un);
     snprintf(buf, n, "RSS %s -> %s (%s), Python objects %s, outside them %s%s",
-             cli_size(o, num(rss, "first"), r0), cli_size(o, num(rss, "last"), r1),
+             cli_size(o, cli_num(rss, "first"), r0), cli_size(o, cli_num(rss, "last"), r1),
              dr, dh, un,
              strcmp(v, "objects") == 0 ? ": RSS grows with the objects"
              : strcmp(v, "few_snapshots") == 0 ? " (too few snapshots for a trend)"
@@ -180,19 +164,19 @@ memory_line(const struct out *o, FILE *f, const cJSON *p, int alarm)
 static void
 hop(const struct out *o, FILE *f, const cJSON *ob)
 {
-    const char *type = str(ob, "type"), *name = str(ob, "name");
-    const char *value = str(ob, "value");
+    const char *type = cli_str(ob, "type"), *name = cli_str(ob, "name");
+    const char *value = cli_str(ob, "value");
     char sz[32];
 
     fprintf(f, "%s%s%s@0x%" PRIx64, BOLD(o), type ? type : "?", OFF(o),
-            (uint64_t)num(ob, "address"));
+            (uint64_t)cli_num(ob, "address"));
     if (type == NULL) {
         fprintf(f, " (not in the snapshot)");
         return;
     }
-    fprintf(f, " %s", cli_size(o, num(ob, "size"), sz));
+    fprintf(f, " %s", cli_size(o, cli_num(ob, "size"), sz));
     if (cJSON_GetObjectItemCaseSensitive(ob, "len"))
-        fprintf(f, " len=%.0f", num(ob, "len"));
+        fprintf(f, " len=%.0f", cli_num(ob, "len"));
     if (name)
         fprintf(f, " %s", name);
     if (value) {
@@ -208,12 +192,12 @@ hop(const struct out *o, FILE *f, const cJSON *ob)
 static const char *
 origin(const cJSON *s, char *buf)
 {
-    const char *file = str(s, "file");
+    const char *file = cli_str(s, "file");
 
     if (file != NULL)
         snprintf(buf, 300, "imported from %s", file);
     else
-        snprintf(buf, 300, "pid %.0f", num(s, "pid"));
+        snprintf(buf, 300, "pid %.0f", cli_num(s, "pid"));
     return buf;
 }
 
@@ -223,15 +207,15 @@ origin(const cJSON *s, char *buf)
 static const char *
 proc_head(const cJSON *p, char *buf)
 {
-    const char *label = str(p, "label"), *prog = str(p, "program");
-    const char *file = str(cJSON_GetObjectItemCaseSensitive(p, "last"), "file");
+    const char *label = cli_str(p, "label"), *prog = cli_str(p, "program");
+    const char *file = cli_str(cJSON_GetObjectItemCaseSensitive(p, "last"), "file");
 
     if (file != NULL)
         snprintf(buf, 600, "imported files%s%s%s, the last %s",
                  label ? " \"" : "", label ? label : "", label ? "\"" : "",
                  file);
     else
-        snprintf(buf, 600, "process %.0f%s%s%s%s%s", num(p, "pid"),
+        snprintf(buf, 600, "process %.0f%s%s%s%s%s", cli_num(p, "pid"),
                  label ? " \"" : "", label ? label : "", label ? "\"" : "",
                  prog ? " " : "", prog ? prog : "");
     return buf;
@@ -240,16 +224,16 @@ proc_head(const cJSON *p, char *buf)
 static void
 snap_line(const struct out *o, FILE *f, const cJSON *s)
 {
-    const char *label = str(s, "label"), *prog = str(s, "program");
+    const char *label = cli_str(s, "label"), *prog = cli_str(s, "program");
     char sz[32], who[300];
 
-    if (str(s, "file") != NULL)
+    if (cli_str(s, "file") != NULL)
         prog = NULL;            /* the file's path, said by origin */
     fprintf(f, "snapshot %.0f at %s, %s%s%s%s%s%s, %.0f objects, %s",
-            num(s, "id"), str(s, "time") ? str(s, "time") : "?",
+            cli_num(s, "id"), cli_str(s, "time") ? cli_str(s, "time") : "?",
             origin(s, who), label ? " \"" : "", label ? label : "",
             label ? "\"" : "", prog ? " " : "", prog ? prog : "",
-            num(s, "objects"), cli_size(o, num(s, "bytes"), sz));
+            cli_num(s, "objects"), cli_size(o, cli_num(s, "bytes"), sz));
 }
 
 static void
@@ -270,20 +254,20 @@ render_snapshots(const struct out *o, FILE *f, const cJSON *doc)
         const cJSON *rss = cJSON_GetObjectItemCaseSensitive(
             cJSON_GetObjectItemCaseSensitive(s, "process"), "rss");
         char ub[16] = "-", rs[32] = "-", pid[16] = "-", who[300];
-        const char *prog = str(s, "program") ? str(s, "program") : "-";
+        const char *prog = cli_str(s, "program") ? cli_str(s, "program") : "-";
 
         if (cJSON_IsNumber(uid))
             snprintf(ub, sizeof ub, "%.0f", uid->valuedouble);
         if (cJSON_IsNumber(rss))
             cli_size(o, rss->valuedouble, rs);
-        if (str(s, "file") != NULL)     /* not a process: a file */
+        if (cli_str(s, "file") != NULL)     /* not a process: a file */
             prog = origin(s, who);
         else
-            snprintf(pid, sizeof pid, "%.0f", num(s, "pid"));
+            snprintf(pid, sizeof pid, "%.0f", cli_num(s, "pid"));
         fprintf(f, "%6.0f  %-24s %7s %6s  %-16s %10.0f %10s %10s  %s%s\n",
-                num(s, "id"), str(s, "time") ? str(s, "time") : "?",
-                pid, ub, str(s, "label") ? str(s, "label") : "-",
-                num(s, "objects"), cli_size(o, num(s, "bytes"), sz), rs, prog,
+                cli_num(s, "id"), cli_str(s, "time") ? cli_str(s, "time") : "?",
+                pid, ub, cli_str(s, "label") ? cli_str(s, "label") : "-",
+                cli_num(s, "objects"), cli_size(o, cli_num(s, "bytes"), sz), rs, prog,
                 cJSON_IsFalse(cJSON_GetObjectItemCaseSensitive(s, "graph"))
                     ? " (summary only)" : "");
     }
@@ -294,26 +278,26 @@ static void
 render_summary(const struct out *o, FILE *f, const cJSON *doc)
 {
     const cJSON *t, *arr = cJSON_GetObjectItemCaseSensitive(doc, "types");
-    double tc = num(doc, "total_objects"), tb = num(doc, "total_bytes");
+    double tc = cli_num(doc, "total_objects"), tb = cli_num(doc, "total_bytes");
     double cum = 0;
     char sz[32], mx[32];
     int i = 0;
 
     snap_line(o, f, cJSON_GetObjectItemCaseSensitive(doc, "snapshot"));
     fprintf(f, "\nTotal %.0f objects, %.0f types, Total size = %s (%.0f bytes)\n",
-            tc, num(doc, "total_types"), cli_size(&(struct out){ 0 }, tb, sz), tb);
+            tc, cli_num(doc, "total_types"), cli_size(&(struct out){ 0 }, tb, sz), tb);
     fprintf(f, "%s Index   Count   %%      Size   %% Cum     Max Kind%s\n",
             BOLD(o), OFF(o));
     cJSON_ArrayForEach(t, arr) {
-        double c = num(t, "count"), b = num(t, "bytes");
+        double c = cli_num(t, "count"), b = cli_num(t, "bytes");
 
         cum += b;
         fprintf(f, "%6d %7.0f %3.0f %9s %3.0f %3.0f %7s %s\n", i++, c,
                 tc > 0 ? floor(c * 100 / tc) : 0, cli_size(o, b, sz),
                 tb > 0 ? floor(b * 100 / tb) : 0,
                 tb > 0 ? floor(cum * 100 / tb) : 0,
-                cli_size(o, num(t, "max_size"), mx),
-                str(t, "type") ? str(t, "type") : "?");
+                cli_size(o, cli_num(t, "max_size"), mx),
+                cli_str(t, "type") ? cli_str(t, "type") : "?");
     }
 }
 
@@ -346,7 +330,7 @@ static const char *
 slope_text(const struct out *o, const cJSON *tr, int by_count, char *buf)
 {
     const cJSON *h = cJSON_GetObjectItemCaseSensitive(tr, "slope_per_hour");
-    double v = cJSON_IsNumber(h) ? h->valuedouble : num(tr, "slope");
+    double v = cJSON_IsNumber(h) ? h->valuedouble : cli_num(tr, "slope");
     const char *unit = cJSON_IsNumber(h) ? "/h" : "/snap";
     char t[40];
 
@@ -375,7 +359,7 @@ static void
 render_growth(const struct out *o, FILE *f, const cJSON *doc)
 {
     const cJSON *p, *t, *procs = cJSON_GetObjectItemCaseSensitive(doc, "processes");
-    int by_count = str(doc, "by") && strcmp(str(doc, "by"), "count") == 0;
+    int by_count = cli_str(doc, "by") && strcmp(cli_str(doc, "by"), "count") == 0;
 
     if (cJSON_GetArraySize(procs) == 0) {
         fprintf(f, "no snapshots in the window\n");
@@ -388,21 +372,21 @@ render_growth(const struct out *o, FILE *f, const cJSON *doc)
 
         memory_line(o, f, p, 1);
         fprintf(f, "%s%s%s: %.0f snapshots, %s .. %s (ids %.0f..%.0f)\n",
-                BOLD(o), proc_head(p, head), OFF(o), num(p, "snapshots"),
-                str(first, "time"), str(last, "time"), num(first, "id"),
-                num(last, "id"));
-        fprintf(f, "ranked by %s\n", sort_text(str(doc, "sort"), by_count));
-        if (num(p, "snapshots") < num(doc, "min_snapshots"))
+                BOLD(o), proc_head(p, head), OFF(o), cli_num(p, "snapshots"),
+                cli_str(first, "time"), cli_str(last, "time"), cli_num(first, "id"),
+                cli_num(last, "id"));
+        fprintf(f, "ranked by %s\n", sort_text(cli_str(doc, "sort"), by_count));
+        if (cli_num(p, "snapshots") < cli_num(doc, "min_snapshots"))
             fprintf(f, "%s(fewer than %.0f snapshots: no trend can be "
                     "significant yet, so no leak suspect)%s\n", DIM(o),
-                    num(doc, "min_snapshots"), OFF(o));
+                    cli_num(doc, "min_snapshots"), OFF(o));
         fprintf(f, "%s  %-32s %21s %9s %21s %10s %7s %13s%s\n", BOLD(o), "TYPE",
                 "COUNT", "+/-", "SIZE", "+/-", "TREND Z", "SLOPE", OFF(o));
         cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(p, "types")) {
-            double cb = num(t, "count_before"), ca = num(t, "count_after");
-            double bb = num(t, "bytes_before"), ba = num(t, "bytes_after");
+            double cb = cli_num(t, "count_before"), ca = cli_num(t, "count_after");
+            double bb = cli_num(t, "bytes_before"), ba = cli_num(t, "bytes_after");
             int sus = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(t, "suspect"));
-            const char *verdict = str(t, "verdict");
+            const char *verdict = cli_str(t, "verdict");
             const cJSON *tr = cJSON_GetObjectItemCaseSensitive(
                 cJSON_GetObjectItemCaseSensitive(t, "trend"),
                 by_count ? "count" : "bytes");
@@ -412,14 +396,14 @@ render_growth(const struct out *o, FILE *f, const cJSON *doc)
             snprintf(siz, sizeof siz, "%s -> %s", cli_size(o, bb, a),
                      cli_size(o, ba, b));
             fprintf(f, "  %s%s%s %21s %+9.0f %21s %10s %+7.2f %13s", sus ? RED(o) : "",
-                    type_cell(o, str(t, "type"), name, sizeof name),
+                    type_cell(o, cli_str(t, "type"), name, sizeof name),
                     sus ? OFF(o) : "", cnt, ca - cb, siz,
-                    delta_size(o, ba - bb, d), num(t, "score"),
+                    delta_size(o, ba - bb, d), cli_num(t, "score"),
                     slope_text(o, tr, by_count, sl));
             sparkline(o, f, cJSON_GetObjectItemCaseSensitive(t, "series"));
             if (sus)
                 fprintf(f, "  %sleak suspect: rising trend, p=%.2g%s", RED(o),
-                        num(tr, "p"), OFF(o));
+                        cli_num(tr, "p"), OFF(o));
             else if (verdict && strcmp(verdict, "below_floor") == 0)
                 fprintf(f, "  %srising, but by less than the floor%s", DIM(o),
                         OFF(o));
@@ -444,7 +428,7 @@ static void
 holder(const struct out *o, FILE *f, const cJSON *h)
 {
     const cJSON *owner;
-    const char *path = str(h, "path");
+    const char *path = cli_str(h, "path");
 
     if (h == NULL || cJSON_IsNull(h)) {
         fprintf(f, "held by nothing older (unreferenced, or only by new "
@@ -459,7 +443,7 @@ holder(const struct out *o, FILE *f, const cJSON *h)
     if (path != NULL) {
         fprintf(f, "at %s%s%s", BOLD(o), path, OFF(o));
         if (cJSON_GetObjectItemCaseSensitive(h, "len"))
-            fprintf(f, " len=%.0f", num(h, "len"));
+            fprintf(f, " len=%.0f", cli_num(h, "len"));
         return;
     }
     fprintf(f, "at ");
@@ -486,18 +470,18 @@ render_diff(const struct out *o, FILE *f, const cJSON *doc)
             "+/- SIZE", "SIZE NOW", OFF(o));
     cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(doc, "types")) {
         fprintf(f, "  %s %+9.0f %12s %12s\n",
-                type_cell(o, str(t, "type"), name, sizeof name),
-                num(t, "count_after") - num(t, "count_before"),
-                delta_size(o, num(t, "bytes_after") - num(t, "bytes_before"), a),
-                cli_size(o, num(t, "bytes_after"), b));
+                type_cell(o, cli_str(t, "type"), name, sizeof name),
+                cli_num(t, "count_after") - cli_num(t, "count_before"),
+                delta_size(o, cli_num(t, "bytes_after") - cli_num(t, "bytes_before"), a),
+                cli_size(o, cli_num(t, "bytes_after"), b));
     }
     if (nw == NULL || cJSON_IsNull(nw)) {
-        fprintf(f, "\n%s\n", str(doc, "note") ? str(doc, "note") : "");
+        fprintf(f, "\n%s\n", cli_str(doc, "note") ? cli_str(doc, "note") : "");
         return;
     }
     fprintf(f, "\n%sNew objects: %.0f (%s); gone: %.0f (%s)%s\n", BOLD(o),
-            num(nw, "count"), cli_size(o, num(nw, "bytes"), a),
-            num(gone, "count"), cli_size(o, num(gone, "bytes"), b), OFF(o));
+            cli_num(nw, "count"), cli_size(o, cli_num(nw, "bytes"), a),
+            cli_num(gone, "count"), cli_size(o, cli_num(gone, "bytes"), b), OFF(o));
     fprintf(f, "%sby where they hang off the objects of the first snapshot:%s\n",
             DIM(o), OFF(o));
     /* one line per accumulation point, its types after the colon */
@@ -505,29 +489,29 @@ render_diff(const struct out *o, FILE *f, const cJSON *doc)
         const cJSON *types = cJSON_GetObjectItemCaseSensitive(t, "types");
         int k = 0;
 
-        fprintf(f, "  %.0f new (%s) ", num(t, "count"),
-                cli_size(o, num(t, "bytes"), a));
+        fprintf(f, "  %.0f new (%s) ", cli_num(t, "count"),
+                cli_size(o, cli_num(t, "bytes"), a));
         holder(o, f, cJSON_GetObjectItemCaseSensitive(t, "holder"));
         fputc(':', f);
         cJSON_ArrayForEach(x, types)
-            fprintf(f, "%s %.0f %s (%s)", k++ ? "," : "", num(x, "count"),
-                    str(x, "type") ? str(x, "type") : "?",
-                    cli_size(o, num(x, "bytes"), b));
-        if (num(t, "types_total") > k)
-            fprintf(f, ", %.0f more types", num(t, "types_total") - k);
+            fprintf(f, "%s %.0f %s (%s)", k++ ? "," : "", cli_num(x, "count"),
+                    cli_str(x, "type") ? cli_str(x, "type") : "?",
+                    cli_size(o, cli_num(x, "bytes"), b));
+        if (cli_num(t, "types_total") > k)
+            fprintf(f, ", %.0f more types", cli_num(t, "types_total") - k);
         fputc('\n', f);
     }
-    if (num(nw, "groups_total") > cJSON_GetArraySize(
+    if (cli_num(nw, "groups_total") > cJSON_GetArraySize(
             cJSON_GetObjectItemCaseSensitive(nw, "groups")))
         fprintf(f, "  %s(%.0f groups in all; --top 0 shows them all)%s\n",
-                DIM(o), num(nw, "groups_total"), OFF(o));
+                DIM(o), cli_num(nw, "groups_total"), OFF(o));
     cli_births_diff(o, f, nw);
 }
 
 static int
 is_type(const cJSON *ob, const char *t)
 {
-    const char *s = str(ob, "type");
+    const char *s = cli_str(ob, "type");
 
     return s != NULL && strcmp(s, t) == 0;
 }
@@ -548,7 +532,7 @@ chain_line(const struct out *o, FILE *f, const cJSON *chain)
         hop(o, f, h);
         if (next && is_type(h, "dict") && is_type(next, "module"))
             fprintf(f, " (__dict__ of module %s)",
-                    str(next, "name") ? str(next, "name") : "?");
+                    cli_str(next, "name") ? cli_str(next, "name") : "?");
     }
     fputc('\n', f);
 }
@@ -566,19 +550,19 @@ render_referrers(const struct out *o, FILE *f, const cJSON *doc)
 
         /* the path in the program's words, then the objects it goes
          * through: the target's address, each step's type */
-        if (str(pt, "text"))
-            fprintf(f, "%s%s%s\n    ", BOLD(o), str(pt, "text"), OFF(o));
+        if (cli_str(pt, "text"))
+            fprintf(f, "%s%s%s\n    ", BOLD(o), cli_str(pt, "text"), OFF(o));
         chain_line(o, f, c);
         n++;
     }
     if (n == 0) {
         fprintf(f, "no chain to a root within the search (%.0f objects visited): ",
-                num(doc, "visited"));
+                cli_num(doc, "visited"));
         hop(o, f, cJSON_GetObjectItemCaseSensitive(doc, "object"));
         fprintf(f, " is kept alive only by a cycle, or deeper than --depth\n");
     } else if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "truncated"))) {
         fprintf(f, "%s(search cut at --depth or %.0f objects)%s\n", DIM(o),
-                num(doc, "visited"), OFF(o));
+                cli_num(doc, "visited"), OFF(o));
     }
 }
 
@@ -590,13 +574,13 @@ render_show(const struct out *o, FILE *f, const cJSON *doc)
     snap_line(o, f, cJSON_GetObjectItemCaseSensitive(doc, "snapshot"));
     fputs("\n\n", f);
     hop(o, f, ob);
-    fprintf(f, "\n\n%srefs (%.0f):%s\n", BOLD(o), num(ob, "nrefs"), OFF(o));
+    fprintf(f, "\n\n%srefs (%.0f):%s\n", BOLD(o), cli_num(ob, "nrefs"), OFF(o));
     cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(ob, "refs")) {
         fputs("  ", f);
         hop(o, f, x);
         fputc('\n', f);
     }
-    fprintf(f, "%sreferrers (%.0f):%s\n", BOLD(o), num(ob, "nreferrers"), OFF(o));
+    fprintf(f, "%sreferrers (%.0f):%s\n", BOLD(o), cli_num(ob, "nreferrers"), OFF(o));
     cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(ob, "referrers")) {
         fputs("  ", f);
         hop(o, f, x);
@@ -619,53 +603,53 @@ report_suspect(const struct out *o, FILE *f, const cJSON *p, const cJSON *s,
     char a[40], b[32], c[32], sl[48];
 
     fprintf(f, "\n%s%d. %s%s%s  %+.0f objects, %s (%s -> %s), p=%.2g, %s",
-            BOLD(o), i, RED(o), str(s, "type") ? str(s, "type") : "?", OFF(o),
-            num(s, "count_after") - num(s, "count_before"),
-            delta_size(o, num(s, "bytes_after") - num(s, "bytes_before"), a),
-            cli_size(o, num(s, "bytes_before"), b),
-            cli_size(o, num(s, "bytes_after"), c), num(tb, "p"),
+            BOLD(o), i, RED(o), cli_str(s, "type") ? cli_str(s, "type") : "?", OFF(o),
+            cli_num(s, "count_after") - cli_num(s, "count_before"),
+            delta_size(o, cli_num(s, "bytes_after") - cli_num(s, "bytes_before"), a),
+            cli_size(o, cli_num(s, "bytes_before"), b),
+            cli_size(o, cli_num(s, "bytes_after"), c), cli_num(tb, "p"),
             slope_text(o, tb, 0, sl));
     sparkline(o, f, cJSON_GetObjectItemCaseSensitive(s, "series_bytes"));
     fputc('\n', f);
-    if (str(s, "grows_with"))
+    if (cli_str(s, "grows_with"))
         fprintf(f, "   grows with %s: its new objects hang below the new %s "
-                "objects\n", str(s, "grows_with"), str(s, "grows_with"));
+                "objects\n", cli_str(s, "grows_with"), cli_str(s, "grows_with"));
     fprintf(f, "   retained size: ");
     if (cJSON_IsObject(ret))
-        fprintf(f, "%s\n", cli_size(o, num(ret, "bytes"), b));
+        fprintf(f, "%s\n", cli_size(o, cli_num(ret, "bytes"), b));
     else
-        fprintf(f, "%s\n", str(s, "retained_note") ? str(s, "retained_note")
+        fprintf(f, "%s\n", cli_str(s, "retained_note") ? cli_str(s, "retained_note")
                                                    : "not computed");
     fprintf(f, "   kept alive by: ");
     if (cJSON_IsArray(chain) && cJSON_GetArraySize(chain) > 0) {
         const cJSON *path = cJSON_GetObjectItemCaseSensitive(s, "path");
 
-        if (str(path, "text"))
-            fprintf(f, "%s%s%s\n     ", BOLD(o), str(path, "text"), OFF(o));
+        if (cli_str(path, "text"))
+            fprintf(f, "%s%s%s\n     ", BOLD(o), cli_str(path, "text"), OFF(o));
         chain_line(o, f, chain);
     } else {
-        fprintf(f, "%s\n", str(s, "chain_note") ? str(s, "chain_note")
+        fprintf(f, "%s\n", cli_str(s, "chain_note") ? cli_str(s, "chain_note")
                                                 : "no chain to a root found");
     }
     cli_births_lines(o, f, cJSON_GetObjectItemCaseSensitive(s, "births"),
                      "   ", 3);
     if (!cJSON_IsObject(nw)) {
-        fprintf(f, "   new objects: %s\n", str(diff, "note") ? str(diff, "note")
+        fprintf(f, "   new objects: %s\n", cli_str(diff, "note") ? cli_str(diff, "note")
                                                             : "no diff");
         return;
     }
     fprintf(f, "   new since snapshot %.0f, alive in the last %d: %.0f (%s)\n",
-            num(diff, "a"), cJSON_GetArraySize(
+            cli_num(diff, "a"), cJSON_GetArraySize(
                 cJSON_GetObjectItemCaseSensitive(diff, "alive_in")),
-            num(nw, "count"), cli_size(o, num(nw, "bytes"), b));
+            cli_num(nw, "count"), cli_size(o, cli_num(nw, "bytes"), b));
     /* by accumulation point: where they hang off the old heap */
     cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(nw, "groups")) {
-        fprintf(f, "     %.0f (%s) ", num(x, "count"),
-                cli_size(o, num(x, "bytes"), b));
+        fprintf(f, "     %.0f (%s) ", cli_num(x, "count"),
+                cli_size(o, cli_num(x, "bytes"), b));
         holder(o, f, cJSON_GetObjectItemCaseSensitive(x, "holder"));
         fprintf(f, ", %.0f hop%s down, with %.0f new objects in all (%s)\n",
-                num(x, "depth"), num(x, "depth") == 1 ? "" : "s",
-                num(x, "group_count"), cli_size(o, num(x, "group_bytes"), c));
+                cli_num(x, "depth"), cli_num(x, "depth") == 1 ? "" : "s",
+                cli_num(x, "group_count"), cli_size(o, cli_num(x, "group_bytes"), c));
     }
 }
 
@@ -678,28 +662,28 @@ report_deltas(const struct out *o, FILE *f, const cJSON *doc, const cJSON *p)
     char a[40], b[32], c[32], name[TYPE_COL * 4 + 8];
 
     fprintf(f, "no verdict yet: the trend test needs %.0f snapshots or more "
-            "(%.0f so far)\n", num(doc, "min_snapshots"), num(p, "snapshots"));
+            "(%.0f so far)\n", cli_num(doc, "min_snapshots"), cli_num(p, "snapshots"));
     if (cJSON_GetArraySize(dl) == 0) {
         fprintf(f, "no type grew from snapshot %.0f to %.0f\n\n",
-                num(cJSON_GetObjectItemCaseSensitive(p, "first"), "id"),
-                num(cJSON_GetObjectItemCaseSensitive(p, "last"), "id"));
+                cli_num(cJSON_GetObjectItemCaseSensitive(p, "first"), "id"),
+                cli_num(cJSON_GetObjectItemCaseSensitive(p, "last"), "id"));
         return;
     }
     fprintf(f, "what grew from snapshot %.0f to %.0f:\n",
-            num(cJSON_GetObjectItemCaseSensitive(p, "first"), "id"),
-            num(cJSON_GetObjectItemCaseSensitive(p, "last"), "id"));
+            cli_num(cJSON_GetObjectItemCaseSensitive(p, "first"), "id"),
+            cli_num(cJSON_GetObjectItemCaseSensitive(p, "last"), "id"));
     fprintf(f, "%s  %s %9s %12s %21s%s\n", BOLD(o),
             type_cell(o, "TYPE", name, sizeof name), "+/- COUNT", "+/- SIZE",
             "SIZE", OFF(o));
     cJSON_ArrayForEach(t, dl) {
         char siz[80];
 
-        snprintf(siz, sizeof siz, "%s -> %s", cli_size(o, num(t, "bytes_before"), b),
-                 cli_size(o, num(t, "bytes_after"), c));
+        snprintf(siz, sizeof siz, "%s -> %s", cli_size(o, cli_num(t, "bytes_before"), b),
+                 cli_size(o, cli_num(t, "bytes_after"), c));
         fprintf(f, "  %s %+9.0f %12s %21s\n",
-                type_cell(o, str(t, "type"), name, sizeof name),
-                num(t, "count_after") - num(t, "count_before"),
-                delta_size(o, num(t, "bytes_after") - num(t, "bytes_before"), a),
+                type_cell(o, cli_str(t, "type"), name, sizeof name),
+                cli_num(t, "count_after") - cli_num(t, "count_before"),
+                delta_size(o, cli_num(t, "bytes_after") - cli_num(t, "bytes_before"), a),
                 siz);
     }
     fputc('\n', f);
@@ -713,7 +697,7 @@ render_report(const struct out *o, FILE *f, const cJSON *doc)
 
     if (o->html != NULL) {              /* the page has it all */
         cJSON_ArrayForEach(p, procs)
-            nsus += (int)num(p, "suspects_total");
+            nsus += (int)cli_num(p, "suspects_total");
         fprintf(f, "wrote %s: %d leak suspect%s in %d process%s\n", o->html,
                 nsus, nsus == 1 ? "" : "s", cJSON_GetArraySize(procs),
                 cJSON_GetArraySize(procs) == 1 ? "" : "es");
@@ -742,10 +726,10 @@ render_report(const struct out *o, FILE *f, const cJSON *doc)
             fprintf(f, "%s%s%s\n", cJSON_GetArraySize(sus) > 0 ? RED(o)
                     : BOLD(o), verdict, OFF(o));
         fprintf(f, "%sleak report: %s%s: %.0f snapshots, %s .. %s\n",
-                BOLD(o), proc_head(p, head), OFF(o), num(p, "snapshots"),
-                str(first, "time"), str(last, "time"));
+                BOLD(o), proc_head(p, head), OFF(o), cli_num(p, "snapshots"),
+                cli_str(first, "time"), cli_str(last, "time"));
         if (cJSON_GetArraySize(sus) == 0) {
-            if (num(p, "snapshots") < num(doc, "min_snapshots"))
+            if (cli_num(p, "snapshots") < cli_num(doc, "min_snapshots"))
                 report_deltas(o, f, doc, p);
             else
                 fprintf(f, "no leak suspect: no type's memory has a "
@@ -755,12 +739,12 @@ render_report(const struct out *o, FILE *f, const cJSON *doc)
             continue;
         }
         char fl[32];
-        double total = num(p, "suspects_total");
+        double total = cli_num(p, "suspects_total");
         int shown = cJSON_GetArraySize(sus);
 
         fprintf(f, "%.0f leak suspect%s (rising trend, p < %.2g, by at least %s)",
-                total, total == 1 ? "" : "s", num(doc, "alpha"),
-                cli_size(o, num(p, "floor_bytes"), fl));
+                total, total == 1 ? "" : "s", cli_num(doc, "alpha"),
+                cli_size(o, cli_num(p, "floor_bytes"), fl));
         if (total > shown)
             fprintf(f, "; the first %d (--top 0 shows them all)", shown);
         fputc('\n', f);
@@ -786,7 +770,7 @@ render_top(const struct out *o, FILE *f, const cJSON *doc)
 {
     const cJSON *x, *objs = cJSON_GetObjectItemCaseSensitive(doc, "objects");
     int retained = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(doc, "retained"));
-    double tb = num(doc, "total_bytes");
+    double tb = cli_num(doc, "total_bytes");
     char a[32], b[32];
 
     snap_line(o, f, cJSON_GetObjectItemCaseSensitive(doc, "snapshot"));
@@ -794,7 +778,7 @@ render_top(const struct out *o, FILE *f, const cJSON *doc)
     if (retained)
         fprintf(f, "%.0f roots (unreferred objects and modules), %.0f more for "
                 "cycles held only from C; docs/retained.md\n",
-                num(doc, "roots"), num(doc, "leftover_roots"));
+                cli_num(doc, "roots"), cli_num(doc, "leftover_roots"));
     if (retained)
         fprintf(f, "\n%s%10s %7s %9s  %s%s\n", BOLD(o), "RETAINED", "%",
                 "SIZE", "OBJECT", OFF(o));
@@ -802,12 +786,12 @@ render_top(const struct out *o, FILE *f, const cJSON *doc)
         fprintf(f, "\n%s%10s %7s  %s%s\n", BOLD(o), "SIZE", "%", "OBJECT",
                 OFF(o));
     cJSON_ArrayForEach(x, objs) {
-        double v = num(x, retained ? "retained" : "size");
+        double v = cli_num(x, retained ? "retained" : "size");
 
         fprintf(f, "%10s", cli_size(o, v, a));
         share(f, v, tb);
         if (retained)
-            fprintf(f, " %9s", cli_size(o, num(x, "size"), b));
+            fprintf(f, " %9s", cli_size(o, cli_num(x, "size"), b));
         fputs("  ", f);
         hop(o, f, x);
         fputc('\n', f);
@@ -820,11 +804,11 @@ render_top(const struct out *o, FILE *f, const cJSON *doc)
     fprintf(f, "%s%10s %7s %9s %9s %12s  %s%s\n", BOLD(o), "RETAINED", "%",
             "COUNT", "TOP", "MAX", "TYPE", OFF(o));
     cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(doc, "types")) {
-        fprintf(f, "%10s", cli_size(o, num(x, "retained"), a));
-        share(f, num(x, "retained"), tb);
-        fprintf(f, " %9.0f %9.0f %12s  %s\n", num(x, "count"),
-                num(x, "top_count"), cli_size(o, num(x, "max_retained"), b),
-                str(x, "type") ? str(x, "type") : "?");
+        fprintf(f, "%10s", cli_size(o, cli_num(x, "retained"), a));
+        share(f, cli_num(x, "retained"), tb);
+        fprintf(f, " %9.0f %9.0f %12s  %s\n", cli_num(x, "count"),
+                cli_num(x, "top_count"), cli_size(o, cli_num(x, "max_retained"), b),
+                cli_str(x, "type") ? cli_str(x, "type") : "?");
     }
 }
 
@@ -832,7 +816,7 @@ static void
 render_dominators(const struct out *o, FILE *f, const cJSON *doc)
 {
     const cJSON *x, *chain = cJSON_GetObjectItemCaseSensitive(doc, "chain");
-    double tb = num(doc, "total_bytes");
+    double tb = cli_num(doc, "total_bytes");
     char a[32];
     int i = 0;
 
@@ -840,8 +824,8 @@ render_dominators(const struct out *o, FILE *f, const cJSON *doc)
     fprintf(f, "\n\n%s%10s %7s  %s%s\n", BOLD(o), "RETAINED", "%",
             "OBJECT, THEN WHAT KEEPS IT ALIVE ALONE", OFF(o));
     cJSON_ArrayForEach(x, chain) {
-        fprintf(f, "%10s", cli_size(o, num(x, "retained"), a));
-        share(f, num(x, "retained"), tb);
+        fprintf(f, "%10s", cli_size(o, cli_num(x, "retained"), a));
+        share(f, cli_num(x, "retained"), tb);
         fprintf(f, "  %s", i++ ? "<- " : "");
         hop(o, f, x);
         fputc('\n', f);
@@ -853,7 +837,7 @@ render_dominators(const struct out *o, FILE *f, const cJSON *doc)
 void
 cli_render(const struct out *o, const cJSON *doc)
 {
-    const char *cmd = str(doc, "command");
+    const char *cmd = cli_str(doc, "command");
     FILE *f = o->f;
 
     if (cmd == NULL)
@@ -878,9 +862,9 @@ cli_render(const struct out *o, const cJSON *doc)
         render_report(o, f, doc);
     else if (strcmp(cmd, "import") == 0)
         fprintf(f, "stored as snapshot %.0f (%.0f objects)\n",
-                num(doc, "snapshot"), num(doc, "objects"));
+                cli_num(doc, "snapshot"), cli_num(doc, "objects"));
     else if (strcmp(cmd, "delete") == 0)
-        fprintf(f, "deleted snapshot %.0f\n", num(doc, "snapshot"));
+        fprintf(f, "deleted snapshot %.0f\n", cli_num(doc, "snapshot"));
     else if (strcmp(cmd, "snap") == 0)
-        fprintf(f, "%.0f\n", num(doc, "snapshot"));
+        fprintf(f, "%.0f\n", cli_num(doc, "snapshot"));
 }

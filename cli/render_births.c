@@ -10,29 +10,13 @@
 
 #include "cli.h"
 
-static double
-num(const cJSON *o, const char *k)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-
-    return cJSON_IsNumber(x) ? x->valuedouble : 0;
-}
-
-static const char *
-str(const cJSON *o, const char *k)
-{
-    const cJSON *x = cJSON_GetObjectItemCaseSensitive(o, k);
-
-    return cJSON_IsString(x) ? x->valuestring : NULL;
-}
-
 void
 cli_births_site(FILE *f, const cJSON *site)
 {
-    fprintf(f, "%s:%.0f", str(site, "file") ? str(site, "file") : "?",
-            num(site, "line"));
-    if (str(site, "function"))
-        fprintf(f, " in %s", str(site, "function"));
+    fprintf(f, "%s:%.0f", cli_str(site, "file") ? cli_str(site, "file") : "?",
+            cli_num(site, "line"));
+    if (cli_str(site, "function"))
+        fprintf(f, " in %s", cli_str(site, "function"));
 }
 
 void
@@ -55,12 +39,12 @@ cli_births_lines(const struct out *o, FILE *f, const cJSON *births,
             break;
         fprintf(f, "%s%s ", indent, k == 1 ? "born at" : "     or");
         cli_births_site(f, s);
-        fprintf(f, ": %.0f (%s)\n", num(s, "count"),
-                cli_size(o, num(s, "bytes"), a));
+        fprintf(f, ": %.0f (%s)\n", cli_num(s, "count"),
+                cli_size(o, cli_num(s, "bytes"), a));
     }
-    if (num(births, "traced_count") < num(births, "count"))
+    if (cli_num(births, "traced_count") < cli_num(births, "count"))
         fprintf(f, "%s(%.0f of %.0f new objects have a traceback)\n", indent,
-                num(births, "traced_count"), num(births, "count"));
+                cli_num(births, "traced_count"), cli_num(births, "count"));
 }
 
 void
@@ -72,8 +56,8 @@ cli_births_diff(const struct out *o, FILE *f, const cJSON *nw)
         return;
     fprintf(f, "\nBirth sites of the new objects:\n");
     cJSON_ArrayForEach(t, births) {
-        fprintf(f, "  %s, %.0f new:\n", str(t, "type") ? str(t, "type") : "?",
-                num(t, "count"));
+        fprintf(f, "  %s, %.0f new:\n", cli_str(t, "type") ? cli_str(t, "type") : "?",
+                cli_num(t, "count"));
         cli_births_lines(o, f, t, "    ", 3);
     }
 }

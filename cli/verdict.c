@@ -20,28 +20,6 @@
 
 #include "cli.h"
 
-static const cJSON *
-get(const cJSON *o, const char *k)
-{
-    return cJSON_GetObjectItemCaseSensitive(o, k);
-}
-
-static double
-num(const cJSON *o, const char *k)
-{
-    const cJSON *x = get(o, k);
-
-    return cJSON_IsNumber(x) ? x->valuedouble : 0;
-}
-
-static const char *
-str(const cJSON *o, const char *k)
-{
-    const cJSON *x = get(o, k);
-
-    return cJSON_IsString(x) ? x->valuestring : NULL;
-}
-
 /* v as an integer with thousands separators ("18,355"), sign if asked;
  * buf: 40 bytes. */
 static const char *
@@ -105,8 +83,8 @@ add(char *buf, size_t n, size_t *len, const char *fmt, ...)
 static void
 held_text(const cJSON *h, char *buf, size_t n, size_t *len)
 {
-    const char *path = str(h, "path"), *type = str(h, "type");
-    const cJSON *owner = get(h, "owner");
+    const char *path = cli_str(h, "path"), *type = cli_str(h, "type");
+    const cJSON *owner = cli_get(h, "owner");
     char c[40];
 
     if (!cJSON_IsObject(h)) {
@@ -116,22 +94,22 @@ held_text(const cJSON *h, char *buf, size_t n, size_t *len)
     }
     if (type == NULL)
         type = "?";
-    if (cJSON_IsTrue(get(h, "new"))) {
+    if (cJSON_IsTrue(cli_get(h, "new"))) {
         add(buf, n, len, ", held by a new %s@0x%" PRIx64 " that nothing "
-            "older refers to", type, (uint64_t)num(h, "address"));
+            "older refers to", type, (uint64_t)cli_num(h, "address"));
         return;
     }
     if (path != NULL)
         add(buf, n, len, ", held by %s", path);
     else
         add(buf, n, len, ", held by %s@0x%" PRIx64, type,
-            (uint64_t)num(h, "address"));
+            (uint64_t)cli_num(h, "address"));
     if (path == NULL && cJSON_IsObject(owner))
-        add(buf, n, len, " in %s %s", str(owner, "type") ? str(owner, "type")
-            : "?", str(owner, "name") ? str(owner, "name") : "?");
-    if (cJSON_IsNumber(get(h, "len")))
+        add(buf, n, len, " in %s %s", cli_str(owner, "type") ? cli_str(owner, "type")
+            : "?", cli_str(owner, "name") ? cli_str(owner, "name") : "?");
+    if (cJSON_IsNumber(cli_get(h, "len")))
         add(buf, n, len, " (a %s of %s entr%s)", type,
-            count_text(num(h, "len"), 0, c), num(h, "len") == 1 ? "y" : "ies");
+            count_text(cli_num(h, "len"), 0, c), cli_num(h, "len") == 1 ? "y" : "ies");
     else
         add(buf, n, len, " (a %s)", type);
 }
@@ -140,8 +118,8 @@ const char *
 cli_verdict_sentence(const struct out *o, const cJSON *proc, char *buf,
                      size_t n)
 {
-    const cJSON *v = get(proc, "verdict");
-    const char *status = str(v, "status");
+    const cJSON *v = cli_get(proc, "verdict");
+    const char *status = cli_str(v, "status");
     char a[40], s[32], r[32];
     size_t len = 0;
 
@@ -150,40 +128,40 @@ cli_verdict_sentence(const struct out *o, const cJSON *proc, char *buf,
         return buf;
     if (strcmp(status, "no_verdict") == 0) {
         add(buf, n, &len, "meliae: no verdict yet: %.0f snapshot%s, and the "
-            "trend test needs %.0f or more", num(v, "snapshots"),
-            num(v, "snapshots") == 1 ? "" : "s", num(v, "min_snapshots"));
+            "trend test needs %.0f or more", cli_num(v, "snapshots"),
+            cli_num(v, "snapshots") == 1 ? "" : "s", cli_num(v, "min_snapshots"));
         return buf;
     }
     if (strcmp(status, "leak") != 0) {
-        if (cJSON_IsTrue(get(v, "outside")))
+        if (cJSON_IsTrue(cli_get(v, "outside")))
             add(buf, n, &len, "meliae: no Python type leaks, but the "
                 "process's memory grows outside Python objects (below)");
         else
             add(buf, n, &len, "meliae: no leak: no type's memory kept "
-                "growing over %.0f snapshots (%s)", num(v, "snapshots"),
-                span_text(num(v, "seconds"), s));
+                "growing over %.0f snapshots (%s)", cli_num(v, "snapshots"),
+                span_text(cli_num(v, "seconds"), s));
         return buf;
     }
-    cli_size(o, num(v, "bytes_delta"), r);
+    cli_size(o, cli_num(v, "bytes_delta"), r);
     add(buf, n, &len, "meliae: the leak is %s: %s objects (%s%s) in %s",
-        str(v, "type") ? str(v, "type") : "?",
-        count_text(num(v, "count_delta"), 1, a),
-        num(v, "bytes_delta") > 0 ? "+" : "", r,
-        span_text(num(v, "seconds"), s));
-    if (cJSON_IsNumber(get(v, "bytes_per_hour"))) {
-        cli_size(o, num(v, "bytes_per_hour"), r);
-        add(buf, n, &len, ", %s%s/h", num(v, "bytes_per_hour") > 0 ? "+" : "",
+        cli_str(v, "type") ? cli_str(v, "type") : "?",
+        count_text(cli_num(v, "count_delta"), 1, a),
+        cli_num(v, "bytes_delta") > 0 ? "+" : "", r,
+        span_text(cli_num(v, "seconds"), s));
+    if (cJSON_IsNumber(cli_get(v, "bytes_per_hour"))) {
+        cli_size(o, cli_num(v, "bytes_per_hour"), r);
+        add(buf, n, &len, ", %s%s/h", cli_num(v, "bytes_per_hour") > 0 ? "+" : "",
             r);
     } else {
-        cli_size(o, num(v, "bytes_per_snapshot"), r);
+        cli_size(o, cli_num(v, "bytes_per_snapshot"), r);
         add(buf, n, &len, ", %s%s a snapshot",
-            num(v, "bytes_per_snapshot") > 0 ? "+" : "", r);
+            cli_num(v, "bytes_per_snapshot") > 0 ? "+" : "", r);
     }
-    if (cJSON_IsNumber(get(v, "held_count")))  /* else no diff to tell */
-        held_text(get(v, "held_by"), buf, n, &len);
+    if (cJSON_IsNumber(cli_get(v, "held_count")))  /* else no diff to tell */
+        held_text(cli_get(v, "held_by"), buf, n, &len);
     /* SLOT(i18-births): where they were born, when the snapshots were
      * traced (the first of the suspect's "births") */
-    if (str(get(v, "born"), "site") != NULL)
-        add(buf, n, &len, ", born at %s", str(get(v, "born"), "site"));
+    if (cli_str(cli_get(v, "born"), "site") != NULL)
+        add(buf, n, &len, ", born at %s", cli_str(cli_get(v, "born"), "site"));
     return buf;
 }
