@@ -147,7 +147,7 @@ int rp__object_diff(struct ctx *c, const struct snap *sa,
                     const struct snap *sb, const struct snap *const *keep,
                     size_t nkeep, uint64_t top, int all_types, cJSON *out);
 
-/* report_path.c: the path from a root to the object at addr in s, as a
+/* report_paths.c: the path from a root to the object at addr in s, as a
  * JSON string ("__main__.__dict__ > list@0x7f3a5c2b1e80"), or NULL when
  * there is none (or no memory).  The one place that names an object for
  * the diff's accumulation points and the report's verdict. */

@@ -305,7 +305,7 @@ annotate_along(cJSON *arr, const cJSON *const *tops)
 }
 
 /* Names each accumulation point of suspect sus (its groups' "holder"
- * gets "path", report_path.c), each address looked up once per report
+ * gets "path", report_paths.c), each address looked up once per report
  * section: the leak's Sessions, their strs and ints are at one point.
  * *cache: an object of address -> path, made on first use. */
 static int
