@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: MIT
 """A program for test_cli_paths: a bus of listeners, a dict of sessions
 keyed by data strings (made at run time: not interned), an lru_cache, a
-thread named 'collector' blocked in worker() with a buffer in a local, a
-suspended generator with one; streams one snapshot with values "none"
+thread named 'collector' blocked in worker() with a buffer in a local and
+one in a threading.local, a suspended generator with one; streams one snapshot with values "none"
 (the default) to the daemon, prints the addresses to look up and the
 lines of worker() and gen() as JSON, then waits for stdin to close.
 
@@ -54,9 +54,14 @@ done = threading.Event()
 HELD = {}
 
 
+LOCAL = threading.local()
+
+
 def worker():
     buf = bytearray(4321)
     HELD["buf"] = id(buf)
+    LOCAL.tbuf = bytearray(6543)        # this thread's, in the local
+    HELD["tbuf"] = id(LOCAL.tbuf)
     HELD["worker_line"] = sys._getframe().f_lineno + 2
     ready.set()
     done.wait()
@@ -85,6 +90,7 @@ def main():
                       "session": id(_SESSIONS[key]), "session_key": id(key),
                       "cached": id(render(77)),
                       "buf": HELD["buf"], "gbuf": HELD["gbuf"],
+                      "tbuf": HELD["tbuf"],
                       "worker_line": HELD["worker_line"],
                       "gen_line": HELD["gen_line"]}), flush=True)
     sys.stdin.read()

@@ -122,6 +122,14 @@ class PathsTest(TmpTestCase):
         self.assertEqual(p["steps"][0]["object"]["type"], "<thread frame>")
         self.assertEqual(p["steps"][1]["via"], {"local": "buf"})
 
+    def test_an_attribute_of_a_threading_local(self):
+        # the local's dict of per-thread dicts is no step of its own; the
+        # attribute's name is a name of code, sent with values "none"
+        p = self.path("tbuf")
+        self.assertEqual(p["text"], "__main__.LOCAL.tbuf")
+        self.assertEqual([s["via"] for s in p["steps"]][-2:],
+                         [{"thread_local": None}, {"attr": "tbuf"}])
+
     def test_a_local_of_a_suspended_generator(self):
         p = self.path("gbuf")
         self.assertEqual(p["text"],
