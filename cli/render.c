@@ -715,16 +715,20 @@ render_report(const struct out *o, FILE *f, const cJSON *doc)
         int i = 0;
 
         /* the verdict first: the one line that answers.  When the memory
-         * grows outside Python objects, that alarm is the first line (it
-         * is the bigger story), and with no leaking type the only one. */
-        memory_line(o, f, p, 1);
+         * grows outside Python objects, that alarm follows a leak's
+         * verdict, and with no leaking type it is the answer (the only
+         * line of the two). */
+        const cJSON *vj = cli_get(p, "verdict");
+        int leak = cli_str(vj, "status") != NULL
+            && strcmp(cli_str(vj, "status"), "leak") == 0;
+
         cli_verdict_sentence(o, p, verdict, sizeof verdict);
-        if (verdict[0] != '\0' && !(cJSON_GetArraySize(sus) == 0 &&
-                                    cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(
-                                        cJSON_GetObjectItemCaseSensitive(
-                                            p, "verdict"), "outside"))))
-            fprintf(f, "%s%s%s\n", cJSON_GetArraySize(sus) > 0 ? RED(o)
-                    : BOLD(o), verdict, OFF(o));
+        if (!leak)
+            memory_line(o, f, p, 1);
+        if (verdict[0] != '\0' && (leak || !cJSON_IsTrue(cli_get(vj, "outside"))))
+            fprintf(f, "%s%s%s\n", leak ? RED(o) : BOLD(o), verdict, OFF(o));
+        if (leak)
+            memory_line(o, f, p, 1);
         fprintf(f, "%sleak report: %s%s: %.0f snapshots, %s .. %s\n",
                 BOLD(o), proc_head(p, head), OFF(o), cli_num(p, "snapshots"),
                 cli_str(first, "time"), cli_str(last, "time"));
