@@ -329,6 +329,38 @@ memory_chart(FILE *f, const struct out *o, const cJSON *mem)
 #undef XS
 #undef YS
 
+/* Where a suspect's new objects were allocated (docs/cli-json.md,
+ * *births*), when the snapshots were traced: the top sites. */
+static void
+births(FILE *f, const struct out *o, const cJSON *b)
+{
+    const cJSON *x;
+    int k = 0;
+
+    if (!cJSON_IsObject(b) || cJSON_GetArraySize(cli_get(b, "sites")) == 0)
+        return;
+    fprintf(f, "<h4>Born at</h4>\n<p class=\"note\">%.0f of its %.0f new "
+            "objects have an allocation traceback</p>\n<table><tr><th>count"
+            "</th><th>size</th><th>where</th></tr>", cli_num(b, "traced_count"),
+            cli_num(b, "count"));
+    cJSON_ArrayForEach(x, cli_get(b, "sites")) {
+        if (k++ == 5)
+            break;
+        fprintf(f, "<tr><td class=\"n\">%.0f</td><td class=\"n\">",
+                cli_num(x, "count"));
+        size(f, o, cli_num(x, "bytes"));
+        fputs("</td><td><code>", f);
+        esc(f, cli_str(x, "file") ? cli_str(x, "file") : "?");
+        fprintf(f, ":%.0f", cli_num(x, "line"));
+        if (cli_str(x, "function") != NULL) {
+            fputs(" in ", f);
+            esc(f, cli_str(x, "function"));
+        }
+        fputs("</code></td></tr>", f);
+    }
+    fputs("</table>\n", f);
+}
+
 static void
 suspect(FILE *f, const struct out *o, const cJSON *proc, const cJSON *s,
         int idx, int pidx)
@@ -382,6 +414,12 @@ suspect(FILE *f, const struct out *o, const cJSON *proc, const cJSON *s,
         esc(f, cli_str(s, "retained_note") ? cli_str(s, "retained_note") : "not computed");
     }
     fputs("</dd></dl>\n<h4>Kept alive by</h4>\n", f);
+    if (cli_str(cli_get(s, "path"), "text") != NULL) {
+        /* the chain in the program's words (common/paths.c) */
+        fputs("<p><code>", f);
+        esc(f, cli_str(cli_get(s, "path"), "text"));
+        fputs("</code></p>\n", f);
+    }
     if (cJSON_IsArray(chain) && cJSON_GetArraySize(chain) > 0) {
         fputs("<ol class=\"chain\">", f);
         cJSON_ArrayForEach(x, chain) {
@@ -448,6 +486,7 @@ suspect(FILE *f, const struct out *o, const cJSON *proc, const cJSON *s,
         }
         fputs("</table>\n", f);
     }
+    births(f, o, cli_get(s, "births"));
     fputs("</article>\n", f);
 }
 

@@ -14,6 +14,7 @@ counts and bytes tracemalloc gives (all the Blobs of the last snapshot are
 new against the first, taken before any of them).
 """
 
+import html
 import json
 import os
 import subprocess
@@ -166,6 +167,17 @@ class TestTracedLeak(TmpTestCase):
         self.assertTrue(line.endswith(", born at %s:%d in grow"
                                       % (PROGRAM, marked_line("blob"))),
                         line)
+
+    def test_the_page_shows_the_birth_sites_and_the_path(self):
+        path = os.path.join(self.tmp, "report.html")
+        self.cli("report", "--process", "traced", "--html", path,
+                 json_=False)
+        with open(path, encoding="utf-8") as f:
+            page = f.read()
+        self.assertIn("<h4>Born at</h4>", page)
+        self.assertIn("<code>%s:%d in Blob.__init__</code>"
+                      % (html.escape(PROGRAM), marked_line("buf")), page)
+        self.assertIn("<code>__main__.LEAK[", page)
 
 
 if __name__ == "__main__":
