@@ -8,6 +8,22 @@
 
 #include "accum.h"
 
+/* len zeroed bytes from the caller's allocator, or calloc. */
+static void *
+alloc0(const struct ml_accum *a, size_t len)
+{
+    return a->alloc != NULL ? a->alloc(len) : calloc(1, len);
+}
+
+static void
+release(const struct ml_accum *a, void *p)
+{
+    if (a->release != NULL)
+        a->release(p);
+    else
+        free(p);
+}
+
 int
 ml_accum_search(struct ml_accum *a)
 {
@@ -17,13 +33,13 @@ ml_accum_search(struct ml_accum *a)
 
     if (n >= UINT32_MAX - 2 || a->nedge >= UINT32_MAX)
         return -E2BIG;
-    off = calloc(n + 2, sizeof *off);
-    kid = malloc((a->nedge + 1) * sizeof *kid);
-    queue = malloc((n + 1) * sizeof *queue);
+    off = alloc0(a, (n + 2) * sizeof *off);
+    kid = alloc0(a, (a->nedge + 1) * sizeof *kid);
+    queue = alloc0(a, (n + 1) * sizeof *queue);
     if (off == NULL || kid == NULL || queue == NULL) {
-        free(off);
-        free(kid);
-        free(queue);
+        release(a, off);
+        release(a, kid);
+        release(a, queue);
         return -ENOMEM;
     }
     /* the edges by parent (counting sort): kid[off[p] .. off[p + 1]) */
@@ -77,8 +93,8 @@ ml_accum_search(struct ml_accum *a)
     for (size_t i = 0; i < n; i++)
         if (a->isnew[i] && a->anchor[i] == i && !off[i])
             a->anchor[i] = ML_ACCUM_NONE;
-    free(off);
-    free(kid);
-    free(queue);
+    release(a, off);
+    release(a, kid);
+    release(a, queue);
     return 0;
 }

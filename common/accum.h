@@ -16,7 +16,7 @@
  * gets its nearest old ancestor.  Then from the new objects nothing refers
  * to (a module imported since, a thread's new frame), each the anchor of
  * what hangs off it (itself at depth 0); a new root with nothing new
- * below it, and what only new cycles reach, get ML_ACCUM_NONE.  Three
+ * below it, and what only new cycles reach, get ML_ACCUM_NONE.  Two
  * uint32 arrays of n + 2 and one of nedge while it runs; no recursion.
  */
 #ifndef ML_ACCUM_H
@@ -39,6 +39,12 @@ struct ml_accum {
      * objects get ML_ACCUM_NONE. */
     uint32_t *anchor;
     uint32_t *depth;            /* n, out: hops below the anchor */
+    /* Optional: where the search's own arrays (three of n + 2 uint32, one
+     * of nedge) come from, zeroed, and go back to; NULL: calloc, free.
+     * The store passes its sparse temporary files (store/scratch.h), so
+     * that a diff of 80M objects costs the daemon no memory of its size. */
+    void *(*alloc)(size_t len);
+    void (*release)(void *p);
 };
 
 /* Fills a->anchor and a->depth.  0, -ENOMEM, or -E2BIG (n or nedge too

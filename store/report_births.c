@@ -16,6 +16,7 @@
 
 #include "ml-common.h"
 #include "report-int.h"
+#include "scratch.h"
 #include "report_births.h"
 
 /* Sites shown per type. */
@@ -430,13 +431,13 @@ rp_births_between(struct ctx *c, const struct snap *sa, const struct snap *sb,
     }
     a.cap = (size_t)sa->objects;
     b.nobj = (size_t)sb->objects;
-    a.addr = malloc((a.cap + 1) * sizeof *a.addr);
-    a.oid = malloc((a.cap + 1) * sizeof *a.oid);
-    a.tid = calloc(a.cap + 1, sizeof *a.tid);
-    a.size = calloc(a.cap + 1, sizeof *a.size);
-    b.isnew = calloc(b.nobj + 1, 1);
-    b.tid = malloc((b.nobj + 1) * sizeof *b.tid);
-    b.size = malloc((b.nobj + 1) * sizeof *b.size);
+    a.addr = st_scratch((a.cap + 1) * sizeof *a.addr);
+    a.oid = st_scratch((a.cap + 1) * sizeof *a.oid);
+    a.tid = st_scratch((a.cap + 1) * sizeof *a.tid);
+    a.size = st_scratch((a.cap + 1) * sizeof *a.size);
+    b.isnew = st_scratch(b.nobj + 1);
+    b.tid = st_scratch((b.nobj + 1) * sizeof *b.tid);
+    b.size = st_scratch((b.nobj + 1) * sizeof *b.size);
     if (!a.addr || !a.oid || !a.tid || !a.size || !b.isnew || !b.tid
         || !b.size) {
         rp__fail(c, -ENOMEM, "out of memory");
@@ -452,13 +453,13 @@ rp_births_between(struct ctx *c, const struct snap *sa, const struct snap *sb,
     if (out == NULL)
         rp__fail(c, -ENOMEM, "reading birth sites: out of memory");
 out:
-    free(a.addr);
-    free(a.oid);
-    free(a.tid);
-    free(a.size);
-    free(b.isnew);
-    free(b.tid);
-    free(b.size);
+    st_scratch_free(a.addr);
+    st_scratch_free(a.oid);
+    st_scratch_free(a.tid);
+    st_scratch_free(a.size);
+    st_scratch_free(b.isnew);
+    st_scratch_free(b.tid);
+    st_scratch_free(b.size);
     return out;
 }
 

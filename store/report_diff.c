@@ -491,6 +491,7 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
         .n = b.nobj, .isnew = b.state, .referred = b.referred,
         .edge = (const uint32_t (*)[2])b.edge, .nedge = b.nedge,
         .anchor = b.anchor, .depth = b.depth,
+        .alloc = st_scratch, .release = st_scratch_free,
     };
     if ((rc = ml_accum_search(&ac)) != 0) {
         if (rc != -ENOMEM)

@@ -51,6 +51,26 @@ ref(uint32_t from, uint32_t to)
     G.referred[to] = 1;
 }
 
+/* The caller's allocator (the store's: its scratch files), counted:
+ * every search takes its arrays from it and gives them all back. */
+static int allocs, live;
+
+static void *
+count_alloc(size_t len)
+{
+    allocs++;
+    live++;
+    return calloc(1, len);
+}
+
+static void
+count_release(void *p)
+{
+    if (p != NULL)
+        live--;
+    free(p);
+}
+
 /* What a caller does: the new-to-new edges, and each new object's first
  * old referrer (in the order the refs were given), then the search. */
 static void
@@ -78,8 +98,12 @@ search(void)
         .n = G.n, .isnew = G.isnew, .referred = G.referred,
         .edge = (const uint32_t (*)[2])edges, .nedge = k,
         .anchor = G.anchor, .depth = G.depth,
+        .alloc = count_alloc, .release = count_release,
     };
+    allocs = live = 0;
     assert_int_equal(ml_accum_search(&a), 0);
+    assert_int_equal(allocs, 3);
+    assert_int_equal(live, 0);
 }
 
 static void
