@@ -444,6 +444,68 @@ ml_graph_set_size(struct ml_graph *g, size_t i, uint64_t size)
     return 0;
 }
 
+/* Makes room for extra more biglen entries, doubling (no realloc per
+ * object).  0 or -ENOMEM. */
+static int
+reserve_biglen(struct ml_graph *g, size_t extra)
+{
+    size_t ncap = g->biglen_cap ? g->biglen_cap : 64;
+
+    if (g->nbiglen + extra <= g->biglen_cap)
+        return 0;
+    while (ncap < g->nbiglen + extra)
+        ncap *= 2;
+    if (grow((void **)&g->biglen, sizeof(*g->biglen), ncap) < 0)
+        return -ENOMEM;
+    g->biglen_cap = ncap;
+    return 0;
+}
+
+static int
+biglen_cmp(const void *pa, const void *pb)
+{
+    const struct ml_graph_biglen *a = pa, *b = pb;
+
+    if (a->addr != b->addr)
+        return a->addr < b->addr ? -1 : 1;
+    return a->seq < b->seq ? -1 : a->seq > b->seq;
+}
+
+/* Sorts biglen by address, line order among equal addresses (seq). */
+static void
+sort_biglen(struct ml_graph *g)
+{
+    for (size_t k = 0; k < g->nbiglen; k++)
+        g->biglen[k].seq = k;
+    if (g->nbiglen > 1)
+        qsort(g->biglen, g->nbiglen, sizeof(*g->biglen), biglen_cmp);
+    g->biglen_sorted = 1;
+}
+
+uint64_t
+ml_graph_biglen(const struct ml_graph *g, uint64_t a)
+{
+    size_t lo = 0, hi = g->nbiglen;
+
+    if (!g->biglen_sorted) {
+        /* Loading: line order, the first line of a wins. */
+        for (size_t k = 0; k < g->nbiglen; k++)
+            if (g->biglen[k].addr == a)
+                return g->biglen[k].len;
+        return ML_GRAPH_NOLEN;
+    }
+    while (lo < hi) {           /* the first entry >= a */
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (g->biglen[mid].addr < a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < g->nbiglen && g->biglen[lo].addr == a
+        ? g->biglen[lo].len : ML_GRAPH_NOLEN;
+}
+
 int
 ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
 {
@@ -464,18 +526,16 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
     if ((rc = ml_graph_set_size(g, idx, l->size)) < 0)
         return rc;
     if (!l->has_len) {
-        g->len[idx] = ML_GRAPH_LEN32_NONE;
-    } else if (l->len < ML_GRAPH_LEN32_BIG) {
-        g->len[idx] = (uint32_t)l->len;
+        g->len[idx] = ML_GRAPH_LEN16_NONE;
+    } else if (l->len < ML_GRAPH_LEN16_BIG) {
+        g->len[idx] = (uint16_t)l->len;
     } else {
-        void *nb = realloc(g->biglen, (g->nbiglen + 1) * sizeof(*g->biglen));
-
-        if (nb == NULL)
-            return -ENOMEM;
-        g->biglen = nb;
+        if ((rc = reserve_biglen(g, 1)) < 0)
+            return rc;
         g->biglen[g->nbiglen].addr = l->address;
-        g->biglen[g->nbiglen++].len = l->len;
-        g->len[idx] = ML_GRAPH_LEN32_BIG;
+        g->biglen[g->nbiglen].len = l->len;
+        g->biglen[g->nbiglen++].seq = 0;
+        g->len[idx] = ML_GRAPH_LEN16_BIG;
     }
     /* One offset for both strings: the value's text, then the name. */
     g->str[idx] = 0;
@@ -579,11 +639,8 @@ ml_graph_append(struct ml_graph *g, struct ml_graph *o)
         g->raw_cap = g->nrefs + o->nrefs;
     }
     if (o->nbiglen > 0) {
-        void *nb = realloc(g->biglen, (g->nbiglen + o->nbiglen) * sizeof(*g->biglen));
-
-        if (nb == NULL)
+        if (reserve_biglen(g, o->nbiglen) < 0)
             goto out;
-        g->biglen = nb;
         memcpy(g->biglen + g->nbiglen, o->biglen, o->nbiglen * sizeof(*o->biglen));
         g->nbiglen += o->nbiglen;
     }
@@ -862,6 +919,7 @@ ml_graph_finish(struct ml_graph *g)
     free(g->raw);
     g->raw = NULL;
     g->raw_cap = 0;
+    sort_biglen(g);
     g->finished = 1;
     shrink(g);
     rc = 0;

@@ -37,8 +37,8 @@
 #define ML_GRAPH_VNUL 0x80              /* in vkind[]: value holds a NUL */
 #define ML_GRAPH_VNAME 0x40             /* in vkind[]: the object has a name */
 #define ML_GRAPH_SIZE32_BIG UINT32_MAX  /* in size[]: see bigsize */
-#define ML_GRAPH_LEN32_NONE UINT32_MAX  /* in len[]: no "len" */
-#define ML_GRAPH_LEN32_BIG (UINT32_MAX - 1) /* in len[]: see biglen */
+#define ML_GRAPH_LEN16_NONE UINT16_MAX  /* in len[]: no "len" */
+#define ML_GRAPH_LEN16_BIG (UINT16_MAX - 1) /* in len[]: see biglen */
 
 struct ml_graph {
     /* Objects. */
@@ -59,7 +59,8 @@ struct ml_graph {
     uint16_t *type16;
     uint32_t *type32;
     uint32_t *size;             /* use ml_graph_size(); 4 bytes, not 8 */
-    uint32_t *len;              /* use ml_graph_len(); 4 bytes, not 8 */
+    uint16_t *len;              /* use ml_graph_len(); 2 bytes, not 8:
+                                 * 65534 and more are in biglen */
     uint32_t *str;              /* arena offset + 1 of the value's text
                                  * followed by the name's, 0 when neither:
                                  * use ml_graph_value(), ml_graph_name() */
@@ -103,10 +104,14 @@ struct ml_graph {
     size_t arena_len;
     size_t arena_cap;
 
-    /* Lengths that do not fit in 32 bits, by address (a 4-billion-item
-     * container is rare enough for a linear search). */
-    struct { uint64_t addr, len; } *biglen;
+    /* Lengths of 65534 and more, by address: in line order until
+     * ml_graph_finish, then sorted by address (and line order: the first
+     * line of an address wins), for a binary search.  Few objects hold
+     * 64 Ki items or bytes, so this saves 2 bytes an object. */
+    struct ml_graph_biglen { uint64_t addr, len, seq; } *biglen;
     size_t nbiglen;
+    size_t biglen_cap;
+    int biglen_sorted;
     /* Sizes of 4 GiB and more, the same way. */
     struct { uint64_t addr, size; } *bigsize;
     size_t nbigsize;
@@ -193,18 +198,19 @@ ml_graph_type_name(const struct ml_graph *g, uint32_t t)
     return g->arena + g->types[t];
 }
 
+/* The len of 65534 or more of the object at address a (ml_graph_len). */
+uint64_t ml_graph_biglen(const struct ml_graph *g, uint64_t a);
+
 /* Object i's "len", or ML_GRAPH_NOLEN. */
 static inline uint64_t
 ml_graph_len(const struct ml_graph *g, size_t i)
 {
-    uint32_t v = g->len[i];
+    uint16_t v = g->len[i];
 
-    if (v == ML_GRAPH_LEN32_NONE)
+    if (v == ML_GRAPH_LEN16_NONE)
         return ML_GRAPH_NOLEN;
-    if (v == ML_GRAPH_LEN32_BIG)
-        for (size_t k = 0; k < g->nbiglen; k++)
-            if (g->biglen[k].addr == ml_graph_addr(g, i))
-                return g->biglen[k].len;
+    if (v == ML_GRAPH_LEN16_BIG)
+        return ml_graph_biglen(g, ml_graph_addr(g, i));
     return v;
 }
 
