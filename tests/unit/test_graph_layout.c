@@ -2,7 +2,7 @@
  *
  * test_graph_layout.c -- the compact arrays of common/graph.c: 5-byte
  * addresses and their whole-address fallback, 32-bit sizes and their side
- * table, one string offset for value and name, ml_graph_append (the
+ * table, 16-bit lens and theirs, one string offset for value and name, ml_graph_append (the
  * loader's two halves), the two-thread resolution of many refs, and
  * 16-bit type ids with their 32-bit fallback.
  */
@@ -219,6 +219,96 @@ test_graph_sizes_of_4_gib_and_more_are_exact(void **state)
     ml_dumpparser_free(&p);
 }
 
+/* The len of line k of the lens test: no len every 7th line, else around
+ * the 16-bit limit and far above it. */
+static int
+len_of(size_t k, uint64_t *len)
+{
+    static const uint64_t edge[] = {
+        0, 1, 65533, 65534, 65535, 65536, UINT32_MAX, (uint64_t)1 << 40,
+    };
+
+    if (k % 7 == 6)
+        return 0;
+    *len = k < 8 ? edge[k] : 65534 + k * 977;
+    return 1;
+}
+
+static void
+add_len_line(struct ml_graph *g, struct ml_dumpparser *p, uint64_t addr,
+             size_t k)
+{
+    char line[256];
+    uint64_t len = 0;
+
+    if (len_of(k, &len))
+        snprintf(line, sizeof(line), "{\"address\": %" PRIu64 ", \"type\": "
+                 "\"list\", \"size\": 8, \"len\": %" PRIu64 ", \"refs\": []}",
+                 addr, len);
+    else
+        snprintf(line, sizeof(line), "{\"address\": %" PRIu64 ", \"type\": "
+                 "\"list\", \"size\": 8, \"refs\": []}", addr);
+    add(g, p, line);
+}
+
+static void
+assert_len(const struct ml_graph *g, size_t i, size_t k)
+{
+    uint64_t len = 0;
+
+    if (len_of(k, &len))
+        assert_true(ml_graph_len(g, i) == len);
+    else
+        assert_true(ml_graph_len(g, i) == ML_GRAPH_NOLEN);
+}
+
+static void
+test_graph_lens_of_65534_and_more_round_trip(void **state)
+{
+    /* Addresses in a scrambled order, so that sorting the side table by
+     * address is not the line order; two halves joined by append; a
+     * repeated address whose later line has another big len (the first
+     * line wins, before and after finish). */
+    enum { N = 3000 };
+    struct ml_graph g, h;
+    struct ml_dumpparser p;
+    uint64_t addr[N];
+    size_t big = 0;
+
+    (void)state;
+    for (size_t k = 0; k < N; k++)
+        addr[k] = 0x7f0000000000ull + ((k * 2654435761u) % 1000003u) * 16;
+    ml_graph_init(&g);
+    ml_graph_init(&h);
+    ml_dumpparser_init(&p);
+    for (size_t k = 0; k < N / 2; k++)
+        add_len_line(&g, &p, addr[k], k);
+    for (size_t k = N / 2; k < N; k++)
+        add_len_line(&h, &p, addr[k], k);
+    add_len_line(&h, &p, addr[9], 10);         /* repeats line 9 */
+    assert_int_equal(ml_graph_append(&g, &h), 0);
+    ml_graph_free(&h);
+    /* Before finish: a linear search in line order (by address: the
+     * repeat reads its first line's). */
+    for (size_t k = 0; k < N; k++)
+        assert_len(&g, k, k);
+    assert_len(&g, N, 9);
+    assert_int_equal(ml_graph_finish(&g), 0);
+    assert_int_equal(g.n, N);
+    assert_int_equal(g.nduplicates, 1);
+    for (size_t k = 0; k < N; k++) {
+        uint64_t len;
+
+        assert_int_equal(ml_graph_find(&g, addr[k]), k);
+        assert_len(&g, k, k);
+        big += len_of(k, &len) && len >= 65534;
+    }
+    /* Only the big ones (and the repeat's) took a side entry. */
+    assert_int_equal(g.nbiglen, big + 1);
+    ml_graph_free(&g);
+    ml_dumpparser_free(&p);
+}
+
 static void
 test_graph_keeps_a_value_and_a_name_side_by_side(void **state)
 {
@@ -298,6 +388,7 @@ main(void)
         cmocka_unit_test(test_graph_keeps_addresses_whole_past_255_high_halves),
         cmocka_unit_test(test_graph_resolves_many_refs_on_two_threads),
         cmocka_unit_test(test_graph_sizes_of_4_gib_and_more_are_exact),
+        cmocka_unit_test(test_graph_lens_of_65534_and_more_round_trip),
         cmocka_unit_test(test_graph_keeps_a_value_and_a_name_side_by_side),
         cmocka_unit_test(test_graph_keeps_type_ids_past_65535_types),
     };
