@@ -48,8 +48,8 @@ ml_graph_free(struct ml_graph *g)
     free(g->perm);
     free(g->dir);
     free(g->arena);
-    free(g->biglen);
-    free(g->bigsize);
+    ml_graph_wide_free(&g->biglen);
+    ml_graph_wide_free(&g->bigsize);
     free(g->nulvals);
     ml_graph_init(g);
 }
@@ -407,16 +407,7 @@ ml_graph_find(const struct ml_graph *g, uint64_t address)
 int
 ml_graph_reserve_bigsize(struct ml_graph *g, size_t extra)
 {
-    if (g->nbigsize + extra > g->bigsize_cap) {
-        size_t ncap = g->nbigsize + extra;
-        void *nb = realloc(g->bigsize, ncap * sizeof(*g->bigsize));
-
-        if (nb == NULL)
-            return -ENOMEM;
-        g->bigsize = nb;
-        g->bigsize_cap = ncap;
-    }
-    return 0;
+    return ml_graph_wide_reserve(&g->bigsize, extra);
 }
 
 int
@@ -424,86 +415,17 @@ ml_graph_set_size(struct ml_graph *g, size_t i, uint64_t size)
 {
     int rc;
 
-    if (size < ML_GRAPH_SIZE32_BIG) {
-        g->size[i] = (uint32_t)size;
+    if (size < ML_GRAPH_SIZE16_BIG) {
+        g->size[i] = (uint16_t)size;
         return 0;
     }
-    /* The entry of an earlier size of this object, else a new one. */
-    if (g->size[i] == ML_GRAPH_SIZE32_BIG)
-        for (size_t k = 0; k < g->nbigsize; k++)
-            if (g->bigsize[k].addr == ml_graph_addr(g, i)) {
-                g->bigsize[k].size = size;
-                return 0;
-            }
-    if (g->nbigsize == g->bigsize_cap
-            && (rc = ml_graph_reserve_bigsize(g, g->nbigsize + 1)) < 0)
+    /* The entry of an earlier size of this address (even one since set
+     * small), else a new one. */
+    if ((rc = ml_graph_wide_reserve(&g->bigsize, 1)) < 0)
         return rc;
-    g->bigsize[g->nbigsize].addr = ml_graph_addr(g, i);
-    g->bigsize[g->nbigsize++].size = size;
-    g->size[i] = ML_GRAPH_SIZE32_BIG;
+    ml_graph_wide_set(&g->bigsize, ml_graph_addr(g, i), size);
+    g->size[i] = ML_GRAPH_SIZE16_BIG;
     return 0;
-}
-
-/* Makes room for extra more biglen entries, doubling (no realloc per
- * object).  0 or -ENOMEM. */
-static int
-reserve_biglen(struct ml_graph *g, size_t extra)
-{
-    size_t ncap = g->biglen_cap ? g->biglen_cap : 64;
-
-    if (g->nbiglen + extra <= g->biglen_cap)
-        return 0;
-    while (ncap < g->nbiglen + extra)
-        ncap *= 2;
-    if (grow((void **)&g->biglen, sizeof(*g->biglen), ncap) < 0)
-        return -ENOMEM;
-    g->biglen_cap = ncap;
-    return 0;
-}
-
-static int
-biglen_cmp(const void *pa, const void *pb)
-{
-    const struct ml_graph_biglen *a = pa, *b = pb;
-
-    if (a->addr != b->addr)
-        return a->addr < b->addr ? -1 : 1;
-    return a->seq < b->seq ? -1 : a->seq > b->seq;
-}
-
-/* Sorts biglen by address, line order among equal addresses (seq). */
-static void
-sort_biglen(struct ml_graph *g)
-{
-    for (size_t k = 0; k < g->nbiglen; k++)
-        g->biglen[k].seq = k;
-    if (g->nbiglen > 1)
-        qsort(g->biglen, g->nbiglen, sizeof(*g->biglen), biglen_cmp);
-    g->biglen_sorted = 1;
-}
-
-uint64_t
-ml_graph_biglen(const struct ml_graph *g, uint64_t a)
-{
-    size_t lo = 0, hi = g->nbiglen;
-
-    if (!g->biglen_sorted) {
-        /* Loading: line order, the first line of a wins. */
-        for (size_t k = 0; k < g->nbiglen; k++)
-            if (g->biglen[k].addr == a)
-                return g->biglen[k].len;
-        return ML_GRAPH_NOLEN;
-    }
-    while (lo < hi) {           /* the first entry >= a */
-        size_t mid = lo + (hi - lo) / 2;
-
-        if (g->biglen[mid].addr < a)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return lo < g->nbiglen && g->biglen[lo].addr == a
-        ? g->biglen[lo].len : ML_GRAPH_NOLEN;
 }
 
 int
@@ -522,19 +444,23 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
         return rc;
     if ((rc = set_addr(g, idx, l->address)) < 0)
         return rc;
-    g->size[idx] = 0;
-    if ((rc = ml_graph_set_size(g, idx, l->size)) < 0)
-        return rc;
+    /* A new entry, not a search (a repeated address has one per line). */
+    if (l->size < ML_GRAPH_SIZE16_BIG) {
+        g->size[idx] = (uint16_t)l->size;
+    } else {
+        if ((rc = ml_graph_wide_reserve(&g->bigsize, 1)) < 0)
+            return rc;
+        ml_graph_wide_append(&g->bigsize, l->address, l->size);
+        g->size[idx] = ML_GRAPH_SIZE16_BIG;
+    }
     if (!l->has_len) {
         g->len[idx] = ML_GRAPH_LEN16_NONE;
     } else if (l->len < ML_GRAPH_LEN16_BIG) {
         g->len[idx] = (uint16_t)l->len;
     } else {
-        if ((rc = reserve_biglen(g, 1)) < 0)
+        if ((rc = ml_graph_wide_reserve(&g->biglen, 1)) < 0)
             return rc;
-        g->biglen[g->nbiglen].addr = l->address;
-        g->biglen[g->nbiglen].len = l->len;
-        g->biglen[g->nbiglen++].seq = 0;
+        ml_graph_wide_append(&g->biglen, l->address, l->len);
         g->len[idx] = ML_GRAPH_LEN16_BIG;
     }
     /* One offset for both strings: the value's text, then the name. */
@@ -638,18 +564,9 @@ ml_graph_append(struct ml_graph *g, struct ml_graph *o)
             goto out;
         g->raw_cap = g->nrefs + o->nrefs;
     }
-    if (o->nbiglen > 0) {
-        if (reserve_biglen(g, o->nbiglen) < 0)
-            goto out;
-        memcpy(g->biglen + g->nbiglen, o->biglen, o->nbiglen * sizeof(*o->biglen));
-        g->nbiglen += o->nbiglen;
-    }
-    if (o->nbigsize > 0) {
-        if (ml_graph_reserve_bigsize(g, o->nbigsize) < 0)
-            goto out;
-        memcpy(g->bigsize + g->nbigsize, o->bigsize, o->nbigsize * sizeof(*o->bigsize));
-        g->nbigsize += o->nbigsize;
-    }
+    if (ml_graph_wide_take(&g->biglen, &o->biglen) < 0
+            || ml_graph_wide_take(&g->bigsize, &o->bigsize) < 0)
+        goto out;
     if (o->nnulvals > 0) {
         void *nv = realloc(g->nulvals, (g->nnulvals + o->nnulvals) * sizeof(*g->nulvals));
 
@@ -919,7 +836,8 @@ ml_graph_finish(struct ml_graph *g)
     free(g->raw);
     g->raw = NULL;
     g->raw_cap = 0;
-    sort_biglen(g);
+    ml_graph_wide_sort(&g->biglen);
+    ml_graph_wide_sort(&g->bigsize);
     g->finished = 1;
     shrink(g);
     rc = 0;

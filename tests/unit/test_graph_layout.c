@@ -304,7 +304,7 @@ test_graph_lens_of_65534_and_more_round_trip(void **state)
         big += len_of(k, &len) && len >= 65534;
     }
     /* Only the big ones (and the repeat's) took a side entry. */
-    assert_int_equal(g.nbiglen, big + 1);
+    assert_int_equal(g.biglen.n, big + 1);
     ml_graph_free(&g);
     ml_dumpparser_free(&p);
 }
