@@ -162,14 +162,14 @@ ml_graph_collapse_renumbering(struct ml_graph *g, uint32_t **renumber)
     if (newidx == NULL || nstart == NULL || nrefs_arr == NULL || stamp == NULL)
         goto out;
     {
-        /* Room for the folded sizes of 4 GiB or more, so that nothing
+        /* Room for the folded sizes of 65535 or more, so that nothing
          * fails once the graph is being changed. */
         size_t nbig = 0;
 
         for (size_t i = 0; i < n; i++)
             nbig += dictof[i] != ML_GRAPH_NONE
                 && ml_graph_size(g, i) + ml_graph_size(g, dictof[i])
-                   >= ML_GRAPH_SIZE32_BIG;
+                   >= ML_GRAPH_SIZE16_BIG;
         if (nbig > 0 && ml_graph_reserve_bigsize(g, nbig) < 0)
             goto out;
     }

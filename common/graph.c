@@ -48,8 +48,8 @@ ml_graph_free(struct ml_graph *g)
     free(g->perm);
     free(g->dir);
     free(g->arena);
-    free(g->biglen);
-    free(g->bigsize);
+    ml_graph_wide_free(&g->biglen);
+    ml_graph_wide_free(&g->bigsize);
     free(g->nulvals);
     ml_graph_init(g);
 }
@@ -407,16 +407,7 @@ ml_graph_find(const struct ml_graph *g, uint64_t address)
 int
 ml_graph_reserve_bigsize(struct ml_graph *g, size_t extra)
 {
-    if (g->nbigsize + extra > g->bigsize_cap) {
-        size_t ncap = g->nbigsize + extra;
-        void *nb = realloc(g->bigsize, ncap * sizeof(*g->bigsize));
-
-        if (nb == NULL)
-            return -ENOMEM;
-        g->bigsize = nb;
-        g->bigsize_cap = ncap;
-    }
-    return 0;
+    return ml_graph_wide_reserve(&g->bigsize, extra);
 }
 
 int
@@ -424,23 +415,16 @@ ml_graph_set_size(struct ml_graph *g, size_t i, uint64_t size)
 {
     int rc;
 
-    if (size < ML_GRAPH_SIZE32_BIG) {
-        g->size[i] = (uint32_t)size;
+    if (size < ML_GRAPH_SIZE16_BIG) {
+        g->size[i] = (uint16_t)size;
         return 0;
     }
-    /* The entry of an earlier size of this object, else a new one. */
-    if (g->size[i] == ML_GRAPH_SIZE32_BIG)
-        for (size_t k = 0; k < g->nbigsize; k++)
-            if (g->bigsize[k].addr == ml_graph_addr(g, i)) {
-                g->bigsize[k].size = size;
-                return 0;
-            }
-    if (g->nbigsize == g->bigsize_cap
-            && (rc = ml_graph_reserve_bigsize(g, g->nbigsize + 1)) < 0)
+    /* The entry of an earlier size of this address (even one since set
+     * small), else a new one. */
+    if ((rc = ml_graph_wide_reserve(&g->bigsize, 1)) < 0)
         return rc;
-    g->bigsize[g->nbigsize].addr = ml_graph_addr(g, i);
-    g->bigsize[g->nbigsize++].size = size;
-    g->size[i] = ML_GRAPH_SIZE32_BIG;
+    ml_graph_wide_set(&g->bigsize, ml_graph_addr(g, i), size);
+    g->size[i] = ML_GRAPH_SIZE16_BIG;
     return 0;
 }
 
@@ -460,22 +444,24 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
         return rc;
     if ((rc = set_addr(g, idx, l->address)) < 0)
         return rc;
-    g->size[idx] = 0;
-    if ((rc = ml_graph_set_size(g, idx, l->size)) < 0)
-        return rc;
-    if (!l->has_len) {
-        g->len[idx] = ML_GRAPH_LEN32_NONE;
-    } else if (l->len < ML_GRAPH_LEN32_BIG) {
-        g->len[idx] = (uint32_t)l->len;
+    /* A new entry, not a search (a repeated address has one per line). */
+    if (l->size < ML_GRAPH_SIZE16_BIG) {
+        g->size[idx] = (uint16_t)l->size;
     } else {
-        void *nb = realloc(g->biglen, (g->nbiglen + 1) * sizeof(*g->biglen));
-
-        if (nb == NULL)
-            return -ENOMEM;
-        g->biglen = nb;
-        g->biglen[g->nbiglen].addr = l->address;
-        g->biglen[g->nbiglen++].len = l->len;
-        g->len[idx] = ML_GRAPH_LEN32_BIG;
+        if ((rc = ml_graph_wide_reserve(&g->bigsize, 1)) < 0)
+            return rc;
+        ml_graph_wide_append(&g->bigsize, l->address, l->size);
+        g->size[idx] = ML_GRAPH_SIZE16_BIG;
+    }
+    if (!l->has_len) {
+        g->len[idx] = ML_GRAPH_LEN16_NONE;
+    } else if (l->len < ML_GRAPH_LEN16_BIG) {
+        g->len[idx] = (uint16_t)l->len;
+    } else {
+        if ((rc = ml_graph_wide_reserve(&g->biglen, 1)) < 0)
+            return rc;
+        ml_graph_wide_append(&g->biglen, l->address, l->len);
+        g->len[idx] = ML_GRAPH_LEN16_BIG;
     }
     /* One offset for both strings: the value's text, then the name. */
     g->str[idx] = 0;
@@ -578,21 +564,9 @@ ml_graph_append(struct ml_graph *g, struct ml_graph *o)
             goto out;
         g->raw_cap = g->nrefs + o->nrefs;
     }
-    if (o->nbiglen > 0) {
-        void *nb = realloc(g->biglen, (g->nbiglen + o->nbiglen) * sizeof(*g->biglen));
-
-        if (nb == NULL)
-            goto out;
-        g->biglen = nb;
-        memcpy(g->biglen + g->nbiglen, o->biglen, o->nbiglen * sizeof(*o->biglen));
-        g->nbiglen += o->nbiglen;
-    }
-    if (o->nbigsize > 0) {
-        if (ml_graph_reserve_bigsize(g, o->nbigsize) < 0)
-            goto out;
-        memcpy(g->bigsize + g->nbigsize, o->bigsize, o->nbigsize * sizeof(*o->bigsize));
-        g->nbigsize += o->nbigsize;
-    }
+    if (ml_graph_wide_take(&g->biglen, &o->biglen) < 0
+            || ml_graph_wide_take(&g->bigsize, &o->bigsize) < 0)
+        goto out;
     if (o->nnulvals > 0) {
         void *nv = realloc(g->nulvals, (g->nnulvals + o->nnulvals) * sizeof(*g->nulvals));
 
@@ -862,6 +836,8 @@ ml_graph_finish(struct ml_graph *g)
     free(g->raw);
     g->raw = NULL;
     g->raw_cap = 0;
+    ml_graph_wide_sort(&g->biglen);
+    ml_graph_wide_sort(&g->bigsize);
     g->finished = 1;
     shrink(g);
     rc = 0;

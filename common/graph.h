@@ -31,14 +31,15 @@
 #include <string.h>
 
 #include "dumpline.h"
+#include "graph_wide.h"
 
 #define ML_GRAPH_NONE UINT32_MAX        /* no such index */
 #define ML_GRAPH_NOLEN UINT64_MAX       /* object has no "len" */
 #define ML_GRAPH_VNUL 0x80              /* in vkind[]: value holds a NUL */
 #define ML_GRAPH_VNAME 0x40             /* in vkind[]: the object has a name */
-#define ML_GRAPH_SIZE32_BIG UINT32_MAX  /* in size[]: see bigsize */
-#define ML_GRAPH_LEN32_NONE UINT32_MAX  /* in len[]: no "len" */
-#define ML_GRAPH_LEN32_BIG (UINT32_MAX - 1) /* in len[]: see biglen */
+#define ML_GRAPH_SIZE16_BIG UINT16_MAX  /* in size[]: see bigsize */
+#define ML_GRAPH_LEN16_NONE UINT16_MAX  /* in len[]: no "len" */
+#define ML_GRAPH_LEN16_BIG (UINT16_MAX - 1) /* in len[]: see biglen */
 
 struct ml_graph {
     /* Objects. */
@@ -58,8 +59,10 @@ struct ml_graph {
      * the 65536th type, then 32 (type32; type16 is then NULL). */
     uint16_t *type16;
     uint32_t *type32;
-    uint32_t *size;             /* use ml_graph_size(); 4 bytes, not 8 */
-    uint32_t *len;              /* use ml_graph_len(); 4 bytes, not 8 */
+    uint16_t *size;             /* use ml_graph_size(); 2 bytes, not 8:
+                                 * 65535 and more are in bigsize */
+    uint16_t *len;              /* use ml_graph_len(); 2 bytes, not 8:
+                                 * 65534 and more are in biglen */
     uint32_t *str;              /* arena offset + 1 of the value's text
                                  * followed by the name's, 0 when neither:
                                  * use ml_graph_value(), ml_graph_name() */
@@ -103,14 +106,12 @@ struct ml_graph {
     size_t arena_len;
     size_t arena_cap;
 
-    /* Lengths that do not fit in 32 bits, by address (a 4-billion-item
-     * container is rare enough for a linear search). */
-    struct { uint64_t addr, len; } *biglen;
-    size_t nbiglen;
-    /* Sizes of 4 GiB and more, the same way. */
-    struct { uint64_t addr, size; } *bigsize;
-    size_t nbigsize;
-    size_t bigsize_cap;
+    /* Lengths of 65534 and more, and sizes of 65535 and more, by address
+     * (graph_wide.h: sorted by ml_graph_finish, then a binary search; the
+     * first line of an address wins).  Few objects hold 64 Ki items or
+     * bytes, so these save 4 bytes an object. */
+    struct ml_graph_wide biglen;
+    struct ml_graph_wide bigsize;
     /* Lengths of the values that hold a NUL (strlen does for the others,
      * which saves 4 bytes an object), by address. */
     struct { uint64_t addr, len; } *nulvals;
@@ -197,14 +198,13 @@ ml_graph_type_name(const struct ml_graph *g, uint32_t t)
 static inline uint64_t
 ml_graph_len(const struct ml_graph *g, size_t i)
 {
-    uint32_t v = g->len[i];
+    uint16_t v = g->len[i];
 
-    if (v == ML_GRAPH_LEN32_NONE)
+    if (v == ML_GRAPH_LEN16_NONE)
         return ML_GRAPH_NOLEN;
-    if (v == ML_GRAPH_LEN32_BIG)
-        for (size_t k = 0; k < g->nbiglen; k++)
-            if (g->biglen[k].addr == ml_graph_addr(g, i))
-                return g->biglen[k].len;
+    if (v == ML_GRAPH_LEN16_BIG)
+        return ml_graph_wide_get(&g->biglen, ml_graph_addr(g, i),
+                                 ML_GRAPH_NOLEN);
     return v;
 }
 
@@ -212,20 +212,18 @@ ml_graph_len(const struct ml_graph *g, size_t i)
 static inline uint64_t
 ml_graph_size(const struct ml_graph *g, size_t i)
 {
-    uint32_t v = g->size[i];
+    uint16_t v = g->size[i];
 
-    if (v == ML_GRAPH_SIZE32_BIG)
-        for (size_t k = 0; k < g->nbigsize; k++)
-            if (g->bigsize[k].addr == ml_graph_addr(g, i))
-                return g->bigsize[k].size;
+    if (v == ML_GRAPH_SIZE16_BIG)
+        return ml_graph_wide_get(&g->bigsize, ml_graph_addr(g, i), v);
     return v;
 }
 
-/* Sets object i's size: 0, or -ENOMEM (only for a size of 4 GiB or more,
+/* Sets object i's size: 0, or -ENOMEM (only for a size of 65535 or more,
  * unless ml_graph_reserve_bigsize made room). */
 int ml_graph_set_size(struct ml_graph *g, size_t i, uint64_t size);
 
-/* Makes room for extra more sizes of 4 GiB or more.  0 or -ENOMEM. */
+/* Makes room for extra more sizes of 65535 or more.  0 or -ENOMEM. */
 int ml_graph_reserve_bigsize(struct ml_graph *g, size_t extra);
 
 /* Object i's value kind (enum ml_vkind). */

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT
  *
  * test_graph_layout.c -- the compact arrays of common/graph.c: 5-byte
- * addresses and their whole-address fallback, 32-bit sizes and their side
- * table, one string offset for value and name, ml_graph_append (the
+ * addresses and their whole-address fallback, 16-bit sizes and lens and
+ * their side table (common/graph_wide.c), one string offset for value and name, ml_graph_append (the
  * loader's two halves), the two-thread resolution of many refs, and
  * 16-bit type ids with their 32-bit fallback.
  */
@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "collapse.h"
 #include "graph.h"
 #include "ml-common.h"
 
@@ -220,6 +221,181 @@ test_graph_sizes_of_4_gib_and_more_are_exact(void **state)
 }
 
 static void
+test_graph_sizes_of_65535_and_more_round_trip_and_change(void **state)
+{
+    /* Every other object past 16 bits, addresses scrambled; then sizes
+     * changed after finish, many new big ones (the side table's tail is
+     * sorted in several times), some big -> small -> big again (one entry
+     * an address, the last value read). */
+    enum { N = 4000 };
+    struct ml_graph g;
+    struct ml_dumpparser p;
+    struct ml_type_summary s[1];
+    uint64_t addr[N], want[N], total = 0;
+    char line[256];
+
+    (void)state;
+    ml_graph_init(&g);
+    ml_dumpparser_init(&p);
+    for (size_t k = 0; k < N; k++) {
+        addr[k] = 0x7f0000000000ull + ((k * 2654435761u) % 1000003u) * 16;
+        want[k] = k % 2 ? 65535 + k * 1031 : k * 16;
+        snprintf(line, sizeof(line), "{\"address\": %" PRIu64 ", \"type\": "
+                 "\"x\", \"size\": %" PRIu64 ", \"refs\": []}",
+                 addr[k], want[k]);
+        add(&g, &p, line);
+    }
+    assert_int_equal(ml_graph_finish(&g), 0);
+    for (size_t k = 0; k < N; k++)
+        assert_true(ml_graph_size(&g, k) == want[k]);
+    for (size_t k = 0; k < N; k++) {
+        if (k % 3 == 0) {
+            /* small -> big, big -> bigger */
+            want[k] = want[k] + 65536 + k;
+            assert_int_equal(ml_graph_set_size(&g, k, want[k]), 0);
+        } else if (k % 3 == 1) {
+            assert_int_equal(ml_graph_set_size(&g, k, 65534), 0);
+            assert_true(ml_graph_size(&g, k) == 65534);
+            want[k] = (uint64_t)1 << 33 | k;
+            assert_int_equal(ml_graph_set_size(&g, k, want[k]), 0);
+        }
+        assert_true(ml_graph_size(&g, k) == want[k]);
+    }
+    for (size_t k = 0; k < N; k++) {
+        assert_true(ml_graph_size(&g, k) == want[k]);
+        total += want[k];
+    }
+    /* One entry an address: N/2 at load, then the small ones made big
+     * (even k with k % 3 == 0 or 1: k % 6 == 0 or 4). */
+    assert_int_equal(g.bigsize.n, N / 2 + (N + 5) / 6 + (N + 1) / 6);
+    ml_graph_summarize(&g, NULL, s);
+    assert_true(s[0].size == total);
+    ml_graph_free(&g);
+    ml_dumpparser_free(&p);
+}
+
+static void
+test_graph_collapse_past_65535_bytes_keeps_the_sum(void **state)
+{
+    /* 40000 + 40000: neither past 16 bits, their sum is (the room
+     * collapse reserves first must count it). */
+    static const char *const lines[] = {
+        "{\"address\": 1, \"type\": \"type\", \"size\": 1000, \"name\": \"Big\", \"refs\": []}",
+        "{\"address\": 2, \"type\": \"Big\", \"size\": 40000, \"refs\": [3, 1]}",
+        "{\"address\": 3, \"type\": \"dict\", \"size\": 40000, \"len\": 1, \"refs\": [4, 4]}",
+        "{\"address\": 4, \"type\": \"str\", \"size\": 50, \"len\": 1, \"value\": \"a\", \"refs\": []}",
+        "{\"address\": 5, \"type\": \"Big\", \"size\": 70000, \"refs\": [6, 1]}",
+        "{\"address\": 6, \"type\": \"dict\", \"size\": 100000, \"len\": 1, \"refs\": [4, 4]}",
+    };
+    struct ml_graph g;
+    struct ml_dumpparser p;
+
+    (void)state;
+    ml_graph_init(&g);
+    ml_dumpparser_init(&p);
+    for (size_t k = 0; k < sizeof(lines) / sizeof(lines[0]); k++)
+        add(&g, &p, lines[k]);
+    assert_int_equal(ml_graph_finish(&g), 0);
+    assert_int_equal(ml_graph_collapse_instance_dicts(&g), 2);
+    assert_true(ml_graph_size(&g, ml_graph_find(&g, 2)) == 80000);
+    assert_true(ml_graph_size(&g, ml_graph_find(&g, 5)) == 170000);
+    assert_true(ml_graph_size(&g, ml_graph_find(&g, 4)) == 50);
+    assert_int_equal(ml_graph_find(&g, 3), ML_GRAPH_NONE);
+    ml_graph_free(&g);
+    ml_dumpparser_free(&p);
+}
+
+/* The len of line k of the lens test: no len every 7th line, else around
+ * the 16-bit limit and far above it. */
+static int
+len_of(size_t k, uint64_t *len)
+{
+    static const uint64_t edge[] = {
+        0, 1, 65533, 65534, 65535, 65536, UINT32_MAX, (uint64_t)1 << 40,
+    };
+
+    if (k % 7 == 6)
+        return 0;
+    *len = k < 8 ? edge[k] : 65534 + k * 977;
+    return 1;
+}
+
+static void
+add_len_line(struct ml_graph *g, struct ml_dumpparser *p, uint64_t addr,
+             size_t k)
+{
+    char line[256];
+    uint64_t len = 0;
+
+    if (len_of(k, &len))
+        snprintf(line, sizeof(line), "{\"address\": %" PRIu64 ", \"type\": "
+                 "\"list\", \"size\": 8, \"len\": %" PRIu64 ", \"refs\": []}",
+                 addr, len);
+    else
+        snprintf(line, sizeof(line), "{\"address\": %" PRIu64 ", \"type\": "
+                 "\"list\", \"size\": 8, \"refs\": []}", addr);
+    add(g, p, line);
+}
+
+static void
+assert_len(const struct ml_graph *g, size_t i, size_t k)
+{
+    uint64_t len = 0;
+
+    if (len_of(k, &len))
+        assert_true(ml_graph_len(g, i) == len);
+    else
+        assert_true(ml_graph_len(g, i) == ML_GRAPH_NOLEN);
+}
+
+static void
+test_graph_lens_of_65534_and_more_round_trip(void **state)
+{
+    /* Addresses in a scrambled order, so that sorting the side table by
+     * address is not the line order; two halves joined by append; a
+     * repeated address whose later line has another big len (the first
+     * line wins, before and after finish). */
+    enum { N = 3000 };
+    struct ml_graph g, h;
+    struct ml_dumpparser p;
+    uint64_t addr[N];
+    size_t big = 0;
+
+    (void)state;
+    for (size_t k = 0; k < N; k++)
+        addr[k] = 0x7f0000000000ull + ((k * 2654435761u) % 1000003u) * 16;
+    ml_graph_init(&g);
+    ml_graph_init(&h);
+    ml_dumpparser_init(&p);
+    for (size_t k = 0; k < N / 2; k++)
+        add_len_line(&g, &p, addr[k], k);
+    for (size_t k = N / 2; k < N; k++)
+        add_len_line(&h, &p, addr[k], k);
+    add_len_line(&h, &p, addr[9], 10);         /* repeats line 9 */
+    assert_int_equal(ml_graph_append(&g, &h), 0);
+    ml_graph_free(&h);
+    /* Before finish: a linear search in line order (by address: the
+     * repeat reads its first line's). */
+    for (size_t k = 0; k < N; k++)
+        assert_len(&g, k, k);
+    assert_len(&g, N, 9);
+    assert_int_equal(ml_graph_finish(&g), 0);
+    assert_int_equal(g.n, N);
+    assert_int_equal(g.nduplicates, 1);
+    for (size_t k = 0; k < N; k++) {
+        uint64_t len;
+
+        assert_int_equal(ml_graph_find(&g, addr[k]), k);
+        assert_len(&g, k, k);
+        big += len_of(k, &len) && len >= 65534;
+    }
+    /* Only the big ones (and the repeat's) took a side entry. */
+    assert_int_equal(g.biglen.n, big + 1);
+    ml_graph_free(&g);
+    ml_dumpparser_free(&p);
+}
+
+static void
 test_graph_keeps_a_value_and_a_name_side_by_side(void **state)
 {
     struct ml_graph g;
@@ -298,6 +474,9 @@ main(void)
         cmocka_unit_test(test_graph_keeps_addresses_whole_past_255_high_halves),
         cmocka_unit_test(test_graph_resolves_many_refs_on_two_threads),
         cmocka_unit_test(test_graph_sizes_of_4_gib_and_more_are_exact),
+        cmocka_unit_test(test_graph_lens_of_65534_and_more_round_trip),
+        cmocka_unit_test(test_graph_sizes_of_65535_and_more_round_trip_and_change),
+        cmocka_unit_test(test_graph_collapse_past_65535_bytes_keeps_the_sum),
         cmocka_unit_test(test_graph_keeps_a_value_and_a_name_side_by_side),
         cmocka_unit_test(test_graph_keeps_type_ids_past_65535_types),
     };
