@@ -75,6 +75,11 @@ rss_watch_stop(struct rss_watch *w)
 {
     w->stop = 1;
     pthread_join(w->t, NULL);
+    /* and now: on a loaded machine the sampler may not have run since
+     * the last of the work (it then saw stop first) */
+    long v = rss_anon_kib();
+    if (v > w->peak)
+        w->peak = v;
     return w->peak - w->before;
 }
 
