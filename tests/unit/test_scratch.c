@@ -81,9 +81,12 @@ static void
 test_scratch_pages_are_not_anonymous_memory(void **state)
 {
     (void)state;
-    /* under the sanitizers, their shadow of any write is anonymous */
+    /* under the sanitizers, their shadow of any write is anonymous (not
+     * skip(): cmocka 1.1 prints "not ok # SKIP", a failure to meson's TAP
+     * parser) */
 #if defined(__SANITIZE_ADDRESS__)
-    skip();
+    print_message("# ASan: shadow memory is anonymous; not exercised\n");
+    return;
 #endif
     /* the oracle: what calloc gives a big block (mmap'd directly here:
      * MALLOC_PERTURB_, as meson test sets it, would touch calloc's pages
