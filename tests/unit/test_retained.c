@@ -169,7 +169,7 @@ oid_cmp(const void *a, const void *b)
 static int64_t
 oid_of(const struct heap *h, const uint64_t *sorted, uint64_t addr)
 {
-    uint64_t *p = bsearch(&addr, sorted, h->n, sizeof *sorted, oid_cmp);
+    const uint64_t *p = bsearch(&addr, sorted, h->n, sizeof *sorted, oid_cmp);
 
     return p == NULL ? -1 : (int64_t)(p - sorted);
 }
