@@ -16,7 +16,6 @@
 
 #include "ml-common.h"
 #include "report-int.h"
-#include "scratch.h"
 #include "report_births.h"
 
 /* Sites shown per type. */
@@ -348,121 +347,6 @@ rp__births_pick(const cJSON *births, const char *type)
 
 /* ---- from two snapshots ---- */
 
-struct aside {
-    uint64_t *addr;             /* by address, */
-    uint32_t *oid;              /* its oid */
-    uint32_t *tid;              /* by oid */
-    uint64_t *size;
-    size_t n, cap;
-};
-
-static int
-a_addr(void *arg, uint64_t address, uint32_t oid)
-{
-    struct aside *a = arg;
-
-    if (a->n == a->cap || oid >= a->cap)
-        return ML_ECORRUPT;
-    a->addr[a->n] = address;
-    a->oid[a->n++] = oid;
-    return 0;
-}
-
-static int
-a_obj(void *arg, const struct st_object *o)
-{
-    struct aside *a = arg;
-
-    if (o->oid >= a->cap)
-        return ML_ECORRUPT;
-    a->tid[o->oid] = o->tid;
-    a->size[o->oid] = o->size;
-    return 0;
-}
-
-struct bside {
-    const struct aside *a;
-    uint8_t *isnew;
-    uint32_t *tid;
-    uint64_t *size;
-    size_t nobj;
-};
-
-/* new: no object of a at its address with its type and size (diff's rule,
- * docs/cli-json.md) */
-static int
-b_obj(void *arg, const struct st_object *o)
-{
-    struct bside *b = arg;
-    const struct aside *a = b->a;
-    size_t lo = 0, hi = a->n;
-
-    if (o->oid >= b->nobj)
-        return ML_ECORRUPT;
-    b->tid[o->oid] = o->tid;
-    b->size[o->oid] = o->size;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-
-        if (a->addr[mid] < o->address)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    b->isnew[o->oid] = !(lo < a->n && a->addr[lo] == o->address
-                         && a->tid[a->oid[lo]] == o->tid
-                         && a->size[a->oid[lo]] == o->size);
-    return 0;
-}
-
-cJSON *
-rp_births_between(struct ctx *c, const struct snap *sa, const struct snap *sb,
-                  uint64_t top)
-{
-    struct aside a = { 0 };
-    struct bside b = { .a = &a };
-    cJSON *out = NULL;
-    int rc;
-
-    if ((rc = st_births_has(c->r, sb->id)) <= 0) {
-        if (rc < 0)
-            rp__fail(c, rc, "reading birth sites: %s", st_strerror(rc));
-        return rc < 0 ? NULL : cJSON_CreateNull();
-    }
-    a.cap = (size_t)sa->objects;
-    b.nobj = (size_t)sb->objects;
-    a.addr = st_scratch((a.cap + 1) * sizeof *a.addr);
-    a.oid = st_scratch((a.cap + 1) * sizeof *a.oid);
-    a.tid = st_scratch((a.cap + 1) * sizeof *a.tid);
-    a.size = st_scratch((a.cap + 1) * sizeof *a.size);
-    b.isnew = st_scratch(b.nobj + 1);
-    b.tid = st_scratch((b.nobj + 1) * sizeof *b.tid);
-    b.size = st_scratch((b.nobj + 1) * sizeof *b.size);
-    if (!a.addr || !a.oid || !a.tid || !a.size || !b.isnew || !b.tid
-        || !b.size) {
-        rp__fail(c, -ENOMEM, "out of memory");
-        goto out;
-    }
-    if ((rc = st_address_each(c->r, sa->id, a_addr, &a)) != 0 ||
-        (rc = st_object_each(c->r, sa->id, a_obj, &a)) != 0 ||
-        (rc = st_object_each(c->r, sb->id, b_obj, &b)) != 0) {
-        rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
-        goto out;
-    }
-    out = rp__births_new(c, sb->id, b.isnew, b.tid, b.size, b.nobj, top);
-    if (out == NULL)
-        rp__fail(c, -ENOMEM, "reading birth sites: out of memory");
-out:
-    st_scratch_free(a.addr);
-    st_scratch_free(a.oid);
-    st_scratch_free(a.tid);
-    st_scratch_free(a.size);
-    st_scratch_free(b.isnew);
-    st_scratch_free(b.tid);
-    st_scratch_free(b.size);
-    return out;
-}
-
 int
 rp__births_growth(struct ctx *c, const struct snap *const *sn, size_t n,
                   cJSON *sec)
@@ -480,7 +364,7 @@ rp__births_growth(struct ctx *c, const struct snap *const *sn, size_t n,
             a = sn[i];
     if (a == NULL)
         return 0;
-    if ((births = rp_births_between(c, a, b, 0)) == NULL)
+    if ((births = rp__births_between(c, a, b, 0)) == NULL)
         return -ENOMEM;
     cJSON_ArrayForEach(t, cJSON_GetObjectItemCaseSensitive(sec, "types")) {
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(t, "type");

@@ -34,12 +34,12 @@ cJSON *rp__births_new(struct ctx *c, uint64_t sid, const uint8_t *isnew,
                       const uint32_t *tid, const uint64_t *size, size_t nobj,
                       uint64_t top);
 
-/* For the verdict and growth: the same array for the objects of sb that
- * are new against sa (the diff's rule: no object of sa at the address
- * with the type and size), computed here.  JSON null when sb has no
- * birth sites; NULL with c's error set on failure. */
-cJSON *rp_births_between(struct ctx *c, const struct snap *sa,
-                         const struct snap *sb, uint64_t top);
+/* For growth: the same array for the objects of sb that are new against
+ * sa, by the diff's own classification (report_diff.c, which defines
+ * it).  JSON null when sb has no birth sites; NULL with c's error set on
+ * failure. */
+cJSON *rp__births_between(struct ctx *c, const struct snap *sa,
+                          const struct snap *sb, uint64_t top);
 
 /* diff: adds "births" (rp__births_new's array) to new_objects nw, only
  * when sid has birth sites (an untraced diff's document is unchanged).

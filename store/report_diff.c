@@ -437,56 +437,110 @@ group_json(struct ctx *c, const struct snap *sb, const struct bside *b,
     return o;
 }
 
+/* Frees what classify() allocated (NULL members: nothing). */
+static void
+sides_free(struct aside *a, struct bside *b)
+{
+    st_scratch_free(a->addr);
+    st_scratch_free(a->oid);
+    st_scratch_free(a->tid);
+    st_scratch_free(a->size);
+    st_scratch_free(a->seen);
+    st_scratch_free(b->state);
+    st_scratch_free(b->referred);
+    st_scratch_free(b->tid);
+    st_scratch_free(b->size);
+    st_scratch_free(b->anchor);
+    st_scratch_free(b->depth);
+    free(b->edge);
+}
+
+/* Which objects of sb are new against sa (b->state, B_*), with their
+ * types and sizes, the new-to-new edges and who is referred to: the one
+ * rule of "new" (docs/cli-json.md, diff), for the diff and for growth's
+ * birth sites.  0, or an error (c's set unless -ENOMEM); the caller
+ * frees with sides_free either way. */
+static int
+classify(struct ctx *c, const struct snap *sa, const struct snap *sb,
+         const struct snap *const *keep, size_t nkeep, struct aside *a,
+         struct bside *b)
+{
+    int rc;
+
+    memset(a, 0, sizeof *a);
+    memset(b, 0, sizeof *b);
+    b->a = a;
+    b->sid = sb->id;
+    a->nobj = a->cap = (size_t)sa->objects;
+    b->nobj = (size_t)sb->objects;
+    a->addr = st_scratch((a->cap + 1) * sizeof *a->addr);
+    a->oid = st_scratch((a->cap + 1) * sizeof *a->oid);
+    a->tid = st_scratch((a->nobj + 1) * sizeof *a->tid);
+    a->size = st_scratch((a->nobj + 1) * sizeof *a->size);
+    a->seen = st_scratch(a->nobj + 1);
+    b->state = st_scratch(b->nobj + 1);
+    b->referred = st_scratch(b->nobj + 1);
+    b->tid = st_scratch((b->nobj + 1) * sizeof *b->tid);
+    b->size = st_scratch((b->nobj + 1) * sizeof *b->size);
+    b->anchor = st_scratch((b->nobj + 1) * sizeof *b->anchor);
+    b->depth = st_scratch((b->nobj + 1) * sizeof *b->depth);
+    if (!a->addr || !a->oid || !a->tid || !a->size || !a->seen ||
+        !b->state || !b->referred || !b->tid || !b->size || !b->anchor ||
+        !b->depth)
+        return -ENOMEM;
+    if ((rc = st_address_each(c->r, sa->id, a_addr, a)) != 0 ||
+        (rc = st_object_each(c->r, sa->id, a_obj, a)) != 0 ||
+        (rc = st_object_each(c->r, sb->id, b_obj, b)) != 0)
+        return rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
+    for (size_t i = 0; i < nkeep; i++)
+        if ((rc = keep_alive(c, keep[i], b)) != 0)
+            return rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
+    if ((rc = st_parents_each(c->r, sb->id, b_par, b)) != 0 ||
+        (rc = settle_reused(c, b)) != 0) {
+        if (rc != -ENOMEM)
+            rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
+        return rc;
+    }
+    return 0;
+}
+
+cJSON *
+rp__births_between(struct ctx *c, const struct snap *sa,
+                   const struct snap *sb, uint64_t top)
+{
+    struct aside a;
+    struct bside b;
+    cJSON *out = NULL;
+    int rc;
+
+    if ((rc = st_births_has(c->r, sb->id)) <= 0) {
+        if (rc < 0)
+            rp__fail(c, rc, "reading birth sites: %s", st_strerror(rc));
+        return rc < 0 ? NULL : cJSON_CreateNull();
+    }
+    rc = classify(c, sa, sb, NULL, 0, &a, &b);
+    if (rc == 0)
+        out = rp__births_new(c, sb->id, b.state, b.tid, b.size, b.nobj, top);
+    if ((rc == 0 && out == NULL) || rc == -ENOMEM)
+        rp__fail(c, -ENOMEM, "reading birth sites: out of memory");
+    sides_free(&a, &b);
+    return out;
+}
+
 int
 rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
                 const struct snap *const *keep, size_t nkeep, uint64_t top,
                 int all_types, cJSON *out)
 {
-    struct aside a = { 0 };
-    struct bside b = { .a = &a, .sid = sb->id };
+    struct aside a;
+    struct bside b;
     struct row *rows = NULL;
     struct group *g = NULL;
     size_t nr = 0, ng = 0;
-    int rc = -ENOMEM;
+    int rc;
 
-    a.nobj = a.cap = (size_t)sa->objects;
-    b.nobj = (size_t)sb->objects;
-    a.addr = st_scratch((a.cap + 1) * sizeof *a.addr);
-    a.oid = st_scratch((a.cap + 1) * sizeof *a.oid);
-    a.tid = st_scratch((a.nobj + 1) * sizeof *a.tid);
-    a.size = st_scratch((a.nobj + 1) * sizeof *a.size);
-    a.seen = st_scratch(a.nobj + 1);
-    b.state = st_scratch(b.nobj + 1);
-    b.referred = st_scratch(b.nobj + 1);
-    b.tid = st_scratch((b.nobj + 1) * sizeof *b.tid);
-    b.size = st_scratch((b.nobj + 1) * sizeof *b.size);
-    b.anchor = st_scratch((b.nobj + 1) * sizeof *b.anchor);
-    b.depth = st_scratch((b.nobj + 1) * sizeof *b.depth);
-    if (!a.addr || !a.oid || !a.tid || !a.size || !a.seen || !b.state ||
-        !b.referred ||
-        !b.tid || !b.size || !b.anchor || !b.depth)
+    if ((rc = classify(c, sa, sb, keep, nkeep, &a, &b)) != 0)
         goto out;
-    if ((rc = st_address_each(c->r, sa->id, a_addr, &a)) != 0 ||
-        (rc = st_object_each(c->r, sa->id, a_obj, &a)) != 0 ||
-        (rc = st_object_each(c->r, sb->id, b_obj, &b)) != 0) {
-        rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
-        goto out;
-    }
-    for (size_t i = 0; i < nkeep; i++)
-        if ((rc = keep_alive(c, keep[i], &b)) != 0) {
-            rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
-            goto out;
-        }
-    if ((rc = st_parents_each(c->r, sb->id, b_par, &b)) != 0) {
-        if (rc != -ENOMEM)
-            rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
-        goto out;
-    }
-    if ((rc = settle_reused(c, &b)) != 0) {
-        if (rc != -ENOMEM)
-            rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
-        goto out;
-    }
     struct ml_accum ac = {
         .n = b.nobj, .isnew = b.state, .referred = b.referred,
         .edge = (const uint32_t (*)[2])b.edge, .nedge = b.nedge,
@@ -582,18 +636,7 @@ out:
         rp__fail(c, rc, "out of memory");
     st_scratch_free(rows);
     free(g);
-    st_scratch_free(a.addr);
-    st_scratch_free(a.oid);
-    st_scratch_free(a.tid);
-    st_scratch_free(a.size);
-    st_scratch_free(a.seen);
-    st_scratch_free(b.state);
-    st_scratch_free(b.referred);
-    st_scratch_free(b.tid);
-    st_scratch_free(b.size);
-    st_scratch_free(b.anchor);
-    st_scratch_free(b.depth);
-    free(b.edge);
+    sides_free(&a, &b);
     return rc;
 }
 
