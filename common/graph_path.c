@@ -107,17 +107,10 @@ out:
     return rc;
 }
 
-struct gget {
-    const struct ml_graph *g;
-    uint64_t *refs;             /* the last object's refs, as addresses */
-    size_t cap;
-};
-
 static int
-gget(void *ctx, uint64_t addr, int want_refs, struct ml_path_obj *o)
+gget(void *ctx, uint64_t addr, uint64_t child, struct ml_path_obj *o)
 {
-    struct gget *gg = ctx;
-    const struct ml_graph *g = gg->g;
+    const struct ml_graph *g = ctx;
     uint32_t i = ml_graph_find(g, addr);
     const char *s;
 
@@ -139,21 +132,16 @@ gget(void *ctx, uint64_t addr, int want_refs, struct ml_path_obj *o)
     o->len = ml_graph_len(g, i);
     if (o->len == ML_GRAPH_NOLEN)
         o->len = UINT64_MAX;
-    if (want_refs) {
+    o->child_at = ML_PATH_NOT_HELD;
+    if (child != 0) {
         uint32_t b = g->ref_start[i], e = g->ref_start[i + 1];
 
-        if (e - b > gg->cap) {
-            uint64_t *nr = realloc(gg->refs, (e - b) * sizeof *nr);
-
-            if (nr == NULL)
-                return -ENOMEM;
-            gg->refs = nr;
-            gg->cap = e - b;
-        }
         for (uint32_t k = b; k < e; k++)
-            gg->refs[k - b] = ml_graph_ref_addr(g, g->refs[k]);
-        o->refs = gg->refs;
-        o->nrefs = e - b;
+            if (ml_graph_ref_addr(g, g->refs[k]) == child) {
+                o->child_at = k - b;
+                o->child_prev = k > b ? ml_graph_ref_addr(g, g->refs[k - 1]) : 0;
+                break;
+            }
     }
     return 0;
 }
@@ -162,7 +150,6 @@ int
 ml_graph_path(const struct ml_graph *g, const uint32_t *chain, size_t n,
               struct ml_path *out)
 {
-    struct gget gg = { g, NULL, 0 };
     uint64_t *addrs = malloc((n ? n : 1) * sizeof *addrs);
     int rc;
 
@@ -170,8 +157,7 @@ ml_graph_path(const struct ml_graph *g, const uint32_t *chain, size_t n,
         return -ENOMEM;
     for (size_t i = 0; i < n; i++)
         addrs[i] = ml_graph_addr(g, chain[i]);
-    rc = ml_path_build(addrs, n, gget, &gg, out);
+    rc = ml_path_build(addrs, n, gget, (void *)g, out);
     free(addrs);
-    free(gg.refs);
     return rc;
 }

@@ -226,7 +226,8 @@ ml_path_build(const uint64_t *chain, size_t n, ml_path_get_fn get,
 
     for (size_t i = 1; i < n; i++) {
         struct ml_path_step *st = &out->steps[i];
-        size_t j, nrefs;
+        size_t j;
+        int held;
         uint64_t plen, kaddr = 0;
         int silent = 0;
         /* the key or name before the child in the parent's refs */
@@ -235,7 +236,7 @@ ml_path_build(const uint64_t *chain, size_t n, ml_path_get_fn get,
         size_t kvlen = 0;
         uint64_t klen = UINT64_MAX;
 
-        if ((rc = get(ctx, chain[i - 1], 1, &o)) != 0)
+        if ((rc = get(ctx, chain[i - 1], chain[i], &o)) != 0)
             goto fail;
         free(ptype);
         free(pname);
@@ -244,11 +245,10 @@ ml_path_build(const uint64_t *chain, size_t n, ml_path_get_fn get,
         if (ptype == NULL || (o.name != NULL && pname == NULL))
             goto nomem;
         plen = o.len;
-        nrefs = o.nrefs;
-        for (j = 0; j < o.nrefs && o.refs[j] != chain[i]; j++)
-            ;
-        if (j % 2 == 1 && j < nrefs)
-            kaddr = o.refs[j - 1];
+        j = o.child_at;
+        held = j != ML_PATH_NOT_HELD;
+        if (held && j % 2 == 1)
+            kaddr = o.child_prev;
         if (kaddr != 0) {
             if ((rc = get(ctx, kaddr, 0, &o)) != 0)
                 goto fail;
@@ -278,7 +278,7 @@ ml_path_build(const uint64_t *chain, size_t n, ml_path_get_fn get,
         int kstr = ktype != NULL && is_type(ktype, "str");
         int kname = kstr && kval != NULL && ml_is_code_name(kval, kvlen);
 
-        if (j >= nrefs) {
+        if (!held) {
             /* not among the parent's refs: a chain from elsewhere */
         } else if (is_type(ptype, ML_THREAD_FRAME)) {
             if (kname && (plen == UINT64_MAX || j < 2 * plen)) {
@@ -390,7 +390,7 @@ ml_path_build(const uint64_t *chain, size_t n, ml_path_get_fn get,
             st->key = kval;
             kval = NULL;
         }
-        if (st->via == ML_VIA_REF && !silent && j < nrefs && j % 2 == 0
+        if (st->via == ML_VIA_REF && !silent && held && j % 2 == 0
                 && is_dict_type(ptype) && plen != UINT64_MAX && j < 2 * plen) {
             sb_str(&text, "<key>");     /* the key object itself */
         } else if (st->via == ML_VIA_REF && !silent) {

@@ -39,13 +39,20 @@ struct ml_path_obj {
     size_t value_len;
     int vkind;                  /* enum ml_vkind */
     uint64_t len;               /* UINT64_MAX: no "len" */
-    const uint64_t *refs;       /* addresses, in dump order */
-    size_t nrefs;
+    size_t child_at;            /* see ml_path_get_fn */
+    uint64_t child_prev;
 };
 
-/* Fills out with the object at address (its refs only when want_refs).
+#define ML_PATH_NOT_HELD SIZE_MAX
+
+/* Fills out with the object at address.  When child is not 0, also says
+ * where child is first among the object's refs (docs/dump-format.md,
+ * "Refs"): child_at its index, or ML_PATH_NOT_HELD; child_prev the ref
+ * before it (0 at index 0).  That is all a path needs of a parent's
+ * refs: a dict of millions of entries on the chain is scanned, never
+ * copied (a daemon answering referrers at 80M objects stays small).
  * 0, or a negative code (the path then stops with it). */
-typedef int (*ml_path_get_fn)(void *ctx, uint64_t address, int want_refs,
+typedef int (*ml_path_get_fn)(void *ctx, uint64_t address, uint64_t child,
                               struct ml_path_obj *out);
 
 enum ml_path_via {

@@ -567,8 +567,40 @@ st_read_parents_total(const struct st_read *r)
     return r->par_total;
 }
 
+/* Where one child is among an object's refs (st_object_child). */
+struct child_q {
+    uint64_t child;
+    size_t at;
+    uint64_t prev;
+};
+
+/* Finds q->child among rec's refs by decoding them one at a time (p: the
+ * end of the record): nothing of their number is kept in memory. */
 static int
-object_at(struct st_read *r, uint64_t id, uint64_t oid, struct st_object *o)
+child_scan(const struct st_rec *rec, const unsigned char *p,
+           struct child_q *q)
+{
+    const unsigned char *rp = rec->refs_p;
+    uint64_t prev = 0, a;
+
+    q->at = SIZE_MAX;
+    q->prev = 0;
+    for (uint64_t i = 0; i < rec->nrefs; i++) {
+        if (st_rec_ref(&rp, p, rec, &a) != 0)
+            return ML_ECORRUPT;
+        if (a == q->child) {
+            q->at = (size_t)i;
+            q->prev = prev;
+            return 0;
+        }
+        prev = a;
+    }
+    return 0;
+}
+
+static int
+object_at(struct st_read *r, uint64_t id, uint64_t oid, struct st_object *o,
+          struct child_q *q)
 {
     MDB_val v;
     uint64_t first, prev = 0;
@@ -598,7 +630,11 @@ object_at(struct st_read *r, uint64_t id, uint64_t oid, struct st_object *o)
         if (i == oid)
             break;
     }
-    return fill(r, &rec, p, oid, 1, o);
+    if (q == NULL)
+        return fill(r, &rec, p, oid, 1, o);
+    if ((rc = fill(r, &rec, p, oid, 0, o)) != 0)
+        return rc;
+    return child_scan(&rec, p, q);
 }
 
 /* 0 if snapshot id is complete with its graph; remembered for the next
@@ -647,7 +683,7 @@ st_object_find(struct st_read *r, uint64_t id, uint64_t address,
     if (rc == 0)
         rc = oid_of(r, id, address, &oid);
     if (rc == 0)
-        rc = object_at(r, id, oid, out);
+        rc = object_at(r, id, oid, out, NULL);
     return rc;
 }
 
@@ -671,7 +707,7 @@ st_referrers(struct st_read *r, uint64_t id, uint64_t address,
     for (size_t i = 0; i < np; i++) {
         struct st_object o;
 
-        rc = object_at(r, id, par[i], &o);
+        rc = object_at(r, id, par[i], &o, NULL);
         if (rc == 0)
             rc = cb(ctx, &o);
         if (rc != 0)
@@ -777,7 +813,21 @@ st_object_get(struct st_read *r, uint64_t id, uint32_t oid,
 {
     int rc = with_graph(r, id);
 
-    return rc != 0 ? rc : object_at(r, id, oid, out);
+    return rc != 0 ? rc : object_at(r, id, oid, out, NULL);
+}
+
+int
+st_object_child(struct st_read *r, uint64_t id, uint32_t oid, uint64_t child,
+                struct st_object *out, size_t *at, uint64_t *prev)
+{
+    struct child_q q = { child, SIZE_MAX, 0 };
+    int rc = with_graph(r, id);
+
+    if (rc == 0)
+        rc = object_at(r, id, oid, out, &q);
+    *at = q.at;
+    *prev = q.prev;
+    return rc;
 }
 
 int

@@ -29,18 +29,23 @@ struct pget {
 
 /* ml_path_get_fn over the store: the object at an address. */
 static int
-pget(void *ctx, uint64_t addr, int want_refs, struct ml_path_obj *out)
+pget(void *ctx, uint64_t addr, uint64_t child, struct ml_path_obj *out)
 {
     struct pget *g = ctx;
     struct st_object o;
     uint32_t oid;
+    size_t at = ML_PATH_NOT_HELD;
+    uint64_t prev = 0;
     int rc;
 
     if ((rc = st_oid_of(g->c->r, g->snap, addr, &oid)) != 0)
         return rc;
-    st_read_refs_max(g->c->r, want_refs ? SIZE_MAX : 0);
-    rc = st_object_get(g->c->r, g->snap, oid, &o);
-    st_read_refs_max(g->c->r, 0);
+    if (child != 0) {
+        rc = st_object_child(g->c->r, g->snap, oid, child, &o, &at, &prev);
+    } else {
+        st_read_refs_max(g->c->r, 0);
+        rc = st_object_get(g->c->r, g->snap, oid, &o);
+    }
     if (rc != 0)
         return rc;
     out->address = o.address;
@@ -53,8 +58,8 @@ pget(void *ctx, uint64_t addr, int want_refs, struct ml_path_obj *out)
         ? o.value : NULL;
     out->value_len = o.value_len;
     out->len = o.has_len ? o.len : UINT64_MAX;
-    out->refs = want_refs ? o.refs : NULL;
-    out->nrefs = want_refs ? o.refs_len : 0;
+    out->child_at = at == SIZE_MAX ? ML_PATH_NOT_HELD : at;
+    out->child_prev = prev;
     return 0;
 }
 

@@ -244,6 +244,15 @@ int st_referrers(struct st_read *r, uint64_t id, uint64_t address,
 int st_object_get(struct st_read *r, uint64_t id, uint32_t oid,
                   struct st_object *out);
 
+/* The object numbered oid without its refs (refs_len 0), and where child
+ * is first among them: *at its index (SIZE_MAX: not there) and *prev the
+ * ref before it (0 at index 0).  The refs are scanned, not decoded into
+ * memory: a path through a dict of 10 million entries reads 20 million
+ * refs and keeps two. */
+int st_object_child(struct st_read *r, uint64_t id, uint32_t oid,
+                    uint64_t child, struct st_object *out, size_t *at,
+                    uint64_t *prev);
+
 /* The numbers of the objects that refer to oid, ascending; *parents
  * points into r until the next call.  At most st_read_parents_max of
  * them; st_read_parents_total says how many there are. */

@@ -39,7 +39,7 @@ struct heap {
 };
 
 static int
-get(void *ctx, uint64_t addr, int want_refs, struct ml_path_obj *out)
+get(void *ctx, uint64_t addr, uint64_t child, struct ml_path_obj *out)
 {
     const struct heap *h = ctx;
 
@@ -60,8 +60,13 @@ get(void *ctx, uint64_t addr, int want_refs, struct ml_path_obj *out)
         out->value_len = f->value ? strlen(f->value) : 0;
         out->vkind = f->vkind;
         out->len = f->len;
-        out->refs = want_refs ? f->refs : NULL;
-        out->nrefs = want_refs ? f->nrefs : 0;
+        out->child_at = ML_PATH_NOT_HELD;
+        for (size_t j = 0; child != 0 && j < f->nrefs; j++)
+            if (f->refs[j] == child) {
+                out->child_at = j;
+                out->child_prev = j > 0 ? f->refs[j - 1] : 0;
+                break;
+            }
         return 0;
     }
     return -ENOENT;

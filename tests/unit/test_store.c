@@ -583,6 +583,70 @@ test_store_bulk_access_matches_model(void **state)
     heap_free(&h);
 }
 
+/* The model's answer: where child is first among o's refs. */
+static size_t
+model_child_at(const struct mobj *o, uint64_t child)
+{
+    for (size_t k = 0; k < o->nrefs; k++)
+        if (o->refs[k] == child)
+            return k;
+    return SIZE_MAX;
+}
+
+/* A path's step needs the child's position and the ref before it, read
+ * without decoding the parent's refs: every ref of every object (and of
+ * one holding 200 000, repeats among them), and addresses not held. */
+static void
+test_store_object_child_finds_position_without_refs(void **state)
+{
+    struct fx *f = *state;
+    struct heap h;
+    uint64_t id = 0, prev, r64 = 99;
+    struct st_read *r;
+    struct st_object o;
+    size_t at, checked = 0;
+    struct mobj *big;
+
+    heap_make(&h, 3000, 21, 0);
+    big = &h.o[1234];
+    free(big->refs);
+    big->nrefs = 200000;
+    big->refs = calloc(big->nrefs, sizeof *big->refs);
+    assert_non_null(big->refs);
+    for (size_t k = 0; k < big->nrefs; k++)
+        big->refs[k] = h.o[rng_next(&r64) % h.n].addr;
+    assert_int_equal(ingest_heap(f->s, &h, 0, &src_a, &id), 0);
+    assert_int_equal(st_read_begin(f->s, &r), 0);
+    for (size_t i = 0; i < h.n; i++) {
+        const struct mobj *m = &h.o[i];
+        size_t nk = m == big ? 2000 : m->nrefs;
+
+        for (size_t k = 0; k <= nk; k++) {
+            /* k == nk: an address the object does not hold */
+            size_t kk = m == big ? (k * 97) % m->nrefs : k;
+            uint64_t child = k < nk ? m->refs[kk] : 0x7e0000000010ull;
+            size_t want = model_child_at(m, child);
+
+            assert_int_equal(st_object_child(r, id, (uint32_t)i, child, &o,
+                                             &at, &prev), 0);
+            assert_int_equal(o.address, m->addr);
+            assert_int_equal(o.nrefs, m->nrefs);
+            assert_int_equal(o.refs_len, 0);
+            assert_true(at == want);
+            if (want == SIZE_MAX || want == 0)
+                assert_int_equal(prev, 0);
+            else
+                assert_int_equal(prev, m->refs[want - 1]);
+            checked++;
+        }
+    }
+    assert_true(checked > h.n);
+    assert_int_equal(st_object_child(r, id, (uint32_t)h.n, h.o[0].addr, &o,
+                                     &at, &prev), ML_ENOTFOUND);
+    st_read_end(r);
+    heap_free(&h);
+}
+
 /* ---- bad ingests ---- */
 
 static void
@@ -1695,6 +1759,7 @@ main(void)
         T(test_store_roundtrip_survives_reopen_readonly),
         T(test_store_empty_snapshot),
         T(test_store_bulk_access_matches_model),
+        T(test_store_object_child_finds_position_without_refs),
         T(test_store_ids_increase),
         T(test_store_duplicate_address_refused),
         T(test_store_keep_first_drops_repeated_addresses),
