@@ -32,7 +32,7 @@
 
 #include "store.h"
 
-#define RP_SCHEMA_VERSION 1
+#define RP_SCHEMA_VERSION 2
 
 /* Whose snapshots a request sees, and how large an answer it may have
  * (docs/protocol.md, "Who sees what").  The daemon scopes every query

@@ -122,7 +122,7 @@ class TestGolden(TmpTestCase):
             self.assertTrue(r.stdout.endswith("\n"))
             self.assertEqual(r.stdout.count("\n"), 1, "one line")
             doc = json.loads(r.stdout)
-            self.assertEqual(doc["schema_version"], 1)
+            self.assertEqual(doc["schema_version"], 2)
             return pretty(normalise_json(doc))
         self.assertNotIn("\033", r.stdout, "colour only on a terminal")
         return normalise_table(r.stdout)
@@ -147,7 +147,7 @@ class TestGolden(TmpTestCase):
 
     def test_import_answers(self):
         self.assertEqual(self.imports, [
-            {"schema_version": 1, "command": "import", "snapshot": i + 1,
+            {"schema_version": 2, "command": "import", "snapshot": i + 1,
              "objects": n}
             for i, n in enumerate((39, 45, 54))])
 

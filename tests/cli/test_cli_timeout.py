@@ -18,7 +18,7 @@ import unittest
 
 from cli_support import CLI, TmpTestCase, cli_env, needs_cli
 
-SNAPSHOTS = {"schema_version": 1, "command": "snapshots", "snapshots": []}
+SNAPSHOTS = {"schema_version": 2, "command": "snapshots", "snapshots": []}
 
 
 class SlowDaemon:
@@ -108,7 +108,7 @@ class TestTimeout(TmpTestCase):
         self.assertEqual(r.returncode, 1)
         self.assertEqual(d.request["request"]["timeout"], 1)
         d.close()
-        d = self.daemon(0, {"schema_version": 1, "command": "snap",
+        d = self.daemon(0, {"schema_version": 2, "command": "snap",
                             "snapshot": 7})
         self.cli(["--json", "snap", "web"])
         self.assertEqual(d.request["request"],

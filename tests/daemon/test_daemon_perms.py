@@ -311,7 +311,7 @@ class TestWhoSeesWhat(DaemonTestCase):
         a = self.query_as(d, priv, {"cmd": "delete", "snap": "latest"})
         self.assertEqual(a.get("code"), "usage", a)
         a = self.query_as(d, priv, {"cmd": "delete", "snap": str(mine)})
-        self.assertEqual(a.get("answer"), {"schema_version": 1,
+        self.assertEqual(a.get("answer"), {"schema_version": 2,
                                            "command": "delete",
                                            "snapshot": mine}, a)
         rc, out, err = self.cli("--socket", d.sock, "--json", "snapshots",

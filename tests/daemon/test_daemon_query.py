@@ -136,7 +136,7 @@ class TestAnswersMatchTheStore(QueryCase):
                 rc, out, err = self.both(d, "--json", *args)
                 self.assertEqual(rc, OK, err)
                 doc = json.loads(out)
-                self.assertEqual(doc["schema_version"], 1)
+                self.assertEqual(doc["schema_version"], 2)
                 self.assertEqual(doc["command"], args[0])
                 # and the tables made from them
                 self.both(d, *args)
@@ -442,7 +442,7 @@ class TestSnap(QueryCase):
                            "--timeout", "120")
         self.assertEqual(rc, OK, err)
         doc = json.loads(out)
-        self.assertEqual(doc, {"schema_version": 1, "command": "snap",
+        self.assertEqual(doc, {"schema_version": 2, "command": "snap",
                                "snapshot": second + 1, "pid": p.pid})
         rc, out, err = cli("--store", d.store, "--json", "snapshots")
         self.assertEqual(rc, OK, err)
