@@ -42,32 +42,24 @@ struct aside {                  /* snapshot a, for membership tests */
     size_t n, cap, nobj;
 };
 
-/* What an object of b is. */
+/* What an object of b is (common/accum.h: the rule of "new"). */
 enum {
-    B_OLD = 0,                  /* a has it: same address and type */
-    B_NEW = 1,                  /* new, and alive in the keep snapshots */
-    B_PASS = 2,                 /* new, but not alive in them: walked
+    B_OLD = ML_ACCUM_OLD,       /* a has it: same address and type */
+    B_NEW = ML_ACCUM_NEW,       /* new, and alive in the keep snapshots */
+    B_PASS = ML_ACCUM_PASS,     /* new, but not alive in them: walked
                                  * through, not counted ("transient") */
-    B_REUSED = 3,               /* a has an object at its address with its
-                                 * type, but only new objects refer to it:
-                                 * a new one where an old one was freed (a
-                                 * new instance's __dict__); new once the
-                                 * referrers are read */
 };
 
 struct bside {
     struct aside *a;
-    uint8_t *state;             /* by oid: B_* (nonzero: new) */
-    uint8_t *referred;          /* by oid: something refers to it */
+    struct ml_accum_side s;     /* by oid: state (B_*), referred, anchor,
+                                 * depth; the new-to-new edges */
     uint32_t *tid;              /* by oid */
     uint64_t *size;             /* by oid */
-    uint32_t *anchor;           /* by oid: the accumulation point, or NONE */
-    uint32_t *depth;            /* by oid: hops below the anchor */
-    uint32_t (*edge)[2];        /* (parent, child), both new */
-    size_t nedge, edgecap;
     size_t nobj;
     uint64_t nnew, bnew;
     uint64_t sid;               /* b's snapshot */
+    struct st_read *r;          /* that reads it */
     uint64_t transient;         /* new in b, but not in a keep snapshot */
 };
 
@@ -124,161 +116,47 @@ b_obj(void *arg, const struct st_object *o)
         return ML_ECORRUPT;
     b->tid[o->oid] = o->tid;
     b->size[o->oid] = o->size;
-    b->anchor[o->oid] = NONE;
-    b->depth[o->oid] = 0;
+    b->s.anchor[o->oid] = NONE;
+    b->s.depth[o->oid] = 0;
     /* the same object even when its size changed: a list that grew is
      * the list that was there, and new things hang off it */
     if ((ao = a_find(b->a, o->address, o->tid)) != NONE) {
         b->a->seen[ao] = 1;
-        b->state[o->oid] = B_OLD;
+        b->s.state[o->oid] = B_OLD;
         return 0;
     }
-    b->state[o->oid] = B_NEW;
+    b->s.state[o->oid] = B_NEW;
     b->nnew++;
     b->bnew += o->size;
     return 0;
 }
 
-static int
-add_edge(struct bside *b, uint32_t p, uint32_t child)
-{
-    if (b->nedge == b->edgecap) {
-        void *q = rp__grow(b->edge, &b->edgecap, b->nedge, sizeof *b->edge,
-                           1024);
-
-        if (q == NULL)
-            return -ENOMEM;
-        b->edge = q;
-    }
-    b->edge[b->nedge][0] = p;
-    b->edge[b->nedge++][1] = child;
-    return 0;
-}
-
-/* Was the object at this address in a (whether or not it is really the
- * same object: the B_REUSED test reads what a had). */
-#define MATCHED(st) ((st) == B_OLD || (st) == B_REUSED)
-
-/* A new child: its first old referrer is its anchor (at depth 1); each
- * new referrer is an edge of the search.  An object a had at the same
- * address whose referrers are all new is marked B_REUSED, its referrers
- * kept as edges. */
+/* Each object's referrers, to the one rule of "new". */
 static int
 b_par(void *arg, uint32_t child, const uint32_t *par, size_t n)
 {
     struct bside *b = arg;
-    size_t i;
 
-    if (child >= b->nobj)
-        return 0;
-    if (b->state[child] == B_OLD) {
-        for (i = 0; i < n; i++)
-            if (par[i] >= b->nobj || par[i] == child ||
-                MATCHED(b->state[par[i]]))
-                return 0;       /* an old referrer: the same object */
-        if (n == 0)
-            return 0;
-        b->state[child] = B_REUSED;
-    }
-    if (n > 0)
-        b->referred[child] = 1;
-    for (i = 0; i < n; i++) {
-        uint32_t p = par[i];
-        int rc;
-
-        if (p >= b->nobj || p == child)
-            continue;
-        if (b->state[p] == B_OLD) {
-            if (b->anchor[child] == NONE) {
-                b->anchor[child] = p;
-                b->depth[child] = 1;
-            }
-            continue;
-        }
-        if ((rc = add_edge(b, p, child)) != 0)
-            return rc;
-    }
-    return 0;
+    return ml_accum_referrers(&b->s, child, par, n);
 }
 
-/* After the referrers: the B_REUSED objects become new (the one a had at
- * their address is gone), and a new object that was given one of them as
- * its old referrer hangs off it instead (an edge of the search). */
+/* A REUSED object becomes new: counted, and a's object at its address is
+ * gone after all. */
 static int
-settle_reused(struct ctx *c, struct bside *b)
+b_reused(void *arg, uint32_t i)
 {
+    struct bside *b = arg;
     struct st_object o;
     int rc;
 
-    for (size_t i = 0; i < b->nobj; i++) {
-        uint32_t r = b->anchor[i];
-
-        if (b->state[i] != B_OLD && b->state[i] != B_REUSED && r != NONE &&
-            b->state[r] == B_REUSED) {
-            b->anchor[i] = NONE;
-            if ((rc = add_edge(b, r, (uint32_t)i)) != 0)
-                return rc;
-        }
-    }
-    for (size_t i = 0; i < b->nobj; i++) {
-        if (b->state[i] != B_REUSED)
-            continue;
-        if ((rc = st_object_get(c->r, b->sid, (uint32_t)i, &o)) != 0)
-            return rc;
-        uint32_t ao = a_find(b->a, o.address, o.tid);
-        if (ao != NONE)
-            b->a->seen[ao] = 0;
-        b->state[i] = B_NEW;
-        b->nnew++;
-        b->bnew += b->size[i];
-    }
+    if ((rc = st_object_get(b->r, b->sid, i, &o)) != 0)
+        return rc;
+    uint32_t ao = a_find(b->a, o.address, o.tid);
+    if (ao != NONE)
+        b->a->seen[ao] = 0;
+    b->nnew++;
+    b->bnew += b->size[i];
     return 0;
-}
-
-/* New objects of one type at one accumulation point. */
-struct row {
-    uint32_t anchor, tid, depth, example;
-    uint64_t count, bytes;
-};
-
-/* The rows of one accumulation point. */
-struct group {
-    uint32_t anchor;
-    size_t first, n;            /* its rows */
-    uint64_t count, bytes;
-    uint32_t depth;             /* deepest row */
-};
-
-static int
-row_key_cmp(const void *x, const void *y)
-{
-    const struct row *a = x, *b = y;
-
-    if (a->anchor != b->anchor)
-        return a->anchor < b->anchor ? -1 : 1;
-    if (a->tid != b->tid)
-        return a->tid < b->tid ? -1 : 1;
-    return a->example < b->example ? -1 : a->example > b->example;
-}
-
-static int
-row_bytes_cmp(const void *x, const void *y)
-{
-    const struct row *a = x, *b = y;
-
-    if (a->bytes != b->bytes)
-        return a->bytes < b->bytes ? 1 : -1;
-    return a->tid < b->tid ? -1 : a->tid > b->tid;
-}
-
-static int
-group_cmp(const void *x, const void *y)
-{
-    const struct group *a = x, *b = y;
-
-    if (a->bytes != b->bytes)
-        return a->bytes < b->bytes ? 1 : -1;
-    return a->anchor < b->anchor ? -1 : a->anchor > b->anchor;
 }
 
 /* Among the referrers of oid (and, failing that, theirs): a module if
@@ -361,14 +239,14 @@ keep_alive(struct ctx *c, const struct snap *sk, struct bside *b)
         (rc = st_object_each(c->r, sk->id, a_obj, &k)) != 0)
         goto out;
     for (size_t i = 0; i < b->nobj; i++) {
-        if (b->state[i] != B_NEW)
+        if (b->s.state[i] != B_NEW)
             continue;
         struct st_object o;
         if ((rc = st_object_get(c->r, b->sid, (uint32_t)i, &o)) != 0)
             goto out;
         if (a_find(&k, o.address, b->tid[i]) != NONE)
             continue;
-        b->state[i] = B_PASS;
+        b->s.state[i] = B_PASS;
         b->nnew--;
         b->bnew -= b->size[i];
         b->transient++;
@@ -386,18 +264,19 @@ out:
  * first tmax rows (0: all), biggest first. */
 static cJSON *
 group_json(struct ctx *c, const struct snap *sb, const struct bside *b,
-           const struct group *g, const struct row *rows, size_t tmax,
+           const struct ml_accum_group *g,
+           const struct ml_accum_row *rows, size_t tmax,
            int with_path)
 {
     cJSON *o = cJSON_CreateObject(), *types;
-    const struct row *top = &rows[g->first];
+    const struct ml_accum_row *top = &rows[g->first];
     struct st_object ob;
     const char *name;
     size_t len;
 
     if (o == NULL)
         return NULL;
-    if (st_type_name(c->r, top->tid, &name, &len) == 0)
+    if (st_type_name(c->r, top->type, &name, &len) == 0)
         rp__add_strn(o, "type", name, len);
     cJSON_AddNumberToObject(o, "count", (double)g->count);
     cJSON_AddNumberToObject(o, "bytes", (double)g->bytes);
@@ -405,7 +284,7 @@ group_json(struct ctx *c, const struct snap *sb, const struct bside *b,
         cJSON_AddNullToObject(o, "holder");
     } else {
         cJSON *h = holder_json(c, sb->id, g->anchor,
-                               b->state[g->anchor] != B_OLD);
+                               b->s.state[g->anchor] != B_OLD);
         cJSON *path = NULL;
 
         if (with_path && cJSON_IsObject(h))
@@ -422,10 +301,10 @@ group_json(struct ctx *c, const struct snap *sb, const struct bside *b,
     types = cJSON_AddArrayToObject(o, "types");
     for (size_t k = 0; types != NULL && k < g->n && (tmax == 0 || k < tmax);
          k++) {
-        const struct row *r = &rows[g->first + k];
+        const struct ml_accum_row *r = &rows[g->first + k];
         cJSON *t = cJSON_CreateObject();
 
-        if (st_type_name(c->r, r->tid, &name, &len) == 0)
+        if (st_type_name(c->r, r->type, &name, &len) == 0)
             rp__add_strn(t, "type", name, len);
         cJSON_AddNumberToObject(t, "count", (double)r->count);
         cJSON_AddNumberToObject(t, "bytes", (double)r->bytes);
@@ -446,16 +325,16 @@ sides_free(struct aside *a, struct bside *b)
     st_scratch_free(a->tid);
     st_scratch_free(a->size);
     st_scratch_free(a->seen);
-    st_scratch_free(b->state);
-    st_scratch_free(b->referred);
+    st_scratch_free(b->s.state);
+    st_scratch_free(b->s.referred);
     st_scratch_free(b->tid);
     st_scratch_free(b->size);
-    st_scratch_free(b->anchor);
-    st_scratch_free(b->depth);
-    free(b->edge);
+    st_scratch_free(b->s.anchor);
+    st_scratch_free(b->s.depth);
+    free(b->s.edge);
 }
 
-/* Which objects of sb are new against sa (b->state, B_*), with their
+/* Which objects of sb are new against sa (b->s.state, B_*), with their
  * types and sizes, the new-to-new edges and who is referred to: the one
  * rule of "new" (docs/cli-json.md, diff), for the diff and for growth's
  * birth sites.  0, or an error (c's set unless -ENOMEM); the caller
@@ -471,22 +350,23 @@ classify(struct ctx *c, const struct snap *sa, const struct snap *sb,
     memset(b, 0, sizeof *b);
     b->a = a;
     b->sid = sb->id;
+    b->r = c->r;
     a->nobj = a->cap = (size_t)sa->objects;
-    b->nobj = (size_t)sb->objects;
+    b->s.n = b->nobj = (size_t)sb->objects;
     a->addr = st_scratch((a->cap + 1) * sizeof *a->addr);
     a->oid = st_scratch((a->cap + 1) * sizeof *a->oid);
     a->tid = st_scratch((a->nobj + 1) * sizeof *a->tid);
     a->size = st_scratch((a->nobj + 1) * sizeof *a->size);
     a->seen = st_scratch(a->nobj + 1);
-    b->state = st_scratch(b->nobj + 1);
-    b->referred = st_scratch(b->nobj + 1);
+    b->s.state = st_scratch(b->nobj + 1);
+    b->s.referred = st_scratch(b->nobj + 1);
     b->tid = st_scratch((b->nobj + 1) * sizeof *b->tid);
     b->size = st_scratch((b->nobj + 1) * sizeof *b->size);
-    b->anchor = st_scratch((b->nobj + 1) * sizeof *b->anchor);
-    b->depth = st_scratch((b->nobj + 1) * sizeof *b->depth);
+    b->s.anchor = st_scratch((b->nobj + 1) * sizeof *b->s.anchor);
+    b->s.depth = st_scratch((b->nobj + 1) * sizeof *b->s.depth);
     if (!a->addr || !a->oid || !a->tid || !a->size || !a->seen ||
-        !b->state || !b->referred || !b->tid || !b->size || !b->anchor ||
-        !b->depth)
+        !b->s.state || !b->s.referred || !b->tid || !b->size || !b->s.anchor ||
+        !b->s.depth)
         return -ENOMEM;
     if ((rc = st_address_each(c->r, sa->id, a_addr, a)) != 0 ||
         (rc = st_object_each(c->r, sa->id, a_obj, a)) != 0 ||
@@ -496,7 +376,7 @@ classify(struct ctx *c, const struct snap *sa, const struct snap *sb,
         if ((rc = keep_alive(c, keep[i], b)) != 0)
             return rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
     if ((rc = st_parents_each(c->r, sb->id, b_par, b)) != 0 ||
-        (rc = settle_reused(c, b)) != 0) {
+        (rc = ml_accum_settle(&b->s, b_reused, b)) != 0) {
         if (rc != -ENOMEM)
             rp__fail(c, rc, "reading objects: %s", st_strerror(rc));
         return rc;
@@ -520,7 +400,7 @@ rp__births_between(struct ctx *c, const struct snap *sa,
     }
     rc = classify(c, sa, sb, NULL, 0, &a, &b);
     if (rc == 0)
-        out = rp__births_new(c, sb->id, b.state, b.tid, b.size, b.nobj, top);
+        out = rp__births_new(c, sb->id, b.s.state, b.tid, b.size, b.nobj, top);
     if ((rc == 0 && out == NULL) || rc == -ENOMEM)
         rp__fail(c, -ENOMEM, "reading birth sites: out of memory");
     sides_free(&a, &b);
@@ -534,17 +414,17 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
 {
     struct aside a;
     struct bside b;
-    struct row *rows = NULL;
-    struct group *g = NULL;
+    struct ml_accum_row *rows = NULL;
+    struct ml_accum_group *g = NULL;
     size_t nr = 0, ng = 0;
     int rc;
 
     if ((rc = classify(c, sa, sb, keep, nkeep, &a, &b)) != 0)
         goto out;
     struct ml_accum ac = {
-        .n = b.nobj, .isnew = b.state, .referred = b.referred,
-        .edge = (const uint32_t (*)[2])b.edge, .nedge = b.nedge,
-        .anchor = b.anchor, .depth = b.depth,
+        .n = b.nobj, .isnew = b.s.state, .referred = b.s.referred,
+        .edge = (const uint32_t (*)[2])b.s.edge, .nedge = b.s.nedge,
+        .anchor = b.s.anchor, .depth = b.s.depth,
         .alloc = st_scratch, .release = st_scratch_free,
     };
     if ((rc = ml_accum_search(&ac)) != 0) {
@@ -552,8 +432,8 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
             rp__fail(c, rc, "too many references among the new objects");
         goto out;
     }
-    free(b.edge);
-    b.edge = NULL;
+    free(b.s.edge);
+    b.s.edge = NULL;
 
     /* the rows: (anchor, type) of each counted new object, sorted, then
      * runs summed; then the runs of one anchor are its group */
@@ -561,41 +441,12 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
     if ((rows = st_scratch((b.nnew + 1) * sizeof *rows)) == NULL)
         goto out;
     for (size_t i = 0; i < b.nobj; i++)
-        if (b.state[i] == B_NEW)
-            rows[nr++] = (struct row){ b.anchor[i], b.tid[i], b.depth[i],
-                                       (uint32_t)i, 1, b.size[i] };
-    rp__sort(rows, nr, sizeof *rows, row_key_cmp);
-    size_t k = 0;
-    for (size_t i = 0; i < nr; i++) {
-        if (k > 0 && rows[k - 1].anchor == rows[i].anchor &&
-            rows[k - 1].tid == rows[i].tid) {
-            rows[k - 1].count++;
-            rows[k - 1].bytes += rows[i].bytes;
-            if (rows[i].depth < rows[k - 1].depth)
-                rows[k - 1].depth = rows[i].depth;
-        } else {
-            rows[k++] = rows[i];
-        }
-    }
-    nr = k;
-    if ((g = malloc((nr + 1) * sizeof *g)) == NULL)
+        if (b.s.state[i] == B_NEW)
+            rows[nr++] = (struct ml_accum_row){ b.s.anchor[i], b.tid[i],
+                                                b.s.depth[i], (uint32_t)i, 1,
+                                                b.size[i] };
+    if (ml_accum_group(rows, &nr, &g, &ng) != 0)
         goto out;
-    for (size_t i = 0; i < nr;) {
-        struct group *x = &g[ng++];
-        size_t j = i;
-
-        *x = (struct group){ .anchor = rows[i].anchor, .first = i };
-        for (; j < nr && rows[j].anchor == x->anchor; j++) {
-            x->count += rows[j].count;
-            x->bytes += rows[j].bytes;
-            if (rows[j].depth > x->depth)
-                x->depth = rows[j].depth;
-        }
-        x->n = j - i;
-        rp__sort(rows + i, x->n, sizeof *rows, row_bytes_cmp);
-        i = j;
-    }
-    rp__sort(g, ng, sizeof *g, group_cmp);
 
     uint64_t ngone = 0, bgone = 0;
     for (size_t i = 0; i < a.nobj; i++)
@@ -626,7 +477,7 @@ rp__object_diff(struct ctx *c, const struct snap *sa, const struct snap *sb,
         cJSON_AddItemToArray(arr, o);
     }
     /* where the new objects were allocated, when the stream had traces */
-    rp__births_diff(c, sb->id, b.state, b.tid, b.size, b.nobj, top, nw);
+    rp__births_diff(c, sb->id, b.s.state, b.tid, b.size, b.nobj, top, nw);
     cJSON *gone = cJSON_AddObjectToObject(out, "gone_objects");
     cJSON_AddNumberToObject(gone, "count", (double)ngone);
     cJSON_AddNumberToObject(gone, "bytes", (double)bgone);
