@@ -24,6 +24,7 @@
 #include "dominators.h"
 #include "dumpline.h"
 #include "graph.h"
+#include "graph_diff.h"
 #include "graph_path.h"
 #include "ldfeed.h"
 #include "ml-common.h"
@@ -1470,6 +1471,90 @@ static PyGetSetDef Graph_getset[] = {
  * from a root to i (indices, root first), its path text and its steps
  * ({"via": name, "key"/"index": ..., "address", "type"}) as
  * common/paths.c gives them, the store's answers' words. */
+/* The new objects of self against before (an earlier dump of the same
+ * process), by accumulation point (common/graph_diff.h):
+ * (count, bytes, gone_count, gone_bytes, new, groups), new the indexes
+ * of the new objects, groups [(anchor index or -1, anchor is new, count,
+ * bytes, depth, [(count, bytes, depth, example index), ...]), ...],
+ * biggest first, each one's rows by type biggest first. */
+static PyObject *
+Graph_diff_from(GraphObject *self, PyObject *arg)
+{
+    GraphObject *a = (GraphObject *)arg;
+    struct ml_graph_diff d;
+    PyObject *news = NULL, *groups = NULL, *res = NULL;
+    size_t k = 0;
+    int rc;
+
+    if (!PyObject_TypeCheck(arg, &Graph_Type)) {
+        PyErr_SetString(PyExc_TypeError, "diff_from: a Graph is needed");
+        return NULL;
+    }
+    if (check_finished(self) < 0 || check_finished(a) < 0)
+        return NULL;
+    if (self->g.par_start == NULL && ml_graph_compute_parents(&self->g) != 0)
+        return PyErr_NoMemory();
+    Py_BEGIN_ALLOW_THREADS
+    rc = ml_graph_diff(&a->g, &self->g, &d);
+    Py_END_ALLOW_THREADS
+    if (rc != 0) {
+        ml_graph_diff_free(&d);
+        return raise_rc(rc), NULL;
+    }
+    if ((news = PyList_New((Py_ssize_t)d.count)) == NULL ||
+        (groups = PyList_New((Py_ssize_t)d.ngroups)) == NULL)
+        goto out;
+    for (size_t i = 0; i < self->g.n && k < d.count; i++) {
+        if (d.state[i] == ML_ACCUM_OLD)
+            continue;
+        PyObject *o = PyLong_FromSize_t(i);
+
+        if (o == NULL)
+            goto out;
+        PyList_SET_ITEM(news, (Py_ssize_t)k++, o);
+    }
+    for (size_t g = 0; g < d.ngroups; g++) {
+        const struct ml_accum_group *x = &d.groups[g];
+        PyObject *rows = PyList_New((Py_ssize_t)x->n), *t;
+
+        if (rows == NULL)
+            goto out;
+        for (size_t j = 0; j < x->n; j++) {
+            const struct ml_accum_row *r = &d.rows[x->first + j];
+
+            t = Py_BuildValue("(KKkk)", (unsigned long long)r->count,
+                              (unsigned long long)r->bytes,
+                              (unsigned long)r->depth,
+                              (unsigned long)r->example);
+            if (t == NULL) {
+                Py_DECREF(rows);
+                goto out;
+            }
+            PyList_SET_ITEM(rows, (Py_ssize_t)j, t);
+        }
+        t = Py_BuildValue("(LOKKkN)", x->anchor == ML_ACCUM_NONE ? -1LL
+                                      : (long long)x->anchor,
+                          x->anchor != ML_ACCUM_NONE &&
+                          d.state[x->anchor] != ML_ACCUM_OLD
+                              ? Py_True : Py_False,
+                          (unsigned long long)x->count,
+                          (unsigned long long)x->bytes,
+                          (unsigned long)x->depth, rows);
+        if (t == NULL)
+            goto out;
+        PyList_SET_ITEM(groups, (Py_ssize_t)g, t);
+    }
+    res = Py_BuildValue("(KKKKOO)", (unsigned long long)d.count,
+                        (unsigned long long)d.bytes,
+                        (unsigned long long)d.gone_count,
+                        (unsigned long long)d.gone_bytes, news, groups);
+out:
+    Py_XDECREF(news);
+    Py_XDECREF(groups);
+    ml_graph_diff_free(&d);
+    return res;
+}
+
 static PyObject *
 Graph_path_to_root(GraphObject *self, PyObject *arg)
 {
@@ -1600,6 +1685,8 @@ static PyMethodDef Graph_methods[] = {
     {"retained", (PyCFunction)Graph_retained, METH_O, "retained(i) -> int"},
     {"idom", (PyCFunction)Graph_idom, METH_O,
      "idom(i) -> immediate dominator's index, -1 for the root"},
+    {"diff_from", (PyCFunction)Graph_diff_from, METH_O,
+     "diff_from(before) -> (count, bytes, gone_count, gone_bytes, new, groups)"},
     {"path_to_root", (PyCFunction)Graph_path_to_root, METH_O,
      "path_to_root(i) -> None or (chain, text, steps)"},
     {"dominator_chain", (PyCFunction)Graph_dominator_chain, METH_O,

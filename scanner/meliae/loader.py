@@ -631,6 +631,7 @@ class ObjManager(object):
         self._source_path = None        # set by load() for a path
         self._gen = _Generation()
         self._alone = _Generation()     # getrefcount's baseline
+        self._folded = False            # collapse_instance_dicts() ran
         self.objs = _ObjView(self)
 
     # Birth sites (docs/dump-format.md): read from the dump file.
@@ -897,6 +898,7 @@ class ObjManager(object):
         collapse = getattr(self._g, "collapse_instance_dicts", None)
         if collapse is None:
             return 0
+        self._folded = True
         self._total_sizes.clear()
         # MemObjects hold references to the generation; _alone, held by
         # self only, is read the same way (3.14 borrows some references:
@@ -964,9 +966,10 @@ class ObjManager(object):
         return MemObject(self, i)
 
     def diff(self, other):
-        """What changed from this dump to other (a later one): per-type
-        count and size deltas, and the objects only in other, grouped by
-        type and by the type of their first referrer."""
+        """What changed from this dump to other (a later dump of the same
+        process): per-type count and size deltas, and other's new objects
+        grouped by where they accumulate, as ``meliae-cli diff`` groups a
+        stored pair (_Diff)."""
         return _Diff(self, other)
 
     def __repr__(self):
@@ -974,16 +977,76 @@ class ObjManager(object):
             len(self._g), self._g.ndangling, self._g.nduplicates)
 
 
+class _DiffGroup(object):
+    """The new objects that hang off one old object (their accumulation
+    point: the first old object reached walking up from them through new
+    holders), as ``meliae-cli diff`` groups them.
+
+    holder: the MemObject they hang off (of the later dump), or None when
+    only new cycles reach them (garbage not yet collected); holder_new:
+    True when the holder is new itself (a module imported since, a new
+    thread's frame: nothing old refers to it); count, bytes; depth: the
+    most hops below the holder; types: [(type_str, count, bytes, depth
+    (the fewest hops), example MemObject)], biggest first.
+    """
+
+    def __init__(self, om, row):
+        anchor, self.holder_new, self.count, self.bytes, self.depth, rows = row
+        self._om = om
+        self.holder = MemObject(om, anchor) if anchor >= 0 else None
+        g = om._g
+        self.types = [(g.type_str(ex), c, b, d, MemObject(om, ex))
+                      for c, b, d, ex in rows]
+
+    @property
+    def path(self):
+        """How a person names the holder (om.path_to_root's text, as
+        ``meliae-cli diff`` gives it), or None."""
+        if self.holder is None:
+            return None
+        p = self._om.path_to_root(self.holder)
+        return p.text if p is not None else None
+
+    def __repr__(self):
+        where = self.path
+        if where is None:
+            where = ("%s@0x%x" % (self.holder.type_str, self.holder.address)
+                     if self.holder is not None else "<only new cycles>")
+        return "%d new (%s) at %s: %s" % (
+            self.count, _human(self.bytes), where, ", ".join(
+                "%d %s (%s)" % (c, t, _human(b))
+                for t, c, b, d, ex in self.types[:8]))
+
+
+def _human(n):
+    """Bytes as meliae-cli prints them (420B, 4.3KiB, 1.5MiB)."""
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return "%d%s" % (n, unit) if unit == "B" else "%.1f%s" % (n, unit)
+        n /= 1024.0
+
+
 class _Diff(object):
-    """ObjManager.diff(): before -> after.
+    """ObjManager.diff(): before -> after, the answer ``meliae-cli diff``
+    gives for the same two dumps (one implementation: common/accum.c).
 
     type_deltas: {type_str: (count_before, count_after, size_before,
-    size_after)}; new_objects: addresses only in after; new_by_type:
-    {type_str: (count, size)} of those; new_by_referrer: {(type_str,
-    first referrer's type_str or None): count} of those.
+    size_after)}; count_delta, size_delta.  An object of after is *new*
+    unless before has one at its address with its type (its size may
+    differ) that something old still refers to (docs/cli-json.md,
+    "diff").  new_objects: their addresses; new_count, new_bytes;
+    gone_count, gone_bytes: before's objects that after has not;
+    new_by_type: {type_str: (count, size)} of the new objects; groups:
+    [_DiffGroup], where they accumulate, biggest first.
     """
 
     def __init__(self, before, after):
+        if before._folded != after._folded:
+            # a dict folded on one side only reads as gone or new
+            raise ValueError(
+                "diff: load both dumps the same way (collapse_instance_dicts"
+                "() ran on the %s one only)"
+                % ("earlier" if before._folded else "later"))
         b = {t.type_str: t for t in before.summarize().summaries}
         a = {t.type_str: t for t in after.summarize().summaries}
         self.type_deltas = {}
@@ -994,22 +1057,16 @@ class _Diff(object):
                                    ta.total_size if ta else 0)
         self.count_delta = sum(v[1] - v[0] for v in self.type_deltas.values())
         self.size_delta = sum(v[3] - v[2] for v in self.type_deltas.values())
-        ga, gb = after._g, before._g
-        after._ensure_parents()
-        self.new_objects = []
+        ga = after._g
+        (self.new_count, self.new_bytes, self.gone_count, self.gone_bytes,
+         new, groups) = ga.diff_from(before._g)
+        self.new_objects = [ga.address(i) for i in new]
+        self.groups = [_DiffGroup(after, row) for row in groups]
         self.new_by_type = {}
-        self.new_by_referrer = {}
-        for i in range(len(ga)):
-            addr = ga.address(i)
-            if gb.find(addr) >= 0:
-                continue
-            self.new_objects.append(addr)
-            t = ga.type_str(i)
-            c, sz = self.new_by_type.get(t, (0, 0))
-            self.new_by_type[t] = (c + 1, sz + ga.size(i))
-            par = ga.parent_indices(i, 1)
-            key = (t, ga.type_str(par[0]) if par else None)
-            self.new_by_referrer[key] = self.new_by_referrer.get(key, 0) + 1
+        for grp in self.groups:
+            for t, c, sz, d, ex in grp.types:
+                oc, osz = self.new_by_type.get(t, (0, 0))
+                self.new_by_type[t] = (oc + c, osz + sz)
 
     def __repr__(self):
         out = ["Diff: %+d objects, %+d bytes; %d new objects"
@@ -1025,6 +1082,12 @@ class _Diff(object):
             out.append("%8d%+6d%10d%+10d %s" % (ca, ca - cb, sa, sa - sb, t))
         if len(rows) > 20:
             out.append("...")
+        if self.groups:
+            out.append("New objects: %d (%s); gone: %d (%s)" % (
+                self.new_count, _human(self.new_bytes), self.gone_count,
+                _human(self.gone_bytes)))
+            out.append("by where they hang off the objects of the first dump:")
+            out.extend("  %r" % g for g in self.groups[:10])
         return "\n".join(out)
 
 

@@ -339,12 +339,73 @@ class TestDiff(unittest.TestCase):
         self.assertEqual(d.type_deltas["bytes"], (0, 1, 0, 40))
         self.assertEqual(sorted(d.new_objects), [20, 21, 22])
         self.assertEqual(d.new_by_type["str"], (1, 70))
-        self.assertEqual(d.new_by_referrer, {("str", "list"): 1,
-                                             ("bytes", "list"): 1,
-                                             ("list", None): 1})
+        self.assertEqual((d.new_count, d.new_bytes), (3, 182))
+        self.assertEqual((d.gone_count, d.gone_bytes), (1, 28))
+        # nothing refers to the new list: it is where the other two
+        # accumulate (itself at depth 0)
+        self.assertEqual(len(d.groups), 1)
+        g = d.groups[0]
+        self.assertEqual((g.holder.address, g.holder_new), (22, True))
+        self.assertEqual((g.count, g.bytes, g.depth), (3, 182, 1))
+        self.assertEqual([(t, c, b, dp, ex.address)
+                          for t, c, b, dp, ex in g.types],
+                         [("list", 1, 72, 0, 22), ("str", 1, 70, 1, 20),
+                          ("bytes", 1, 40, 1, 21)])
         rows = repr(d).split("\n")
         self.assertEqual(rows[0], "Diff: +2 objects, +154 bytes; 3 new objects")
         self.assertEqual(rows[2], "       3    +1       232       +72 list")
+        self.assertIn("New objects: 3 (182B); gone: 1 (28B)", rows)
+        self.assertIn("  3 new (182B) at list@0x16: 1 list (72B), 1 str (70B),"
+                      " 1 bytes (40B)", rows)
+
+    def test_diff_groups_at_the_old_holder(self):
+        """New objects hang off the old list that gained them; an old
+        object whose only referrer is new is new (its address reused)."""
+        base = ['{"address": 1, "type": "module", "size": 50, "name": "app", '
+                '"refs": [2]}',
+                '{"address": 2, "type": "dict", "size": 100, "len": 1, '
+                '"refs": [3, 4]}',
+                '{"address": 3, "type": "str", "size": 50, "len": 4, '
+                '"value": "list", "refs": []}',
+                '{"address": 4, "type": "list", "size": 56, "len": 0, '
+                '"refs": []}']
+        before = loader.load(base + [
+            '{"address": 9, "type": "dict", "size": 64, "len": 0, '
+            '"refs": []}'], show_prog=False, collapse=False)
+        after = loader.load(base[:3] + [
+            '{"address": 4, "type": "list", "size": 88, "len": 2, '
+            '"refs": [5, 6]}',
+            '{"address": 5, "type": "Node", "size": 48, "refs": [9]}',
+            '{"address": 6, "type": "Node", "size": 48, "refs": [7]}',
+            '{"address": 7, "type": "bytes", "size": 1000, "len": 967, '
+            '"refs": []}',
+            '{"address": 9, "type": "dict", "size": 64, "len": 0, '
+            '"refs": []}'], show_prog=False, collapse=False)
+        d = before.diff(after)
+        # 9 was in before, but only the new Node refers to it now
+        self.assertEqual(sorted(d.new_objects), [5, 6, 7, 9])
+        self.assertEqual((d.new_count, d.new_bytes), (4, 48 * 2 + 1000 + 64))
+        self.assertEqual(len(d.groups), 1)
+        g = d.groups[0]
+        self.assertEqual((g.holder.address, g.holder_new, g.depth),
+                         (4, False, 2))
+        self.assertEqual(g.path, "app.list")
+        self.assertEqual([(t, c, b, dp) for t, c, b, dp, ex in g.types],
+                         [("bytes", 1, 1000, 2), ("Node", 2, 96, 1),
+                          ("dict", 1, 64, 2)])
+        self.assertEqual(after.diff(after).new_objects, [])
+        self.assertEqual(after.diff(after).groups, [])
+
+    def test_diff_refuses_dumps_loaded_two_ways(self):
+        collapsed = loader.load(fixture("graph.json"), show_prog=False)
+        plain = loader.load(fixture("graph.json"), show_prog=False,
+                            collapse=False)
+        with self.assertRaisesRegex(ValueError, "earlier one only"):
+            collapsed.diff(plain)
+        with self.assertRaisesRegex(ValueError, "later one only"):
+            plain.diff(collapsed)
+        plain.collapse_instance_dicts()
+        self.assertEqual(collapsed.diff(plain).new_objects, [])
 
 
 class TestRepr(unittest.TestCase):

@@ -258,6 +258,154 @@ test_accum_refuses_what_uint32_cannot_index(void **state)
     assert_int_equal(ml_accum_search(&a), -E2BIG);
 }
 
+/* The rule of "new": an old object only new objects refer to is new (a
+ * freed one's address reused), and what was anchored at it hangs off it
+ * through an edge; an old object with an old referrer, or none, stays. */
+static int nreused;
+static uint32_t reused_seen[8];
+
+static int
+on_reused(void *ctx, uint32_t i)
+{
+    (void)ctx;
+    reused_seen[nreused++] = i;
+    return 0;
+}
+
+static void
+test_accum_rule_of_new_turns_reused_addresses_new(void **state)
+{
+    /* 0 old module; 1 old list (held by 0); 2 new Node (held by 1);
+     * 3 "old" dict held only by new 2: reused; 4 new, held by 3 only;
+     * 5 old, held by nothing; 6 old, held by old 5 and new 2 */
+    uint8_t st[7] = { ML_ACCUM_OLD, ML_ACCUM_OLD, ML_ACCUM_NEW,
+                      ML_ACCUM_OLD, ML_ACCUM_NEW, ML_ACCUM_OLD, ML_ACCUM_OLD };
+    uint8_t referred[7] = { 0 };
+    uint32_t anchor[7], depth[7] = { 0 };
+    const uint32_t p1[] = { 0 }, p2[] = { 1 }, p3[] = { 2 }, p4[] = { 3 },
+                   p6[] = { 2, 5, 99 };
+    struct ml_accum_side s = { .n = 7, .state = st, .referred = referred,
+                               .anchor = anchor, .depth = depth };
+
+    (void)state;
+    for (int i = 0; i < 7; i++)
+        anchor[i] = NONE;
+    assert_int_equal(ml_accum_referrers(&s, 0, NULL, 0), 0);
+    assert_int_equal(ml_accum_referrers(&s, 1, p1, 1), 0);
+    assert_int_equal(ml_accum_referrers(&s, 2, p2, 1), 0);
+    /* 4 before 3: anchored at 3 while 3 still looks old */
+    assert_int_equal(ml_accum_referrers(&s, 4, p4, 1), 0);
+    assert_int_equal(ml_accum_referrers(&s, 3, p3, 1), 0);
+    assert_int_equal(ml_accum_referrers(&s, 5, NULL, 0), 0);
+    assert_int_equal(ml_accum_referrers(&s, 6, p6, 3), 0);
+    assert_int_equal(ml_accum_referrers(&s, 7, p1, 1), 0);  /* past n */
+    assert_int_equal(st[3], ML_ACCUM_REUSED);
+    assert_int_equal(anchor[2], 1);
+    assert_int_equal(depth[2], 1);
+    assert_int_equal(anchor[4], 3);         /* until settled */
+    nreused = 0;
+    assert_int_equal(ml_accum_settle(&s, on_reused, NULL), 0);
+    assert_int_equal(nreused, 1);
+    assert_int_equal(reused_seen[0], 3);
+    assert_int_equal(st[3], ML_ACCUM_NEW);
+    assert_int_equal(anchor[4], NONE);
+    for (int i = 0; i < 7; i++)
+        if (i != 2 && i != 3 && i != 4)
+            assert_int_equal(st[i], ML_ACCUM_OLD);
+    /* edges: 2 -> 3 (3 was reused when read), 3 -> 4 (settled) */
+    assert_int_equal(s.nedge, 2);
+    assert_int_equal(s.edge[0][0], 2);
+    assert_int_equal(s.edge[0][1], 3);
+    assert_int_equal(s.edge[1][0], 3);
+    assert_int_equal(s.edge[1][1], 4);
+    assert_true(referred[3] && referred[4] && referred[2]);
+    struct ml_accum a = { .n = 7, .isnew = st, .referred = referred,
+                          .edge = (const uint32_t (*)[2])s.edge,
+                          .nedge = s.nedge, .anchor = anchor, .depth = depth };
+    assert_int_equal(ml_accum_search(&a), 0);
+    assert_int_equal(anchor[3], 1);
+    assert_int_equal(anchor[4], 1);
+    assert_int_equal(depth[4], 3);
+    free(s.edge);
+}
+
+/* The grouping against a brute force: random rows, summed per (anchor,
+ * type), groups by anchor, both orders biggest first. */
+static void
+test_accum_group_matches_brute_force(void **state)
+{
+    enum { NR = 3000, NA = 40, NT = 7 };
+    static struct ml_accum_row rows[NR];
+    uint64_t cnt[NA + 1][NT], byt[NA + 1][NT], r = 5;
+    uint32_t mind[NA + 1][NT], maxd[NA + 1];
+    struct ml_accum_group *g;
+    size_t nr = NR, ng;
+
+    (void)state;
+    memset(cnt, 0, sizeof cnt);
+    memset(byt, 0, sizeof byt);
+    memset(maxd, 0, sizeof maxd);
+    for (int a = 0; a <= NA; a++)
+        for (int t = 0; t < NT; t++)
+            mind[a][t] = UINT32_MAX;
+    for (uint32_t i = 0; i < NR; i++) {
+        uint32_t a = (uint32_t)(rng_next(&r) % (NA + 1));
+        uint32_t t = (uint32_t)(rng_next(&r) % NT);
+        uint32_t d = (uint32_t)(rng_next(&r) % 9);
+        uint64_t b = 16 + rng_next(&r) % 5000;
+
+        rows[i] = (struct ml_accum_row){ a == NA ? NONE : a, t, d, i, 1, b };
+        cnt[a][t]++;
+        byt[a][t] += b;
+        if (d < mind[a][t])
+            mind[a][t] = d;
+    }
+    assert_int_equal(ml_accum_group(rows, &nr, &g, &ng), 0);
+    size_t want_rows = 0, want_groups = 0;
+    for (int a = 0; a <= NA; a++) {
+        int any = 0;
+
+        for (int t = 0; t < NT; t++)
+            if (cnt[a][t]) {
+                want_rows++;
+                any = 1;
+                if (mind[a][t] > maxd[a])
+                    maxd[a] = mind[a][t];
+            }
+        want_groups += any;
+    }
+    assert_int_equal(nr, want_rows);
+    assert_int_equal(ng, want_groups);
+    for (size_t k = 0; k < ng; k++) {
+        const struct ml_accum_group *x = &g[k];
+        int a = x->anchor == NONE ? NA : (int)x->anchor;
+        uint64_t c = 0, b = 0;
+
+        if (k > 0)
+            assert_true(g[k - 1].bytes >= x->bytes);
+        for (size_t j = 0; j < x->n; j++) {
+            const struct ml_accum_row *w = &rows[x->first + j];
+
+            assert_int_equal(w->anchor, x->anchor);
+            assert_int_equal(w->count, cnt[a][w->type]);
+            assert_int_equal(w->bytes, byt[a][w->type]);
+            assert_int_equal(w->depth, mind[a][w->type]);
+            if (j > 0)
+                assert_true(rows[x->first + j - 1].bytes >= w->bytes);
+            c += w->count;
+            b += w->bytes;
+        }
+        assert_int_equal(x->count, c);
+        assert_int_equal(x->bytes, b);
+        assert_int_equal(x->depth, maxd[a]);
+    }
+    free(g);
+    nr = 0;
+    assert_int_equal(ml_accum_group(rows, &nr, &g, &ng), 0);
+    assert_null(g);
+    assert_int_equal(ng, 0);
+}
+
 int
 main(void)
 {
@@ -268,6 +416,8 @@ main(void)
         cmocka_unit_test(test_accum_long_chain_needs_no_recursion),
         cmocka_unit_test(test_accum_matches_brute_force_on_random_graphs),
         cmocka_unit_test(test_accum_refuses_what_uint32_cannot_index),
+        cmocka_unit_test(test_accum_rule_of_new_turns_reused_addresses_new),
+        cmocka_unit_test(test_accum_group_matches_brute_force),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
