@@ -18,37 +18,19 @@
 
 #include "ml-common.h"
 #include "store.h"
-
-struct fx {
-    char dir[64];
-    struct st_store *s;
-};
+#include "test_store_fx.h"
 
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    char err[256];
-
-    strcpy(f->dir, "/tmp/ml_test_births.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    strcat(f->dir, "/db");
-    assert_int_equal(st_open(&f->s, f->dir, NULL, err, sizeof err), 0);
-    *state = f;
+    *state = fx_open("births");
     return 0;
 }
 
 static int
 teardown(void **state)
 {
-    struct fx *f = *state;
-    char cmd[128];
-
-    st_close(f->s);
-    *strrchr(f->dir, '/') = '\0';
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
-    free(f);
+    fx_close(*state);
     return 0;
 }
 

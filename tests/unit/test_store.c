@@ -30,6 +30,7 @@
 #include "store-int.h"          /* txn_bytes: many commits per snapshot */
 #include "test_rng.h"
 #include "test_rss.h"
+#include "test_store_fx.h"
 
 /* ---- commit fault injection ---- */
 
@@ -208,46 +209,18 @@ heap_bytes(const struct heap *h)
 
 /* ---- store fixtures ---- */
 
-struct fx {
-    char dir[64];
-    struct st_store *s;
-};
-
-static void
-rm_rf(const char *dir)
-{
-    char cmd[128];
-
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-}
-
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    char err[256];
-
-    strcpy(f->dir, "/tmp/ml_test_store.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    strcat(f->dir, "/db");
-    assert_int_equal(st_open(&f->s, f->dir, NULL, err, sizeof err), 0);
+    *state = fx_open("store");
     faults_off();
-    *state = f;
     return 0;
 }
 
 static int
 teardown(void **state)
 {
-    struct fx *f = *state;
-    char parent[64];
-
-    st_close(f->s);
-    strcpy(parent, f->dir);
-    *strrchr(parent, '/') = '\0';
-    rm_rf(parent);
-    free(f);
+    fx_close(*state);
     faults_off();
     return 0;
 }
@@ -1089,7 +1062,7 @@ test_store_big_snapshot_grows_map_before_writing(void **state)
     char err[256];
 
     st_close(f->s);
-    rm_rf(f->dir);
+    fx_rm_rf(f->dir);
     nmapsize = 0;
     assert_int_equal(st_open(&s, f->dir, &opt, err, sizeof err), 0);
     f->s = s;
@@ -1138,7 +1111,7 @@ test_store_refused_snapshot_prunes_no_graph(void **state)
     int before;
 
     st_close(f->s);
-    rm_rf(f->dir);
+    fx_rm_rf(f->dir);
     assert_int_equal(st_open(&s, f->dir, &opt, err, sizeof err), 0);
     f->s = s;
     heap_make(&h, 8000, 9, 0);
@@ -1181,7 +1154,7 @@ test_store_small_store_prunes_oldest_graphs(void **state)
     char err[256];
 
     st_close(f->s);
-    rm_rf(f->dir);
+    fx_rm_rf(f->dir);
     assert_int_equal(st_open(&s, f->dir, &opt, err, sizeof err), 0);
     f->s = s;
     heap_make(&h, 8000, 9, 0);
