@@ -11,12 +11,14 @@
  * every ref with a prefetching lookup, half the refs on each of two
  * threads.
  */
+#define _DEFAULT_SOURCE 1   /* madvise (hugemem.h) under -std=c11 */
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "graph.h"
+#include "hugemem.h"
 #include "ml-common.h"
 
 void
@@ -466,6 +468,8 @@ index_build(struct ml_graph *g, uint64_t *keys)
         return -ENOMEM;
     }
     g->dir_bits = bits;
+    ml_hugemem_advise(g->perm, g->n * sizeof(*g->perm));
+    ml_hugemem_advise(g->dir, (((size_t)1 << bits) + 1) * sizeof(*g->dir));
     index_fill(g, g->n, bits, g->perm, g->dir, keys);
     return 0;
 }
@@ -906,6 +910,7 @@ ml_graph_finish(struct ml_graph *g)
             return -ENOMEM;
     }
     keys = malloc((g->n ? g->n : 1) * sizeof(*keys));
+    ml_hugemem_advise(keys, g->n * sizeof(*keys));
     if (keys == NULL || (rc = index_build(g, keys)) < 0)
         goto out;
     rc = -ENOMEM;
