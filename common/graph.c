@@ -534,11 +534,28 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
     if (g->n == g->cap && (rc = grow_objects(g)) < 0)
         return rc;
     idx = (uint32_t)g->n;
-    if ((rc = intern_type(g, l->type, l->type_len, &t)) < 0
-            || (rc = set_type(g, idx, t)) < 0)
+    /* The common cases inline: the type of the line before, a 16-bit
+     * id, the high half of the address before. */
+    if (l->type_len + 1 == g->last_tlen1
+            && memcmp(g->arena + g->types[g->last_type], l->type, l->type_len) == 0) {
+        t = g->last_type;
+    } else {
+        if ((rc = intern_type(g, l->type, l->type_len, &t)) < 0)
+            return rc;
+        g->last_type = t;
+        g->last_tlen1 = l->type_len + 1;
+    }
+    if (g->type16 != NULL && t < UINT16_MAX)
+        g->type16[idx] = (uint16_t)t;
+    else if ((rc = set_type(g, idx, t)) < 0)
         return rc;
-    if ((rc = set_addr(g, idx, l->address)) < 0)
+    if (g->addr_lo != NULL && g->nsegs > 0
+            && g->segs[g->seg_last] == (uint32_t)(l->address >> 32)) {
+        g->addr_lo[idx] = (uint32_t)l->address;
+        g->addr_seg[idx] = (uint8_t)g->seg_last;
+    } else if ((rc = set_addr(g, idx, l->address)) < 0) {
         return rc;
+    }
     /* A new entry, not a search (a repeated address has one per line). */
     if (l->size < ML_GRAPH_SIZE16_BIG) {
         g->size[idx] = (uint16_t)l->size;
@@ -564,7 +581,8 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
     if (ml_graph_vkind_has_text(l->vkind)) {
         if ((rc = arena_put(g, l->value, l->value_len, &g->str[idx])) < 0)
             return rc;
-        if (memchr(l->value, '\0', l->value_len) != NULL) {
+        /* Only a str can hold a NUL (a number's text cannot). */
+        if (l->vkind == ML_VAL_STR && memchr(l->value, '\0', l->value_len) != NULL) {
             void *nv = realloc(g->nulvals, (g->nnulvals + 1) * sizeof(*g->nulvals));
 
             if (nv == NULL)

@@ -91,6 +91,10 @@ struct ml_graph {
     size_t types_cap;
     uint32_t *tmap;             /* open addressing: type id + 1 */
     size_t tmap_mask;
+    /* The type of the last line added and its name's length + 1 (0:
+     * none): two lines in three repeat the type before them. */
+    uint32_t last_type;
+    size_t last_tlen1;
 
     /* The address index, built by ml_graph_finish: bucket b (the top
      * dir_bits bits of ml_graph_hash64(address)) holds the objects
