@@ -527,6 +527,7 @@ int
 ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
 {
     uint32_t idx, t;
+    size_t tc;
     int rc;
 
     if (g->finished)
@@ -534,16 +535,24 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
     if (g->n == g->cap && (rc = grow_objects(g)) < 0)
         return rc;
     idx = (uint32_t)g->n;
-    /* The common cases inline: the type of the line before, a 16-bit
-     * id, the high half of the address before. */
-    if (l->type_len + 1 == g->last_tlen1
-            && memcmp(g->arena + g->types[g->last_type], l->type, l->type_len) == 0) {
-        t = g->last_type;
+    /* The common cases inline: a type seen lately (no hash of the whole
+     * name, no probing), a 16-bit id, the high half of the address
+     * before. */
+    tc = l->type_len == 0 ? 0
+         : (l->type_len * 31 + (unsigned char)l->type[0] * 7
+            + (unsigned char)l->type[l->type_len / 2] * 3
+            + (unsigned char)l->type[l->type_len - 1]) % ML_GRAPH_TCACHE;
+    if (l->type_len + 1 == g->tcache_len1[tc]
+            && memcmp(g->arena + g->types[g->tcache_id[tc]], l->type,
+                      l->type_len) == 0) {
+        t = g->tcache_id[tc];
     } else {
         if ((rc = intern_type(g, l->type, l->type_len, &t)) < 0)
             return rc;
-        g->last_type = t;
-        g->last_tlen1 = l->type_len + 1;
+        if (l->type_len < UINT32_MAX) {
+            g->tcache_id[tc] = t;
+            g->tcache_len1[tc] = (uint32_t)l->type_len + 1;
+        }
     }
     if (g->type16 != NULL && t < UINT16_MAX)
         g->type16[idx] = (uint16_t)t;
