@@ -4,7 +4,8 @@
  * enough for its two-step counting sort (common/graph.c, index_fill2:
  * 2^12 buckets and more, i.e. over 16384 objects).  The oracle is the
  * one-step sort that ml_graph_rehash runs on the same objects, and a
- * plain scan of the addresses.
+ * plain scan of the addresses.  Also ml_graph_add's cache of recent
+ * types.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -140,6 +141,37 @@ test_graph_index_two_steps_with_all_partitions(void **state)
     check_index(2500000, 2400000);      /* 2^19 buckets: 2^9 partitions */
 }
 
+/* ml_graph_add's recent-type cache keys on the name's length and three
+ * of its bytes: names alike in those share a slot and must stay apart. */
+static void
+test_graph_types_sharing_a_cache_slot_stay_apart(void **state)
+{
+    static const char *names[] = { "abcde", "aXcde", "abcYe", "aZcde", "abcde" };
+    struct ml_graph g;
+    struct ml_dumpparser p;
+    char line[256];
+
+    (void)state;
+    ml_graph_init(&g);
+    ml_dumpparser_init(&p);
+    for (unsigned i = 0; i < 1000; i++) {
+        struct ml_dumpline l;
+
+        snprintf(line, sizeof(line),
+                 "{\"address\": %u, \"type\": \"%s\", \"size\": 1, \"refs\": []}",
+                 16 * (i + 1), names[i % 5]);
+        assert_int_equal(ml_dumpline_parse(&p, line, strlen(line), &l), 0);
+        assert_int_equal(ml_graph_add(&g, &l), 0);
+    }
+    assert_int_equal(ml_graph_finish(&g), 0);
+    assert_int_equal(g.ntypes, 4);
+    for (unsigned i = 0; i < 1000; i++)
+        assert_string_equal(ml_graph_type_name(&g, ml_graph_type(&g, ml_graph_find(&g, 16 * (i + 1)))),
+                            names[i % 5]);
+    ml_dumpparser_free(&p);
+    ml_graph_free(&g);
+}
+
 int
 main(void)
 {
@@ -147,6 +179,7 @@ main(void)
         cmocka_unit_test(test_graph_index_two_steps_finds_every_address_as_the_one_step_sort),
         cmocka_unit_test(test_graph_index_two_steps_keeps_the_first_of_repeated_addresses),
         cmocka_unit_test(test_graph_index_two_steps_with_all_partitions),
+        cmocka_unit_test(test_graph_types_sharing_a_cache_slot_stay_apart),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
