@@ -345,8 +345,10 @@ read_str(struct cur *c, size_t *off, size_t *len, int *in_line,
     *in_line = 0;
     *off = o = c->p->slen;
     /* [start, q) was checked above (q is at the first '\\'): at once. */
-    memcpy(c->p->sbuf + o, start, (size_t)(q - start));
-    o += (size_t)(q - start);
+    if (q > start) {            /* sbuf is NULL until a byte needs it */
+        memcpy(c->p->sbuf + o, start, (size_t)(q - start));
+        o += (size_t)(q - start);
+    }
     while (q < c->end && *q != '"') {
         unsigned cp, lo;
 
