@@ -6,8 +6,9 @@
  * none per object.  Adding an object only appends (no lookup: a hash map
  * probe per line was most of the loader's time, two cache misses each);
  * ml_graph_finish then groups the objects by a hash of their address (a
- * counting sort: sequential passes and scattered writes, no dependent
- * misses), finds the repeated addresses inside each group, and resolves
+ * counting sort in two steps, partitions then buckets in cache, into
+ * arrays on transparent huge pages: hugemem.h), finds the repeated
+ * addresses inside each group, and resolves
  * every ref with a prefetching lookup, half the refs on each of two
  * threads.
  */
