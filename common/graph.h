@@ -91,6 +91,12 @@ struct ml_graph {
     size_t types_cap;
     uint32_t *tmap;             /* open addressing: type id + 1 */
     size_t tmap_mask;
+    /* Types seen lately, by a hash of their name's length and three of
+     * its bytes (ml_graph_add): an id and the name's length + 1 (0: no
+     * entry).  A heap has few types that most lines use. */
+#define ML_GRAPH_TCACHE 64
+    uint32_t tcache_id[ML_GRAPH_TCACHE];
+    uint32_t tcache_len1[ML_GRAPH_TCACHE];
 
     /* The address index, built by ml_graph_finish: bucket b (the top
      * dir_bits bits of ml_graph_hash64(address)) holds the objects

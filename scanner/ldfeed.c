@@ -60,7 +60,8 @@ do_line(struct ldfeed *f, const char *s, size_t n)
     int rc;
 
     f->lineno++;
-    if (ml_dumpline_blank(s, n))
+    /* An object line starts with '{': no scan for blanks then. */
+    if ((n == 0 || *s != '{') && ml_dumpline_blank(s, n))
         return 0;
     rc = ml_dumpline_parse(&f->p, s, n, &l);
     if (rc == ML_EPROTO) {
