@@ -195,6 +195,9 @@ on_query_done(uv_work_t *w, int status)
         c = NULL;
     if (q->computed != 0 && srv->writer != NULL && !srv->stopping)
         retain_start(srv, q->computed);
+    if (q->waited_retained)
+        md_debug("query_waited_retained", " conn=%" PRIu64 " computed=%"
+                 PRIu64, q->conn, q->computed);
     if (status < 0 && q->code == MD_OK) {   /* UV_ECANCELED: not used */
         q->code = MD_ERROR;
         snprintf(q->err, sizeof(q->err), "query cancelled: %s",
