@@ -18,7 +18,10 @@
  * Atomicity.  The first transaction records the snapshot as "ingesting";
  * only the last one marks it "complete" and adds it to the time and
  * process indexes, which is what readers look at.  On failure the partial
- * records are deleted; after a crash, st_sweep deletes them.
+ * records are deleted; after a crash, st_sweep deletes them.  The retained
+ * answers (retained.h) come after it, in transactions of their own (the
+ * second step of st_commit2: the caller is told in between); a crash
+ * there leaves a whole snapshot without them, as an old store's.
  */
 #define _GNU_SOURCE
 #include <errno.h>

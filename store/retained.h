@@ -6,7 +6,8 @@
  * immediate dominator, the per-type retained sums, the largest objects.
  * st_commit computes them once, on its work thread, in file-backed
  * arrays (common/dominators.c, the loader's implementation too), and
- * writes them with the snapshot: `top --retained`, `dominators` and
+ * writes them once the snapshot is visible, in transactions of their own
+ * (st_commit2's second step, store.h): `top --retained`, `dominators` and
  * `report` then read a few records instead of the whole graph.  A store
  * made before them has none: the reports compute on demand
  * (report_dominators.c), and a writer keeps the result with
