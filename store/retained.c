@@ -155,9 +155,18 @@ st__retwork_succ(struct st__retwork *w, const uint64_t *edges,
     w->succ = st__map_tmp(w->tmpdir, nedges * sizeof *w->succ);
     if (w->succ_start == NULL || w->succ == NULL)
         return -errno;
-    starts(w->succ_start, w->n, edges, nedges, 0);
-    for (uint64_t k = 0; k < nedges; k++)
+    /* starts and children in one pass over the edges (parent order) */
+    size_t v = 0;
+
+    for (uint64_t k = 0; k < nedges; k++) {
+        uint32_t parent = (uint32_t)edges[k];
+
+        while (v <= parent && v <= w->n)
+            w->succ_start[v++] = (uint32_t)k;
         w->succ[k] = (uint32_t)(edges[k] >> 32);
+    }
+    while (v <= w->n)
+        w->succ_start[v++] = (uint32_t)nedges;
     return 0;
 }
 
