@@ -1582,8 +1582,10 @@ st_commit2(struct st_store *s, struct st_ingest *in,
         /* Step 1 is done: the snapshot is stored and visible.  Step 2,
          * its retained answers, after the caller is told (the daemon's
          * ack); a failure there leaves the snapshot without them. */
-        if (visible != NULL)
+        if (visible != NULL) {
+            st__size_refresh(s);        /* its size, as the caller sees it */
             visible(arg, *id);
+        }
         int wrc = write_retained(&j, *id);
 
         if (retrc != NULL)
