@@ -14,7 +14,10 @@
  *   - a query that computes a dominator tree (md_query_heavy) needs
  *     memory of the snapshot's size, ~885 MiB at 10M objects: one runs
  *     at a time, the others wait while lighter queries pass them, so a
- *     few users asking at once cannot multiply the daemon's memory;
+ *     few users asking at once cannot multiply the daemon's memory
+ *     (since the commit stores the tree's answers, only an old store's
+ *     snapshots need it; one whose answers the writer is storing right
+ *     after its ack waits for them on its pool thread instead: query.c);
  *   - the work names its connection by serial number: if the client left
  *     meanwhile the answer is dropped (query.h);
  *   - an answer is one buffer, written with its own uv_write (not
