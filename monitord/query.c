@@ -11,6 +11,7 @@
 
 #include "query.h"
 #include "report.h"
+#include "retained.h"
 #include "utf8.h"
 
 struct md_query *
@@ -97,8 +98,21 @@ md_query_run(struct md_query *q)
     cJSON *doc = NULL;
 
     q->err[0] = '\0';
-    q->rc = rp_run_ex(q->store, q->req, &q->scope, &doc, q->err,
-                      sizeof(q->err), &q->computed);
+    /* -EAGAIN: the snapshot's retained sizes are being stored by the
+     * commit's second step (store.h, st_commit2); the query waits for it
+     * here, on its pool thread with no read open, then asks again and
+     * reads them, rather than computing its own copy of the tree.  Each
+     * try ends with a step that landed: a few are plenty. */
+    for (int tries = 0;; tries++) {
+        q->rc = rp_run_ex(q->store, q->req, &q->scope, &doc, q->err,
+                          sizeof(q->err), &q->computed);
+        if (q->rc != -EAGAIN || tries == 8)
+            break;
+        cJSON_Delete(doc);
+        doc = NULL;
+        q->waited_retained = 1;
+        st_retained_wait(q->store);
+    }
     cJSON_Delete(q->req);
     q->req = NULL;
     if (q->rc == 0)

@@ -41,6 +41,7 @@ struct md_query {
     uint64_t computed;          /* rp_run_ex's: a snapshot whose retained
                                  * sizes were computed, not read (an older
                                  * store): the writer then stores them */
+    int waited_retained;        /* waited for a commit's second step */
     enum md_code code;          /* MD_OK, or the error line's code */
     char *text;                 /* MD_OK: the answer document (cJSON_free) */
     size_t len;

@@ -14,7 +14,10 @@
  *   - a query that computes a dominator tree (md_query_heavy) needs
  *     memory of the snapshot's size, ~885 MiB at 10M objects: one runs
  *     at a time, the others wait while lighter queries pass them, so a
- *     few users asking at once cannot multiply the daemon's memory;
+ *     few users asking at once cannot multiply the daemon's memory
+ *     (since the commit stores the tree's answers, only an old store's
+ *     snapshots need it; one whose answers the writer is storing right
+ *     after its ack waits for them on its pool thread instead: query.c);
  *   - the work names its connection by serial number: if the client left
  *     meanwhile the answer is dropped (query.h);
  *   - an answer is one buffer, written with its own uv_write (not
@@ -195,6 +198,9 @@ on_query_done(uv_work_t *w, int status)
         c = NULL;
     if (q->computed != 0 && srv->writer != NULL && !srv->stopping)
         retain_start(srv, q->computed);
+    if (q->waited_retained)
+        md_debug("query_waited_retained", " conn=%" PRIu64 " computed=%"
+                 PRIu64, q->conn, q->computed);
     if (status < 0 && q->code == MD_OK) {   /* UV_ECANCELED: not used */
         q->code = MD_ERROR;
         snprintf(q->err, sizeof(q->err), "query cancelled: %s",

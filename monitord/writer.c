@@ -3,6 +3,7 @@
  * writer.c -- see writer.h.
  */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,30 +50,96 @@ delete_seen(struct st_store *s, const struct md_job *j)
     return seen ? st_delete(s, j->del_id) : ML_ENOTFOUND;
 }
 
+/* Hands j back to the loop (on_async). */
 static void
+post_done(struct md_writer *w, struct md_job *j)
+{
+    uv_mutex_lock(&w->mu);
+    *w->done_tail = j;
+    w->done_tail = &j->next;
+    uv_mutex_unlock(&w->mu);
+    /* Can only fail for a handle that is not an async: ignore. */
+    (void)uv_async_send(&w->async);
+}
+
+/* A commit between its two steps (st_commit2). */
+struct visible {
+    struct md_writer *w;
+    struct md_job *j;
+    uint64_t t0;
+    int posted;
+};
+
+/* Step 1 is done, the snapshot stored and visible: the job goes back to
+ * the loop now, which acks it (docs/protocol.md, "Ack"), while this
+ * thread writes the retained answers.  j is the loop's from here on. */
+static void
+commit_visible(void *arg, uint64_t id)
+{
+    struct visible *v = arg;
+    struct md_job *j = v->j;
+
+    j->rc = 0;
+    j->id = id;
+    if (j->metrics) {
+        /* Here, not on the loop: it reads the store. */
+        int rc = md_metrics_prepare(v->w->store, j->id, &j->src, &j->mfrag);
+
+        if (rc < 0)
+            md_warn("metrics_summary_failed", " id=%" PRIu64 " error=%s",
+                    j->id, st_strerror(rc));
+    }
+    j->took_ns = uv_hrtime() - v->t0;
+    v->posted = 1;
+    post_done(v->w, j);
+}
+
+/* The commit job: step 1, handed back by commit_visible; then step 2,
+ * here, before the next job (a query that needs its answers waits for
+ * them: query.c; a STOP queued meanwhile waits too, so a daemon that is
+ * told to stop finishes the step first).  1 if j was handed back. */
+static int
+run_commit(struct md_writer *w, struct md_job *j, uint64_t t0)
+{
+    struct st_ingest *ing = j->ing;
+    struct visible v = { .w = w, .j = j, .t0 = t0 };
+    uint64_t id = 0, t1;
+    int rc, retrc = 0;
+
+    j->ing = NULL;              /* freed here, after both steps */
+    rc = st_commit2(w->store, ing, &j->src, &id, commit_visible, &v, &retrc);
+    if (!v.posted) {
+        const char *e = st_ingest_error(ing);
+
+        j->rc = rc != 0 ? rc : -EIO;
+        snprintf(j->errmsg, sizeof(j->errmsg), "%s",
+                 e != NULL && e[0] != '\0' ? e : st_strerror(j->rc));
+        st_ingest_free(ing);
+        return 0;
+    }
+    st_ingest_free(ing);
+    t1 = uv_hrtime();
+    if (retrc == 0)
+        md_debug("retained_stored_at_commit", " id=%" PRIu64 " ms=%" PRIu64,
+                 id, (t1 - t0) / 1000000);
+    else
+        md_log(retrc == ML_ENOTFOUND ? MD_LOG_INFO : MD_LOG_WARN,
+               "retained_not_stored", " id=%" PRIu64 " error=%s"
+               " (computed on demand by the first query that needs them)",
+               id, st_strerror(retrc));
+    return 1;
+}
+
+/* Runs j; 1 if it was handed back to the loop already. */
+static int
 run_job(struct md_writer *w, struct md_job *j)
 {
     uint64_t t0 = uv_hrtime();
 
     switch (j->kind) {
     case MD_JOB_COMMIT:
-        j->rc = st_commit(w->store, j->ing, &j->src, &j->id);
-        if (j->rc != 0) {
-            const char *e = st_ingest_error(j->ing);
-
-            snprintf(j->errmsg, sizeof(j->errmsg), "%s",
-                     e != NULL && e[0] != '\0' ? e : st_strerror(j->rc));
-        }
-        st_ingest_free(j->ing);
-        j->ing = NULL;
-        if (j->rc == 0 && j->metrics) {
-            /* Here, not on the loop: it reads the store. */
-            int rc = md_metrics_prepare(w->store, j->id, &j->src, &j->mfrag);
-
-            if (rc < 0)
-                md_warn("metrics_summary_failed", " id=%" PRIu64 " error=%s",
-                        j->id, st_strerror(rc));
-        }
+        if (run_commit(w, j, t0))
+            return 1;
         break;
     case MD_JOB_SWEEP:
         j->rc = st_sweep(w->store, &j->swept);
@@ -92,6 +159,7 @@ run_job(struct md_writer *w, struct md_job *j)
         break;
     }
     j->took_ns = uv_hrtime() - t0;
+    return 0;
 }
 
 static void
@@ -113,15 +181,9 @@ writer_main(void *arg)
         uv_mutex_unlock(&w->mu);
 
         j->next = NULL;
-        run_job(w, j);
         stop = j->kind == MD_JOB_STOP;
-
-        uv_mutex_lock(&w->mu);
-        *w->done_tail = j;
-        w->done_tail = &j->next;
-        uv_mutex_unlock(&w->mu);
-        /* Can only fail for a handle that is not an async: ignore. */
-        (void)uv_async_send(&w->async);
+        if (!run_job(w, j))
+            post_done(w, j);
     }
 }
 

@@ -18,7 +18,10 @@
  * Atomicity.  The first transaction records the snapshot as "ingesting";
  * only the last one marks it "complete" and adds it to the time and
  * process indexes, which is what readers look at.  On failure the partial
- * records are deleted; after a crash, st_sweep deletes them.
+ * records are deleted; after a crash, st_sweep deletes them.  The retained
+ * answers (retained.h) come after it, in transactions of their own (the
+ * second step of st_commit2: the caller is told in between); a crash
+ * there leaves a whole snapshot without them, as an old store's.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -29,6 +32,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -1132,23 +1136,31 @@ write_rev(struct job *j, struct wtx *w, uint64_t id)
     return rc;
 }
 
+/* The commit's second step: retained, rtypes (the dominator tree's
+ * answers, retained.h) in transactions of their own, once the snapshot
+ * is visible.  ML_ENOTFOUND when the work thread could not compute
+ * them (the snapshot then has none: computed on demand, as an old
+ * store's).  MELIAE_TEST_RETAINED_HOLD_MS holds the step that long
+ * before writing (the tests' window between the two steps). */
 static int
-ret_put(void *arg, MDB_dbi db, const void *k, size_t klen, const void *v,
-        size_t vlen)
-{
-    return wtx_put(arg, db, k, klen, v, vlen);
-}
-
-/* retained, rtypes: the dominator tree's answers (retained.h), when the
- * work thread could compute them. */
-static int
-write_retained(struct job *j, struct wtx *w, uint64_t id)
+write_retained(struct job *j, uint64_t id)
 {
     int rc = work_wait(j, WORK_DONE);
+    const char *hold = getenv("MELIAE_TEST_RETAINED_HOLD_MS");
 
-    if (rc != 0 || j->rrc != 0 || !j->rw.done)
-        return rc;
-    return st__ret_write(w->s, id, &j->rw.d, j->rw.tid, j->gtid, ret_put, w);
+    if (rc == 0)
+        rc = j->rrc;
+    if (rc == 0 && !j->rw.done)
+        rc = ML_ENOTFOUND;
+    if (hold != NULL && atoi(hold) > 0) {
+        struct timespec ts = { atoi(hold) / 1000, atoi(hold) % 1000 * 1000000L };
+
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
+    if (rc == 0)
+        rc = st__ret_store(j->s, id, &j->rw.d, j->rw.tid, j->gtid);
+    return rc;
 }
 
 static int
@@ -1334,6 +1346,9 @@ finish_snapshot(struct job *j, struct wtx *w, uint64_t id, uint64_t *proc)
         rc = wtx_put(w, w->s->graphs, k, 24, "", 0);
     if (rc != 0)
         return rc;
+    /* before it is visible: a reader that sees it sees it pending */
+    if (w->s->has_ret)
+        st__ret_pending_set(w->s, id);
     return wtx_commit(w, 1);
 }
 
@@ -1400,8 +1415,6 @@ attempt(struct job *j, uint64_t *id, uint64_t *proc)
         rc = write_rev(j, &w, *id);
     if (rc == 0)
         rc = write_births(j, &w, *id);
-    if (rc == 0)
-        rc = write_retained(j, &w, *id);
     if (rc == 0)
         rc = finish_snapshot(j, &w, *id, proc);
     if (rc != 0)
@@ -1470,6 +1483,14 @@ map_ahead(struct st_store *s, const struct st_ingest *in)
 int
 st_commit(struct st_store *s, struct st_ingest *in,
           const struct st_source *src, uint64_t *id)
+{
+    return st_commit2(s, in, src, id, NULL, NULL, NULL);
+}
+
+int
+st_commit2(struct st_store *s, struct st_ingest *in,
+           const struct st_source *src, uint64_t *id,
+           void (*visible)(void *arg, uint64_t id), void *arg, int *retrc)
 {
     struct job j = { .s = s, .in = in, .src = src, .err = in->err,
                      .errlen = sizeof in->err, .stage = WORK_DONE,
@@ -1558,6 +1579,17 @@ st_commit(struct st_store *s, struct st_ingest *in,
     }
     if (rc == 0) {
         st__retain(s, proc, st__now_ns());     /* best effort, logged by caller */
+        /* Step 1 is done: the snapshot is stored and visible.  Step 2,
+         * its retained answers, after the caller is told (the daemon's
+         * ack); a failure there leaves the snapshot without them. */
+        if (visible != NULL) {
+            st__size_refresh(s);        /* its size, as the caller sees it */
+            visible(arg, *id);
+        }
+        int wrc = write_retained(&j, *id);
+
+        if (retrc != NULL)
+            *retrc = wrc;
     } else if (err != NULL && err[0] == '\0') {
         /* perr is the work thread's until it is done, and says why only
          * when its failure is the one returned */
@@ -1568,6 +1600,8 @@ st_commit(struct st_store *s, struct st_ingest *in,
     }
 out:
     (void)work_wait(&j, WORK_DONE);     /* before its arrays go */
+    if (s->ret_pending != 0)
+        st__ret_pending_set(s, 0);      /* written, failed or never begun */
     pthread_cond_destroy(&j.cv);
     pthread_mutex_destroy(&j.mu);
     if (!s->broken)

@@ -246,6 +246,12 @@ answers_open(struct ctx *c, const struct snap *s, struct answers *a)
     if (rc != ML_ENOTFOUND)
         return rp__fail(c, rc, "snapshot %" PRIu64 ": %s", s->id,
                         st_strerror(rc));
+    /* A commit of this process is writing them (st_commit2's second
+     * step): not a second copy of the tree here; rp_run_ex's caller
+     * waits for them (st_retained_wait) and asks again. */
+    if (st_retained_pending(c->r, s->id))
+        return rp__fail(c, -EAGAIN, "snapshot %" PRIu64 ": its retained "
+                        "sizes are being stored; ask again", s->id);
     rc = dominate(c, s, &a->g, &a->d);
     if (rc != 0)
         return rc;

@@ -475,9 +475,12 @@ report_process(struct ctx *c, const struct snap *const *sn, size_t n,
             if (!b->graph) {
                 snprintf(ret_why, sizeof ret_why, "the last snapshot has no "
                          "object graph any more (retention)");
-            } else if (rp__retained_new(c, b, &ret) != 0) {
+            } else if ((rc = rp__retained_new(c, b, &ret)) != 0) {
+                if (rc == -EAGAIN)
+                    goto out;   /* being stored: the daemon asks again */
                 snprintf(ret_why, sizeof ret_why, "%s", c->err);
                 c->err[0] = '\0';
+                rc = 0;
             }
         }
         if ((rc = report_suspect(c, t, ctypes, diff, b, ret, ret_why,

@@ -155,9 +155,18 @@ st__retwork_succ(struct st__retwork *w, const uint64_t *edges,
     w->succ = st__map_tmp(w->tmpdir, nedges * sizeof *w->succ);
     if (w->succ_start == NULL || w->succ == NULL)
         return -errno;
-    starts(w->succ_start, w->n, edges, nedges, 0);
-    for (uint64_t k = 0; k < nedges; k++)
+    /* starts and children in one pass over the edges (parent order) */
+    size_t v = 0;
+
+    for (uint64_t k = 0; k < nedges; k++) {
+        uint32_t parent = (uint32_t)edges[k];
+
+        while (v <= parent && v <= w->n)
+            w->succ_start[v++] = (uint32_t)k;
         w->succ[k] = (uint32_t)(edges[k] >> 32);
+    }
+    while (v <= w->n)
+        w->succ_start[v++] = (uint32_t)nedges;
     return 0;
 }
 
@@ -710,7 +719,7 @@ fput(void *arg, MDB_dbi db, const void *k, size_t klen, const void *v,
  * figures, in the last, make them visible. */
 static int
 fill_write(struct st_store *s, uint64_t id, const struct ml_dom *d,
-           const uint32_t *tid, struct fput *f)
+           const uint32_t *tid, const uint32_t *gtid, struct fput *f)
 {
     int rc = fput_begin(f);
 
@@ -719,7 +728,7 @@ fill_write(struct st_store *s, uint64_t id, const struct ml_dom *d,
     if (rc == 0)
         rc = st__del_prefix(f->txn, s->rtypes, id);
     if (rc == 0)
-        rc = st__ret_write(s, id, d, tid, NULL, fput, f);
+        rc = st__ret_write(s, id, d, tid, gtid, fput, f);
     if (rc == 0) {
         rc = mdb_txn_commit(f->txn);
         f->txn = NULL;
@@ -730,12 +739,37 @@ fill_write(struct st_store *s, uint64_t id, const struct ml_dom *d,
     return rc;
 }
 
+/* The map was sized for what the store held: grown first for the
+ * records (a few bytes an object, generously), again if that was not
+ * enough; --max-store bounds it (MDB_MAP_FULL then: computed on demand,
+ * as before). */
+int
+st__ret_store(struct st_store *s, uint64_t id, const struct ml_dom *d,
+              const uint32_t *tid, const uint32_t *gtid)
+{
+    struct fput f = { .s = s };
+    int rc = 0;
+
+    for (int attempt = 0; attempt < 4; attempt++) {
+        MDB_envinfo info;
+        uint64_t want = st__used_end(s) + (12 + attempt * 12) * (uint64_t)d->n
+                        + (1u << 20);
+
+        if (mdb_env_info(s->env, &info) == 0
+            && (rc = st__grow_map(s, info.me_mapsize, want)) != 0)
+            break;
+        rc = fill_write(s, id, d, tid, gtid, &f);
+        if (rc != MDB_MAP_FULL)
+            break;
+    }
+    return norm(rc);
+}
+
 int
 st_retained_fill(struct st_store *s, uint64_t id)
 {
     struct fgraph g;
     struct ml_dom d;
-    struct fput f = { .s = s };
     struct pool pl = { .tmpdir = s->tmpdir };   /* no pool: new mappings */
     uint64_t total = 0;
     int rc, have;
@@ -750,27 +784,43 @@ st_retained_fill(struct st_store *s, uint64_t id)
     memset(&d, 0, sizeof d);
     rc = fill_compute(s, id, &g, &d, &pl, &total, &have);
     fgraph_free(&g, total, 0);          /* the types are still needed */
-    if (rc != 0 || have)
-        goto out;
-    /* The map was sized for what the store held: grown first for the
-     * records (a few bytes an object, generously), again if that was not
-     * enough; --max-store bounds it (MDB_MAP_FULL then: computed on
-     * demand, as before). */
-    for (int attempt = 0; attempt < 4; attempt++) {
-        MDB_envinfo info;
-        uint64_t want = st__used_end(s) + (12 + attempt * 12) * (uint64_t)d.n
-                        + (1u << 20);
-
-        if (mdb_env_info(s->env, &info) == 0
-            && (rc = st__grow_map(s, info.me_mapsize, want)) != 0)
-            break;
-        rc = fill_write(s, id, &d, g.tid, &f);
-        if (rc != MDB_MAP_FULL)
-            break;
-    }
-out:
+    if (rc == 0 && !have)
+        rc = st__ret_store(s, id, &d, g.tid, NULL);
     fgraph_free(&g, total, 1);
     ml_dom_free(&d);
     st__size_refresh(s);
     return norm(rc);
+}
+
+/* ---- the commit's second step, seen by the queries ---- */
+
+void
+st__ret_pending_set(struct st_store *s, uint64_t id)
+{
+    pthread_mutex_lock(&s->ret_mu);
+    s->ret_pending = id;
+    if (id == 0)
+        pthread_cond_broadcast(&s->ret_cv);
+    pthread_mutex_unlock(&s->ret_mu);
+}
+
+int
+st_retained_pending(struct st_read *r, uint64_t id)
+{
+    struct st_store *s = st__read_store(r);
+    int rc;
+
+    pthread_mutex_lock(&s->ret_mu);
+    rc = id != 0 && s->ret_pending == id;
+    pthread_mutex_unlock(&s->ret_mu);
+    return rc;
+}
+
+void
+st_retained_wait(struct st_store *s)
+{
+    pthread_mutex_lock(&s->ret_mu);
+    while (s->ret_pending != 0)
+        pthread_cond_wait(&s->ret_cv, &s->ret_mu);
+    pthread_mutex_unlock(&s->ret_mu);
 }

@@ -6,7 +6,8 @@
  * immediate dominator, the per-type retained sums, the largest objects.
  * st_commit computes them once, on its work thread, in file-backed
  * arrays (common/dominators.c, the loader's implementation too), and
- * writes them with the snapshot: `top --retained`, `dominators` and
+ * writes them once the snapshot is visible, in transactions of their own
+ * (st_commit2's second step, store.h): `top --retained`, `dominators` and
  * `report` then read a few records instead of the whole graph.  A store
  * made before them has none: the reports compute on demand
  * (report_dominators.c), and a writer keeps the result with
@@ -76,6 +77,19 @@ int st_retained_types(struct st_read *r, uint64_t id,
  * MDB_MAP_FULL past it). */
 int st_retained_fill(struct st_store *s, uint64_t id);
 
+/* 1 while a commit of this process (st_commit2's second step) is
+ * computing and writing snapshot id's answers: the snapshot is visible,
+ * its answers are not stored yet and will be.  A query that would
+ * compute them on demand waits instead (st_retained_wait, then a new
+ * read transaction): the daemon's do, so that no query holds a copy of
+ * the tree beside the commit's.  Another process (the CLI's --store)
+ * sees 0 and computes on demand, as for an old store. */
+int st_retained_pending(struct st_read *r, uint64_t id);
+
+/* Waits until no commit of this process has answers pending.  Call it
+ * without an st_read open (the step may need to grow the map). */
+void st_retained_wait(struct st_store *s);
+
 /* ---- for the store's own files (commit.c, query.c) ---- */
 
 #include <lmdb.h>
@@ -137,5 +151,12 @@ int st__ret_write(struct st_store *s, uint64_t id, const struct ml_dom *d,
                   int (*put)(void *arg, MDB_dbi db, const void *k,
                              size_t klen, const void *v, size_t vlen),
                   void *arg);
+
+/* Writes d's answers as snapshot id's records in write transactions of
+ * their own (st_commit2's second step, st_retained_fill), after deleting
+ * what a crash may have left of earlier ones; the figures, written last,
+ * make them visible.  Grows the map first.  Writer thread only. */
+int st__ret_store(struct st_store *s, uint64_t id, const struct ml_dom *d,
+                  const uint32_t *tid, const uint32_t *gtid);
 
 #endif /* ST_RETAINED_H */

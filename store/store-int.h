@@ -89,7 +89,18 @@ struct st_store {
      * after that fails with MDB_PANIC instead of touching it (the daemon
      * then stops, for its supervisor to restart it). */
     _Atomic int broken;
+    /* The commit's second step (st_commit2): the snapshot whose retained
+     * answers this process is computing and writing, 0 if none; set
+     * before the snapshot turns visible, cleared (and ret_cv broadcast)
+     * when the step ends.  Queries of the daemon wait on it
+     * (st_retained_pending, st_retained_wait). */
+    pthread_mutex_t ret_mu;
+    pthread_cond_t ret_cv;
+    uint64_t ret_pending;
 };
+
+/* Sets (id) or clears (0, with a broadcast) s->ret_pending. */
+void st__ret_pending_set(struct st_store *s, uint64_t id);
 
 /* Refreshes s->used_bytes.  On the writing thread only. */
 void st__size_refresh(struct st_store *s);

@@ -339,6 +339,8 @@ st_open(struct st_store **out, const char *dir, const struct st_options *opt,
     s->datafd = -1;
     s->txn_bytes = ST_TXN_BYTES;
     init_resize_lock(&s->resize);
+    pthread_mutex_init(&s->ret_mu, NULL);
+    pthread_cond_init(&s->ret_cv, NULL);
     s->max_store = opt->max_store ? opt->max_store : ST_DEFAULT_MAX_STORE;
     s->retain = opt->retain ? opt->retain : ST_DEFAULT_RETAIN;
     s->retain_age_ns = opt->retain_age_ns ? opt->retain_age_ns
@@ -447,6 +449,8 @@ st_close(struct st_store *s)
     if (s->lockfd >= 0)
         close(s->lockfd);
     pthread_rwlock_destroy(&s->resize);
+    pthread_cond_destroy(&s->ret_cv);
+    pthread_mutex_destroy(&s->ret_mu);
     free(s->dir);
     free(s->tmpdir);
     free(s);

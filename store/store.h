@@ -154,6 +154,19 @@ uint64_t st_proc_key(const struct st_source *src);
 int st_commit(struct st_store *s, struct st_ingest *in,
               const struct st_source *src, uint64_t *id);
 
+/* st_commit in its two steps, told apart: 1. the snapshot is written and
+ * turns visible (its last transaction), then visible(arg, *id) is called
+ * (NULL: not), on this thread; 2. its retained answers (retained.h) are
+ * written in transactions of their own, and *retrc (NULL: not kept) gets
+ * their result: 0, or why the snapshot has none stored (it then answers
+ * as an old store's: computed on demand, then kept).  A crash between
+ * the two leaves the snapshot without them.  The return value is step
+ * 1's, as st_commit's (st_commit is st_commit2 without a callback). */
+int st_commit2(struct st_store *s, struct st_ingest *in,
+               const struct st_source *src, uint64_t *id,
+               void (*visible)(void *arg, uint64_t id), void *arg,
+               int *retrc);
+
 /* ---- reading ---- */
 
 int st_read_begin(struct st_store *s, struct st_read **out);

@@ -296,7 +296,8 @@ static const struct st_source src = {
 };
 
 static uint64_t
-commit_heap(struct st_store *s, const struct heap *h, int keep_first)
+commit_heap2(struct st_store *s, const struct heap *h, int keep_first,
+             void (*visible)(void *, uint64_t), void *arg, int *retrc)
 {
     struct st_ingest *in;
     struct ml_dumpline l;
@@ -320,9 +321,15 @@ commit_heap(struct st_store *s, const struct heap *h, int keep_first)
         assert_int_equal(st_ingest_object(in, &l), 0);
     }
     assert_int_equal(st_ingest_end(in, h->n, bytes), 0);
-    assert_int_equal(st_commit(s, in, &src, &id), 0);
+    assert_int_equal(st_commit2(s, in, &src, &id, visible, arg, retrc), 0);
     st_ingest_free(in);
     return id;
+}
+
+static uint64_t
+commit_heap(struct st_store *s, const struct heap *h, int keep_first)
+{
+    return commit_heap2(s, h, keep_first, NULL, NULL, NULL);
 }
 
 /* The model's type of a store type id. */
@@ -721,26 +728,93 @@ test_fill_killed_half_way_leaves_right_answers(void **state)
     heap_free(&h);
 }
 
-/* Killed in the middle of a commit, after records of the snapshot's
- * retained sizes were committed: the snapshot is not visible, and the
- * next writer's sweep deletes them with the rest. */
+/* What st_commit2's callback saw, between the two steps. */
+struct between {
+    struct st_store *s;
+    uint64_t id;
+    int ncommits;                       /* transactions of step 1 */
+    int visible, stored, pending, again;
+};
+
 static void
-test_commit_killed_half_way_leaves_no_records(void **state)
+on_visible(void *arg, uint64_t id)
+{
+    struct between *b = arg;
+    struct st_read *r;
+    struct st_snapinfo si;
+    struct st_retinfo ri;
+    cJSON *q = cJSON_Parse("{\"cmd\": \"top\", \"retained\": true, "
+                           "\"snap\": \"latest\"}"), *out = NULL;
+    char err[256];
+
+    b->id = id;
+    b->ncommits = ncommits;
+    assert_int_equal(st_read_begin(b->s, &r), 0);
+    b->visible = st_snap_get(r, id, &si) == 0;
+    b->stored = st_retained_info(r, id, &ri) != ML_ENOTFOUND;
+    b->pending = st_retained_pending(r, id);
+    st_read_end(r);
+    /* a query here would compute the tree: it is told to wait instead */
+    assert_non_null(q);
+    b->again = rp_run_ex(b->s, q, NULL, &out, err, sizeof err, NULL)
+               == -EAGAIN;
+    cJSON_Delete(q);
+    cJSON_Delete(out);
+}
+
+/* st_commit2: the snapshot is visible at the callback, its answers not
+ * yet stored and marked pending (a query is told to wait); stored after,
+ * equal to the reference, and nothing pending any more. */
+static void
+test_snapshot_visible_before_its_answers_which_follow(void **state)
 {
     struct fx *f = *state;
+    struct between b = { .s = f->s };
+    struct heap h;
+    struct refdom ref;
+    struct st_read *r;
+    uint64_t id;
+    int retrc = 1;
+
+    heap_make(&h, 5000, 31);
+    refdom_make(&ref, &h);
+    ncommits = 0;
+    id = commit_heap2(f->s, &h, 0, on_visible, &b, &retrc);
+    assert_int_equal(b.id, id);
+    assert_true(b.visible);
+    assert_false(b.stored);
+    assert_true(b.pending);
+    assert_true(b.again);
+    assert_int_equal(retrc, 0);
+    assert_true(ncommits > b.ncommits);         /* their own transaction */
+    check_stored(f->s, id, &ref);
+    assert_int_equal(st_read_begin(f->s, &r), 0);
+    assert_false(st_retained_pending(r, id));
+    st_read_end(r);
+    st_retained_wait(f->s);                     /* returns: none pending */
+    refdom_free(&ref);
+    heap_free(&h);
+}
+
+/* Killed in a commit's first step, before its last transaction: nothing
+ * visible, no retained records (they come after), swept at the next
+ * start. */
+static void
+test_commit_killed_before_visible_leaves_no_records(void **state)
+{
+    struct fx *f = *state;
+    struct between b = { .s = f->s };
     struct heap h;
     uint64_t id, swept = 0;
     pid_t pid;
-    int status, total;
+    int status;
     char err[256];
 
     heap_make(&h, 20000, 4);
-    /* how many transactions a commit takes (and retention one more) */
-    f->s->txn_bytes = 4096;
+    f->s->txn_bytes = 4096;             /* many transactions */
     ncommits = 0;
-    id = commit_heap(f->s, &h, 0);
-    total = ncommits;
-    assert_true(total > 20);
+    id = commit_heap2(f->s, &h, 0, on_visible, &b, NULL);
+    assert_true(b.ncommits > 20);
     assert_true(records(f->s, f->s->ret, id) > 0);
     assert_int_equal(st_delete(f->s, id), 0);
     st_close(f->s);
@@ -754,7 +828,8 @@ test_commit_killed_half_way_leaves_no_records(void **state)
             _exit(2);
         s->txn_bytes = 4096;
         ncommits = 0;
-        exit_after_commit = total - 3;  /* all but the snapshot's last */
+        /* step 1 ends with the snapshot's last and retention's */
+        exit_after_commit = b.ncommits - 3;
         commit_heap(s, &h, 0);
         _exit(3);
     }
@@ -762,13 +837,80 @@ test_commit_killed_half_way_leaves_no_records(void **state)
     assert_true(WIFEXITED(status));
     assert_int_equal(WEXITSTATUS(status), 0);
     assert_int_equal(st_open(&f->s, f->dir, NULL, err, sizeof err), 0);
-    assert_int_equal(st_retained_fill(f->s, id + 1), ML_ENOTFOUND);
-    assert_true(records(f->s, f->s->ret, id + 1) > 0);  /* written, */
-    assert_true(records(f->s, f->s->rtypes, id + 1) > 0);
-    assert_int_equal(st_sweep(f->s, &swept), 0);        /* not visible */
-    assert_int_equal(swept, 1);
     assert_int_equal(records(f->s, f->s->ret, id + 1), 0);
     assert_int_equal(records(f->s, f->s->rtypes, id + 1), 0);
+    assert_int_equal(st_sweep(f->s, &swept), 0);        /* not visible */
+    assert_int_equal(swept, 1);
+    heap_free(&h);
+}
+
+/* Killed between the two steps, or half way through the second: the
+ * snapshot is whole and answers as one stored before the retained sizes
+ * (computed, not from what the step left), and a fill then stores them
+ * (deleting what the step left): the reference's, the computed answers. */
+static void
+test_commit_killed_between_its_steps_leaves_no_wrong_answer(void **state)
+{
+    struct fx *f = *state;
+    struct between b = { .s = f->s };
+    struct answers after, filled;
+    struct heap h;
+    struct refdom ref;
+    uint64_t id, swept = 0;
+    int total;
+    char err[256];
+
+    heap_make(&h, 20000, 5);
+    refdom_make(&ref, &h);
+    f->s->txn_bytes = 4096;
+    ncommits = 0;
+    id = commit_heap2(f->s, &h, 0, on_visible, &b, NULL);
+    total = ncommits;
+    assert_true(total > b.ncommits + 2);        /* several in step 2 */
+    for (int k = 0; k < 2; k++) {
+        /* just after the ack; half way through the answers */
+        int at = k == 0 ? b.ncommits - 1
+                        : b.ncommits + (total - b.ncommits) / 2;
+        pid_t pid;
+        int status;
+
+        assert_int_equal(st_delete(f->s, id), 0);
+        st_close(f->s);
+        f->s = NULL;
+        pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+            struct st_store *s;
+
+            if (st_open(&s, f->dir, NULL, err, sizeof err) != 0)
+                _exit(2);
+            s->txn_bytes = 4096;
+            ncommits = 0;
+            exit_after_commit = at;
+            commit_heap(s, &h, 0);
+            _exit(3);
+        }
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+        assert_int_equal(st_open(&f->s, f->dir, NULL, err, sizeof err), 0);
+        assert_int_equal(st_sweep(f->s, &swept), 0);    /* it is whole */
+        assert_int_equal(swept, 0);
+        id++;
+        assert_int_equal(records(f->s, f->s->rtypes, id), 0);
+        if (k == 0)
+            assert_int_equal(records(f->s, f->s->ret, id), 0);
+        else
+            assert_true(records(f->s, f->s->ret, id) > 0);  /* some */
+        answers_get(f->s, &h, &after, id, id);          /* computed */
+        assert_int_equal(st_retained_fill(f->s, id), 0);
+        check_stored(f->s, id, &ref);
+        answers_get(f->s, &h, &filled, 0, id);
+        answers_same(&after, &filled);
+        answers_free(&after);
+        answers_free(&filled);
+    }
+    refdom_free(&ref);
     heap_free(&h);
 }
 
@@ -819,7 +961,14 @@ main(void)
         cmocka_unit_test_setup_teardown(
             test_fill_killed_half_way_leaves_right_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(
-            test_commit_killed_half_way_leaves_no_records, setup, teardown),
+            test_snapshot_visible_before_its_answers_which_follow, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_commit_killed_before_visible_leaves_no_records, setup,
+            teardown),
+        cmocka_unit_test_setup_teardown(
+            test_commit_killed_between_its_steps_leaves_no_wrong_answer,
+            setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_retention_deletes_the_records_with_the_graph, setup,
             teardown),
