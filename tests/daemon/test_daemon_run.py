@@ -302,6 +302,7 @@ class TestEnvironmentSwitch(RunTestCase):
                 kids.append(pid)
             for k in kids:
                 os.waitpid(k, 0)
+            acked(2)    # the parent's own: its commits queue behind theirs
             print(os.getpid(), *kids)
             """)
         r = self.vpython(code, MELIAE_STREAM="0.3", MELIAE_SOCKET=d.sock)
