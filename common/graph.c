@@ -42,6 +42,7 @@ ml_graph_free(struct ml_graph *g)
     free(g->vkind);
     free(g->ref_start);
     free(g->raw);
+    free(g->raw_hi);
     free(g->refs);
     free(g->dangling);
     free(g->par_start);
@@ -66,6 +67,35 @@ grow(void **p, size_t es, size_t n)
     if (np == NULL)
         return -ENOMEM;
     *p = np;
+    return 0;
+}
+
+/* The address of raw ref k, whichever segment holds it. */
+static inline uint64_t
+raw_get(const struct ml_graph *g, uint64_t k)
+{
+    return g->raw_hi != NULL && k >= g->raw_lo_n ? g->raw_hi[k - g->raw_lo_n]
+                                                 : g->raw[k];
+}
+
+/* Makes raw one array again (raw_hi copied after raw's refs): for the
+ * rare paths that move refs (a line added after ml_graph_append, repeated
+ * addresses).  0 or -ENOMEM (nothing changed). */
+static int
+raw_join(struct ml_graph *g)
+{
+    uint64_t nhi;
+
+    if (g->raw_hi == NULL)
+        return 0;
+    nhi = g->nrefs - g->raw_lo_n;
+    if (grow((void **)&g->raw, sizeof(*g->raw), g->nrefs ? g->nrefs : 1) < 0)
+        return -ENOMEM;
+    memcpy(g->raw + g->raw_lo_n, g->raw_hi, nhi * sizeof(*g->raw));
+    free(g->raw_hi);
+    g->raw_hi = NULL;
+    g->raw_lo_n = 0;
+    g->raw_cap = g->nrefs ? g->nrefs : 1;
     return 0;
 }
 
@@ -615,8 +645,13 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
     if (g->nrefs + l->nrefs >= UINT32_MAX)
         return ML_ETOOBIG;
     if (g->nrefs + l->nrefs > g->raw_cap) {
-        uint64_t ncap = g->raw_cap ? g->raw_cap : 4096;
+        uint64_t ncap;
 
+        /* After ml_graph_append raw_cap is raw_lo_n: refs go to one
+         * array again before more are added. */
+        if ((rc = raw_join(g)) < 0)
+            return rc;
+        ncap = g->raw_cap ? g->raw_cap : 4096;
         while (ncap < g->nrefs + l->nrefs)
             ncap *= 2;
         if (grow((void **)&g->raw, sizeof(*g->raw), ncap) < 0)
@@ -681,11 +716,27 @@ ml_graph_append(struct ml_graph *g, struct ml_graph *o)
     }
     if ((rc = reserve_objects(g, g->n + o->n)) < 0)
         goto out;
+    /* o's refs stay where they are, as the second segment (raw_hi): a
+     * copy was fresh pages to fault and zero, 8 bytes a ref. */
+    if ((rc = raw_join(g)) < 0)
+        goto out;
     rc = -ENOMEM;
-    if (g->nrefs + o->nrefs > g->raw_cap) {
-        if (grow((void **)&g->raw, sizeof(*g->raw), g->nrefs + o->nrefs) < 0)
+    if (o->nrefs > 0 && g->nrefs > 0 && o->raw_hi == NULL) {
+        g->raw_hi = o->raw;
+        g->raw_lo_n = g->nrefs;
+        g->raw_cap = g->nrefs;
+        o->raw = NULL;
+    } else if (o->nrefs > 0 && g->nrefs == 0 && o->raw_hi == NULL) {
+        free(g->raw);
+        g->raw = o->raw;
+        g->raw_cap = o->raw_cap;
+        o->raw = NULL;
+    } else if (o->nrefs > 0) {
+        if (raw_join(o) < 0
+                || grow((void **)&g->raw, sizeof(*g->raw), g->nrefs + o->nrefs) < 0)
             goto out;
         g->raw_cap = g->nrefs + o->nrefs;
+        memcpy(g->raw + g->nrefs, o->raw, o->nrefs * sizeof(*o->raw));
     }
     if (ml_graph_wide_take(&g->biglen, &o->biglen) < 0
             || ml_graph_wide_take(&g->bigsize, &o->bigsize) < 0)
@@ -712,8 +763,6 @@ ml_graph_append(struct ml_graph *g, struct ml_graph *o)
         g->str[g->n + i] = o->str[i] ? o->str[i] + base : 0;
         g->ref_start[g->n + i + 1] = o->ref_start[i + 1] + (uint32_t)g->nrefs;
     }
-    if (o->nrefs > 0)
-        memcpy(g->raw + g->nrefs, o->raw, o->nrefs * sizeof(*o->raw));
     if (g->n == 0)
         g->ref_start[0] = 0;
     g->n += o->n;
@@ -808,6 +857,7 @@ find_duplicates(const struct ml_graph *g, const uint64_t *keys, uint8_t *dup)
 struct resolve_job {
     const struct ml_graph *g;
     const uint64_t *keys;
+    const uint64_t *raw;        /* ref k's address is raw[k - lo] */
     uint64_t lo, hi;
     uint64_t *dang;
     size_t ndang, dcap;
@@ -822,7 +872,7 @@ resolve_run(void *arg)
 {
     struct resolve_job *j = arg;
     const struct ml_graph *g = j->g;
-    const uint64_t *raw = g->raw, *keys = j->keys;
+    const uint64_t *raw = j->raw, *keys = j->keys;
     const uint32_t *dir = g->dir, *perm = g->perm;
     uint32_t *refs = g->refs;
     unsigned bits = g->dir_bits;
@@ -830,14 +880,14 @@ resolve_run(void *arg)
     /* A lookup is a chain of misses (dir, then the bucket's keys); the
      * refs ahead are independent, so their lines are fetched early. */
     for (uint64_t k = j->lo; k < j->hi; k++) {
-        uint64_t a = raw[k];
+        uint64_t a = raw[k - j->lo];
         size_t b = bucket_of(a, bits);
         uint32_t p, e, r = ML_GRAPH_NONE;
 
         if (k + PREFETCH_DIR < j->hi)
-            __builtin_prefetch(&dir[bucket_of(raw[k + PREFETCH_DIR], bits)]);
+            __builtin_prefetch(&dir[bucket_of(raw[k - j->lo + PREFETCH_DIR], bits)]);
         if (k + PREFETCH_KEYS < j->hi) {
-            uint32_t s = dir[bucket_of(raw[k + PREFETCH_KEYS], bits)];
+            uint32_t s = dir[bucket_of(raw[k - j->lo + PREFETCH_KEYS], bits)];
 
             __builtin_prefetch(&keys[s]);
             __builtin_prefetch(&perm[s]);
@@ -885,12 +935,22 @@ resolve_refs(struct ml_graph *g, const uint64_t *keys)
         job[t].keys = keys;
     }
     job[0].hi = g->nrefs;
-    if (g->nrefs >= RESOLVE_THREADED_MIN) {
+    job[0].raw = g->raw;
+    if (g->raw_hi != NULL) {
+        /* The two segments (ml_graph_append), one a thread: the halves
+         * of a file split by its bytes. */
+        job[0].hi = g->raw_lo_n;
+        job[1].lo = job[0].hi;
+        job[1].hi = g->nrefs;
+        job[1].raw = g->raw_hi;
+    } else if (g->nrefs >= RESOLVE_THREADED_MIN) {
         job[0].hi = g->nrefs / 2;
         job[1].lo = job[0].hi;
         job[1].hi = g->nrefs;
-        threaded = pthread_create(&th, NULL, resolve_run, &job[1]) == 0;
+        job[1].raw = g->raw + job[1].lo;
     }
+    if (job[1].hi - job[1].lo >= RESOLVE_THREADED_MIN / 2)
+        threaded = pthread_create(&th, NULL, resolve_run, &job[1]) == 0;
     resolve_run(&job[0]);
     if (threaded)
         pthread_join(th, NULL);
@@ -914,7 +974,7 @@ resolve_refs(struct ml_graph *g, const uint64_t *keys)
                 rc = ML_ETOOBIG;
                 break;
             }
-            g->dangling[g->ndangling] = g->raw[k];
+            g->dangling[g->ndangling] = raw_get(g, k);
             g->refs[k] = (uint32_t)(g->n + g->ndangling++);
         }
     }
@@ -946,19 +1006,25 @@ ml_graph_finish(struct ml_graph *g)
     if (dup == NULL)
         goto out;
     if (find_duplicates(g, keys, dup) > 0) {
+        if ((rc = raw_join(g)) < 0)
+            goto out;
         drop_duplicates(g, dup);
         if ((rc = index_build(g, keys)) < 0)
             goto out;
     }
     free(dup);
     dup = NULL;
+    rc = -ENOMEM;
     g->refs = malloc((g->nrefs ? g->nrefs : 1) * sizeof(*g->refs));
     if (g->refs == NULL)
         goto out;
     if ((rc = resolve_refs(g, keys)) < 0)
         goto out;
     free(g->raw);
+    free(g->raw_hi);
     g->raw = NULL;
+    g->raw_hi = NULL;
+    g->raw_lo_n = 0;
     g->raw_cap = 0;
     ml_graph_wide_sort(&g->biglen);
     ml_graph_wide_sort(&g->bigsize);

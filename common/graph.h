@@ -74,6 +74,11 @@ struct ml_graph {
      * an index >= n names dangling[index - n]. */
     uint32_t *ref_start;        /* n + 1 entries; refs total < 2^32 */
     uint64_t *raw;              /* addresses, until finish */
+    uint64_t *raw_hi;           /* when not NULL, refs [raw_lo_n, nrefs)
+                                 * are raw_hi[k - raw_lo_n]: the second
+                                 * half's addresses, taken over by
+                                 * ml_graph_append without a copy */
+    uint64_t raw_lo_n;
     uint32_t *refs;             /* indices, after finish */
     uint64_t nrefs;
     uint64_t raw_cap;
