@@ -9,8 +9,13 @@
  * counting sort in two steps, partitions then buckets in cache, into
  * arrays on transparent huge pages: hugemem.h), finds the repeated
  * addresses inside each group, and resolves
- * every ref with a prefetching lookup, half the refs on each of two
- * threads.
+ * every ref: first against the 8 lines after the ref's owner (a dump is
+ * written depth first, so most cold referents follow their referrer),
+ * then with a prefetching lookup in the index, half the refs on each of
+ * two threads.  ml_graph_append (the loader's two halves) moves the
+ * second half's objects after the first's but keeps its refs where they
+ * were parsed, a second segment (raw_hi) that finish resolves on its own
+ * thread.
  */
 #define _DEFAULT_SOURCE 1   /* madvise (hugemem.h) under -std=c11 */
 #include <errno.h>

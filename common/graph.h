@@ -175,7 +175,8 @@ int ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l);
 /* Appends the objects of other (not finished; it is emptied and can be
  * freed) to g (not finished), as if other's lines had been added to g
  * after g's: the loader parses two halves of a file on two threads and
- * joins them.  0, -ENOMEM or ML_ETOOBIG (g is then unusable). */
+ * joins them.  other's refs are taken, not copied (g->raw_hi).  0,
+ * -ENOMEM or ML_ETOOBIG (g is then unusable). */
 int ml_graph_append(struct ml_graph *g, struct ml_graph *other);
 
 /* Builds the address index, drops the objects of repeated addresses (the
