@@ -9,8 +9,13 @@
  * counting sort in two steps, partitions then buckets in cache, into
  * arrays on transparent huge pages: hugemem.h), finds the repeated
  * addresses inside each group, and resolves
- * every ref with a prefetching lookup, half the refs on each of two
- * threads.
+ * every ref: first against the 8 lines after the ref's owner (a dump is
+ * written depth first, so most cold referents follow their referrer),
+ * then with a prefetching lookup in the index, half the refs on each of
+ * two threads.  ml_graph_append (the loader's two halves) moves the
+ * second half's objects after the first's but keeps its refs where they
+ * were parsed, a second segment (raw_hi) that finish resolves on its own
+ * thread.
  */
 #define _DEFAULT_SOURCE 1   /* madvise (hugemem.h) under -std=c11 */
 #include <errno.h>
@@ -42,6 +47,7 @@ ml_graph_free(struct ml_graph *g)
     free(g->vkind);
     free(g->ref_start);
     free(g->raw);
+    free(g->raw_hi);
     free(g->refs);
     free(g->dangling);
     free(g->par_start);
@@ -66,6 +72,35 @@ grow(void **p, size_t es, size_t n)
     if (np == NULL)
         return -ENOMEM;
     *p = np;
+    return 0;
+}
+
+/* The address of raw ref k, whichever segment holds it. */
+static inline uint64_t
+raw_get(const struct ml_graph *g, uint64_t k)
+{
+    return g->raw_hi != NULL && k >= g->raw_lo_n ? g->raw_hi[k - g->raw_lo_n]
+                                                 : g->raw[k];
+}
+
+/* Makes raw one array again (raw_hi copied after raw's refs): for the
+ * rare paths that move refs (a line added after ml_graph_append, repeated
+ * addresses).  0 or -ENOMEM (nothing changed). */
+static int
+raw_join(struct ml_graph *g)
+{
+    uint64_t nhi;
+
+    if (g->raw_hi == NULL)
+        return 0;
+    nhi = g->nrefs - g->raw_lo_n;
+    if (grow((void **)&g->raw, sizeof(*g->raw), g->nrefs ? g->nrefs : 1) < 0)
+        return -ENOMEM;
+    memcpy(g->raw + g->raw_lo_n, g->raw_hi, nhi * sizeof(*g->raw));
+    free(g->raw_hi);
+    g->raw_hi = NULL;
+    g->raw_lo_n = 0;
+    g->raw_cap = g->nrefs ? g->nrefs : 1;
     return 0;
 }
 
@@ -615,8 +650,13 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
     if (g->nrefs + l->nrefs >= UINT32_MAX)
         return ML_ETOOBIG;
     if (g->nrefs + l->nrefs > g->raw_cap) {
-        uint64_t ncap = g->raw_cap ? g->raw_cap : 4096;
+        uint64_t ncap;
 
+        /* After ml_graph_append raw_cap is raw_lo_n: refs go to one
+         * array again before more are added. */
+        if ((rc = raw_join(g)) < 0)
+            return rc;
+        ncap = g->raw_cap ? g->raw_cap : 4096;
         while (ncap < g->nrefs + l->nrefs)
             ncap *= 2;
         if (grow((void **)&g->raw, sizeof(*g->raw), ncap) < 0)
@@ -681,11 +721,27 @@ ml_graph_append(struct ml_graph *g, struct ml_graph *o)
     }
     if ((rc = reserve_objects(g, g->n + o->n)) < 0)
         goto out;
+    /* o's refs stay where they are, as the second segment (raw_hi): a
+     * copy was fresh pages to fault and zero, 8 bytes a ref. */
+    if ((rc = raw_join(g)) < 0)
+        goto out;
     rc = -ENOMEM;
-    if (g->nrefs + o->nrefs > g->raw_cap) {
-        if (grow((void **)&g->raw, sizeof(*g->raw), g->nrefs + o->nrefs) < 0)
+    if (o->nrefs > 0 && g->nrefs > 0 && o->raw_hi == NULL) {
+        g->raw_hi = o->raw;
+        g->raw_lo_n = g->nrefs;
+        g->raw_cap = g->nrefs;
+        o->raw = NULL;
+    } else if (o->nrefs > 0 && g->nrefs == 0 && o->raw_hi == NULL) {
+        free(g->raw);
+        g->raw = o->raw;
+        g->raw_cap = o->raw_cap;
+        o->raw = NULL;
+    } else if (o->nrefs > 0) {
+        if (raw_join(o) < 0
+                || grow((void **)&g->raw, sizeof(*g->raw), g->nrefs + o->nrefs) < 0)
             goto out;
         g->raw_cap = g->nrefs + o->nrefs;
+        memcpy(g->raw + g->nrefs, o->raw, o->nrefs * sizeof(*o->raw));
     }
     if (ml_graph_wide_take(&g->biglen, &o->biglen) < 0
             || ml_graph_wide_take(&g->bigsize, &o->bigsize) < 0)
@@ -712,8 +768,6 @@ ml_graph_append(struct ml_graph *g, struct ml_graph *o)
         g->str[g->n + i] = o->str[i] ? o->str[i] + base : 0;
         g->ref_start[g->n + i + 1] = o->ref_start[i + 1] + (uint32_t)g->nrefs;
     }
-    if (o->nrefs > 0)
-        memcpy(g->raw + g->nrefs, o->raw, o->nrefs * sizeof(*o->raw));
     if (g->n == 0)
         g->ref_start[0] = 0;
     g->n += o->n;
@@ -808,60 +862,129 @@ find_duplicates(const struct ml_graph *g, const uint64_t *keys, uint8_t *dup)
 struct resolve_job {
     const struct ml_graph *g;
     const uint64_t *keys;
+    const uint64_t *raw;        /* ref k's address is raw[k - lo] */
     uint64_t lo, hi;
     uint64_t *dang;
     size_t ndang, dcap;
     int rc;
 };
 
-#define PREFETCH_DIR 16         /* refs ahead whose bucket start is fetched */
-#define PREFETCH_KEYS 8         /* refs ahead whose bucket keys are */
+#define PREFETCH_DIR 16         /* lookups ahead whose bucket start is fetched */
+#define PREFETCH_KEYS 8         /* lookups ahead whose bucket keys are */
+#define NEAR_LINES 8            /* the lines after a ref's owner tried first */
+#define RESOLVE_BLOCK 4096      /* refs tried near, then the rest looked up */
+
+/* The index of address a among objects i .. i + NEAR_LINES, or
+ * ML_GRAPH_NONE.  A dump is written depth first: an object's referents
+ * that were not written before follow it (87% of the refs to addresses
+ * other than the few hundred hot ones, in bench_loader's 1e7 dump), and
+ * these lines are read in order where the index lookup is a cache miss
+ * or three.  Exact: finish has dropped repeated addresses before. */
+static inline uint32_t
+near_find(const struct ml_graph *g, size_t i, uint64_t a)
+{
+    size_t e = i + 1 + NEAR_LINES < g->n ? i + 1 + NEAR_LINES : g->n;
+
+    if (g->addr64 != NULL) {
+        for (size_t m = i; m < e; m++)
+            if (g->addr64[m] == a)
+                return (uint32_t)m;
+        return ML_GRAPH_NONE;
+    }
+    for (size_t m = i; m < e; m++)
+        if (g->addr_lo[m] == (uint32_t)a
+                && g->segs[g->addr_seg[m]] == (uint32_t)(a >> 32))
+            return (uint32_t)m;
+    return ML_GRAPH_NONE;
+}
+
+/* The object whose refs hold ref k (k < nrefs): the last i with
+ * ref_start[i] <= k. */
+static size_t
+ref_owner(const struct ml_graph *g, uint64_t k)
+{
+    size_t lo = 0, hi = g->n;   /* ref_start[lo] <= k < ref_start[hi] */
+
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+
+        if (g->ref_start[mid] <= k)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
 
 static void *
 resolve_run(void *arg)
 {
     struct resolve_job *j = arg;
     const struct ml_graph *g = j->g;
-    const uint64_t *raw = g->raw, *keys = j->keys;
-    const uint32_t *dir = g->dir, *perm = g->perm;
+    const uint64_t *raw = j->raw, *keys = j->keys;
+    const uint32_t *dir = g->dir, *perm = g->perm, *rs = g->ref_start;
     uint32_t *refs = g->refs;
     unsigned bits = g->dir_bits;
+    uint32_t pend[RESOLVE_BLOCK];
+    size_t i;
 
-    /* A lookup is a chain of misses (dir, then the bucket's keys); the
-     * refs ahead are independent, so their lines are fetched early. */
-    for (uint64_t k = j->lo; k < j->hi; k++) {
-        uint64_t a = raw[k];
-        size_t b = bucket_of(a, bits);
-        uint32_t p, e, r = ML_GRAPH_NONE;
+    if (j->hi <= j->lo)
+        return NULL;
+    i = ref_owner(g, j->lo);
+    for (uint64_t b0 = j->lo; b0 < j->hi; b0 += RESOLVE_BLOCK) {
+        uint64_t b1 = j->hi - b0 < RESOLVE_BLOCK ? j->hi : b0 + RESOLVE_BLOCK;
+        size_t np = 0;
 
-        if (k + PREFETCH_DIR < j->hi)
-            __builtin_prefetch(&dir[bucket_of(raw[k + PREFETCH_DIR], bits)]);
-        if (k + PREFETCH_KEYS < j->hi) {
-            uint32_t s = dir[bucket_of(raw[k + PREFETCH_KEYS], bits)];
+        /* First the lines that follow each ref's owner, in order. */
+        for (uint64_t k = b0; k < b1; k++) {
+            uint32_t r;
 
-            __builtin_prefetch(&keys[s]);
-            __builtin_prefetch(&perm[s]);
+            while (rs[i + 1] <= k)
+                i++;
+            r = near_find(g, i, raw[k - j->lo]);
+            if (r != ML_GRAPH_NONE)
+                refs[k] = r;
+            else
+                pend[np++] = (uint32_t)(k - b0);
         }
-        for (p = dir[b], e = dir[b + 1]; p < e; p++)
-            if (keys[p] == a) {
-                r = perm[p];
-                break;
-            }
-        if (r == ML_GRAPH_NONE) {
-            if (j->ndang == j->dcap) {
-                size_t ncap = j->dcap ? j->dcap * 2 : 64;
-                uint64_t *nd = realloc(j->dang, ncap * sizeof(*nd));
+        /* Then the index: a lookup is a chain of misses (dir, then the
+         * bucket's keys); the lookups ahead are independent, so their
+         * lines are fetched early. */
+        for (size_t x = 0; x < np; x++) {
+            uint64_t k = b0 + pend[x];
+            uint64_t a = raw[k - j->lo];
+            size_t b = bucket_of(a, bits);
+            uint32_t p, e, r = ML_GRAPH_NONE;
 
-                if (nd == NULL) {
-                    j->rc = -ENOMEM;
-                    return NULL;
+            if (x + PREFETCH_DIR < np)
+                __builtin_prefetch(&dir[bucket_of(raw[b0 + pend[x + PREFETCH_DIR] - j->lo], bits)]);
+            if (x + PREFETCH_KEYS < np) {
+                uint32_t s = dir[bucket_of(raw[b0 + pend[x + PREFETCH_KEYS] - j->lo], bits)];
+
+                __builtin_prefetch(&keys[s]);
+                __builtin_prefetch(&perm[s]);
+            }
+            for (p = dir[b], e = dir[b + 1]; p < e; p++)
+                if (keys[p] == a) {
+                    r = perm[p];
+                    break;
                 }
-                j->dang = nd;
-                j->dcap = ncap;
+            if (r == ML_GRAPH_NONE) {
+                if (j->ndang == j->dcap) {
+                    size_t ncap = j->dcap ? j->dcap * 2 : 64;
+                    uint64_t *nd = realloc(j->dang, ncap * sizeof(*nd));
+
+                    if (nd == NULL) {
+                        j->rc = -ENOMEM;
+                        return NULL;
+                    }
+                    j->dang = nd;
+                    j->dcap = ncap;
+                }
+                j->dang[j->ndang++] = k;
             }
-            j->dang[j->ndang++] = k;
+            refs[k] = r;
         }
-        refs[k] = r;
     }
     return NULL;
 }
@@ -885,12 +1008,22 @@ resolve_refs(struct ml_graph *g, const uint64_t *keys)
         job[t].keys = keys;
     }
     job[0].hi = g->nrefs;
-    if (g->nrefs >= RESOLVE_THREADED_MIN) {
+    job[0].raw = g->raw;
+    if (g->raw_hi != NULL) {
+        /* The two segments (ml_graph_append), one a thread: the halves
+         * of a file split by its bytes. */
+        job[0].hi = g->raw_lo_n;
+        job[1].lo = job[0].hi;
+        job[1].hi = g->nrefs;
+        job[1].raw = g->raw_hi;
+    } else if (g->nrefs >= RESOLVE_THREADED_MIN) {
         job[0].hi = g->nrefs / 2;
         job[1].lo = job[0].hi;
         job[1].hi = g->nrefs;
-        threaded = pthread_create(&th, NULL, resolve_run, &job[1]) == 0;
+        job[1].raw = g->raw + job[1].lo;
     }
+    if (job[1].hi - job[1].lo >= RESOLVE_THREADED_MIN / 2)
+        threaded = pthread_create(&th, NULL, resolve_run, &job[1]) == 0;
     resolve_run(&job[0]);
     if (threaded)
         pthread_join(th, NULL);
@@ -914,7 +1047,7 @@ resolve_refs(struct ml_graph *g, const uint64_t *keys)
                 rc = ML_ETOOBIG;
                 break;
             }
-            g->dangling[g->ndangling] = g->raw[k];
+            g->dangling[g->ndangling] = raw_get(g, k);
             g->refs[k] = (uint32_t)(g->n + g->ndangling++);
         }
     }
@@ -946,19 +1079,25 @@ ml_graph_finish(struct ml_graph *g)
     if (dup == NULL)
         goto out;
     if (find_duplicates(g, keys, dup) > 0) {
+        if ((rc = raw_join(g)) < 0)
+            goto out;
         drop_duplicates(g, dup);
         if ((rc = index_build(g, keys)) < 0)
             goto out;
     }
     free(dup);
     dup = NULL;
+    rc = -ENOMEM;
     g->refs = malloc((g->nrefs ? g->nrefs : 1) * sizeof(*g->refs));
     if (g->refs == NULL)
         goto out;
     if ((rc = resolve_refs(g, keys)) < 0)
         goto out;
     free(g->raw);
+    free(g->raw_hi);
     g->raw = NULL;
+    g->raw_hi = NULL;
+    g->raw_lo_n = 0;
     g->raw_cap = 0;
     ml_graph_wide_sort(&g->biglen);
     ml_graph_wide_sort(&g->bigsize);

@@ -74,6 +74,11 @@ struct ml_graph {
      * an index >= n names dangling[index - n]. */
     uint32_t *ref_start;        /* n + 1 entries; refs total < 2^32 */
     uint64_t *raw;              /* addresses, until finish */
+    uint64_t *raw_hi;           /* when not NULL, refs [raw_lo_n, nrefs)
+                                 * are raw_hi[k - raw_lo_n]: the second
+                                 * half's addresses, taken over by
+                                 * ml_graph_append without a copy */
+    uint64_t raw_lo_n;
     uint32_t *refs;             /* indices, after finish */
     uint64_t nrefs;
     uint64_t raw_cap;
@@ -170,7 +175,8 @@ int ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l);
 /* Appends the objects of other (not finished; it is emptied and can be
  * freed) to g (not finished), as if other's lines had been added to g
  * after g's: the loader parses two halves of a file on two threads and
- * joins them.  0, -ENOMEM or ML_ETOOBIG (g is then unusable). */
+ * joins them.  other's refs are taken, not copied (g->raw_hi).  0,
+ * -ENOMEM or ML_ETOOBIG (g is then unusable). */
 int ml_graph_append(struct ml_graph *g, struct ml_graph *other);
 
 /* Builds the address index, drops the objects of repeated addresses (the

@@ -428,6 +428,92 @@ test_graph_keeps_a_value_and_a_name_side_by_side(void **state)
     ml_dumpparser_free(&p);
 }
 
+/* Two halves joined with distinct addresses (no repeat: the second
+ * half's refs stay a segment of their own through finish), and then
+ * lines added after the join (the segments made one again), against
+ * the same lines in one graph. */
+/* Line k's address over nseg high halves (never 8 mod 16). */
+static size_t
+seg_addr(size_t k, unsigned nseg)
+{
+    return ((size_t)(k % nseg) << 32) + 16 * k + 16;
+}
+
+static void
+check_segments(size_t n, size_t cut, size_t after, unsigned nseg)
+{
+    struct ml_graph one, g1, g2;
+    struct ml_dumpparser p;
+    char line[200];
+
+    ml_graph_init(&one);
+    ml_graph_init(&g1);
+    ml_graph_init(&g2);
+    ml_dumpparser_init(&p);
+    for (size_t k = 0; k < n; k++) {
+        /* Refs back, forward and to an address no line defines. */
+        snprintf(line, sizeof(line), "{\"address\": %zu, \"type\": \"t%zu\", "
+                 "\"size\": 1, \"refs\": [%zu, %zu, %zu]}", seg_addr(k, nseg),
+                 k % 3, seg_addr((k * 7) % n, nseg), seg_addr((k + 1) % n, nseg),
+                 16 * (n + k % 5) + 24);
+        add(&one, &p, line);
+        if (k < n - after)
+            add(k < cut ? &g1 : &g2, &p, line);
+    }
+    assert_int_equal(ml_graph_append(&g1, &g2), 0);
+    if (cut > 0 && cut < n - after)
+        assert_non_null(g1.raw_hi);
+    for (size_t k = n - after; k < n; k++) {
+        snprintf(line, sizeof(line), "{\"address\": %zu, \"type\": \"t%zu\", "
+                 "\"size\": 1, \"refs\": [%zu, %zu, %zu]}", seg_addr(k, nseg),
+                 k % 3, seg_addr((k * 7) % n, nseg), seg_addr((k + 1) % n, nseg),
+                 16 * (n + k % 5) + 24);
+        add(&g1, &p, line);
+    }
+    if (after > 0)
+        assert_null(g1.raw_hi);
+    assert_int_equal(ml_graph_finish(&one), 0);
+    assert_int_equal(ml_graph_finish(&g1), 0);
+    assert_int_equal(one.nduplicates, 0);
+    assert_int_equal(one.ndangling, n);
+    assert_same_graph(&one, &g1);
+    /* Against the lines: each ref names the address written (the lines
+     * after the owner are tried first, the index for the rest). */
+    for (size_t k = 0; k < n; k++) {
+        const uint32_t *r = one.refs + one.ref_start[k];
+
+        assert_int_equal(one.ref_start[k + 1] - one.ref_start[k], 3);
+        assert_true(ml_graph_ref_addr(&one, r[0]) == seg_addr((k * 7) % n, nseg));
+        assert_true(ml_graph_ref_addr(&one, r[1]) == seg_addr((k + 1) % n, nseg));
+        assert_int_equal(r[1], (k + 1) % n);
+        assert_true(ml_graph_ref_addr(&one, r[2]) == 16 * (n + k % 5) + 24);
+        assert_true(r[2] >= n);
+    }
+    ml_graph_free(&one);
+    ml_graph_free(&g1);
+    ml_graph_free(&g2);
+    ml_dumpparser_free(&p);
+}
+
+static void
+test_graph_resolves_the_second_half_refs_where_they_were_parsed(void **state)
+{
+    (void)state;
+    check_segments(3000, 1000, 0, 1);
+    check_segments(3000, 1000, 0, 300); /* whole addresses */
+    check_segments(3000, 0, 0, 3);
+    check_segments(3000, 3000, 0, 3);
+    check_segments(60000, 25000, 0, 3);    /* each segment on a thread */
+}
+
+static void
+test_graph_takes_lines_added_after_a_join(void **state)
+{
+    (void)state;
+    check_segments(3000, 1000, 2, 3);
+    check_segments(60000, 30000, 1, 3);
+}
+
 static void
 test_graph_keeps_type_ids_past_65535_types(void **state)
 {
@@ -471,6 +557,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_graph_append_gives_the_graph_of_all_lines_in_order),
+        cmocka_unit_test(test_graph_resolves_the_second_half_refs_where_they_were_parsed),
+        cmocka_unit_test(test_graph_takes_lines_added_after_a_join),
         cmocka_unit_test(test_graph_keeps_addresses_whole_past_255_high_halves),
         cmocka_unit_test(test_graph_resolves_many_refs_on_two_threads),
         cmocka_unit_test(test_graph_sizes_of_4_gib_and_more_are_exact),
