@@ -19,6 +19,10 @@
  * node-indexed idom the caller keeps, and pre/vertex/idom hold the
  * dominator tree's children (CSR) and the stack that sums the per-type
  * totals.  No recursion, no allocation per node.
+ *
+ * Leaves held once (leaf_holder: no refs, one referrer, no root) are
+ * marked LEAF in pre[] and never numbered: the semidominator and NCA
+ * steps run over the numbered vertices only (M = w.num of them).
  */
 #include <errno.h>
 #include <stdlib.h>
