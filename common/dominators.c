@@ -36,12 +36,8 @@
 #define PREPASS (UINT32_MAX - 1)        /* seen by the leftover DFS */
 #define CURCOMP (UINT32_MAX - 2)        /* in the component being built */
 #define DONECOMP (UINT32_MAX - 3)       /* in a component already built */
-/* A leaf held once, of level k (1..LEVELS): marked LEAF - (k - 1), never
- * numbered.  Level 1 refers to nothing, level k only to lower levels. */
-#define LEAF (UINT32_MAX - 4)
-#define LEVELS 4
-#define MARKS (LEAF - (LEVELS - 1))     /* pre[v] >= MARKS: not numbered */
-#define IS_LEAF(x) ((x) >= MARKS && (x) <= LEAF)
+#define LEAF (UINT32_MAX - 4)           /* a leaf held once: never numbered */
+#define MARKS LEAF                      /* pre[v] >= MARKS: not numbered */
 
 /* The k-th referrer (in->pred_stride: 0 or 1 contiguous). */
 #define PRED(in, k) ((in)->pred[(size_t)(k) * ((in)->pred_stride \
@@ -81,7 +77,7 @@ dfs(struct work *w, uint32_t v)
 
         for (; k < end; k++) {
             y = in->succ[k];
-            if (y < in->n && w->pre[y] >= MARKS && !IS_LEAF(w->pre[y]))
+            if (y < in->n && w->pre[y] >= MARKS && w->pre[y] != LEAF)
                 break;
         }
         if (k == end) {
@@ -222,30 +218,22 @@ is_root(const struct ml_dom_input *in, uint32_t v)
     return in->is_root != NULL && in->is_root(in->arg, v);
 }
 
-/* The one node holding v if v is a leaf held once of the level marked
- * mark, else UNSEEN.  Such a v refers to nothing but leaves of lower
- * levels (level 1: to nothing; dangling refs aside), is referred to by one
- * node p only (maybe more than once; not itself, which would be a ref to
- * a non-leaf) and is no root: every path to it ends with p -> v, so
- * idom(v) = p, and it is on no path to a node that is not such a leaf, so
- * it changes no other node's dominators.  In a Python heap most objects
- * are such (strs, ints, floats in one container, and a list or dict of
- * them): they are kept out of the search (numbering, semidominators, NCA)
- * and only their retained sizes are added to their holders', lower levels
- * first. */
+/* The one node holding v if v is a leaf held once, else UNSEEN.  Such a
+ * v refers to nothing (dangling refs aside), is referred to by one node p
+ * only (maybe more than once; not itself: it refers to nothing) and is no
+ * root: every path to it ends with p -> v, so idom(v) = p, and it is on
+ * no path to another node, so it changes no other node's dominators.  In
+ * a Python heap most objects are such (strs, ints, floats in one
+ * container): they are kept out of the search (numbering, semidominators,
+ * NCA) and only their sizes are added to their holders'. */
 static uint32_t
-leaf_holder(const struct ml_dom_input *in, const uint32_t *pre, uint32_t v,
-            uint32_t mark)
+leaf_holder(const struct ml_dom_input *in, uint32_t v)
 {
     uint32_t p = UNSEEN;
 
-    for (uint32_t k = in->succ_start[v]; k < in->succ_start[v + 1]; k++) {
-        uint32_t y = in->succ[k];
-
-        /* a lower level: a greater mark (pre[y] <= LEAF) */
-        if (y < in->n && !(pre[y] > mark && pre[y] <= LEAF))
+    for (uint32_t k = in->succ_start[v]; k < in->succ_start[v + 1]; k++)
+        if (in->succ[k] < in->n)
             return UNSEEN;
-    }
     for (uint32_t k = in->pred_start[v]; k < in->pred_start[v + 1]; k++) {
         uint32_t u = PRED(in, k);
 
@@ -382,26 +370,13 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
     /* 1. Depth-first numbering from the root: first its children proper,
      * in id order; then one node of each source component of the
      * unreached leftover. */
-    memset(w.pre, 0xff, n * sizeof(*w.pre));
-    for (uint32_t level = 0; level < LEVELS; level++) {
-        uint32_t mark = LEAF - level;
-        size_t found = 0;
-
-        for (uint32_t v = 0; v < n; v++)
-            if (w.pre[v] == UNSEEN
-                    && leaf_holder(in, w.pre, v, mark) != UNSEEN) {
-                w.pre[v] = mark;
-                found++;
-            }
-        nleaf += found;
-        if (found == 0)
-            break;
-    }
+    for (uint32_t v = 0; v < n; v++)
+        w.pre[v] = leaf_holder(in, v) == UNSEEN ? UNSEEN : LEAF;
     w.vertex[0] = (uint32_t)n;
     w.anc[0] = 0;
     w.num = 1;
     for (uint32_t v = 0; v < n; v++) {
-        if (IS_LEAF(w.pre[v]))          /* referred to, and no root */
+        if (w.pre[v] == LEAF)           /* referred to, and no root */
             continue;
         if (unreferred(in, v) || is_root(in, v)) {
             out->nroots++;
@@ -411,6 +386,8 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
                 dfs(&w, v);
         }
     }
+    for (uint32_t v = 0; v < n; v++)
+        nleaf += w.pre[v] == LEAF;
     if (w.num + nleaf < N) {
         for (uint32_t v = 0; v < n; v++)
             if (w.pre[v] == UNSEEN)
@@ -484,16 +461,14 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
     /* anc is free now (step 3 read idom[]): it becomes the node-indexed
      * idom, the leaves' here (their holder: the first referrer in range),
      * the numbered ones' below. */
-    for (uint32_t level = 0; level < LEVELS && nleaf > 0; level++) {
-        for (uint32_t v = 0; v < n; v++) {
-            if (w.pre[v] == LEAF - level) {
-                uint32_t k = in->pred_start[v], p;
+    for (uint32_t v = 0; v < n; v++) {
+        if (w.pre[v] == LEAF) {
+            uint32_t k = in->pred_start[v], p;
 
-                while ((p = PRED(in, k)) >= n)
-                    k++;
-                ret[p] += ret[v];
-                w.anc[v] = p;
-            }
+            while ((p = PRED(in, k)) >= n)
+                k++;
+            ret[p] += in->size[v];
+            w.anc[v] = p;
         }
     }
     for (size_t i = M; i-- > 1;) {
@@ -503,7 +478,7 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
             ret[w.vertex[dn]] += ret[w.vertex[i]];
     }
     for (size_t v = 0; v < n; v++) {
-        if (IS_LEAF(w.pre[v]))
+        if (w.pre[v] == LEAF)
             continue;
         uint32_t dn = w.idom[w.pre[v]];
 
