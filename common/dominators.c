@@ -19,6 +19,10 @@
  * node-indexed idom the caller keeps, and pre/vertex/idom hold the
  * dominator tree's children (CSR) and the stack that sums the per-type
  * totals.  No recursion, no allocation per node.
+ *
+ * Leaves held once (leaf_holder: no refs, one referrer, no root) are
+ * marked LEAF in pre[] and never numbered: the semidominator and NCA
+ * steps run over the numbered vertices only (M = w.num of them).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -32,7 +36,8 @@
 #define PREPASS (UINT32_MAX - 1)        /* seen by the leftover DFS */
 #define CURCOMP (UINT32_MAX - 2)        /* in the component being built */
 #define DONECOMP (UINT32_MAX - 3)       /* in a component already built */
-#define MARKS DONECOMP                  /* pre[v] >= MARKS: not numbered */
+#define LEAF (UINT32_MAX - 4)           /* a leaf held once: never numbered */
+#define MARKS LEAF                      /* pre[v] >= MARKS: not numbered */
 
 /* The k-th referrer (in->pred_stride: 0 or 1 contiguous). */
 #define PRED(in, k) ((in)->pred[(size_t)(k) * ((in)->pred_stride \
@@ -72,7 +77,7 @@ dfs(struct work *w, uint32_t v)
 
         for (; k < end; k++) {
             y = in->succ[k];
-            if (y < in->n && w->pre[y] >= MARKS)
+            if (y < in->n && w->pre[y] >= MARKS && w->pre[y] != LEAF)
                 break;
         }
         if (k == end) {
@@ -213,6 +218,37 @@ is_root(const struct ml_dom_input *in, uint32_t v)
     return in->is_root != NULL && in->is_root(in->arg, v);
 }
 
+/* The one node holding v if v is a leaf held once, else UNSEEN.  Such a
+ * v refers to nothing (dangling refs aside), is referred to by one node p
+ * only (maybe more than once; not itself: it refers to nothing) and is no
+ * root: every path to it ends with p -> v, so idom(v) = p, and it is on
+ * no path to another node, so it changes no other node's dominators.  In
+ * a Python heap most objects are such (strs, ints, floats in one
+ * container): they are kept out of the search (numbering, semidominators,
+ * NCA) and only their sizes are added to their holders'. */
+static uint32_t
+leaf_holder(const struct ml_dom_input *in, uint32_t v)
+{
+    uint32_t p = UNSEEN;
+
+    for (uint32_t k = in->succ_start[v]; k < in->succ_start[v + 1]; k++)
+        if (in->succ[k] < in->n)
+            return UNSEEN;
+    for (uint32_t k = in->pred_start[v]; k < in->pred_start[v + 1]; k++) {
+        uint32_t u = PRED(in, k);
+
+        if (u >= in->n)
+            continue;
+        if (p == UNSEEN)
+            p = u;
+        else if (u != p)
+            return UNSEEN;
+    }
+    if (p == UNSEEN || is_root(in, v))
+        return UNSEEN;
+    return p;
+}
+
 static int
 unreferred(const struct ml_dom_input *in, uint32_t v)
 {
@@ -304,7 +340,7 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
     struct work w = { .in = in };
     uint32_t *sl = NULL;
     uint64_t *ret;
-    size_t nfin = 0;
+    size_t nfin = 0, nleaf = 0, M;
     int rc = -ENOMEM;
 
     memset(out, 0, sizeof(*out));
@@ -334,11 +370,14 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
     /* 1. Depth-first numbering from the root: first its children proper,
      * in id order; then one node of each source component of the
      * unreached leftover. */
-    memset(w.pre, 0xff, n * sizeof(*w.pre));
+    for (uint32_t v = 0; v < n; v++)
+        w.pre[v] = leaf_holder(in, v) == UNSEEN ? UNSEEN : LEAF;
     w.vertex[0] = (uint32_t)n;
     w.anc[0] = 0;
     w.num = 1;
     for (uint32_t v = 0; v < n; v++) {
+        if (w.pre[v] == LEAF)           /* referred to, and no root */
+            continue;
         if (unreferred(in, v) || is_root(in, v)) {
             out->nroots++;
             /* An is_root node reached before its turn is a root all the
@@ -347,7 +386,9 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
                 dfs(&w, v);
         }
     }
-    if (w.num < N) {
+    for (uint32_t v = 0; v < n; v++)
+        nleaf += w.pre[v] == LEAF;
+    if (w.num + nleaf < N) {
         for (uint32_t v = 0; v < n; v++)
             if (w.pre[v] == UNSEEN)
                 nfin = finish_order(&w, v, w.idom, nfin);
@@ -371,13 +412,15 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
         }
     }
 
-    /* 2. Semidominators, in reverse preorder. */
-    for (size_t i = 0; i < N; i++) {
+    /* 2. Semidominators, in reverse preorder, over the M numbered
+     * vertices (the leaves held once are not). */
+    M = w.num;
+    for (size_t i = 0; i < M; i++) {
         w.semi[i] = (uint32_t)i;
         w.label[i] = (uint32_t)i;
         w.idom[i] = w.anc[i];
     }
-    for (uint32_t i = (uint32_t)N; i-- > 1;) {
+    for (uint32_t i = (uint32_t)M; i-- > 1;) {
         uint32_t v = w.vertex[i], s = w.anc[i];
 
         if (s != 0 && is_root(in, v))
@@ -399,7 +442,7 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
     /* 3. Immediate dominators: the nearest DFS ancestor at or above the
      * semidominator (NCA), in preorder. */
     w.idom[0] = 0;
-    for (size_t i = 1; i < N; i++) {
+    for (size_t i = 1; i < M; i++) {
         uint32_t d = w.idom[i];
 
         while (d > w.semi[i])
@@ -407,20 +450,36 @@ ml_dom_compute(struct ml_dom *out, const struct ml_dom_input *in)
         w.idom[i] = d;
     }
 
-    /* 4. Retained sizes: children before their idom (reverse preorder);
-     * the semi/label block becomes retained[], anc the node idom[]. */
+    /* 4. Retained sizes: the leaves into their holders, then children
+     * before their idom (reverse preorder); the semi/label block becomes
+     * retained[], anc the node idom[]. */
     ret = (uint64_t *)(void *)sl;
     for (size_t v = 0; v < n; v++) {
         ret[v] = in->size[v];
         out->total += in->size[v];
     }
-    for (size_t i = N; i-- > 1;) {
+    /* anc is free now (step 3 read idom[]): it becomes the node-indexed
+     * idom, the leaves' here (their holder: the first referrer in range),
+     * the numbered ones' below. */
+    for (uint32_t v = 0; v < n; v++) {
+        if (w.pre[v] == LEAF) {
+            uint32_t k = in->pred_start[v], p;
+
+            while ((p = PRED(in, k)) >= n)
+                k++;
+            ret[p] += in->size[v];
+            w.anc[v] = p;
+        }
+    }
+    for (size_t i = M; i-- > 1;) {
         uint32_t dn = w.idom[i];
 
         if (dn != 0)
             ret[w.vertex[dn]] += ret[w.vertex[i]];
     }
     for (size_t v = 0; v < n; v++) {
+        if (w.pre[v] == LEAF)
+            continue;
         uint32_t dn = w.idom[w.pre[v]];
 
         w.anc[v] = dn == 0 ? ML_DOM_ROOT : w.vertex[dn];

@@ -252,6 +252,99 @@ test_random_graphs_match_the_oracle(void **state)
     }
 }
 
+/* Python heaps are mostly leaves held once (strs, ints in one container),
+ * which ml_dom_compute keeps out of its search: graphs made mostly of
+ * them, and of near-leaves that must not be taken for ones (held twice by
+ * one node or by two, a root, a dangling ref, held by itself, held by a
+ * leaf, held by nothing), with types often their holder's. */
+static void
+test_graphs_full_of_leaves_match_the_oracle(void **state)
+{
+    static struct tg g;
+    uint64_t seed = 0x5eed1eafull;
+
+    (void)state;
+    for (int iter = 0; iter < 3000; iter++) {
+        size_t core;
+
+        memset(&g, 0, sizeof(g));
+        g.n = 1 + rng_below(&seed, MAXN);
+        core = 1 + rng_below(&seed, g.n < 8 ? g.n : g.n / 3);
+        for (size_t v = 0; v < g.n; v++) {
+            g.size[v] = 1 + rng_below(&seed, 1000);
+            g.type[v] = (uint32_t)rng_below(&seed, 4);
+            g.root[v] = v < core && rng_below(&seed, 8) == 0;
+        }
+        for (size_t e = 0; e < core * (iter % 3); e++)
+            edge(&g, (uint32_t)rng_below(&seed, core),
+                 (uint32_t)rng_below(&seed, core));
+        for (uint32_t v = (uint32_t)core; v < g.n; v++) {
+            uint32_t p = (uint32_t)rng_below(&seed, v);
+            uint64_t kind = rng_below(&seed, 16);
+
+            if (rng_below(&seed, 2) == 0)
+                g.type[v] = g.type[p];
+            if (kind == 9)              /* held by nothing */
+                continue;
+            edge(&g, p, v);
+            if (kind == 10)             /* held twice by the same node */
+                edge(&g, p, v);
+            else if (kind == 11)        /* held by two nodes */
+                edge(&g, (uint32_t)rng_below(&seed, v), v);
+            else if (kind == 12)        /* a root all the same */
+                g.root[v] = 1;
+            else if (kind == 13)        /* a dangling ref: still a leaf */
+                edge(&g, v, (uint32_t)(g.n + rng_below(&seed, 3)));
+            else if (kind == 14)        /* held by itself too */
+                edge(&g, v, v);
+            else if (kind == 15)        /* refers back into the core */
+                edge(&g, v, (uint32_t)rng_below(&seed, core));
+        }
+        run(&g);
+    }
+}
+
+/* A leaf held once is dominated by its holder, retained = its size; the
+ * near-leaves are not taken for leaves. */
+static void
+test_leaf_held_once_is_dominated_by_its_holder(void **state)
+{
+    static struct tg g;
+    struct ml_dom_input in;
+    struct ml_dom d;
+
+    (void)state;
+    memset(&g, 0, sizeof(g));
+    g.n = 8;
+    for (size_t v = 0; v < g.n; v++)
+        g.size[v] = 10 * (v + 1);
+    edge(&g, 0, 1);             /* 1: a leaf of 0 */
+    edge(&g, 1, 9);             /*    with a dangling ref */
+    edge(&g, 0, 2);             /* 2: held twice by 0 */
+    edge(&g, 0, 2);
+    edge(&g, 0, 3);             /* 3: a root (module) held by 0 */
+    g.root[3] = 1;
+    edge(&g, 0, 4);             /* 4: held by 0 and by 5 */
+    edge(&g, 5, 4);
+    edge(&g, 0, 6);             /* 6: held by 0 and by itself */
+    edge(&g, 6, 6);
+    edge(&g, 6, 7);             /* 7: a leaf of 6 */
+    build(&g, &in);
+    assert_int_equal(ml_dom_compute(&d, &in), 0);
+    check(&g, &d);
+    assert_int_equal(d.idom[1], 0);
+    assert_int_equal(d.retained[1], 20);
+    assert_int_equal(d.idom[2], 0);
+    assert_int_equal(d.idom[3], ML_DOM_ROOT);
+    assert_int_equal(d.retained[3], 40);
+    assert_int_equal(d.idom[4], ML_DOM_ROOT);
+    assert_int_equal(d.idom[6], 0);
+    assert_int_equal(d.idom[7], 6);
+    assert_int_equal(d.retained[6], 70 + 80);
+    assert_int_equal(d.retained[0], 10 + 20 + 30 + 70 + 80);
+    ml_dom_free(&d);
+}
+
 /* The store lists refs in another order than the dump (the transpose of
  * its referrers): the answer must not depend on it. */
 static void
@@ -669,6 +762,8 @@ main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_random_graphs_match_the_oracle),
+        cmocka_unit_test(test_graphs_full_of_leaves_match_the_oracle),
+        cmocka_unit_test(test_leaf_held_once_is_dominated_by_its_holder),
         cmocka_unit_test(test_order_of_refs_changes_nothing),
         cmocka_unit_test(test_root_type_stride_and_allocator_change_nothing),
         cmocka_unit_test(test_big_graphs_match_cooper_harvey_kennedy),
