@@ -34,6 +34,7 @@
 #include "retained.h"
 #include "store-int.h"
 #include "test_rng.h"
+#include "test_store_fx.h"
 
 /* ---- a crash after the n-th commit ---- */
 
@@ -254,38 +255,19 @@ refdom_free(struct refdom *r)
 
 /* ---- the store ---- */
 
-struct fx {
-    char dir[64];
-    struct st_store *s;
-};
-
 static int
 setup(void **state)
 {
-    struct fx *f = calloc(1, sizeof *f);
-    char err[256];
-
-    strcpy(f->dir, "/tmp/ml_test_retained.XXXXXX");
-    assert_non_null(mkdtemp(f->dir));
-    strcat(f->dir, "/db");
-    assert_int_equal(st_open(&f->s, f->dir, NULL, err, sizeof err), 0);
+    *state = fx_open("retained");
     exit_after_commit = -1;
     ncommits = 0;
-    *state = f;
     return 0;
 }
 
 static int
 teardown(void **state)
 {
-    struct fx *f = *state;
-    char cmd[128];
-
-    st_close(f->s);
-    *strrchr(f->dir, '/') = '\0';
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
-    assert_int_equal(system(cmd), 0);
-    free(f);
+    fx_close(*state);
     return 0;
 }
 
@@ -330,6 +312,45 @@ static uint64_t
 commit_heap(struct st_store *s, const struct heap *h, int keep_first)
 {
     return commit_heap2(s, h, keep_first, NULL, NULL, NULL);
+}
+
+/* What a child does with its own opening of the store until the commit
+ * hook (exit_after_commit) kills it. */
+enum crash_job { CRASH_COMMIT, CRASH_FILL };
+
+/* Closes f's store; a child opens it (small transactions: many of them),
+ * commits h or fills snapshot id, and is killed after its at-th
+ * transaction; then f's store is open again, as after a crash. */
+static void
+crash_at(struct fx *f, enum crash_job job, const struct heap *h,
+         uint64_t id, int at)
+{
+    pid_t pid;
+    int status;
+    char err[256];
+
+    st_close(f->s);
+    f->s = NULL;
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct st_store *s;
+
+        if (st_open(&s, f->dir, NULL, err, sizeof err) != 0)
+            _exit(2);
+        s->txn_bytes = 4096;
+        ncommits = 0;
+        exit_after_commit = at;
+        if (job == CRASH_COMMIT)
+            commit_heap(s, h, 0);
+        else
+            st_retained_fill(s, id);
+        _exit(3);                       /* not reached: killed before */
+    }
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFEXITED(status));
+    assert_int_equal(WEXITSTATUS(status), 0);
+    assert_int_equal(st_open(&f->s, f->dir, NULL, err, sizeof err), 0);
 }
 
 /* The model's type of a store type id. */
@@ -685,34 +706,13 @@ test_fill_killed_half_way_leaves_right_answers(void **state)
     struct heap h;
     struct refdom ref;
     uint64_t id;
-    pid_t pid;
-    int status;
-    char err[256];
 
     heap_make(&h, 20000, 21);
     refdom_make(&ref, &h);
     id = commit_heap(f->s, &h, 0);
     answers_get(f->s, &h, &stored, 0, id);
     forget(f->s, id);
-    st_close(f->s);
-    f->s = NULL;
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        struct st_store *s;
-
-        if (st_open(&s, f->dir, NULL, err, sizeof err) != 0)
-            _exit(2);
-        s->txn_bytes = 4096;            /* many transactions */
-        ncommits = 0;
-        exit_after_commit = 2;
-        st_retained_fill(s, id);
-        _exit(3);                       /* not reached: killed before */
-    }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-    assert_int_equal(st_open(&f->s, f->dir, NULL, err, sizeof err), 0);
+    crash_at(f, CRASH_FILL, &h, id, 2);
     assert_true(records(f->s, f->s->ret, id) > 0);      /* some of them */
     assert_int_equal(records(f->s, f->s->rtypes, id), 0);
     answers_get(f->s, &h, &after, id, id);
@@ -806,9 +806,6 @@ test_commit_killed_before_visible_leaves_no_records(void **state)
     struct between b = { .s = f->s };
     struct heap h;
     uint64_t id, swept = 0;
-    pid_t pid;
-    int status;
-    char err[256];
 
     heap_make(&h, 20000, 4);
     f->s->txn_bytes = 4096;             /* many transactions */
@@ -817,26 +814,8 @@ test_commit_killed_before_visible_leaves_no_records(void **state)
     assert_true(b.ncommits > 20);
     assert_true(records(f->s, f->s->ret, id) > 0);
     assert_int_equal(st_delete(f->s, id), 0);
-    st_close(f->s);
-    f->s = NULL;
-    pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        struct st_store *s;
-
-        if (st_open(&s, f->dir, NULL, err, sizeof err) != 0)
-            _exit(2);
-        s->txn_bytes = 4096;
-        ncommits = 0;
-        /* step 1 ends with the snapshot's last and retention's */
-        exit_after_commit = b.ncommits - 3;
-        commit_heap(s, &h, 0);
-        _exit(3);
-    }
-    assert_int_equal(waitpid(pid, &status, 0), pid);
-    assert_true(WIFEXITED(status));
-    assert_int_equal(WEXITSTATUS(status), 0);
-    assert_int_equal(st_open(&f->s, f->dir, NULL, err, sizeof err), 0);
+    /* step 1 ends with the snapshot's last and retention's */
+    crash_at(f, CRASH_COMMIT, &h, 0, b.ncommits - 3);
     assert_int_equal(records(f->s, f->s->ret, id + 1), 0);
     assert_int_equal(records(f->s, f->s->rtypes, id + 1), 0);
     assert_int_equal(st_sweep(f->s, &swept), 0);        /* not visible */
@@ -858,7 +837,6 @@ test_commit_killed_between_its_steps_leaves_no_wrong_answer(void **state)
     struct refdom ref;
     uint64_t id, swept = 0;
     int total;
-    char err[256];
 
     heap_make(&h, 20000, 5);
     refdom_make(&ref, &h);
@@ -871,29 +849,9 @@ test_commit_killed_between_its_steps_leaves_no_wrong_answer(void **state)
         /* just after the ack; half way through the answers */
         int at = k == 0 ? b.ncommits - 1
                         : b.ncommits + (total - b.ncommits) / 2;
-        pid_t pid;
-        int status;
 
         assert_int_equal(st_delete(f->s, id), 0);
-        st_close(f->s);
-        f->s = NULL;
-        pid = fork();
-        assert_true(pid >= 0);
-        if (pid == 0) {
-            struct st_store *s;
-
-            if (st_open(&s, f->dir, NULL, err, sizeof err) != 0)
-                _exit(2);
-            s->txn_bytes = 4096;
-            ncommits = 0;
-            exit_after_commit = at;
-            commit_heap(s, &h, 0);
-            _exit(3);
-        }
-        assert_int_equal(waitpid(pid, &status, 0), pid);
-        assert_true(WIFEXITED(status));
-        assert_int_equal(WEXITSTATUS(status), 0);
-        assert_int_equal(st_open(&f->s, f->dir, NULL, err, sizeof err), 0);
+        crash_at(f, CRASH_COMMIT, &h, 0, at);
         assert_int_equal(st_sweep(f->s, &swept), 0);    /* it is whole */
         assert_int_equal(swept, 0);
         id++;
