@@ -259,33 +259,54 @@ unreferred(const struct ml_dom_input *in, uint32_t v)
 }
 
 /* Per type, the retained sizes of the nodes no node of their type
- * dominates: a walk of the dominator tree (children CSR by node id, the
- * root as n) keeping how many nodes of each type are on the path.  The
- * stack holds, per level, the clist index of the child being visited: the
- * level's node is that child's idom. */
+ * dominates.  A type none of whose nodes dominates another node (most
+ * strs, ints, floats: they refer to nothing) has all its nodes counted,
+ * in one pass.  The others need a walk of the dominator tree keeping how
+ * many nodes of each type are on the path; it visits only the nodes of
+ * those types (the parent of a node has a child, so it is of one of them
+ * too): the children CSR by node id (the root as n) holds them alone.
+ * The stack holds, per level, the clist index of the child being
+ * visited: the level's node is that child's idom. */
 static int
 type_totals(struct ml_dom *d, const struct ml_dom_input *in,
             uint32_t *cstart, uint32_t *clist, uint32_t *stk)
 {
-    const size_t n = in->n;
-    uint32_t *active = calloc(in->ntypes ? in->ntypes : 1, sizeof(*active));
+    const size_t n = in->n, nt = in->ntypes ? in->ntypes : 1;
+    const uint32_t *type = in->type;
+    uint32_t *active = calloc(nt, sizeof(*active));
+    unsigned char *deep = calloc(nt, 1);
     size_t sp = 0;
 
 #define PAR(v) (d->idom[v] == ML_DOM_ROOT ? (uint32_t)n : d->idom[v])
-    if (active == NULL)
+    if (active == NULL || deep == NULL) {
+        free(active);
+        free(deep);
         return -ENOMEM;
-    memset(cstart, 0, (n + 2) * sizeof(*cstart));
+    }
     for (size_t v = 0; v < n; v++)
-        cstart[PAR(v)]++;
+        if (d->idom[v] != ML_DOM_ROOT)
+            deep[type[d->idom[v]]] = 1;
+    memset(cstart, 0, (n + 2) * sizeof(*cstart));
+    for (size_t v = 0; v < n; v++) {
+        uint32_t t = type[v];
+
+        if (deep[t]) {
+            cstart[PAR(v)]++;
+        } else {
+            d->type_retained[t] += d->retained[v];
+            d->type_top[t]++;
+        }
+    }
     for (size_t i = 1; i <= n; i++)
         cstart[i] += cstart[i - 1];
-    cstart[n + 1] = (uint32_t)n;
+    cstart[n + 1] = cstart[n];
     for (size_t v = n; v-- > 0;)
-        clist[--cstart[PAR(v)]] = (uint32_t)v;
+        if (deep[type[v]])
+            clist[--cstart[PAR(v)]] = (uint32_t)v;
     if (n > 0 && cstart[n] < cstart[n + 1])
         stk[sp++] = cstart[n];
     while (sp > 0) {
-        uint32_t k = stk[sp - 1], y = clist[k], t = in->type[y];
+        uint32_t k = stk[sp - 1], y = clist[k], t = type[y];
 
         /* enter y */
         if (active[t] == 0) {
@@ -307,11 +328,12 @@ type_totals(struct ml_dom *d, const struct ml_dom_input *in,
             }
             if (--sp == 0)
                 break;
-            active[in->type[clist[stk[sp - 1]]]]--;
+            active[type[clist[stk[sp - 1]]]]--;
         }
     }
 #undef PAR
     free(active);
+    free(deep);
     return 0;
 }
 
