@@ -511,7 +511,9 @@ struct job {
      * is stored all the same, its retained sizes computed on demand). */
     struct st__retwork rw;
     int rrc;
-    /* The work thread (work_main): prepare, then resolve_edges. */
+    int go_dom;                     /* step1_over's word, under mu */
+    /* The work thread (work_main): prepare, then resolve_edges, then
+     * the dominator tree once step 1 is over. */
     int prepared;                   /* prepare ran before it started */
     pthread_t wth;
     int wth_running;
@@ -918,9 +920,6 @@ resolve_edges(struct job *j)
     }
     amap_resolve(&j->amap, &ab, edges, &j->nedges, j->in->nrefs);
     n = j->nedges;
-    /* the refs CSR wants them in parent order: before the sort */
-    if (j->rrc == 0)
-        j->rrc = st__retwork_succ(&j->rw, edges, n);
     if (n > 0) {
         void *tmp = j->ptmp.p;
 
@@ -997,29 +996,77 @@ work_run(struct job *j)
                          : resolve_edges(j);
     }
     work_stage(j, WORK_EDGES);
-    /* Beside write_objs, write_addrs and write_rev on the writer thread:
-     * the dominator tree, for write_retained. */
+}
+
+/* The dominator tree, for write_retained, once step 1 is over.  Not
+ * beside the writer's transactions: two threads faulting in fresh file
+ * pages at once made both dearer (the commit's CPU 1.6-1.9x bb93f3e's
+ * with the tree computed beside them, 1.3x after them, at 5M objects:
+ * bench/RESULTS.md).  The ack does not wait for it.  By then the sorted
+ * pairs (addrs is written) and the sort's scratch are free: the tree's
+ * arrays go there. */
+static void
+work_tree(struct job *j)
+{
+    struct st__span pool[2] = {
+        { j->ptmp.p, page_up(j->ptmp.len) },
+        { j->pairs.p, page_up(j->pairs.len) },
+    };
+
     if (j->erc == 0 && j->rrc == 0)
-        j->rrc = st__retwork_compute(&j->rw, j->edges.p, module_tid(j->in),
-                                     j->in->ntypes, j->ptmp.p,
-                                     page_up(j->ptmp.len));
-    work_stage(j, WORK_DONE);
+        j->rrc = st__retwork_compute(&j->rw, j->edges.p, j->nedges,
+                                     module_tid(j->in), j->in->ntypes,
+                                     pool, 2);
 }
 
 static void *
 work_main(void *arg)
 {
-    work_run(arg);
+    struct job *j = arg;
+    int go;
+
+    work_run(j);
+    pthread_mutex_lock(&j->mu);
+    while (j->go_dom == 0)              /* the writer's word on step 1 */
+        pthread_cond_wait(&j->cv, &j->mu);
+    go = j->go_dom > 0;
+    pthread_mutex_unlock(&j->mu);
+    if (go)
+        work_tree(j);
+    work_stage(j, WORK_DONE);
     return NULL;
 }
 
+/* Step 1's end: go 1 if the snapshot is stored (the tree is computed),
+ * -1 if not; only the first word counts.  Without a work thread the tree
+ * is computed here. */
+static void
+step1_over(struct job *j, int go)
+{
+    int here;
+
+    pthread_mutex_lock(&j->mu);
+    here = j->go_dom == 0 && !j->wth_running;
+    if (j->go_dom == 0)
+        j->go_dom = go;
+    pthread_cond_broadcast(&j->cv);
+    pthread_mutex_unlock(&j->mu);
+    if (here) {
+        if (go > 0)
+            work_tree(j);
+        work_stage(j, WORK_DONE);
+    }
+}
+
 /* Starts the work thread; where no thread can be made, does its work
- * here. */
+ * here (and step1_over the tree).  MELIAE_TEST_NO_WORK_THREAD: as if no
+ * thread could be made (the tests of that path). */
 static void
 work_start(struct job *j)
 {
     j->stage = WORK_RUNNING;
-    if (pthread_create(&j->wth, NULL, work_main, j) == 0)
+    if (getenv("MELIAE_TEST_NO_WORK_THREAD") == NULL
+            && pthread_create(&j->wth, NULL, work_main, j) == 0)
         j->wth_running = 1;
     else
         work_run(j);
@@ -1577,6 +1624,7 @@ st_commit2(struct st_store *s, struct st_ingest *in,
         (void)undo(s, *id);             /* the same */
         break;
     }
+    step1_over(&j, rc == 0 ? 1 : -1);
     if (rc == 0) {
         st__retain(s, proc, st__now_ns());     /* best effort, logged by caller */
         /* Step 1 is done: the snapshot is stored and visible.  Step 2,
@@ -1599,6 +1647,7 @@ st_commit2(struct st_store *s, struct st_ingest *in,
                             ? j.perr : st_strerror(rc));
     }
 out:
+    step1_over(&j, -1);                 /* if step 1 never ended */
     (void)work_wait(&j, WORK_DONE);     /* before its arrays go */
     if (s->ret_pending != 0)
         st__ret_pending_set(s, 0);      /* written, failed or never begun */

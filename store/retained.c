@@ -78,25 +78,38 @@ st__unmap(void *p, size_t bytes)
 }
 
 /* The dominators' arrays: first out of a pool of pages the commit
- * touched already and needs no more (its sort's scratch: no new page to
- * fault in and zero, the commit's largest cost after the algorithm),
- * then new mappings. */
+ * touched already and needs no more (st__span), then new mappings.  An
+ * array goes to the fullest span it fits in, so that the large ones at
+ * the end (the retained sizes, twice the others) still find room. */
+#define POOL_SPANS 4
+
 struct pool {
     const char *tmpdir;
-    unsigned char *p, *end;     /* what is left */
-    unsigned char *lo, *hi;     /* the whole pool */
+    struct {
+        unsigned char *p, *end;         /* what is left */
+        unsigned char *lo, *hi;         /* the whole span */
+    } span[POOL_SPANS];
+    size_t nspan;
 };
 
 static void *
 dom_alloc(void *arg, size_t bytes)
 {
     struct pool *pl = arg;
-    size_t need = (bytes + 63) & ~(size_t)63;
+    size_t need = (bytes + 63) & ~(size_t)63, best = POOL_SPANS;
 
-    if (pl->p != NULL && need <= (size_t)(pl->end - pl->p)) {
-        void *r = pl->p;
+    for (size_t i = 0; i < pl->nspan; i++) {
+        size_t left = (size_t)(pl->span[i].end - pl->span[i].p);
 
-        pl->p += need;
+        if (need <= left && (best == POOL_SPANS
+                             || left < (size_t)(pl->span[best].end
+                                                - pl->span[best].p)))
+            best = i;
+    }
+    if (best < POOL_SPANS) {
+        void *r = pl->span[best].p;
+
+        pl->span[best].p += need;
         return r;
     }
     return st__map_tmp(pl->tmpdir, bytes);
@@ -107,9 +120,31 @@ dom_release(void *arg, void *p, size_t bytes)
 {
     struct pool *pl = arg;
 
-    if ((unsigned char *)p >= pl->lo && (unsigned char *)p < pl->hi)
-        return;                         /* the pool's owner unmaps it */
+    for (size_t i = 0; i < pl->nspan; i++)
+        if ((unsigned char *)p >= pl->span[i].lo
+                && (unsigned char *)p < pl->span[i].hi)
+            return;                     /* the span's owner unmaps it */
     st__unmap(p, bytes);
+}
+
+/* The refs CSR from the referrers CSR (pred_start, pred: n + 1 starts,
+ * ne entries, all below n), into succ_start (n + 1) and succ (ne): each
+ * node's children ascending.  Counts, then filled backwards.  (The
+ * referrers of a node are mostly numbered near it, a dump being written
+ * depth first: prefetching the random accesses gained nothing.) */
+static void
+transpose(size_t n, const uint32_t *pred_start, const uint32_t *pred,
+          uint64_t ne, uint32_t *succ_start, uint32_t *succ)
+{
+    memset(succ_start, 0, (n + 1) * sizeof *succ_start);
+    for (uint64_t k = 0; k < ne; k++)
+        succ_start[pred[k]]++;
+    for (size_t i = 1; i < n; i++)
+        succ_start[i] += succ_start[i - 1];
+    succ_start[n] = (uint32_t)ne;
+    for (size_t c = n; c-- > 0;)
+        for (uint32_t k = pred_start[c + 1]; k-- > pred_start[c];)
+            succ[--succ_start[pred[k]]] = (uint32_t)c;
 }
 
 /* ---- the commit's work ---- */
@@ -129,77 +164,66 @@ st__retwork_init(struct st__retwork *w, const char *tmpdir, size_t n)
     return 0;
 }
 
-/* CSR starts of n + 1 from the key of each edge (its parent or its
- * child), the edges ordered by that key. */
+/* CSR starts of n + 1 from the child of each edge, the edges ordered
+ * by child. */
 static void
-starts(uint32_t *start, size_t n, const uint64_t *edges, uint64_t ne,
-       int shift)
+child_starts(uint32_t *start, size_t n, const uint64_t *edges, uint64_t ne)
 {
     uint64_t k = 0;
 
     for (size_t v = 0; v <= n; v++) {
-        while (k < ne && ((edges[k] >> shift) & 0xffffffff) < v)
+        while (k < ne && (edges[k] >> 32) < v)
             k++;
         start[v] = (uint32_t)k;
     }
 }
 
 int
-st__retwork_succ(struct st__retwork *w, const uint64_t *edges,
-                 uint64_t nedges)
+st__retwork_compute(struct st__retwork *w, uint64_t *edges,
+                    uint64_t nedges, uint32_t module_tid, size_t ntypes,
+                    const struct st__span *pool, size_t npool)
 {
+    struct ml_dom_input in;
+    struct pool *pl;
+    uint32_t *pred = (uint32_t *)(void *)edges, *succ = pred + nedges;
+    int rc;
+
     if (nedges >= UINT32_MAX)
         return ML_ETOOBIG;              /* 32-bit CSR offsets */
     w->nedges = nedges;
-    w->succ_start = st__map_tmp(w->tmpdir, (w->n + 1) * sizeof *w->succ_start);
-    w->succ = st__map_tmp(w->tmpdir, nedges * sizeof *w->succ);
-    if (w->succ_start == NULL || w->succ == NULL)
-        return -errno;
-    /* starts and children in one pass over the edges (parent order) */
-    size_t v = 0;
+    pl = w->pool = calloc(1, sizeof(struct pool));
+    if (pl == NULL)
+        return -ENOMEM;
+    pl->tmpdir = w->tmpdir;
+    for (size_t i = 0; i < npool && pl->nspan < POOL_SPANS; i++) {
+        unsigned char *lo = pool[i].p;
 
+        if (lo == NULL || pool[i].len == 0)
+            continue;
+        pl->span[pl->nspan].p = pl->span[pl->nspan].lo = lo;
+        pl->span[pl->nspan].end = pl->span[pl->nspan].hi = lo + pool[i].len;
+        pl->nspan++;
+    }
+    w->pred_start = dom_alloc(pl, (w->n + 1) * sizeof *w->pred_start);
+    w->succ_start = dom_alloc(pl, (w->n + 1) * sizeof *w->succ_start);
+    if (w->pred_start == NULL || w->succ_start == NULL)
+        return -errno;
+    child_starts(w->pred_start, w->n, edges, nedges);
+    /* The parents into the first half, in place: entry k (4 bytes at 4k)
+     * is written after edge k (8 bytes at 8k) and every edge before it
+     * have been read, and before any edge after it is. */
     for (uint64_t k = 0; k < nedges; k++) {
         uint32_t parent = (uint32_t)edges[k];
 
-        while (v <= parent && v <= w->n)
-            w->succ_start[v++] = (uint32_t)k;
-        w->succ[k] = (uint32_t)(edges[k] >> 32);
+        pred[k] = parent;
     }
-    while (v <= w->n)
-        w->succ_start[v++] = (uint32_t)nedges;
-    return 0;
-}
-
-int
-st__retwork_compute(struct st__retwork *w, const uint64_t *edges,
-                    uint32_t module_tid, size_t ntypes, void *pool,
-                    size_t pool_len)
-{
-    struct ml_dom_input in;
-    int rc;
-
-    w->pool = calloc(1, sizeof(struct pool));
-    if (w->pool == NULL)
-        return -ENOMEM;
-    *(struct pool *)w->pool = (struct pool){
-        .tmpdir = w->tmpdir, .p = pool, .end = (unsigned char *)pool + pool_len,
-        .lo = pool, .hi = (unsigned char *)pool + pool_len };
-    w->pred_start = dom_alloc(w->pool, (w->n + 1) * sizeof *w->pred_start);
-    if (w->pred_start == NULL)
-        return -errno;
-    starts(w->pred_start, w->n, edges, w->nedges, 32);
+    transpose(w->n, w->pred_start, pred, nedges, w->succ_start, succ);
     memset(&in, 0, sizeof in);
     in.n = w->n;
     in.succ_start = w->succ_start;
-    in.succ = w->succ;
+    in.succ = succ;
     in.pred_start = w->pred_start;
-    /* the parents where they are: the low halves of the edges */
-#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    in.pred = (const uint32_t *)(const void *)edges;
-#else
-    in.pred = (const uint32_t *)(const void *)edges + 1;
-#endif
-    in.pred_stride = 2;
+    in.pred = pred;
     in.size = w->size;
     in.has_root_type = module_tid != UINT32_MAX;
     in.root_type = module_tid;
@@ -207,13 +231,12 @@ st__retwork_compute(struct st__retwork *w, const uint64_t *edges,
     in.ntypes = ntypes;
     in.alloc = dom_alloc;
     in.release = dom_release;
-    in.alloc_arg = w->pool;
+    in.alloc_arg = pl;
     rc = ml_dom_compute(&w->d, &in);
     /* the graph is not needed any more: only sizes and types */
-    st__unmap(w->succ_start, (w->n + 1) * sizeof *w->succ_start);
-    st__unmap(w->succ, w->nedges * sizeof *w->succ);
-    dom_release(w->pool, w->pred_start, (w->n + 1) * sizeof *w->pred_start);
-    w->succ_start = w->succ = w->pred_start = NULL;
+    dom_release(pl, w->succ_start, (w->n + 1) * sizeof *w->succ_start);
+    dom_release(pl, w->pred_start, (w->n + 1) * sizeof *w->pred_start);
+    w->succ_start = w->pred_start = NULL;
     w->done = rc == 0;
     return rc;
 }
@@ -223,11 +246,12 @@ st__retwork_free(struct st__retwork *w)
 {
     st__unmap(w->size, w->n * sizeof *w->size);
     st__unmap(w->tid, w->n * sizeof *w->tid);
-    st__unmap(w->succ_start, (w->n + 1) * sizeof *w->succ_start);
-    st__unmap(w->succ, w->nedges * sizeof *w->succ);
-    if (w->pool != NULL)
+    if (w->pool != NULL) {
+        dom_release(w->pool, w->succ_start,
+                    (w->n + 1) * sizeof *w->succ_start);
         dom_release(w->pool, w->pred_start,
                     (w->n + 1) * sizeof *w->pred_start);
+    }
     ml_dom_free(&w->d);             /* before the pool it may be in */
     free(w->pool);
     memset(w, 0, sizeof *w);
@@ -643,17 +667,8 @@ fill_compute(struct st_store *s, uint64_t id, struct fgraph *g,
         g->pred_start[g->next++] = (uint32_t)g->npred;
     st_read_end(r);
     r = NULL;
-    /* the refs: the referrers transposed (counts, then filled backwards:
-     * each parent's children ascending) */
-    memset(g->succ_start, 0, (g->n + 1) * sizeof *g->succ_start);
-    for (uint64_t k = 0; k < *total; k++)
-        g->succ_start[g->pred[k]]++;
-    for (size_t i = 1; i < g->n; i++)
-        g->succ_start[i] += g->succ_start[i - 1];
-    g->succ_start[g->n] = (uint32_t)*total;
-    for (size_t c = g->n; c-- > 0;)
-        for (uint32_t k = g->pred_start[c]; k < g->pred_start[c + 1]; k++)
-            g->succ[--g->succ_start[g->pred[k]]] = (uint32_t)c;
+    /* the refs: the referrers transposed */
+    transpose(g->n, g->pred_start, g->pred, *total, g->succ_start, g->succ);
     memset(&in, 0, sizeof in);
     in.n = g->n;
     in.succ_start = g->succ_start;
@@ -770,7 +785,7 @@ st_retained_fill(struct st_store *s, uint64_t id)
 {
     struct fgraph g;
     struct ml_dom d;
-    struct pool pl = { .tmpdir = s->tmpdir };   /* no pool: new mappings */
+    struct pool pl = { .tmpdir = s->tmpdir };   /* no span: new mappings */
     uint64_t total = 0;
     int rc, have;
 

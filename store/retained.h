@@ -115,30 +115,36 @@ struct st__retwork {
     size_t n;
     uint64_t *size;             /* n, filled by the caller */
     uint32_t *tid;              /* n, the ingest's type numbers */
-    uint32_t *succ_start, *succ, *pred_start;
+    uint32_t *succ_start, *pred_start;  /* in the pool while computing */
     uint64_t nedges;
     void *pool;                 /* retained.c's allocator */
     struct ml_dom d;
     int done;                   /* d is computed */
 };
 
+/* Pages the commit has touched already and needs no more (the sorted
+ * pairs once addrs is written, the sort's scratch): the tree's arrays go
+ * there first.  A page faulted in and zeroed for the first time is the
+ * commit's dearest memory operation. */
+struct st__span {
+    void *p;
+    size_t len;
+};
+
 /* size and tid mapped for n objects.  0 or -errno. */
 int st__retwork_init(struct st__retwork *w, const char *tmpdir, size_t n);
 
-/* The refs CSR from the edges (child << 32 | parent) in parent order,
- * the same before they are sorted by child: call it then. */
-int st__retwork_succ(struct st__retwork *w, const uint64_t *edges,
-                     uint64_t nedges);
-
-/* The referrers CSR from the same edges sorted by child (read where
- * they are: they must stay until st__retwork_free), then the dominators;
- * type numbers below ntypes, module_tid the module type's (UINT32_MAX:
- * none).  pool: pool_len bytes of mapped pages the caller needs no more,
- * used first (NULL: none); unmapped by the caller after
- * st__retwork_free. */
-int st__retwork_compute(struct st__retwork *w, const uint64_t *edges,
-                        uint32_t module_tid, size_t ntypes, void *pool,
-                        size_t pool_len);
+/* The dominators of the graph whose nedges edges (child << 32 | parent)
+ * are sorted by child, then parent; type numbers below ntypes,
+ * module_tid the module type's (UINT32_MAX: none).  The edges are the
+ * caller's scratch and are overwritten: the referrers (their low
+ * halves) compacted into the first half, the refs CSR built in the
+ * second; they must stay mapped until st__retwork_free.  The work
+ * arrays come from the npool spans first (unmapped by the caller after
+ * st__retwork_free), else from new mappings in tmpdir. */
+int st__retwork_compute(struct st__retwork *w, uint64_t *edges,
+                        uint64_t nedges, uint32_t module_tid, size_t ntypes,
+                        const struct st__span *pool, size_t npool);
 
 void st__retwork_free(struct st__retwork *w);
 

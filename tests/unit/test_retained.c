@@ -561,6 +561,27 @@ test_stored_answers_equal_the_dominator_tree_of_the_graph(void **state)
     }
 }
 
+/* Where no work thread can be made, the commit resolves the refs itself
+ * and computes the tree after step 1, on its own thread: the same
+ * answers. */
+static void
+test_commit_without_a_work_thread_stores_the_same_answers(void **state)
+{
+    struct fx *f = *state;
+    struct heap h;
+    struct refdom ref;
+    uint64_t id;
+
+    heap_make(&h, 2000, 17);
+    refdom_make(&ref, &h);
+    assert_int_equal(setenv("MELIAE_TEST_NO_WORK_THREAD", "1", 1), 0);
+    id = commit_heap(f->s, &h, 0);
+    unsetenv("MELIAE_TEST_NO_WORK_THREAD");
+    check_stored(f->s, id, &ref);
+    refdom_free(&ref);
+    heap_free(&h);
+}
+
 static void
 test_answers_are_the_same_stored_computed_and_filled(void **state)
 {
@@ -914,6 +935,9 @@ main(void)
             test_repeated_addresses_dropped_before_the_tree, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_store_without_the_databases_still_answers, setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_commit_without_a_work_thread_stores_the_same_answers,
+            setup, teardown),
         cmocka_unit_test_setup_teardown(test_fill_grows_the_map, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(
