@@ -649,11 +649,14 @@ class ObjManager(object):
         else:
             try:
                 frames = json.loads(line)["frames"]
-                fr = tuple((f[0], f[1], f[2]) for f in frames)
-            except (ValueError, KeyError, TypeError, IndexError) as e:
+            except (ValueError, KeyError, TypeError):
+                frames = None
+            if not isinstance(frames, list) or not all(
+                    isinstance(f, list) and len(f) == 3 for f in frames):
                 raise ValueError("traceback %d: its table line is not "
                                  "{\"traceback\": N, \"frames\": [[file, "
-                                 "line, function], ...]} (%s)" % (trace, e))
+                                 "line, function], ...]}" % trace)
+            fr = tuple((f[0], f[1], f[2]) for f in frames)
         self._births[trace] = fr
         return fr
 

@@ -205,6 +205,18 @@ class LoaderBirthsParseTest(unittest.TestCase):
                           om.birth_sites(recs)],
                          [("a.py", 25), ("b.py", 25)])
 
+    def test_a_table_line_without_frames_is_a_clear_error(self):
+        for frames in ('"nope"', '[["a.py", 1]]', '{"a.py": 1}'):
+            lines = ['{"traceback": 0, "frames": %s}' % frames,
+                     '{"address": 16, "type": "bytes", "size": 40, '
+                     '"trace": 0, "refs": []}']
+            om = loader.load(iter(lines), show_prog=False)
+            with self.assertRaisesRegex(ValueError, "traceback 0: its table "
+                                        "line is not"):
+                om.birth_sites([om[16]])
+            with self.assertRaises(ValueError):
+                om[16].traceback
+
 
 if __name__ == "__main__":
     unittest.main()
