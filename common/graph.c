@@ -45,6 +45,7 @@ ml_graph_free(struct ml_graph *g)
     free(g->len);
     free(g->str);
     free(g->vkind);
+    free(g->trace);
     free(g->ref_start);
     free(g->raw);
     free(g->raw_hi);
@@ -124,6 +125,8 @@ grow_objects(struct ml_graph *g)
             || grow((void **)&g->len, sizeof(*g->len), ncap) < 0
             || grow((void **)&g->str, sizeof(*g->str), ncap) < 0
             || grow((void **)&g->vkind, sizeof(*g->vkind), ncap) < 0
+            || (g->trace != NULL
+                && grow((void **)&g->trace, sizeof(*g->trace), ncap) < 0)
             || grow((void **)&g->ref_start, sizeof(*g->ref_start), ncap + 1) < 0)
         return -ENOMEM;
     g->cap = ncap;
@@ -224,6 +227,23 @@ ml_graph_move_object(struct ml_graph *g, size_t j, size_t i)
     g->len[j] = g->len[i];
     g->str[j] = g->str[i];
     g->vkind[j] = g->vkind[i];
+    if (g->trace != NULL)
+        g->trace[j] = g->trace[i];
+}
+
+/* The trace array, made at the first traced line (or append): objects
+ * [0, g->n) had none.  0 or -ENOMEM. */
+static int
+trace_make(struct ml_graph *g)
+{
+    if (g->trace != NULL)
+        return 0;
+    g->trace = malloc((g->cap ? g->cap : 1) * sizeof(*g->trace));
+    if (g->trace == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < g->n; i++)
+        g->trace[i] = ML_GRAPH_NONE;
+    return 0;
 }
 
 /* Appends s[0..n) and a NUL; *off1 = offset + 1. */
@@ -638,6 +658,11 @@ ml_graph_add(struct ml_graph *g, const struct ml_dumpline *l)
             g->vkind[idx] |= ML_GRAPH_VNUL;
         }
     }
+    if (l->has_trace && g->trace == NULL && (rc = trace_make(g)) < 0)
+        return rc;
+    if (g->trace != NULL)
+        g->trace[idx] = l->has_trace && l->trace < ML_GRAPH_NONE
+                        ? (uint32_t)l->trace : ML_GRAPH_NONE;
     if (l->has_name) {
         uint32_t off1;
 
@@ -762,6 +787,16 @@ ml_graph_append(struct ml_graph *g, struct ml_graph *o)
     memcpy(g->size + g->n, o->size, o->n * sizeof(*o->size));
     memcpy(g->len + g->n, o->len, o->n * sizeof(*o->len));
     memcpy(g->vkind + g->n, o->vkind, o->n * sizeof(*o->vkind));
+    /* Birth sites: either half may have them (a table line and its
+     * objects can be on either side of the split). */
+    if (o->trace != NULL && (rc = trace_make(g)) < 0)
+        goto out;
+    rc = -ENOMEM;
+    if (o->trace != NULL)
+        memcpy(g->trace + g->n, o->trace, o->n * sizeof(*o->trace));
+    else if (g->trace != NULL)
+        for (size_t i = 0; i < o->n; i++)
+            g->trace[g->n + i] = ML_GRAPH_NONE;
     for (size_t i = 0; i < o->n; i++) {
         if ((rc = set_type(g, g->n + i, tmap[ml_graph_type(o, i)])) < 0)
             goto out;
@@ -806,6 +841,7 @@ shrink(struct ml_graph *g)
     shrink_one((void **)&g->len, sizeof(*g->len), g->n);
     shrink_one((void **)&g->str, sizeof(*g->str), g->n);
     shrink_one((void **)&g->vkind, sizeof(*g->vkind), g->n);
+    shrink_one((void **)&g->trace, sizeof(*g->trace), g->n);
     shrink_one((void **)&g->ref_start, sizeof(*g->ref_start), g->n + 1);
     shrink_one((void **)&g->arena, 1, g->arena_len);
     g->cap = g->n ? g->n : 1;

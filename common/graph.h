@@ -68,6 +68,11 @@ struct ml_graph {
                                  * use ml_graph_value(), ml_graph_name() */
     uint8_t *vkind;             /* enum ml_vkind | ML_GRAPH_VNUL
                                  * | ML_GRAPH_VNAME */
+    uint32_t *trace;            /* the line's "trace" (birth sites,
+                                 * docs/dump-format.md), ML_GRAPH_NONE for
+                                 * none: use ml_graph_trace().  NULL until
+                                 * the first line with one, so a dump
+                                 * without birth sites pays nothing */
 
     /* Refs, CSR: object i's refs are refs[ref_start[i] .. ref_start[i+1]).
      * Before ml_graph_finish they are addresses (raw); after, indices, where
@@ -237,6 +242,14 @@ int ml_graph_set_size(struct ml_graph *g, size_t i, uint64_t size);
 
 /* Makes room for extra more sizes of 65535 or more.  0 or -ENOMEM. */
 int ml_graph_reserve_bigsize(struct ml_graph *g, size_t extra);
+
+/* Object i's birth site: the id of its allocation traceback (a line's
+ * "trace"), or ML_GRAPH_NONE (no "trace", or one of 2^32 - 1 or more). */
+static inline uint32_t
+ml_graph_trace(const struct ml_graph *g, size_t i)
+{
+    return g->trace != NULL ? g->trace[i] : ML_GRAPH_NONE;
+}
 
 /* Object i's value kind (enum ml_vkind). */
 static inline int

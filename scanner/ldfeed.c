@@ -22,12 +22,14 @@ ldfeed_init(struct ldfeed *f, struct ml_graph *g, int skip)
     f->g = g;
     f->skip = skip;
     ml_dumpparser_init(&f->p);
+    ldtb_init(&f->tb);
 }
 
 void
 ldfeed_free(struct ldfeed *f)
 {
     ml_dumpparser_free(&f->p);
+    ldtb_free(&f->tb);
     free(f->partial);
     f->partial = NULL;
     f->plen = f->pcap = 0;
@@ -52,6 +54,26 @@ stop(struct ldfeed *f, int rc, const char *msg)
     return rc;
 }
 
+/* A parsed line s[0..n): an object to the graph, a traceback table line
+ * to the table (kept whatever its place: before or after the objects
+ * that use it), anything else counted. */
+static int
+add_line(struct ldfeed *f, const struct ml_dumpline *l, const char *s,
+         size_t n)
+{
+    int rc;
+
+    if (l->kind != ML_LINE_OBJECT) {
+        f->nother++;
+        if (l->has_traceback && ldtb_put(&f->tb, l->traceback, s, n) < 0)
+            return stop(f, -ENOMEM, NULL);
+        return 0;
+    }
+    if ((rc = ml_graph_add(f->g, l)) < 0)
+        return stop(f, rc, NULL);
+    return 0;
+}
+
 /* One complete line (without or with its '\n'). */
 static int
 do_line(struct ldfeed *f, const char *s, size_t n)
@@ -73,13 +95,7 @@ do_line(struct ldfeed *f, const char *s, size_t n)
     }
     if (rc < 0)
         return stop(f, rc, NULL);
-    if (l.kind != ML_LINE_OBJECT) {
-        f->nother++;
-        return 0;
-    }
-    if ((rc = ml_graph_add(f->g, &l)) < 0)
-        return stop(f, rc, NULL);
-    return 0;
+    return add_line(f, &l, s, n);
 }
 
 static int
@@ -155,13 +171,7 @@ ldfeed_end(struct ldfeed *f)
     }
     if (rc < 0)
         return stop(f, rc, NULL);
-    if (l.kind != ML_LINE_OBJECT) {
-        f->nother++;
-        return 0;
-    }
-    if ((rc = ml_graph_add(f->g, &l)) < 0)
-        return stop(f, rc, NULL);
-    return 0;
+    return add_line(f, &l, f->partial, n);
 }
 
 /* ---- the second half -------------------------------------------------- */
@@ -285,7 +295,8 @@ ldfeed_split_merge(struct ldfeed *f, struct ldfeed_split *s)
         ldfeed_split_free(s);
         return f->err_rc;
     }
-    if ((rc = ml_graph_append(f->g, &s->g)) < 0) {
+    if ((rc = ml_graph_append(f->g, &s->g)) < 0
+            || (rc = ldtb_take(&f->tb, &b->tb)) < 0) {
         ldfeed_split_free(s);
         return stop(f, rc, NULL);
     }

@@ -12,6 +12,7 @@
 
 #include "dumpline.h"
 #include "graph.h"
+#include "ldtraces.h"
 
 struct ldfeed {
     struct ml_graph *g;
@@ -24,6 +25,9 @@ struct ldfeed {
     unsigned long long first_skipped_line;
     char first_skipped_err[200];
     unsigned long long nother;  /* lines without "address" */
+    struct ldtb tb;             /* their traceback table lines (birth
+                                 * sites), whose ids the objects' "trace"
+                                 * in g refer to */
     unsigned long long bytes_fed;
     int skip;                   /* skip malformed lines, else stop */
     /* What stopped it: ML_EPROTO (err_line, err_msg), -ENOMEM or

@@ -20,6 +20,7 @@
 
 #include <sys/stat.h>
 
+#include "birthsites.h"
 #include "collapse.h"
 #include "dominators.h"
 #include "dumpline.h"
@@ -27,6 +28,7 @@
 #include "graph_diff.h"
 #include "graph_path.h"
 #include "ldfeed.h"
+#include "ldtraces.h"
 #include "ml-common.h"
 
 #define CHUNK (1 << 20)
@@ -38,6 +40,8 @@ typedef struct {
     int finished;
     int expensive_removed;      /* remove_expensive_references() was run */
     struct ml_dom dom;          /* compute_retained(); idom NULL until then */
+    struct ldtb tb;             /* the traceback table (birth sites), taken
+                                 * from ld at finish() */
 } GraphObject;
 
 static PyTypeObject Graph_Type;
@@ -152,6 +156,9 @@ Graph_finish(GraphObject *self, PyObject *unused)
         return NULL;
     }
     self->finished = 1;
+    self->tb = self->ld.tb;     /* the table outlives the parser */
+    ldtb_init(&self->ld.tb);
+    ldtb_sort(&self->tb);
     ldfeed_free(&self->ld);
     trim_heap();
     Py_RETURN_NONE;
@@ -1369,6 +1376,7 @@ Graph_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         return NULL;
     ml_graph_init(&self->g);
     ldfeed_init(&self->ld, &self->g, errors[0] == 's' && errors[1] == 'k');
+    ldtb_init(&self->tb);
     return (PyObject *)self;
 }
 
@@ -1378,6 +1386,7 @@ Graph_dealloc(GraphObject *self)
     ml_graph_free(&self->g);
     ml_dom_free(&self->dom);
     ldfeed_free(&self->ld);
+    ldtb_free(&self->tb);
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -1393,6 +1402,7 @@ GETTER(Graph_get_ndangling, self->g.ndangling)
 GETTER(Graph_get_skipped, self->ld.skipped)
 GETTER(Graph_get_lineno, self->ld.lineno)
 GETTER(Graph_get_nother, self->ld.nother)
+GETTER(Graph_get_ntracebacks, ldtb_count(&self->tb))
 GETTER(Graph_get_nrefs, self->g.nrefs)
 GETTER(Graph_get_ntypes, self->g.ntypes)
 GETTER(Graph_get_bytes_fed, self->ld.bytes_fed)
@@ -1449,6 +1459,8 @@ static PyGetSetDef Graph_getset[] = {
     {"first_skipped", (getter)Graph_get_first_skipped, NULL,
      "(line number, what was wrong) of the first skipped line, or None", NULL},
     {"lineno", (getter)Graph_get_lineno, NULL, "lines read so far", NULL},
+    {"ntracebacks", (getter)Graph_get_ntracebacks, NULL,
+     "distinct traceback ids of the table (birth sites)", NULL},
     {"nother", (getter)Graph_get_nother, NULL,
      "lines without an address (headers, trailers)", NULL},
     {"nrefs", (getter)Graph_get_nrefs, NULL, "references in all", NULL},
@@ -1628,7 +1640,158 @@ out:
     return res;
 }
 
+/* ---- birth sites (docs/dump-format.md, "Birth sites") ------------------ */
+
+/* trace(i) -> the id of object i's allocation traceback, or None. */
+static PyObject *
+Graph_trace(GraphObject *self, PyObject *arg)
+{
+    uint32_t i, t;
+
+    if (check_finished(self) < 0 || get_index(self, arg, &i) < 0)
+        return NULL;
+    t = ml_graph_trace(&self->g, i);
+    if (t == ML_GRAPH_NONE)
+        Py_RETURN_NONE;
+    return PyLong_FromUnsignedLong(t);
+}
+
+/* traceback_line(id) -> the table line (bytes) that defined traceback id
+ * (the first, if several did), or None. */
+static PyObject *
+Graph_traceback_line(GraphObject *self, PyObject *arg)
+{
+    unsigned long long id = PyLong_AsUnsignedLongLong(arg);
+    const char *s;
+    size_t n;
+
+    if (id == (unsigned long long)-1 && PyErr_Occurred())
+        return NULL;
+    if (check_finished(self) < 0)
+        return NULL;
+    if ((s = ldtb_get(&self->tb, id, &n)) == NULL)
+        Py_RETURN_NONE;
+    return PyBytes_FromStringAndSize(s, (Py_ssize_t)n);
+}
+
+struct site_call {
+    GraphObject *self;
+    PyObject *site_of;
+};
+
+/* The site of a trace, from the caller's site_of(id) -> int or None (it
+ * reads the table line: few calls, one per distinct traceback). */
+static int
+site_of_py(void *ctx, uint32_t trace, uint64_t *site)
+{
+    struct site_call *c = ctx;
+    PyObject *r;
+    unsigned long long v;
+
+    if (ldtb_get(&c->self->tb, trace, &(size_t){ 0 }) == NULL)
+        return 1;               /* an id no table line defined: no site */
+    r = PyObject_CallFunction(c->site_of, "k", (unsigned long)trace);
+    if (r == NULL)
+        return -1;
+    if (r == Py_None) {
+        Py_DECREF(r);
+        return 1;
+    }
+    v = PyLong_AsUnsignedLongLong(r);
+    Py_DECREF(r);
+    if (v == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    *site = v;
+    return 0;
+}
+
+/* birth_sites(indices, site_of, top=0) -> [(trace, count, bytes), ...]:
+ * the objects of indices (each counted as often as listed) that have a
+ * traceback in the table, grouped by site (site_of(trace) -> a key,
+ * equal for tracebacks of the same first frame, or None to leave it
+ * out), most bytes first, at most top (0: all); trace is the traceback
+ * of the site's largest share.  The grouping is the store's
+ * (common/birthsites.c). */
+static PyObject *
+Graph_birth_sites(GraphObject *self, PyObject *args, PyObject *kw)
+{
+    static char k_indices[] = "indices", k_site_of[] = "site_of",
+                k_top[] = "top";
+    static char *kwlist[] = {k_indices, k_site_of, k_top, NULL};
+    PyObject *indices, *site_of, *it = NULL, *o, *res = NULL;
+    unsigned long long top = 0;
+    struct ml_births b = { 0 };
+    struct ml_births_site *sites = NULL;
+    struct site_call call = { self, NULL };
+    size_t n;
+    long ns;
+    int rc;
+
+    if (!PyArg_ParseTupleAndKeywords(args, kw, "OO|K:birth_sites", kwlist,
+                                     &indices, &site_of, &top))
+        return NULL;
+    if (check_finished(self) < 0)
+        return NULL;
+    call.site_of = site_of;
+    if ((it = PyObject_GetIter(indices)) == NULL)
+        return NULL;
+    while ((o = PyIter_Next(it)) != NULL) {
+        uint32_t i, t;
+
+        rc = get_index(self, o, &i);
+        Py_DECREF(o);
+        if (rc < 0)
+            goto out;
+        t = ml_graph_trace(&self->g, i);
+        if (t != ML_GRAPH_NONE
+                && ml_births_add(&b, 0, t, ml_graph_size(&self->g, i)) < 0) {
+            PyErr_NoMemory();
+            goto out;
+        }
+    }
+    if (PyErr_Occurred())
+        goto out;
+    n = ml_births_sort(&b);
+    if ((sites = PyMem_Malloc((n ? n : 1) * sizeof(*sites))) == NULL) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    ns = ml_births_sites(b.v, n, site_of_py, &call, sites);
+    if (ns < 0) {
+        if (!PyErr_Occurred())
+            raise_rc((int)ns);
+        goto out;
+    }
+    if (top != 0 && (unsigned long long)ns > top)
+        ns = (long)top;
+    if ((res = PyList_New(ns)) == NULL)
+        goto out;
+    for (long k = 0; k < ns; k++) {
+        PyObject *row = Py_BuildValue("(kKK)", (unsigned long)sites[k].trace,
+                                      (unsigned long long)sites[k].count,
+                                      (unsigned long long)sites[k].bytes);
+
+        if (row == NULL) {
+            Py_CLEAR(res);
+            goto out;
+        }
+        PyList_SET_ITEM(res, k, row);
+    }
+out:
+    Py_XDECREF(it);
+    PyMem_Free(sites);
+    ml_births_free(&b);
+    return res;
+}
+
 static PyMethodDef Graph_methods[] = {
+    {"trace", (PyCFunction)Graph_trace, METH_O,
+     "trace(i) -> object i's traceback id (birth sites), or None"},
+    {"traceback_line", (PyCFunction)Graph_traceback_line, METH_O,
+     "traceback_line(id) -> the dump's table line of traceback id, or None"},
+    {"birth_sites", (PyCFunction)(void (*)(void))Graph_birth_sites,
+     METH_VARARGS | METH_KEYWORDS,
+     "birth_sites(indices, site_of, top=0) -> [(trace, count, bytes), ...]"},
     {"feed", (PyCFunction)Graph_feed, METH_O,
      "feed(data): parse dump text (bytes or str); a partial last line is kept"},
     {"load_file", (PyCFunction)(void (*)(void))Graph_load_file,

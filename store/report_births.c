@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "birthsites.h"
 #include "ml-common.h"
 #include "report-int.h"
 #include "report_births.h"
@@ -23,75 +24,10 @@
 /* Frames shown of a site's traceback. */
 #define RB_FRAMES 10
 /* The trace that stands for "all new objects of the type" in the table. */
-#define RB_ALL UINT32_MAX
-
-struct acc {
-    uint64_t key;               /* (tid << 32 | trace) + 1; 0: empty */
-    uint64_t count, bytes;
-};
-
-struct agg {
-    struct acc *v;
-    size_t cap, n;
-};
-
-static int
-agg_add(struct agg *g, uint32_t tid, uint32_t trace, uint64_t bytes)
-{
-    uint64_t key = ((uint64_t)tid << 32 | trace) + 1;
-    size_t i;
-
-    if (g->n * 2 >= g->cap) {
-        size_t ncap = g->cap ? g->cap * 2 : 1024;
-        struct acc *nv = calloc(ncap, sizeof *nv);
-
-        if (nv == NULL)
-            return -ENOMEM;
-        for (size_t k = 0; k < g->cap; k++) {
-            if (g->v[k].key == 0)
-                continue;
-            for (i = (g->v[k].key * 0x9e3779b97f4a7c15ull >> 20) & (ncap - 1);
-                 nv[i].key != 0; i = (i + 1) & (ncap - 1))
-                ;
-            nv[i] = g->v[k];
-        }
-        free(g->v);
-        g->v = nv;
-        g->cap = ncap;
-    }
-    for (i = (key * 0x9e3779b97f4a7c15ull >> 20) & (g->cap - 1);
-         g->v[i].key != 0 && g->v[i].key != key; i = (i + 1) & (g->cap - 1))
-        ;
-    if (g->v[i].key == 0) {
-        g->v[i].key = key;
-        g->n++;
-    }
-    g->v[i].count++;
-    g->v[i].bytes += bytes;
-    return 0;
-}
-
-static uint32_t acc_tid(const struct acc *a) { return (uint32_t)((a->key - 1) >> 32); }
-static uint32_t acc_trace(const struct acc *a) { return (uint32_t)(a->key - 1); }
-
-/* by type, the type's total (RB_ALL) first, then by bytes */
-static int
-acc_cmp(const void *x, const void *y)
-{
-    const struct acc *a = x, *b = y;
-    uint32_t ta = acc_tid(a), tb = acc_tid(b);
-
-    if (ta != tb)
-        return ta < tb ? -1 : 1;
-    if ((acc_trace(a) == RB_ALL) != (acc_trace(b) == RB_ALL))
-        return acc_trace(a) == RB_ALL ? -1 : 1;
-    if (a->bytes != b->bytes)
-        return a->bytes < b->bytes ? 1 : -1;
-    return acc_trace(a) < acc_trace(b) ? -1 : 1;
-}
+#define RB_ALL ML_BIRTHS_ALL
 
 struct scan {
-    struct agg *g;
+    struct ml_births *g;
     const uint8_t *isnew;
     const uint32_t *tid;
     const uint64_t *size;
@@ -105,14 +41,17 @@ on_trace(void *ctx, uint32_t oid, uint32_t trace)
 
     if (oid >= s->nobj || s->isnew[oid] != 1 || trace == RB_ALL)
         return 0;
-    return agg_add(s->g, s->tid[oid], trace, s->size[oid]);
+    return ml_births_add(s->g, s->tid[oid], trace, s->size[oid]);
 }
 
-/* One site: the first frame of a traceback, and its counts. */
-struct site {
-    cJSON *frames;              /* the parsed traceback (owned) */
-    const cJSON *top;           /* its first frame */
-    uint64_t count, bytes;
+/* The sites met so far by site_of (its key is the index): the parsed
+ * traceback of each one's first (largest) trace, and its first frame. */
+struct sites {
+    struct ctx *c;
+    uint64_t sid;
+    cJSON **frames;             /* owned */
+    const cJSON **top;
+    size_t n;
 };
 
 static int
@@ -130,16 +69,6 @@ same_frame(const cJSON *a, const cJSON *b)
             return 0;
     }
     return 1;
-}
-
-static int
-site_cmp(const void *x, const void *y)
-{
-    const struct site *a = x, *b = y;
-
-    if (a->bytes != b->bytes)
-        return a->bytes < b->bytes ? 1 : -1;
-    return a->count < b->count ? 1 : a->count > b->count ? -1 : 0;
 }
 
 static cJSON *
@@ -163,45 +92,56 @@ frame_json(const cJSON *f)
     return o;
 }
 
+/* common/birthsites.c's site of a trace: its first frame, compared to
+ * those of the sites so far (the store's tracebacks are JSON). */
+static int
+site_of(void *ctx, uint32_t trace, uint64_t *site)
+{
+    struct sites *ss = ctx;
+    const char *json;
+    size_t len, k;
+    cJSON *fr;
+    const cJSON *f0;
+
+    if (st_traceback_get(ss->c->r, ss->sid, trace, &json, &len) != 0
+        || (fr = cJSON_ParseWithLength(json, len)) == NULL)
+        return 1;               /* a store from a hostile stream: skip */
+    f0 = cJSON_GetArrayItem(fr, 0);
+    if (!cJSON_IsArray(f0) || !cJSON_IsNumber(cJSON_GetArrayItem(f0, 1))) {
+        cJSON_Delete(fr);
+        return 1;
+    }
+    for (k = 0; k < ss->n && !same_frame(ss->top[k], f0); k++)
+        ;
+    if (k < ss->n) {            /* the site's first trace keeps its frames */
+        cJSON_Delete(fr);
+        *site = k;
+        return 0;
+    }
+    ss->frames[ss->n] = fr;
+    ss->top[ss->n] = f0;
+    *site = ss->n++;
+    return 0;
+}
+
 /* The sites of one type: run[0..n) are its traces, largest first. */
 static cJSON *
-type_sites(struct ctx *c, uint64_t sid, const struct acc *run, size_t n,
-           size_t top)
+type_sites(struct ctx *c, uint64_t sid, const struct ml_births_acc *run,
+           size_t n, size_t top)
 {
-    struct site *s = calloc(n + 1, sizeof *s);
-    size_t ns = 0;
+    struct sites ss = { c, sid, NULL, NULL, 0 };
+    struct ml_births_site *s = calloc(n + 1, sizeof *s);
     cJSON *arr = cJSON_CreateArray();
+    long ns;
 
-    if (s == NULL || arr == NULL)
+    ss.frames = calloc(n + 1, sizeof *ss.frames);
+    ss.top = calloc(n + 1, sizeof *ss.top);
+    if (s == NULL || arr == NULL || ss.frames == NULL || ss.top == NULL)
         goto fail;
-    for (size_t i = 0; i < n; i++) {
-        const char *json;
-        size_t len;
-        cJSON *fr;
-        const cJSON *f0;
-        size_t k;
-
-        if (st_traceback_get(c->r, sid, acc_trace(&run[i]), &json, &len) != 0
-            || (fr = cJSON_ParseWithLength(json, len)) == NULL)
-            continue;           /* a store from a hostile stream: skip */
-        f0 = cJSON_GetArrayItem(fr, 0);
-        if (!cJSON_IsArray(f0) || !cJSON_IsNumber(cJSON_GetArrayItem(f0, 1))) {
-            cJSON_Delete(fr);
-            continue;
-        }
-        for (k = 0; k < ns && !same_frame(s[k].top, f0); k++)
-            ;
-        if (k < ns) {           /* run is by bytes: the first keeps its frames */
-            s[k].count += run[i].count;
-            s[k].bytes += run[i].bytes;
-            cJSON_Delete(fr);
-            continue;
-        }
-        s[ns++] = (struct site){ fr, f0, run[i].count, run[i].bytes };
-    }
-    rp__sort(s, ns, sizeof *s, site_cmp);
-    for (size_t k = 0; k < ns && k < top; k++) {
-        cJSON *o = frame_json(s[k].top), *tb;
+    if ((ns = ml_births_sites(run, n, site_of, &ss, s)) < 0)
+        goto fail;
+    for (long k = 0; k < ns && (size_t)k < top; k++) {
+        cJSON *o = frame_json(ss.top[s[k].site]), *tb;
         const cJSON *f;
         int nf = 0;
 
@@ -210,18 +150,22 @@ type_sites(struct ctx *c, uint64_t sid, const struct acc *run, size_t n,
         cJSON_AddNumberToObject(o, "count", (double)s[k].count);
         cJSON_AddNumberToObject(o, "bytes", (double)s[k].bytes);
         tb = cJSON_AddArrayToObject(o, "traceback");
-        cJSON_ArrayForEach(f, s[k].frames)
+        cJSON_ArrayForEach(f, ss.frames[s[k].site])
             if (nf++ < RB_FRAMES)
                 cJSON_AddItemToArray(tb, frame_json(f));
         cJSON_AddItemToArray(arr, o);
     }
-    for (size_t k = 0; k < ns; k++)
-        cJSON_Delete(s[k].frames);
+    for (size_t k = 0; k < ss.n; k++)
+        cJSON_Delete(ss.frames[k]);
+    free(ss.frames);
+    free(ss.top);
     free(s);
     return arr;
 fail:
-    for (size_t k = 0; s != NULL && k < ns; k++)
-        cJSON_Delete(s[k].frames);
+    for (size_t k = 0; k < ss.n; k++)
+        cJSON_Delete(ss.frames[k]);
+    free(ss.frames);
+    free(ss.top);
     free(s);
     cJSON_Delete(arr);
     return NULL;
@@ -249,7 +193,7 @@ rp__births_new(struct ctx *c, uint64_t sid, const uint8_t *isnew,
                const uint32_t *tid, const uint64_t *size, size_t nobj,
                uint64_t top)
 {
-    struct agg g = { 0 };
+    struct ml_births g = { 0 };
     struct scan sc = { &g, isnew, tid, size, nobj };
     struct trow *rows = NULL;
     size_t nrows = 0, k = 0;
@@ -259,14 +203,11 @@ rp__births_new(struct ctx *c, uint64_t sid, const uint8_t *isnew,
     if ((rc = st_births_has(c->r, sid)) <= 0)
         return rc < 0 ? NULL : cJSON_CreateNull();
     for (size_t i = 0; i < nobj; i++)
-        if (isnew[i] == 1 && agg_add(&g, tid[i], RB_ALL, size[i]) != 0)
+        if (isnew[i] == 1 && ml_births_add(&g, tid[i], RB_ALL, size[i]) != 0)
             goto out;
     if (st_trace_each(c->r, sid, on_trace, &sc) != 0)
         goto out;
-    for (size_t i = 0; i < g.cap; i++)          /* compact, then sort */
-        if (g.v[i].key != 0)
-            g.v[k++] = g.v[i];
-    rp__sort(g.v, k, sizeof *g.v, acc_cmp);
+    k = ml_births_sort(&g);
     rows = calloc(k + 1, sizeof *rows);
     if (rows == NULL)
         goto out;
@@ -274,10 +215,10 @@ rp__births_new(struct ctx *c, uint64_t sid, const uint8_t *isnew,
         struct trow *r = &rows[nrows++];
         size_t j = i + 1;
 
-        r->tid = acc_tid(&g.v[i]);
+        r->tid = ml_births_group(&g.v[i]);
         r->count = g.v[i].count;        /* RB_ALL sorts first */
         r->bytes = g.v[i].bytes;
-        while (j < k && acc_tid(&g.v[j]) == r->tid) {
+        while (j < k && ml_births_group(&g.v[j]) == r->tid) {
             r->tcount += g.v[j].count;
             r->tbytes += g.v[j].bytes;
             j++;
@@ -314,7 +255,7 @@ rp__births_new(struct ctx *c, uint64_t sid, const uint8_t *isnew,
     }
 out:
     free(rows);
-    free(g.v);
+    ml_births_free(&g);
     return arr;
 }
 

@@ -38,6 +38,7 @@ __all__ = [
 DEFAULT_MAX_PARENTS = 100
 _CHUNK = 1 << 20
 _GZIP_MAGIC = b"\x1f\x8b"
+_NO_FRAMES = object()           # ObjManager._frames: not read yet
 
 
 class DumpWarning(UserWarning):
@@ -627,22 +628,37 @@ class ObjManager(object):
         self.max_parents = (DEFAULT_MAX_PARENTS if max_parents is None
                             else max_parents)
         self._total_sizes = {}
-        self._births = None             # _loader_births.Births, on first use
-        self._source_path = None        # set by load() for a path
+        self._births = {}               # traceback id -> frames, read once
         self._gen = _Generation()
         self._alone = _Generation()     # getrefcount's baseline
         self._folded = False            # collapse_instance_dicts() ran
         self.objs = _ObjView(self)
 
-    # Birth sites (docs/dump-format.md): read from the dump file.
-    def _birth_table(self):
-        if self._births is None:
-            if self._source_path is None:
-                raise ValueError("birth sites are read from the dump file: "
-                                 "load() it from a path")
-            from meliae._loader_births import Births
-            self._births = Births(self._source_path)
-        return self._births
+    # Birth sites (docs/dump-format.md): the objects' "trace" ids and the
+    # table's lines, kept by the C loader as it parsed the dump; only the
+    # few table lines are read here (json), once each.
+    def _frames(self, trace):
+        """Traceback trace's frames, ((file, line, function), ...), the
+        allocating frame first; None when no table line defines it."""
+        fr = self._births.get(trace, _NO_FRAMES)
+        if fr is not _NO_FRAMES:
+            return fr
+        line = self._g.traceback_line(trace)
+        if line is None:
+            fr = None
+        else:
+            try:
+                frames = json.loads(line)["frames"]
+            except (ValueError, KeyError, TypeError):
+                frames = None
+            if not isinstance(frames, list) or not all(
+                    isinstance(f, list) and len(f) == 3 for f in frames):
+                raise ValueError("traceback %d: its table line is not "
+                                 "{\"traceback\": N, \"frames\": [[file, "
+                                 "line, function], ...]}" % trace)
+            fr = tuple((f[0], f[1], f[2]) for f in frames)
+        self._births[trace] = fr
+        return fr
 
     def birth_sites(self, objs, top=5):
         """Where objs (MemObjects) were allocated, for a dump taken with
@@ -650,14 +666,34 @@ class ObjManager(object):
         "traceback": [{"file", "line", "function"}, ...]}, ...], grouped
         by the allocating line, most bytes first, at most top (0: all).
         Objects without a birth site (allocated before tracemalloc
-        started, or a dump without traces) are left out: [] for those.
-        Needs the ObjManager to have been loaded from a path."""
-        return self._birth_table().sites(objs, top)
+        started, a dump without traces, or a "trace" that no table line
+        defines) are left out: [] for those."""
+        sites = {}
+
+        def site_of(trace):
+            fr = self._frames(trace)
+            if not fr:
+                return None
+            return sites.setdefault(fr[0], len(sites))
+
+        out = []
+        for trace, count, size in self._g.birth_sites(
+                self._indices(objs), site_of, top):
+            frames = self._frames(trace)
+            f0 = frames[0]
+            out.append({"file": f0[0], "line": f0[1], "function": f0[2],
+                        "count": count, "bytes": size,
+                        "traceback": [{"file": f, "line": n, "function": fn}
+                                      for f, n, fn in frames[:10]]})
+        return out
 
     def traceback(self, obj):
         """obj's allocation traceback, [(file, line, function), ...], the
-        allocating frame first; None when it has none."""
-        return self._birth_table().traceback(obj.address)
+        allocating frame first; None when it has none (or its "trace" is
+        not in the dump's table)."""
+        t = self._g.trace(self._index(obj))
+        fr = None if t is None else self._frames(t)
+        return None if fr is None else list(fr)
 
     # Counters of what the input held.
     @property
@@ -1212,8 +1248,6 @@ def load(source, using_json=None, show_prog=True, collapse=True,
     """
     g = _load_graph(source, show_prog, errors)
     om = ObjManager(g, max_parents)
-    if isinstance(source, (str, bytes, os.PathLike)):
-        om._source_path = os.fspath(source)
     if collapse:
         om.collapse_instance_dicts()
         om.compute_referrers()

@@ -63,13 +63,20 @@ class LoaderBirthsTest(unittest.TestCase):
         self.assertEqual(om.birth_sites(objs), [])
         self.assertIsNone(objs[0].traceback)
 
-    def test_a_dump_read_from_lines_cannot_say(self):
+    def test_a_dump_read_from_lines_has_them_too(self):
+        # The loader keeps the birth sites as it parses: lines fed from
+        # an iterable say as much as the file does (meliae once read
+        # them from the file again, and could not).
         path, info = self.dump(3)
+        from_file = loader.load(path, show_prog=False)
         with open(path, "rb") as f:
             om = loader.load(iter(f.readlines()), show_prog=False)
-        with self.assertRaises(ValueError):
-            om.birth_sites([om[info["ids"][0]]])
-
+        objs = [om[a] for a in info["ids"]]
+        self.assertEqual(om.birth_sites(objs),
+                         from_file.birth_sites([from_file[a]
+                                                for a in info["ids"]]))
+        self.assertEqual(om.birth_sites(objs)[0]["count"], 40)
+        self.assertEqual(objs[0].traceback[0], (info["path"], 4, "make"))
 
 if __name__ == "__main__":
     unittest.main()
