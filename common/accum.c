@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "accum.h"
+#include "mlsort.h"
 
 /* len zeroed bytes from the caller's allocator, or calloc. */
 static void *
@@ -133,13 +134,6 @@ group_cmp(const void *x, const void *y)
     return a->anchor < b->anchor ? -1 : a->anchor > b->anchor;
 }
 
-static void
-sort(void *base, size_t n, size_t size, int (*cmp)(const void *, const void *))
-{
-    if (n > 1)
-        qsort(base, n, size, cmp);
-}
-
 int
 ml_accum_group(struct ml_accum_row *rows, size_t *nrows,
                struct ml_accum_group **groups, size_t *ngroups)
@@ -151,7 +145,7 @@ ml_accum_group(struct ml_accum_row *rows, size_t *nrows,
     *ngroups = 0;
     if (nr == 0)
         return 0;
-    sort(rows, nr, sizeof *rows, row_key_cmp);
+    ml_sort(rows, nr, sizeof *rows, row_key_cmp);
     for (size_t i = 0; i < nr; i++) {
         if (k > 0 && rows[k - 1].anchor == rows[i].anchor &&
             rows[k - 1].type == rows[i].type) {
@@ -178,10 +172,10 @@ ml_accum_group(struct ml_accum_row *rows, size_t *nrows,
                 x->depth = rows[j].depth;
         }
         x->n = j - i;
-        sort(rows + i, x->n, sizeof *rows, row_bytes_cmp);
+        ml_sort(rows + i, x->n, sizeof *rows, row_bytes_cmp);
         i = j;
     }
-    sort(g, ng, sizeof *g, group_cmp);
+    ml_sort(g, ng, sizeof *g, group_cmp);
     *groups = g;
     *ngroups = ng;
     return 0;

@@ -14,11 +14,10 @@
 
 #include <cjson/cJSON.h>
 
+#include "mlsort.h"
 #include "report.h"
 #include "store.h"
 
-void rp__sort(void *base, size_t n, size_t size,
-              int (*cmp)(const void *, const void *));
 void rp__copy(void *dst, const void *src, size_t n);
 /* v (an array of *cap elements of size bytes) with room for element n:
  * v itself, or v reallocated to twice *cap (first elements at first) and

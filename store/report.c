@@ -25,16 +25,8 @@
 /* Characters of a value shown with an object. */
 #define RP_VALUE_MAX 100
 
-/* qsort and memcpy with an empty array: no NULL pointer reaches libc
- * (UBSan: "declared to never be null"). */
-void
-rp__sort(void *base, size_t n, size_t size,
-         int (*cmp)(const void *, const void *))
-{
-    if (n > 1)
-        qsort(base, n, size, cmp);
-}
-
+/* memcpy with an empty array: no NULL pointer reaches libc (UBSan:
+ * "declared to never be null"; mlsort.h is qsort's). */
 void
 rp__copy(void *dst, const void *src, size_t n)
 {
@@ -709,7 +701,7 @@ cmd_summary(struct ctx *c, const cJSON *req, cJSON *out)
     if (rc == 0)
         rc = rp__budget_rows(c, rows.n, top, 100, "summary");
     if (rc == 0) {
-        rp__sort(rows.v, rows.n, sizeof *rows.v, count ? by_count : by_bytes);
+        ml_sort(rows.v, rows.n, sizeof *rows.v, count ? by_count : by_bytes);
         cJSON_AddItemToObject(out, "snapshot", rp__snap_json(s));
         for (size_t i = 0; i < rows.n; i++) {
             tc += rows.v[i].count;

@@ -227,7 +227,7 @@ rp__births_new(struct ctx *c, uint64_t sid, const uint8_t *isnew,
         r->n = j - i - 1;
         i = j;
     }
-    rp__sort(rows, nrows, sizeof *rows, trow_cmp);
+    ml_sort(rows, nrows, sizeof *rows, trow_cmp);
     arr = cJSON_CreateArray();
     for (size_t i = 0; arr != NULL && i < nrows; i++) {
         const char *name;

@@ -576,7 +576,7 @@ rp__cmd_diff(struct ctx *c, const cJSON *req, cJSON *out)
         rp__fail(c, rc, "reading summaries: %s", st_strerror(rc));
         goto out;
     }
-    rp__sort(d.v, d.n, sizeof *d.v, drow_cmp);
+    ml_sort(d.v, d.n, sizeof *d.v, drow_cmp);
     if ((rc = rp__budget_rows(c, d.n, top, 130, "diff")) != 0)
         goto out;
     cJSON_AddItemToObject(out, "a", rp__snap_json(sa));

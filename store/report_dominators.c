@@ -410,7 +410,7 @@ type_rows(struct ctx *c, const struct snap *s, const struct answers *a,
         free(r.v);
         return NULL;
     }
-    rp__sort(r.v, r.n, sizeof(*r.v), by_retained);
+    ml_sort(r.v, r.n, sizeof(*r.v), by_retained);
     if ((arr = cJSON_CreateArray()) == NULL) {
         free(r.v);
         return NULL;

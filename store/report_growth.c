@@ -243,7 +243,7 @@ rp__growth_process(struct ctx *c, const struct snap *const *sn, size_t n,
         grow_free(&g);
         return rp__fail(c, -ENOMEM, "out of memory");
     }
-    rp__sort(g.v, g.n, sizeof *g.v, series_cmp);
+    ml_sort(g.v, g.n, sizeof *g.v, series_cmp);
     /* A row is ~300 bytes of JSON and a number per snapshot: types x
      * snapshots, refused before it is built when over the cap. */
     size_t rows = top == 0 || top > g.n ? g.n : (size_t)top;

@@ -175,7 +175,7 @@ suspect_groups(const char *name, const cJSON *nw, cJSON *sus,
             break;
         }
     }
-    rp__sort(v, n, sizeof *v, spot_cmp);
+    ml_sort(v, n, sizeof *v, spot_cmp);
     cJSON *o = cJSON_AddObjectToObject(sus, "new_objects");
     cJSON *groups = cJSON_AddArrayToObject(o, "groups");
     for (size_t i = 0; groups != NULL && i < n && i < RP_REPORT_GROUPS; i++) {
