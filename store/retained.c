@@ -696,6 +696,7 @@ struct fput {
     MDB_txn *txn;
     size_t dirty;
     uint64_t used;
+    int no_append;              /* a put to "retained" was not the last key */
 };
 
 static int
@@ -723,8 +724,21 @@ fput(void *arg, MDB_dbi db, const void *k, size_t klen, const void *v,
             return rc;
     }
     rc = st__disk_ahead(f->s, f->used, f->dirty + klen + vlen + 16);
-    if (rc == 0)
+    /* "retained" is written in key order, and the newest snapshot's keys
+     * (the commit's) come after every other: appended, LMDB fills its
+     * pages where a split in the middle would leave them half empty (a
+     * third fewer pages for values of about 1 KiB).  A fill of an older
+     * snapshot is refused the first time (MDB_KEYEXIST, nothing
+     * written), then puts as any other. */
+    if (rc == 0 && db == f->s->ret && !f->no_append) {
+        rc = mdb_put(f->txn, db, &key, &val, MDB_APPEND);
+        if (rc == MDB_KEYEXIST) {
+            f->no_append = 1;
+            rc = mdb_put(f->txn, db, &key, &val, 0);
+        }
+    } else if (rc == 0) {
         rc = mdb_put(f->txn, db, &key, &val, 0);
+    }
     f->dirty += klen + vlen + 16;
     return rc;
 }

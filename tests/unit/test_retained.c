@@ -612,6 +612,35 @@ test_answers_are_the_same_stored_computed_and_filled(void **state)
     heap_free(&h);
 }
 
+/* The commit appends its records after every other snapshot's; a fill
+ * of an older snapshot cannot, and puts them in their place: both
+ * snapshots then read their own answers. */
+static void
+test_fill_of_an_older_snapshot_keeps_both_answers(void **state)
+{
+    struct fx *f = *state;
+    struct heap h1, h2;
+    struct refdom r1, r2;
+    uint64_t id1, id2;
+
+    heap_make(&h1, 1500, 21);
+    heap_make(&h2, 900, 22);
+    refdom_make(&r1, &h1);
+    refdom_make(&r2, &h2);
+    id1 = commit_heap(f->s, &h1, 0);
+    id2 = commit_heap(f->s, &h2, 0);
+    assert_true(id2 > id1);
+    forget(f->s, id1);
+    assert_int_equal(records(f->s, f->s->ret, id1), 0);
+    assert_int_equal(st_retained_fill(f->s, id1), 0);
+    check_stored(f->s, id1, &r1);
+    check_stored(f->s, id2, &r2);
+    refdom_free(&r1);
+    refdom_free(&r2);
+    heap_free(&h1);
+    heap_free(&h2);
+}
+
 /* A dump file's repeated address keeps its first line: the answers are
  * those of the graph without the repeats. */
 static void
@@ -937,6 +966,9 @@ main(void)
             test_store_without_the_databases_still_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(
             test_commit_without_a_work_thread_stores_the_same_answers,
+            setup, teardown),
+        cmocka_unit_test_setup_teardown(
+            test_fill_of_an_older_snapshot_keeps_both_answers,
             setup, teardown),
         cmocka_unit_test_setup_teardown(test_fill_grows_the_map, setup,
                                         teardown),
