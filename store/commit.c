@@ -498,6 +498,7 @@ struct job {
     const unsigned char *spool;     /* mapped spool */
     size_t spool_len;
     struct scratch pairs, ptmp, edges, etmp;
+    struct scratch sizes, tids;     /* the ingest's, for the tree */
     uint32_t *count;                /* DIGITS counters, for sorting */
     uint32_t *gtid;                 /* local type id -> store type id */
     struct amap amap;
@@ -628,32 +629,39 @@ drop_repeats(struct job *j)
     return 0;
 }
 
-/* The ingest's pairs file (ingest.h), mapped to be sorted where it is:
- * its pages are in the page cache already, where a new work file's
- * would be faulted and zeroed first. */
+/* One of the ingest's files (ingest.h) of len bytes, mapped where it
+ * is: its pages are in the page cache already, where a new work file's
+ * would be faulted and zeroed first.  ML_ECORRUPT if it is not len
+ * bytes long. */
 static int
-map_pairs(struct job *j)
+map_ingest_file(struct scratch *sc, int fd, size_t len)
 {
-    struct st_ingest *in = j->in;
-    size_t len = in->n * sizeof(struct st_pair);
     struct stat st;
 
-    j->pairs.fd = -1;           /* the ingest's: not closed here */
-    j->pairs.p = NULL;
-    j->pairs.len = len;
+    sc->fd = -1;                /* the ingest's: not closed here */
+    sc->p = NULL;
+    sc->len = len;
     if (len == 0)
         return 0;
-    if (fstat(in->pfd, &st) != 0)
+    if (fstat(fd, &st) != 0)
         return -errno;
     if ((uint64_t)st.st_size != len)
         return ML_ECORRUPT;
-    j->pairs.p = mmap(NULL, len, PROT_READ | PROT_WRITE,
-                      MAP_SHARED | MAP_POPULATE, in->pfd, 0);
-    if (j->pairs.p == MAP_FAILED) {
-        j->pairs.p = NULL;
+    sc->p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+                 fd, 0);
+    if (sc->p == MAP_FAILED) {
+        sc->p = NULL;
         return -errno;
     }
     return 0;
+}
+
+/* The pairs file, to be sorted where it is. */
+static int
+map_pairs(struct job *j)
+{
+    return map_ingest_file(&j->pairs, j->in->pfd,
+                           j->in->n * sizeof(struct st_pair));
 }
 
 /* Sorts the addresses and checks they are distinct: the part that needs
@@ -903,10 +911,6 @@ resolve_edges(struct job *j)
             return ML_ECORRUPT;
         sprev = r.addr;
         int keep = !dropped(j, si);
-        if (keep && j->rrc == 0) {     /* its arrays are there */
-            j->rw.size[i] = r.size;
-            j->rw.tid[i] = (uint32_t)r.tid;
-        }
         for (uint64_t k = 0; k < r.nrefs; k++) {
             if (st_rec_ref(&p, end, &r, &ab.addr[ab.n]) != 0)
                 return ML_ECORRUPT;
@@ -1012,11 +1016,32 @@ work_tree(struct job *j)
         { j->ptmp.p, page_up(j->ptmp.len) },
         { j->pairs.p, page_up(j->pairs.len) },
     };
+    uint64_t n = j->in->n;
 
-    if (j->erc == 0 && j->rrc == 0)
-        j->rrc = st__retwork_compute(&j->rw, j->edges.p, j->nedges,
-                                     module_tid(j->in), j->in->ntypes,
-                                     pool, 2);
+    if (j->erc != 0 || j->rrc != 0)
+        return;
+    j->rrc = map_ingest_file(&j->sizes, j->in->sfd, n * sizeof(uint64_t));
+    if (j->rrc == 0)
+        j->rrc = map_ingest_file(&j->tids, j->in->tfd, n * sizeof(uint32_t));
+    if (j->rrc != 0)
+        return;
+    uint64_t *size = j->sizes.p;
+    uint32_t *tid = j->tids.p;
+
+    if (j->drop != NULL) {              /* by kept number, as the edges */
+        uint64_t i = 0;
+
+        for (uint64_t si = 0; si < n; si++) {
+            if (dropped(j, si))
+                continue;
+            size[i] = size[si];
+            tid[i++] = tid[si];
+        }
+    }
+    j->rw.size = size;
+    j->rw.tid = tid;
+    j->rrc = st__retwork_compute(&j->rw, j->edges.p, j->nedges,
+                                 module_tid(j->in), j->in->ntypes, pool, 2);
 }
 
 static void *
@@ -1556,6 +1581,7 @@ st_commit2(struct st_store *s, struct st_ingest *in,
         return jfail(&j, ML_EPROTO, "ingest not ended");
     err[0] = '\0';
     j.pairs.fd = j.ptmp.fd = j.edges.fd = j.etmp.fd = j.amap.tab.fd = -1;
+    j.sizes.fd = j.tids.fd = -1;
     j.dropsc.fd = -1;
     j.count = malloc(DIGITS * sizeof *j.count);
     j.gtid = malloc((in->ntypes + 1) * sizeof *j.gtid);
@@ -1659,6 +1685,8 @@ out:
         munmap(map, j.spool_len);
     st__retwork_free(&j.rw);            /* before ptmp, its pool */
     scratch_free(&j.pairs);
+    scratch_free(&j.sizes);
+    scratch_free(&j.tids);
     scratch_free(&j.ptmp);
     scratch_free(&j.edges);
     scratch_free(&j.etmp);

@@ -82,15 +82,17 @@ st_ingest_new(struct st_ingest **out, const char *tmpdir, int keep_values)
     in = calloc(1, sizeof *in);
     if (in == NULL)
         return -ENOMEM;
-    in->fd = in->pfd = -1;
+    in->fd = in->pfd = in->sfd = in->tfd = -1;
     in->keep_values = keep_values;
     in->tmpdir = strdup(tmpdir);
     in->buf = malloc(SPOOL_BUF);
     in->pbuf = malloc(PAIR_BUF * sizeof *in->pbuf);
+    in->sbuf = malloc(PAIR_BUF * sizeof *in->sbuf);
+    in->tbuf = malloc(PAIR_BUF * sizeof *in->tbuf);
     in->thcap = 64;
     in->thash = calloc(in->thcap, sizeof *in->thash);
-    if (in->buf == NULL || in->pbuf == NULL || in->thash == NULL
-        || in->tmpdir == NULL)
+    if (in->buf == NULL || in->pbuf == NULL || in->sbuf == NULL
+        || in->tbuf == NULL || in->thash == NULL || in->tmpdir == NULL)
         goto fail;
     in->fd = st__tmpfile(tmpdir);
     if (in->fd < 0) {
@@ -100,6 +102,16 @@ st_ingest_new(struct st_ingest **out, const char *tmpdir, int keep_values)
     in->pfd = st__tmpfile(tmpdir);
     if (in->pfd < 0) {
         rc = in->pfd;
+        goto fail;
+    }
+    in->sfd = st__tmpfile(tmpdir);
+    if (in->sfd < 0) {
+        rc = in->sfd;
+        goto fail;
+    }
+    in->tfd = st__tmpfile(tmpdir);
+    if (in->tfd < 0) {
+        rc = in->tfd;
         goto fail;
     }
     *out = in;
@@ -118,8 +130,14 @@ st_ingest_free(struct st_ingest *in)
         close(in->fd);
     if (in->pfd >= 0)
         close(in->pfd);
+    if (in->sfd >= 0)
+        close(in->sfd);
+    if (in->tfd >= 0)
+        close(in->tfd);
     free(in->buf);
     free(in->pbuf);
+    free(in->sbuf);
+    free(in->tbuf);
     free(in->thash);
     free(in->types);
     free(in->names);
@@ -150,7 +168,9 @@ write_all(int fd, const void *buf, size_t len)
 static int
 check_space(struct st_ingest *in)
 {
-    uint64_t written = in->spool_bytes + in->n * sizeof *in->pbuf;
+    uint64_t written = in->spool_bytes
+                       + in->n * (sizeof *in->pbuf + sizeof *in->sbuf
+                                  + sizeof *in->tbuf);
     uint64_t avail, keep, need;
     struct statfs v;
 
@@ -191,20 +211,27 @@ flush_pairs(struct st_ingest *in)
 {
     int rc = write_all(in->pfd, in->pbuf, in->plen * sizeof *in->pbuf);
 
+    if (rc == 0)
+        rc = write_all(in->sfd, in->sbuf, in->plen * sizeof *in->sbuf);
+    if (rc == 0)
+        rc = write_all(in->tfd, in->tbuf, in->plen * sizeof *in->tbuf);
     in->plen = 0;
     return rc;
 }
 
-/* Records the address of object number in->n (before it is counted). */
+/* Records the address, size and type of object number in->n (before it
+ * is counted). */
 static int
-add_pair(struct st_ingest *in, uint64_t addr)
+add_pair(struct st_ingest *in, const struct ml_dumpline *l, int64_t ltid)
 {
     int rc;
 
     if (in->plen == PAIR_BUF && (rc = flush_pairs(in)) < 0)
         return fail(in, rc, "writing the spool: %s", strerror(-rc));
-    in->pbuf[in->plen].addr = addr;
-    in->pbuf[in->plen++].oid = in->n;
+    in->pbuf[in->plen].addr = l->address;
+    in->pbuf[in->plen].oid = in->n;
+    in->sbuf[in->plen] = l->size;
+    in->tbuf[in->plen++] = (uint32_t)ltid;
     return 0;
 }
 
@@ -353,7 +380,7 @@ st_ingest_object(struct st_ingest *in, const struct ml_dumpline *l)
 
     if ((rc = account(in, l, &ltid)) != 0 ||
         (rc = st__births_object(in, l)) != 0 ||
-        (rc = add_pair(in, l->address)) != 0)
+        (rc = add_pair(in, l, ltid)) != 0)
         return rc;
     need = st_rec_max(l->name_len, l->value_len, l->nrefs);
     if (in->blen + need > SPOOL_BUF) {
@@ -443,7 +470,7 @@ st_ingest_begin(struct st_ingest *in, const struct ml_dumpline *l)
 
     if ((rc = account(in, l, &ltid)) != 0 ||
         (rc = st__births_object(in, l)) != 0 ||
-        (rc = add_pair(in, l->address)) != 0)
+        (rc = add_pair(in, l, ltid)) != 0)
         return rc;
     need = st_rec_max(l->name_len, l->value_len, 0) + REFCOUNT_WIDTH;
     if (in->blen + need > SPOOL_BUF) {

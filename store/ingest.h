@@ -35,6 +35,14 @@ struct st_ingest {
     int pfd;
     struct st_pair *pbuf;       /* PAIR_BUF pairs not yet written */
     size_t plen;
+    /* The same for the dominator tree the commit computes (retained.h):
+     * each object's size (u64) and type number (u32), in arrival order.
+     * Made in the page cache here, they cost the commit no new page: new
+     * pages faulted in beside the commit's transactions made both its
+     * threads dearer (bench/RESULTS.md). */
+    int sfd, tfd;
+    uint64_t *sbuf;             /* plen of each not yet written */
+    uint32_t *tbuf;
     uint64_t space_at;          /* spool_bytes at the last space check */
     uint64_t prev_addr;
     uint64_t n, bytes, nrefs;

@@ -157,10 +157,6 @@ st__retwork_init(struct st__retwork *w, const char *tmpdir, size_t n)
     w->n = n;
     if (n >= UINT32_MAX - 4)
         return ML_ETOOBIG;
-    w->size = st__map_tmp(tmpdir, n * sizeof *w->size);
-    w->tid = st__map_tmp(tmpdir, n * sizeof *w->tid);
-    if (w->size == NULL || w->tid == NULL)
-        return -errno;
     return 0;
 }
 
@@ -244,8 +240,6 @@ st__retwork_compute(struct st__retwork *w, uint64_t *edges,
 void
 st__retwork_free(struct st__retwork *w)
 {
-    st__unmap(w->size, w->n * sizeof *w->size);
-    st__unmap(w->tid, w->n * sizeof *w->tid);
     if (w->pool != NULL) {
         dom_release(w->pool, w->succ_start,
                     (w->n + 1) * sizeof *w->succ_start);

@@ -113,8 +113,8 @@ void st__unmap(void *p, size_t bytes);
 struct st__retwork {
     const char *tmpdir;
     size_t n;
-    uint64_t *size;             /* n, filled by the caller */
-    uint32_t *tid;              /* n, the ingest's type numbers */
+    const uint64_t *size;       /* n, the caller's (set before compute) */
+    const uint32_t *tid;        /* n, the ingest's type numbers: the same */
     uint32_t *succ_start, *pred_start;  /* in the pool while computing */
     uint64_t nedges;
     void *pool;                 /* retained.c's allocator */
@@ -131,7 +131,7 @@ struct st__span {
     size_t len;
 };
 
-/* size and tid mapped for n objects.  0 or -errno. */
+/* For n objects, new mappings in tmpdir.  0 or ML_ETOOBIG. */
 int st__retwork_init(struct st__retwork *w, const char *tmpdir, size_t n);
 
 /* The dominators of the graph whose nedges edges (child << 32 | parent)
