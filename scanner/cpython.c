@@ -857,17 +857,25 @@ ml__tm_open(int limit)
     _Py_hashtable_t *ht;
 
     /* The module only loads into the minor version it was built for, but
-     * _PyRuntimeState may differ between its releases. */
-    if ((Py_Version >> 16) != (PY_VERSION_HEX >> 16))
+     * _PyRuntimeState can differ between builds of it: the core may be
+     * built with defines an extension does not see (Debian's 3.15 adds
+     * -D_Py_JIT -D_Py_TIER2, which grow the main interpreter's state at
+     * the end of _PyRuntimeState by 8 bytes).  What must match is the
+     * part up to tracemalloc: the runtime's pointer to its own embedded
+     * main interpreter, which follows it, gives the size of that part. */
+    if ((Py_Version >> 16) != (PY_VERSION_HEX >> 16)
+        || (uintptr_t)_PyRuntime.interpreters.main - (uintptr_t)&_PyRuntime
+           != offsetof(_PyRuntimeState, _main_interpreter))
         return 0;
 #  if PY_VERSION_HEX >= 0x030D0000
-    /* 3.13+: the runtime's record of itself, for debuggers. */
+    /* 3.13+: the runtime's record of its first fields, for debuggers. */
     if (memcmp(_PyRuntime.debug_offsets.cookie, _Py_Debug_Cookie,
                sizeof(_PyRuntime.debug_offsets.cookie)) != 0
-        || _PyRuntime.debug_offsets.runtime_state.size
-           != sizeof(_PyRuntimeState)
-        || (_PyRuntime.debug_offsets.version >> 16)
-           != (PY_VERSION_HEX >> 16))
+        || (_PyRuntime.debug_offsets.version >> 16) != (PY_VERSION_HEX >> 16)
+        || _PyRuntime.debug_offsets.runtime_state.finalizing
+           != offsetof(_PyRuntimeState, _finalizing)
+        || _PyRuntime.debug_offsets.runtime_state.interpreters_head
+           != offsetof(_PyRuntimeState, interpreters.head))
         return 0;
 #  endif
     /* The config the _tracemalloc module reported, here too: the state
