@@ -513,6 +513,7 @@ ml__traces_lookup(struct ml_traces *t, PyObject *resolver)
     int rc = ML_EPYTHON, on, limit;
 
     t->path = NULL;
+    ml__traces_last_path = NULL;
     if ((mod = PyImport_ImportModule("_tracemalloc")) == NULL)
         goto out;
     if ((on = call_int(mod, "is_tracing")) < 0)
