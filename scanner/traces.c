@@ -2,19 +2,30 @@
  *
  * traces.c -- birth sites from tracemalloc (traces.h).
  *
- * Why not read tracemalloc's tables directly during the walk: 3.9-3.11
- * keep them in static variables of Modules/_tracemalloc.c, out of reach,
- * and the one exported per-pointer lookup (_PyTraceMalloc_GetTraceback)
- * builds a tuple, which the walk may not do (it would allocate per object
- * and add to the collector's lists being walked).  So the lookup happens
- * between the collecting pass and the real one, where creating objects is
- * allowed, through _PyTraceMalloc_GetTraceback (exported by 3.9-3.15;
- * declared in a public header until 3.12, in an internal one after) at
- * the object's allocation start.  Not through
- * _tracemalloc._get_object_traceback: 3.11's subtracts the GC header
- * only, so it answers None for every instance of a Python class (their
- * managed dict pointers sit before the GC header).  The tuples are
- * interned here by value: one id per distinct traceback.
+ * The walk may not create objects (it would allocate per object and add
+ * to the collector's lists being walked), so the lookup happens between
+ * the collecting pass and the real one, in one of two ways:
+ *
+ * - 3.12+, the pointer path: tracemalloc's state lives in
+ *   _PyRuntime.tracemalloc, and it interns its tracebacks, so the
+ *   traceback pointer of an object's trace names its traceback.  Each
+ *   object's trace is read in place (cpython.c, ml__tm_*: the layouts,
+ *   checked at run time) under tracemalloc's lock, the pointer mapped to
+ *   an id by a table allocated once per snapshot, and the frames of each
+ *   distinct traceback built once: nothing is allocated per object.
+ * - 3.9-3.11 (their tables are static variables of
+ *   Modules/_tracemalloc.c, out of reach), or when cpython.c refuses the
+ *   layout or the first objects' answers differ from CPython's own: the
+ *   tuple path, through _PyTraceMalloc_GetTraceback (exported by
+ *   3.9-3.15; declared in a public header until 3.12, in an internal one
+ *   after), which builds a tuple of frame tuples per object; the tuples
+ *   are interned here by value.
+ *
+ * Both ask at the object's allocation start (alloc_start), not through
+ * _tracemalloc._get_object_traceback: 3.11's subtracts the GC header only,
+ * so it answers None for every instance of a Python class (their managed
+ * dict pointers sit before the GC header).  Both give one id per distinct
+ * list of frames, in order of first appearance in the collecting pass.
  */
 #include "pyinc.h"
 
