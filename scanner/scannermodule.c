@@ -997,6 +997,19 @@ scanner_traces_tuple_only(PyObject *self, PyObject *flag)
     Py_RETURN_NONE;
 }
 
+/* _traces_fake_mismatch(flag): the pointer path's check fails (traces.h),
+ * for the test of the fallback. */
+static PyObject *
+scanner_traces_fake_mismatch(PyObject *self, PyObject *flag)
+{
+    int on = PyObject_IsTrue(flag);
+
+    if (on < 0)
+        return NULL;
+    ml__traces_fake_mismatch = on;
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 scanner_dumping(PyObject *self, PyObject *unused)
 {
@@ -1042,6 +1055,8 @@ static PyMethodDef scanner_methods[] = {
      "'pointer', 'tuple' or None"},
     {"_traces_tuple_only", scanner_traces_tuple_only, METH_O,
      "_traces_tuple_only(flag): prepare_traces uses the tuple path"},
+    {"_traces_fake_mismatch", scanner_traces_fake_mismatch, METH_O,
+     "_traces_fake_mismatch(flag): the pointer path's check fails"},
     {"dumping", scanner_dumping, METH_NOARGS,
      "True while a dump is in progress"},
     {NULL, NULL, 0, NULL},

@@ -37,6 +37,11 @@ struct ml_traces {
  * tests compare both paths on one heap). */
 extern int ml__traces_tuple_only;
 
+/* Non-zero: the pointer path's check against CPython's answers fails at
+ * the first traced object, as it would on a layout cpython.c does not
+ * know (the tests see the fallback to the tuple path work). */
+extern int ml__traces_fake_mismatch;
+
 /* The path of the last successful ml__traces_lookup, or NULL. */
 extern const char *ml__traces_last_path;
 

@@ -214,6 +214,30 @@ out({"res": res, "path": path, "tm": [oracle(o) for o in keep]})
             self.assertEqual(x["copies"], 1)
         self.assertEqual(r["tm"], [[[r["path"], 2]]] * 40)
 
+    def test_a_refused_layout_falls_back_to_the_tuple_path(self):
+        # what a layout cpython.c does not know looks like: the first
+        # objects' answers differ from _PyTraceMalloc_GetTraceback's
+        r = child(r'''
+tracemalloc.start(3)
+heap, path = load("lookup_fallback", %r)
+keep = heap.build(20)
+objs = [o for group in keep.values() for o in group]
+a, ta, used_a = dump(objs, 3, tuple_only=True)
+_scanner._traces_fake_mismatch(True)
+b, tb, used_b = dump(objs, 3)
+_scanner._traces_fake_mismatch(False)
+out({"same": [a[id(o)] == b[id(o)] for o in objs],
+     "tm": [b[id(o)] is None or [f[:2] for f in b[id(o)]] == oracle(o)
+            for o in objs if type(o).__name__ != "Managed"],
+     "used": used_b, "ids": sorted(tb) == list(range(len(tb))),
+     "dups": len(tb) - len({json.dumps(v) for v in tb.values()})})
+''' % HEAP)
+        self.assertEqual(r["used"], "tuple")
+        self.assertTrue(all(r["same"]))
+        self.assertTrue(all(r["tm"]))
+        self.assertTrue(r["ids"])
+        self.assertEqual(r["dups"], 0)
+
     def test_objects_from_before_tracing_have_none(self):
         r = child(r'''
 early = [bytearray(9) for _ in range(10)]
