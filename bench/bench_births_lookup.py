@@ -1,8 +1,9 @@
 """Birth sites in the application: the lookup by traceback pointer
 (scanner/traces.c, 3.12+) against the tuple per object it replaces.
 
-Each run is a fresh interpreter with tracemalloc started before the heap
-(bench/workload.py) is built; then one dump_all_objects(path, traces=N)
+Each run is a fresh interpreter with tracemalloc started (after meliae is
+imported, as bench_births.py does) before the heap (bench/workload.py) is
+built; then one dump_all_objects(path, traces=N)
 is timed, and the process's peak RSS during that dump is read (VmHWM
 reset to the current RSS just before it: the growth the snapshot causes,
 on top of the heap).  Builds are compared in the same run, rounds
@@ -37,9 +38,9 @@ CHILD = r'''
 import gc, json, os, sys, time, tracemalloc
 sys.path.insert(0, %(here)r)
 import workload, benchproc
+from meliae import scanner, _scanner, _births
 tracemalloc.start(%(frames)d)
 root = workload.build(%(n)d)
-from meliae import scanner, _scanner, _births
 if %(tuple_only)r:
     _scanner._traces_tuple_only(True)
 # the resolver (Python: names each distinct frame) is timed apart: the
