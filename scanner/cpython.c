@@ -31,6 +31,12 @@
 #endif
 #if PY_VERSION_HEX >= 0x030C0000
 #  include "internal/pycore_moduleobject.h"
+#  include "internal/pycore_runtime.h"
+#  include "internal/pycore_hashtable.h"
+#  include "internal/pycore_tracemalloc.h"
+#endif
+#if PY_VERSION_HEX >= 0x030E0000
+#  include "internal/pycore_lock.h"
 #endif
 #pragma GCC diagnostic pop
 
@@ -820,4 +826,142 @@ ml__gen_frame(PyObject *op, struct ml_frame *fr)
     fr->depth = 0;
     fr->line = frame_line(fp);
     return 1;
+}
+
+/* ------------------------------------------------------------------ */
+/* tracemalloc's tables, 3.12+ (cpython.h, "tracemalloc's own tables"). */
+
+#if PY_VERSION_HEX >= 0x030C0000
+/* Python/tracemalloc.c: trace_t, private to that file (the same from 3.4
+ * to 3.15): the value of the traces table, keyed by the block's address.
+ * A different layout would show in ml__tm_open's caller's check against
+ * _PyTraceMalloc_GetTraceback (traces.c). */
+struct ml_tm_trace {
+    size_t size;
+    struct tracemalloc_traceback *traceback;
+};
+
+/* What the copy of the frames relies on: nframe frames of (filename,
+ * lineno) right after the header, as the headers of 3.12-3.15 say. */
+_Static_assert(sizeof(((struct tracemalloc_frame *)0)->lineno)
+               == sizeof(unsigned int), "tracemalloc_frame.lineno");
+_Static_assert(sizeof(((struct tracemalloc_traceback *)0)->nframe)
+               == sizeof(uint16_t), "tracemalloc_traceback.nframe");
+#endif
+
+int
+ml__tm_open(int limit)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    struct _tracemalloc_runtime_state *tm = &_PyRuntime.tracemalloc;
+    _Py_hashtable_t *ht;
+
+    /* The module only loads into the minor version it was built for, but
+     * _PyRuntimeState can differ between builds of it: the core may be
+     * built with defines an extension does not see (Debian's 3.15 adds
+     * -D_Py_JIT -D_Py_TIER2, which grow the main interpreter's state at
+     * the end of _PyRuntimeState by 8 bytes).  What must match is the
+     * part up to tracemalloc: the runtime's pointer to its own embedded
+     * main interpreter, which follows it, gives the size of that part. */
+    if ((Py_Version >> 16) != (PY_VERSION_HEX >> 16)
+        || (uintptr_t)_PyRuntime.interpreters.main - (uintptr_t)&_PyRuntime
+           != offsetof(_PyRuntimeState, _main_interpreter))
+        return 0;
+#  if PY_VERSION_HEX >= 0x030D0000
+    /* 3.13+: the runtime's record of its first fields, for debuggers. */
+    if (memcmp(_PyRuntime.debug_offsets.cookie, _Py_Debug_Cookie,
+               sizeof(_PyRuntime.debug_offsets.cookie)) != 0
+        || (_PyRuntime.debug_offsets.version >> 16) != (PY_VERSION_HEX >> 16)
+        || _PyRuntime.debug_offsets.runtime_state.finalizing
+           != offsetof(_PyRuntimeState, _finalizing)
+        || _PyRuntime.debug_offsets.runtime_state.interpreters_head
+           != offsetof(_PyRuntimeState, interpreters.head))
+        return 0;
+#  endif
+    /* The config the _tracemalloc module reported, here too: the state
+     * sits where this module's headers put it. */
+    if (tm->config.initialized != TRACEMALLOC_INITIALIZED
+        || tm->config.tracing != 1 || tm->config.max_nframe != limit)
+        return 0;
+#  if PY_VERSION_HEX < 0x030E0000
+    if (tm->tables_lock == NULL)
+        return 0;
+#  endif
+    /* tracemalloc_create_traces_table(): keyed by address */
+    ht = tm->traces;
+    if (ht == NULL || ht->hash_func != _Py_hashtable_hash_ptr
+        || ht->compare_func != _Py_hashtable_compare_direct
+        || ht->get_entry_func == NULL)
+        return 0;
+    return 1;
+#else
+    (void)limit;
+    return 0;
+#endif
+}
+
+/* Python/tracemalloc.c: TABLES_LOCK() and TABLES_UNLOCK().  3.12 and 3.13
+ * look the trace up under this lock and read the interned traceback under
+ * the GIL only (both held here); 3.14+ read both under the lock. */
+void
+ml__tm_lock(void)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    PyMutex_LockFlags(&_PyRuntime.tracemalloc.tables_lock,
+                      _Py_LOCK_DONT_DETACH);
+#elif PY_VERSION_HEX >= 0x030C0000
+    PyThread_acquire_lock(_PyRuntime.tracemalloc.tables_lock, 1);
+#endif
+}
+
+void
+ml__tm_unlock(void)
+{
+#if PY_VERSION_HEX >= 0x030E0000
+    PyMutex_Unlock(&_PyRuntime.tracemalloc.tables_lock);
+#elif PY_VERSION_HEX >= 0x030C0000
+    PyThread_release_lock(_PyRuntime.tracemalloc.tables_lock);
+#endif
+}
+
+/* tracemalloc_get_traceback_unlocked(DEFAULT_DOMAIN, ptr) */
+const void *
+ml__tm_find(uintptr_t ptr)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    const struct ml_tm_trace *trace =
+        _Py_hashtable_get(_PyRuntime.tracemalloc.traces, (const void *)ptr);
+
+    return trace != NULL ? trace->traceback : NULL;
+#else
+    (void)ptr;
+    return NULL;
+#endif
+}
+
+/* traceback_to_pyobject(), without the objects */
+int
+ml__tm_frames(const void *tbp, int i, struct ml_tm_frame *fr)
+{
+#if PY_VERSION_HEX >= 0x030C0000
+    const struct tracemalloc_traceback *tb = tbp;
+
+    /* fields read one by one: the structures are packed */
+    if (i >= 0 && i < tb->nframe) {
+#  if PY_VERSION_HEX >= 0x030F0000
+        fr->filename = NULL;
+        fr->filename_utf8 = tb->frames[i].filename;
+#  else
+        fr->filename = tb->frames[i].filename;
+        fr->filename_utf8 = NULL;
+#  endif
+        fr->lineno = tb->frames[i].lineno;
+    }
+    return tb->nframe;
+#else
+    (void)tbp;
+    (void)i;
+    (void)fr;
+    return 0;
+#endif
 }

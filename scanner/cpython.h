@@ -104,4 +104,39 @@ int ml__gen_frame(PyObject *op, struct ml_frame *fr);
 PyObject *ml__code_qualname(PyObject *op);
 PyObject *ml__code_filename(PyObject *op);
 
+/* tracemalloc's own tables, read in place (3.12+, where they live in
+ * _PyRuntime.tracemalloc; 3.9-3.11 keep them in statics of
+ * Modules/_tracemalloc.c, out of reach).  traces.c finds an object's
+ * traceback through these without building a tuple per object.
+ *
+ * ml__tm_open(limit): 1 when the tables can be read here: 3.12 to 3.15,
+ * the layout this module was built for (runtime checks: the runtime's own
+ * record of its size, tracemalloc's config against what the caller got
+ * from the _tracemalloc module, the traces table's hash functions),
+ * tracemalloc tracing with `limit` frames.  0 otherwise: the caller uses
+ * _PyTraceMalloc_GetTraceback.
+ *
+ * ml__tm_lock / ml__tm_unlock: tracemalloc's TABLES_LOCK, taken as
+ * CPython takes it (without releasing the GIL).  While it is held nothing
+ * may allocate through Python's allocators: tracemalloc's hooks take the
+ * same lock, which is not reentrant.
+ *
+ * ml__tm_find(ptr): under the lock, the interned traceback of the memory
+ * block at ptr (domain 0), or NULL.  Interned: one pointer per distinct
+ * (frames, total depth), valid until tracemalloc clears its traces (Python
+ * code: tracemalloc.stop or clear_traces).
+ *
+ * ml__tm_frames(tb, i, fr): under the lock, the number of frames of tb,
+ * and frame i (0: the allocating one) in *fr when i is below it. */
+struct ml_tm_frame {
+    PyObject *filename;         /* 3.12-3.14: tracemalloc's str, borrowed */
+    const char *filename_utf8;  /* 3.15: its UTF-8 (surrogatepass), borrowed */
+    unsigned int lineno;
+};
+int ml__tm_open(int limit);
+void ml__tm_lock(void);
+void ml__tm_unlock(void);
+const void *ml__tm_find(uintptr_t ptr);
+int ml__tm_frames(const void *tb, int i, struct ml_tm_frame *fr);
+
 #endif /* ML_CPYTHON_H */

@@ -974,6 +974,42 @@ scanner_clear_traces(PyObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
+/* _traces_path() -> "pointer", "tuple" or None: how the last
+ * prepare_traces found the birth sites (traces.c); for the tests. */
+static PyObject *
+scanner_traces_path(PyObject *self, PyObject *unused)
+{
+    if (ml__traces_last_path == NULL)
+        Py_RETURN_NONE;
+    return PyUnicode_FromString(ml__traces_last_path);
+}
+
+/* _traces_tuple_only(flag): the tuple path on every version, for the
+ * tests and the benchmark that compare both paths on one heap. */
+static PyObject *
+scanner_traces_tuple_only(PyObject *self, PyObject *flag)
+{
+    int on = PyObject_IsTrue(flag);
+
+    if (on < 0)
+        return NULL;
+    ml__traces_tuple_only = on;
+    Py_RETURN_NONE;
+}
+
+/* _traces_fake_mismatch(flag): the pointer path's check fails (traces.h),
+ * for the test of the fallback. */
+static PyObject *
+scanner_traces_fake_mismatch(PyObject *self, PyObject *flag)
+{
+    int on = PyObject_IsTrue(flag);
+
+    if (on < 0)
+        return NULL;
+    ml__traces_fake_mismatch = on;
+    Py_RETURN_NONE;
+}
+
 static PyObject *
 scanner_dumping(PyObject *self, PyObject *unused)
 {
@@ -1014,6 +1050,13 @@ static PyMethodDef scanner_methods[] = {
      "whole-heap dumps until clear_traces()"},
     {"clear_traces", scanner_clear_traces, METH_NOARGS,
      "clear_traces(): dumps write no birth sites"},
+    {"_traces_path", scanner_traces_path, METH_NOARGS,
+     "_traces_path() -> how the last prepare_traces looked up: "
+     "'pointer', 'tuple' or None"},
+    {"_traces_tuple_only", scanner_traces_tuple_only, METH_O,
+     "_traces_tuple_only(flag): prepare_traces uses the tuple path"},
+    {"_traces_fake_mismatch", scanner_traces_fake_mismatch, METH_O,
+     "_traces_fake_mismatch(flag): the pointer path's check fails"},
     {"dumping", scanner_dumping, METH_NOARGS,
      "True while a dump is in progress"},
     {NULL, NULL, 0, NULL},

@@ -6,13 +6,13 @@
  *
  * How, on every CPython 3.9-3.15 alike: a collecting pass notes
  * every object it will write (an array of addresses, no Python object);
- * then, with no walk in progress, ml__traces_lookup asks tracemalloc for
- * each one's traceback through _tracemalloc._get_object_traceback (the
- * interpreter's own function, which knows each version's pre-header:
- * GC header, managed dict and weakref slots), interns the distinct
- * tracebacks and fills a table address -> traceback id; a resolver (Python
- * code, meliae._births) names the function of each frame.  The real pass
- * then only looks addresses up: it creates nothing per object.
+ * then, with no walk in progress, ml__traces_lookup finds each one's
+ * traceback (traces.c: from tracemalloc's own tables on 3.12+, one
+ * tuple per object from _PyTraceMalloc_GetTraceback before), interns the
+ * distinct tracebacks and fills a table address -> traceback id; a
+ * resolver (Python code, meliae._births) names the function of each
+ * frame.  The real pass then only looks addresses up: it creates nothing
+ * per object.
  */
 #ifndef ML_TRACES_H
 #define ML_TRACES_H
@@ -29,7 +29,21 @@ struct ml_traces {
     size_t mask;
     PyObject *tracebacks;       /* list: id -> tuple of (file, line) */
     PyObject *functions;        /* list: id -> list of str or None */
+    const char *path;           /* how ml__traces_lookup found them:
+                                 * "pointer" or "tuple" (traces.c) */
 };
+
+/* Non-zero: ml__traces_lookup takes the tuple path on every version (the
+ * tests compare both paths on one heap). */
+extern int ml__traces_tuple_only;
+
+/* Non-zero: the pointer path's check against CPython's answers fails at
+ * the first traced object, as it would on a layout cpython.c does not
+ * know (the tests see the fallback to the tuple path work). */
+extern int ml__traces_fake_mismatch;
+
+/* The path of the last successful ml__traces_lookup, or NULL. */
+extern const char *ml__traces_last_path;
 
 /* The table whole-heap walks write, prepared by _scanner.prepare_traces
  * (ml__walk_traces) before the walk, or NULL.  A forked child inherits
