@@ -35,6 +35,7 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,6 +80,8 @@ def main():
                     help="KIND:N, KIND in heap dict list set shared")
     ap.add_argument("--repeat", type=int, default=2)
     ap.add_argument("--tmp", default=None, help="where stores and dumps go")
+    ap.add_argument("--dump", default=None,
+                    help="heap cases: this dump file instead of a new one")
     args = ap.parse_args()
     cases = args.case or ["heap:1000000"]
     tmp = tempfile.mkdtemp(prefix="mlcommit.", dir=args.tmp)
@@ -89,12 +92,17 @@ def main():
             case, n = spec.split(":")
             n = int(n)
             dump = None
-            if case == "heap":
+            if case == "heap" and args.dump:
+                dump = args.dump
+            elif case == "heap":
                 dump = os.path.join(tmp, "heap%d.json" % n)
                 make_dump(args.build, n, dump)
             best = {}
-            for _ in range(args.repeat):
-                for name, build in builds:
+            for rnd in range(args.repeat):
+                # ABBA: the order alternates, so a drift of the machine
+                # (this VM's fresh pages grow dearer as it idles) falls
+                # on both builds alike
+                for name, build in builds if rnd % 2 == 0 else builds[::-1]:
                     tool = os.path.join(build, "tests", "store_tool")
                     r = run(tool, case, n, dump, tmp)
                     b = best.setdefault(name, dict(r))
@@ -103,7 +111,8 @@ def main():
                     b["commit_cpu_all_s"] = min(b["commit_cpu_all_s"],
                                                 r["commit_cpu_all_s"])
                     b["rss_anon_kib"] = max(b["rss_anon_kib"], r["rss_anon_kib"])
-            if dump:
+                    b.setdefault("all", []).append(r["commit_cpu_all_s"])
+            if dump and not args.dump:
                 os.unlink(dump)
             rows.append((spec, best))
     finally:
@@ -126,6 +135,21 @@ def main():
                 r["commit_cpu_s"], r["commit_cpu_all_s"], ratio,
                 r["rss_anon_kib"] / 1024.0,
                 r["store_bytes"] / max(1, r["objects"])))
+    # The best of a few runs is at the mercy of one lucky run on a noisy
+    # machine: the medians of every run too.
+    print()
+    print("| case | build | runs | CPU s all threads, median | min | max | "
+          "median vs base |")
+    print("|---|---|---|---|---|---|---|")
+    for spec, best in rows:
+        base = best.get("base")
+        for name, _ in builds:
+            v = best[name]["all"]
+            grow = ("%+.0f%%" % (100.0 * (statistics.median(v)
+                                          / statistics.median(base["all"]) - 1))
+                    if base and name != "base" else "")
+            print("| %s | %s | %d | %.2f | %.2f | %.2f | %s |" % (
+                spec, name, len(v), statistics.median(v), min(v), max(v), grow))
 
 
 if __name__ == "__main__":
