@@ -146,6 +146,30 @@ bad:
     return -1;
 }
 
+/* The id of traceback tuple tb, interned by value in ids (appended to
+ * t->tracebacks the first time): tracemalloc keeps apart tracebacks of
+ * the same frames.  -1 with an exception set. */
+static Py_ssize_t
+tb_id(struct ml_traces *t, PyObject *ids, PyObject *tb)
+{
+    PyObject *id = PyDict_GetItemWithError(ids, tb);
+    Py_ssize_t n;
+
+    if (id != NULL)
+        return PyLong_AsSsize_t(id);
+    if (PyErr_Occurred())
+        return -1;
+    n = PyList_GET_SIZE(t->tracebacks);
+    id = PyLong_FromSsize_t(n);
+    if (id == NULL || PyList_Append(t->tracebacks, tb) < 0
+        || PyDict_SetItem(ids, tb, id) < 0) {
+        Py_XDECREF(id);
+        return -1;
+    }
+    Py_DECREF(id);
+    return n;
+}
+
 /* ------------------------------------------------------------------ */
 /* The tuple path (3.9-3.11, or when ml__tm_open refuses): one tuple per
  * object from _PyTraceMalloc_GetTraceback, interned by value in ids. */
@@ -154,7 +178,7 @@ static int
 lookup_tuples(struct ml_traces *t, PyObject *ids)
 {
     for (size_t k = 0; k < t->nobjs; k++) {
-        PyObject *op = (PyObject *)t->objs[k], *tb, *id;
+        PyObject *op = (PyObject *)t->objs[k], *tb;
         Py_ssize_t n;
 
         /* domain 0: the Python allocators' */
@@ -164,24 +188,10 @@ lookup_tuples(struct ml_traces *t, PyObject *ids)
             Py_DECREF(tb);      /* None: allocated before tracing began */
             continue;
         }
-        id = PyDict_GetItemWithError(ids, tb);
-        if (id != NULL) {
-            n = PyLong_AsSsize_t(id);
-        } else if (PyErr_Occurred()) {
-            Py_DECREF(tb);
-            return ML_EPYTHON;
-        } else {
-            n = PyList_GET_SIZE(t->tracebacks);
-            id = PyLong_FromSsize_t(n);
-            if (id == NULL || PyList_Append(t->tracebacks, tb) < 0
-                || PyDict_SetItem(ids, tb, id) < 0) {
-                Py_XDECREF(id);
-                Py_DECREF(tb);
-                return ML_EPYTHON;
-            }
-            Py_DECREF(id);
-        }
+        n = tb_id(t, ids, tb);
         Py_DECREF(tb);
+        if (n < 0)
+            return ML_EPYTHON;
         insert(t, (uintptr_t)op, (uint32_t)n);
     }
     return 0;
@@ -475,29 +485,15 @@ lookup_pointers(struct ml_traces *t, PyObject *ids, int limit)
         goto out;
     rc = ML_EPYTHON;
     for (size_t p = 0; p < m.nids; p++) {
-        PyObject *tb = tm_tuple(&m, p), *id;
+        PyObject *tb = tm_tuple(&m, p);
         Py_ssize_t n;
 
         if (tb == NULL)
             goto out;
-        id = PyDict_GetItemWithError(ids, tb);
-        if (id != NULL) {
-            n = PyLong_AsSsize_t(id);
-        } else if (PyErr_Occurred()) {
-            Py_DECREF(tb);
-            goto out;
-        } else {
-            n = PyList_GET_SIZE(t->tracebacks);
-            id = PyLong_FromSsize_t(n);
-            if (id == NULL || PyList_Append(t->tracebacks, tb) < 0
-                || PyDict_SetItem(ids, tb, id) < 0) {
-                Py_XDECREF(id);
-                Py_DECREF(tb);
-                goto out;
-            }
-            Py_DECREF(id);
-        }
+        n = tb_id(t, ids, tb);
         Py_DECREF(tb);
+        if (n < 0)
+            goto out;
         canon[p] = (uint32_t)n;
     }
     for (size_t i = 0; i <= t->mask; i++)
