@@ -1004,11 +1004,12 @@ work_run(struct job *j)
 
 /* The dominator tree, for write_retained, once step 1 is over.  Not
  * beside the writer's transactions: two threads faulting in fresh file
- * pages at once made both dearer (the commit's CPU 1.6-1.9x bb93f3e's
- * with the tree computed beside them, 1.3x after them, at 5M objects:
- * bench/RESULTS.md).  The ack does not wait for it.  By then the sorted
- * pairs (addrs is written) and the sort's scratch are free: the tree's
- * arrays go there. */
+ * pages at once made both dearer (write_objs took up to 1.6 times as
+ * long with the tree computed beside it: bench/RESULTS.md, "Commit CPU:
+ * the dominator tree after step 1").  The ack does not wait for it.  By
+ * then the sorted pairs (addrs is written) and the sort's scratch are
+ * free: the tree's arrays go there; the sizes and types are the
+ * ingest's files. */
 static void
 work_tree(struct job *j)
 {
