@@ -43,7 +43,10 @@ test_sums_are_ordered_by_group_total_first_then_bytes(void **state)
     assert_null(b.v);
 }
 
-/* site = trace % 10; trace % 10 == 9: skipped; trace 12345: an error */
+/* The site callback of the test: site = trace % 10; a traceback of
+ * trace % 10 == 9 has no site (returns 1: ml_births_sites leaves it
+ * out, as the store does a traceback without frames); trace 12345 is
+ * an error. */
 static int
 site_mod10(void *ctx, uint32_t trace, uint64_t *site)
 {
