@@ -86,7 +86,7 @@ st__unmap(void *p, size_t bytes)
 struct pool {
     const char *tmpdir;
     struct {
-        unsigned char *p, *end;         /* what is left */
+        unsigned char *p;               /* what is left: [p, hi) */
         unsigned char *lo, *hi;         /* the whole span */
     } span[POOL_SPANS];
     size_t nspan;
@@ -99,10 +99,10 @@ dom_alloc(void *arg, size_t bytes)
     size_t need = (bytes + 63) & ~(size_t)63, best = POOL_SPANS;
 
     for (size_t i = 0; i < pl->nspan; i++) {
-        size_t left = (size_t)(pl->span[i].end - pl->span[i].p);
+        size_t left = (size_t)(pl->span[i].hi - pl->span[i].p);
 
         if (need <= left && (best == POOL_SPANS
-                             || left < (size_t)(pl->span[best].end
+                             || left < (size_t)(pl->span[best].hi
                                                 - pl->span[best].p)))
             best = i;
     }
@@ -197,7 +197,7 @@ st__retwork_compute(struct st__retwork *w, uint64_t *edges,
         if (lo == NULL || pool[i].len == 0)
             continue;
         pl->span[pl->nspan].p = pl->span[pl->nspan].lo = lo;
-        pl->span[pl->nspan].end = pl->span[pl->nspan].hi = lo + pool[i].len;
+        pl->span[pl->nspan].hi = lo + pool[i].len;
         pl->nspan++;
     }
     w->pred_start = dom_alloc(pl, (w->n + 1) * sizeof *w->pred_start);
